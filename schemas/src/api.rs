@@ -1,0 +1,249 @@
+//! Request and response bodies of the HTTP API.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::event::{Capabilities, Decision, Event, Part};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PermissionMode {
+    /// Ask through permission events.
+    #[default]
+    Default,
+    AcceptEdits,
+    /// Never ask.
+    Bypass,
+    /// Read-only planning.
+    Plan,
+}
+
+impl PermissionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermissionMode::Default => "default",
+            PermissionMode::AcceptEdits => "accept_edits",
+            PermissionMode::Bypass => "bypass",
+            PermissionMode::Plan => "plan",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    Starting,
+    Idle,
+    Running,
+    /// A permission or question is open.
+    Waiting,
+    /// Deleted.
+    Ended,
+    /// Cannot continue.
+    Failed,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Starting => "starting",
+            SessionStatus::Idle => "idle",
+            SessionStatus::Running => "running",
+            SessionStatus::Waiting => "waiting",
+            SessionStatus::Ended => "ended",
+            SessionStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "starting" => SessionStatus::Starting,
+            "idle" => SessionStatus::Idle,
+            "running" => SessionStatus::Running,
+            "waiting" => SessionStatus::Waiting,
+            "ended" => SessionStatus::Ended,
+            "failed" => SessionStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// An MCP server given to an agent: a local command or a remote URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum McpServer {
+    Stdio {
+        command: String,
+        #[serde(default)]
+        args: Vec<String>,
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+    },
+    Http {
+        url: String,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+    },
+}
+
+/// `POST /v1/sessions`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    pub agent: String,
+    /// Defaults to the workspace root; a relative path is resolved against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub permission_mode: PermissionMode,
+    /// A first message, sent at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mcp_servers: BTreeMap<String, McpServer>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skills: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Session {
+    pub id: String,
+    pub agent: String,
+    pub status: SessionStatus,
+    pub cwd: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    pub permission_mode: PermissionMode,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub native_session_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_seq: u64,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionList {
+    pub sessions: Vec<Session>,
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/sessions/{id}/messages`: `{"text":..}` or `{"parts":[..]}` (exactly one).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<Part>>,
+}
+
+impl SendMessage {
+    pub fn text(text: impl Into<String>) -> Self {
+        SendMessage { text: Some(text.into()), parts: None }
+    }
+
+    /// The message as parts, or why it is not a valid message.
+    pub fn into_parts(self) -> Result<Vec<Part>, &'static str> {
+        match (self.text, self.parts) {
+            (Some(text), None) => Ok(vec![Part::Text { text }]),
+            (None, Some(parts)) if !parts.is_empty() => Ok(parts),
+            (None, Some(_)) => Err("`parts` must not be empty"),
+            (Some(_), Some(_)) => Err("give either `text` or `parts`, not both"),
+            (None, None) => Err("a message needs `text` or `parts`"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MessageAccepted {
+    pub turn_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionReply {
+    pub decision: Decision,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `{"answers":[["choice",..],..]}` (one list per question) or `{"reject":true}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuestionReply {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<Vec<Vec<String>>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reject: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    pub next_after: u64,
+    pub has_more: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Agent {
+    pub id: String,
+    pub name: String,
+    pub installed: bool,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    pub capabilities: Capabilities,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentList {
+    pub agents: Vec<Agent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Info {
+    pub version: String,
+    pub uptime_ms: u64,
+    pub data_dir: String,
+    pub workspace_root: String,
+    pub capabilities: Vec<String>,
+}
+
+/// RFC 7807 problem details, as every error is answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Problem {
+    /// `urn:tether:error:<code>`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+impl Problem {
+    /// The stable code after `urn:tether:error:`.
+    pub fn code(&self) -> &str {
+        self.type_.strip_prefix("urn:tether:error:").unwrap_or(&self.type_)
+    }
+}

@@ -1,0 +1,17 @@
+//! tether-protocol: the wire types of the tether HTTP API and its universal
+//! event. Serde + schemars only: no I/O, no async, no business logic.
+//!
+//! The JSON Schema of the event envelope (`event.schema.json`) and the
+//! OpenAPI 3.1 document (`openapi.json`) are generated from these types and
+//! committed next to this crate; a test fails with a diff when they are stale.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod event;
+pub mod openapi;
+
+pub use api::*;
+pub use event::*;
+
+/// The version of this API, as served in the OpenAPI document.
+pub const API_VERSION: &str = "1.0.0";

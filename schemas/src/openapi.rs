@@ -1,0 +1,296 @@
+//! The OpenAPI 3.1 document and the event JSON Schema, generated from the types.
+//!
+//! `TETHER_BLESS=1 cargo test -p tether-protocol` rewrites the committed files.
+
+use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::JsonSchema;
+use serde_json::{json, Map, Value};
+
+use crate::api::*;
+use crate::event::*;
+
+/// How a route's body or answer is described.
+enum Body {
+    None,
+    Json(fn(&mut SchemaGenerator) -> Value),
+    Sse,
+    Bytes(&'static str),
+}
+
+fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Value {
+    g.subschema_for::<T>().to_value()
+}
+
+struct Route {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    query: &'static [(&'static str, &'static str)],
+    request: Body,
+    status: u16,
+    response: Body,
+}
+
+fn routes() -> Vec<Route> {
+    use Body::*;
+    let r = |method, path, summary, query, request, status, response| Route {
+        method,
+        path,
+        summary,
+        query,
+        request,
+        status,
+        response,
+    };
+    vec![
+        r("get", "/v1/health", "Liveness; no auth", &[], None, 200, Json(schema::<Health>)),
+        r(
+            "get",
+            "/v1/info",
+            "Version, uptime, data dir, workspace root, capabilities",
+            &[],
+            None,
+            200,
+            Json(schema::<Info>),
+        ),
+        r("get", "/v1/openapi.json", "This document", &[], None, 200, Bytes("application/json")),
+        r("get", "/metrics", "Prometheus text metrics", &[], None, 200, Bytes("text/plain")),
+        r("get", "/v1/agents", "Every known agent", &[], None, 200, Json(schema::<AgentList>)),
+        r("get", "/v1/agents/{agent}", "One agent", &[], None, 200, Json(schema::<Agent>)),
+        r("post", "/v1/sessions", "Create a session", &[], Json(schema::<CreateSession>), 201, Json(schema::<Session>)),
+        r(
+            "get",
+            "/v1/sessions",
+            "List sessions, newest first",
+            &[("status", "string"), ("agent", "string"), ("limit", "integer"), ("cursor", "string")],
+            None,
+            200,
+            Json(schema::<SessionList>),
+        ),
+        r("get", "/v1/sessions/{id}", "One session", &[], None, 200, Json(schema::<Session>)),
+        r(
+            "delete",
+            "/v1/sessions/{id}",
+            "Terminate the agent's process group and end the session; `purge=true` also deletes its history",
+            &[("purge", "boolean")],
+            None,
+            200,
+            Json(schema::<Session>),
+        ),
+        r(
+            "post",
+            "/v1/sessions/{id}/messages",
+            "Send a user message; the turn runs in the background",
+            &[],
+            Json(schema::<SendMessage>),
+            202,
+            Json(schema::<MessageAccepted>),
+        ),
+        r("post", "/v1/sessions/{id}/interrupt", "Interrupt the running turn", &[], None, 202, None),
+        r(
+            "post",
+            "/v1/sessions/{id}/permissions/{permission_id}",
+            "Answer a permission request",
+            &[],
+            Json(schema::<PermissionReply>),
+            200,
+            None,
+        ),
+        r(
+            "post",
+            "/v1/sessions/{id}/questions/{question_id}",
+            "Answer or reject a question",
+            &[],
+            Json(schema::<QuestionReply>),
+            200,
+            None,
+        ),
+        r(
+            "get",
+            "/v1/sessions/{id}/events",
+            "A page of a session's events",
+            &[("after", "integer"), ("limit", "integer"), ("include_raw", "boolean")],
+            None,
+            200,
+            Json(schema::<EventPage>),
+        ),
+        r(
+            "get",
+            "/v1/sessions/{id}/events/stream",
+            "SSE of one session; resumes after Last-Event-ID or `after` (seq)",
+            &[("after", "integer"), ("include_raw", "boolean")],
+            None,
+            200,
+            Sse,
+        ),
+        r(
+            "get",
+            "/v1/events/stream",
+            "SSE of every session; resumes after Last-Event-ID or `after` (gseq)",
+            &[("after", "integer"), ("include_raw", "boolean")],
+            None,
+            200,
+            Sse,
+        ),
+    ]
+}
+
+fn generator() -> SchemaGenerator {
+    let mut settings = SchemaSettings::draft2020_12();
+    settings.definitions_path = "/components/schemas".into();
+    SchemaGenerator::new(settings)
+}
+
+/// The OpenAPI 3.1 document of the API, as served at `/v1/openapi.json`.
+pub fn openapi() -> Value {
+    let mut g = generator();
+    let problem = schema::<Problem>(&mut g);
+    let event = schema::<Event>(&mut g);
+    let mut paths = Map::new();
+    for route in routes() {
+        let mut op = Map::new();
+        op.insert("summary".into(), json!(route.summary));
+        let mut params: Vec<Value> = route
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        params.extend(
+            route
+                .query
+                .iter()
+                .map(|(name, ty)| json!({"name": name, "in": "query", "required": false, "schema": {"type": ty}})),
+        );
+        if !params.is_empty() {
+            op.insert("parameters".into(), Value::Array(params));
+        }
+        if let Body::Json(f) = route.request {
+            op.insert(
+                "requestBody".into(),
+                json!({"required": true, "content": {"application/json": {"schema": f(&mut g)}}}),
+            );
+        }
+        let ok = match route.response {
+            Body::None => json!({"description": "accepted"}),
+            Body::Json(f) => json!({"description": "ok", "content": {"application/json": {"schema": f(&mut g)}}}),
+            Body::Sse => json!({
+                "description": "`text/event-stream`: frames with `id:` (the cursor), `event:` (the event type) and `data:` (an Event)",
+                "content": {"text/event-stream": {"itemSchema": event.clone()}}
+            }),
+            Body::Bytes(mime) => json!({"description": "ok", "content": {mime: {}}}),
+        };
+        let mut responses = Map::new();
+        responses.insert(route.status.to_string(), ok);
+        responses.insert(
+            "default".into(),
+            json!({"description": "an error", "content": {"application/problem+json": {"schema": problem.clone()}}}),
+        );
+        op.insert("responses".into(), Value::Object(responses));
+        if route.path != "/v1/health" {
+            op.insert("security".into(), json!([{"bearer": []}]));
+        }
+        let entry = paths.entry(route.path).or_insert_with(|| json!({}));
+        if let Value::Object(m) = entry {
+            m.insert(route.method.into(), Value::Object(op));
+        }
+    }
+    let schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "tether", "version": crate::API_VERSION,
+                 "description": "Run coding agents under PTYs; one universal event stream over HTTP/SSE."},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
+        }
+    })
+}
+
+/// The JSON Schema (draft 2020-12) of the universal event envelope.
+pub fn event_schema() -> Value {
+    schemars::schema_for!(Event).to_value()
+}
+
+/// The committed files: (file name under `schemas/`, pretty JSON with a final newline).
+pub fn generated_files() -> Vec<(&'static str, String)> {
+    let pretty = |v: Value| {
+        let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
+        s.push('\n');
+        s
+    };
+    vec![("openapi.json", pretty(openapi())), ("event.schema.json", pretty(event_schema()))]
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn committed_schema_files_are_fresh() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let bless = std::env::var_os("TETHER_BLESS").is_some();
+        let mut stale = Vec::new();
+        for (name, text) in generated_files() {
+            let path = dir.join(name);
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            if committed != text {
+                if bless {
+                    std::fs::write(&path, &text).unwrap();
+                } else {
+                    let diff = committed
+                        .lines()
+                        .zip(text.lines())
+                        .enumerate()
+                        .find(|(_, (a, b))| a != b)
+                        .map(|(i, (a, b))| format!("line {}:\n- {a}\n+ {b}", i + 1))
+                        .unwrap_or_else(|| {
+                            format!("lengths differ: {} vs {} lines", committed.lines().count(), text.lines().count())
+                        });
+                    stale.push(format!("schemas/{name} is stale; first difference at {diff}"));
+                }
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "{}\nregenerate with: TETHER_BLESS=1 cargo test -p tether-protocol",
+            stale.join("\n")
+        );
+    }
+
+    #[test]
+    fn every_route_references_resolvable_schemas() {
+        let doc = openapi();
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = piece.split('"').next().unwrap();
+            assert!(schemas.contains_key(name), "dangling $ref to {name}");
+        }
+        assert!(doc["paths"]["/v1/sessions"]["post"]["requestBody"].is_object());
+    }
+
+    #[test]
+    fn event_round_trips_with_flattened_body() {
+        let json = r#"{"seq":3,"gseq":9,"session_id":"ses_x","time":"2026-11-23T12:00:00.123Z","type":"item.delta","source":"agent","data":{"item_id":"itm_1","delta":{"text":"hi"}}}"#;
+        let ev: Event = serde_json::from_str(json).unwrap();
+        assert_eq!(ev.event_type(), "item.delta");
+        assert_eq!(
+            ev.body,
+            EventBody::ItemDelta(ItemDelta { item_id: "itm_1".into(), delta: Delta::Text("hi".into()) })
+        );
+        let back: Value = serde_json::to_value(&ev).unwrap();
+        assert_eq!(back, serde_json::from_str::<Value>(json).unwrap());
+    }
+
+    #[test]
+    fn message_body_needs_exactly_one_of_text_or_parts() {
+        let both: SendMessage = serde_json::from_str(r#"{"text":"a","parts":[]}"#).unwrap();
+        assert!(both.into_parts().is_err());
+        assert!(serde_json::from_str::<SendMessage>(r#"{"txt":"a"}"#).is_err());
+        let ok: SendMessage = serde_json::from_str(r#"{"parts":[{"type":"text","text":"a"}]}"#).unwrap();
+        assert_eq!(ok.into_parts().unwrap(), vec![Part::text("a")]);
+    }
+}

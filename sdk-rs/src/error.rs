@@ -1,0 +1,154 @@
+//! The error type of the SDK: an API problem (RFC 7807), a transport error,
+//! or a body that could not be decoded.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tether_protocol::Problem;
+
+/// The `type` given to a non-2xx answer whose body is not problem JSON.
+pub const UNKNOWN_PROBLEM_TYPE: &str = "urn:tether:error:unknown";
+
+/// What can go wrong talking to a tether server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with a non-2xx status. `problem` is its
+    /// `application/problem+json` body, or one synthesized with type
+    /// `urn:tether:error:unknown` and the body text as `detail`.
+    #[error("HTTP {status} {code}: {detail}", code = .problem.code(), detail = .problem.detail)]
+    Api { status: u16, problem: Problem },
+    /// The request could not be sent or the answer could not be read.
+    #[error("HTTP transport error: {0}")]
+    Http(#[from] reqwest::Error),
+    /// A 2xx body (or a streamed event) is not what the API promises.
+    #[error("cannot decode the answer: {0}")]
+    Decode(String),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// The stable error code (`session_not_found`, `unauthorized`, ..) of an
+    /// API error; `None` for transport and decode errors.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Api { problem, .. } => Some(problem.code()),
+            Error::Http(_) | Error::Decode(_) => None,
+        }
+    }
+
+    /// The HTTP status of the answer, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } => Some(*status),
+            Error::Http(e) => e.status().map(|s| s.as_u16()),
+            Error::Decode(_) => None,
+        }
+    }
+}
+
+/// Reads a non-2xx answer into an [`Error::Api`].
+pub(crate) async fn from_response(resp: reqwest::Response) -> Error {
+    let status = resp.status();
+    match resp.bytes().await {
+        Ok(body) => api_error(status, &body),
+        Err(e) => Error::Http(e),
+    }
+}
+
+/// The problem of a non-2xx answer. Lenient: a JSON object with a string
+/// `type` is taken as a problem even when other members are missing.
+pub(crate) fn api_error(status: StatusCode, body: &[u8]) -> Error {
+    let reason = || {
+        status
+            .canonical_reason()
+            .unwrap_or("Unknown error")
+            .to_owned()
+    };
+    let problem = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(obj)) if obj.get("type").is_some_and(Value::is_string) => {
+            let text = |key: &str| obj.get(key).and_then(Value::as_str).map(str::to_owned);
+            Problem {
+                type_: text("type").unwrap_or_default(),
+                title: text("title").unwrap_or_else(reason),
+                status: obj
+                    .get("status")
+                    .and_then(Value::as_u64)
+                    .and_then(|s| u16::try_from(s).ok())
+                    .unwrap_or(status.as_u16()),
+                detail: text("detail").unwrap_or_default(),
+            }
+        }
+        _ => Problem {
+            type_: UNKNOWN_PROBLEM_TYPE.to_owned(),
+            title: reason(),
+            status: status.as_u16(),
+            detail: String::from_utf8_lossy(body).into_owned(),
+        },
+    };
+    Error::Api {
+        status: status.as_u16(),
+        problem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn problem_json_is_parsed() {
+        let body = br#"{"type":"urn:tether:error:session_not_found","title":"Not Found","status":404,"detail":"no session ses_x"}"#;
+        let err = api_error(StatusCode::NOT_FOUND, body);
+        assert_eq!(err.code(), Some("session_not_found"));
+        assert_eq!(err.status(), Some(404));
+        match &err {
+            Error::Api { problem, .. } => assert_eq!(problem.detail, "no session ses_x"),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(
+            err.to_string(),
+            "HTTP 404 session_not_found: no session ses_x"
+        );
+    }
+
+    #[test]
+    fn non_problem_body_is_synthesized() {
+        let err = api_error(StatusCode::BAD_GATEWAY, b"upstream down");
+        assert_eq!(err.code(), Some("unknown"));
+        assert_eq!(err.status(), Some(502));
+        match err {
+            Error::Api { problem, .. } => {
+                assert_eq!(problem.type_, UNKNOWN_PROBLEM_TYPE);
+                assert_eq!(problem.status, 502);
+                assert_eq!(problem.title, "Bad Gateway");
+                assert_eq!(problem.detail, "upstream down");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // JSON that is not a problem is not taken for one.
+        assert_eq!(
+            api_error(StatusCode::BAD_REQUEST, b"{\"x\":1}").code(),
+            Some("unknown")
+        );
+    }
+
+    #[test]
+    fn partial_problem_gets_defaults() {
+        let err = api_error(
+            StatusCode::CONFLICT,
+            br#"{"type":"urn:tether:error:conflict"}"#,
+        );
+        match err {
+            Error::Api { status, problem } => {
+                assert_eq!(status, 409);
+                assert_eq!(problem.code(), "conflict");
+                assert_eq!(problem.status, 409);
+                assert_eq!(problem.title, "Conflict");
+                assert_eq!(problem.detail, "");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

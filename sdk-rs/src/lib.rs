@@ -1,0 +1,444 @@
+//! tether-sdk: a typed Rust client for the tether HTTP API.
+//!
+//! ```no_run
+//! # async fn demo() -> tether_sdk::Result<()> {
+//! use tether_sdk::{Client, CreateSession};
+//!
+//! let client = Client::new("http://127.0.0.1:7419").with_token("secret");
+//! let session = client
+//!     .create_session(&CreateSession { agent: "mock".into(), ..Default::default() })
+//!     .await?;
+//! let mut events = client.session_events(&session.id, None);
+//! client.send_text(&session.id, "hello").await?;
+//! while let Some(event) = events.next_event().await {
+//!     println!("{}", event?.event_type());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The wire types are those of `tether-protocol`, re-exported here (and as
+//! [`protocol`]). Every non-2xx answer becomes [`Error::Api`] with its
+//! problem details. Event streams ([`EventStream`]) reconnect by themselves
+//! and never yield a duplicate.
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod sse;
+mod stream;
+
+use std::fmt;
+use std::sync::Arc;
+
+use reqwest::{Method, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+
+pub use tether_protocol as protocol;
+pub use tether_protocol::*;
+
+pub use error::{Error, Result, UNKNOWN_PROBLEM_TYPE};
+pub use reqwest;
+pub use stream::EventStream;
+
+use stream::CursorKind;
+
+/// A client of one tether server. Cheap to clone (the connection pool is
+/// shared).
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: Arc<str>,
+    token: Option<Arc<str>>,
+}
+
+/// Filters of `GET /v1/sessions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListSessions {
+    pub status: Option<SessionStatus>,
+    pub agent: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+impl Client {
+    /// A client of the server at `base_url` (e.g. `http://127.0.0.1:7419`;
+    /// a trailing `/` is ignored).
+    pub fn new(base_url: impl Into<String>) -> Client {
+        let base_url: String = base_url.into();
+        Client {
+            http: reqwest::Client::new(),
+            base_url: base_url.trim_end_matches('/').into(),
+            token: None,
+        }
+    }
+
+    /// Sends `Authorization: Bearer <token>` on every request.
+    pub fn with_token(mut self, token: impl Into<String>) -> Client {
+        self.token = Some(token.into().into());
+        self
+    }
+
+    /// Uses this `reqwest` client (timeouts, proxies, TLS) for every request.
+    pub fn with_http_client(mut self, http: reqwest::Client) -> Client {
+        self.http = http;
+        self
+    }
+
+    /// The base URL, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// A request to `base_url + path` (path starting with `/`, query
+    /// allowed) with the auth header set: the escape hatch for routes this
+    /// client does not wrap.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let request = self
+            .http
+            .request(method, format!("{}{}", self.base_url, path));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    // Service
+
+    /// `GET /v1/health`.
+    pub async fn health(&self) -> Result<Health> {
+        json(self.request(Method::GET, "/v1/health")).await
+    }
+
+    /// `GET /v1/info`.
+    pub async fn info(&self) -> Result<Info> {
+        json(self.request(Method::GET, "/v1/info")).await
+    }
+
+    /// `GET /v1/openapi.json`.
+    pub async fn openapi(&self) -> Result<serde_json::Value> {
+        json(self.request(Method::GET, "/v1/openapi.json")).await
+    }
+
+    /// `GET /metrics`: Prometheus text.
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(send(self.request(Method::GET, "/metrics"))
+            .await?
+            .text()
+            .await?)
+    }
+
+    // Agents
+
+    /// `GET /v1/agents`.
+    pub async fn agents(&self) -> Result<AgentList> {
+        json(self.request(Method::GET, "/v1/agents")).await
+    }
+
+    /// `GET /v1/agents/{id}`.
+    pub async fn agent(&self, id: impl AsRef<str>) -> Result<Agent> {
+        json(self.request(Method::GET, &path(&["v1", "agents", id.as_ref()]))).await
+    }
+
+    // Sessions
+
+    /// `POST /v1/sessions`.
+    pub async fn create_session(&self, body: &CreateSession) -> Result<Session> {
+        json(self.request(Method::POST, "/v1/sessions").json(body)).await
+    }
+
+    /// `GET /v1/sessions?status=&agent=&limit=&cursor=`.
+    pub async fn list_sessions(&self, query: &ListSessions) -> Result<SessionList> {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if let Some(status) = query.status {
+            params.push(("status", status.as_str().to_owned()));
+        }
+        if let Some(agent) = &query.agent {
+            params.push(("agent", agent.clone()));
+        }
+        if let Some(limit) = query.limit {
+            params.push(("limit", limit.to_string()));
+        }
+        if let Some(cursor) = &query.cursor {
+            params.push(("cursor", cursor.clone()));
+        }
+        json(self.request(Method::GET, "/v1/sessions").query(&params)).await
+    }
+
+    /// `GET /v1/sessions/{id}`.
+    pub async fn get_session(&self, id: impl AsRef<str>) -> Result<Session> {
+        json(self.request(Method::GET, &session_path(id.as_ref(), &[]))).await
+    }
+
+    /// `DELETE /v1/sessions/{id}` (`?purge=true` also deletes the history).
+    pub async fn delete_session(&self, id: impl AsRef<str>, purge: bool) -> Result<Session> {
+        let mut request = self.request(Method::DELETE, &session_path(id.as_ref(), &[]));
+        if purge {
+            request = request.query(&[("purge", "true")]);
+        }
+        json(request).await
+    }
+
+    /// `POST /v1/sessions/{id}/messages`: 202 with the turn id at once.
+    pub async fn send_message(
+        &self,
+        id: impl AsRef<str>,
+        message: &SendMessage,
+    ) -> Result<MessageAccepted> {
+        let path = session_path(id.as_ref(), &["messages"]);
+        json(self.request(Method::POST, &path).json(message)).await
+    }
+
+    /// [`send_message`](Self::send_message) with `{"text": text}`.
+    pub async fn send_text(
+        &self,
+        id: impl AsRef<str>,
+        text: impl Into<String>,
+    ) -> Result<MessageAccepted> {
+        self.send_message(id, &SendMessage::text(text)).await
+    }
+
+    /// `POST /v1/sessions/{id}/interrupt` (202).
+    pub async fn interrupt(&self, id: impl AsRef<str>) -> Result<()> {
+        empty(self.request(Method::POST, &session_path(id.as_ref(), &["interrupt"]))).await
+    }
+
+    /// `POST /v1/sessions/{id}/permissions/{permission_id}`.
+    pub async fn reply_permission(
+        &self,
+        session_id: impl AsRef<str>,
+        permission_id: impl AsRef<str>,
+        reply: &PermissionReply,
+    ) -> Result<()> {
+        let path = session_path(
+            session_id.as_ref(),
+            &["permissions", permission_id.as_ref()],
+        );
+        empty(self.request(Method::POST, &path).json(reply)).await
+    }
+
+    /// `POST /v1/sessions/{id}/questions/{question_id}`.
+    pub async fn reply_question(
+        &self,
+        session_id: impl AsRef<str>,
+        question_id: impl AsRef<str>,
+        reply: &QuestionReply,
+    ) -> Result<()> {
+        let path = session_path(session_id.as_ref(), &["questions", question_id.as_ref()]);
+        empty(self.request(Method::POST, &path).json(reply)).await
+    }
+
+    /// `GET /v1/sessions/{id}/events?after=&limit=&include_raw=`: the events
+    /// with `seq > after`.
+    pub async fn events_page(
+        &self,
+        id: impl AsRef<str>,
+        after: u64,
+        limit: Option<u32>,
+        include_raw: bool,
+    ) -> Result<EventPage> {
+        let mut params: Vec<(&str, String)> = vec![("after", after.to_string())];
+        if let Some(limit) = limit {
+            params.push(("limit", limit.to_string()));
+        }
+        if include_raw {
+            params.push(("include_raw", "true".to_owned()));
+        }
+        let path = session_path(id.as_ref(), &["events"]);
+        json(self.request(Method::GET, &path).query(&params)).await
+    }
+
+    // Event streams
+
+    /// `GET /v1/sessions/{id}/events/stream`: the events of one session with
+    /// `seq > after`, then live. The cursor is `seq`.
+    pub fn session_events(&self, id: impl AsRef<str>, after: Option<u64>) -> EventStream {
+        let path = session_path(id.as_ref(), &["events", "stream"]);
+        EventStream::new(self.clone(), path, CursorKind::Seq, after)
+    }
+
+    /// `GET /v1/events/stream`: the events of every session with
+    /// `gseq > after`, then live. The cursor is `gseq`.
+    pub fn all_events(&self, after: Option<u64>) -> EventStream {
+        EventStream::new(
+            self.clone(),
+            "/v1/events/stream".to_owned(),
+            CursorKind::Gseq,
+            after,
+        )
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Sends a request; a non-2xx answer becomes [`Error::Api`].
+async fn send(request: RequestBuilder) -> Result<Response> {
+    let response = request.send().await?;
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(error::from_response(response).await)
+    }
+}
+
+/// Sends a request and decodes its JSON answer.
+async fn json<T: DeserializeOwned>(request: RequestBuilder) -> Result<T> {
+    let body = send(request).await?.bytes().await?;
+    serde_json::from_slice(&body).map_err(|e| {
+        let shown = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        Error::Decode(format!("{}: {e} in {shown:?}", std::any::type_name::<T>()))
+    })
+}
+
+/// Sends a request whose answer has no meaningful body.
+async fn empty(request: RequestBuilder) -> Result<()> {
+    // Read the body to the end so the connection can be reused.
+    send(request).await?.bytes().await?;
+    Ok(())
+}
+
+/// `/v1/sessions/{id}/{rest..}`, each segment percent-encoded.
+fn session_path(id: &str, rest: &[&str]) -> String {
+    let mut segments = vec!["v1", "sessions", id];
+    segments.extend_from_slice(rest);
+    path(&segments)
+}
+
+/// `/seg/seg/..`, each segment percent-encoded (everything but the RFC 3986
+/// unreserved characters), so an id can never change the route.
+fn path(segments: &[&str]) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::new();
+    for segment in segments {
+        out.push('/');
+        for &b in segment.as_bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(b));
+            } else {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 15)]));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::stream::tests::{header, serve, Answer};
+
+    fn reply(status: &str, content_type: &str, body: &str) -> Answer {
+        Answer {
+            bytes: format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes(),
+            keep_open: false,
+        }
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(path(&["v1", "agents", "mock"]), "/v1/agents/mock");
+        assert_eq!(
+            session_path("a/b?c#d e", &["events"]),
+            "/v1/sessions/a%2Fb%3Fc%23d%20e/events"
+        );
+        assert_eq!(path(&["v1", "x\0é"]), "/v1/x%00%C3%A9");
+    }
+
+    #[test]
+    fn base_url_and_debug() {
+        let client = Client::new("http://h:1/").with_token("secret");
+        assert_eq!(client.base_url(), "http://h:1");
+        assert!(!format!("{client:?}").contains("secret"));
+    }
+
+    #[tokio::test]
+    async fn requests_carry_the_token_and_errors_are_problems() {
+        let (base, mut heads) = serve(|n, _| match n {
+            0 => reply("200 OK", "application/json", r#"{"status":"ok"}"#),
+            1 => reply(
+                "404 Not Found",
+                "application/problem+json",
+                r#"{"type":"urn:tether:error:session_not_found","title":"Not Found","status":404,"detail":"nope"}"#,
+            ),
+            2 => reply("500 Internal Server Error", "text/plain", "boom"),
+            3 => reply("202 Accepted", "application/json", ""),
+            _ => reply("200 OK", "application/json", "{}"),
+        })
+        .await;
+        let client = Client::new(base).with_token("tok");
+
+        assert_eq!(client.health().await.unwrap().status, "ok");
+        let head = heads.recv().await.unwrap();
+        assert!(head.starts_with("GET /v1/health HTTP/1.1"), "{head}");
+        assert_eq!(header(&head, "authorization"), Some("Bearer tok"));
+
+        let err = client.get_session("ses_x").await.unwrap_err();
+        assert_eq!(
+            (err.status(), err.code()),
+            (Some(404), Some("session_not_found"))
+        );
+        assert!(heads
+            .recv()
+            .await
+            .unwrap()
+            .starts_with("GET /v1/sessions/ses_x HTTP/1.1"));
+
+        let err = client.delete_session("ses_x", true).await.unwrap_err();
+        assert_eq!((err.status(), err.code()), (Some(500), Some("unknown")));
+        match err {
+            Error::Api { problem, .. } => assert_eq!(problem.detail, "boom"),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(heads
+            .recv()
+            .await
+            .unwrap()
+            .starts_with("DELETE /v1/sessions/ses_x?purge=true HTTP/1.1"));
+
+        client.interrupt("ses_x").await.unwrap();
+        assert!(heads
+            .recv()
+            .await
+            .unwrap()
+            .starts_with("POST /v1/sessions/ses_x/interrupt HTTP/1.1"));
+
+        // A 2xx body that is not the promised type is a decode error.
+        let err = client.get_session("ses_x").await.unwrap_err();
+        assert!(matches!(err, Error::Decode(_)), "{err:?}");
+        heads.recv().await.unwrap();
+
+        let query = ListSessions {
+            status: Some(SessionStatus::Idle),
+            limit: Some(5),
+            ..Default::default()
+        };
+        let _ = client.list_sessions(&query).await;
+        let head = heads.recv().await.unwrap();
+        assert!(
+            head.starts_with("GET /v1/sessions?status=idle&limit=5 HTTP/1.1"),
+            "{head}"
+        );
+
+        let _ = client.events_page("ses_x", 7, Some(10), true).await;
+        let head = heads.recv().await.unwrap();
+        assert!(
+            head.starts_with(
+                "GET /v1/sessions/ses_x/events?after=7&limit=10&include_raw=true HTTP/1.1"
+            ),
+            "{head}"
+        );
+    }
+}

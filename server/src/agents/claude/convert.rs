@@ -1,0 +1,436 @@
+//! Claude stream-json → event drafts. Pure: no clock, no I/O, no global state;
+//! the only state is what the dialect itself needs (which block of which
+//! message a line belongs to).
+
+use serde_json::{json, Value};
+use tether_protocol::{
+    Delta, ItemKind, ItemStatus, Part, PermissionAction, PlanEntry, PlanStatus, Question, QuestionOption, Role,
+    StopReason, Tool, ToolKind, Usage,
+};
+
+use super::wire::*;
+use crate::agents::Draft;
+
+#[derive(Debug, Default)]
+pub struct ClaudeConverter {
+    /// The API message being streamed.
+    message_id: Option<String>,
+    /// Native item id of each content block index of that message.
+    blocks: Vec<Option<String>>,
+    /// Assistant lines seen for the current message id (one block per line).
+    assistant_seen: (String, usize),
+    /// Tool calls turned into plan items (TodoWrite), whose results are not items.
+    plan_tools: Vec<String>,
+}
+
+/// The tool kind of a Claude tool name.
+pub fn tool_kind(name: &str) -> ToolKind {
+    match name {
+        "Bash" | "BashOutput" | "KillShell" | "KillBash" => ToolKind::Shell,
+        "Write" | "Edit" | "MultiEdit" | "NotebookEdit" => ToolKind::FileEdit,
+        "Read" | "NotebookRead" => ToolKind::FileRead,
+        "Grep" | "Glob" | "LS" => ToolKind::Search,
+        "WebFetch" | "WebSearch" => ToolKind::Web,
+        "Task" | "Agent" => ToolKind::Task,
+        n if n.starts_with("mcp__") => ToolKind::Mcp,
+        _ => ToolKind::Other,
+    }
+}
+
+/// The file paths a tool input names.
+fn tool_paths(input: &Value) -> Vec<String> {
+    ["file_path", "notebook_path", "path"]
+        .iter()
+        .filter_map(|k| input.get(*k).and_then(Value::as_str))
+        .map(str::to_string)
+        .take(1)
+        .collect()
+}
+
+/// A small unified diff for Write/Edit/MultiEdit inputs.
+fn tool_diff(name: &str, input: &Value) -> Option<String> {
+    let path = input.get("file_path").and_then(Value::as_str).unwrap_or("file");
+    let lines = |prefix: char, s: &str| s.lines().map(|l| format!("{prefix}{l}\n")).collect::<String>();
+    match name {
+        "Write" => {
+            let content = input.get("content")?.as_str()?;
+            Some(format!("--- /dev/null\n+++ {path}\n{}", lines('+', content)))
+        }
+        "Edit" => {
+            let old = input.get("old_string")?.as_str()?;
+            let new = input.get("new_string")?.as_str()?;
+            Some(format!("--- {path}\n+++ {path}\n{}{}", lines('-', old), lines('+', new)))
+        }
+        "MultiEdit" => {
+            let edits = input.get("edits")?.as_array()?;
+            let mut out = format!("--- {path}\n+++ {path}\n");
+            for e in edits {
+                out.push_str(&lines('-', e.get("old_string").and_then(Value::as_str).unwrap_or("")));
+                out.push_str(&lines('+', e.get("new_string").and_then(Value::as_str).unwrap_or("")));
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+fn tool_of(name: &str, input: Value) -> Tool {
+    Tool {
+        name: name.to_string(),
+        kind: tool_kind(name),
+        paths: tool_paths(&input),
+        diff: tool_diff(name, &input),
+        input,
+        output: None,
+        exit_code: None,
+    }
+}
+
+fn usage_of(u: &ApiUsage, cost: Option<f64>) -> Usage {
+    Usage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+        cached_input_tokens: u.cache_read_input_tokens,
+        reasoning_tokens: None,
+        cost_usd: cost,
+    }
+}
+
+/// The text of a tool_result's content (a string or a list of text blocks).
+fn result_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
+        }
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn plan_of(input: &Value) -> Vec<PlanEntry> {
+    input
+        .get("todos")
+        .and_then(Value::as_array)
+        .map(|todos| {
+            todos
+                .iter()
+                .map(|t| PlanEntry {
+                    text: t.get("content").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    status: match t.get("status").and_then(Value::as_str) {
+                        Some("completed") => PlanStatus::Completed,
+                        Some("in_progress") => PlanStatus::InProgress,
+                        _ => PlanStatus::Pending,
+                    },
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn questions_of(input: &Value) -> Vec<Question> {
+    input
+        .get("questions")
+        .and_then(Value::as_array)
+        .map(|qs| {
+            qs.iter()
+                .map(|q| Question {
+                    prompt: q.get("question").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    header: q.get("header").and_then(Value::as_str).map(str::to_string),
+                    options: q
+                        .get("options")
+                        .and_then(Value::as_array)
+                        .map(|os| {
+                            os.iter()
+                                .map(|o| QuestionOption {
+                                    label: o.get("label").and_then(Value::as_str).unwrap_or_default().to_string(),
+                                    description: o.get("description").and_then(Value::as_str).map(str::to_string),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    multi_select: q.get("multiSelect").and_then(Value::as_bool).unwrap_or(false),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl ClaudeConverter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn block_native(&self, index: u32) -> Option<&String> {
+        self.blocks.get(index as usize).and_then(Option::as_ref)
+    }
+
+    fn set_block(&mut self, index: u32, native: String) {
+        let i = index as usize;
+        if self.blocks.len() <= i {
+            self.blocks.resize(i + 1, None);
+        }
+        self.blocks[i] = Some(native);
+    }
+
+    /// Converts one output line (a JSON object) into drafts.
+    pub fn convert(&mut self, line: &str) -> Vec<Draft> {
+        match serde_json::from_str::<Line>(line) {
+            Ok(parsed) => self.convert_line(parsed, line),
+            Err(e) => vec![Draft::Unparsed { line: line.to_string(), error: e.to_string() }],
+        }
+    }
+
+    fn convert_line(&mut self, parsed: Line, line: &str) -> Vec<Draft> {
+        match parsed {
+            Line::System(s) => match s.subtype.as_str() {
+                "init" => vec![Draft::SessionStarted { native_session_id: s.session_id, model: s.model }],
+                "api_retry" => vec![Draft::Error {
+                    code: "api_retry".into(),
+                    message: format!(
+                        "model API request failed{}; retrying (attempt {})",
+                        s.error_status.map(|c| format!(" with HTTP {c}")).unwrap_or_default(),
+                        s.attempt.unwrap_or(0)
+                    ),
+                    retryable: true,
+                }],
+                // Progress notices the stream already shows in other ways.
+                "status" | "permission_denied" => vec![],
+                _ => vec![Draft::Unparsed {
+                    line: line.to_string(),
+                    error: format!("unknown system subtype {}", s.subtype),
+                }],
+            },
+            Line::StreamEvent(se) => self.stream_event(se.event),
+            Line::Assistant(a) => self.assistant(a),
+            Line::User(u) => self.user(u),
+            Line::Result(r) => {
+                let stop_reason = match r.subtype.as_str() {
+                    "error_max_turns" => StopReason::MaxTurns,
+                    "error_during_execution" => StopReason::Interrupted,
+                    _ if r.is_error => StopReason::Error,
+                    _ => StopReason::EndTurn,
+                };
+                let usage = r.usage.as_ref().map(|u| usage_of(u, r.total_cost_usd));
+                let error = (stop_reason == StopReason::Error).then(|| {
+                    let message = r
+                        .result
+                        .clone()
+                        .or_else(|| r.errors.as_ref().map(|e| e.join("; ")))
+                        .unwrap_or_else(|| "the turn failed".into());
+                    ("agent_error".to_string(), message)
+                });
+                vec![Draft::TurnCompleted { stop_reason, usage, error }]
+            }
+            Line::ControlRequest(c) => self.control_request(c),
+            Line::ControlResponse(_) | Line::KeepAlive(_) => vec![],
+        }
+    }
+
+    fn stream_event(&mut self, ev: StreamEvent) -> Vec<Draft> {
+        match ev {
+            StreamEvent::MessageStart { message } => {
+                self.message_id = message.id;
+                self.blocks.clear();
+                vec![]
+            }
+            StreamEvent::ContentBlockStart { index, content_block } => {
+                let msg = self.message_id.clone().unwrap_or_default();
+                let (native, kind, role, tool) = match content_block {
+                    ContentBlock::Text { .. } => {
+                        (format!("{msg}:{index}"), ItemKind::Message, Some(Role::Assistant), None)
+                    }
+                    ContentBlock::Thinking { .. } | ContentBlock::RedactedThinking {} => {
+                        (format!("{msg}:{index}"), ItemKind::Reasoning, None, None)
+                    }
+                    ContentBlock::ToolUse { id, name, input } => {
+                        if name == "TodoWrite" {
+                            self.plan_tools.push(id.clone());
+                            self.set_block(index, id);
+                            return vec![];
+                        }
+                        let input = if input.as_object().is_some_and(|o| o.is_empty()) { json!({}) } else { input };
+                        (id, ItemKind::ToolCall, None, Some(tool_of(&name, input)))
+                    }
+                    _ => return vec![],
+                };
+                self.set_block(index, native.clone());
+                vec![Draft::ItemStarted { native_id: native, kind, role, tool }]
+            }
+            StreamEvent::ContentBlockDelta { index, delta } => {
+                let Some(native) = self.block_native(index).cloned() else { return vec![] };
+                if self.plan_tools.contains(&native) {
+                    return vec![];
+                }
+                let delta = match delta {
+                    BlockDelta::TextDelta { text } => Delta::Text(text),
+                    BlockDelta::ThinkingDelta { thinking } => Delta::Reasoning(thinking),
+                    BlockDelta::InputJsonDelta { partial_json } => Delta::Arguments(partial_json),
+                    BlockDelta::Other => return vec![],
+                };
+                vec![Draft::ItemDelta { native_id: native, delta }]
+            }
+            StreamEvent::MessageDelta { usage: Some(u) } => vec![Draft::Usage(usage_of(&u, None))],
+            _ => vec![],
+        }
+    }
+
+    fn assistant(&mut self, a: AssistantLine) -> Vec<Draft> {
+        let msg = a.message.id.clone().unwrap_or_default();
+        if a.is_api_error_message || a.error.is_some() {
+            let message = a
+                .message
+                .content
+                .iter()
+                .filter_map(|b| match b {
+                    ContentBlock::Text { text } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let code = a.error.as_ref().and_then(Value::as_str).unwrap_or("api_error").to_string();
+            return vec![Draft::Error { code, message, retryable: false }];
+        }
+        if self.assistant_seen.0 != msg {
+            self.assistant_seen = (msg.clone(), 0);
+        }
+        let mut out = Vec::new();
+        for block in a.message.content {
+            let index = self.assistant_seen.1;
+            self.assistant_seen.1 += 1;
+            let native = format!("{msg}:{index}");
+            match block {
+                ContentBlock::Text { text } => out.push(Draft::ItemCompleted {
+                    native_id: native,
+                    kind: ItemKind::Message,
+                    role: Some(Role::Assistant),
+                    status: ItemStatus::Completed,
+                    content: vec![Part::Text { text }],
+                    tool: None,
+                    plan: None,
+                }),
+                ContentBlock::Thinking { thinking } => out.push(Draft::ItemCompleted {
+                    native_id: native,
+                    kind: ItemKind::Reasoning,
+                    role: None,
+                    status: ItemStatus::Completed,
+                    content: vec![Part::Text { text: thinking }],
+                    tool: None,
+                    plan: None,
+                }),
+                ContentBlock::RedactedThinking {} => out.push(Draft::ItemCompleted {
+                    native_id: native,
+                    kind: ItemKind::Reasoning,
+                    role: None,
+                    status: ItemStatus::Completed,
+                    content: vec![],
+                    tool: None,
+                    plan: None,
+                }),
+                ContentBlock::ToolUse { id, name, input } if name == "TodoWrite" => {
+                    if !self.plan_tools.contains(&id) {
+                        self.plan_tools.push(id.clone());
+                    }
+                    out.push(Draft::ItemCompleted {
+                        native_id: id,
+                        kind: ItemKind::Plan,
+                        role: None,
+                        status: ItemStatus::Completed,
+                        content: vec![],
+                        tool: None,
+                        plan: Some(plan_of(&input)),
+                    });
+                }
+                ContentBlock::ToolUse { id, name, input } => out.push(Draft::ItemUpdated {
+                    native_id: id,
+                    kind: ItemKind::ToolCall,
+                    role: None,
+                    tool: Some(tool_of(&name, input)),
+                }),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn user(&mut self, u: UserLine) -> Vec<Draft> {
+        let UserContent::Blocks(blocks) = u.message.content else { return vec![] };
+        let exit_code = u
+            .tool_use_result
+            .as_ref()
+            .and_then(|r| r.get("exitCode").or_else(|| r.get("exit_code")))
+            .and_then(Value::as_i64)
+            .map(|c| c as i32);
+        blocks
+            .into_iter()
+            .filter_map(|b| match b {
+                ContentBlock::ToolResult { tool_use_id, content, is_error } => {
+                    if let Some(pos) = self.plan_tools.iter().position(|t| *t == tool_use_id) {
+                        self.plan_tools.swap_remove(pos);
+                        return None;
+                    }
+                    Some(Draft::ToolResult {
+                        native_id: tool_use_id,
+                        output: result_text(&content),
+                        is_error: is_error.unwrap_or(false),
+                        exit_code,
+                    })
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn control_request(&mut self, c: ControlRequestLine) -> Vec<Draft> {
+        match c.request {
+            ControlRequest::CanUseTool { tool_name, input, tool_use_id, permission_suggestions, blocked_path } => {
+                let native = json!({
+                    "request_id": c.request_id,
+                    "tool_name": tool_name,
+                    "input": input,
+                    "permission_suggestions": permission_suggestions,
+                });
+                if tool_name == "AskUserQuestion" {
+                    return vec![Draft::QuestionRequested {
+                        questions: questions_of(&input),
+                        native,
+                        native_item_id: tool_use_id,
+                    }];
+                }
+                let action = match tool_kind(&tool_name) {
+                    ToolKind::Shell => PermissionAction::Shell,
+                    ToolKind::FileEdit if tool_name == "Write" => PermissionAction::FileWrite,
+                    ToolKind::FileEdit => PermissionAction::FileEdit,
+                    ToolKind::Mcp => PermissionAction::Mcp,
+                    _ => PermissionAction::Other,
+                };
+                let command = input.get("command").and_then(Value::as_str).map(str::to_string);
+                let path = tool_paths(&input).into_iter().next().or(blocked_path);
+                let title = match (&command, &path) {
+                    (Some(cmd), _) => format!("Run `{cmd}`"),
+                    (None, Some(p)) => format!("{tool_name} {p}"),
+                    (None, None) => format!("Use {tool_name}"),
+                };
+                vec![Draft::PermissionRequested {
+                    native,
+                    native_item_id: tool_use_id,
+                    action,
+                    title,
+                    command,
+                    path,
+                    diff: tool_diff(&tool_name, &input),
+                    input: Some(input),
+                }]
+            }
+            ControlRequest::Other => {
+                vec![Draft::Unparsed {
+                    line: format!("control_request {}", c.request_id),
+                    error: "unknown control request".into(),
+                }]
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

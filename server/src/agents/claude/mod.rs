@@ -1,0 +1,180 @@
+//! Claude Code: one long-lived `claude -p` process per session speaking
+//! stream-json on a stdin pipe (it refuses a terminal there) with its output
+//! on the PTY. The built-in mock agent speaks the same dialect and reuses
+//! this adapter with its own launcher.
+
+pub mod convert;
+pub mod wire;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use tether_protocol::{Decision, Part, PermissionMode};
+
+use super::{Adapter, Draft, LaunchContext, LaunchSpec, StdinMode};
+use convert::ClaudeConverter;
+
+/// Builds the command line for a session.
+pub type Launcher = fn(&Path, &LaunchContext<'_>) -> LaunchSpec;
+
+pub struct ClaudeAdapter {
+    program: PathBuf,
+    launcher: Launcher,
+    converter: ClaudeConverter,
+    next_request: u64,
+}
+
+impl ClaudeAdapter {
+    pub fn new(program: PathBuf) -> Self {
+        Self::with_launcher(program, launch)
+    }
+
+    pub fn with_launcher(program: PathBuf, launcher: Launcher) -> Self {
+        ClaudeAdapter { program, launcher, converter: ClaudeConverter::new(), next_request: 0 }
+    }
+}
+
+/// Claude's name of a permission mode.
+pub fn permission_mode_flag(mode: PermissionMode) -> &'static str {
+    match mode {
+        PermissionMode::Default => "default",
+        PermissionMode::AcceptEdits => "acceptEdits",
+        PermissionMode::Bypass => "bypassPermissions",
+        PermissionMode::Plan => "plan",
+    }
+}
+
+fn running_as_root() -> bool {
+    // The effective uid of this process, read without unsafe code.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2)).map(|euid| euid == "0")
+        })
+        .unwrap_or(false)
+}
+
+/// The real Claude Code CLI in headless stream-json mode.
+pub fn launch(program: &Path, ctx: &LaunchContext<'_>) -> LaunchSpec {
+    let mut args: Vec<String> = [
+        "-p",
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--include-partial-messages",
+        "--permission-prompt-tool",
+        "stdio",
+        "--permission-mode",
+        permission_mode_flag(ctx.permission_mode),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(model) = ctx.model {
+        args.extend(["--model".into(), model.into()]);
+    }
+    if let Some(resume) = ctx.resume {
+        args.extend(["--resume".into(), resume.into()]);
+    }
+    let mut env = vec![
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(), "1".into()),
+        ("DISABLE_AUTOUPDATER".into(), "1".into()),
+    ];
+    if ctx.permission_mode == PermissionMode::Bypass && running_as_root() {
+        env.push(("IS_SANDBOX".into(), "1".into()));
+    }
+    LaunchSpec { program: program.to_path_buf(), args, env, stdin: StdinMode::Pipe }
+}
+
+fn line(v: Value) -> Vec<u8> {
+    let mut out = serde_json::to_vec(&v).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+fn content_blocks(parts: &[Part]) -> Value {
+    Value::Array(
+        parts
+            .iter()
+            .map(|p| match p {
+                Part::Text { text } => json!({"type": "text", "text": text}),
+                Part::Image { mime, data: Some(data), .. } => {
+                    json!({"type": "image", "source": {"type": "base64", "media_type": mime, "data": data}})
+                }
+                Part::Image { path, .. } => {
+                    json!({"type": "text", "text": format!("@{}", path.as_deref().unwrap_or_default())})
+                }
+                Part::File { path } => json!({"type": "text", "text": format!("@{path}")}),
+            })
+            .collect(),
+    )
+}
+
+fn control_response(request_id: &Value, response: Value) -> Vec<u8> {
+    line(json!({"type": "control_response",
+                "response": {"subtype": "success", "request_id": request_id, "response": response}}))
+}
+
+impl Adapter for ClaudeAdapter {
+    fn launch(&self, ctx: &LaunchContext<'_>) -> LaunchSpec {
+        (self.launcher)(&self.program, ctx)
+    }
+
+    fn user_message(&mut self, parts: &[Part]) -> Vec<u8> {
+        line(json!({"type": "user", "message": {"role": "user", "content": content_blocks(parts)},
+                    "parent_tool_use_id": null, "session_id": ""}))
+    }
+
+    fn interrupt(&mut self) -> Option<Vec<u8>> {
+        self.next_request += 1;
+        let id = format!("tether_interrupt_{}", self.next_request);
+        Some(line(json!({"type": "control_request", "request_id": id, "request": {"subtype": "interrupt"}})))
+    }
+
+    fn permission_reply(&mut self, native: &Value, decision: Decision, message: Option<&str>) -> Vec<u8> {
+        let request_id = &native["request_id"];
+        let response = match decision {
+            Decision::Deny => json!({"behavior": "deny",
+                                      "message": message.unwrap_or("The user denied this action.")}),
+            Decision::AllowOnce => json!({"behavior": "allow", "updatedInput": native["input"]}),
+            Decision::AllowAlways => {
+                let mut r = json!({"behavior": "allow", "updatedInput": native["input"]});
+                if let Some(s) = native.get("permission_suggestions").filter(|s| !s.is_null()) {
+                    r["updatedPermissions"] = s.clone();
+                }
+                r
+            }
+        };
+        control_response(request_id, response)
+    }
+
+    fn question_reply(&mut self, native: &Value, answers: Option<&[Vec<String>]>) -> Vec<u8> {
+        let request_id = &native["request_id"];
+        let Some(answers) = answers else {
+            return control_response(
+                request_id,
+                json!({"behavior": "deny", "message": "The user declined to answer."}),
+            );
+        };
+        let input = &native["input"];
+        let mut by_question = serde_json::Map::new();
+        if let Some(qs) = input.get("questions").and_then(Value::as_array) {
+            for (q, a) in qs.iter().zip(answers) {
+                if let Some(text) = q.get("question").and_then(Value::as_str) {
+                    by_question.insert(text.to_string(), Value::String(a.join(", ")));
+                }
+            }
+        }
+        let mut updated = input.clone();
+        if let Value::Object(m) = &mut updated {
+            m.insert("answers".into(), Value::Object(by_question));
+        }
+        control_response(request_id, json!({"behavior": "allow", "updatedInput": updated}))
+    }
+
+    fn convert(&mut self, line: &str) -> Vec<Draft> {
+        self.converter.convert(line)
+    }
+}

@@ -1,0 +1,45 @@
+//! How the server starts the mock agent: the tether binary itself, run with
+//! the hidden `__mock-agent` subcommand, under the PTY host like any agent,
+//! driven by the Claude adapter (the mock speaks Claude's stream-json).
+
+use std::path::Path;
+
+use tether_protocol::Capabilities;
+
+use crate::agents::claude::permission_mode_flag;
+use crate::agents::{LaunchContext, LaunchSpec, StdinMode};
+
+/// The hidden subcommand of the tether binary that runs the mock agent.
+pub const SUBCOMMAND: &str = "__mock-agent";
+
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        streaming_text: true,
+        tool_calls: true,
+        permissions: true,
+        questions: true,
+        interrupt: true,
+        resume: true,
+        mcp: false,
+        skills: false,
+        models: false,
+        reasoning: false,
+        usage: true,
+        images: false,
+        terminal: false,
+    }
+}
+
+pub fn launch(program: &Path, ctx: &LaunchContext<'_>) -> LaunchSpec {
+    let mut args =
+        vec![SUBCOMMAND.to_string(), "--permission-mode".into(), permission_mode_flag(ctx.permission_mode).into()];
+    if let Some(model) = ctx.model {
+        args.extend(["--model".into(), model.into()]);
+    }
+    if let Some(resume) = ctx.resume {
+        args.extend(["--resume".into(), resume.into()]);
+    }
+    let state = ctx.data_dir.join("mock-state");
+    let env = vec![("TETHER_MOCK_STATE_DIR".to_string(), state.display().to_string())];
+    LaunchSpec { program: program.to_path_buf(), args, env, stdin: StdinMode::Pipe }
+}

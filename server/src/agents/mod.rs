@@ -1,0 +1,228 @@
+//! The agents tether can run: one folder per agent holding its whole story —
+//! how it starts (launch), what it says (wire), how that becomes events
+//! (convert, pure). This module holds what they share: the `Adapter` trait,
+//! the `Draft` events adapters produce, and the registry of known agents.
+
+pub mod claude;
+pub mod mock;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tether_protocol::{
+    Agent, Capabilities, Decision, Delta, ItemKind, ItemStatus, LogStream, Part, PermissionAction, PermissionMode,
+    PlanEntry, Question, Role, StopReason, Tool, Usage,
+};
+
+/// How the agent's protocol input reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdinMode {
+    /// stdin is the PTY, like stdout and stderr.
+    Pty,
+    /// stdin is a pipe (for CLIs that refuse a terminal on stdin); output stays on the PTY.
+    Pipe,
+}
+
+/// A command line ready for the process host.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub stdin: StdinMode,
+}
+
+/// What an adapter needs to know to start its agent for a session.
+pub struct LaunchContext<'a> {
+    pub session_id: &'a str,
+    pub cwd: &'a Path,
+    pub model: Option<&'a str>,
+    pub permission_mode: PermissionMode,
+    /// The agent's own id of the conversation to continue, if any.
+    pub resume: Option<&'a str>,
+    pub env: &'a BTreeMap<String, String>,
+    pub data_dir: &'a Path,
+}
+
+/// An event as an adapter sees it: native ids, no seq, no time, no tether ids.
+/// The session layer stamps those and fills in missing lifecycle events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Draft {
+    SessionStarted {
+        native_session_id: Option<String>,
+        model: Option<String>,
+    },
+    ItemStarted {
+        native_id: String,
+        kind: ItemKind,
+        role: Option<Role>,
+        tool: Option<Tool>,
+    },
+    /// More is known about an item (e.g. a tool's whole input); starts it if it is not open.
+    ItemUpdated {
+        native_id: String,
+        kind: ItemKind,
+        role: Option<Role>,
+        tool: Option<Tool>,
+    },
+    ItemDelta {
+        native_id: String,
+        delta: Delta,
+    },
+    ItemCompleted {
+        native_id: String,
+        kind: ItemKind,
+        role: Option<Role>,
+        status: ItemStatus,
+        content: Vec<Part>,
+        tool: Option<Tool>,
+        plan: Option<Vec<PlanEntry>>,
+    },
+    /// The result of a tool call started earlier: completes its item.
+    ToolResult {
+        native_id: String,
+        output: String,
+        is_error: bool,
+        exit_code: Option<i32>,
+    },
+    TurnCompleted {
+        stop_reason: StopReason,
+        usage: Option<Usage>,
+        error: Option<(String, String)>,
+    },
+    PermissionRequested {
+        /// Adapter context needed to answer (request id, input, suggestions...).
+        native: Value,
+        /// The tool call this permission is about.
+        native_item_id: Option<String>,
+        action: PermissionAction,
+        title: String,
+        command: Option<String>,
+        path: Option<String>,
+        diff: Option<String>,
+        input: Option<Value>,
+    },
+    QuestionRequested {
+        native: Value,
+        native_item_id: Option<String>,
+        questions: Vec<Question>,
+    },
+    Usage(Usage),
+    Error {
+        code: String,
+        message: String,
+        retryable: bool,
+    },
+    Log {
+        stream: LogStream,
+        text: String,
+    },
+    Unparsed {
+        line: String,
+        error: String,
+    },
+}
+
+/// One agent's protocol: how to start it, encode input for it and convert its output.
+pub trait Adapter: Send {
+    fn launch(&self, ctx: &LaunchContext<'_>) -> LaunchSpec;
+    /// Bytes to write to the agent's input for a user message.
+    fn user_message(&mut self, parts: &[Part]) -> Vec<u8>;
+    /// Bytes that ask the agent to stop the running turn, if it has such a request.
+    fn interrupt(&mut self) -> Option<Vec<u8>>;
+    fn permission_reply(&mut self, native: &Value, decision: Decision, message: Option<&str>) -> Vec<u8>;
+    /// `answers` is None when the question was rejected.
+    fn question_reply(&mut self, native: &Value, answers: Option<&[Vec<String>]>) -> Vec<u8>;
+    /// Converts one line of protocol output (a JSON object) into drafts.
+    fn convert(&mut self, line: &str) -> Vec<Draft>;
+}
+
+/// A known agent: how to find it and what it can do.
+pub struct AgentDef {
+    pub id: &'static str,
+    pub name: &'static str,
+    /// The command name looked up on PATH.
+    pub command: &'static str,
+    pub capabilities: fn() -> Capabilities,
+}
+
+fn claude_like_caps() -> Capabilities {
+    Capabilities {
+        streaming_text: true,
+        tool_calls: true,
+        permissions: true,
+        questions: true,
+        interrupt: true,
+        resume: true,
+        mcp: false,
+        skills: false,
+        models: true,
+        reasoning: true,
+        usage: true,
+        images: true,
+        terminal: false,
+    }
+}
+
+fn planned_caps() -> Capabilities {
+    Capabilities::default()
+}
+
+pub const AGENTS: &[AgentDef] = &[
+    AgentDef { id: "mock", name: "Mock agent (built in)", command: "", capabilities: mock::launch::capabilities },
+    AgentDef { id: "claude", name: "Claude Code", command: "claude", capabilities: claude_like_caps },
+    AgentDef { id: "codex", name: "Codex", command: "codex", capabilities: planned_caps },
+    AgentDef { id: "opencode", name: "OpenCode", command: "opencode", capabilities: planned_caps },
+    AgentDef { id: "amp", name: "Amp", command: "amp", capabilities: planned_caps },
+    AgentDef { id: "pi", name: "Pi", command: "pi", capabilities: planned_caps },
+];
+
+pub fn find(id: &str) -> Option<&'static AgentDef> {
+    AGENTS.iter().find(|a| a.id == id)
+}
+
+/// Whether sessions of this agent can run in this build.
+pub fn is_supported(id: &str) -> bool {
+    matches!(id, "mock" | "claude")
+}
+
+/// Where the agent's binary is: `TETHER_<AGENT>_PATH`, the data dir's install, or PATH.
+pub fn locate(def: &AgentDef, data_dir: &Path) -> Option<PathBuf> {
+    if def.id == "mock" {
+        return std::env::current_exe().ok();
+    }
+    let var = format!("TETHER_{}_PATH", def.id.to_ascii_uppercase());
+    if let Some(p) = std::env::var_os(&var) {
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    let installed = data_dir.join("agents").join(def.id).join("bin").join(def.command);
+    if installed.is_file() {
+        return Some(installed);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(def.command)).find(|p| p.is_file())
+}
+
+/// The API view of an agent.
+pub fn describe(def: &AgentDef, data_dir: &Path) -> Agent {
+    let path = locate(def, data_dir);
+    Agent {
+        id: def.id.to_string(),
+        name: def.name.to_string(),
+        installed: path.is_some(),
+        version: if def.id == "mock" { Some(env!("CARGO_PKG_VERSION").to_string()) } else { None },
+        path: path.map(|p| p.display().to_string()),
+        capabilities: (def.capabilities)(),
+    }
+}
+
+/// A new adapter for a session of this agent, given its binary.
+pub fn adapter(id: &str, program: PathBuf) -> Option<Box<dyn Adapter>> {
+    match id {
+        "mock" => Some(Box::new(claude::ClaudeAdapter::with_launcher(program, mock::launch::launch))),
+        "claude" => Some(Box::new(claude::ClaudeAdapter::new(program))),
+        _ => None,
+    }
+}

@@ -1,0 +1,166 @@
+//! The `tether` command line.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{default_data_dir, Config};
+
+#[derive(Parser)]
+#[command(name = "tether", version, about = "Run coding agents under PTYs and serve one universal event stream")]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Start the HTTP server.
+    Serve(ServeArgs),
+    /// The built-in mock agent (spawned by the server; speaks Claude's stream-json).
+    #[command(name = "__mock-agent", hide = true, disable_help_flag = true)]
+    MockAgent {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to listen on; 0 picks a free one (the chosen address is printed on stdout).
+    #[arg(long, default_value_t = 7419)]
+    port: u16,
+    /// Where tether.db lives [default: $TETHER_DATA_DIR or ~/.local/share/tether].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Root that every session cwd and file path is confined to [default: the current directory].
+    #[arg(long)]
+    workspace: Option<PathBuf>,
+    /// Bearer token required on every route but /v1/health.
+    #[arg(long, env = "TETHER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Read the bearer token from this file.
+    #[arg(long, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+    /// Allow binding a non-loopback address without a token.
+    #[arg(long)]
+    no_token: bool,
+    /// Largest JSON body accepted, in bytes.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Seconds between SSE keepalive comments.
+    #[arg(long, default_value_t = 15, hide = true)]
+    keepalive_secs: u64,
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Commands::MockAgent { args } => ExitCode::from(crate::agents::mock::run(&args).clamp(0, 255) as u8),
+        Commands::Serve(args) => serve(args),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "tether: {msg}");
+    ExitCode::from(2)
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let started = Instant::now();
+    init_logging(args.log_format);
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => Some(t.trim().to_string()),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(t) => Some(t.trim().to_string()),
+            Err(e) => return fail(format!("cannot read the token file {}: {e}", path.display())),
+        },
+        (None, None) => None,
+    };
+    if token.as_deref() == Some("") {
+        return fail("the token is empty");
+    }
+    if token.is_none() && !args.host.is_loopback() && !args.no_token {
+        return fail(format!(
+            "refusing to listen on {} without a token: pass --token (or TETHER_TOKEN, --token-file), or --no-token to allow it",
+            args.host
+        ));
+    }
+    let workspace = match args.workspace.clone().map(Ok).unwrap_or_else(std::env::current_dir) {
+        Ok(w) => match w.canonicalize() {
+            Ok(w) if w.is_dir() => w,
+            Ok(w) => return fail(format!("workspace {} is not a directory", w.display())),
+            Err(e) => return fail(format!("workspace {}: {e}", w.display())),
+        },
+        Err(e) => return fail(format!("cannot read the current directory: {e}")),
+    };
+    let config = Config {
+        host: args.host,
+        port: args.port,
+        data_dir: args.data_dir.clone().unwrap_or_else(default_data_dir),
+        workspace,
+        token,
+        max_body_bytes: args.max_body_bytes,
+        keepalive: Duration::from_secs(args.keepalive_secs.max(1)),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(SocketAddr::new(config.host, config.port)).await {
+            Ok(l) => l,
+            Err(e) => return fail(format!("cannot listen on {}:{}: {e}", config.host, config.port)),
+        };
+        let prepared = match crate::server::prepare(&config, started).await {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        };
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(%addr, data_dir = %config.data_dir.display(), workspace = %config.workspace.display(), auth = config.token.is_some(), "listening");
+        // The one line on stdout: tests and scripts read the bound address from it.
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "tether {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
+        let _ = out.flush();
+        match crate::server::serve(prepared, listener, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(format!("server error: {e}")),
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

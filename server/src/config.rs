@@ -1,0 +1,29 @@
+//! The server's configuration, as resolved from the command line and environment.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    /// Canonical workspace root: every session cwd and file path stays inside it.
+    pub workspace: PathBuf,
+    pub token: Option<String>,
+    pub max_body_bytes: usize,
+    pub keepalive: Duration,
+}
+
+/// `$TETHER_DATA_DIR`, else `$XDG_DATA_HOME/tether`, else `~/.local/share/tether`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("TETHER_DATA_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(d).join("tether");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local").join("share").join("tether")
+}

@@ -1,0 +1,135 @@
+//! The HTTP API: one module per route group, each returning a `Router`;
+//! auth, body limits and problem+json errors apply to all of them.
+
+mod agents;
+mod events;
+mod service;
+mod sessions;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::error::ApiError;
+use crate::session::Shared;
+
+pub struct AppState {
+    pub shared: Arc<Shared>,
+    pub token: Option<String>,
+    pub started: Instant,
+    pub keepalive: Duration,
+    pub max_body_bytes: usize,
+    /// Flips to true when the server is shutting down; open SSE streams end.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub type AppRef = Arc<AppState>;
+
+/// The whole API. Tests call this in-process; `server::serve` binds it.
+pub fn router(state: AppRef) -> Router {
+    let limit = state.max_body_bytes;
+    Router::new()
+        .merge(service::router())
+        .merge(agents::router())
+        .merge(sessions::router())
+        .merge(events::router())
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state)
+}
+
+async fn fallback(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::method_not_allowed(format!("{method} is not allowed on {}", uri.path()))
+}
+
+/// Bearer-token auth on every route but `GET /v1/health`.
+async fn auth(State(state): State<AppRef>, req: Request, next: Next) -> Response {
+    let Some(token) = state.token.as_deref() else { return next.run(req).await };
+    if req.uri().path() == "/v1/health" {
+        return next.run(req).await;
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    match given {
+        Some(t) if crate::util::constant_time_eq(t.trim().as_bytes(), token.as_bytes()) => next.run(req).await,
+        Some(_) => ApiError::unauthorized("the bearer token is not valid").into_response(),
+        None => ApiError::unauthorized("missing `Authorization: Bearer <token>` header").into_response(),
+    }
+}
+
+/// A JSON body whose every failure is a problem+json: 415 without a JSON
+/// content type, 413 past the body limit, 400 with serde's message otherwise.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::unsupported_media_type("the body must be JSON (Content-Type: application/json)"));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(body_error)?;
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+    }
+}
+
+fn body_error(e: BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::payload_too_large("the request body is larger than the server accepts (--max-body-bytes)")
+    } else {
+        ApiError::invalid(format!("could not read the request body: {e}"))
+    }
+}
+
+/// Query parameters with unknown or ill-typed fields refused as problem+json.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(query)
+            .map(ApiQuery)
+            .map_err(|e| ApiError::invalid(format!("invalid query parameters: {e}")))
+    }
+}
+
+/// The cursor a stream resumes after: `Last-Event-ID` wins over `?after=`.
+pub fn resume_cursor(headers: &HeaderMap, after: Option<u64>) -> Result<u64, ApiError> {
+    match headers.get("last-event-id") {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .ok_or_else(|| ApiError::invalid("Last-Event-ID must be a non-negative integer cursor")),
+        None => Ok(after.unwrap_or(0)),
+    }
+}

@@ -1,0 +1,118 @@
+//! Session routes: create, list, get, delete, messages, interrupt, and the
+//! answers to permission requests and questions.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tether_protocol::{
+    CreateSession, MessageAccepted, PermissionReply, QuestionReply, SendMessage, Session, SessionList, SessionStatus,
+};
+
+use super::{ApiJson, ApiQuery, AppRef};
+use crate::error::ApiError;
+use crate::store::reader;
+
+pub fn router() -> Router<AppRef> {
+    Router::new()
+        .route("/v1/sessions", post(create).get(list))
+        .route("/v1/sessions/{id}", get(one).delete(delete))
+        .route("/v1/sessions/{id}/messages", post(message))
+        .route("/v1/sessions/{id}/interrupt", post(interrupt))
+        .route("/v1/sessions/{id}/permissions/{permission_id}", post(permission))
+        .route("/v1/sessions/{id}/questions/{question_id}", post(question))
+}
+
+async fn create(
+    State(app): State<AppRef>,
+    ApiJson(req): ApiJson<CreateSession>,
+) -> Result<(StatusCode, Json<Session>), ApiError> {
+    let session = app.shared.create(req).await?;
+    Ok((StatusCode::CREATED, Json(session)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<SessionStatus>,
+    agent: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn list(State(app): State<AppRef>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<SessionList>, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::invalid("`limit` must be between 1 and 1000"));
+    }
+    let cursor = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => {
+            let (at, id) = c.split_once('.').ok_or_else(|| ApiError::invalid("`cursor` is not a valid cursor"))?;
+            let at = at.parse::<i64>().map_err(|_| ApiError::invalid("`cursor` is not a valid cursor"))?;
+            Some((at, id.to_string()))
+        }
+    };
+    let rows = app
+        .shared
+        .store
+        .read(move |c| reader::list_sessions(c, q.status, q.agent.as_deref(), cursor, limit + 1))
+        .await?;
+    let has_more = rows.len() > limit as usize;
+    let rows = &rows[..rows.len().min(limit as usize)];
+    let next_cursor = if has_more { rows.last().map(|r| format!("{}.{}", r.created_at, r.id)) } else { None };
+    Ok(Json(SessionList { sessions: rows.iter().map(|r| r.to_api()).collect(), next_cursor }))
+}
+
+async fn one(State(app): State<AppRef>, Path(id): Path<String>) -> Result<Json<Session>, ApiError> {
+    Ok(Json(app.shared.get(&id).await?.to_api()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    #[serde(default)]
+    purge: bool,
+}
+
+async fn delete(
+    State(app): State<AppRef>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
+) -> Result<Json<Session>, ApiError> {
+    Ok(Json(app.shared.delete(&id, q.purge).await?))
+}
+
+async fn message(
+    State(app): State<AppRef>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SendMessage>,
+) -> Result<(StatusCode, Json<MessageAccepted>), ApiError> {
+    let parts = body.into_parts().map_err(ApiError::invalid)?;
+    let turn_id = app.shared.send(&id, parts).await?;
+    Ok((StatusCode::ACCEPTED, Json(MessageAccepted { turn_id })))
+}
+
+async fn interrupt(State(app): State<AppRef>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    app.shared.interrupt(&id).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn permission(
+    State(app): State<AppRef>,
+    Path((id, permission_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<PermissionReply>,
+) -> Result<StatusCode, ApiError> {
+    app.shared.permission(&id, permission_id, body.decision, body.message).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn question(
+    State(app): State<AppRef>,
+    Path((id, question_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<QuestionReply>,
+) -> Result<StatusCode, ApiError> {
+    app.shared.question(&id, question_id, body).await?;
+    Ok(StatusCode::OK)
+}

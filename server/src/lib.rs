@@ -1,0 +1,19 @@
+//! tether: a server that runs coding agents under PTYs, turns their output
+//! into one universal event stream, stores it durably and serves it over
+//! HTTP/SSE with replay.
+//!
+//! Layout: `store` (the durable event log), `process` (the PTY host),
+//! `agents` (one folder per agent: launch, wire, convert), `session` (the
+//! per-session actor and the normalizer), `http` (one module per route group),
+//! `cli` (the `tether` command).
+
+pub mod agents;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod process;
+pub mod server;
+pub mod session;
+pub mod store;
+pub mod util;

@@ -1,0 +1,287 @@
+//! The PTY host: runs an agent as the leader of its own session and process
+//! group, with a raw-mode PTY as its controlling terminal, stdout and stderr
+//! (and stdin, unless its protocol needs a pipe there). Output is split into
+//! lines on a reader thread; input is written by a writer thread so a large
+//! write never blocks the async runtime. Ending a process ends its whole group.
+//!
+//! This module knows nothing about agents' protocols or events.
+
+mod sys;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::agents::{LaunchSpec, StdinMode};
+
+pub use sys::{signal_group, signal_pid};
+
+/// The environment variable that tags every process of a session (inherited
+/// by all descendants), so a restarted server can find leftovers.
+pub const SESSION_ENV: &str = "TETHER_SESSION_ID";
+
+/// Longest line kept whole; longer output is cut into pieces of this size.
+const MAX_LINE: usize = 64 * 1024 * 1024;
+
+/// What the host reports about a running process, in order.
+#[derive(Debug)]
+pub enum ProcEvent {
+    /// Complete output lines (without the newline; a trailing CR is removed).
+    Lines(Vec<String>),
+    /// The process ended; every line it wrote came before this.
+    Exited(ExitInfo),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+/// A running agent process.
+pub struct Process {
+    pub pid: i32,
+    input: std_mpsc::Sender<Vec<u8>>,
+    master: Arc<OwnedFd>,
+    pub events: mpsc::Receiver<ProcEvent>,
+}
+
+impl Process {
+    /// Queues bytes for the process's input; they are written in order.
+    pub fn write(&self, bytes: Vec<u8>) -> io::Result<()> {
+        self.input.send(bytes).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "agent input closed"))
+    }
+
+    /// Sends a signal to the whole process group.
+    pub fn signal(&self, sig: i32) -> bool {
+        signal_group(self.pid, sig)
+    }
+
+    pub fn resize(&self, cols: u16, rows: u16) -> io::Result<()> {
+        sys::set_winsize(&*self.master, cols, rows)
+    }
+
+    /// Ends the process group: SIGTERM, then SIGKILL after `grace`; waits for the exit report.
+    /// Lines that arrive meanwhile are returned so nothing is lost.
+    pub async fn terminate(&mut self, grace: Duration) -> (Vec<String>, Option<ExitInfo>) {
+        let mut lines = Vec::new();
+        self.signal(libc::SIGTERM);
+        let mut deadline = tokio::time::Instant::now() + grace;
+        let mut killed = false;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(ProcEvent::Lines(l))) => lines.extend(l),
+                Ok(Some(ProcEvent::Exited(info))) => return (lines, Some(info)),
+                Ok(None) => return (lines, None),
+                Err(_) if !killed => {
+                    self.signal(libc::SIGKILL);
+                    killed = true;
+                    deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+                }
+                Err(_) => return (lines, None),
+            }
+        }
+    }
+}
+
+type SpawnJob = Box<dyn FnOnce() + Send>;
+
+/// Children are spawned from one thread that lives as long as the server,
+/// because the parent-death signal fires when the spawning *thread* exits.
+fn spawner() -> io::Result<std_mpsc::Sender<SpawnJob>> {
+    static SPAWNER: OnceLock<Mutex<std_mpsc::Sender<SpawnJob>>> = OnceLock::new();
+    let m = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std_mpsc::channel::<SpawnJob>();
+        let _ = std::thread::Builder::new().name("tether-spawner".into()).spawn(move || {
+            for job in rx {
+                job();
+            }
+        });
+        Mutex::new(tx)
+    });
+    m.lock().map(|tx| tx.clone()).map_err(|_| io::Error::other("spawner poisoned"))
+}
+
+/// Starts `spec` in `cwd` with `env` added to the server's environment. Blocking (briefly).
+pub fn spawn(spec: &LaunchSpec, cwd: &Path, env: &BTreeMap<String, String>, session_id: &str) -> io::Result<Process> {
+    let (master, slave) = sys::open_raw_pty(200, 50)?;
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args).current_dir(cwd);
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    cmd.envs(env);
+    cmd.env(SESSION_ENV, session_id).env("TERM", "xterm-256color");
+    cmd.stdout(Stdio::from(slave.try_clone()?));
+    cmd.stderr(Stdio::from(slave.try_clone()?));
+    match spec.stdin {
+        StdinMode::Pty => cmd.stdin(Stdio::from(slave.try_clone()?)),
+        StdinMode::Pipe => cmd.stdin(Stdio::piped()),
+    };
+    let (tx, rx) = std_mpsc::channel();
+    spawner()?
+        .send(Box::new(move || {
+            let _ = tx.send(sys::spawn_in_session(&mut cmd).map(|c| (c, cmd)));
+        }))
+        .map_err(|_| io::Error::other("spawner stopped"))?;
+    let (mut child, cmd) = rx.recv().map_err(|_| io::Error::other("spawner stopped"))??;
+    // Drop our copies of the slave so the master sees EOF when the group is gone.
+    drop(cmd);
+    drop(slave);
+    let pid = child.id() as i32;
+    let master = Arc::new(master);
+
+    // Input: a pipe or the PTY master.
+    let input: Box<dyn Write + Send> = match child.stdin.take() {
+        Some(stdin) => Box::new(stdin),
+        None => Box::new(File::from(master.try_clone()?)),
+    };
+    let (in_tx, in_rx) = std_mpsc::channel::<Vec<u8>>();
+    std::thread::Builder::new().name(format!("agent-in-{pid}")).spawn(move || write_input(input, in_rx))?;
+
+    // Output and exit.
+    let (ev_tx, ev_rx) = mpsc::channel(256);
+    let (exit_tx, exit_rx) = std_mpsc::channel::<ExitInfo>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = File::from(master.try_clone()?);
+    let reader_stop = stop.clone();
+    std::thread::Builder::new()
+        .name(format!("agent-out-{pid}"))
+        .spawn(move || read_output(reader, ev_tx, exit_rx, reader_stop))?;
+    std::thread::Builder::new().name(format!("agent-wait-{pid}")).spawn(move || {
+        let status = child.wait();
+        let info = match status {
+            Ok(s) => {
+                use std::os::unix::process::ExitStatusExt;
+                ExitInfo { code: s.code(), signal: s.signal() }
+            }
+            Err(_) => ExitInfo { code: None, signal: None },
+        };
+        reap_group(pid);
+        let _ = exit_tx.send(info);
+        // If something outside the group still holds the PTY open, stop reading anyway.
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+    })?;
+    Ok(Process { pid, input: in_tx, master, events: ev_rx })
+}
+
+/// After the leader exits, its group must not live on: SIGTERM, then SIGKILL.
+fn reap_group(pgid: i32) {
+    if !signal_group(pgid, libc::SIGTERM) {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < deadline {
+        if !signal_group(pgid, 0) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal_group(pgid, libc::SIGKILL);
+}
+
+fn write_input(mut out: Box<dyn Write + Send>, rx: std_mpsc::Receiver<Vec<u8>>) {
+    for bytes in rx {
+        if out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
+            break;
+        }
+    }
+}
+
+fn read_output(
+    mut master: File,
+    tx: mpsc::Sender<ProcEvent>,
+    exit: std_mpsc::Receiver<ExitInfo>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        match sys::poll_readable(&master, 100) {
+            // Stop only once nothing is left to read.
+            Ok(false) if stop.load(Ordering::Relaxed) => break,
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(_) => break,
+        }
+        let n = match master.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::WouldBlock => continue,
+            // EIO: every holder of the slave side is gone.
+            Err(_) => break,
+        };
+        let lines = split_lines(&mut pending, &buf[..n]);
+        if !lines.is_empty() && tx.blocking_send(ProcEvent::Lines(lines)).is_err() {
+            return;
+        }
+    }
+    if !pending.is_empty() {
+        let last = String::from_utf8_lossy(&pending).into_owned();
+        let _ = tx.blocking_send(ProcEvent::Lines(vec![last]));
+    }
+    let info = exit.recv().unwrap_or(ExitInfo { code: None, signal: None });
+    let _ = tx.blocking_send(ProcEvent::Exited(info));
+}
+
+/// Appends `chunk` to `pending` and takes out every complete line.
+fn split_lines(pending: &mut Vec<u8>, chunk: &[u8]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut rest = chunk;
+    while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+        let (head, tail) = rest.split_at(pos);
+        if pending.is_empty() {
+            lines.push(to_line(head));
+        } else {
+            pending.extend_from_slice(head);
+            lines.push(to_line(pending));
+            pending.clear();
+        }
+        rest = &tail[1..];
+    }
+    pending.extend_from_slice(rest);
+    while pending.len() > MAX_LINE {
+        let tail = pending.split_off(MAX_LINE);
+        lines.push(to_line(pending));
+        *pending = tail;
+    }
+    lines
+}
+
+fn to_line(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// Kills every process whose environment carries `TETHER_SESSION_ID=<session_id>`
+/// (leftovers of a server that died). Returns how many were signalled.
+pub fn kill_tagged(session_id: &str) -> usize {
+    let needle = format!("{SESSION_ENV}={session_id}");
+    let me = std::process::id() as i32;
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    let mut n = 0;
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+        if environ.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()) && signal_pid(pid, libc::SIGKILL) {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests;

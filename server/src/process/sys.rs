@@ -1,0 +1,130 @@
+//! The only unsafe code of the server: thin wrappers over the libc calls the
+//! PTY host needs (openpty, termios raw mode, session and controlling
+//! terminal, parent-death signal, process-group signals, poll, winsize).
+//! Each block is a direct FFI call whose arguments are valid for its duration.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Opens a PTY pair with the given size, the slave in raw mode (no echo, no
+/// line discipline, no CR/LF rewriting). Returns (master, slave).
+pub fn open_raw_pty(cols: u16, rows: u16) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut master: libc::c_int = -1;
+    let mut slave: libc::c_int = -1;
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: out-pointers are valid c_ints; name and termios are null (allowed); ws is a valid winsize.
+    let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &ws) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openpty succeeded, so both are fresh fds we own.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    set_cloexec(master.as_raw_fd())?;
+    set_cloexec(slave.as_raw_fd())?;
+    // SAFETY: termios is plain data; tcgetattr fills it from a valid fd.
+    let mut tio: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and pointer.
+    if unsafe { libc::tcgetattr(slave.as_raw_fd(), &mut tio) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: tio was initialised by tcgetattr.
+    unsafe { libc::cfmakeraw(&mut tio) };
+    // SAFETY: valid fd and termios.
+    if unsafe { libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &tio) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((master, slave))
+}
+
+fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a valid fd with integer arguments.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Runs in the forked child before exec: new session (so its own process
+/// group), the PTY on fd 1 as controlling terminal, and SIGKILL if the server
+/// dies. Only async-signal-safe calls.
+pub fn child_setup(expected_parent: libc::pid_t) -> io::Result<()> {
+    // SAFETY: setsid, ioctl, prctl and getppid are async-signal-safe and take plain integers.
+    unsafe {
+        if libc::setsid() < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::ioctl(1, libc::TIOCSCTTY as _, 0) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // The server may have died between fork and prctl.
+        if libc::getppid() != expected_parent {
+            libc::_exit(1);
+        }
+    }
+    Ok(())
+}
+
+pub fn current_pid() -> libc::pid_t {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// Sends `sig` to every process of the group `pgid`. Returns false if no process is left.
+pub fn signal_group(pgid: i32, sig: i32) -> bool {
+    if pgid <= 1 {
+        return false;
+    }
+    // SAFETY: kill with a negative pid signals a process group; plain integers.
+    unsafe { libc::kill(-pgid, sig) == 0 }
+}
+
+/// Sends `sig` to one process.
+pub fn signal_pid(pid: i32, sig: i32) -> bool {
+    if pid <= 1 {
+        return false;
+    }
+    // SAFETY: plain integers.
+    unsafe { libc::kill(pid, sig) == 0 }
+}
+
+/// Waits up to `timeout_ms` for `fd` to be readable. Ok(true) when readable (or hung up).
+pub fn poll_readable(fd: &impl AsRawFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) };
+    }
+    Ok(rc > 0)
+}
+
+/// Sets the terminal size of a PTY (through its master).
+pub fn set_winsize(fd: &impl AsRawFd, cols: u16, rows: u16) -> io::Result<()> {
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: valid fd and winsize pointer.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Spawns `cmd` in a new session whose controlling terminal is its stdout
+/// (the PTY slave), with SIGKILL as parent-death signal. Must be called from
+/// a thread that lives as long as the server (the death signal follows the
+/// spawning thread).
+pub fn spawn_in_session(cmd: &mut std::process::Command) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let parent = current_pid();
+    // SAFETY: child_setup only makes async-signal-safe calls and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || child_setup(parent));
+    }
+    cmd.spawn()
+}

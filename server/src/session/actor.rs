@@ -1,0 +1,326 @@
+//! The session actor: one task per live session owning its agent process,
+//! its adapter and its normalizer. Commands from the HTTP layer and output
+//! from the process are handled one at a time, so a session's events are
+//! produced in one order and written in that order.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tether_protocol::{Decision, EndReason, Part, PermissionMode, QuestionReply};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::normalize::Normalizer;
+use super::Shared;
+use crate::agents::{Adapter, LaunchContext};
+use crate::error::ApiError;
+use crate::process::{self, ExitInfo, ProcEvent, Process};
+
+/// How long an agent gets to stop a turn after an interrupt before it is killed.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+/// SIGTERM → SIGKILL grace on DELETE.
+const DELETE_GRACE: Duration = Duration::from_millis(1500);
+/// SIGTERM → SIGKILL grace on server shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
+
+pub enum Command {
+    Start { reply: oneshot::Sender<Result<(), ApiError>> },
+    Send { parts: Vec<Part>, reply: oneshot::Sender<Result<String, ApiError>> },
+    Interrupt { reply: oneshot::Sender<Result<(), ApiError>> },
+    Permission { id: String, decision: Decision, message: Option<String>, reply: oneshot::Sender<Result<(), ApiError>> },
+    Question { id: String, answer: QuestionReply, reply: oneshot::Sender<Result<(), ApiError>> },
+    Delete { reply: oneshot::Sender<Result<(), ApiError>> },
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// What the actor needs to (re)start its agent.
+pub struct LaunchConfig {
+    pub agent: String,
+    pub program: PathBuf,
+    pub cwd: PathBuf,
+    pub model: Option<String>,
+    pub permission_mode: PermissionMode,
+    pub env: BTreeMap<String, String>,
+}
+
+pub struct Actor {
+    pub id: Arc<str>,
+    pub shared: Arc<Shared>,
+    pub launch: LaunchConfig,
+    pub adapter: Box<dyn Adapter>,
+    pub norm: Normalizer,
+    pub proc: Option<Process>,
+    pub queue: VecDeque<(String, Vec<Part>)>,
+    pub interrupt_deadline: Option<Instant>,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Actor {
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        loop {
+            let deadline = self.interrupt_deadline;
+            let flow = tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd).await,
+                    None => Flow::Stop,
+                },
+                ev = next_proc_event(&mut self.proc) => {
+                    self.on_proc_event(ev).await;
+                    Flow::Continue
+                }
+                _ = sleep_until(deadline) => {
+                    self.interrupt_timed_out().await;
+                    Flow::Continue
+                }
+            };
+            self.flush().await;
+            if let Flow::Stop = flow {
+                break;
+            }
+        }
+        self.shared.forget(&self.id);
+    }
+
+    async fn flush(&mut self) {
+        let events = self.norm.take();
+        if let Err(e) = self.shared.store.append(self.id.clone(), events).await {
+            tracing::error!(session = %self.id, error = %e, "could not queue events");
+        }
+    }
+
+    async fn handle(&mut self, cmd: Command) -> Flow {
+        match cmd {
+            Command::Start { reply } => {
+                let r = self.ensure_process().await;
+                let _ = reply.send(r);
+            }
+            Command::Send { parts, reply } => {
+                let turn_id = crate::util::new_id("trn");
+                self.queue.push_back((turn_id.clone(), parts));
+                let r = self.start_next_turn().await.map(|_| turn_id);
+                let _ = reply.send(r);
+            }
+            Command::Interrupt { reply } => {
+                let r = self.interrupt();
+                let _ = reply.send(r);
+            }
+            Command::Permission { id, decision, message, reply } => {
+                let r = match self.norm.resolve_permission(&id, decision) {
+                    None => Err(ApiError::not_found(format!("no open permission request {id} in this session"))),
+                    Some(p) => {
+                        let bytes = self.adapter.permission_reply(&p.native, decision, message.as_deref());
+                        self.write(bytes);
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(r);
+            }
+            Command::Question { id, answer, reply } => {
+                let r = self.answer_question(id, answer);
+                let _ = reply.send(r);
+            }
+            Command::Delete { reply } => {
+                self.stop_process(DELETE_GRACE, true).await;
+                self.queue.clear();
+                self.norm.end(EndReason::Terminated, None);
+                self.flush().await;
+                let r = self.shared.store.flush().await.map_err(ApiError::from);
+                let _ = reply.send(r);
+                return Flow::Stop;
+            }
+            Command::Shutdown { reply } => {
+                self.norm.server_stopping();
+                self.stop_process(SHUTDOWN_GRACE, true).await;
+                self.flush().await;
+                let _ = self.shared.store.flush().await;
+                let _ = reply.send(());
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+
+    fn answer_question(&mut self, id: String, answer: QuestionReply) -> Result<(), ApiError> {
+        let Some(pending) = self.norm.pending(&id).filter(|p| p.is_question) else {
+            return Err(ApiError::not_found(format!("no open question {id} in this session")));
+        };
+        let answers = match (answer.answers, answer.reject) {
+            (Some(_), true) => return Err(ApiError::invalid("give either `answers` or `reject`, not both")),
+            (None, false) => return Err(ApiError::invalid("give `answers` (one list per question) or `reject: true`")),
+            (None, true) => None,
+            (Some(a), false) => {
+                if a.len() != pending.question_count {
+                    return Err(ApiError::invalid(format!(
+                        "`answers` has {} lists but the request asked {} questions",
+                        a.len(),
+                        pending.question_count
+                    )));
+                }
+                Some(a)
+            }
+        };
+        let Some(p) = self.norm.resolve_question(&id, answers.clone()) else {
+            return Err(ApiError::not_found(format!("no open question {id} in this session")));
+        };
+        let bytes = self.adapter.question_reply(&p.native, answers.as_deref());
+        self.write(bytes);
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: Vec<u8>) {
+        if let Some(p) = &self.proc {
+            if p.write(bytes).is_err() {
+                tracing::warn!(session = %self.id, "agent input is closed");
+            }
+        }
+    }
+
+    fn interrupt(&mut self) -> Result<(), ApiError> {
+        if self.norm.turn_id().is_none() {
+            return Err(ApiError::conflict("no turn is running in this session"));
+        }
+        self.norm.request_interrupt();
+        match self.adapter.interrupt() {
+            Some(bytes) => self.write(bytes),
+            None => {
+                if let Some(p) = &self.proc {
+                    p.signal(libc::SIGINT);
+                }
+            }
+        }
+        self.interrupt_deadline = Some(Instant::now() + INTERRUPT_GRACE);
+        Ok(())
+    }
+
+    async fn interrupt_timed_out(&mut self) {
+        self.interrupt_deadline = None;
+        if self.norm.turn_id().is_some() {
+            tracing::warn!(session = %self.id, "agent did not stop the turn after an interrupt; killing it");
+            self.stop_process(Duration::from_millis(500), true).await;
+            self.start_next_turn().await.ok();
+        }
+    }
+
+    /// Spawns the agent if it is not running.
+    async fn ensure_process(&mut self) -> Result<(), ApiError> {
+        if self.proc.is_some() {
+            return Ok(());
+        }
+        self.norm.agent_starting();
+        let ctx = LaunchContext {
+            session_id: &self.id,
+            cwd: &self.launch.cwd,
+            model: self.launch.model.as_deref(),
+            permission_mode: self.launch.permission_mode,
+            resume: self.norm.native_session_id(),
+            env: &self.launch.env,
+            data_dir: &self.shared.data_dir,
+        };
+        let spec = self.adapter.launch(&ctx);
+        let cwd = self.launch.cwd.clone();
+        let env = self.launch.env.clone();
+        let id = self.id.to_string();
+        let spawned = tokio::task::spawn_blocking(move || process::spawn(&spec, &cwd, &env, &id)).await;
+        match spawned {
+            Ok(Ok(p)) => {
+                self.shared.metrics.agent_processes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.proc = Some(p);
+                self.norm.agent_ready();
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                let msg = format!("could not start the {} agent: {e}", self.launch.agent);
+                self.norm.agent_exited(ExitInfo { code: None, signal: None }, false);
+                Err(ApiError::agent_unavailable(msg))
+            }
+            Err(e) => Err(ApiError::internal(e.to_string())),
+        }
+    }
+
+    /// Starts the next queued message if no turn is running.
+    async fn start_next_turn(&mut self) -> Result<(), ApiError> {
+        if self.norm.turn_id().is_some() || self.queue.is_empty() {
+            return Ok(());
+        }
+        self.ensure_process().await?;
+        if let Some((turn_id, parts)) = self.queue.pop_front() {
+            let bytes = self.adapter.user_message(&parts);
+            self.norm.begin_turn(turn_id, parts);
+            self.write(bytes);
+        }
+        Ok(())
+    }
+
+    async fn on_proc_event(&mut self, ev: Option<ProcEvent>) {
+        match ev {
+            Some(ProcEvent::Lines(lines)) => {
+                for line in lines {
+                    self.on_line(&line);
+                }
+                if self.norm.turn_id().is_none() {
+                    self.interrupt_deadline = None;
+                    // The turn ended: start what was queued meanwhile.
+                    if let Err(e) = self.start_next_turn().await {
+                        tracing::warn!(session = %self.id, error = %e.detail, "could not start a queued turn");
+                    }
+                }
+            }
+            Some(ProcEvent::Exited(info)) => self.on_exit(info, false).await,
+            None => self.on_exit(ExitInfo { code: None, signal: None }, false).await,
+        }
+    }
+
+    fn on_line(&mut self, line: &str) {
+        if line.trim_start().starts_with('{') {
+            let drafts = self.adapter.convert(line);
+            self.norm.apply_line(line, drafts);
+        } else {
+            self.norm.log_line(line);
+        }
+    }
+
+    async fn on_exit(&mut self, info: ExitInfo, expected: bool) {
+        if self.proc.take().is_some() {
+            self.shared.metrics.agent_processes.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.interrupt_deadline = None;
+        self.norm.agent_exited(info, expected);
+        // A crashed agent leaves the session idle; anything queued respawns it.
+        self.flush().await;
+        if let Err(e) = self.start_next_turn().await {
+            tracing::warn!(session = %self.id, error = %e.detail, "could not respawn the agent");
+        }
+    }
+
+    /// Ends the process group (SIGTERM, SIGKILL after `grace`), keeping every line it wrote.
+    async fn stop_process(&mut self, grace: Duration, expected: bool) {
+        let Some(mut p) = self.proc.take() else { return };
+        let (lines, info) = p.terminate(grace).await;
+        for line in lines {
+            self.on_line(&line);
+        }
+        self.shared.metrics.agent_processes.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.interrupt_deadline = None;
+        self.norm.agent_exited(info.unwrap_or(ExitInfo { code: None, signal: Some(libc::SIGKILL) }), expected);
+    }
+}
+
+async fn next_proc_event(proc: &mut Option<Process>) -> Option<ProcEvent> {
+    match proc {
+        Some(p) => p.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,311 @@
+//! Sessions: the registry of live session actors, creation and validation,
+//! restart recovery and shutdown. Each live session is one actor task
+//! (`actor.rs`) that owns its agent process and normalizer (`normalize.rs`).
+//! A session without a live actor lives only in the store; the first command
+//! for it starts an actor from its stored row.
+
+pub mod actor;
+pub mod normalize;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tether_protocol::{CreateSession, Decision, McpServer, Part, QuestionReply, Session, SessionStatus};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::agents;
+use crate::error::ApiError;
+use crate::store::{reader, SessionRow, Store};
+use actor::{Actor, Command, LaunchConfig};
+use normalize::{Normalizer, SessionFacts};
+
+#[derive(Default)]
+pub struct Metrics {
+    pub agent_processes: AtomicI64,
+    pub sse_clients: AtomicI64,
+}
+
+/// State shared by the HTTP layer and every session actor.
+pub struct Shared {
+    pub store: Store,
+    pub data_dir: PathBuf,
+    pub workspace: PathBuf,
+    pub metrics: Metrics,
+    actors: Mutex<HashMap<Arc<str>, mpsc::Sender<Command>>>,
+}
+
+/// The launch configuration stored with a session.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StoredConfig {
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    mcp_servers: BTreeMap<String, McpServer>,
+    #[serde(default)]
+    skills: Vec<String>,
+}
+
+impl Shared {
+    pub fn new(store: Store, data_dir: PathBuf, workspace: PathBuf) -> Arc<Shared> {
+        Arc::new(Shared { store, data_dir, workspace, metrics: Metrics::default(), actors: Mutex::new(HashMap::new()) })
+    }
+
+    pub(crate) fn forget(&self, id: &str) {
+        if let Ok(mut a) = self.actors.lock() {
+            a.remove(id);
+        }
+    }
+
+    fn actor(&self, id: &str) -> Option<mpsc::Sender<Command>> {
+        self.actors.lock().ok().and_then(|a| a.get(id).cloned())
+    }
+
+    /// Resolves a session's `cwd` inside the workspace root.
+    pub fn resolve_cwd(&self, cwd: Option<&str>) -> Result<PathBuf, ApiError> {
+        let Some(cwd) = cwd else { return Ok(self.workspace.clone()) };
+        if cwd.contains('\0') {
+            return Err(ApiError::invalid("`cwd` contains a NUL byte"));
+        }
+        let joined = self.workspace.join(cwd);
+        let real =
+            joined.canonicalize().map_err(|e| ApiError::invalid(format!("`cwd` {cwd:?} cannot be used: {e}")))?;
+        if !real.starts_with(&self.workspace) {
+            return Err(ApiError::path_outside_root(format!("`cwd` {cwd:?} is outside the workspace root")));
+        }
+        if !real.is_dir() {
+            return Err(ApiError::invalid(format!("`cwd` {cwd:?} is not a directory")));
+        }
+        Ok(real)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<SessionRow, ApiError> {
+        let sid = id.to_string();
+        self.store.read(move |c| reader::get_session(c, &sid)).await?.ok_or_else(|| ApiError::session_not_found(id))
+    }
+
+    pub async fn create(self: &Arc<Self>, req: CreateSession) -> Result<Session, ApiError> {
+        let def = agents::find(&req.agent).ok_or_else(|| {
+            let known: Vec<&str> = agents::AGENTS.iter().map(|a| a.id).collect();
+            ApiError::invalid(format!("unknown agent {:?}; known agents: {}", req.agent, known.join(", ")))
+        })?;
+        if !agents::is_supported(def.id) {
+            return Err(ApiError::agent_unavailable(format!(
+                "sessions of the {} agent are not supported by this build yet",
+                def.id
+            )));
+        }
+        let program = agents::locate(def, &self.data_dir).ok_or_else(|| {
+            ApiError::agent_not_installed(format!(
+                "the {} agent is not installed; install it with `tether agents install {}` or set TETHER_{}_PATH",
+                def.id,
+                def.id,
+                def.id.to_ascii_uppercase()
+            ))
+        })?;
+        for key in req.env.keys() {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return Err(ApiError::invalid(format!("`env` has an invalid variable name {key:?}")));
+            }
+        }
+        let cwd = self.resolve_cwd(req.cwd.as_deref())?;
+        let now = crate::util::now_ms();
+        let config = StoredConfig { env: req.env, mcp_servers: req.mcp_servers, skills: req.skills };
+        let row = SessionRow {
+            id: crate::util::new_id("ses"),
+            agent: def.id.to_string(),
+            status: SessionStatus::Starting,
+            cwd: cwd.display().to_string(),
+            model: req.model,
+            permission_mode: req.permission_mode,
+            title: req.title,
+            native_session_id: None,
+            created_at: now,
+            updated_at: now,
+            last_seq: 0,
+            metadata: req.metadata,
+            config: serde_json::to_string(&config).unwrap_or_else(|_| "{}".into()),
+            agent_live: false,
+            open_turn: None,
+        };
+        self.store.create_session(row.clone()).await?;
+        let tx = self.start_actor(&row, program, config.env)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Command::Start { reply }).await.map_err(|_| ApiError::internal("session actor stopped"))?;
+        rx.await.map_err(|_| ApiError::internal("session actor stopped"))??;
+        if let Some(prompt) = req.prompt {
+            let (reply, rx) = oneshot::channel();
+            let parts = vec![Part::Text { text: prompt }];
+            tx.send(Command::Send { parts, reply }).await.map_err(|_| ApiError::internal("session actor stopped"))?;
+            rx.await.map_err(|_| ApiError::internal("session actor stopped"))??;
+        }
+        self.store.flush().await?;
+        Ok(self.get(&row.id).await?.to_api())
+    }
+
+    fn facts(row: &SessionRow) -> SessionFacts {
+        let def = agents::find(&row.agent);
+        SessionFacts {
+            agent: row.agent.clone(),
+            agent_version: (row.agent == "mock").then(|| env!("CARGO_PKG_VERSION").to_string()),
+            cwd: row.cwd.clone(),
+            model: row.model.clone(),
+            permission_mode: row.permission_mode,
+            capabilities: def.map(|d| (d.capabilities)()).unwrap_or_default(),
+        }
+    }
+
+    fn start_actor(
+        self: &Arc<Self>,
+        row: &SessionRow,
+        program: PathBuf,
+        env: BTreeMap<String, String>,
+    ) -> Result<mpsc::Sender<Command>, ApiError> {
+        let adapter = agents::adapter(&row.agent, program.clone())
+            .ok_or_else(|| ApiError::agent_unavailable(format!("no adapter for the {} agent", row.agent)))?;
+        let mut actors = self.actors.lock().map_err(|_| ApiError::internal("session registry poisoned"))?;
+        if let Some(tx) = actors.get(row.id.as_str()) {
+            return Ok(tx.clone());
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let id: Arc<str> = Arc::from(row.id.as_str());
+        let actor = Actor {
+            id: id.clone(),
+            shared: self.clone(),
+            launch: LaunchConfig {
+                agent: row.agent.clone(),
+                program,
+                cwd: PathBuf::from(&row.cwd),
+                model: row.model.clone(),
+                permission_mode: row.permission_mode,
+                env,
+            },
+            adapter,
+            norm: Normalizer::new(Self::facts(row), row.status, row.native_session_id.clone()),
+            proc: None,
+            queue: Default::default(),
+            interrupt_deadline: None,
+        };
+        actors.insert(id, tx.clone());
+        tokio::spawn(actor.run(rx));
+        Ok(tx)
+    }
+
+    /// The actor of a session, started from its stored row if needed.
+    async fn live(self: &Arc<Self>, id: &str) -> Result<mpsc::Sender<Command>, ApiError> {
+        if let Some(tx) = self.actor(id) {
+            return Ok(tx);
+        }
+        let row = self.get(id).await?;
+        if matches!(row.status, SessionStatus::Ended | SessionStatus::Failed) {
+            return Err(ApiError::conflict(format!("session {id} has ended")));
+        }
+        let def = agents::find(&row.agent).ok_or_else(|| ApiError::agent_unavailable("unknown agent"))?;
+        let program = agents::locate(def, &self.data_dir).ok_or_else(|| {
+            ApiError::agent_not_installed(format!(
+                "the {} agent is not installed; install it with `tether agents install {}`",
+                def.id, def.id
+            ))
+        })?;
+        let config: StoredConfig = serde_json::from_str(&row.config).unwrap_or_default();
+        self.start_actor(&row, program, config.env)
+    }
+
+    async fn call<T>(
+        self: &Arc<Self>,
+        id: &str,
+        make: impl FnOnce(oneshot::Sender<Result<T, ApiError>>) -> Command,
+    ) -> Result<T, ApiError> {
+        let tx = self.live(id).await?;
+        let (reply, rx) = oneshot::channel();
+        if tx.send(make(reply)).await.is_err() {
+            // The actor stopped between lookup and send (the session was deleted).
+            return Err(ApiError::conflict(format!("session {id} has ended")));
+        }
+        rx.await.map_err(|_| ApiError::conflict(format!("session {id} has ended")))?
+    }
+
+    pub async fn send(self: &Arc<Self>, id: &str, parts: Vec<Part>) -> Result<String, ApiError> {
+        self.call(id, |reply| Command::Send { parts, reply }).await
+    }
+
+    pub async fn interrupt(self: &Arc<Self>, id: &str) -> Result<(), ApiError> {
+        self.call(id, |reply| Command::Interrupt { reply }).await
+    }
+
+    pub async fn permission(
+        self: &Arc<Self>,
+        id: &str,
+        permission_id: String,
+        decision: Decision,
+        message: Option<String>,
+    ) -> Result<(), ApiError> {
+        self.call(id, |reply| Command::Permission { id: permission_id, decision, message, reply }).await
+    }
+
+    pub async fn question(
+        self: &Arc<Self>,
+        id: &str,
+        question_id: String,
+        answer: QuestionReply,
+    ) -> Result<(), ApiError> {
+        self.call(id, |reply| Command::Question { id: question_id, answer, reply }).await
+    }
+
+    /// Ends a session (its whole process group) and keeps or purges its history.
+    pub async fn delete(self: &Arc<Self>, id: &str, purge: bool) -> Result<Session, ApiError> {
+        let row = self.get(id).await?;
+        if !matches!(row.status, SessionStatus::Ended | SessionStatus::Failed) {
+            match self.call(id, |reply| Command::Delete { reply }).await {
+                Ok(()) => {}
+                Err(e) if e.code == "conflict" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let session = self.get(id).await?.to_api();
+        if purge {
+            self.store.purge(id).await?;
+        }
+        Ok(session)
+    }
+
+    /// On start: close what a crashed server left open, so every stream stays well formed.
+    pub async fn recover(self: &Arc<Self>) -> Result<usize, ApiError> {
+        let rows = self.store.read(reader::interrupted_sessions).await?;
+        let n = rows.len();
+        for row in rows {
+            let killed = crate::process::kill_tagged(&row.id);
+            if killed > 0 {
+                tracing::info!(session = %row.id, processes = killed, "killed leftover agent processes");
+            }
+            let sid = row.id.clone();
+            let items: Vec<String> = self.store.read(move |c| reader::open_items(c, &sid)).await?;
+            let mut norm = Normalizer::new(Self::facts(&row), row.status, row.native_session_id.clone());
+            norm.restore_open(row.open_turn.clone(), &items);
+            norm.recover_after_restart();
+            self.store.append(Arc::from(row.id.as_str()), norm.take()).await?;
+        }
+        self.store.flush().await?;
+        Ok(n)
+    }
+
+    /// Stops every live session's agent (SIGTERM, then SIGKILL) and waits for it.
+    pub async fn shutdown(&self) {
+        let actors: Vec<mpsc::Sender<Command>> =
+            self.actors.lock().map(|a| a.values().cloned().collect()).unwrap_or_default();
+        let waits = actors.into_iter().map(|tx| async move {
+            let (reply, rx) = oneshot::channel();
+            if tx.send(Command::Shutdown { reply }).await.is_ok() {
+                let _ = rx.await;
+            }
+        });
+        futures_util::future::join_all(waits).await;
+        let _ = self.store.flush().await;
+    }
+
+    pub fn workspace(&self) -> &Path {
+        &self.workspace
+    }
+}

@@ -1,0 +1,628 @@
+//! The normalizer: turns adapter drafts into stamped events and keeps every
+//! stream well formed. It assigns turn, item, permission and question ids,
+//! stamps time, fills in missing lifecycle events (item.started before a lone
+//! item.completed; items and turns closed on interrupt, crash, restart),
+//! and keeps the session status current. No I/O: it only buffers `NewEvent`s.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use tether_protocol::*;
+
+use crate::agents::Draft;
+use crate::process::ExitInfo;
+use crate::store::{Effect, NewEvent};
+use crate::util::{new_id, now_rfc3339};
+
+/// Lines of non-protocol output kept for `agent.exited.stderr_tail`.
+const LOG_TAIL_LINES: usize = 20;
+
+#[derive(Debug)]
+struct TurnState {
+    turn_id: String,
+    interrupt_requested: bool,
+    error_emitted: bool,
+}
+
+#[derive(Debug)]
+struct OpenItem {
+    item: Item,
+    declined: bool,
+}
+
+/// An open permission or question, with what the adapter needs to answer it.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub is_question: bool,
+    pub native: Value,
+    pub native_item_id: Option<String>,
+    pub question_count: usize,
+}
+
+/// Static facts about the session, for `session.started`.
+#[derive(Debug, Clone)]
+pub struct SessionFacts {
+    pub agent: String,
+    pub agent_version: Option<String>,
+    pub cwd: String,
+    pub model: Option<String>,
+    pub permission_mode: PermissionMode,
+    pub capabilities: Capabilities,
+}
+
+pub struct Normalizer {
+    facts: SessionFacts,
+    status: SessionStatus,
+    native_session_id: Option<String>,
+    announced: bool,
+    turn: Option<TurnState>,
+    /// Open items by native id, in start order.
+    items: Vec<(String, OpenItem)>,
+    pending: HashMap<String, Pending>,
+    log_tail: VecDeque<String>,
+    out: Vec<NewEvent>,
+    /// The native line being converted, attached as `raw` to what it produces.
+    raw: Option<Arc<str>>,
+}
+
+fn data_of(body: &EventBody) -> String {
+    fn s<T: Serialize>(v: &T) -> String {
+        serde_json::to_string(v).unwrap_or_else(|_| "{}".into())
+    }
+    match body {
+        EventBody::SessionStarted(d) => s(d),
+        EventBody::SessionStatus(d) => s(d),
+        EventBody::SessionEnded(d) => s(d),
+        EventBody::AgentExited(d) => s(d),
+        EventBody::ServerRestarted(d) => s(d),
+        EventBody::TurnStarted(d) => s(d),
+        EventBody::TurnCompleted(d) => s(d),
+        EventBody::ItemStarted(d) | EventBody::ItemCompleted(d) => s(d),
+        EventBody::ItemDelta(d) => s(d),
+        EventBody::PermissionRequested(d) => s(d),
+        EventBody::PermissionResolved(d) => s(d),
+        EventBody::QuestionRequested(d) => s(d),
+        EventBody::QuestionResolved(d) => s(d),
+        EventBody::UsageUpdated(d) => s(d),
+        EventBody::Error(d) => s(d),
+        EventBody::AgentLog(d) => s(d),
+        EventBody::AgentUnparsed(d) => s(d),
+    }
+}
+
+/// Removes ANSI escape sequences (CSI, OSC and two-byte escapes) from a log line.
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\x07' || (c == '\x1b' && chars.peek() == Some(&'\\')) {
+                        if c == '\x1b' {
+                            chars.next();
+                        }
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+impl Normalizer {
+    pub fn new(facts: SessionFacts, status: SessionStatus, native_session_id: Option<String>) -> Self {
+        Normalizer {
+            facts,
+            status,
+            announced: native_session_id.is_some(),
+            native_session_id,
+            turn: None,
+            items: Vec::new(),
+            pending: HashMap::new(),
+            log_tail: VecDeque::new(),
+            out: Vec::new(),
+            raw: None,
+        }
+    }
+
+    pub fn status(&self) -> SessionStatus {
+        self.status
+    }
+
+    pub fn native_session_id(&self) -> Option<&str> {
+        self.native_session_id.as_deref()
+    }
+
+    pub fn turn_id(&self) -> Option<&str> {
+        self.turn.as_ref().map(|t| t.turn_id.as_str())
+    }
+
+    pub fn pending(&self, id: &str) -> Option<&Pending> {
+        self.pending.get(id)
+    }
+
+    /// Takes the events produced so far.
+    pub fn take(&mut self) -> Vec<NewEvent> {
+        std::mem::take(&mut self.out)
+    }
+
+    fn emit(&mut self, source: Source, body: EventBody, effects: Vec<Effect>) {
+        let raw = match source {
+            Source::Agent => self.raw.as_ref().map(|r| r.to_string()),
+            Source::Server => None,
+        };
+        self.out.push(NewEvent {
+            etype: body.event_type(),
+            source,
+            time: now_rfc3339(),
+            data_json: data_of(&body),
+            raw,
+            effects,
+        });
+    }
+
+    /// Sets the status, emitting `session.status` if it changed.
+    pub fn set_status(&mut self, status: SessionStatus, mut effects: Vec<Effect>) {
+        if status == self.status && effects.is_empty() {
+            return;
+        }
+        self.status = status;
+        effects.push(Effect::Status(status));
+        self.emit(Source::Server, EventBody::SessionStatus(SessionStatusData { status }), effects);
+    }
+
+    /// The status the session's state implies.
+    fn sync_status(&mut self) {
+        if matches!(self.status, SessionStatus::Ended | SessionStatus::Failed) {
+            return;
+        }
+        let status = match (&self.turn, self.pending.is_empty()) {
+            (Some(_), false) => SessionStatus::Waiting,
+            (Some(_), true) => SessionStatus::Running,
+            (None, _) => SessionStatus::Idle,
+        };
+        self.set_status(status, vec![]);
+    }
+
+    /// The agent process is being started (first start or respawn).
+    pub fn agent_starting(&mut self) {
+        self.set_status(SessionStatus::Starting, vec![Effect::AgentLive(true)]);
+    }
+
+    /// The agent process is up.
+    pub fn agent_ready(&mut self) {
+        self.sync_status();
+    }
+
+    pub fn begin_turn(&mut self, turn_id: String, input: Vec<Part>) {
+        self.emit(
+            Source::Server,
+            EventBody::TurnStarted(TurnStarted { turn_id: turn_id.clone(), input }),
+            vec![Effect::TurnOpen(turn_id.clone())],
+        );
+        self.turn = Some(TurnState { turn_id, interrupt_requested: false, error_emitted: false });
+        self.sync_status();
+    }
+
+    pub fn request_interrupt(&mut self) -> bool {
+        match &mut self.turn {
+            Some(t) => {
+                t.interrupt_requested = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A line of output that is not protocol (a banner, stderr noise, a coloured log line).
+    pub fn log_line(&mut self, line: &str) {
+        let text = strip_ansi(line);
+        if text.trim().is_empty() {
+            return;
+        }
+        if self.log_tail.len() == LOG_TAIL_LINES {
+            self.log_tail.pop_front();
+        }
+        self.log_tail.push_back(text.clone());
+        self.emit(Source::Agent, EventBody::AgentLog(AgentLog { stream: LogStream::Pty, text }), vec![]);
+    }
+
+    /// Applies the drafts converted from one native line (a JSON object).
+    pub fn apply_line(&mut self, line: &str, drafts: Vec<Draft>) {
+        // Only lines the converter understood are valid JSON to attach as `raw`.
+        let understood = !drafts.iter().any(|d| matches!(d, Draft::Unparsed { .. }));
+        self.raw = understood.then(|| Arc::from(line));
+        for d in drafts {
+            self.apply(d);
+        }
+        self.raw = None;
+    }
+
+    fn current_turn_id(&self) -> String {
+        self.turn.as_ref().map(|t| t.turn_id.clone()).unwrap_or_default()
+    }
+
+    fn item_index(&self, native_id: &str) -> Option<usize> {
+        self.items.iter().position(|(n, _)| n == native_id)
+    }
+
+    fn start_item(&mut self, native_id: String, kind: ItemKind, role: Option<Role>, tool: Option<Tool>) -> usize {
+        let item = Item {
+            item_id: new_id("itm"),
+            turn_id: self.current_turn_id(),
+            native_id: Some(native_id.clone()),
+            kind,
+            role,
+            status: ItemStatus::InProgress,
+            content: vec![],
+            tool,
+            plan: None,
+        };
+        let item_json = serde_json::to_string(&item).unwrap_or_default();
+        let effects = vec![Effect::ItemOpen { item_id: item.item_id.clone(), item_json }];
+        self.emit(Source::Agent, EventBody::ItemStarted(ItemEvent { item: item.clone() }), effects);
+        self.items.push((native_id, OpenItem { item, declined: false }));
+        self.items.len() - 1
+    }
+
+    fn complete_item(&mut self, index: usize, status: ItemStatus, source: Source) {
+        let (_, mut open) = self.items.remove(index);
+        open.item.status = if open.declined { ItemStatus::Declined } else { status };
+        let effects = vec![Effect::ItemClose { item_id: open.item.item_id.clone() }];
+        self.emit(source, EventBody::ItemCompleted(ItemEvent { item: open.item }), effects);
+    }
+
+    fn apply(&mut self, draft: Draft) {
+        match draft {
+            Draft::SessionStarted { native_session_id, model } => {
+                if model.is_some() {
+                    self.facts.model = model;
+                }
+                if self.announced && native_session_id == self.native_session_id {
+                    return;
+                }
+                self.announced = true;
+                self.native_session_id = native_session_id.clone();
+                let effects = native_session_id.clone().map(Effect::NativeSession).into_iter().collect();
+                let f = &self.facts;
+                let body = EventBody::SessionStarted(SessionStarted {
+                    agent: f.agent.clone(),
+                    agent_version: f.agent_version.clone(),
+                    native_session_id,
+                    cwd: f.cwd.clone(),
+                    model: f.model.clone(),
+                    permission_mode: f.permission_mode,
+                    capabilities: f.capabilities.clone(),
+                });
+                self.emit(Source::Agent, body, effects);
+            }
+            Draft::ItemStarted { native_id, kind, role, tool } => {
+                if self.item_index(&native_id).is_none() {
+                    self.start_item(native_id, kind, role, tool);
+                }
+            }
+            Draft::ItemUpdated { native_id, kind, role, tool } => match self.item_index(&native_id) {
+                Some(i) => {
+                    let item = &mut self.items[i].1.item;
+                    if tool.is_some() {
+                        item.tool = tool;
+                    }
+                }
+                None => {
+                    self.start_item(native_id, kind, role, tool);
+                }
+            },
+            Draft::ItemDelta { native_id, delta } => {
+                let i = match self.item_index(&native_id) {
+                    Some(i) => i,
+                    None => {
+                        let (kind, role) = match &delta {
+                            Delta::Text(_) => (ItemKind::Message, Some(Role::Assistant)),
+                            Delta::Reasoning(_) => (ItemKind::Reasoning, None),
+                            Delta::Output(_) | Delta::Arguments(_) => (ItemKind::ToolCall, None),
+                        };
+                        self.start_item(native_id, kind, role, None)
+                    }
+                };
+                let item = &mut self.items[i].1.item;
+                match &delta {
+                    Delta::Text(t) | Delta::Reasoning(t) => match item.content.last_mut() {
+                        Some(Part::Text { text }) => text.push_str(t),
+                        _ => item.content.push(Part::text(t.clone())),
+                    },
+                    Delta::Output(o) => {
+                        if let Some(tool) = &mut item.tool {
+                            tool.output.get_or_insert_with(String::new).push_str(o);
+                        }
+                    }
+                    Delta::Arguments(_) => {}
+                }
+                let item_id = item.item_id.clone();
+                self.emit(Source::Agent, EventBody::ItemDelta(ItemDelta { item_id, delta }), vec![]);
+            }
+            Draft::ItemCompleted { native_id, kind, role, status, content, tool, plan } => {
+                let i = match self.item_index(&native_id) {
+                    Some(i) => i,
+                    None => self.start_item(native_id, kind, role, tool.clone()),
+                };
+                let item = &mut self.items[i].1.item;
+                if !content.is_empty() {
+                    item.content = content;
+                }
+                if let Some(mut tool) = tool {
+                    if let Some(old) = item.tool.take() {
+                        tool.output = tool.output.or(old.output);
+                    }
+                    item.tool = Some(tool);
+                }
+                if plan.is_some() {
+                    item.plan = plan;
+                }
+                self.complete_item(i, status, Source::Agent);
+            }
+            Draft::ToolResult { native_id, output, is_error, exit_code } => {
+                let i = match self.item_index(&native_id) {
+                    Some(i) => i,
+                    None => {
+                        let tool = Tool {
+                            name: "unknown".into(),
+                            kind: ToolKind::Other,
+                            input: Value::Null,
+                            output: None,
+                            exit_code: None,
+                            diff: None,
+                            paths: vec![],
+                        };
+                        self.start_item(native_id, ItemKind::ToolCall, None, Some(tool))
+                    }
+                };
+                if let Some(tool) = &mut self.items[i].1.item.tool {
+                    tool.output = Some(output);
+                    tool.exit_code = exit_code.or(tool.exit_code);
+                }
+                let status = if is_error { ItemStatus::Failed } else { ItemStatus::Completed };
+                self.complete_item(i, status, Source::Agent);
+            }
+            Draft::TurnCompleted { stop_reason, usage, error } => {
+                let interrupted = self.turn.as_ref().is_some_and(|t| t.interrupt_requested);
+                let stop_reason = if interrupted && stop_reason != StopReason::EndTurn {
+                    StopReason::Interrupted
+                } else {
+                    stop_reason
+                };
+                self.finish_turn(Source::Agent, stop_reason, usage, error);
+            }
+            Draft::PermissionRequested { native, native_item_id, action, title, command, path, diff, input } => {
+                let permission_id = new_id("prm");
+                let item_id = native_item_id
+                    .as_deref()
+                    .and_then(|n| self.item_index(n))
+                    .map(|i| self.items[i].1.item.item_id.clone());
+                self.pending.insert(
+                    permission_id.clone(),
+                    Pending { is_question: false, native, native_item_id, question_count: 0 },
+                );
+                let body = EventBody::PermissionRequested(PermissionRequested {
+                    permission_id,
+                    item_id,
+                    action,
+                    title,
+                    command,
+                    path,
+                    diff,
+                    input,
+                    options: vec![Decision::AllowOnce, Decision::AllowAlways, Decision::Deny],
+                });
+                self.emit(Source::Agent, body, vec![]);
+                self.sync_status();
+            }
+            Draft::QuestionRequested { native, native_item_id, questions } => {
+                let question_id = new_id("qst");
+                self.pending.insert(
+                    question_id.clone(),
+                    Pending { is_question: true, native, native_item_id, question_count: questions.len() },
+                );
+                self.emit(
+                    Source::Agent,
+                    EventBody::QuestionRequested(QuestionRequested { question_id, questions }),
+                    vec![],
+                );
+                self.sync_status();
+            }
+            Draft::Usage(u) => self.emit(Source::Agent, EventBody::UsageUpdated(u), vec![]),
+            Draft::Error { code, message, retryable } => {
+                if let Some(t) = &mut self.turn {
+                    t.error_emitted = true;
+                }
+                self.emit(
+                    Source::Agent,
+                    EventBody::Error(ErrorData { code, message, retryable, detail: None }),
+                    vec![],
+                );
+            }
+            Draft::Log { stream, text } => {
+                self.emit(Source::Agent, EventBody::AgentLog(AgentLog { stream, text }), vec![])
+            }
+            Draft::Unparsed { line, error } => {
+                self.emit(Source::Agent, EventBody::AgentUnparsed(AgentUnparsed { line, error }), vec![])
+            }
+        }
+    }
+
+    /// Closes the open turn (if any): open items, open requests, then `turn.completed`.
+    fn finish_turn(
+        &mut self,
+        source: Source,
+        stop_reason: StopReason,
+        usage: Option<Usage>,
+        error: Option<(String, String)>,
+    ) {
+        let item_status = match stop_reason {
+            StopReason::Interrupted => ItemStatus::Cancelled,
+            StopReason::Error => ItemStatus::Failed,
+            _ => ItemStatus::Completed,
+        };
+        while !self.items.is_empty() {
+            self.complete_item(0, item_status, Source::Server);
+        }
+        let mut pending: Vec<(String, Pending)> = self.pending.drain().collect();
+        pending.sort_by(|a, b| a.0.cmp(&b.0));
+        for (id, p) in pending {
+            let body = if p.is_question {
+                EventBody::QuestionResolved(QuestionResolved { question_id: id, answers: None, rejected: true })
+            } else {
+                EventBody::PermissionResolved(PermissionResolved {
+                    permission_id: id,
+                    decision: Decision::Deny,
+                    by: ResolvedBy::Agent,
+                })
+            };
+            self.emit(Source::Server, body, vec![]);
+        }
+        let Some(turn) = self.turn.take() else {
+            self.sync_status();
+            return;
+        };
+        let error = error.map(|(code, message)| TurnError { code, message });
+        if stop_reason == StopReason::Error && !turn.error_emitted {
+            let (code, message) = match &error {
+                Some(e) => (e.code.clone(), e.message.clone()),
+                None => ("turn_failed".to_string(), "the turn failed".to_string()),
+            };
+            self.emit(
+                Source::Server,
+                EventBody::Error(ErrorData { code, message, retryable: false, detail: None }),
+                vec![],
+            );
+        }
+        let body = EventBody::TurnCompleted(TurnCompleted { turn_id: turn.turn_id, stop_reason, usage, error });
+        self.emit(source, body, vec![Effect::TurnClose]);
+        self.sync_status();
+    }
+
+    /// The client answered a permission request. Returns what the adapter needs to reply.
+    pub fn resolve_permission(&mut self, id: &str, decision: Decision) -> Option<Pending> {
+        if self.pending.get(id).is_none_or(|p| p.is_question) {
+            return None;
+        }
+        let p = self.pending.remove(id)?;
+        if decision == Decision::Deny {
+            if let Some(i) = p.native_item_id.as_deref().and_then(|n| self.item_index(n)) {
+                self.items[i].1.declined = true;
+            }
+        }
+        let body = EventBody::PermissionResolved(PermissionResolved {
+            permission_id: id.to_string(),
+            decision,
+            by: ResolvedBy::Client,
+        });
+        self.emit(Source::Server, body, vec![]);
+        self.sync_status();
+        Some(p)
+    }
+
+    /// The client answered (or rejected, with `None`) a question.
+    pub fn resolve_question(&mut self, id: &str, answers: Option<Vec<Vec<String>>>) -> Option<Pending> {
+        if self.pending.get(id).is_none_or(|p| !p.is_question) {
+            return None;
+        }
+        let p = self.pending.remove(id)?;
+        let rejected = answers.is_none();
+        let body = EventBody::QuestionResolved(QuestionResolved { question_id: id.to_string(), answers, rejected });
+        self.emit(Source::Server, body, vec![]);
+        self.sync_status();
+        Some(p)
+    }
+
+    /// The agent process ended. `expected` when the server asked it to stop.
+    pub fn agent_exited(&mut self, info: ExitInfo, expected: bool) {
+        if self.turn.is_some() || !self.items.is_empty() {
+            let interrupted = expected || self.turn.as_ref().is_some_and(|t| t.interrupt_requested);
+            if interrupted {
+                self.finish_turn(Source::Server, StopReason::Interrupted, None, None);
+            } else {
+                let message = match (info.code, info.signal) {
+                    (Some(c), _) => format!("the agent exited with code {c} during the turn"),
+                    (None, Some(s)) => format!("the agent was killed by signal {s} during the turn"),
+                    (None, None) => "the agent exited during the turn".to_string(),
+                };
+                self.finish_turn(Source::Server, StopReason::Error, None, Some(("agent_exited".into(), message)));
+            }
+        }
+        let tail: Vec<String> = self.log_tail.drain(..).collect();
+        let stderr_tail = (!tail.is_empty()).then(|| tail.join("\n"));
+        let body =
+            EventBody::AgentExited(AgentExited { exit_code: info.code, signal: info.signal, stderr_tail, expected });
+        self.emit(Source::Server, body, vec![Effect::AgentLive(false)]);
+        self.sync_status();
+    }
+
+    /// The server is stopping: close the turn as interrupted by the server.
+    pub fn server_stopping(&mut self) {
+        if self.turn.is_some() {
+            self.finish_turn(
+                Source::Server,
+                StopReason::Error,
+                None,
+                Some(("server_shutdown".into(), "the server shut down during the turn".into())),
+            );
+        }
+    }
+
+    /// Reopens the state a crashed server left: open items (as JSON) and the open turn.
+    pub fn restore_open(&mut self, turn_id: Option<String>, items: &[String]) {
+        if let Some(turn_id) = turn_id {
+            self.turn = Some(TurnState { turn_id, interrupt_requested: false, error_emitted: false });
+        }
+        for json in items {
+            if let Ok(item) = serde_json::from_str::<Item>(json) {
+                let native = item.native_id.clone().unwrap_or_else(|| item.item_id.clone());
+                self.items.push((native, OpenItem { item, declined: false }));
+            }
+        }
+    }
+
+    /// After a crash of the server: close what was open, then `server.restarted`, idle.
+    pub fn recover_after_restart(&mut self) {
+        if self.turn.is_some() || !self.items.is_empty() {
+            self.finish_turn(
+                Source::Server,
+                StopReason::Error,
+                None,
+                Some(("server_restarted".into(), "the server restarted during the turn".into())),
+            );
+        }
+        self.emit(Source::Server, EventBody::ServerRestarted(ServerRestarted {}), vec![Effect::AgentLive(false)]);
+        self.status = SessionStatus::Running; // force a status event below
+        self.sync_status();
+    }
+
+    /// The session is over for good: `session.status` ended, then `session.ended` (the last event).
+    pub fn end(&mut self, reason: EndReason, message: Option<String>) {
+        let status = match reason {
+            EndReason::Terminated => SessionStatus::Ended,
+            EndReason::Failed => SessionStatus::Failed,
+        };
+        self.set_status(status, vec![]);
+        self.emit(Source::Server, EventBody::SessionEnded(SessionEnded { reason, message }), vec![]);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,258 @@
+//! The durable event log on SQLite (bundled, WAL).
+//!
+//! One writer thread owns the write connection and commits events in batches
+//! (group commit): it assigns `seq` and `gseq`, keeps the derived columns of
+//! `sessions` (status, last_seq, open turn, open items) in the same
+//! transaction, and only after the commit publishes the events on the bus.
+//! Readers use their own connections and never block the writer.
+//! Nothing here holds a connection across an `.await`.
+
+pub mod reader;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use tether_protocol::{PermissionMode, Session, SessionStatus, Source};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub use reader::ReadPool;
+
+/// Migrations, applied in order; `PRAGMA user_version` counts the applied ones.
+const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("migrations/0001_init.sql"))];
+
+/// Capacity of the live bus; a subscriber that falls further behind is caught
+/// up from the store, so this bounds memory, not correctness.
+pub const BUS_CAPACITY: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the store writer has stopped")]
+    Closed,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("session not found")]
+    SessionNotFound,
+}
+
+/// An event committed to the store, as shared with subscribers.
+#[derive(Debug)]
+pub struct Committed {
+    pub session_id: Arc<str>,
+    pub seq: u64,
+    pub gseq: u64,
+    pub etype: Box<str>,
+    /// The event JSON without `raw`.
+    pub json: String,
+    /// The agent's native message as JSON text, if any.
+    pub raw: Option<String>,
+}
+
+impl Committed {
+    /// The event JSON, with `raw` spliced in when asked for and present.
+    pub fn json_with(&self, include_raw: bool) -> std::borrow::Cow<'_, str> {
+        match (&self.raw, include_raw) {
+            (Some(raw), true) => {
+                let body = self.json.strip_suffix('}').unwrap_or(&self.json);
+                std::borrow::Cow::Owned(format!("{body},\"raw\":{raw}}}"))
+            }
+            _ => std::borrow::Cow::Borrowed(&self.json),
+        }
+    }
+
+    /// Appends one SSE frame for this event, with `cursor` as its id.
+    pub fn write_sse(&self, cursor: u64, include_raw: bool, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let _ = write!(out, "id: {cursor}\nevent: {}\ndata: ", self.etype);
+        out.extend_from_slice(self.json_with(include_raw).as_bytes());
+        out.extend_from_slice(b"\n\n");
+    }
+}
+
+/// A change to the derived session state that an event implies.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    Status(SessionStatus),
+    ItemOpen { item_id: String, item_json: String },
+    ItemClose { item_id: String },
+    TurnOpen(String),
+    TurnClose,
+    NativeSession(String),
+    AgentLive(bool),
+}
+
+/// An event ready to be committed: everything but `seq` and `gseq`.
+#[derive(Debug)]
+pub struct NewEvent {
+    pub etype: &'static str,
+    pub source: Source,
+    pub time: String,
+    /// The serialized `data` object.
+    pub data_json: String,
+    pub raw: Option<String>,
+    pub effects: Vec<Effect>,
+}
+
+/// A session's stored row.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub agent: String,
+    pub status: SessionStatus,
+    pub cwd: String,
+    pub model: Option<String>,
+    pub permission_mode: PermissionMode,
+    pub title: Option<String>,
+    pub native_session_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_seq: u64,
+    pub metadata: Option<serde_json::Value>,
+    /// JSON of the launch configuration (env, mcp servers, skills).
+    pub config: String,
+    pub agent_live: bool,
+    pub open_turn: Option<String>,
+}
+
+impl SessionRow {
+    pub fn to_api(&self) -> Session {
+        Session {
+            id: self.id.clone(),
+            agent: self.agent.clone(),
+            status: self.status,
+            cwd: self.cwd.clone(),
+            model: self.model.clone(),
+            permission_mode: self.permission_mode,
+            title: self.title.clone(),
+            native_session_id: self.native_session_id.clone(),
+            created_at: crate::util::rfc3339_ms(self.created_at),
+            updated_at: crate::util::rfc3339_ms(self.updated_at),
+            last_seq: self.last_seq,
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+pub(crate) enum WriteCmd {
+    Append {
+        session_id: Arc<str>,
+        events: Vec<NewEvent>,
+    },
+    CreateSession {
+        row: Box<SessionRow>,
+        ack: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Purge {
+        session_id: String,
+        ack: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Resolves once everything sent before it is committed.
+    Flush {
+        ack: oneshot::Sender<()>,
+    },
+}
+
+/// Handle to the store: cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::Sender<WriteCmd>,
+    bus: broadcast::Sender<Arc<Committed>>,
+    pub reads: Arc<ReadPool>,
+    path: Arc<PathBuf>,
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "busy_timeout", 5000)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, (_name, sql)) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database at `path` and starts the writer thread.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut conn = open_connection(path)?;
+        migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel(1024);
+        let (bus, _) = broadcast::channel(BUS_CAPACITY);
+        let state = writer::Writer::new(conn, bus.clone())?;
+        std::thread::Builder::new().name("tether-store".into()).spawn(move || state.run(rx))?;
+        Ok(Store { tx, bus, reads: Arc::new(ReadPool::new(path.to_path_buf())), path: Arc::new(path.to_path_buf()) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Subscribes to events committed from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Committed>> {
+        self.bus.subscribe()
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.bus.receiver_count()
+    }
+
+    /// Queues events for commit, in order. Waits only when the writer is saturated.
+    pub async fn append(&self, session_id: Arc<str>, events: Vec<NewEvent>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.tx.send(WriteCmd::Append { session_id, events }).await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Waits until everything queued before this call is committed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (ack, rx) = oneshot::channel();
+        self.tx.send(WriteCmd::Flush { ack }).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    pub async fn create_session(&self, row: SessionRow) -> Result<(), StoreError> {
+        let (ack, rx) = oneshot::channel();
+        self.tx.send(WriteCmd::CreateSession { row: Box::new(row), ack }).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Deletes a session and all its events.
+    pub async fn purge(&self, session_id: &str) -> Result<(), StoreError> {
+        let (ack, rx) = oneshot::channel();
+        let cmd = WriteCmd::Purge { session_id: session_id.to_string(), ack };
+        self.tx.send(cmd).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs a read on a pooled connection off the async runtime.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.reads.clone();
+        tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
+    }
+}
+
+#[cfg(test)]
+mod tests;

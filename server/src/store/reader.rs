@@ -1,0 +1,152 @@
+//! Read connections and the queries that use them.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use tether_protocol::{PermissionMode, SessionStatus};
+
+use super::{open_connection, Committed, SessionRow, StoreError};
+
+/// A small pool of read-only connections (WAL lets them read while the writer writes).
+pub struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        ReadPool { path, idle: Mutex::new(Vec::new()) }
+    }
+
+    /// Runs `f` on a pooled connection (blocking; call from a blocking context).
+    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let conn = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let conn = match conn {
+            Some(c) => c,
+            None => open_connection(&self.path)?,
+        };
+        let out = f(&conn);
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < 8 {
+                idle.push(conn);
+            }
+        }
+        out
+    }
+}
+
+const SESSION_COLUMNS: &str = "id, agent, status, cwd, model, permission_mode, title, native_session_id, created_at, \
+     updated_at, last_seq, metadata, config, agent_live, open_turn";
+
+fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+    let status: String = r.get(2)?;
+    let mode: String = r.get(5)?;
+    let metadata: Option<String> = r.get(11)?;
+    Ok(SessionRow {
+        id: r.get(0)?,
+        agent: r.get(1)?,
+        status: SessionStatus::parse(&status).unwrap_or(SessionStatus::Failed),
+        cwd: r.get(3)?,
+        model: r.get(4)?,
+        permission_mode: serde_json::from_value(serde_json::Value::String(mode)).unwrap_or(PermissionMode::Default),
+        title: r.get(6)?,
+        native_session_id: r.get(7)?,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+        last_seq: r.get::<_, i64>(10)? as u64,
+        metadata: metadata.and_then(|m| serde_json::from_str(&m).ok()),
+        config: r.get(12)?,
+        agent_live: r.get::<_, i64>(13)? != 0,
+        open_turn: r.get(14)?,
+    })
+}
+
+pub fn get_session(conn: &Connection, id: &str) -> Result<Option<SessionRow>, StoreError> {
+    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1");
+    Ok(conn.prepare_cached(&sql)?.query_row([id], session_from_row).optional()?)
+}
+
+/// Sessions newest first, after an optional `(created_at, id)` cursor.
+pub fn list_sessions(
+    conn: &Connection,
+    status: Option<SessionStatus>,
+    agent: Option<&str>,
+    cursor: Option<(i64, String)>,
+    limit: u32,
+) -> Result<Vec<SessionRow>, StoreError> {
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions
+         WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR agent = ?2)
+           AND (?3 IS NULL OR created_at < ?3 OR (created_at = ?3 AND id < ?4))
+         ORDER BY created_at DESC, id DESC LIMIT ?5"
+    );
+    let (c_at, c_id) = match cursor {
+        Some((a, b)) => (Some(a), Some(b)),
+        None => (None, None),
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![status.map(|s| s.as_str()), agent, c_at, c_id, limit], session_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Sessions that had a live agent or an open turn when the server last stopped.
+pub fn interrupted_sessions(conn: &Connection) -> Result<Vec<SessionRow>, StoreError> {
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions
+         WHERE status NOT IN ('ended', 'failed') AND (agent_live = 1 OR open_turn IS NOT NULL
+               OR status IN ('running', 'waiting', 'starting'))"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], session_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The JSON of each item a session left open, oldest first.
+pub fn open_items(conn: &Connection, session_id: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare("SELECT item FROM open_items WHERE session_id = ?1 ORDER BY rowid")?;
+    let rows = stmt.query_map([session_id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn committed_from_row(r: &Row<'_>) -> rusqlite::Result<Committed> {
+    let sid: String = r.get(0)?;
+    let etype: String = r.get(3)?;
+    Ok(Committed {
+        session_id: Arc::from(sid),
+        seq: r.get::<_, i64>(1)? as u64,
+        gseq: r.get::<_, i64>(2)? as u64,
+        etype: etype.into_boxed_str(),
+        json: r.get(4)?,
+        raw: r.get(5)?,
+    })
+}
+
+/// Events of one session with `seq > after`, in order.
+pub fn session_events(
+    conn: &Connection,
+    session_id: &str,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<Committed>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT session_id, seq, gseq, type, json, raw FROM events
+         WHERE session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![session_id, after as i64, limit], committed_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Events of every session with `gseq > after`, in order.
+pub fn global_events(conn: &Connection, after: u64, limit: u32) -> Result<Vec<Committed>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT session_id, seq, gseq, type, json, raw FROM events WHERE gseq > ?1 ORDER BY gseq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after as i64, limit], committed_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Number of events in the store.
+pub fn event_count(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
+}
