@@ -59,12 +59,7 @@ pub(crate) async fn from_response(resp: reqwest::Response) -> Error {
 /// The problem of a non-2xx answer. Lenient: a JSON object with a string
 /// `type` is taken as a problem even when other members are missing.
 pub(crate) fn api_error(status: StatusCode, body: &[u8]) -> Error {
-    let reason = || {
-        status
-            .canonical_reason()
-            .unwrap_or("Unknown error")
-            .to_owned()
-    };
+    let reason = || status.canonical_reason().unwrap_or("Unknown error").to_owned();
     let problem = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(obj)) if obj.get("type").is_some_and(Value::is_string) => {
             let text = |key: &str| obj.get(key).and_then(Value::as_str).map(str::to_owned);
@@ -86,10 +81,7 @@ pub(crate) fn api_error(status: StatusCode, body: &[u8]) -> Error {
             detail: String::from_utf8_lossy(body).into_owned(),
         },
     };
-    Error::Api {
-        status: status.as_u16(),
-        problem,
-    }
+    Error::Api { status: status.as_u16(), problem }
 }
 
 #[cfg(test)]
@@ -107,10 +99,7 @@ mod tests {
             Error::Api { problem, .. } => assert_eq!(problem.detail, "no session ses_x"),
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!(
-            err.to_string(),
-            "HTTP 404 session_not_found: no session ses_x"
-        );
+        assert_eq!(err.to_string(), "HTTP 404 session_not_found: no session ses_x");
     }
 
     #[test]
@@ -128,18 +117,12 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         // JSON that is not a problem is not taken for one.
-        assert_eq!(
-            api_error(StatusCode::BAD_REQUEST, b"{\"x\":1}").code(),
-            Some("unknown")
-        );
+        assert_eq!(api_error(StatusCode::BAD_REQUEST, b"{\"x\":1}").code(), Some("unknown"));
     }
 
     #[test]
     fn partial_problem_gets_defaults() {
-        let err = api_error(
-            StatusCode::CONFLICT,
-            br#"{"type":"urn:tether:error:conflict"}"#,
-        );
+        let err = api_error(StatusCode::CONFLICT, br#"{"type":"urn:tether:error:conflict"}"#);
         match err {
             Error::Api { status, problem } => {
                 assert_eq!(status, 409);

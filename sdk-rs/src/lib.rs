@@ -65,11 +65,7 @@ impl Client {
     /// a trailing `/` is ignored).
     pub fn new(base_url: impl Into<String>) -> Client {
         let base_url: String = base_url.into();
-        Client {
-            http: reqwest::Client::new(),
-            base_url: base_url.trim_end_matches('/').into(),
-            token: None,
-        }
+        Client { http: reqwest::Client::new(), base_url: base_url.trim_end_matches('/').into(), token: None }
     }
 
     /// Sends `Authorization: Bearer <token>` on every request.
@@ -93,9 +89,7 @@ impl Client {
     /// allowed) with the auth header set: the escape hatch for routes this
     /// client does not wrap.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let request = self
-            .http
-            .request(method, format!("{}{}", self.base_url, path));
+        let request = self.http.request(method, format!("{}{}", self.base_url, path));
         match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -121,10 +115,7 @@ impl Client {
 
     /// `GET /metrics`: Prometheus text.
     pub async fn metrics(&self) -> Result<String> {
-        Ok(send(self.request(Method::GET, "/metrics"))
-            .await?
-            .text()
-            .await?)
+        Ok(send(self.request(Method::GET, "/metrics")).await?.text().await?)
     }
 
     // Agents
@@ -179,21 +170,13 @@ impl Client {
     }
 
     /// `POST /v1/sessions/{id}/messages`: 202 with the turn id at once.
-    pub async fn send_message(
-        &self,
-        id: impl AsRef<str>,
-        message: &SendMessage,
-    ) -> Result<MessageAccepted> {
+    pub async fn send_message(&self, id: impl AsRef<str>, message: &SendMessage) -> Result<MessageAccepted> {
         let path = session_path(id.as_ref(), &["messages"]);
         json(self.request(Method::POST, &path).json(message)).await
     }
 
     /// [`send_message`](Self::send_message) with `{"text": text}`.
-    pub async fn send_text(
-        &self,
-        id: impl AsRef<str>,
-        text: impl Into<String>,
-    ) -> Result<MessageAccepted> {
+    pub async fn send_text(&self, id: impl AsRef<str>, text: impl Into<String>) -> Result<MessageAccepted> {
         self.send_message(id, &SendMessage::text(text)).await
     }
 
@@ -209,10 +192,7 @@ impl Client {
         permission_id: impl AsRef<str>,
         reply: &PermissionReply,
     ) -> Result<()> {
-        let path = session_path(
-            session_id.as_ref(),
-            &["permissions", permission_id.as_ref()],
-        );
+        let path = session_path(session_id.as_ref(), &["permissions", permission_id.as_ref()]);
         empty(self.request(Method::POST, &path).json(reply)).await
     }
 
@@ -259,12 +239,7 @@ impl Client {
     /// `GET /v1/events/stream`: the events of every session with
     /// `gseq > after`, then live. The cursor is `gseq`.
     pub fn all_events(&self, after: Option<u64>) -> EventStream {
-        EventStream::new(
-            self.clone(),
-            "/v1/events/stream".to_owned(),
-            CursorKind::Gseq,
-            after,
-        )
+        EventStream::new(self.clone(), "/v1/events/stream".to_owned(), CursorKind::Gseq, after)
     }
 }
 
@@ -350,10 +325,7 @@ mod tests {
     #[test]
     fn path_segments_are_encoded() {
         assert_eq!(path(&["v1", "agents", "mock"]), "/v1/agents/mock");
-        assert_eq!(
-            session_path("a/b?c#d e", &["events"]),
-            "/v1/sessions/a%2Fb%3Fc%23d%20e/events"
-        );
+        assert_eq!(session_path("a/b?c#d e", &["events"]), "/v1/sessions/a%2Fb%3Fc%23d%20e/events");
         assert_eq!(path(&["v1", "x\0é"]), "/v1/x%00%C3%A9");
     }
 
@@ -386,15 +358,8 @@ mod tests {
         assert_eq!(header(&head, "authorization"), Some("Bearer tok"));
 
         let err = client.get_session("ses_x").await.unwrap_err();
-        assert_eq!(
-            (err.status(), err.code()),
-            (Some(404), Some("session_not_found"))
-        );
-        assert!(heads
-            .recv()
-            .await
-            .unwrap()
-            .starts_with("GET /v1/sessions/ses_x HTTP/1.1"));
+        assert_eq!((err.status(), err.code()), (Some(404), Some("session_not_found")));
+        assert!(heads.recv().await.unwrap().starts_with("GET /v1/sessions/ses_x HTTP/1.1"));
 
         let err = client.delete_session("ses_x", true).await.unwrap_err();
         assert_eq!((err.status(), err.code()), (Some(500), Some("unknown")));
@@ -402,43 +367,23 @@ mod tests {
             Error::Api { problem, .. } => assert_eq!(problem.detail, "boom"),
             other => panic!("unexpected {other:?}"),
         }
-        assert!(heads
-            .recv()
-            .await
-            .unwrap()
-            .starts_with("DELETE /v1/sessions/ses_x?purge=true HTTP/1.1"));
+        assert!(heads.recv().await.unwrap().starts_with("DELETE /v1/sessions/ses_x?purge=true HTTP/1.1"));
 
         client.interrupt("ses_x").await.unwrap();
-        assert!(heads
-            .recv()
-            .await
-            .unwrap()
-            .starts_with("POST /v1/sessions/ses_x/interrupt HTTP/1.1"));
+        assert!(heads.recv().await.unwrap().starts_with("POST /v1/sessions/ses_x/interrupt HTTP/1.1"));
 
         // A 2xx body that is not the promised type is a decode error.
         let err = client.get_session("ses_x").await.unwrap_err();
         assert!(matches!(err, Error::Decode(_)), "{err:?}");
         heads.recv().await.unwrap();
 
-        let query = ListSessions {
-            status: Some(SessionStatus::Idle),
-            limit: Some(5),
-            ..Default::default()
-        };
+        let query = ListSessions { status: Some(SessionStatus::Idle), limit: Some(5), ..Default::default() };
         let _ = client.list_sessions(&query).await;
         let head = heads.recv().await.unwrap();
-        assert!(
-            head.starts_with("GET /v1/sessions?status=idle&limit=5 HTTP/1.1"),
-            "{head}"
-        );
+        assert!(head.starts_with("GET /v1/sessions?status=idle&limit=5 HTTP/1.1"), "{head}");
 
         let _ = client.events_page("ses_x", 7, Some(10), true).await;
         let head = heads.recv().await.unwrap();
-        assert!(
-            head.starts_with(
-                "GET /v1/sessions/ses_x/events?after=7&limit=10&include_raw=true HTTP/1.1"
-            ),
-            "{head}"
-        );
+        assert!(head.starts_with("GET /v1/sessions/ses_x/events?after=7&limit=10&include_raw=true HTTP/1.1"), "{head}");
     }
 }

@@ -30,9 +30,7 @@ impl SseFrame {
 
     /// The `event:` of this frame, if it had one (and it is UTF-8).
     pub fn event(&self) -> Option<&str> {
-        self.event
-            .as_deref()
-            .and_then(|b| std::str::from_utf8(b).ok())
+        self.event.as_deref().and_then(|b| std::str::from_utf8(b).ok())
     }
 
     /// The `data:` lines joined with `"\n"`.
@@ -135,11 +133,7 @@ impl SseParser {
         let id = self.id.take();
         let event = self.event.take();
         let data = self.data.take()?;
-        Some(SseFrame {
-            id,
-            event,
-            data: data.freeze(),
-        })
+        Some(SseFrame { id, event, data: data.freeze() })
     }
 }
 
@@ -151,11 +145,7 @@ mod tests {
     type Simple = (Option<String>, Option<String>, String);
 
     fn simple(frame: &SseFrame) -> Simple {
-        (
-            frame.id().map(str::to_owned),
-            frame.event().map(str::to_owned),
-            frame.data_str().unwrap().to_owned(),
-        )
+        (frame.id().map(str::to_owned), frame.event().map(str::to_owned), frame.data_str().unwrap().to_owned())
     }
 
     fn parse_chunks(chunks: &[&[u8]]) -> Vec<Simple> {
@@ -171,11 +161,7 @@ mod tests {
     }
 
     fn f(id: Option<&str>, event: Option<&str>, data: &str) -> Simple {
-        (
-            id.map(str::to_owned),
-            event.map(str::to_owned),
-            data.to_owned(),
-        )
+        (id.map(str::to_owned), event.map(str::to_owned), data.to_owned())
     }
 
     /// The same frames whether the input comes whole, split in two at every
@@ -206,11 +192,7 @@ mod tests {
             input,
             &[
                 f(Some("1"), Some("session.status"), "{\"a\":1}"),
-                f(
-                    Some("2"),
-                    Some("item.delta"),
-                    "line one\nline two\n\nno space",
-                ),
+                f(Some("2"), Some("item.delta"), "line one\nline two\n\nno space"),
                 f(None, None, "only data"),
             ],
         );
@@ -218,8 +200,7 @@ mod tests {
 
     #[test]
     fn crlf_and_cr_line_endings() {
-        let crlf =
-            b"id: 7\r\nevent: x\r\ndata: a\r\ndata: b\r\n\r\n: c\r\n\r\nid: 8\r\ndata: z\r\n\r\n";
+        let crlf = b"id: 7\r\nevent: x\r\ndata: a\r\ndata: b\r\n\r\n: c\r\n\r\nid: 8\r\ndata: z\r\n\r\n";
         let expected = [f(Some("7"), Some("x"), "a\nb"), f(Some("8"), None, "z")];
         check_all_splits(crlf, &expected);
         let cr = b"id: 7\revent: x\rdata: a\rdata: b\r\r: c\r\rid: 8\rdata: z\r\r";

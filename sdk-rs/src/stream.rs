@@ -164,10 +164,7 @@ impl EventStream {
     /// that ended the connection, or the end of the stream.
     fn retry(&mut self, error: Option<Error>) -> Option<Poll<Option<Result<Event>>>> {
         let inner = &mut self.inner;
-        if inner
-            .max_reconnects
-            .is_some_and(|max| inner.reconnects >= max)
-        {
+        if inner.max_reconnects.is_some_and(|max| inner.reconnects >= max) {
             self.state = State::Done;
             return Some(Poll::Ready(error.map(Err)));
         }
@@ -195,9 +192,7 @@ impl Inner {
             request = request.query(&[("include_raw", "true")]);
         }
         if let Some(floor) = self.floor() {
-            request = request
-                .query(&[("after", floor)])
-                .header("Last-Event-ID", floor.to_string());
+            request = request.query(&[("after", floor)]).header("Last-Event-ID", floor.to_string());
         }
         Box::pin(request.send())
     }
@@ -275,10 +270,7 @@ impl Stream for EventStream {
                         }
                         Ok(resp) => {
                             let fatal = resp.status().is_client_error();
-                            this.state = State::Failing {
-                                error: Box::pin(error::from_response(resp)),
-                                fatal,
-                            };
+                            this.state = State::Failing { error: Box::pin(error::from_response(resp)), fatal };
                         }
                         Err(e) => {
                             if let Some(poll) = this.retry(Some(Error::Http(e))) {
@@ -300,12 +292,7 @@ impl Stream for EventStream {
                         return poll;
                     }
                 }
-                State::Reading {
-                    body,
-                    parser,
-                    idle,
-                    last_activity,
-                } => {
+                State::Reading { body, parser, idle, last_activity } => {
                     if let Some(frame) = parser.next_frame() {
                         match this.inner.on_frame(frame) {
                             Some(item) => return Poll::Ready(Some(item)),
@@ -330,8 +317,7 @@ impl Stream for EventStream {
                             }
                         }
                         Poll::Pending => {
-                            let (Some(timer), Some(timeout)) = (idle, this.inner.idle_timeout)
-                            else {
+                            let (Some(timer), Some(timeout)) = (idle, this.inner.idle_timeout) else {
                                 return Poll::Pending;
                             };
                             // The timer is only moved when it fires, not per chunk.
@@ -397,9 +383,8 @@ pub(crate) mod tests {
     }
 
     fn problem(status: u16, reason: &str, code: &str) -> Vec<u8> {
-        let body = format!(
-            r#"{{"type":"urn:tether:error:{code}","title":"{reason}","status":{status},"detail":"{code}"}}"#
-        );
+        let body =
+            format!(r#"{{"type":"urn:tether:error:{code}","title":"{reason}","status":{status},"detail":"{code}"}}"#);
         format!(
             "HTTP/1.1 {status} {reason}\r\nContent-Type: application/problem+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
@@ -458,9 +443,7 @@ pub(crate) mod tests {
     }
 
     async fn next(stream: &mut EventStream) -> Option<Result<Event>> {
-        tokio::time::timeout(Duration::from_secs(10), stream.next_event())
-            .await
-            .unwrap()
+        tokio::time::timeout(Duration::from_secs(10), stream.next_event()).await.unwrap()
     }
 
     fn assert_send_unpin<T: Send + Unpin + 'static>(_: &T) {}
@@ -481,10 +464,7 @@ pub(crate) mod tests {
                 keep_open: false,
             },
             // A transient server error.
-            1 => Answer {
-                bytes: problem(503, "Service Unavailable", "internal"),
-                keep_open: false,
-            },
+            1 => Answer { bytes: problem(503, "Service Unavailable", "internal"), keep_open: false },
             // Replays from before the cursor (duplicates must be skipped).
             _ => {
                 assert_eq!(header(head, "last-event-id"), Some("3"));
@@ -492,10 +472,7 @@ pub(crate) mod tests {
                 for seq in 2..=6 {
                     body.push_str(&frame(seq, &event_json(seq, 100 + seq)));
                 }
-                Answer {
-                    bytes: body.into_bytes(),
-                    keep_open: true,
-                }
+                Answer { bytes: body.into_bytes(), keep_open: true }
             }
         })
         .await;
@@ -513,19 +490,13 @@ pub(crate) mod tests {
         assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
 
         let first = heads.recv().await.unwrap();
-        assert!(
-            first.starts_with("GET /v1/sessions/ses_1/events/stream HTTP/1.1"),
-            "{first}"
-        );
+        assert!(first.starts_with("GET /v1/sessions/ses_1/events/stream HTTP/1.1"), "{first}");
         assert_eq!(header(&first, "last-event-id"), None);
         assert_eq!(header(&first, "authorization"), Some("Bearer t0k"));
         assert_eq!(header(&first, "accept"), Some("text/event-stream"));
         for _ in 0..2 {
             let head = heads.recv().await.unwrap();
-            assert!(
-                head.starts_with("GET /v1/sessions/ses_1/events/stream?after=3 HTTP/1.1"),
-                "{head}"
-            );
+            assert!(head.starts_with("GET /v1/sessions/ses_1/events/stream?after=3 HTTP/1.1"), "{head}");
             assert_eq!(header(&head, "last-event-id"), Some("3"));
         }
     }
@@ -537,34 +508,23 @@ pub(crate) mod tests {
             for (seq, gseq) in [(1, 9), (2, 10), (1, 11), (3, 12)] {
                 body.push_str(&frame(gseq, &event_json(seq, gseq)));
             }
-            Answer {
-                bytes: body.into_bytes(),
-                keep_open: false,
-            }
+            Answer { bytes: body.into_bytes(), keep_open: false }
         })
         .await;
-        let stream = Client::new(format!("{base}/"))
-            .all_events(Some(10))
-            .with_include_raw(true)
-            .with_max_reconnects(Some(0));
+        let stream =
+            Client::new(format!("{base}/")).all_events(Some(10)).with_include_raw(true).with_max_reconnects(Some(0));
         assert_eq!(stream.cursor(), Some(10));
         let events: Vec<_> = stream.map(|e| e.unwrap().gseq).collect().await;
         assert_eq!(events, vec![11, 12]);
         let head = heads.recv().await.unwrap();
-        assert!(
-            head.starts_with("GET /v1/events/stream?include_raw=true&after=10 HTTP/1.1"),
-            "{head}"
-        );
+        assert!(head.starts_with("GET /v1/events/stream?include_raw=true&after=10 HTTP/1.1"), "{head}");
         assert_eq!(header(&head, "last-event-id"), Some("10"));
     }
 
     #[tokio::test]
     async fn client_error_ends_the_stream() {
-        let (base, mut heads) = serve(|_, _| Answer {
-            bytes: problem(404, "Not Found", "session_not_found"),
-            keep_open: false,
-        })
-        .await;
+        let (base, mut heads) =
+            serve(|_, _| Answer { bytes: problem(404, "Not Found", "session_not_found"), keep_open: false }).await;
         let mut stream = Client::new(base).session_events("ses/x y", Some(3));
         let err = next(&mut stream).await.unwrap().unwrap_err();
         assert_eq!(err.code(), Some("session_not_found"));
@@ -572,10 +532,7 @@ pub(crate) mod tests {
         assert!(next(&mut stream).await.is_none());
         assert!(next(&mut stream).await.is_none());
         let head = heads.recv().await.unwrap();
-        assert!(
-            head.starts_with("GET /v1/sessions/ses%2Fx%20y/events/stream?after=3 "),
-            "{head}"
-        );
+        assert!(head.starts_with("GET /v1/sessions/ses%2Fx%20y/events/stream?after=3 "), "{head}");
         assert!(heads.try_recv().is_err(), "no reconnection after a 4xx");
     }
 
@@ -588,20 +545,12 @@ pub(crate) mod tests {
                 frame(1, &event_json(1, 1)),
                 frame(3, &event_json(3, 3)),
             );
-            Answer {
-                bytes: body.into_bytes(),
-                keep_open: false,
-            }
+            Answer { bytes: body.into_bytes(), keep_open: false }
         })
         .await;
-        let mut stream = Client::new(base)
-            .session_events("ses_1", None)
-            .with_max_reconnects(Some(0));
+        let mut stream = Client::new(base).session_events("ses_1", None).with_max_reconnects(Some(0));
         assert_eq!(next(&mut stream).await.unwrap().unwrap().seq, 1);
-        assert!(matches!(
-            next(&mut stream).await.unwrap(),
-            Err(Error::Decode(_))
-        ));
+        assert!(matches!(next(&mut stream).await.unwrap(), Err(Error::Decode(_))));
         assert_eq!(stream.cursor(), Some(2));
         assert_eq!(next(&mut stream).await.unwrap().unwrap().seq, 3);
         assert!(next(&mut stream).await.is_none());
@@ -609,14 +558,9 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn gives_up_after_max_reconnects_with_the_last_error() {
-        let (base, mut heads) = serve(|_, _| Answer {
-            bytes: problem(500, "Internal Server Error", "internal"),
-            keep_open: false,
-        })
-        .await;
-        let mut stream = Client::new(base)
-            .session_events("ses_1", None)
-            .with_max_reconnects(Some(2));
+        let (base, mut heads) =
+            serve(|_, _| Answer { bytes: problem(500, "Internal Server Error", "internal"), keep_open: false }).await;
+        let mut stream = Client::new(base).session_events("ses_1", None).with_max_reconnects(Some(2));
         let err = next(&mut stream).await.unwrap().unwrap_err();
         assert_eq!(err.status(), Some(500));
         assert!(next(&mut stream).await.is_none());
@@ -631,15 +575,11 @@ pub(crate) mod tests {
         let (base, mut heads) = serve(|n, _| {
             let mut body = sse_head();
             body.push_str(&frame(n as u64 + 1, &event_json(n as u64 + 1, 1)));
-            Answer {
-                bytes: body.into_bytes(),
-                keep_open: true,
-            }
+            Answer { bytes: body.into_bytes(), keep_open: true }
         })
         .await;
-        let mut stream = Client::new(base)
-            .session_events("ses_1", None)
-            .with_idle_timeout(Some(Duration::from_millis(200)));
+        let mut stream =
+            Client::new(base).session_events("ses_1", None).with_idle_timeout(Some(Duration::from_millis(200)));
         assert_eq!(next(&mut stream).await.unwrap().unwrap().seq, 1);
         assert_eq!(next(&mut stream).await.unwrap().unwrap().seq, 2);
         heads.recv().await.unwrap();

@@ -189,13 +189,14 @@ pub fn is_supported(id: &str) -> bool {
 
 /// Where the agent's binary is: `TETHER_<AGENT>_PATH`, the data dir's install, or PATH.
 pub fn locate(def: &AgentDef, data_dir: &Path) -> Option<PathBuf> {
-    if def.id == "mock" {
-        return std::env::current_exe().ok();
-    }
     let var = format!("TETHER_{}_PATH", def.id.to_ascii_uppercase());
     if let Some(p) = std::env::var_os(&var) {
         let p = PathBuf::from(p);
         return p.is_file().then_some(p);
+    }
+    if def.id == "mock" {
+        // The mock agent is this binary, run with a hidden subcommand.
+        return std::env::current_exe().ok();
     }
     let installed = data_dir.join("agents").join(def.id).join("bin").join(def.command);
     if installed.is_file() {

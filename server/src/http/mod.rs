@@ -133,3 +133,6 @@ pub fn resume_cursor(headers: &HeaderMap, after: Option<u64>) -> Result<u64, Api
         None => Ok(after.unwrap_or(0)),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -49,7 +49,7 @@ pub struct ExitInfo {
 /// A running agent process.
 pub struct Process {
     pub pid: i32,
-    input: std_mpsc::Sender<Vec<u8>>,
+    input: Option<std_mpsc::Sender<Vec<u8>>>,
     master: Arc<OwnedFd>,
     pub events: mpsc::Receiver<ProcEvent>,
 }
@@ -57,7 +57,15 @@ pub struct Process {
 impl Process {
     /// Queues bytes for the process's input; they are written in order.
     pub fn write(&self, bytes: Vec<u8>) -> io::Result<()> {
-        self.input.send(bytes).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "agent input closed"))
+        match &self.input {
+            Some(tx) => tx.send(bytes).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "agent input closed")),
+            None => Err(io::Error::new(io::ErrorKind::BrokenPipe, "agent input closed")),
+        }
+    }
+
+    /// Closes the agent's input once everything queued is written (EOF on a pipe).
+    pub fn close_input(&mut self) {
+        self.input = None;
     }
 
     /// Sends a signal to the whole process group.
@@ -169,7 +177,7 @@ pub fn spawn(spec: &LaunchSpec, cwd: &Path, env: &BTreeMap<String, String>, sess
         std::thread::sleep(Duration::from_secs(1));
         stop.store(true, Ordering::Relaxed);
     })?;
-    Ok(Process { pid, input: in_tx, master, events: ev_rx })
+    Ok(Process { pid, input: Some(in_tx), master, events: ev_rx })
 }
 
 /// After the leader exits, its group must not live on: SIGTERM, then SIGKILL.

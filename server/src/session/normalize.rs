@@ -178,10 +178,15 @@ impl Normalizer {
     }
 
     /// Sets the status, emitting `session.status` if it changed.
-    pub fn set_status(&mut self, status: SessionStatus, mut effects: Vec<Effect>) {
+    pub fn set_status(&mut self, status: SessionStatus, effects: Vec<Effect>) {
         if status == self.status && effects.is_empty() {
             return;
         }
+        self.emit_status(status, effects);
+    }
+
+    /// Emits `session.status` even if the status is unchanged.
+    fn emit_status(&mut self, status: SessionStatus, mut effects: Vec<Effect>) {
         self.status = status;
         effects.push(Effect::Status(status));
         self.emit(Source::Server, EventBody::SessionStatus(SessionStatusData { status }), effects);
@@ -407,6 +412,7 @@ impl Normalizer {
                     stop_reason
                 };
                 self.finish_turn(Source::Agent, stop_reason, usage, error);
+                self.sync_status();
             }
             Draft::PermissionRequested { native, native_item_id, action, title, command, path, diff, input } => {
                 let permission_id = new_id("prm");
@@ -495,10 +501,7 @@ impl Normalizer {
             };
             self.emit(Source::Server, body, vec![]);
         }
-        let Some(turn) = self.turn.take() else {
-            self.sync_status();
-            return;
-        };
+        let Some(turn) = self.turn.take() else { return };
         let error = error.map(|(code, message)| TurnError { code, message });
         if stop_reason == StopReason::Error && !turn.error_emitted {
             let (code, message) = match &error {
@@ -513,7 +516,6 @@ impl Normalizer {
         }
         let body = EventBody::TurnCompleted(TurnCompleted { turn_id: turn.turn_id, stop_reason, usage, error });
         self.emit(source, body, vec![Effect::TurnClose]);
-        self.sync_status();
     }
 
     /// The client answered a permission request. Returns what the adapter needs to reply.
@@ -582,6 +584,7 @@ impl Normalizer {
                 None,
                 Some(("server_shutdown".into(), "the server shut down during the turn".into())),
             );
+            self.sync_status();
         }
     }
 
@@ -609,8 +612,7 @@ impl Normalizer {
             );
         }
         self.emit(Source::Server, EventBody::ServerRestarted(ServerRestarted {}), vec![Effect::AgentLive(false)]);
-        self.status = SessionStatus::Running; // force a status event below
-        self.sync_status();
+        self.emit_status(SessionStatus::Idle, vec![]);
     }
 
     /// The session is over for good: `session.status` ended, then `session.ended` (the last event).

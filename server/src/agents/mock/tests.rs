@@ -520,9 +520,7 @@ fn api_error() {
 #[test]
 fn crash_exits_mid_message() {
     let dir = temp_dir();
-    let h = start(config(&dir));
-    h.user("[mock:crash] now");
-    h.user("never answered");
+    let h = start_with(config(&dir), &[user_line("[mock:crash] now"), user_line("never answered")]);
     let (exit, lines) = h.finish();
     assert_eq!(exit, Exit::Crash { code: 3, message: "mock: fatal error, exiting" });
     assert_eq!(kinds(&lines), seq(&[&["system/init", "message_start", "content_block_start", "delta*"]]));

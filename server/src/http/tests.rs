@@ -1,0 +1,236 @@
+//! The router in-process: auth, problem+json errors, limits and a mock session.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use super::*;
+
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::config::Config;
+
+struct App {
+    router: Router,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+/// The mock agent is the tether binary itself; a lib test binary is not it, so
+/// point `TETHER_MOCK_PATH` at a freshly built one (once per test process).
+fn use_real_mock_binary() {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "tether", "--bin", "tether"]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().unwrap().success(), "could not build the tether binary");
+        let exe = std::env::current_exe().unwrap();
+        let bin = exe.parent().unwrap().parent().unwrap().join("tether");
+        assert!(bin.is_file(), "{} is missing", bin.display());
+        std::env::set_var("TETHER_MOCK_PATH", bin);
+    });
+}
+
+async fn app(token: Option<&str>, max_body_bytes: usize) -> App {
+    use_real_mock_binary();
+    let data = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let config = Config {
+        host: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        data_dir: data.path().to_path_buf(),
+        workspace: ws.path().canonicalize().unwrap(),
+        token: token.map(str::to_string),
+        max_body_bytes,
+        keepalive: Duration::from_secs(15),
+    };
+    let prepared = crate::server::prepare(&config, Instant::now()).await.unwrap();
+    App { router: router(prepared.app.clone()), _dirs: (data, ws) }
+}
+
+async fn call(app: &App, req: Request<Body>) -> (StatusCode, String, Value) {
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, ct, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn post_json(uri: &str, body: &str) -> Request<Body> {
+    Request::post(uri).header("content-type", "application/json").body(Body::from(body.to_string())).unwrap()
+}
+
+/// Asserts a problem+json answer with this status and code whose detail mentions `needle`.
+fn assert_problem(r: &(StatusCode, String, Value), status: u16, code: &str, needle: &str) {
+    assert_eq!(r.0.as_u16(), status, "{:?}", r.2);
+    assert_eq!(r.1, "application/problem+json");
+    assert_eq!(r.2["type"], format!("urn:tether:error:{code}"));
+    assert_eq!(r.2["status"], status);
+    let detail = r.2["detail"].as_str().unwrap();
+    assert!(detail.contains(needle), "detail {detail:?} should mention {needle:?}");
+}
+
+#[tokio::test]
+async fn health_is_open_and_everything_else_needs_the_token() {
+    let app = app(Some("s3cret"), 1 << 20).await;
+    let health = call(&app, get("/v1/health")).await;
+    assert_eq!((health.0, health.2), (StatusCode::OK, json!({"status": "ok"})));
+    assert_problem(&call(&app, get("/v1/sessions")).await, 401, "unauthorized", "Authorization");
+    let wrong = Request::get("/v1/sessions").header("authorization", "Bearer nope").body(Body::empty()).unwrap();
+    assert_problem(&call(&app, wrong).await, 401, "unauthorized", "not valid");
+    let right = Request::get("/v1/sessions").header("authorization", "Bearer s3cret").body(Body::empty()).unwrap();
+    let ok = call(&app, right).await;
+    assert_eq!(ok.0, StatusCode::OK);
+    assert_eq!(ok.2, json!({"sessions": [], "next_cursor": null}));
+}
+
+#[tokio::test]
+async fn bad_requests_get_problems_that_say_what_was_wrong() {
+    let app = app(None, 64 * 1024).await;
+    assert_problem(&call(&app, post_json("/v1/sessions", "{")).await, 400, "invalid_request", "EOF");
+    assert_problem(
+        &call(&app, post_json("/v1/sessions", r#"{"agent":"mock","colour":"red"}"#)).await,
+        400,
+        "invalid_request",
+        "unknown field `colour`",
+    );
+    assert_problem(
+        &call(&app, post_json("/v1/sessions", r#"{"agent":42}"#)).await,
+        400,
+        "invalid_request",
+        "invalid type: integer",
+    );
+    assert_problem(&call(&app, post_json("/v1/sessions", "{}")).await, 400, "invalid_request", "missing field `agent`");
+    assert_problem(
+        &call(&app, post_json("/v1/sessions", r#"{"agent":"gpt-9"}"#)).await,
+        400,
+        "invalid_request",
+        "unknown agent \"gpt-9\"",
+    );
+    assert_problem(
+        &call(&app, post_json("/v1/sessions", r#"{"agent":"mock","cwd":"../.."}"#)).await,
+        403,
+        "path_outside_root",
+        "outside the workspace root",
+    );
+    let text = Request::post("/v1/sessions").header("content-type", "text/plain").body(Body::from("{}")).unwrap();
+    assert_problem(&call(&app, text).await, 415, "unsupported_media_type", "JSON");
+    let big = format!(r#"{{"agent":"mock","prompt":"{}"}}"#, "x".repeat(100 * 1024));
+    assert_problem(&call(&app, post_json("/v1/sessions", &big)).await, 413, "payload_too_large", "larger");
+    assert_problem(&call(&app, get("/v1/sessions/ses_nope")).await, 404, "session_not_found", "ses_nope");
+    assert_problem(&call(&app, get("/v1/sessions?limit=abc")).await, 400, "invalid_request", "invalid digit");
+    assert_problem(&call(&app, get("/v1/sessions?bogus=1")).await, 400, "invalid_request", "unknown field `bogus`");
+    assert_problem(&call(&app, get("/v1/nowhere")).await, 404, "not_found", "/v1/nowhere");
+    let del = Request::delete("/v1/health").body(Body::empty()).unwrap();
+    assert_problem(&call(&app, del).await, 405, "method_not_allowed", "DELETE");
+    let bad_cursor = Request::get("/v1/events/stream").header("last-event-id", "x").body(Body::empty()).unwrap();
+    assert_problem(&call(&app, bad_cursor).await, 400, "invalid_request", "Last-Event-ID");
+    // Still serving.
+    assert_eq!(call(&app, get("/v1/health")).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_mock_session_runs_a_turn_and_pages_its_events() {
+    let app = app(None, 8 << 20).await;
+    let created = call(&app, post_json("/v1/sessions", r#"{"agent":"mock","title":"t","metadata":{"k":1}}"#)).await;
+    assert_eq!(created.0, StatusCode::CREATED, "{:?}", created.2);
+    let id = created.2["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("ses_"));
+    assert_eq!(created.2["metadata"], json!({"k": 1}));
+    let sent = call(&app, post_json(&format!("/v1/sessions/{id}/messages"), r#"{"text":"hi [mock:text]"}"#)).await;
+    assert_eq!(sent.0, StatusCode::ACCEPTED);
+    let turn_id = sent.2["turn_id"].as_str().unwrap().to_string();
+    // Wait for the turn to end, by polling the page API with a deadline.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let events = loop {
+        let page = call(&app, get(&format!("/v1/sessions/{id}/events?limit=1000"))).await.2;
+        let events = page["events"].as_array().unwrap().clone();
+        if events.iter().any(|e| e["type"] == "turn.completed") {
+            break events;
+        }
+        assert!(Instant::now() < deadline, "the turn did not complete: {events:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    let done = events.iter().find(|e| e["type"] == "turn.completed").unwrap();
+    assert_eq!(done["data"]["turn_id"], turn_id);
+    assert_eq!(done["data"]["stop_reason"], "end_turn");
+    let text: String = events
+        .iter()
+        .filter(|e| e["type"] == "item.delta")
+        .map(|e| e["data"]["delta"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "Mock reply to turn 1: hi");
+    assert!(events.iter().all(|e| e.get("raw").is_none()));
+    // Paging: after + limit + has_more, and raw on request.
+    let page = call(&app, get(&format!("/v1/sessions/{id}/events?after=2&limit=3&include_raw=true"))).await.2;
+    let got: Vec<u64> = page["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!((got, page["next_after"].clone(), page["has_more"].clone()), (vec![3, 4, 5], json!(5), json!(true)));
+    let with_raw = call(&app, get(&format!("/v1/sessions/{id}/events?limit=1000&include_raw=true"))).await.2;
+    let delta = with_raw["events"].as_array().unwrap().iter().find(|e| e["type"] == "item.delta").unwrap().clone();
+    assert_eq!(delta["raw"]["type"], "stream_event");
+    // Answering a permission that does not exist.
+    let nope =
+        call(&app, post_json(&format!("/v1/sessions/{id}/permissions/prm_x"), r#"{"decision":"allow_once"}"#)).await;
+    assert_problem(&nope, 404, "not_found", "prm_x");
+    let no_turn = call(&app, Request::post(format!("/v1/sessions/{id}/interrupt")).body(Body::empty()).unwrap()).await;
+    assert_problem(&no_turn, 409, "conflict", "no turn");
+    // Delete, then the session is ended and refuses messages; purge removes it.
+    let deleted = call(&app, Request::delete(format!("/v1/sessions/{id}")).body(Body::empty()).unwrap()).await;
+    assert_eq!((deleted.0, deleted.2["status"].clone()), (StatusCode::OK, json!("ended")));
+    let late = call(&app, post_json(&format!("/v1/sessions/{id}/messages"), r#"{"text":"again"}"#)).await;
+    assert_problem(&late, 409, "conflict", "ended");
+    let purged =
+        call(&app, Request::delete(format!("/v1/sessions/{id}?purge=true")).body(Body::empty()).unwrap()).await;
+    assert_eq!(purged.0, StatusCode::OK);
+    assert_problem(&call(&app, get(&format!("/v1/sessions/{id}"))).await, 404, "session_not_found", &id);
+}
+
+#[tokio::test]
+async fn message_bodies_are_validated() {
+    let app = app(None, 8 << 20).await;
+    let id = call(&app, post_json("/v1/sessions", r#"{"agent":"mock"}"#)).await.2["id"].as_str().unwrap().to_string();
+    let uri = format!("/v1/sessions/{id}/messages");
+    assert_problem(&call(&app, post_json(&uri, "{}")).await, 400, "invalid_request", "`text` or `parts`");
+    assert_problem(&call(&app, post_json(&uri, r#"{"parts":[]}"#)).await, 400, "invalid_request", "must not be empty");
+    assert_problem(
+        &call(&app, post_json(&uri, r#"{"parts":[{"type":"video"}]}"#)).await,
+        400,
+        "invalid_request",
+        "unknown variant `video`",
+    );
+    let q = call(&app, post_json(&format!("/v1/sessions/{id}/questions/qst_x"), r#"{"answers":[["a"]]}"#)).await;
+    assert_problem(&q, 404, "not_found", "qst_x");
+}
+
+#[tokio::test]
+async fn lists_page_with_a_cursor_and_agents_and_openapi_are_served() {
+    let app = app(None, 8 << 20).await;
+    for _ in 0..3 {
+        assert_eq!(call(&app, post_json("/v1/sessions", r#"{"agent":"mock"}"#)).await.0, StatusCode::CREATED);
+    }
+    let first = call(&app, get("/v1/sessions?limit=2")).await.2;
+    assert_eq!(first["sessions"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let rest = call(&app, get(&format!("/v1/sessions?limit=2&cursor={cursor}"))).await.2;
+    assert_eq!(rest["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["next_cursor"], Value::Null);
+    let agents = call(&app, get("/v1/agents")).await.2;
+    let mock = agents["agents"].as_array().unwrap().iter().find(|a| a["id"] == "mock").unwrap().clone();
+    assert_eq!(mock["installed"], true);
+    assert_eq!(call(&app, get("/v1/openapi.json")).await.2, tether_protocol::openapi::openapi());
+    let metrics = app.router.clone().oneshot(get("/metrics")).await.unwrap();
+    let text = String::from_utf8(metrics.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(text.contains("tether_sessions{status=\"idle\"} 3"), "{text}");
+}
