@@ -84,6 +84,28 @@ pub enum EventBody {
     AgentUnparsed(AgentUnparsed),
 }
 
+/// Every event `type`, in the order of the contract.
+pub const EVENT_TYPES: &[&str] = &[
+    "session.started",
+    "session.status",
+    "session.ended",
+    "agent.exited",
+    "server.restarted",
+    "turn.started",
+    "turn.completed",
+    "item.started",
+    "item.delta",
+    "item.completed",
+    "permission.requested",
+    "permission.resolved",
+    "question.requested",
+    "question.resolved",
+    "usage.updated",
+    "error",
+    "agent.log",
+    "agent.unparsed",
+];
+
 impl EventBody {
     pub fn event_type(&self) -> &'static str {
         match self {

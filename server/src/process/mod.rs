@@ -31,6 +31,9 @@ pub const SESSION_ENV: &str = "TETHER_SESSION_ID";
 /// Longest line kept whole; longer output is cut into pieces of this size.
 const MAX_LINE: usize = 64 * 1024 * 1024;
 
+/// Most output bytes gathered into one batch of lines.
+const MAX_BATCH_BYTES: usize = 512 * 1024;
+
 /// What the host reports about a running process, in order.
 #[derive(Debug)]
 pub enum ProcEvent {
@@ -211,7 +214,8 @@ fn read_output(
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
-    loop {
+    let mut eof = false;
+    while !eof {
         match sys::poll_readable(&master, 100) {
             // Stop only once nothing is left to read.
             Ok(false) if stop.load(Ordering::Relaxed) => break,
@@ -219,14 +223,24 @@ fn read_output(
             Ok(true) => {}
             Err(_) => break,
         }
-        let n = match master.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::WouldBlock => continue,
-            // EIO: every holder of the slave side is gone.
-            Err(_) => break,
-        };
-        let lines = split_lines(&mut pending, &buf[..n]);
+        // Gather what is already there into one batch (fewer wakeups downstream).
+        let mut lines = Vec::new();
+        let mut gathered = 0;
+        loop {
+            match master.read(&mut buf) {
+                Ok(0) => eof = true,
+                Ok(n) => {
+                    gathered += n;
+                    lines.extend(split_lines(&mut pending, &buf[..n]));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::WouldBlock => {}
+                // EIO: every holder of the slave side is gone.
+                Err(_) => eof = true,
+            }
+            if eof || gathered >= MAX_BATCH_BYTES || !matches!(sys::poll_readable(&master, 0), Ok(true)) {
+                break;
+            }
+        }
         if !lines.is_empty() && tx.blocking_send(ProcEvent::Lines(lines)).is_err() {
             return;
         }

@@ -14,7 +14,7 @@ use tether_protocol::*;
 use crate::agents::Draft;
 use crate::process::ExitInfo;
 use crate::store::{Effect, NewEvent};
-use crate::util::{new_id, now_rfc3339};
+use crate::util::new_id;
 
 /// Lines of non-protocol output kept for `agent.exited.stderr_tail`.
 const LOG_TAIL_LINES: usize = 20;
@@ -65,6 +65,29 @@ pub struct Normalizer {
     out: Vec<NewEvent>,
     /// The native line being converted, attached as `raw` to what it produces.
     raw: Option<Arc<str>>,
+    clock: Clock,
+}
+
+/// Event timestamps, formatted once per millisecond.
+#[derive(Default)]
+struct Clock {
+    ms: i64,
+    text: Option<Arc<str>>,
+}
+
+impl Clock {
+    fn now(&mut self) -> Arc<str> {
+        let ms = crate::util::now_ms();
+        match &self.text {
+            Some(t) if ms == self.ms => t.clone(),
+            _ => {
+                let t: Arc<str> = Arc::from(crate::util::rfc3339_ms(ms));
+                self.ms = ms;
+                self.text = Some(t.clone());
+                t
+            }
+        }
+    }
 }
 
 fn data_of(body: &EventBody) -> String {
@@ -138,6 +161,7 @@ impl Normalizer {
             log_tail: VecDeque::new(),
             out: Vec::new(),
             raw: None,
+            clock: Clock::default(),
         }
     }
 
@@ -164,13 +188,13 @@ impl Normalizer {
 
     fn emit(&mut self, source: Source, body: EventBody, effects: Vec<Effect>) {
         let raw = match source {
-            Source::Agent => self.raw.as_ref().map(|r| r.to_string()),
+            Source::Agent => self.raw.clone(),
             Source::Server => None,
         };
         self.out.push(NewEvent {
             etype: body.event_type(),
             source,
-            time: now_rfc3339(),
+            time: self.clock.now(),
             data_json: data_of(&body),
             raw,
             effects,

@@ -44,11 +44,11 @@ pub struct Committed {
     pub session_id: Arc<str>,
     pub seq: u64,
     pub gseq: u64,
-    pub etype: Box<str>,
+    pub etype: &'static str,
     /// The event JSON without `raw`.
     pub json: String,
     /// The agent's native message as JSON text, if any.
-    pub raw: Option<String>,
+    pub raw: Option<Arc<str>>,
 }
 
 impl Committed {
@@ -72,6 +72,11 @@ impl Committed {
     }
 }
 
+/// The `'static` name of a stored event type (all are ones this server wrote).
+pub fn intern_type(t: &str) -> &'static str {
+    tether_protocol::EVENT_TYPES.iter().find(|k| **k == t).copied().unwrap_or("unknown")
+}
+
 /// A change to the derived session state that an event implies.
 #[derive(Debug, Clone)]
 pub enum Effect {
@@ -89,10 +94,10 @@ pub enum Effect {
 pub struct NewEvent {
     pub etype: &'static str,
     pub source: Source,
-    pub time: String,
+    pub time: Arc<str>,
     /// The serialized `data` object.
     pub data_json: String,
-    pub raw: Option<String>,
+    pub raw: Option<Arc<str>>,
     pub effects: Vec<Effect>,
 }
 

@@ -112,13 +112,14 @@ pub fn open_items(conn: &Connection, session_id: &str) -> Result<Vec<String>, St
 fn committed_from_row(r: &Row<'_>) -> rusqlite::Result<Committed> {
     let sid: String = r.get(0)?;
     let etype: String = r.get(3)?;
+    let raw: Option<String> = r.get(5)?;
     Ok(Committed {
         session_id: Arc::from(sid),
         seq: r.get::<_, i64>(1)? as u64,
         gseq: r.get::<_, i64>(2)? as u64,
-        etype: etype.into_boxed_str(),
+        etype: super::intern_type(&etype),
         json: r.get(4)?,
-        raw: r.get(5)?,
+        raw: raw.map(Arc::from),
     })
 }
 

@@ -138,7 +138,14 @@ impl Writer {
                                 },
                                 ev.data_json
                             );
-                            insert.execute(params![gseq as i64, &**session_id, last as i64, ev.etype, json, ev.raw])?;
+                            insert.execute(params![
+                                gseq as i64,
+                                &**session_id,
+                                last as i64,
+                                ev.etype,
+                                json,
+                                ev.raw.as_deref()
+                            ])?;
                             for effect in &ev.effects {
                                 apply_effect(&tx, session_id, effect)?;
                             }
@@ -147,7 +154,7 @@ impl Writer {
                                 session_id: session_id.clone(),
                                 seq: last,
                                 gseq,
-                                etype: ev.etype.into(),
+                                etype: ev.etype,
                                 json,
                                 raw: ev.raw,
                             }));

@@ -175,9 +175,9 @@ impl ClaudeConverter {
 
     /// Converts one output line (a JSON object) into drafts.
     pub fn convert(&mut self, line: &str) -> Vec<Draft> {
-        match serde_json::from_str::<Line>(line) {
+        match Line::parse(line) {
             Ok(parsed) => self.convert_line(parsed, line),
-            Err(e) => vec![Draft::Unparsed { line: line.to_string(), error: e.to_string() }],
+            Err(error) => vec![Draft::Unparsed { line: line.to_string(), error }],
         }
     }
 
@@ -222,19 +222,20 @@ impl ClaudeConverter {
                 });
                 vec![Draft::TurnCompleted { stop_reason, usage, error }]
             }
-            Line::ControlRequest(c) => self.control_request(c),
-            Line::ControlResponse(_) | Line::KeepAlive(_) => vec![],
+            Line::ControlRequest(c) => self.control_request(c, line),
+            Line::Ignored => vec![],
         }
     }
 
     fn stream_event(&mut self, ev: StreamEvent) -> Vec<Draft> {
-        match ev {
-            StreamEvent::MessageStart { message } => {
-                self.message_id = message.id;
+        match (ev.kind.as_str(), ev.index) {
+            ("message_start", _) => {
+                self.message_id = ev.message.and_then(|m| m.id);
                 self.blocks.clear();
                 vec![]
             }
-            StreamEvent::ContentBlockStart { index, content_block } => {
+            ("content_block_start", Some(index)) => {
+                let Some(content_block) = ev.content_block else { return vec![] };
                 let msg = self.message_id.clone().unwrap_or_default();
                 let (native, kind, role, tool) = match content_block {
                     ContentBlock::Text { .. } => {
@@ -249,7 +250,6 @@ impl ClaudeConverter {
                             self.set_block(index, id);
                             return vec![];
                         }
-                        let input = if input.as_object().is_some_and(|o| o.is_empty()) { json!({}) } else { input };
                         (id, ItemKind::ToolCall, None, Some(tool_of(&name, input)))
                     }
                     _ => return vec![],
@@ -257,20 +257,20 @@ impl ClaudeConverter {
                 self.set_block(index, native.clone());
                 vec![Draft::ItemStarted { native_id: native, kind, role, tool }]
             }
-            StreamEvent::ContentBlockDelta { index, delta } => {
-                let Some(native) = self.block_native(index).cloned() else { return vec![] };
-                if self.plan_tools.contains(&native) {
+            ("content_block_delta", Some(index)) => {
+                let (Some(native), Some(d)) = (self.block_native(index), ev.delta) else { return vec![] };
+                if self.plan_tools.contains(native) {
                     return vec![];
                 }
-                let delta = match delta {
-                    BlockDelta::TextDelta { text } => Delta::Text(text),
-                    BlockDelta::ThinkingDelta { thinking } => Delta::Reasoning(thinking),
-                    BlockDelta::InputJsonDelta { partial_json } => Delta::Arguments(partial_json),
-                    BlockDelta::Other => return vec![],
+                let delta = match (d.kind.as_str(), d.text, d.thinking, d.partial_json) {
+                    ("text_delta", Some(text), _, _) => Delta::Text(text),
+                    ("thinking_delta", _, Some(thinking), _) => Delta::Reasoning(thinking),
+                    ("input_json_delta", _, _, Some(json)) => Delta::Arguments(json),
+                    _ => return vec![],
                 };
-                vec![Draft::ItemDelta { native_id: native, delta }]
+                vec![Draft::ItemDelta { native_id: native.clone(), delta }]
             }
-            StreamEvent::MessageDelta { usage: Some(u) } => vec![Draft::Usage(usage_of(&u, None))],
+            ("message_delta", _) => ev.usage.map(|u| vec![Draft::Usage(usage_of(&u, None))]).unwrap_or_default(),
             _ => vec![],
         }
     }
@@ -381,7 +381,7 @@ impl ClaudeConverter {
             .collect()
     }
 
-    fn control_request(&mut self, c: ControlRequestLine) -> Vec<Draft> {
+    fn control_request(&mut self, c: ControlRequestLine, line: &str) -> Vec<Draft> {
         match c.request {
             ControlRequest::CanUseTool { tool_name, input, tool_use_id, permission_suggestions, blocked_path } => {
                 let native = json!({
@@ -423,10 +423,7 @@ impl ClaudeConverter {
                 }]
             }
             ControlRequest::Other => {
-                vec![Draft::Unparsed {
-                    line: format!("control_request {}", c.request_id),
-                    error: "unknown control request".into(),
-                }]
+                vec![Draft::Unparsed { line: line.to_string(), error: "unknown control request subtype".into() }]
             }
         }
     }

@@ -6,25 +6,42 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type")]
+/// One output line. Decoded in two steps (the `type`, then the payload) so
+/// the hot path — thousands of `stream_event` lines a second — never goes
+/// through serde's buffering of internally tagged enums.
+#[derive(Debug)]
 pub enum Line {
-    #[serde(rename = "system")]
     System(SystemLine),
-    #[serde(rename = "stream_event")]
     StreamEvent(StreamEventLine),
-    #[serde(rename = "assistant")]
     Assistant(AssistantLine),
-    #[serde(rename = "user")]
     User(UserLine),
-    #[serde(rename = "result")]
     Result(ResultLine),
-    #[serde(rename = "control_request")]
     ControlRequest(ControlRequestLine),
-    #[serde(rename = "control_response")]
-    ControlResponse(Value),
-    #[serde(rename = "keep_alive")]
-    KeepAlive(Value),
+    /// Answers to the host's own requests, and keepalives: protocol, not content.
+    Ignored,
+}
+
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+}
+
+impl Line {
+    pub fn parse(line: &str) -> Result<Line, String> {
+        let head: Head<'_> = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let e = |e: serde_json::Error| e.to_string();
+        Ok(match &*head.kind {
+            "stream_event" => Line::StreamEvent(serde_json::from_str(line).map_err(e)?),
+            "assistant" => Line::Assistant(serde_json::from_str(line).map_err(e)?),
+            "user" => Line::User(serde_json::from_str(line).map_err(e)?),
+            "system" => Line::System(serde_json::from_str(line).map_err(e)?),
+            "result" => Line::Result(serde_json::from_str(line).map_err(e)?),
+            "control_request" => Line::ControlRequest(serde_json::from_str(line).map_err(e)?),
+            "control_response" | "keep_alive" => Line::Ignored,
+            other => return Err(format!("unknown message type {other:?}")),
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,47 +65,37 @@ pub struct StreamEventLine {
     pub event: StreamEvent,
 }
 
-/// A raw Anthropic Messages API streaming event.
+/// A raw Anthropic Messages API streaming event (`message_start`,
+/// `content_block_start|delta|stop`, `message_delta`, `message_stop`), flat:
+/// which fields are set depends on `kind`.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum StreamEvent {
-    MessageStart {
-        message: ApiMessage,
-    },
-    ContentBlockStart {
-        index: u32,
-        content_block: ContentBlock,
-    },
-    ContentBlockDelta {
-        index: u32,
-        delta: BlockDelta,
-    },
-    ContentBlockStop {
-        index: u32,
-    },
-    MessageDelta {
-        #[serde(default)]
-        usage: Option<ApiUsage>,
-    },
-    MessageStop,
-    #[serde(other)]
-    Other,
+pub struct StreamEvent {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub index: Option<u32>,
+    #[serde(default)]
+    pub message: Option<ApiMessage>,
+    #[serde(default)]
+    pub content_block: Option<ContentBlock>,
+    #[serde(default)]
+    pub delta: Option<BlockDelta>,
+    #[serde(default)]
+    pub usage: Option<ApiUsage>,
 }
 
+/// `text_delta`, `thinking_delta`, `input_json_delta`, `signature_delta`, ...
+/// (flat; a `message_delta`'s delta has no type).
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum BlockDelta {
-    TextDelta {
-        text: String,
-    },
-    ThinkingDelta {
-        thinking: String,
-    },
-    InputJsonDelta {
-        partial_json: String,
-    },
-    #[serde(other)]
-    Other,
+pub struct BlockDelta {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub thinking: Option<String>,
+    #[serde(default)]
+    pub partial_json: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -184,6 +184,7 @@ impl<W: Write> Mock<W> {
             Tag::Error => self.api_error(&t),
             Tag::Crash => self.crash(&mut t, text),
             Tag::Flood(n) => self.flood(&mut t, n),
+            Tag::Timed(n) => self.timed(&mut t, n),
         };
         match ending {
             Ok(Ending::Reply(reply)) => self.result_success(&t, &reply)?,
@@ -386,6 +387,23 @@ impl<W: Write> Mock<W> {
         }
         self.out.flush()?;
         let text = "x".repeat(n);
+        self.close_message(t, &id, json!([{"type": "text", "text": text}]), "end_turn", n as u64)?;
+        Ok(Ending::Reply(text))
+    }
+
+    /// `n` deltas 1 ms apart, each carrying the wall clock (unix micros) at its write.
+    fn timed(&mut self, t: &mut Turn, n: usize) -> Result<Ending, Stop> {
+        let id = self.open_text_message(t)?;
+        let mut text = String::new();
+        for _ in 0..n {
+            let micros =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
+            let piece = format!("t{micros} ");
+            self.text_delta(&piece)?;
+            t.append(&piece);
+            text.push_str(&piece);
+            self.pace(Duration::from_millis(1))?;
+        }
         self.close_message(t, &id, json!([{"type": "text", "text": text}]), "end_turn", n as u64)?;
         Ok(Ending::Reply(text))
     }

@@ -16,6 +16,9 @@ pub enum Tag {
     Error,
     Crash,
     Flood(usize),
+    /// N deltas, 1 ms apart, each the agent's wall clock at its write
+    /// (`t<unix micros>`): for latency measurements.
+    Timed(usize),
     EchoSize,
 }
 
@@ -30,7 +33,11 @@ impl Tag {
             "error" => Tag::Error,
             "crash" => Tag::Crash,
             "echo-size" => Tag::EchoSize,
-            _ => Tag::Flood(name.strip_prefix("flood:")?.parse().ok()?),
+            _ => match name.split_once(':')? {
+                ("flood", n) => Tag::Flood(n.parse().ok()?),
+                ("timed", n) => Tag::Timed(n.parse().ok()?),
+                _ => return None,
+            },
         })
     }
 }
@@ -125,6 +132,7 @@ mod tests {
         assert_eq!(tag_of("[mock:echo-size] xxx"), Tag::EchoSize);
         assert_eq!(tag_of("[mock:flood:200000]"), Tag::Flood(200_000));
         assert_eq!(tag_of("[mock:flood:0]"), Tag::Flood(0));
+        assert_eq!(tag_of("[mock:timed:500]"), Tag::Timed(500));
     }
 
     #[test]
