@@ -93,6 +93,7 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 
 fn serve(args: ServeArgs) -> ExitCode {
     let started = Instant::now();
+    crate::process::limit_malloc_arenas();
     init_logging(args.log_format);
     let token = match (&args.token, &args.token_file) {
         (Some(t), _) => Some(t.trim().to_string()),

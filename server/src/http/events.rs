@@ -26,7 +26,7 @@ use crate::store::{reader, Committed};
 /// Events read from the store per catch-up query.
 const CATCH_UP_PAGE: u32 = 2000;
 /// Most bytes gathered into one body chunk.
-const CHUNK_BYTES: usize = 256 * 1024;
+const CHUNK_BYTES: usize = 64 * 1024;
 
 pub fn router() -> Router<AppRef> {
     Router::new()
@@ -125,7 +125,7 @@ async fn global_stream(
 fn sse(app: AppRef, scope: Scope, cursor: u64, include_raw: bool) -> Response {
     // Subscribe before the first store read, so nothing committed in between is missed.
     let bus = app.shared.store.subscribe();
-    let (tx, rx) = mpsc::channel::<Bytes>(8);
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
     tokio::spawn(pump(app, scope, cursor, include_raw, bus, tx));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::agents::{LaunchSpec, StdinMode};
 
-pub use sys::{signal_group, signal_pid};
+pub use sys::{limit_malloc_arenas, signal_group, signal_pid};
 
 /// The environment variable that tags every process of a session (inherited
 /// by all descendants), so a restarted server can find leftovers.
@@ -32,7 +32,7 @@ pub const SESSION_ENV: &str = "TETHER_SESSION_ID";
 const MAX_LINE: usize = 64 * 1024 * 1024;
 
 /// Most output bytes gathered into one batch of lines.
-const MAX_BATCH_BYTES: usize = 512 * 1024;
+const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 /// What the host reports about a running process, in order.
 #[derive(Debug)]
@@ -157,7 +157,8 @@ pub fn spawn(spec: &LaunchSpec, cwd: &Path, env: &BTreeMap<String, String>, sess
     std::thread::Builder::new().name(format!("agent-in-{pid}")).spawn(move || write_input(input, in_rx))?;
 
     // Output and exit.
-    let (ev_tx, ev_rx) = mpsc::channel(256);
+    // A few batches in flight: the agent is slowed (its PTY fills) before memory grows.
+    let (ev_tx, ev_rx) = mpsc::channel(4);
     let (exit_tx, exit_rx) = std_mpsc::channel::<ExitInfo>();
     let stop = Arc::new(AtomicBool::new(false));
     let reader = File::from(master.try_clone()?);

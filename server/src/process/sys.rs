@@ -128,3 +128,16 @@ pub fn spawn_in_session(cmd: &mut std::process::Command) -> io::Result<std::proc
     }
     cmd.spawn()
 }
+
+/// Caps glibc's malloc arenas: with one arena per thread, memory freed by the
+/// many short-lived blocking threads is kept per arena and RSS creeps up.
+#[cfg(target_env = "gnu")]
+pub fn limit_malloc_arenas() {
+    // SAFETY: mallopt takes plain integers; called once at startup before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(target_env = "gnu"))]
+pub fn limit_malloc_arenas() {}

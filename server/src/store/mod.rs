@@ -178,6 +178,25 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Copies the WAL back into the database file every so often (PASSIVE: never
+/// blocks the writer or readers), and truncates it when it has grown large
+/// and no reader is in the way. The writer's own auto-checkpoint is off.
+fn checkpointer(conn: Connection) {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let r: rusqlite::Result<(i64, i64, i64)> =
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)));
+        match r {
+            // All frames copied and the WAL is big: try to reset it (fails harmlessly if busy).
+            Ok((0, log, done)) if log == done && log > 16_384 => {
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        }
+    }
+}
+
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (i, (_name, sql)) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
@@ -197,10 +216,16 @@ impl Store {
         }
         let mut conn = open_connection(path)?;
         migrate(&mut conn)?;
-        let (tx, rx) = mpsc::channel(1024);
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // Each command is at most one batch of a session's output: a short queue
+        // bounds memory and pushes back on the agents when the disk is slower.
+        let (tx, rx) = mpsc::channel(16);
         let (bus, _) = broadcast::channel(BUS_CAPACITY);
         let state = writer::Writer::new(conn, bus.clone())?;
         std::thread::Builder::new().name("tether-store".into()).spawn(move || state.run(rx))?;
+        // Checkpoints run beside the writer, never inside a commit (no latency spikes).
+        let checkpoint = open_connection(path)?;
+        std::thread::Builder::new().name("tether-checkpoint".into()).spawn(move || checkpointer(checkpoint))?;
         Ok(Store { tx, bus, reads: Arc::new(ReadPool::new(path.to_path_buf())), path: Arc::new(path.to_path_buf()) })
     }
 
