@@ -10,6 +10,7 @@ use serde_json::Value;
 /// the hot path — thousands of `stream_event` lines a second — never goes
 /// through serde's buffering of internally tagged enums.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // lives for one line; boxing the hot variant would allocate per line
 pub enum Line {
     System(SystemLine),
     StreamEvent(StreamEventLine),
