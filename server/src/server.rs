@@ -57,16 +57,30 @@ pub async fn serve(
         let _ = stopped_tx.send(());
     });
     let mut server = tokio::spawn(async move { server.await });
+    let mut stopped_rx = stopped_rx;
+    let mut finished = None;
     tokio::select! {
-        _ = stopped_rx => {}
-        r = &mut server => return r.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string()))),
+        biased;
+        _ = &mut stopped_rx => {}
+        r = &mut server => {
+            let r = r.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            // Graceful shutdown can finish in the same instant the signal fires:
+            // only an unrequested end of the server skips stopping the agents.
+            if stopped_rx.try_recv().is_err() {
+                return r;
+            }
+            finished = Some(r);
+        }
     }
     tracing::info!("shutting down");
     // Agents first (they need the store), then whatever connections remain.
     shared.shutdown().await;
-    match tokio::time::timeout(Duration::from_millis(500), server).await {
-        Ok(Ok(r)) => r,
-        _ => Ok(()),
+    match finished {
+        Some(r) => r,
+        None => match tokio::time::timeout(Duration::from_millis(500), server).await {
+            Ok(Ok(r)) => r,
+            _ => Ok(()),
+        },
     }
 }
 

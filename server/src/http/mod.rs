@@ -96,7 +96,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             return Err(ApiError::unsupported_media_type("the body must be JSON (Content-Type: application/json)"));
         }
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(body_error)?;
-        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| invalid_at("JSON body", e))?;
+        de.end().map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))?;
+        Ok(ApiJson(value))
+    }
+}
+
+/// "invalid JSON body at `title`: invalid type: ..." — the error names the field.
+fn invalid_at<E: std::fmt::Display>(what: &str, e: serde_path_to_error::Error<E>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if path == "." || path.is_empty() {
+        ApiError::invalid(format!("invalid {what}: {inner}"))
+    } else {
+        ApiError::invalid(format!("invalid {what} at `{path}`: {inner}"))
     }
 }
 
@@ -116,9 +130,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
-        serde_urlencoded::from_str(query)
-            .map(ApiQuery)
-            .map_err(|e| ApiError::invalid(format!("invalid query parameters: {e}")))
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| invalid_at("query parameter", e))
     }
 }
 

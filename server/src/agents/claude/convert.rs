@@ -17,6 +17,9 @@ pub struct ClaudeConverter {
     message_id: Option<String>,
     /// Native item id of each content block index of that message.
     blocks: Vec<Option<String>>,
+    /// Blocks of that message whose stream started and never stopped: an
+    /// assistant line for one of them carries text cut short by an interrupt.
+    unfinished: Vec<u32>,
     /// Assistant lines seen for the current message id (one block per line).
     assistant_seen: (String, usize),
     /// Tool calls turned into plan items (TodoWrite), whose results are not items.
@@ -171,6 +174,17 @@ impl ClaudeConverter {
             self.blocks.resize(i + 1, None);
         }
         self.blocks[i] = Some(native);
+        self.unfinished.push(index);
+    }
+
+    /// Completed, or cancelled when the block's stream was cut short.
+    fn block_status(&self, msg: &str, index: usize) -> ItemStatus {
+        let streaming = self.message_id.as_deref() == Some(msg);
+        if streaming && self.unfinished.contains(&(index as u32)) {
+            ItemStatus::Cancelled
+        } else {
+            ItemStatus::Completed
+        }
     }
 
     /// Converts one output line (a JSON object) into drafts.
@@ -232,6 +246,7 @@ impl ClaudeConverter {
             ("message_start", _) => {
                 self.message_id = ev.message.and_then(|m| m.id);
                 self.blocks.clear();
+                self.unfinished.clear();
                 vec![]
             }
             ("content_block_start", Some(index)) => {
@@ -270,6 +285,10 @@ impl ClaudeConverter {
                 };
                 vec![Draft::ItemDelta { native_id: native.clone(), delta }]
             }
+            ("content_block_stop", Some(index)) => {
+                self.unfinished.retain(|i| *i != index);
+                vec![]
+            }
             ("message_delta", _) => ev.usage.map(|u| vec![Draft::Usage(usage_of(&u, None))]).unwrap_or_default(),
             _ => vec![],
         }
@@ -299,12 +318,13 @@ impl ClaudeConverter {
             let index = self.assistant_seen.1;
             self.assistant_seen.1 += 1;
             let native = format!("{msg}:{index}");
+            let status = self.block_status(&msg, index);
             match block {
                 ContentBlock::Text { text } => out.push(Draft::ItemCompleted {
                     native_id: native,
                     kind: ItemKind::Message,
                     role: Some(Role::Assistant),
-                    status: ItemStatus::Completed,
+                    status,
                     content: vec![Part::Text { text }],
                     tool: None,
                     plan: None,
@@ -313,7 +333,7 @@ impl ClaudeConverter {
                     native_id: native,
                     kind: ItemKind::Reasoning,
                     role: None,
-                    status: ItemStatus::Completed,
+                    status,
                     content: vec![Part::Text { text: thinking }],
                     tool: None,
                     plan: None,
