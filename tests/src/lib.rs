@@ -1,0 +1,56 @@
+//! tether-e2e: support for the end-to-end tests of tether. Everything runs
+//! against the real `tether` binary in its own process, on an OS-chosen port
+//! of 127.0.0.1, driven through `tether-sdk` (or raw HTTP where the wire
+//! itself is under test).
+//!
+//! - [`server`]: [`TestServer`], the binary built once per test process
+//!   (or `$TETHER_BIN`), started, signalled, restarted, killed on drop;
+//! - [`events`]: reading streams with deadlines, accessors and assertions on
+//!   event sequences ([`assert_well_formed`]);
+//! - [`http`]: problem+json assertions and a raw SSE reader;
+//! - [`procs`]: the processes of a session (by their `TETHER_SESSION_ID`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod events;
+pub mod http;
+pub mod procs;
+pub mod server;
+
+pub use events::{
+    assert_contiguous, assert_well_formed, assert_well_formed_prefix, collect_turn, collect_turns, read_after,
+    read_all, wait_for, TURN_TIMEOUT,
+};
+pub use procs::{processes_of_session, wait_no_processes};
+pub use server::{tether_bin, ServerOptions, TestServer};
+
+use tether_sdk::{Client, CreateSession, Session};
+
+/// FNV-1a, 64-bit, over `bytes`.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// Creates a session of the `mock` agent in the workspace root.
+pub async fn mock_session(client: &Client) -> Session {
+    client
+        .create_session(&CreateSession { agent: "mock".into(), ..Default::default() })
+        .await
+        .expect("create a mock session")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a64_known_values() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+}

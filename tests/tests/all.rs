@@ -1,0 +1,14 @@
+//! The end-to-end suite: one binary, one module per area. Every test starts
+//! its own `tether` server (the real binary, real agent processes) on an
+//! OS-chosen port of 127.0.0.1 with its own temporary directories, so tests
+//! run in parallel. Set `TETHER_BIN` to test a prebuilt binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod conversation;
+mod errors;
+mod lifecycle;
+mod mock_turns;
+mod recovery;
+mod service;
+mod streams;

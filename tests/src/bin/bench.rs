@@ -1,1 +1,217 @@
-fn main(){}
+//! `cargo run --release -p tether-e2e --bin bench [-- --events N]`: measures the
+//! real binary end to end with the mock agent and prints a table (also as JSON
+//! with `--json`). Figures: start-to-healthy time, idle RSS, events/s from the
+//! agent to 1 and 10 SSE clients with persistence, write-to-receipt latency,
+//! replay rate of a finished session, and peak RSS.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use serde_json::json;
+use tether_e2e::{mock_session, tether_bin, TestServer};
+use tether_sdk::{Client, Delta, EventBody};
+
+/// Every measurement must finish within this.
+const DEADLINE: Duration = Duration::from_secs(300);
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Spawn → `GET /v1/health` answers 200, on a fresh data dir; the median of `runs`.
+async fn start_to_healthy(runs: usize) -> (f64, u64) {
+    let http = reqwest::Client::new();
+    let mut times = Vec::new();
+    let mut idle_rss = 0;
+    for _ in 0..runs {
+        let data = tempfile::tempdir().unwrap();
+        let t0 = Instant::now();
+        let mut child = Command::new(tether_bin())
+            .args(["serve", "--port", "0", "--data-dir"])
+            .arg(data.path())
+            .arg("--workspace")
+            .arg(data.path())
+            .env("TETHER_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_string();
+        loop {
+            if let Ok(r) = http.get(format!("{url}/v1/health")).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "server never became healthy");
+        }
+        times.push(t0.elapsed().as_secs_f64() * 1000.0);
+        idle_rss = rss_kib(child.id(), "VmRSS:");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    times.sort_by(f64::total_cmp);
+    (percentile(&times, 0.5), idle_rss)
+}
+
+/// Reads a session stream until `turn.completed`; returns (events, when it arrived).
+async fn read_turn(client: Client, session: String, after: u64) -> (u64, Instant) {
+    let mut stream = client.session_events(&session, Some(after));
+    let mut n = 0;
+    while let Some(ev) = tokio::time::timeout(DEADLINE, stream.next()).await.expect("stream stalled") {
+        let ev = ev.unwrap();
+        n += 1;
+        if matches!(ev.body, EventBody::TurnCompleted(_)) {
+            return (n, Instant::now());
+        }
+    }
+    panic!("stream ended before turn.completed");
+}
+
+/// A flood turn of `events` deltas read by `clients` SSE clients at once.
+async fn flood(server: &TestServer, events: usize, clients: usize) -> (u64, f64) {
+    let client = server.client();
+    let session = mock_session(&client).await.id;
+    let after = client.get_session(&session).await.unwrap().last_seq;
+    let readers: Vec<_> =
+        (0..clients).map(|_| tokio::spawn(read_turn(client.clone(), session.clone(), after))).collect();
+    // Let every reader connect before the agent starts (they read from `after`, so none can miss events).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t0 = Instant::now();
+    client.send_text(&session, format!("[mock:flood:{events}]")).await.unwrap();
+    let results: Vec<(u64, Instant)> =
+        futures_util::future::join_all(readers).await.into_iter().map(|r| r.unwrap()).collect();
+    let n = results.iter().map(|r| r.0).min().unwrap();
+    let secs = results.iter().map(|r| r.1.duration_since(t0).as_secs_f64()).fold(0.0, f64::max);
+    (n, secs)
+}
+
+/// `[mock:timed:N]`: each delta carries the agent's clock at its write.
+async fn latency(server: &TestServer, n: usize) -> (f64, f64, f64) {
+    let client = server.client();
+    let session = mock_session(&client).await.id;
+    let after = client.get_session(&session).await.unwrap().last_seq;
+    // Connect first: the stream starts one event back, so its first event proves it is live.
+    let mut stream = client.session_events(&session, Some(after - 1));
+    tokio::time::timeout(DEADLINE, stream.next()).await.unwrap().unwrap().unwrap();
+    client.send_text(&session, format!("[mock:timed:{n}]")).await.unwrap();
+    let mut lat = Vec::new();
+    while let Some(ev) = tokio::time::timeout(DEADLINE, stream.next()).await.unwrap() {
+        let ev = ev.unwrap();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as f64;
+        match ev.body {
+            EventBody::ItemDelta(d) => {
+                if let Delta::Text(t) = d.delta {
+                    if let Some(us) = t.trim().strip_prefix('t').and_then(|s| s.parse::<f64>().ok()) {
+                        lat.push((now - us) / 1000.0);
+                    }
+                }
+            }
+            EventBody::TurnCompleted(_) => break,
+            _ => {}
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    (percentile(&lat, 0.5), percentile(&lat, 0.99), lat.len() as f64)
+}
+
+/// Replays a finished session from seq 0 through one SSE client.
+async fn replay(server: &TestServer, events: usize) -> (u64, f64) {
+    let client = server.client();
+    let session = mock_session(&client).await.id;
+    let (n, _) = {
+        let reader = tokio::spawn(read_turn(client.clone(), session.clone(), 0));
+        client.send_text(&session, format!("[mock:flood:{events}]")).await.unwrap();
+        reader.await.unwrap()
+    };
+    let t0 = Instant::now();
+    let mut stream = client.session_events(&session, Some(0));
+    let mut got = 0;
+    while got < n {
+        tokio::time::timeout(DEADLINE, stream.next()).await.unwrap().unwrap().unwrap();
+        got += 1;
+    }
+    (got, t0.elapsed().as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let events: usize = args
+        .iter()
+        .position(|a| a == "--events")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000);
+    let as_json = args.iter().any(|a| a == "--json");
+    eprintln!("building and measuring {} ...", tether_bin().display());
+
+    let (healthy_ms, idle_rss) = start_to_healthy(15).await;
+    let server = TestServer::start().await;
+
+    let (n1, s1) = flood(&server, events, 1).await;
+    let (n10, s10) = flood(&server, events, 10).await;
+    let (p50, p99, samples) = latency(&server, 2000).await;
+    let (nr, sr) = replay(&server, events).await;
+    let peak = rss_kib(server.pid, "VmHWM:");
+    let after = rss_kib(server.pid, "VmRSS:");
+
+    let report = json!({
+        "events": events,
+        "start_to_healthy_ms_median": healthy_ms,
+        "idle_rss_mib": idle_rss as f64 / 1024.0,
+        "one_client_events_per_s": n1 as f64 / s1,
+        "ten_clients_events_per_s_each": n10 as f64 / s10,
+        "ten_clients_deliveries_per_s": 10.0 * n10 as f64 / s10,
+        "latency_ms_p50": p50,
+        "latency_ms_p99": p99,
+        "latency_samples": samples,
+        "replay_events_per_s": nr as f64 / sr,
+        "peak_rss_mib": peak as f64 / 1024.0,
+        "rss_after_mib": after as f64 / 1024.0,
+    });
+    if as_json {
+        println!("{report:#}");
+        return;
+    }
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| start to healthy /v1/health (median of 15, fresh data dir) | {healthy_ms:.1} ms |");
+    println!("| idle RSS | {:.1} MiB |", idle_rss as f64 / 1024.0);
+    println!(
+        "| `[mock:flood:{events}]` → 1 SSE client, persisted | {:.0} events/s ({n1} events in {s1:.2} s) |",
+        n1 as f64 / s1
+    );
+    println!(
+        "| `[mock:flood:{events}]` → 10 SSE clients | {:.0} events/s per client, {:.0} deliveries/s |",
+        n10 as f64 / s10,
+        10.0 * n10 as f64 / s10
+    );
+    println!("| agent write → client receipt, `[mock:timed:2000]` (1 ms apart) | p50 {p50:.2} ms, p99 {p99:.2} ms |");
+    println!("| replay of a finished {nr}-event session | {:.0} events/s |", nr as f64 / sr);
+    println!(
+        "| server RSS: peak / after the runs | {:.1} MiB / {:.1} MiB |",
+        peak as f64 / 1024.0,
+        after as f64 / 1024.0
+    );
+}

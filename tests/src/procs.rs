@@ -1,0 +1,73 @@
+//! Processes: the agent processes of a session (found through the
+//! `TETHER_SESSION_ID` tag in their environment) and signals.
+
+use std::time::{Duration, Instant};
+
+/// The environment variable that tags every process of a session.
+pub const SESSION_ENV: &str = "TETHER_SESSION_ID";
+
+/// Pids of the live processes whose environment carries
+/// `TETHER_SESSION_ID=<session_id>` (a scan of `/proc/*/environ`; zombies,
+/// whose environment is gone, are not counted).
+pub fn processes_of_session(session_id: &str) -> Vec<i32> {
+    let needle = format!("{SESSION_ENV}={session_id}");
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut pids: Vec<i32> = dir
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            environ.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()).then_some(pid)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// `/proc/<pid>/cmdline` with spaces, for messages.
+pub fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Waits (polling every 20 ms, up to `timeout`) until no process of the
+/// session is left; panics naming the survivors.
+pub async fn wait_no_processes(session_id: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pids = processes_of_session(session_id);
+        if pids.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let list: Vec<String> = pids.iter().map(|p| format!("{p}: {}", cmdline(*p))).collect();
+            panic!("processes of session {session_id} still alive after {timeout:?}:\n{}", list.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (polling every 20 ms, up to `timeout`) until the session has at
+/// least one process; returns them.
+pub async fn wait_some_processes(session_id: &str, timeout: Duration) -> Vec<i32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pids = processes_of_session(session_id);
+        if !pids.is_empty() {
+            return pids;
+        }
+        assert!(Instant::now() < deadline, "no process of session {session_id} appeared within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `kill(pid, sig)`; false when there is no such process.
+#[allow(unsafe_code)]
+pub fn signal(pid: i32, sig: i32) -> bool {
+    if pid <= 1 {
+        return false;
+    }
+    // SAFETY: kill(2) takes plain integers and has no memory effects.
+    unsafe { libc::kill(pid, sig) == 0 }
+}

@@ -1,0 +1,358 @@
+//! [`TestServer`]: the real `tether` binary, started on an OS-chosen port of
+//! 127.0.0.1 with its own temporary data dir and workspace.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+use tether_sdk::Client;
+
+use crate::procs;
+
+/// How long a server gets to print its address.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Set this environment variable to keep a failed test's data dir and workspace.
+pub const KEEP_ENV: &str = "TETHER_E2E_KEEP";
+/// How long a server gets to exit after SIGTERM/SIGKILL before a test gives up on it.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `tether` executable: `$TETHER_BIN` if set, else built once per test
+/// process with `$CARGO build -p tether --bin tether` (`--release` when this
+/// code was built without debug assertions).
+pub fn tether_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| match std::env::var_os("TETHER_BIN") {
+        Some(path) if !path.is_empty() => {
+            let path = PathBuf::from(path);
+            assert!(path.is_file(), "TETHER_BIN={} is not a file", path.display());
+            path
+        }
+        _ => build_tether(),
+    })
+}
+
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// The target dir this test binary was built in (`<target>/<profile>/deps/<exe>`),
+/// so the server is built next to it even under `cargo test --target-dir`.
+fn own_target_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let deps = exe.parent()?;
+    if deps.file_name()? != "deps" {
+        return None;
+    }
+    Some(deps.parent()?.parent()?.to_path_buf())
+}
+
+fn build_tether() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").filter(|c| !c.is_empty()).unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(workspace_root()).args([
+        "build",
+        "-p",
+        "tether",
+        "--bin",
+        "tether",
+        "--message-format=json-render-diagnostics",
+    ]);
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    if let Some(dir) = own_target_dir() {
+        cmd.arg("--target-dir").arg(dir);
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cargo:?} build: {e}"));
+    assert!(
+        out.status.success(),
+        "building the tether binary failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut exe = None;
+    for line in out.stdout.split(|&b| b == b'\n') {
+        let Ok(msg) = serde_json::from_slice::<Value>(line) else { continue };
+        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "tether" {
+            if let Some(path) = msg["executable"].as_str() {
+                exe = Some(PathBuf::from(path));
+            }
+        }
+    }
+    let exe = exe.unwrap_or_else(|| {
+        panic!("cargo build printed no executable for the tether binary:\n{}", String::from_utf8_lossy(&out.stderr))
+    });
+    assert!(exe.is_file(), "{} does not exist", exe.display());
+    exe
+}
+
+/// Command-line options of a [`TestServer`].
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// `--token`; the server's [`TestServer::client`] sends it.
+    pub token: Option<String>,
+    /// `--max-body-bytes`.
+    pub max_body_bytes: Option<usize>,
+    /// `--keepalive-secs`.
+    pub keepalive_secs: Option<u64>,
+    /// Anything else, appended as is.
+    pub extra_args: Vec<String>,
+}
+
+impl ServerOptions {
+    pub fn with_token(token: impl Into<String>) -> Self {
+        ServerOptions { token: Some(token.into()), ..Default::default() }
+    }
+
+    pub fn with_max_body_bytes(limit: usize) -> Self {
+        ServerOptions { max_body_bytes: Some(limit), ..Default::default() }
+    }
+}
+
+/// A running `tether serve`. Dropping it SIGKILLs the server (its agents die
+/// with it through their parent-death signal) and removes its directories.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`, as printed by the server (changes on restart).
+    pub url: String,
+    /// The server's pid (changes on restart).
+    pub pid: u32,
+    child: Option<Child>,
+    /// What the server wrote on stdout after its first line.
+    stdout_rest: Arc<Mutex<Vec<u8>>>,
+    options: ServerOptions,
+    starts: u32,
+    stderr_log: PathBuf,
+    workspace_path: PathBuf,
+    // Dropped last: the server is gone before its directories are removed.
+    data_dir: TempDir,
+    workspace: TempDir,
+}
+
+impl TestServer {
+    /// A server with default options.
+    pub async fn start() -> TestServer {
+        Self::start_with(ServerOptions::default()).await
+    }
+
+    pub async fn start_with(options: ServerOptions) -> TestServer {
+        let data_dir = tempdir("tether-e2e-data-");
+        let workspace = tempdir("tether-e2e-ws-");
+        let workspace_path = workspace.path().canonicalize().unwrap_or_else(|_| workspace.path().to_path_buf());
+        let mut server = TestServer {
+            url: String::new(),
+            pid: 0,
+            child: None,
+            stdout_rest: Arc::default(),
+            options,
+            starts: 0,
+            stderr_log: PathBuf::new(),
+            workspace_path,
+            data_dir,
+            workspace,
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// The data dir (`--data-dir`).
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// The workspace root (`--workspace`), canonical as the server reports it.
+    pub fn workspace(&self) -> &Path {
+        &self.workspace_path
+    }
+
+    /// The file the server's stderr (its log) goes to for its current run.
+    pub fn stderr_log(&self) -> &Path {
+        &self.stderr_log
+    }
+
+    /// An SDK client of this server (with its token, if it has one).
+    pub fn client(&self) -> Client {
+        let client = Client::new(&self.url);
+        match &self.options.token {
+            Some(token) => client.with_token(token.clone()),
+            None => client,
+        }
+    }
+
+    /// `url + path`.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Whatever the server printed on stdout after its address line, so far.
+    pub fn stdout_rest(&self) -> String {
+        String::from_utf8_lossy(&self.stdout_rest.lock().map(|b| b.clone()).unwrap_or_default()).into_owned()
+    }
+
+    async fn spawn(&mut self) {
+        assert!(self.child.is_none(), "the server is already running");
+        self.starts += 1;
+        self.stderr_log = self.data_dir.path().join(format!("server-{}.stderr.log", self.starts));
+        let log = std::fs::File::create(&self.stderr_log).expect("create the server log file");
+        let mut cmd = Command::new(tether_bin());
+        cmd.arg("serve").args(["--port", "0", "--host", "127.0.0.1"]);
+        cmd.arg("--data-dir").arg(self.data_dir.path());
+        cmd.arg("--workspace").arg(self.workspace.path());
+        if let Some(token) = &self.options.token {
+            cmd.args(["--token", token]);
+        }
+        if let Some(limit) = self.options.max_body_bytes {
+            cmd.args(["--max-body-bytes", &limit.to_string()]);
+        }
+        if let Some(secs) = self.options.keepalive_secs {
+            cmd.args(["--keepalive-secs", &secs.to_string()]);
+        }
+        cmd.args(&self.options.extra_args);
+        scrub_env(&mut cmd);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(log));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", tether_bin().display()));
+        self.pid = child.id();
+        let stdout = child.stdout.take().expect("piped stdout");
+        self.child = Some(child);
+
+        // The first line on a thread (a blocking read), the rest kept for `stdout_rest`.
+        let (tx, rx) = tokio::sync::oneshot::channel::<std::io::Result<String>>();
+        let rest = Arc::new(Mutex::new(Vec::new()));
+        self.stdout_rest = rest.clone();
+        std::thread::Builder::new()
+            .name(format!("tether-stdout-{}", self.pid))
+            .spawn(move || {
+                let mut reader = BufReader::new(stdout);
+                let mut line = String::new();
+                let first = reader.read_line(&mut line).map(|_| line);
+                let _ = tx.send(first);
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut rest) = rest.lock() {
+                        rest.extend_from_slice(&buf[..n]);
+                    }
+                }
+            })
+            .expect("spawn the stdout reader");
+
+        let line = match tokio::time::timeout(START_TIMEOUT, rx).await {
+            Ok(Ok(Ok(line))) => line,
+            Ok(Ok(Err(e))) => panic!("reading the server's stdout failed: {e}\n{}", self.log_tail(60)),
+            Ok(Err(_)) => panic!("the stdout reader stopped\n{}", self.log_tail(60)),
+            Err(_) => panic!("the server printed no address within {START_TIMEOUT:?}\n{}", self.log_tail(60)),
+        };
+        let url = line.trim().rsplit_once(" listening on ").map(|(_, url)| url.to_string()).unwrap_or_else(|| {
+            panic!("unexpected first stdout line {line:?} (exit: {:?})\n{}", self.try_wait(), self.log_tail(60))
+        });
+        assert!(
+            line.starts_with("tether ") && url.starts_with("http://127.0.0.1:"),
+            "unexpected first stdout line {line:?}"
+        );
+        self.url = url;
+    }
+
+    /// The exit status, if the server has exited (reaps it).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        child.try_wait().ok().flatten()
+    }
+
+    /// Waits up to `timeout` for the server to exit; its status, or `None`
+    /// if it is still running. Polls every 5 ms.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if self.child.is_none() || Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Sends `sig` to the server process.
+    pub fn signal(&self, sig: i32) -> bool {
+        self.child.is_some() && procs::signal(self.pid as i32, sig)
+    }
+
+    /// SIGKILL, then waits for the exit.
+    pub async fn kill9(&mut self) -> ExitStatus {
+        assert!(self.signal(libc::SIGKILL), "the server is not running");
+        self.wait_exit(EXIT_TIMEOUT).await.expect("the server survived SIGKILL")
+    }
+
+    /// SIGTERM, then waits (up to [`EXIT_TIMEOUT`]) for the exit: its status and how long it took.
+    pub async fn sigterm(&mut self) -> (ExitStatus, Duration) {
+        let started = Instant::now();
+        assert!(self.signal(libc::SIGTERM), "the server is not running");
+        let status = match self.wait_exit(EXIT_TIMEOUT).await {
+            Some(status) => status,
+            None => panic!("the server did not exit within {EXIT_TIMEOUT:?} of SIGTERM\n{}", self.log_tail(60)),
+        };
+        (status, started.elapsed())
+    }
+
+    /// Starts the server again on the same data dir and workspace (stopping
+    /// it with SIGTERM first if it still runs). The port, url and pid change.
+    pub async fn restart(&mut self) {
+        if self.try_wait().is_none() && self.child.is_some() {
+            let (status, _) = self.sigterm().await;
+            assert!(status.success(), "the server exited with {status} on SIGTERM");
+        }
+        self.child = None;
+        self.spawn().await;
+    }
+
+    /// The last `n` lines of the current run's log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(n)..].join("\n");
+        format!("--- tail of {} ---\n{tail}\n--- end of log ---", self.stderr_log.display())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if child.try_wait().ok().flatten().is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("server {} (pid {}):\n{}", self.url, self.pid, self.log_tail(80));
+            if std::env::var_os(KEEP_ENV).is_some() {
+                self.data_dir.disable_cleanup(true);
+                self.workspace.disable_cleanup(true);
+                eprintln!("kept {} and {}", self.data_dir.path().display(), self.workspace.path().display());
+            }
+        }
+    }
+}
+
+fn tempdir(prefix: &str) -> TempDir {
+    tempfile::Builder::new().prefix(prefix).tempdir().expect("create a temporary directory")
+}
+
+/// No `TETHER_*` setting of the caller's environment (a token, an agent path
+/// override, a data dir) leaks into the server, except the log filter.
+pub fn scrub_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("TETHER_") && key != "TETHER_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Service routes: the OpenAPI document, agents, info, metrics.
+
+use tether_e2e::http::{expect_problem, send};
+use tether_e2e::*;
+use tether_sdk::reqwest::Method;
+
+#[tokio::test]
+async fn openapi_agents_info_and_metrics() {
+    let server = TestServer::start().await;
+    let client = server.client();
+
+    let resp = send(client.request(Method::GET, "/v1/openapi.json")).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let served: serde_json::Value = resp.json().await.unwrap();
+    assert!(served == tether_sdk::protocol::openapi::openapi(), "the served OpenAPI document differs from the code's");
+    assert_eq!(served["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true));
+
+    let agents = client.agents().await.unwrap().agents;
+    let ids: Vec<&str> = agents.iter().map(|a| a.id.as_str()).collect();
+    for id in ["mock", "claude", "codex", "opencode", "amp", "pi"] {
+        assert!(ids.contains(&id), "agent {id} missing from {ids:?}");
+    }
+    let mock = agents.iter().find(|a| a.id == "mock").unwrap();
+    assert!(mock.installed);
+    assert!(mock.capabilities.streaming_text && mock.capabilities.permissions && mock.capabilities.interrupt);
+    assert_eq!(client.agent("mock").await.unwrap(), *mock);
+    let resp = send(client.request(Method::GET, "/v1/agents/nope")).await;
+    expect_problem(resp, 404, "not_found", &["nope"]).await;
+
+    let info = client.info().await.unwrap();
+    assert_eq!(info.workspace_root, server.workspace().to_str().unwrap());
+    assert!(!info.version.is_empty());
+
+    let session = mock_session(&client).await;
+    let resp = send(client.request(Method::GET, "/metrics")).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let metrics = resp.text().await.unwrap();
+    assert!(metrics.contains("tether_sessions"), "{metrics}");
+    assert!(metrics.contains("tether_sessions{status=\"idle\"} 1"), "{metrics}");
+    assert!(metrics.contains("tether_agent_processes 1"), "{metrics}");
+    assert!(processes_of_session(&session.id).len() == 1);
+}
