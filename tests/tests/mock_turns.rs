@@ -370,3 +370,25 @@ async fn echo_size_of_a_one_mebibyte_prompt() {
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
     assert_eq!(final_text(&events), expected);
 }
+
+#[tokio::test]
+async fn non_protocol_output_becomes_agent_log_and_parsing_goes_on() {
+    // The mock prints an ANSI-coloured banner and a stderr line before any protocol.
+    let server = TestServer::start().await;
+    let client = server.client();
+    let session = mock_session(&client).await;
+    client.send_text(&session.id, "[mock:text] after the banner").await.unwrap();
+    let events = collect_turn(&client, &session.id, 0).await;
+    let logs: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::AgentLog(l) => Some(l.text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(logs.contains(&"mock agent ready".to_string()), "ANSI codes not stripped or banner lost: {logs:?}");
+    assert!(logs.contains(&"mock: started".to_string()), "{logs:?}");
+    assert!(of_type(&events, "agent.unparsed").is_empty(), "{}", describe(&events));
+    assert_eq!(final_text(&events), "Mock reply to turn 1: after the banner");
+    assert_well_formed(&events);
+}

@@ -206,3 +206,26 @@ async fn slow_consumer_during_a_flood_gets_every_event_in_order() {
     assert_well_formed(&stored);
     assert_eq!(stored.iter().position(|e| e.event_type() == "turn.completed").map(|i| i as u64 + 1), Some(last));
 }
+
+#[tokio::test]
+async fn idle_streams_carry_keepalive_comments() {
+    let server = TestServer::start_with(ServerOptions { keepalive_secs: Some(1), ..Default::default() }).await;
+    let client = server.client();
+    let session = mock_session(&client).await;
+    for path in [format!("/v1/sessions/{}/events/stream", session.id), "/v1/events/stream".to_string()] {
+        let mut resp = client.request(Method::GET, &path).send().await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut body = Vec::new();
+        while !String::from_utf8_lossy(&body).contains("\n: keepalive\n\n") {
+            let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no keepalive on {path} within 10 s: {:?}", String::from_utf8_lossy(&body)))
+                .unwrap()
+                .expect("the stream ended");
+            body.extend_from_slice(&chunk);
+        }
+        // The events came first, whole, and the comment did not split a frame.
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("event: session.status\n"), "{text}");
+    }
+}
