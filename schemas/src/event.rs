@@ -10,7 +10,9 @@ use crate::{PermissionMode, SessionStatus};
 ///
 /// `seq` is gap-free per session; `gseq` is the global cursor. Both are
 /// assigned by the server when the event is committed to the store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+// Deserialized by hand: `type` first, then `data` straight into its payload,
+// without serde's buffering of flattened enums (clients decode many).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Event {
     pub seq: u64,
     pub gseq: u64,
@@ -23,6 +25,35 @@ pub struct Event {
     /// The agent's native message; present only when asked for with `include_raw=true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<Value>,
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            seq: u64,
+            gseq: u64,
+            session_id: String,
+            time: String,
+            source: Source,
+            #[serde(rename = "type")]
+            kind: String,
+            data: Box<serde_json::value::RawValue>,
+            #[serde(default)]
+            raw: Option<Value>,
+        }
+        let w = Wire::deserialize(d)?;
+        let body = EventBody::from_parts(&w.kind, w.data.get()).map_err(serde::de::Error::custom)?;
+        Ok(Event {
+            seq: w.seq,
+            gseq: w.gseq,
+            session_id: w.session_id,
+            time: w.time,
+            source: w.source,
+            body,
+            raw: w.raw,
+        })
+    }
 }
 
 impl Event {
@@ -107,6 +138,32 @@ pub const EVENT_TYPES: &[&str] = &[
 ];
 
 impl EventBody {
+    /// Decodes `data` (JSON text) as the payload of the event type `kind`.
+    pub fn from_parts(kind: &str, data: &str) -> Result<EventBody, serde_json::Error> {
+        use serde_json::from_str as de;
+        Ok(match kind {
+            "session.started" => EventBody::SessionStarted(de(data)?),
+            "session.status" => EventBody::SessionStatus(de(data)?),
+            "session.ended" => EventBody::SessionEnded(de(data)?),
+            "agent.exited" => EventBody::AgentExited(de(data)?),
+            "server.restarted" => EventBody::ServerRestarted(de(data)?),
+            "turn.started" => EventBody::TurnStarted(de(data)?),
+            "turn.completed" => EventBody::TurnCompleted(de(data)?),
+            "item.started" => EventBody::ItemStarted(de(data)?),
+            "item.delta" => EventBody::ItemDelta(de(data)?),
+            "item.completed" => EventBody::ItemCompleted(de(data)?),
+            "permission.requested" => EventBody::PermissionRequested(de(data)?),
+            "permission.resolved" => EventBody::PermissionResolved(de(data)?),
+            "question.requested" => EventBody::QuestionRequested(de(data)?),
+            "question.resolved" => EventBody::QuestionResolved(de(data)?),
+            "usage.updated" => EventBody::UsageUpdated(de(data)?),
+            "error" => EventBody::Error(de(data)?),
+            "agent.log" => EventBody::AgentLog(de(data)?),
+            "agent.unparsed" => EventBody::AgentUnparsed(de(data)?),
+            other => return Err(serde::de::Error::custom(format!("unknown event type {other:?}"))),
+        })
+    }
+
     pub fn event_type(&self) -> &'static str {
         match self {
             EventBody::SessionStarted(_) => "session.started",

@@ -131,11 +131,15 @@ pub fn spawn_in_session(cmd: &mut std::process::Command) -> io::Result<std::proc
 
 /// Caps glibc's malloc arenas: with one arena per thread, memory freed by the
 /// many short-lived blocking threads is kept per arena and RSS creeps up.
+/// `MALLOC_ARENA_MAX` in the environment, read by glibc itself, wins.
 #[cfg(target_env = "gnu")]
 pub fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
     // SAFETY: mallopt takes plain integers; called once at startup before other threads exist.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_ARENA_MAX, 4);
     }
 }
 
