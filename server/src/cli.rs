@@ -21,11 +21,33 @@ struct Cli {
 enum Commands {
     /// Start the HTTP server.
     Serve(ServeArgs),
+    /// List or install agent CLIs.
+    Agents {
+        #[command(subcommand)]
+        command: AgentsCommand,
+    },
     /// The built-in mock agent (spawned by the server; speaks Claude's stream-json).
     #[command(name = "__mock-agent", hide = true, disable_help_flag = true)]
     MockAgent {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentsCommand {
+    /// Every known agent: installed or not, version, path.
+    List {
+        /// Where installed agents live [default: $TETHER_DATA_DIR or ~/.local/share/tether].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Install the pinned version of an agent from the npm registry into the data dir.
+    Install {
+        /// claude, codex, opencode, amp or pi.
+        agent: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -73,7 +95,72 @@ pub fn main() -> ExitCode {
     match cli.command {
         Commands::MockAgent { args } => ExitCode::from(crate::agents::mock::run(&args).clamp(0, 255) as u8),
         Commands::Serve(args) => serve(args),
+        Commands::Agents { command } => agents_command(command),
     }
+}
+
+fn agents_command(command: AgentsCommand) -> ExitCode {
+    use std::io::IsTerminal;
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        match command {
+            AgentsCommand::List { data_dir } => {
+                let data_dir = data_dir.unwrap_or_else(default_data_dir);
+                let mut out = std::io::stdout();
+                for def in crate::agents::AGENTS {
+                    let a = crate::agents::describe(def, &data_dir).await;
+                    let _ = writeln!(
+                        out,
+                        "{:<9} {:<13} {:<10} {}",
+                        a.id,
+                        if a.installed { "installed" } else { "not installed" },
+                        a.version.as_deref().unwrap_or("-"),
+                        a.path.as_deref().unwrap_or("-")
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            AgentsCommand::Install { agent, data_dir } => {
+                let data_dir = data_dir.unwrap_or_else(default_data_dir);
+                let Some(def) = crate::agents::find(&agent) else {
+                    return fail(format!("unknown agent {agent:?}"));
+                };
+                let tty = std::io::stderr().is_terminal();
+                let mut err = std::io::stderr();
+                let result = crate::agents::install::install(def, &data_dir, |p| {
+                    if tty {
+                        let filled = usize::from(p.percent) * 30 / 100;
+                        let mut msg: String = p.message.chars().take(60).collect();
+                        msg.push_str(&" ".repeat(60usize.saturating_sub(msg.chars().count())));
+                        let _ = write!(
+                            err,
+                            "\r[{}{}] {:>3}% {:<11} {msg}",
+                            "#".repeat(filled),
+                            ".".repeat(30 - filled),
+                            p.percent,
+                            p.stage
+                        );
+                    } else {
+                        let _ = writeln!(err, "{:>3}% {}: {}", p.percent, p.stage, p.message);
+                    }
+                })
+                .await;
+                if tty {
+                    let _ = writeln!(err);
+                }
+                match result {
+                    Ok(bin) => {
+                        let _ = writeln!(std::io::stdout(), "{} {}", def.id, bin.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(e),
+                }
+            }
+        }
+    })
 }
 
 fn init_logging(format: LogFormat) {

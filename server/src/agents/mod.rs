@@ -4,6 +4,7 @@
 //! the `Draft` events adapters produce, and the registry of known agents.
 
 pub mod claude;
+pub mod install;
 pub mod mock;
 
 use std::collections::BTreeMap;
@@ -145,6 +146,8 @@ pub struct AgentDef {
     /// The command name looked up on PATH.
     pub command: &'static str,
     pub capabilities: fn() -> Capabilities,
+    /// The npm package installed by `tether agents install <id>`.
+    pub pinned: Option<install::Pinned>,
 }
 
 fn claude_like_caps() -> Capabilities {
@@ -169,13 +172,53 @@ fn planned_caps() -> Capabilities {
     Capabilities::default()
 }
 
+const fn pinned(package: &'static str, version: &'static str) -> Option<install::Pinned> {
+    Some(install::Pinned { package, version })
+}
+
 pub const AGENTS: &[AgentDef] = &[
-    AgentDef { id: "mock", name: "Mock agent (built in)", command: "", capabilities: mock::launch::capabilities },
-    AgentDef { id: "claude", name: "Claude Code", command: "claude", capabilities: claude_like_caps },
-    AgentDef { id: "codex", name: "Codex", command: "codex", capabilities: planned_caps },
-    AgentDef { id: "opencode", name: "OpenCode", command: "opencode", capabilities: planned_caps },
-    AgentDef { id: "amp", name: "Amp", command: "amp", capabilities: planned_caps },
-    AgentDef { id: "pi", name: "Pi", command: "pi", capabilities: planned_caps },
+    AgentDef {
+        id: "mock",
+        name: "Mock agent (built in)",
+        command: "",
+        capabilities: mock::launch::capabilities,
+        pinned: None,
+    },
+    AgentDef {
+        id: "claude",
+        name: "Claude Code",
+        command: "claude",
+        capabilities: claude_like_caps,
+        pinned: pinned("@anthropic-ai/claude-code", "2.1.330"),
+    },
+    AgentDef {
+        id: "codex",
+        name: "Codex",
+        command: "codex",
+        capabilities: planned_caps,
+        pinned: pinned("@openai/codex", "0.169.0"),
+    },
+    AgentDef {
+        id: "opencode",
+        name: "OpenCode",
+        command: "opencode",
+        capabilities: planned_caps,
+        pinned: pinned("opencode-ai", "1.18.33"),
+    },
+    AgentDef {
+        id: "amp",
+        name: "Amp",
+        command: "amp",
+        capabilities: planned_caps,
+        pinned: pinned("@sourcegraph/amp", "0.0.1767830505-ga62310"),
+    },
+    AgentDef {
+        id: "pi",
+        name: "Pi",
+        command: "pi",
+        capabilities: planned_caps,
+        pinned: pinned("@mariozechner/pi-coding-agent", "0.73.1"),
+    },
 ];
 
 pub fn find(id: &str) -> Option<&'static AgentDef> {
@@ -198,7 +241,7 @@ pub fn locate(def: &AgentDef, data_dir: &Path) -> Option<PathBuf> {
         // The mock agent is this binary, run with a hidden subcommand.
         return std::env::current_exe().ok();
     }
-    let installed = data_dir.join("agents").join(def.id).join("bin").join(def.command);
+    let installed = install::installed_bin(def, data_dir);
     if installed.is_file() {
         return Some(installed);
     }
@@ -206,14 +249,19 @@ pub fn locate(def: &AgentDef, data_dir: &Path) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join(def.command)).find(|p| p.is_file())
 }
 
-/// The API view of an agent.
-pub fn describe(def: &AgentDef, data_dir: &Path) -> Agent {
+/// The API view of an agent (runs `--version` once per binary).
+pub async fn describe(def: &AgentDef, data_dir: &Path) -> Agent {
     let path = locate(def, data_dir);
+    let version = match (&path, def.id) {
+        (_, "mock") => Some(env!("CARGO_PKG_VERSION").to_string()),
+        (Some(p), _) => install::version_of(p).await,
+        (None, _) => None,
+    };
     Agent {
         id: def.id.to_string(),
         name: def.name.to_string(),
         installed: path.is_some(),
-        version: if def.id == "mock" { Some(env!("CARGO_PKG_VERSION").to_string()) } else { None },
+        version,
         path: path.map(|p| p.display().to_string()),
         capabilities: (def.capabilities)(),
     }
