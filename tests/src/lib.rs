@@ -8,14 +8,18 @@
 //! - [`events`]: reading streams with deadlines, accessors and assertions on
 //!   event sequences ([`assert_well_formed`]);
 //! - [`http`]: problem+json assertions and a raw SSE reader;
-//! - [`procs`]: the processes of a session (by their `TETHER_SESSION_ID`).
+//! - [`procs`]: the processes of a session (by their `TETHER_SESSION_ID`);
+//! - [`anthropic`]: the real Claude Code CLI ([`claude_bin`], [`claude_env`])
+//!   against a scripted Anthropic model ([`ScriptedAnthropic`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod anthropic;
 pub mod events;
 pub mod http;
 pub mod procs;
 pub mod server;
 
+pub use anthropic::{claude_bin, claude_env, ScriptedAnthropic, CLAUDE_VERSION};
 pub use events::{
     assert_contiguous, assert_well_formed, assert_well_formed_prefix, collect_turn, collect_turns, read_after,
     read_all, wait_for, TURN_TIMEOUT,

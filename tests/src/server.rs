@@ -103,6 +103,8 @@ pub struct ServerOptions {
     pub keepalive_secs: Option<u64>,
     /// Anything else, appended as is.
     pub extra_args: Vec<String>,
+    /// Environment added to the server's (and so to its agents').
+    pub env: Vec<(String, String)>,
 }
 
 impl ServerOptions {
@@ -214,6 +216,7 @@ impl TestServer {
         }
         cmd.args(&self.options.extra_args);
         scrub_env(&mut cmd);
+        cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(log));
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", tether_bin().display()));
         self.pid = child.id();

@@ -109,6 +109,10 @@ pub enum Draft {
         native_item_id: Option<String>,
         questions: Vec<Question>,
     },
+    /// The agent withdrew a permission request or question it made (its `native["request_id"]`).
+    RequestCancelled {
+        native_request_id: String,
+    },
     Usage(Usage),
     Error {
         code: String,

@@ -115,6 +115,19 @@ fn data_of(body: &EventBody) -> String {
     }
 }
 
+/// How a request that nobody answered is closed: denied, or rejected, by the agent.
+fn withdrawn(id: String, p: &Pending) -> EventBody {
+    if p.is_question {
+        EventBody::QuestionResolved(QuestionResolved { question_id: id, answers: None, rejected: true })
+    } else {
+        EventBody::PermissionResolved(PermissionResolved {
+            permission_id: id,
+            decision: Decision::Deny,
+            by: ResolvedBy::Agent,
+        })
+    }
+}
+
 /// Removes ANSI escape sequences (CSI, OSC and two-byte escapes) from a log line.
 pub fn strip_ansi(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -475,6 +488,19 @@ impl Normalizer {
                 );
                 self.sync_status();
             }
+            Draft::RequestCancelled { native_request_id } => {
+                let id = self
+                    .pending
+                    .iter()
+                    .find(|(_, p)| p.native.get("request_id").and_then(Value::as_str) == Some(&native_request_id))
+                    .map(|(id, _)| id.clone());
+                if let Some(id) = id {
+                    if let Some(p) = self.pending.remove(&id) {
+                        self.emit(Source::Agent, withdrawn(id, &p), vec![]);
+                        self.sync_status();
+                    }
+                }
+            }
             Draft::Usage(u) => self.emit(Source::Agent, EventBody::UsageUpdated(u), vec![]),
             Draft::Error { code, message, retryable } => {
                 if let Some(t) = &mut self.turn {
@@ -514,16 +540,7 @@ impl Normalizer {
         let mut pending: Vec<(String, Pending)> = self.pending.drain().collect();
         pending.sort_by(|a, b| a.0.cmp(&b.0));
         for (id, p) in pending {
-            let body = if p.is_question {
-                EventBody::QuestionResolved(QuestionResolved { question_id: id, answers: None, rejected: true })
-            } else {
-                EventBody::PermissionResolved(PermissionResolved {
-                    permission_id: id,
-                    decision: Decision::Deny,
-                    by: ResolvedBy::Agent,
-                })
-            };
-            self.emit(Source::Server, body, vec![]);
+            self.emit(Source::Server, withdrawn(id, &p), vec![]);
         }
         let Some(turn) = self.turn.take() else { return };
         let error = error.map(|(code, message)| TurnError { code, message });

@@ -17,9 +17,6 @@ pub struct ClaudeConverter {
     message_id: Option<String>,
     /// Native item id of each content block index of that message.
     blocks: Vec<Option<String>>,
-    /// Blocks of that message whose stream started and never stopped: an
-    /// assistant line for one of them carries text cut short by an interrupt.
-    unfinished: Vec<u32>,
     /// Assistant lines seen for the current message id (one block per line).
     assistant_seen: (String, usize),
     /// Tool calls turned into plan items (TodoWrite), whose results are not items.
@@ -174,17 +171,6 @@ impl ClaudeConverter {
             self.blocks.resize(i + 1, None);
         }
         self.blocks[i] = Some(native);
-        self.unfinished.push(index);
-    }
-
-    /// Completed, or cancelled when the block's stream was cut short.
-    fn block_status(&self, msg: &str, index: usize) -> ItemStatus {
-        let streaming = self.message_id.as_deref() == Some(msg);
-        if streaming && self.unfinished.contains(&(index as u32)) {
-            ItemStatus::Cancelled
-        } else {
-            ItemStatus::Completed
-        }
     }
 
     /// Converts one output line (a JSON object) into drafts.
@@ -209,7 +195,7 @@ impl ClaudeConverter {
                     retryable: true,
                 }],
                 // Progress notices the stream already shows in other ways.
-                "status" | "permission_denied" => vec![],
+                "status" | "permission_denied" | "thinking_tokens" => vec![],
                 _ => vec![Draft::Unparsed {
                     line: line.to_string(),
                     error: format!("unknown system subtype {}", s.subtype),
@@ -237,6 +223,9 @@ impl ClaudeConverter {
                 vec![Draft::TurnCompleted { stop_reason, usage, error }]
             }
             Line::ControlRequest(c) => self.control_request(c, line),
+            Line::ControlCancelRequest { request_id } => {
+                vec![Draft::RequestCancelled { native_request_id: request_id }]
+            }
             Line::Ignored => vec![],
         }
     }
@@ -246,7 +235,6 @@ impl ClaudeConverter {
             ("message_start", _) => {
                 self.message_id = ev.message.and_then(|m| m.id);
                 self.blocks.clear();
-                self.unfinished.clear();
                 vec![]
             }
             ("content_block_start", Some(index)) => {
@@ -285,10 +273,6 @@ impl ClaudeConverter {
                 };
                 vec![Draft::ItemDelta { native_id: native.clone(), delta }]
             }
-            ("content_block_stop", Some(index)) => {
-                self.unfinished.retain(|i| *i != index);
-                vec![]
-            }
             ("message_delta", _) => ev.usage.map(|u| vec![Draft::Usage(usage_of(&u, None))]).unwrap_or_default(),
             _ => vec![],
         }
@@ -318,7 +302,8 @@ impl ClaudeConverter {
             let index = self.assistant_seen.1;
             self.assistant_seen.1 += 1;
             let native = format!("{msg}:{index}");
-            let status = self.block_status(&msg, index);
+            // An interrupted message comes as one last assistant line marked `aborted`.
+            let status = if a.aborted { ItemStatus::Cancelled } else { ItemStatus::Completed };
             match block {
                 ContentBlock::Text { text } => out.push(Draft::ItemCompleted {
                     native_id: native,

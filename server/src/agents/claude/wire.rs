@@ -18,6 +18,10 @@ pub enum Line {
     User(UserLine),
     Result(ResultLine),
     ControlRequest(ControlRequestLine),
+    /// The CLI withdrew a request it made (e.g. a permission, after an interrupt).
+    ControlCancelRequest {
+        request_id: String,
+    },
     /// Answers to the host's own requests, and keepalives: protocol, not content.
     Ignored,
 }
@@ -39,6 +43,14 @@ impl Line {
             "system" => Line::System(serde_json::from_str(line).map_err(e)?),
             "result" => Line::Result(serde_json::from_str(line).map_err(e)?),
             "control_request" => Line::ControlRequest(serde_json::from_str(line).map_err(e)?),
+            "control_cancel_request" => {
+                #[derive(Deserialize)]
+                struct Cancel {
+                    request_id: String,
+                }
+                let c: Cancel = serde_json::from_str(line).map_err(e)?;
+                Line::ControlCancelRequest { request_id: c.request_id }
+            }
             "control_response" | "keep_alive" => Line::Ignored,
             other => return Err(format!("unknown message type {other:?}")),
         })
@@ -155,8 +167,13 @@ pub struct ApiUsage {
 #[derive(Debug, Deserialize)]
 pub struct AssistantLine {
     pub message: ApiMessage,
-    #[serde(default, rename = "isApiErrorMessage")]
+    /// A synthetic message standing for a failed API call (2.1.330 writes it
+    /// snake_case; older versions camelCase).
+    #[serde(default, alias = "isApiErrorMessage")]
     pub is_api_error_message: bool,
+    /// The message was cut short by an interrupt.
+    #[serde(default)]
+    pub aborted: bool,
     #[serde(default)]
     pub error: Option<Value>,
 }

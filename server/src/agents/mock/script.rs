@@ -518,7 +518,12 @@ impl<W: Write> Mock<W> {
     }
 
     fn assistant(&mut self, id: &str, content: Value, output_tokens: u64) -> io::Result<()> {
-        let line = json!({
+        let line = self.assistant_line(id, content, output_tokens);
+        self.emit(&line)
+    }
+
+    fn assistant_line(&self, id: &str, content: Value, output_tokens: u64) -> Value {
+        json!({
             "type": "assistant",
             "message": {
                 "id": id,
@@ -533,8 +538,7 @@ impl<W: Write> Mock<W> {
             "parent_tool_use_id": null,
             "session_id": self.cfg.session_id,
             "uuid": ids::uuid_v4(),
-        });
-        self.emit(&line)
+        })
     }
 
     fn tool_result(&mut self, tool_id: &str, content: &str, is_error: bool, structured: Value) -> io::Result<()> {
@@ -581,7 +585,18 @@ impl<W: Write> Mock<W> {
             calls += 1;
             tokens += open.deltas;
             if !open.text.is_empty() {
-                self.assistant(&open.id, json!([{"type": "text", "text": open.text}]), open.deltas)?;
+                // Like Claude: the text so far, marked aborted, then the interruption note.
+                let mut line = self.assistant_line(&open.id, json!([{"type": "text", "text": open.text}]), open.deltas);
+                line["aborted"] = json!(true);
+                self.emit(&line)?;
+                let note = json!({
+                    "type": "user",
+                    "message": {"role": "user", "content": [{"type": "text", "text": "[Request interrupted by user]"}]},
+                    "parent_tool_use_id": null,
+                    "session_id": self.cfg.session_id,
+                    "uuid": ids::uuid_v4(),
+                });
+                self.emit(&note)?;
             }
         }
         let ms = t.elapsed_ms();

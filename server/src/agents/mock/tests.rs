@@ -441,6 +441,7 @@ fn interrupt_during_slow_stops_at_once() {
             "delta*",
             "control_response",
             "assistant",
+            "user",
             "result/error_during_execution"
         ]])
     );
@@ -569,6 +570,7 @@ fn flood_interrupt_between_batches() {
             "delta*",
             "control_response",
             "assistant",
+            "user",
             "result/error_during_execution"
         ]])
     );

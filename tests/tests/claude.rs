@@ -1,0 +1,315 @@
+//! The real Claude Code CLI (installed by scripts/install-agents) under tether,
+//! against the scripted Anthropic server: every turn asserted on the
+//! universal events.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tether_e2e::anthropic::{claude_env, ScriptedAnthropic, CLAUDE_VERSION};
+use tether_e2e::events::*;
+use tether_e2e::*;
+use tether_sdk::{
+    CreateSession, Decision, Event, EventBody, ItemKind, ItemStatus, PermissionAction, PermissionMode, PermissionReply,
+    QuestionReply, Session, SessionStatus, StopReason, ToolKind,
+};
+
+/// A tether server whose Claude sessions talk to a scripted model, with a HOME of their own.
+struct Rig {
+    model: ScriptedAnthropic,
+    server: TestServer,
+    _home: TempDir,
+}
+
+async fn rig() -> Rig {
+    let model = ScriptedAnthropic::start().await;
+    let home = tempfile::Builder::new().prefix("tether-claude-home-").tempdir().unwrap();
+    let env = claude_env(&model, home.path());
+    let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
+    Rig { model, server, _home: home }
+}
+
+async fn claude_session(rig: &Rig, mode: PermissionMode) -> Session {
+    rig.server
+        .client()
+        .create_session(&CreateSession { agent: "claude".into(), permission_mode: mode, ..Default::default() })
+        .await
+        .expect("create a claude session")
+}
+
+/// Sends `text` and returns the events of the turn it starts (through `turn.completed`).
+async fn turn(rig: &Rig, session: &str, text: &str) -> Vec<Event> {
+    let client = rig.server.client();
+    let after = client.get_session(session).await.unwrap().last_seq;
+    client.send_text(session, text).await.unwrap();
+    let events = collect_turn(&client, session, after).await;
+    assert_contiguous(&events, after + 1);
+    assert_well_formed(&read_all(&client, session).await);
+    events
+}
+
+fn tool_items(events: &[Event]) -> Vec<&tether_sdk::Item> {
+    completed_items(events).into_iter().filter(|i| i.kind == ItemKind::ToolCall).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_report_the_installed_cli() {
+    let rig = rig().await;
+    let agent = rig.server.client().agent("claude").await.unwrap();
+    assert!(agent.installed, "{agent:?}");
+    assert_eq!(agent.version.as_deref(), Some(CLAUDE_VERSION));
+    assert!(agent.capabilities.permissions && agent.capabilities.resume);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_turn_streams_deltas_and_reports_usage() {
+    let rig = rig().await;
+    let s = claude_session(&rig, PermissionMode::Default).await;
+    let events = turn(&rig, &s.id, "[claude:text] hello there").await;
+    let started: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::SessionStarted(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started.len(), 1, "{}", describe(&events));
+    assert!(started[0].native_session_id.is_some());
+    let messages = assistant_messages(&events);
+    assert_eq!(messages.len(), 1, "{}", describe(&events));
+    assert_eq!(item_text(messages[0]), "Scripted reply: hello there");
+    assert_eq!(delta_text(&events, &messages[0].item_id), "Scripted reply: hello there");
+    assert!(of_type(&events, "item.delta").len() >= 3);
+    let done = the_turn_completed(&events);
+    assert_eq!(done.stop_reason, StopReason::EndTurn);
+    let usage = done.usage.as_ref().expect("usage on turn.completed");
+    assert!(usage.output_tokens.unwrap_or(0) > 0, "{usage:?}");
+    let session = rig.server.client().get_session(&s.id).await.unwrap();
+    assert_eq!(session.status, SessionStatus::Idle);
+    assert_eq!(session.native_session_id.as_deref(), started[0].native_session_id.as_deref());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bash_tool_call_is_one_shell_item_with_its_output() {
+    let rig = rig().await;
+    let s = claude_session(&rig, PermissionMode::Default).await;
+    let events = turn(&rig, &s.id, "[claude:bash] run it").await;
+    let tools = tool_items(&events);
+    assert_eq!(tools.len(), 1, "{}", describe(&events));
+    let tool = tools[0].tool.as_ref().unwrap();
+    assert_eq!((tool.name.as_str(), tool.kind), ("Bash", ToolKind::Shell));
+    assert_eq!(tool.input["command"], "echo scripted-bash-output");
+    assert!(tool.output.as_deref().unwrap_or("").contains("scripted-bash-output"), "{tool:?}");
+    assert_eq!(tools[0].status, ItemStatus::Completed);
+    assert!(final_text(&events).starts_with("The command printed: scripted-bash-output"), "{}", final_text(&events));
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+}
+
+async fn write_turn(rig: &Rig, decision: Decision) -> (Vec<Event>, PathBuf) {
+    let client = rig.server.client();
+    let s = claude_session(rig, PermissionMode::Default).await;
+    let target = PathBuf::from(&s.cwd).join("claude-written.txt");
+    client.send_text(&s.id, "[claude:write] please").await.unwrap();
+    let mut stream = client.session_events(&s.id, Some(0));
+    let upto = wait_for(&mut stream, TURN_TIMEOUT, |e| e.event_type() == "permission.requested").await;
+    let EventBody::PermissionRequested(p) = &upto.last().unwrap().body else { unreachable!() };
+    assert_eq!(p.action, PermissionAction::FileWrite);
+    assert!(p.path.as_deref().unwrap_or("").ends_with("claude-written.txt"), "{p:?}");
+    assert!(p.diff.as_deref().unwrap_or("").contains("+written by claude"), "{p:?}");
+    assert!(p.item_id.is_some(), "the request names its tool item");
+    assert!(!target.exists(), "written before the permission was answered");
+    assert_eq!(client.get_session(&s.id).await.unwrap().status, SessionStatus::Waiting);
+    client.reply_permission(&s.id, &p.permission_id, &PermissionReply { decision, message: None }).await.unwrap();
+    let events = collect_turn(&client, &s.id, 0).await;
+    assert_well_formed_prefix(&events);
+    (events, target)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_allowed_creates_the_file() {
+    let rig = rig().await;
+    let (events, target) = write_turn(&rig, Decision::AllowOnce).await;
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "written by claude\n");
+    let tools = tool_items(&events);
+    assert_eq!(tools.len(), 1, "{}", describe(&events));
+    assert_eq!(tools[0].status, ItemStatus::Completed);
+    assert_eq!(tools[0].tool.as_ref().unwrap().kind, ToolKind::FileEdit);
+    assert!(of_type(&events, "permission.resolved").len() == 1);
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_denied_declines_the_item_and_the_turn_goes_on() {
+    let rig = rig().await;
+    let (events, target) = write_turn(&rig, Decision::Deny).await;
+    assert!(!target.exists());
+    let tools = tool_items(&events);
+    assert_eq!(tools.len(), 1, "{}", describe(&events));
+    assert_eq!(tools[0].status, ItemStatus::Declined);
+    assert!(final_text(&events).starts_with("Write result:"), "{}", final_text(&events));
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn question_answered_reaches_the_model() {
+    let rig = rig().await;
+    let client = rig.server.client();
+    let s = claude_session(&rig, PermissionMode::Default).await;
+    client.send_text(&s.id, "[claude:question] pick").await.unwrap();
+    let mut stream = client.session_events(&s.id, Some(0));
+    let upto = wait_for(&mut stream, TURN_TIMEOUT, |e| e.event_type() == "question.requested").await;
+    let EventBody::QuestionRequested(q) = &upto.last().unwrap().body else { unreachable!() };
+    assert_eq!(q.questions.len(), 1);
+    assert_eq!(q.questions[0].prompt, "Which colour?");
+    assert_eq!(q.questions[0].options.iter().map(|o| o.label.as_str()).collect::<Vec<_>>(), vec!["Red", "Blue"]);
+    let answer = QuestionReply { answers: Some(vec![vec!["Blue".into()]]), reject: false };
+    client.reply_question(&s.id, &q.question_id, &answer).await.unwrap();
+    let events = collect_turn(&client, &s.id, 0).await;
+    assert_eq!(of_type(&events, "question.resolved").len(), 1);
+    let text = final_text(&events);
+    assert!(text.starts_with("Answer seen:") && text.contains("Blue"), "{text}");
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupt_during_slow_streaming_ends_the_turn() {
+    let rig = rig().await;
+    let client = rig.server.client();
+    let s = claude_session(&rig, PermissionMode::Default).await;
+    client.send_text(&s.id, "[claude:slow] go").await.unwrap();
+    let mut stream = client.session_events(&s.id, Some(0));
+    wait_for_count(&mut stream, TURN_TIMEOUT, "item.delta", 3).await;
+    let asked = std::time::Instant::now();
+    client.interrupt(&s.id).await.unwrap();
+    let events = collect_turn(&client, &s.id, 0).await;
+    assert!(asked.elapsed() < Duration::from_secs(8), "the interrupt took {:?}", asked.elapsed());
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::Interrupted);
+    let messages = assistant_messages(&events);
+    assert!(messages.iter().all(|m| m.status == ItemStatus::Cancelled), "{}", describe(&events));
+    // The session takes the next message in the same process.
+    let next = turn(&rig, &s.id, "[claude:text] after").await;
+    assert_eq!(final_text(&next), "Scripted reply: after");
+}
+
+async fn api_error_turn(tag: &str) {
+    let rig = rig().await;
+    let s = claude_session(&rig, PermissionMode::Default).await;
+    let events = turn(&rig, &s.id, &format!("{tag} fail please")).await;
+    let errors = of_type(&events, "error");
+    assert!(!errors.is_empty(), "{}", describe(&events));
+    let done = the_turn_completed(&events);
+    assert_eq!(done.stop_reason, StopReason::Error, "{}", describe(&events));
+    // The session is still usable.
+    let next = turn(&rig, &s.id, "[claude:text] recovered").await;
+    assert_eq!(final_text(&next), "Scripted reply: recovered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_api_401_is_an_error_and_the_turn_ends() {
+    api_error_turn("[claude:401]").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_api_500_is_an_error_and_the_turn_ends() {
+    api_error_turn("[claude:500]").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_turns_then_a_killed_server_resumes_the_conversation() {
+    let mut rig = rig().await;
+    let s = claude_session(&rig, PermissionMode::Default).await;
+    let first = turn(&rig, &s.id, "[claude:text] first turn").await;
+    assert_eq!(final_text(&first), "Scripted reply: first turn");
+    let second = turn(&rig, &s.id, "[claude:text] second turn").await;
+    assert_eq!(final_text(&second), "Scripted reply: second turn");
+    let native = rig.server.client().get_session(&s.id).await.unwrap().native_session_id.unwrap();
+
+    rig.server.kill9().await;
+    wait_no_processes(&s.id, Duration::from_secs(5)).await;
+    rig.server.restart().await;
+    let after_restart = rig.server.client().get_session(&s.id).await.unwrap();
+    assert_eq!(after_restart.status, SessionStatus::Idle);
+
+    let third = turn(&rig, &s.id, "[claude:text] third turn").await;
+    assert_eq!(final_text(&third), "Scripted reply: third turn");
+    assert_eq!(rig.server.client().get_session(&s.id).await.unwrap().native_session_id.as_deref(), Some(&*native));
+    // The model saw the whole conversation: the resumed CLI sent the earlier turns.
+    let last = rig
+        .model
+        .requests()
+        .into_iter()
+        .filter(|r| r.to_string().contains("third turn"))
+        .next_back()
+        .expect("no request for the third turn");
+    let body = last.to_string();
+    assert!(body.contains("first turn") && body.contains("second turn"), "the resumed request lacks history");
+    let all = read_all(&rig.server.client(), &s.id).await;
+    assert_well_formed(&all);
+    assert_eq!(of_type(&all, "server.restarted").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_route_streams_progress_and_installs_the_pinned_cli() {
+    // No TETHER_CLAUDE_PATH and a PATH without claude: not installed yet.
+    let env = vec![("PATH".to_string(), "/usr/local/bin:/usr/bin:/bin".to_string())];
+    let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
+    let client = server.client();
+    assert!(!client.agent("claude").await.unwrap().installed);
+    let refused = client
+        .create_session(&CreateSession { agent: "claude".into(), ..Default::default() })
+        .await
+        .expect_err("a session of an agent that is not installed");
+    assert_eq!(refused.code(), Some("agent_not_installed"));
+    assert!(refused.to_string().contains("tether agents install claude"), "{refused}");
+
+    let resp = client
+        .request(tether_sdk::reqwest::Method::POST, "/v1/agents/claude/install")
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body =
+        tokio::time::timeout(Duration::from_secs(600), resp.text()).await.expect("install took too long").unwrap();
+    let frames: Vec<(&str, serde_json::Value)> = body
+        .split("\n\n")
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| {
+            let event = f.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("");
+            let data = f.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("null");
+            (event, serde_json::from_str(data).unwrap())
+        })
+        .collect();
+    assert!(frames.iter().any(|(e, _)| *e == "progress"), "{body}");
+    let (last, agent) = frames.last().unwrap();
+    assert_eq!(*last, "done", "{body}");
+    assert_eq!(agent["installed"], true);
+    assert_eq!(agent["version"], CLAUDE_VERSION);
+    let path = agent["path"].as_str().unwrap();
+    assert!(path.starts_with(server.data_dir().to_str().unwrap()), "{path}");
+    let now = client.agent("claude").await.unwrap();
+    assert_eq!((now.installed, now.version.as_deref()), (true, Some(CLAUDE_VERSION)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_always_applies_the_cli_suggestion_for_the_rest_of_the_session() {
+    let rig = rig().await;
+    let client = rig.server.client();
+    let s = claude_session(&rig, PermissionMode::Default).await;
+    let target = PathBuf::from(&s.cwd).join("claude-written.txt");
+    client.send_text(&s.id, "[claude:write] first").await.unwrap();
+    let mut stream = client.session_events(&s.id, Some(0));
+    let upto = wait_for(&mut stream, TURN_TIMEOUT, |e| e.event_type() == "permission.requested").await;
+    let EventBody::PermissionRequested(p) = &upto.last().unwrap().body else { unreachable!() };
+    let reply = PermissionReply { decision: Decision::AllowAlways, message: None };
+    client.reply_permission(&s.id, &p.permission_id, &reply).await.unwrap();
+    let first = collect_turn(&client, &s.id, 0).await;
+    assert_eq!(the_turn_completed(&first).stop_reason, StopReason::EndTurn);
+    assert!(target.exists());
+    std::fs::remove_file(&target).unwrap();
+    // The same kind of edit no longer asks.
+    let second = turn(&rig, &s.id, "[claude:write] second").await;
+    assert!(of_type(&second, "permission.requested").is_empty(), "{}", describe(&second));
+    assert!(target.exists(), "{}", describe(&second));
+    assert_eq!(the_turn_completed(&second).stop_reason, StopReason::EndTurn);
+}
