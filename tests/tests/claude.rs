@@ -238,8 +238,7 @@ async fn two_turns_then_a_killed_server_resumes_the_conversation() {
         .model
         .requests()
         .into_iter()
-        .filter(|r| r.to_string().contains("third turn"))
-        .next_back()
+        .rfind(|r| r.to_string().contains("third turn"))
         .expect("no request for the third turn");
     let body = last.to_string();
     assert!(body.contains("first turn") && body.contains("second turn"), "the resumed request lacks history");
