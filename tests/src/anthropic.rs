@@ -120,6 +120,8 @@ pub struct Recorded {
     pub uri: String,
     /// The body: JSON if it parses, else a string (`Null` when empty).
     pub body: Value,
+    /// The API key sent (`x-api-key`, or a bearer token).
+    pub api_key: Option<String>,
 }
 
 struct Shared {
@@ -204,7 +206,17 @@ impl Drop for ScriptedAnthropic {
     }
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, body: Bytes) -> Response {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    request_headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    let api_key = request_headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned).or_else(|| {
+        let auth = request_headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+        auth.strip_prefix("Bearer ").map(str::to_owned)
+    });
     let parsed: Result<Value, _> = serde_json::from_slice(&body);
     let recorded_body = match &parsed {
         _ if body.is_empty() => Value::Null,
@@ -214,7 +226,7 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, bod
     let path = uri.path().to_owned();
     let uri_text = uri.path_and_query().map(|p| p.to_string()).unwrap_or_else(|| uri.to_string());
     if let Ok(mut all) = shared.all.lock() {
-        all.push(Recorded { method: method.to_string(), uri: uri_text, body: recorded_body });
+        all.push(Recorded { method: method.to_string(), uri: uri_text, body: recorded_body, api_key });
     }
     let request_id = shared.next_id("req");
 

@@ -75,6 +75,7 @@ async fn text_turn_streams_deltas_and_reports_usage() {
         .collect();
     assert_eq!(started.len(), 1, "{}", describe(&events));
     assert!(started[0].native_session_id.is_some());
+    assert_eq!(started[0].agent_version.as_deref(), Some(CLAUDE_VERSION));
     let messages = assistant_messages(&events);
     assert_eq!(messages.len(), 1, "{}", describe(&events));
     assert_eq!(item_text(messages[0]), "Scripted reply: hello there");
@@ -311,4 +312,99 @@ async fn allow_always_applies_the_cli_suggestion_for_the_rest_of_the_session() {
     assert!(of_type(&second, "permission.requested").is_empty(), "{}", describe(&second));
     assert!(target.exists(), "{}", describe(&second));
     assert_eq!(the_turn_completed(&second).stop_reason, StopReason::EndTurn);
+}
+
+/// A `[claude:write]` turn in `mode`, answering nothing: returns the turn and whether the file exists.
+async fn unattended_write(mode: PermissionMode) -> (Vec<Event>, bool, Rig) {
+    let rig = rig().await;
+    let s = claude_session(&rig, mode).await;
+    let events = turn(&rig, &s.id, "[claude:write] unattended").await;
+    let written = PathBuf::from(&s.cwd).join("claude-written.txt").exists();
+    (events, written, rig)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_edits_writes_without_asking() {
+    let (events, written, _rig) = unattended_write(PermissionMode::AcceptEdits).await;
+    assert!(of_type(&events, "permission.requested").is_empty(), "{}", describe(&events));
+    assert!(written);
+    assert_eq!(tool_items(&events)[0].status, ItemStatus::Completed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bypass_never_asks_even_as_root() {
+    let (events, written, _rig) = unattended_write(PermissionMode::Bypass).await;
+    assert!(of_type(&events, "permission.requested").is_empty(), "{}", describe(&events));
+    assert!(written, "{}", describe(&events));
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_mode_runs_the_cli_in_plan_mode_and_writes_nothing_unasked() {
+    let rig = rig().await;
+    let client = rig.server.client();
+    let s = claude_session(&rig, PermissionMode::Plan).await;
+    client.send_text(&s.id, "[claude:write] in plan mode").await.unwrap();
+    let mut stream = client.session_events(&s.id, Some(0));
+    let upto = wait_for(&mut stream, TURN_TIMEOUT, |e| e.event_type() == "permission.requested").await;
+    // The CLI itself runs in plan mode (its own init line says so).
+    let page = client.events_page(&s.id, 0, Some(1000), true).await.unwrap();
+    let init = page.events.iter().find(|e| e.event_type() == "session.started").expect("session.started");
+    assert_eq!(init.raw.as_ref().unwrap()["permissionMode"], "plan");
+    let target = PathBuf::from(&s.cwd).join("claude-written.txt");
+    assert!(!target.exists(), "written in plan mode without asking");
+    let EventBody::PermissionRequested(p) = &upto.last().unwrap().body else { unreachable!() };
+    let reply = PermissionReply { decision: Decision::Deny, message: Some("planning only".into()) };
+    client.reply_permission(&s.id, &p.permission_id, &reply).await.unwrap();
+    let events = collect_turn(&client, &s.id, 0).await;
+    assert!(!target.exists());
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_and_the_session_env_reach_the_cli() {
+    let rig = rig().await;
+    let mut env = std::collections::BTreeMap::new();
+    // The session's env is added to the server's: here it changes the API key the CLI sends.
+    env.insert("ANTHROPIC_API_KEY".to_string(), "sk-ant-from-the-session".to_string());
+    let create =
+        CreateSession { agent: "claude".into(), model: Some("claude-sonnet-4-5".into()), env, ..Default::default() };
+    let s = rig.server.client().create_session(&create).await.unwrap();
+    let events = turn(&rig, &s.id, "[claude:text] which model").await;
+    assert_eq!(final_text(&events), "Scripted reply: which model");
+    let request = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("which model")).unwrap();
+    assert_eq!(request["model"], "claude-sonnet-4-5");
+    let headers: Vec<String> = rig
+        .model
+        .all_requests()
+        .iter()
+        .filter(|r| r.uri.starts_with("/v1/messages"))
+        .filter_map(|r| r.api_key.clone())
+        .collect();
+    assert!(headers.iter().any(|k| k == "sk-ant-from-the-session"), "{headers:?}");
+}
+
+#[test]
+fn cli_installs_the_pinned_version_into_a_data_dir() {
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(tether_bin())
+        .args(["agents", "install", "claude", "--data-dir"])
+        .arg(data.path())
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let bin = stdout.trim().strip_prefix("claude ").expect("prints the installed binary");
+    assert!(bin.starts_with(data.path().to_str().unwrap()), "{bin}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("100% done"), "progress is shown");
+    let list = std::process::Command::new(tether_bin())
+        .args(["agents", "list", "--data-dir"])
+        .arg(data.path())
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    let claude = list.lines().find(|l| l.starts_with("claude")).unwrap();
+    assert!(claude.contains("installed") && claude.contains(CLAUDE_VERSION) && claude.contains(bin), "{claude}");
 }

@@ -37,6 +37,14 @@ pub struct Shared {
     actors: Mutex<HashMap<Arc<str>, mpsc::Sender<Command>>>,
 }
 
+/// The version of the agent binary a session runs.
+async fn agent_version(agent: &str, program: &Path) -> Option<String> {
+    match agent {
+        "mock" => Some(env!("CARGO_PKG_VERSION").to_string()),
+        _ => agents::install::version_of(program).await,
+    }
+}
+
 /// The launch configuration stored with a session.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct StoredConfig {
@@ -131,7 +139,8 @@ impl Shared {
             open_turn: None,
         };
         self.store.create_session(row.clone()).await?;
-        let tx = self.start_actor(&row, program, config.env)?;
+        let version = agent_version(&row.agent, &program).await;
+        let tx = self.start_actor(&row, program, config.env, version)?;
         let (reply, rx) = oneshot::channel();
         tx.send(Command::Start { reply }).await.map_err(|_| ApiError::internal("session actor stopped"))?;
         rx.await.map_err(|_| ApiError::internal("session actor stopped"))??;
@@ -145,11 +154,11 @@ impl Shared {
         Ok(self.get(&row.id).await?.to_api())
     }
 
-    fn facts(row: &SessionRow) -> SessionFacts {
+    fn facts(row: &SessionRow, agent_version: Option<String>) -> SessionFacts {
         let def = agents::find(&row.agent);
         SessionFacts {
             agent: row.agent.clone(),
-            agent_version: (row.agent == "mock").then(|| env!("CARGO_PKG_VERSION").to_string()),
+            agent_version,
             cwd: row.cwd.clone(),
             model: row.model.clone(),
             permission_mode: row.permission_mode,
@@ -162,6 +171,7 @@ impl Shared {
         row: &SessionRow,
         program: PathBuf,
         env: BTreeMap<String, String>,
+        agent_version: Option<String>,
     ) -> Result<mpsc::Sender<Command>, ApiError> {
         let adapter = agents::adapter(&row.agent, program.clone())
             .ok_or_else(|| ApiError::agent_unavailable(format!("no adapter for the {} agent", row.agent)))?;
@@ -183,7 +193,7 @@ impl Shared {
                 env,
             },
             adapter,
-            norm: Normalizer::new(Self::facts(row), row.status, row.native_session_id.clone()),
+            norm: Normalizer::new(Self::facts(row, agent_version), row.status, row.native_session_id.clone()),
             proc: None,
             queue: Default::default(),
             interrupt_deadline: None,
@@ -210,7 +220,8 @@ impl Shared {
             ))
         })?;
         let config: StoredConfig = serde_json::from_str(&row.config).unwrap_or_default();
-        self.start_actor(&row, program, config.env)
+        let version = agent_version(&row.agent, &program).await;
+        self.start_actor(&row, program, config.env, version)
     }
 
     async fn call<T>(
@@ -282,7 +293,7 @@ impl Shared {
             }
             let sid = row.id.clone();
             let items: Vec<String> = self.store.read(move |c| reader::open_items(c, &sid)).await?;
-            let mut norm = Normalizer::new(Self::facts(&row), row.status, row.native_session_id.clone());
+            let mut norm = Normalizer::new(Self::facts(&row, None), row.status, row.native_session_id.clone());
             norm.restore_open(row.open_turn.clone(), &items);
             norm.recover_after_restart();
             self.store.append(Arc::from(row.id.as_str()), norm.take()).await?;
