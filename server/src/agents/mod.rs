@@ -129,18 +129,25 @@ pub enum Draft {
     },
 }
 
-/// One agent's protocol: how to start it, encode input for it and convert its output.
+/// One agent's protocol: how to start it, encode input for it and convert its
+/// output. Input is queued: every method may append bytes, and the session
+/// writes whatever `take_output` returns after each step, in order.
 pub trait Adapter: Send {
-    fn launch(&self, ctx: &LaunchContext<'_>) -> LaunchSpec;
-    /// Bytes to write to the agent's input for a user message.
-    fn user_message(&mut self, parts: &[Part]) -> Vec<u8>;
-    /// Bytes that ask the agent to stop the running turn, if it has such a request.
-    fn interrupt(&mut self) -> Option<Vec<u8>>;
-    fn permission_reply(&mut self, native: &Value, decision: Decision, message: Option<&str>) -> Vec<u8>;
+    /// The command line for this session (called before every spawn).
+    fn launch(&mut self, ctx: &LaunchContext<'_>) -> LaunchSpec;
+    /// The process is up: queue any handshake its protocol needs.
+    fn started(&mut self) {}
+    /// Queue a user message.
+    fn user_message(&mut self, parts: &[Part]);
+    /// Queue a request to stop the running turn; false if the protocol has none.
+    fn interrupt(&mut self) -> bool;
+    fn permission_reply(&mut self, native: &Value, decision: Decision, message: Option<&str>);
     /// `answers` is None when the question was rejected.
-    fn question_reply(&mut self, native: &Value, answers: Option<&[Vec<String>]>) -> Vec<u8>;
+    fn question_reply(&mut self, native: &Value, answers: Option<&[Vec<String>]>);
     /// Converts one line of protocol output (a JSON object) into drafts.
     fn convert(&mut self, line: &str) -> Vec<Draft>;
+    /// The bytes queued for the agent's input since the last call.
+    fn take_output(&mut self) -> Vec<u8>;
 }
 
 /// A known agent: how to find it and what it can do.

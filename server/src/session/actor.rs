@@ -79,6 +79,7 @@ impl Actor {
                     Flow::Continue
                 }
             };
+            self.write_adapter_output();
             self.flush().await;
             if let Flow::Stop = flow {
                 break;
@@ -114,8 +115,7 @@ impl Actor {
                 let r = match self.norm.resolve_permission(&id, decision) {
                     None => Err(ApiError::not_found(format!("no open permission request {id} in this session"))),
                     Some(p) => {
-                        let bytes = self.adapter.permission_reply(&p.native, decision, message.as_deref());
-                        self.write(bytes);
+                        self.adapter.permission_reply(&p.native, decision, message.as_deref());
                         Ok(())
                     }
                 };
@@ -168,12 +168,16 @@ impl Actor {
         let Some(p) = self.norm.resolve_question(&id, answers.clone()) else {
             return Err(ApiError::not_found(format!("no open question {id} in this session")));
         };
-        let bytes = self.adapter.question_reply(&p.native, answers.as_deref());
-        self.write(bytes);
+        self.adapter.question_reply(&p.native, answers.as_deref());
         Ok(())
     }
 
-    fn write(&mut self, bytes: Vec<u8>) {
+    /// Writes what the adapter queued for the agent (dropped if no agent runs).
+    fn write_adapter_output(&mut self) {
+        let bytes = self.adapter.take_output();
+        if bytes.is_empty() {
+            return;
+        }
         if let Some(p) = &self.proc {
             if p.write(bytes).is_err() {
                 tracing::warn!(session = %self.id, "agent input is closed");
@@ -186,12 +190,9 @@ impl Actor {
             return Err(ApiError::conflict("no turn is running in this session"));
         }
         self.norm.request_interrupt();
-        match self.adapter.interrupt() {
-            Some(bytes) => self.write(bytes),
-            None => {
-                if let Some(p) = &self.proc {
-                    p.signal(libc::SIGINT);
-                }
+        if !self.adapter.interrupt() {
+            if let Some(p) = &self.proc {
+                p.signal(libc::SIGINT);
             }
         }
         self.interrupt_deadline = Some(Instant::now() + INTERRUPT_GRACE);
@@ -222,6 +223,8 @@ impl Actor {
             env: &self.launch.env,
             data_dir: &self.shared.data_dir,
         };
+        // Whatever was queued for a process that is gone must not reach the new one.
+        self.adapter.take_output();
         let spec = self.adapter.launch(&ctx);
         let cwd = self.launch.cwd.clone();
         let env = self.launch.env.clone();
@@ -231,6 +234,7 @@ impl Actor {
             Ok(Ok(p)) => {
                 self.shared.metrics.agent_processes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.proc = Some(p);
+                self.adapter.started();
                 self.norm.agent_ready();
                 Ok(())
             }
@@ -250,9 +254,8 @@ impl Actor {
         }
         self.ensure_process().await?;
         if let Some((turn_id, parts)) = self.queue.pop_front() {
-            let bytes = self.adapter.user_message(&parts);
+            self.adapter.user_message(&parts);
             self.norm.begin_turn(turn_id, parts);
-            self.write(bytes);
         }
         Ok(())
     }

@@ -22,6 +22,7 @@ pub struct ClaudeAdapter {
     launcher: Launcher,
     converter: ClaudeConverter,
     next_request: u64,
+    out: Vec<u8>,
 }
 
 impl ClaudeAdapter {
@@ -30,7 +31,7 @@ impl ClaudeAdapter {
     }
 
     pub fn with_launcher(program: PathBuf, launcher: Launcher) -> Self {
-        ClaudeAdapter { program, launcher, converter: ClaudeConverter::new(), next_request: 0 }
+        ClaudeAdapter { program, launcher, converter: ClaudeConverter::new(), next_request: 0, out: Vec::new() }
     }
 }
 
@@ -118,22 +119,24 @@ fn control_response(request_id: &Value, response: Value) -> Vec<u8> {
 }
 
 impl Adapter for ClaudeAdapter {
-    fn launch(&self, ctx: &LaunchContext<'_>) -> LaunchSpec {
+    fn launch(&mut self, ctx: &LaunchContext<'_>) -> LaunchSpec {
         (self.launcher)(&self.program, ctx)
     }
 
-    fn user_message(&mut self, parts: &[Part]) -> Vec<u8> {
-        line(json!({"type": "user", "message": {"role": "user", "content": content_blocks(parts)},
-                    "parent_tool_use_id": null, "session_id": ""}))
+    fn user_message(&mut self, parts: &[Part]) {
+        self.out.extend(line(json!({"type": "user", "message": {"role": "user", "content": content_blocks(parts)},
+                    "parent_tool_use_id": null, "session_id": ""})));
     }
 
-    fn interrupt(&mut self) -> Option<Vec<u8>> {
+    fn interrupt(&mut self) -> bool {
         self.next_request += 1;
         let id = format!("tether_interrupt_{}", self.next_request);
-        Some(line(json!({"type": "control_request", "request_id": id, "request": {"subtype": "interrupt"}})))
+        self.out
+            .extend(line(json!({"type": "control_request", "request_id": id, "request": {"subtype": "interrupt"}})));
+        true
     }
 
-    fn permission_reply(&mut self, native: &Value, decision: Decision, message: Option<&str>) -> Vec<u8> {
+    fn permission_reply(&mut self, native: &Value, decision: Decision, message: Option<&str>) {
         let request_id = &native["request_id"];
         let response = match decision {
             Decision::Deny => json!({"behavior": "deny",
@@ -147,16 +150,15 @@ impl Adapter for ClaudeAdapter {
                 r
             }
         };
-        control_response(request_id, response)
+        self.out.extend(control_response(request_id, response));
     }
 
-    fn question_reply(&mut self, native: &Value, answers: Option<&[Vec<String>]>) -> Vec<u8> {
+    fn question_reply(&mut self, native: &Value, answers: Option<&[Vec<String>]>) {
         let request_id = &native["request_id"];
         let Some(answers) = answers else {
-            return control_response(
-                request_id,
-                json!({"behavior": "deny", "message": "The user declined to answer."}),
-            );
+            let reply = json!({"behavior": "deny", "message": "The user declined to answer."});
+            self.out.extend(control_response(request_id, reply));
+            return;
         };
         let input = &native["input"];
         let mut by_question = serde_json::Map::new();
@@ -171,10 +173,14 @@ impl Adapter for ClaudeAdapter {
         if let Value::Object(m) = &mut updated {
             m.insert("answers".into(), Value::Object(by_question));
         }
-        control_response(request_id, json!({"behavior": "allow", "updatedInput": updated}))
+        self.out.extend(control_response(request_id, json!({"behavior": "allow", "updatedInput": updated})));
     }
 
     fn convert(&mut self, line: &str) -> Vec<Draft> {
         self.converter.convert(line)
+    }
+
+    fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
     }
 }
