@@ -10,12 +10,15 @@
 //! - [`http`]: problem+json assertions and a raw SSE reader;
 //! - [`procs`]: the processes of a session (by their `TETHER_SESSION_ID`);
 //! - [`anthropic`]: the real Claude Code CLI ([`claude_bin`], [`claude_env`])
-//!   against a scripted Anthropic model ([`ScriptedAnthropic`]).
+//!   against a scripted Anthropic model ([`ScriptedAnthropic`]);
+//! - [`openai`]: the real Codex CLI ([`codex_bin`], [`codex_env`]) against a
+//!   scripted OpenAI Responses model ([`ScriptedOpenAI`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod anthropic;
 pub mod events;
 pub mod http;
+pub mod openai;
 pub mod procs;
 pub mod server;
 
@@ -24,6 +27,7 @@ pub use events::{
     assert_contiguous, assert_well_formed, assert_well_formed_prefix, collect_turn, collect_turns, read_after,
     read_all, wait_for, TURN_TIMEOUT,
 };
+pub use openai::{codex_bin, codex_env, ScriptedOpenAI, CODEX_VERSION};
 pub use procs::{processes_of_session, wait_no_processes};
 pub use server::{tether_bin, ServerOptions, TestServer};
 

@@ -6,6 +6,7 @@
 
 mod auth;
 mod claude;
+mod codex;
 mod conversation;
 mod errors;
 mod lifecycle;

@@ -4,6 +4,7 @@
 //! the `Draft` events adapters produce, and the registry of known agents.
 
 pub mod claude;
+pub mod codex;
 pub mod install;
 pub mod mock;
 
@@ -179,6 +180,24 @@ fn claude_like_caps() -> Capabilities {
     }
 }
 
+fn codex_caps() -> Capabilities {
+    Capabilities {
+        streaming_text: true,
+        tool_calls: true,
+        permissions: true,
+        questions: true,
+        interrupt: true,
+        resume: true,
+        mcp: false,
+        skills: false,
+        models: true,
+        reasoning: true,
+        usage: true,
+        images: true,
+        terminal: false,
+    }
+}
+
 fn planned_caps() -> Capabilities {
     Capabilities::default()
 }
@@ -206,7 +225,7 @@ pub const AGENTS: &[AgentDef] = &[
         id: "codex",
         name: "Codex",
         command: "codex",
-        capabilities: planned_caps,
+        capabilities: codex_caps,
         pinned: pinned("@openai/codex", "0.169.0"),
     },
     AgentDef {
@@ -238,7 +257,7 @@ pub fn find(id: &str) -> Option<&'static AgentDef> {
 
 /// Whether sessions of this agent can run in this build.
 pub fn is_supported(id: &str) -> bool {
-    matches!(id, "mock" | "claude")
+    matches!(id, "mock" | "claude" | "codex")
 }
 
 /// Where the agent's binary is: `TETHER_<AGENT>_PATH`, the data dir's install, or PATH.
@@ -283,6 +302,7 @@ pub fn adapter(id: &str, program: PathBuf) -> Option<Box<dyn Adapter>> {
     match id {
         "mock" => Some(Box::new(claude::ClaudeAdapter::with_launcher(program, mock::launch::launch))),
         "claude" => Some(Box::new(claude::ClaudeAdapter::new(program))),
+        "codex" => Some(Box::new(codex::CodexAdapter::new(program))),
         _ => None,
     }
 }

@@ -1,0 +1,387 @@
+//! Codex app-server notifications and requests → event drafts. Pure: the only
+//! state is what the protocol needs (file changes by item, for the diff of an
+//! approval request; the turn's usage so far).
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+use tether_protocol::{
+    Delta, ItemKind, ItemStatus, Part, PermissionAction, PlanEntry, PlanStatus, Question, QuestionOption, Role,
+    StopReason, Tool, ToolKind, Usage,
+};
+
+use super::wire::*;
+use crate::agents::Draft;
+
+#[derive(Debug, Default)]
+pub struct CodexConverter {
+    file_changes: HashMap<String, Vec<FileChange>>,
+    turn_usage: Usage,
+    /// Each `turn/plan/updated` is a plan item of its own.
+    plan_updates: u64,
+}
+
+fn add(a: &mut Option<u64>, b: u64) {
+    *a = Some(a.unwrap_or(0) + b);
+}
+
+fn status_of(status: &str) -> ItemStatus {
+    match status {
+        "failed" => ItemStatus::Failed,
+        "declined" => ItemStatus::Declined,
+        "inProgress" => ItemStatus::InProgress,
+        _ => ItemStatus::Completed,
+    }
+}
+
+fn summary_text(parts: &[Value]) -> String {
+    parts
+        .iter()
+        .filter_map(|p| {
+            p.as_str().map(str::to_string).or_else(|| p.get("text").and_then(Value::as_str).map(str::to_string))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn diff_of(changes: &[FileChange]) -> Option<String> {
+    let diff: String = changes.iter().map(|c| c.diff.as_str()).collect::<Vec<_>>().join("\n");
+    (!diff.is_empty()).then_some(diff)
+}
+
+/// The item a ThreadItem is, without its final status.
+fn describe(item: &ThreadItem) -> Option<(String, ItemKind, Option<Role>, Option<Tool>)> {
+    let tool = |name: &str, kind, input: Value| Tool {
+        name: name.to_string(),
+        kind,
+        input,
+        output: None,
+        exit_code: None,
+        diff: None,
+        paths: vec![],
+    };
+    Some(match item {
+        ThreadItem::AgentMessage { id, .. } => (id.clone(), ItemKind::Message, Some(Role::Assistant), None),
+        ThreadItem::Reasoning { id, .. } => (id.clone(), ItemKind::Reasoning, None, None),
+        ThreadItem::CommandExecution { id, command, cwd, aggregated_output, exit_code, .. } => {
+            let mut t = tool("shell", ToolKind::Shell, json!({"command": command, "cwd": cwd}));
+            t.output = aggregated_output.clone();
+            t.exit_code = *exit_code;
+            (id.clone(), ItemKind::ToolCall, None, Some(t))
+        }
+        ThreadItem::FileChange { id, changes, .. } => {
+            let mut t = tool(
+                "apply_patch",
+                ToolKind::FileEdit,
+                json!({"changes": changes.iter().map(|c| &c.path).collect::<Vec<_>>()}),
+            );
+            t.paths = changes.iter().map(|c| c.path.clone()).collect();
+            t.diff = diff_of(changes);
+            (id.clone(), ItemKind::ToolCall, None, Some(t))
+        }
+        ThreadItem::McpToolCall { id, server, tool: name, arguments, result, error, .. } => {
+            let mut t = tool(&format!("{server}.{name}"), ToolKind::Mcp, arguments.clone());
+            t.output = result.as_ref().or(error.as_ref()).map(|v| v.to_string());
+            (id.clone(), ItemKind::ToolCall, None, Some(t))
+        }
+        ThreadItem::WebSearch { id, query } => {
+            (id.clone(), ItemKind::ToolCall, None, Some(tool("web_search", ToolKind::Web, json!({"query": query}))))
+        }
+        ThreadItem::Plan { id, .. } => (id.clone(), ItemKind::Plan, None, None),
+        ThreadItem::UserMessage { .. } | ThreadItem::Other => return None,
+    })
+}
+
+impl CodexConverter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A notification (a line with `method` and no `id`).
+    pub fn notification(&mut self, method: &str, params: Value, line: &str) -> Vec<Draft> {
+        let unparsed = |e: serde_json::Error| vec![Draft::Unparsed { line: line.to_string(), error: e.to_string() }];
+        match method {
+            "item/started" => match serde_json::from_value::<ItemNotification>(params) {
+                Ok(n) => {
+                    if let ThreadItem::FileChange { id, changes, .. } = &n.item {
+                        self.file_changes.insert(id.clone(), changes.clone());
+                    }
+                    describe(&n.item)
+                        .map(|(native_id, kind, role, tool)| vec![Draft::ItemStarted { native_id, kind, role, tool }])
+                        .unwrap_or_default()
+                }
+                Err(e) => unparsed(e),
+            },
+            "item/completed" => match serde_json::from_value::<ItemNotification>(params) {
+                Ok(n) => self.item_completed(n.item),
+                Err(e) => unparsed(e),
+            },
+            "item/agentMessage/delta"
+            | "item/reasoning/summaryTextDelta"
+            | "item/reasoning/textDelta"
+            | "item/commandExecution/outputDelta" => match serde_json::from_value::<DeltaNotification>(params) {
+                Ok(d) => {
+                    let delta = match method {
+                        "item/agentMessage/delta" => Delta::Text(d.delta),
+                        "item/commandExecution/outputDelta" => Delta::Output(d.delta),
+                        _ => Delta::Reasoning(d.delta),
+                    };
+                    vec![Draft::ItemDelta { native_id: d.item_id, delta }]
+                }
+                Err(e) => unparsed(e),
+            },
+            "thread/tokenUsage/updated" => match serde_json::from_value::<TokenUsageNotification>(params) {
+                Ok(n) => {
+                    let last = n.token_usage.last;
+                    let u = &mut self.turn_usage;
+                    add(&mut u.input_tokens, last.input_tokens);
+                    add(&mut u.cached_input_tokens, last.cached_input_tokens);
+                    add(&mut u.output_tokens, last.output_tokens);
+                    add(&mut u.reasoning_tokens, last.reasoning_output_tokens);
+                    vec![Draft::Usage(Usage {
+                        input_tokens: Some(last.input_tokens),
+                        output_tokens: Some(last.output_tokens),
+                        cached_input_tokens: Some(last.cached_input_tokens),
+                        reasoning_tokens: Some(last.reasoning_output_tokens),
+                        cost_usd: None,
+                    })]
+                }
+                Err(e) => unparsed(e),
+            },
+            "turn/started" => {
+                self.turn_usage = Usage::default();
+                vec![]
+            }
+            // Codex closed one of its requests (answered, or dropped with its turn).
+            "serverRequest/resolved" => match params.get("requestId") {
+                Some(id) => vec![Draft::RequestCancelled { native_request_id: id.to_string() }],
+                None => vec![],
+            },
+            "turn/completed" => match serde_json::from_value::<TurnNotification>(params) {
+                Ok(n) => {
+                    let stop_reason = match n.turn.status.as_str() {
+                        "interrupted" => StopReason::Interrupted,
+                        "failed" => StopReason::Error,
+                        _ => StopReason::EndTurn,
+                    };
+                    let error = n.turn.error.filter(|_| stop_reason == StopReason::Error).map(|e| {
+                        (
+                            "turn_failed".to_string(),
+                            e.additional_details.map(|d| format!("{}: {d}", e.message)).unwrap_or(e.message),
+                        )
+                    });
+                    let usage = std::mem::take(&mut self.turn_usage);
+                    let usage = (usage != Usage::default()).then_some(usage);
+                    vec![Draft::TurnCompleted { stop_reason, usage, error }]
+                }
+                Err(e) => unparsed(e),
+            },
+            "error" => match serde_json::from_value::<ErrorNotification>(params) {
+                Ok(n) => vec![Draft::Error {
+                    code: if n.will_retry { "model_retry".into() } else { "model_error".into() },
+                    message: n
+                        .error
+                        .additional_details
+                        .map(|d| format!("{}: {d}", n.error.message))
+                        .unwrap_or(n.error.message),
+                    retryable: n.will_retry,
+                }],
+                Err(e) => unparsed(e),
+            },
+            "turn/plan/updated" => match serde_json::from_value::<PlanNotification>(params) {
+                Ok(n) => {
+                    self.plan_updates += 1;
+                    let plan = n
+                        .plan
+                        .into_iter()
+                        .map(|s| PlanEntry {
+                            text: s.step,
+                            status: match s.status.as_str() {
+                                "completed" => PlanStatus::Completed,
+                                "inProgress" | "in_progress" => PlanStatus::InProgress,
+                                _ => PlanStatus::Pending,
+                            },
+                        })
+                        .collect();
+                    vec![Draft::ItemCompleted {
+                        native_id: format!("plan:{}:{}", n.turn_id, self.plan_updates),
+                        kind: ItemKind::Plan,
+                        role: None,
+                        status: ItemStatus::Completed,
+                        content: vec![],
+                        tool: None,
+                        plan: Some(plan),
+                    }]
+                }
+                Err(e) => unparsed(e),
+            },
+            // Lifecycle and housekeeping that the universal stream shows in other ways.
+            m if IGNORED.contains(&m)
+                || m.starts_with("account/")
+                || m.starts_with("mcpServer/")
+                || m.starts_with("thread/realtime/") =>
+            {
+                vec![]
+            }
+            "warning" | "configWarning" | "deprecationNotice" | "guardianWarning" => {
+                let text = params
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| params.to_string());
+                vec![Draft::Log { stream: tether_protocol::LogStream::Stderr, text }]
+            }
+            _ => vec![Draft::Unparsed { line: line.to_string(), error: format!("unknown notification {method}") }],
+        }
+    }
+
+    fn item_completed(&mut self, item: ThreadItem) -> Vec<Draft> {
+        let status = match &item {
+            ThreadItem::CommandExecution { status, .. }
+            | ThreadItem::FileChange { status, .. }
+            | ThreadItem::McpToolCall { status, .. } => status_of(status),
+            _ => ItemStatus::Completed,
+        };
+        let content = match &item {
+            ThreadItem::AgentMessage { text, .. } => vec![Part::text(text.clone())],
+            ThreadItem::Reasoning { summary, content, .. } => {
+                let text = if summary.is_empty() { summary_text(content) } else { summary_text(summary) };
+                if text.is_empty() {
+                    vec![]
+                } else {
+                    vec![Part::text(text)]
+                }
+            }
+            _ => vec![],
+        };
+        let plan = match &item {
+            ThreadItem::Plan { text, .. } => Some(
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| PlanEntry { text: l.trim().to_string(), status: PlanStatus::Pending })
+                    .collect(),
+            ),
+            _ => None,
+        };
+        if let ThreadItem::FileChange { id, .. } = &item {
+            self.file_changes.remove(id);
+        }
+        match describe(&item) {
+            Some((native_id, kind, role, tool)) => {
+                vec![Draft::ItemCompleted { native_id, kind, role, status, content, tool, plan }]
+            }
+            None => vec![],
+        }
+    }
+
+    /// A request from the app-server (a line with `id` and `method`). `None`
+    /// when tether does not handle it (the adapter answers it with an error).
+    pub fn server_request(&mut self, id: Value, method: &str, params: Value) -> Option<Vec<Draft>> {
+        let native = json!({"id": id, "method": method, "request_id": id.to_string()});
+        match method {
+            "item/commandExecution/requestApproval" | "execCommandApproval" => {
+                let a: CommandApproval = serde_json::from_value(params.clone()).ok()?;
+                let command = a.command.or_else(|| {
+                    params
+                        .get("command")
+                        .and_then(Value::as_array)
+                        .map(|parts| parts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+                });
+                Some(vec![Draft::PermissionRequested {
+                    native,
+                    native_item_id: Some(a.item_id),
+                    action: PermissionAction::Shell,
+                    title: command.as_deref().map(|c| format!("Run `{c}`")).unwrap_or_else(|| "Run a command".into()),
+                    command,
+                    path: a.cwd.as_ref().and_then(Value::as_str).map(str::to_string),
+                    diff: None,
+                    input: Some(params),
+                }])
+            }
+            "item/fileChange/requestApproval" | "applyPatchApproval" => {
+                let a: FileChangeApproval = serde_json::from_value(params.clone()).ok()?;
+                let changes = self.file_changes.get(&a.item_id).cloned().unwrap_or_default();
+                let path = changes.first().map(|c| c.path.clone());
+                Some(vec![Draft::PermissionRequested {
+                    native,
+                    native_item_id: Some(a.item_id),
+                    action: PermissionAction::FileEdit,
+                    title: match &path {
+                        Some(p) if changes.len() == 1 => format!("Edit {p}"),
+                        _ => format!("Edit {} files", changes.len()),
+                    },
+                    command: None,
+                    path,
+                    diff: diff_of(&changes),
+                    input: Some(params),
+                }])
+            }
+            "item/tool/requestUserInput" => {
+                let r: UserInputRequest = serde_json::from_value(params).ok()?;
+                let ids: Vec<String> = r.questions.iter().map(|q| q.id.clone()).collect();
+                let questions = r
+                    .questions
+                    .into_iter()
+                    .map(|q| Question {
+                        prompt: q.question,
+                        header: q.header,
+                        options: q
+                            .options
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|o| QuestionOption { label: o.label, description: o.description })
+                            .collect(),
+                        multi_select: false,
+                    })
+                    .collect();
+                Some(vec![Draft::QuestionRequested {
+                    native: json!({"id": id, "method": method, "request_id": id.to_string(), "question_ids": ids}),
+                    native_item_id: r.item_id,
+                    questions,
+                }])
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Notifications with nothing to add to the universal stream.
+const IGNORED: &[&str] = &[
+    "thread/started",
+    "thread/status/changed",
+    "thread/readState/changed",
+    "thread/name/updated",
+    "thread/settings/updated",
+    "thread/queue/changed",
+    "thread/compacted",
+    "turn/diff/updated",
+    "item/plan/delta",
+    "item/reasoning/summaryPartAdded",
+    "item/fileChange/outputDelta",
+    "item/fileChange/patchUpdated",
+    "item/commandExecution/terminalInteraction",
+    "item/autoApprovalReview/started",
+    "item/autoApprovalReview/completed",
+    "item/mcpToolCall/progress",
+    "thread/goal/updated",
+    "thread/goal/cleared",
+    "thread/section/changed",
+    "thread/environment/connected",
+    "thread/environment/disconnected",
+    "hook/started",
+    "hook/completed",
+    "skills/changed",
+    "app/list/updated",
+    "remoteControl/status/changed",
+    "model/rerouted",
+    "model/verification",
+    "model/safetyBuffering/updated",
+    "turn/moderationMetadata",
+    "fs/changed",
+    "process/outputDelta",
+    "process/exited",
+    "command/exec/outputDelta",
+];
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,267 @@
+//! The Codex adapter replayed against recorded `codex app-server` 0.169.0
+//! transcripts (testdata/<case>.out.jsonl, what codex wrote; <case>.in.jsonl,
+//! what the recording client sent). The adapter must send the same requests
+//! in the same order and turn every line into the expected drafts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+use tether_protocol::{
+    Decision, Delta, ItemKind, ItemStatus, Part, PermissionAction, PermissionMode, StopReason, ToolKind,
+};
+
+use crate::agents::codex::CodexAdapter;
+use crate::agents::{Adapter, Draft, LaunchContext};
+
+fn recording(case: &str) -> (&'static str, &'static str) {
+    macro_rules! rec {
+        ($($name:literal),*) => {
+            match case {
+                $($name => (
+                    include_str!(concat!("../testdata/", $name, ".in.jsonl")),
+                    include_str!(concat!("../testdata/", $name, ".out.jsonl")),
+                ),)*
+                other => panic!("no recording {other}"),
+            }
+        };
+    }
+    rec!(
+        "text",
+        "reasoning",
+        "shell",
+        "shell_output_deltas",
+        "touch_approved",
+        "touch_declined",
+        "touch_interrupted",
+        "patch_approved",
+        "patch_declined",
+        "patch_update",
+        "slow_interrupt",
+        "failed",
+        "http_500",
+        "http_401",
+        "two_turns",
+        "resume_first",
+        "resume"
+    )
+}
+
+fn lines(text: &str) -> Vec<Value> {
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Replays a case: returns every draft, and checks the adapter sent what the recording client sent.
+fn replay(case: &str) -> Vec<Draft> {
+    let (sent, wrote) = recording(case);
+    let sent = lines(sent);
+    let start = sent.iter().find(|l| matches!(l["method"].as_str(), Some("thread/start" | "thread/resume"))).unwrap();
+    let mode = match start["params"]["approvalPolicy"].as_str() {
+        Some("never") => PermissionMode::Bypass,
+        _ => PermissionMode::Default,
+    };
+    let resume = start["params"]["threadId"].as_str().map(str::to_string);
+    let mut prompts: Vec<String> = sent
+        .iter()
+        .filter(|l| l["method"] == "turn/start")
+        .map(|l| l["params"]["input"][0]["text"].as_str().unwrap().to_string())
+        .collect();
+    prompts.reverse();
+    let interrupt = sent.iter().any(|l| l["method"] == "turn/interrupt");
+    let decisions: Vec<Decision> = sent
+        .iter()
+        .filter_map(|l| l["result"]["decision"].as_str())
+        .map(|d| if d == "decline" { Decision::Deny } else { Decision::AllowOnce })
+        .collect();
+
+    let mut adapter = CodexAdapter::new("codex".into());
+    let env = BTreeMap::new();
+    let cwd = start["params"]["cwd"].as_str().unwrap().to_string();
+    let ctx = LaunchContext {
+        session_id: "ses_test",
+        cwd: Path::new(&cwd),
+        model: None,
+        permission_mode: mode,
+        resume: resume.as_deref(),
+        env: &env,
+        data_dir: Path::new("/tmp"),
+    };
+    let spec = adapter.launch(&ctx);
+    assert_eq!(spec.args, vec!["app-server".to_string()]);
+    adapter.started();
+    adapter.user_message(&[Part::text(prompts.pop().unwrap())]);
+    let mut out = adapter.take_output();
+    let mut drafts = Vec::new();
+    let mut decisions = decisions.into_iter();
+    let mut interrupted = !interrupt;
+    for line in wrote.lines().filter(|l| !l.trim().is_empty()) {
+        let d = adapter.convert(line);
+        for draft in &d {
+            match draft {
+                Draft::PermissionRequested { native, .. } if !interrupt => {
+                    adapter.permission_reply(native, decisions.next().unwrap(), None);
+                }
+                Draft::TurnCompleted { .. } => {
+                    if let Some(p) = prompts.pop() {
+                        adapter.user_message(&[Part::text(p)]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let progressed = d.iter().any(|d| matches!(d, Draft::ItemDelta { .. } | Draft::PermissionRequested { .. }));
+        drafts.extend(d);
+        if !interrupted && progressed {
+            interrupted = adapter.interrupt();
+        }
+        out.extend(adapter.take_output());
+    }
+    // Same requests and answers, in the same order, as the recording client.
+    let ours: Vec<(Value, Value)> =
+        lines(std::str::from_utf8(&out).unwrap()).iter().map(|l| (l["id"].clone(), l["method"].clone())).collect();
+    let theirs: Vec<(Value, Value)> = sent.iter().map(|l| (l["id"].clone(), l["method"].clone())).collect();
+    assert_eq!(ours, theirs, "{case}: the adapter's requests differ from the recording");
+    let unparsed: Vec<_> = drafts.iter().filter(|d| matches!(d, Draft::Unparsed { .. })).collect();
+    assert!(unparsed.is_empty(), "{case}: {unparsed:?}");
+    drafts
+}
+
+fn turn_ends(d: &[Draft]) -> Vec<StopReason> {
+    d.iter()
+        .filter_map(|d| match d {
+            Draft::TurnCompleted { stop_reason, .. } => Some(*stop_reason),
+            _ => None,
+        })
+        .collect()
+}
+
+fn completed(d: &[Draft], kind: ItemKind) -> Vec<&Draft> {
+    d.iter().filter(|d| matches!(d, Draft::ItemCompleted { kind: k, .. } if *k == kind)).collect()
+}
+
+fn native_thread(d: &[Draft]) -> Option<String> {
+    d.iter().find_map(|d| match d {
+        Draft::SessionStarted { native_session_id, .. } => native_session_id.clone(),
+        _ => None,
+    })
+}
+
+#[test]
+fn text_streams_and_completes_with_usage() {
+    let d = replay("text");
+    assert!(native_thread(&d).is_some());
+    let deltas: String = d
+        .iter()
+        .filter_map(|d| match d {
+            Draft::ItemDelta { delta: Delta::Text(t), .. } => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deltas, "Scripted reply: Hello from the recorder");
+    let messages = completed(&d, ItemKind::Message);
+    assert!(
+        matches!(messages[0], Draft::ItemCompleted { content, .. } if content == &vec![Part::text(deltas.clone())])
+    );
+    assert_eq!(turn_ends(&d), vec![StopReason::EndTurn]);
+    assert!(d.iter().any(|d| matches!(d, Draft::TurnCompleted { usage: Some(u), .. } if u.output_tokens > Some(0))));
+    // codex's configWarning is kept as a log line.
+    assert!(d.iter().any(|d| matches!(d, Draft::Log { .. })));
+}
+
+#[test]
+fn reasoning_summary_is_a_reasoning_item() {
+    let d = replay("reasoning");
+    assert!(d.iter().any(|d| matches!(d, Draft::ItemDelta { delta: Delta::Reasoning(_), .. })));
+    assert_eq!(completed(&d, ItemKind::Reasoning).len(), 1);
+}
+
+#[test]
+fn commands_carry_their_whole_output_and_exit_code() {
+    for (case, output, code, status) in [
+        ("shell", "scripted-shell-output", 0, ItemStatus::Completed),
+        ("shell_output_deltas", "tick-1\ntick-2\ntick-3", 3, ItemStatus::Failed),
+    ] {
+        let d = replay(case);
+        let tool = d.iter().find_map(|d| match d {
+            Draft::ItemCompleted { kind: ItemKind::ToolCall, tool: Some(t), status, .. } => Some((t.clone(), *status)),
+            _ => None,
+        });
+        let (tool, got_status) = tool.expect(case);
+        assert_eq!(tool.kind, ToolKind::Shell);
+        assert!(tool.output.as_deref().unwrap_or("").contains(output), "{case}: {tool:?}");
+        assert_eq!((tool.exit_code, got_status), (Some(code), status), "{case}");
+    }
+}
+
+#[test]
+fn approvals_become_permission_requests_and_decline_declines() {
+    for (case, action, status) in [
+        ("touch_approved", PermissionAction::Shell, ItemStatus::Completed),
+        ("touch_declined", PermissionAction::Shell, ItemStatus::Declined),
+        ("patch_approved", PermissionAction::FileEdit, ItemStatus::Completed),
+        ("patch_declined", PermissionAction::FileEdit, ItemStatus::Declined),
+    ] {
+        let d = replay(case);
+        let asked = d.iter().find_map(|d| match d {
+            Draft::PermissionRequested { action, command, diff, native_item_id, .. } => {
+                Some((*action, command.clone(), diff.clone(), native_item_id.clone()))
+            }
+            _ => None,
+        });
+        let (got, command, diff, item) = asked.expect(case);
+        assert_eq!(got, action, "{case}");
+        match action {
+            PermissionAction::Shell => assert!(command.unwrap().contains("touch codex-touched.txt")),
+            _ => assert!(diff.unwrap().contains("patched by codex"), "{case}"),
+        }
+        let final_status = d.iter().find_map(|d| match d {
+            Draft::ItemCompleted { native_id, status, .. } if Some(native_id) == item.as_ref() => Some(*status),
+            _ => None,
+        });
+        assert_eq!(final_status, Some(status), "{case}");
+        assert_eq!(turn_ends(&d), vec![StopReason::EndTurn], "{case}");
+    }
+    let update = replay("patch_update");
+    assert!(completed(&update, ItemKind::ToolCall).iter().any(|d| matches!(d,
+        Draft::ItemCompleted { tool: Some(t), .. } if t.kind == ToolKind::FileEdit && t.diff.as_deref().unwrap_or("").contains("@@"))));
+}
+
+#[test]
+fn interrupts_end_the_turn_and_withdraw_an_open_approval() {
+    let d = replay("slow_interrupt");
+    assert_eq!(turn_ends(&d), vec![StopReason::Interrupted]);
+    // The half-streamed message never completes: the normalizer closes it.
+    assert!(completed(&d, ItemKind::Message).is_empty());
+    let p = replay("touch_interrupted");
+    assert_eq!(turn_ends(&p), vec![StopReason::Interrupted]);
+    let asked = p.iter().find_map(|d| match d {
+        Draft::PermissionRequested { native, .. } => native["request_id"].as_str().map(str::to_string),
+        _ => None,
+    });
+    let withdrawn = p.iter().find_map(|d| match d {
+        Draft::RequestCancelled { native_request_id } => Some(native_request_id.clone()),
+        _ => None,
+    });
+    assert_eq!(asked, withdrawn);
+}
+
+#[test]
+fn model_failures_are_errors_and_failed_turns() {
+    for case in ["failed", "http_500", "http_401"] {
+        let d = replay(case);
+        assert!(d.iter().any(|d| matches!(d, Draft::Error { .. })), "{case}");
+        assert_eq!(turn_ends(&d), vec![StopReason::Error], "{case}");
+        assert!(d.iter().any(|d| matches!(d, Draft::TurnCompleted { error: Some(_), .. })), "{case}");
+    }
+}
+
+#[test]
+fn two_turns_and_a_resumed_thread() {
+    assert_eq!(turn_ends(&replay("two_turns")), vec![StopReason::EndTurn, StopReason::EndTurn]);
+    let first = replay("resume_first");
+    let resumed = replay("resume");
+    assert!(native_thread(&first).is_some());
+    assert_eq!(native_thread(&first), native_thread(&resumed));
+    assert_eq!(turn_ends(&resumed), vec![StopReason::EndTurn]);
+}

@@ -1,0 +1,296 @@
+//! Codex: one `codex app-server` per session, stdin, stdout and stderr all on
+//! the PTY, driven over JSON-RPC: `initialize` → `initialized` →
+//! `thread/start` (or `thread/resume` with the stored thread id) →
+//! `turn/start` per message, `turn/interrupt` to stop a turn. Approval
+//! requests from the server become permission events; the client's decision
+//! is the JSON-RPC answer.
+
+pub mod convert;
+pub mod wire;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use tether_protocol::{Decision, Part, PermissionMode, StopReason};
+
+use super::{Adapter, Draft, LaunchContext, LaunchSpec, StdinMode};
+use convert::CodexConverter;
+use wire::Envelope;
+
+pub struct CodexAdapter {
+    program: PathBuf,
+    converter: CodexConverter,
+    out: Vec<u8>,
+    next_id: u64,
+    /// Our requests awaiting an answer: id → method.
+    requests: HashMap<u64, &'static str>,
+    /// Set at launch: how to open the thread.
+    cwd: String,
+    model: Option<String>,
+    mode: PermissionMode,
+    resume: Option<String>,
+    thread_id: Option<String>,
+    /// The codex turn running now (for `turn/interrupt`).
+    turn_id: Option<String>,
+    interrupt_wanted: bool,
+    /// Messages that arrived before the thread was open.
+    waiting: VecDeque<Vec<Part>>,
+}
+
+/// (approvalPolicy, sandbox) for a permission mode.
+pub fn policy(mode: PermissionMode) -> (&'static str, &'static str) {
+    match mode {
+        // Ask for commands and patches.
+        PermissionMode::Default => ("untrusted", "workspace-write"),
+        // Patches are accepted by the adapter; commands still ask.
+        PermissionMode::AcceptEdits => ("untrusted", "workspace-write"),
+        PermissionMode::Bypass => ("never", "danger-full-access"),
+        PermissionMode::Plan => ("never", "read-only"),
+    }
+}
+
+pub fn launch(program: &Path, _ctx: &LaunchContext<'_>) -> LaunchSpec {
+    LaunchSpec {
+        program: program.to_path_buf(),
+        args: vec!["app-server".into()],
+        // Its tracing goes to the same terminal as the protocol: no colours.
+        env: vec![("NO_COLOR".into(), "1".into())],
+        stdin: StdinMode::Pty,
+    }
+}
+
+impl CodexAdapter {
+    pub fn new(program: PathBuf) -> Self {
+        CodexAdapter {
+            program,
+            converter: CodexConverter::new(),
+            out: Vec::new(),
+            next_id: 0,
+            requests: HashMap::new(),
+            cwd: String::new(),
+            model: None,
+            mode: PermissionMode::Default,
+            resume: None,
+            thread_id: None,
+            turn_id: None,
+            interrupt_wanted: false,
+            waiting: VecDeque::new(),
+        }
+    }
+
+    fn send(&mut self, v: Value) {
+        if let Ok(mut bytes) = serde_json::to_vec(&v) {
+            bytes.push(b'\n');
+            self.out.extend(bytes);
+        }
+    }
+
+    fn request(&mut self, method: &'static str, params: Value) {
+        self.next_id += 1;
+        self.requests.insert(self.next_id, method);
+        self.send(json!({"id": self.next_id, "method": method, "params": params}));
+    }
+
+    fn open_thread(&mut self) {
+        let (approval, sandbox) = policy(self.mode);
+        let mut params = json!({"cwd": self.cwd, "approvalPolicy": approval, "sandbox": sandbox});
+        if let Some(model) = &self.model {
+            params["model"] = json!(model);
+        }
+        match self.resume.clone() {
+            Some(thread_id) => {
+                params["threadId"] = json!(thread_id);
+                // The history stays with codex; asking for it is deprecated.
+                params["excludeTurns"] = json!(true);
+                self.request("thread/resume", params);
+            }
+            None => self.request("thread/start", params),
+        }
+    }
+
+    fn start_turn(&mut self, parts: Vec<Part>) {
+        let Some(thread_id) = self.thread_id.clone() else {
+            self.waiting.push_back(parts);
+            return;
+        };
+        let input: Vec<Value> = parts
+            .iter()
+            .map(|p| match p {
+                Part::Text { text } => json!({"type": "text", "text": text}),
+                Part::Image { path: Some(path), .. } => json!({"type": "localImage", "path": path}),
+                Part::Image { mime, data, .. } => {
+                    json!({"type": "image", "url": format!("data:{mime};base64,{}", data.as_deref().unwrap_or(""))})
+                }
+                Part::File { path } => json!({"type": "text", "text": format!("@{path}")}),
+            })
+            .collect();
+        self.request("turn/start", json!({"threadId": thread_id, "input": input}));
+    }
+
+    fn send_interrupt(&mut self) {
+        if let (Some(thread_id), Some(turn_id)) = (self.thread_id.clone(), self.turn_id.clone()) {
+            self.interrupt_wanted = false;
+            self.request("turn/interrupt", json!({"threadId": thread_id, "turnId": turn_id}));
+        }
+    }
+
+    /// The answer to one of our requests.
+    fn response(&mut self, method: &'static str, result: Option<Value>, error: Option<wire::RpcError>) -> Vec<Draft> {
+        if let Some(e) = error {
+            let mut drafts = vec![Draft::Error {
+                code: "agent_protocol".into(),
+                message: format!("codex refused {method}: {}", e.message),
+                retryable: false,
+            }];
+            match method {
+                // The stored thread is gone: start a fresh one rather than fail every turn.
+                "thread/resume" => {
+                    self.resume = None;
+                    self.open_thread();
+                }
+                "turn/start" => drafts.push(Draft::TurnCompleted {
+                    stop_reason: StopReason::Error,
+                    usage: None,
+                    error: Some(("turn_rejected".into(), e.message)),
+                }),
+                _ => {}
+            }
+            return drafts;
+        }
+        let result = result.unwrap_or(Value::Null);
+        match method {
+            "thread/start" | "thread/resume" => {
+                let thread_id = result.pointer("/thread/id").and_then(Value::as_str).map(str::to_string);
+                let model = result.get("model").and_then(Value::as_str).map(str::to_string);
+                self.thread_id = thread_id.clone();
+                while let Some(parts) = self.waiting.pop_front() {
+                    self.start_turn(parts);
+                }
+                vec![Draft::SessionStarted { native_session_id: thread_id, model }]
+            }
+            "turn/start" => {
+                self.turn_id = result.pointer("/turn/id").and_then(Value::as_str).map(str::to_string);
+                if self.interrupt_wanted {
+                    self.send_interrupt();
+                }
+                vec![]
+            }
+            _ => vec![],
+        }
+    }
+}
+
+impl Adapter for CodexAdapter {
+    fn launch(&mut self, ctx: &LaunchContext<'_>) -> LaunchSpec {
+        self.cwd = ctx.cwd.display().to_string();
+        self.model = ctx.model.map(str::to_string);
+        self.mode = ctx.permission_mode;
+        self.resume = ctx.resume.map(str::to_string);
+        self.thread_id = None;
+        self.turn_id = None;
+        self.requests.clear();
+        launch(&self.program, ctx)
+    }
+
+    fn started(&mut self) {
+        self.request(
+            "initialize",
+            json!({"clientInfo": {"name": "tether", "title": "tether", "version": env!("CARGO_PKG_VERSION")}}),
+        );
+        self.send(json!({"method": "initialized"}));
+        self.open_thread();
+    }
+
+    fn user_message(&mut self, parts: &[Part]) {
+        self.start_turn(parts.to_vec());
+    }
+
+    fn interrupt(&mut self) -> bool {
+        // Before codex has named the turn, the interrupt goes out with its id.
+        self.interrupt_wanted = true;
+        self.send_interrupt();
+        true
+    }
+
+    fn permission_reply(&mut self, native: &Value, decision: Decision, _message: Option<&str>) {
+        let legacy = matches!(native["method"].as_str(), Some("execCommandApproval" | "applyPatchApproval"));
+        let decision = match (decision, legacy) {
+            (Decision::AllowOnce, false) => "accept",
+            (Decision::AllowAlways, false) => "acceptForSession",
+            (Decision::Deny, false) => "decline",
+            (Decision::AllowOnce, true) => "approved",
+            (Decision::AllowAlways, true) => "approved_for_session",
+            (Decision::Deny, true) => "denied",
+        };
+        self.send(json!({"id": native["id"], "result": {"decision": decision}}));
+    }
+
+    fn question_reply(&mut self, native: &Value, answers: Option<&[Vec<String>]>) {
+        let ids: Vec<&str> =
+            native["question_ids"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let mut by_id = serde_json::Map::new();
+        for (i, id) in ids.iter().enumerate() {
+            let a = answers.and_then(|a| a.get(i)).cloned().unwrap_or_default();
+            by_id.insert((*id).to_string(), json!({"answers": a}));
+        }
+        self.send(json!({"id": native["id"], "result": {"answers": by_id}}));
+    }
+
+    fn convert(&mut self, line: &str) -> Vec<Draft> {
+        let env: Envelope = match serde_json::from_str(line) {
+            Ok(e) => e,
+            Err(e) => return vec![Draft::Unparsed { line: line.to_string(), error: e.to_string() }],
+        };
+        match (env.id, env.method) {
+            // A request from codex.
+            (Some(id), Some(method)) => {
+                let params = env.params.unwrap_or(Value::Null);
+                if method == "item/fileChange/requestApproval" && self.mode == PermissionMode::AcceptEdits {
+                    self.send(json!({"id": id, "result": {"decision": "accept"}}));
+                    return vec![];
+                }
+                match self.converter.server_request(id.clone(), &method, params) {
+                    Some(drafts) => drafts,
+                    None => {
+                        self.send(json!({"id": id, "error": {"code": -32601, "message": format!("tether does not handle {method}")}}));
+                        vec![Draft::Unparsed { line: line.to_string(), error: format!("unhandled request {method}") }]
+                    }
+                }
+            }
+            // A notification.
+            (None, Some(method)) => {
+                if method == "turn/started" {
+                    if let Some(id) = env.params.as_ref().and_then(|p| p.pointer("/turn/id")).and_then(Value::as_str) {
+                        self.turn_id = Some(id.to_string());
+                        if self.interrupt_wanted {
+                            self.send_interrupt();
+                        }
+                    }
+                }
+                if method == "turn/completed" {
+                    self.turn_id = None;
+                    self.interrupt_wanted = false;
+                }
+                self.converter.notification(&method, env.params.unwrap_or(Value::Null), line)
+            }
+            // An answer to one of our requests.
+            (Some(id), None) => {
+                let Some(method) = id.as_u64().and_then(|n| self.requests.remove(&n)) else {
+                    return vec![Draft::Unparsed {
+                        line: line.to_string(),
+                        error: "answer to an unknown request".into(),
+                    }];
+                };
+                self.response(method, env.result, env.error)
+            }
+            (None, None) => {
+                vec![Draft::Unparsed { line: line.to_string(), error: "neither a request nor a notification".into() }]
+            }
+        }
+    }
+
+    fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+}
