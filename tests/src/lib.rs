@@ -12,13 +12,16 @@
 //! - [`anthropic`]: the real Claude Code CLI ([`claude_bin`], [`claude_env`])
 //!   against a scripted Anthropic model ([`ScriptedAnthropic`]);
 //! - [`openai`]: the real Codex CLI ([`codex_bin`], [`codex_env`]) against a
-//!   scripted OpenAI Responses model ([`ScriptedOpenAI`]).
+//!   scripted OpenAI Responses model ([`ScriptedOpenAI`]);
+//! - [`opencode`]: the real OpenCode CLI ([`opencode_bin`], [`opencode_env`])
+//!   against a scripted OpenAI Chat Completions model ([`ScriptedChat`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod anthropic;
 pub mod events;
 pub mod http;
 pub mod openai;
+pub mod opencode;
 pub mod procs;
 pub mod server;
 
@@ -28,6 +31,7 @@ pub use events::{
     read_all, wait_for, TURN_TIMEOUT,
 };
 pub use openai::{codex_bin, codex_env, ScriptedOpenAI, CODEX_VERSION};
+pub use opencode::{opencode_bin, opencode_env, ScriptedChat, OPENCODE_VERSION};
 pub use procs::{processes_of_session, wait_no_processes};
 pub use server::{tether_bin, ServerOptions, TestServer};
 

@@ -11,6 +11,7 @@ mod conversation;
 mod errors;
 mod lifecycle;
 mod mock_turns;
+mod opencode;
 mod recovery;
 mod service;
 mod streams;

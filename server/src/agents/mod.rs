@@ -7,6 +7,7 @@ pub mod claude;
 pub mod codex;
 pub mod install;
 pub mod mock;
+pub mod opencode;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,12 +19,15 @@ use tether_protocol::{
 };
 
 /// How the agent's protocol input reaches it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StdinMode {
     /// stdin is the PTY, like stdout and stderr.
     Pty,
     /// stdin is a pipe (for CLIs that refuse a terminal on stdin); output stays on the PTY.
     Pipe,
+    /// The protocol is the agent's own HTTP server, reached through the bridge;
+    /// stdin is /dev/null and the PTY carries its logs.
+    Http(crate::process::HttpBridge),
 }
 
 /// A command line ready for the process host.
@@ -180,6 +184,7 @@ fn claude_like_caps() -> Capabilities {
     }
 }
 
+/// What Codex and OpenCode sessions can do.
 fn codex_caps() -> Capabilities {
     Capabilities {
         streaming_text: true,
@@ -232,7 +237,7 @@ pub const AGENTS: &[AgentDef] = &[
         id: "opencode",
         name: "OpenCode",
         command: "opencode",
-        capabilities: planned_caps,
+        capabilities: codex_caps,
         pinned: pinned("opencode-ai", "1.18.33"),
     },
     AgentDef {
@@ -257,7 +262,7 @@ pub fn find(id: &str) -> Option<&'static AgentDef> {
 
 /// Whether sessions of this agent can run in this build.
 pub fn is_supported(id: &str) -> bool {
-    matches!(id, "mock" | "claude" | "codex")
+    matches!(id, "mock" | "claude" | "codex" | "opencode")
 }
 
 /// Where the agent's binary is: `TETHER_<AGENT>_PATH`, the data dir's install, or PATH.
@@ -303,6 +308,7 @@ pub fn adapter(id: &str, program: PathBuf) -> Option<Box<dyn Adapter>> {
         "mock" => Some(Box::new(claude::ClaudeAdapter::with_launcher(program, mock::launch::launch))),
         "claude" => Some(Box::new(claude::ClaudeAdapter::new(program))),
         "codex" => Some(Box::new(codex::CodexAdapter::new(program))),
+        "opencode" => Some(Box::new(opencode::OpencodeAdapter::new(program))),
         _ => None,
     }
 }

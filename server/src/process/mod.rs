@@ -6,7 +6,10 @@
 //!
 //! This module knows nothing about agents' protocols or events.
 
+mod bridge;
 mod sys;
+
+pub use bridge::HttpBridge;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -52,7 +55,7 @@ pub struct ExitInfo {
 /// A running agent process.
 pub struct Process {
     pub pid: i32,
-    input: Option<std_mpsc::Sender<Vec<u8>>>,
+    input: Option<mpsc::UnboundedSender<Vec<u8>>>,
     master: Arc<OwnedFd>,
     pub events: mpsc::Receiver<ProcEvent>,
 }
@@ -131,9 +134,10 @@ pub fn spawn(spec: &LaunchSpec, cwd: &Path, env: &BTreeMap<String, String>, sess
     cmd.env(SESSION_ENV, session_id).env("TERM", "xterm-256color");
     cmd.stdout(Stdio::from(slave.try_clone()?));
     cmd.stderr(Stdio::from(slave.try_clone()?));
-    match spec.stdin {
+    match &spec.stdin {
         StdinMode::Pty => cmd.stdin(Stdio::from(slave.try_clone()?)),
         StdinMode::Pipe => cmd.stdin(Stdio::piped()),
+        StdinMode::Http(_) => cmd.stdin(Stdio::null()),
     };
     let (tx, rx) = std_mpsc::channel();
     spawner()?
@@ -148,17 +152,26 @@ pub fn spawn(spec: &LaunchSpec, cwd: &Path, env: &BTreeMap<String, String>, sess
     let pid = child.id() as i32;
     let master = Arc::new(master);
 
-    // Input: a pipe or the PTY master.
-    let input: Box<dyn Write + Send> = match child.stdin.take() {
-        Some(stdin) => Box::new(stdin),
-        None => Box::new(File::from(master.try_clone()?)),
-    };
-    let (in_tx, in_rx) = std_mpsc::channel::<Vec<u8>>();
-    std::thread::Builder::new().name(format!("agent-in-{pid}")).spawn(move || write_input(input, in_rx))?;
-
     // Output and exit.
     // A few batches in flight: the agent is slowed (its PTY fills) before memory grows.
     let (ev_tx, ev_rx) = mpsc::channel(4);
+
+    // Input: a pipe, the PTY master, or the HTTP bridge.
+    let (in_tx, in_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    match (&spec.stdin, child.stdin.take()) {
+        (StdinMode::Http(bridge), _) => {
+            let runtime = tokio::runtime::Handle::try_current().map_err(|e| io::Error::other(e.to_string()))?;
+            runtime.spawn(bridge::run(bridge.clone(), in_rx, ev_tx.clone()));
+        }
+        (_, Some(stdin)) => {
+            let input: Box<dyn Write + Send> = Box::new(stdin);
+            std::thread::Builder::new().name(format!("agent-in-{pid}")).spawn(move || write_input(input, in_rx))?;
+        }
+        (_, None) => {
+            let input: Box<dyn Write + Send> = Box::new(File::from(master.try_clone()?));
+            std::thread::Builder::new().name(format!("agent-in-{pid}")).spawn(move || write_input(input, in_rx))?;
+        }
+    }
     let (exit_tx, exit_rx) = std_mpsc::channel::<ExitInfo>();
     let stop = Arc::new(AtomicBool::new(false));
     let reader = File::from(master.try_clone()?);
@@ -199,8 +212,8 @@ fn reap_group(pgid: i32) {
     signal_group(pgid, libc::SIGKILL);
 }
 
-fn write_input(mut out: Box<dyn Write + Send>, rx: std_mpsc::Receiver<Vec<u8>>) {
-    for bytes in rx {
+fn write_input(mut out: Box<dyn Write + Send>, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+    while let Some(bytes) = rx.blocking_recv() {
         if out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
             break;
         }

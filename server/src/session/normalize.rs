@@ -60,6 +60,9 @@ pub struct Normalizer {
     turn: Option<TurnState>,
     /// Open items by native id, in start order.
     items: Vec<(String, OpenItem)>,
+    /// Native ids completed since the current (or last) turn began: a late
+    /// repeat of one (an agent's final snapshot after an interrupt) is not a new item.
+    closed: std::collections::HashSet<String>,
     pending: HashMap<String, Pending>,
     log_tail: VecDeque<String>,
     out: Vec<NewEvent>,
@@ -170,6 +173,7 @@ impl Normalizer {
             native_session_id,
             turn: None,
             items: Vec::new(),
+            closed: Default::default(),
             pending: HashMap::new(),
             log_tail: VecDeque::new(),
             out: Vec::new(),
@@ -259,6 +263,7 @@ impl Normalizer {
             vec![Effect::TurnOpen(turn_id.clone())],
         );
         self.turn = Some(TurnState { turn_id, interrupt_requested: false, error_emitted: false });
+        self.closed.clear();
         self.sync_status();
     }
 
@@ -324,13 +329,25 @@ impl Normalizer {
     }
 
     fn complete_item(&mut self, index: usize, status: ItemStatus, source: Source) {
-        let (_, mut open) = self.items.remove(index);
+        let (native, mut open) = self.items.remove(index);
+        self.closed.insert(native);
         open.item.status = if open.declined { ItemStatus::Declined } else { status };
         let effects = vec![Effect::ItemClose { item_id: open.item.item_id.clone() }];
         self.emit(source, EventBody::ItemCompleted(ItemEvent { item: open.item }), effects);
     }
 
     fn apply(&mut self, draft: Draft) {
+        let native = match &draft {
+            Draft::ItemStarted { native_id, .. }
+            | Draft::ItemUpdated { native_id, .. }
+            | Draft::ItemDelta { native_id, .. }
+            | Draft::ItemCompleted { native_id, .. }
+            | Draft::ToolResult { native_id, .. } => Some(native_id),
+            _ => None,
+        };
+        if native.is_some_and(|n| self.closed.contains(n)) {
+            return;
+        }
         match draft {
             Draft::SessionStarted { native_session_id, model } => {
                 if model.is_some() {
