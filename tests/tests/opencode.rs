@@ -198,3 +198,13 @@ async fn opencode_two_turns_then_a_restart_continues_the_conversation() {
     let body = last.to_string();
     assert!(body.contains("first turn") && body.contains("second turn"), "the conversation lost its history");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_bypass_runs_without_asking() {
+    let rig = rig().await;
+    let s = session(&rig, PermissionMode::Bypass).await;
+    let events = turn(&rig, &s.id, "[opencode:bash] unattended").await;
+    assert!(of_type(&events, "permission.requested").is_empty(), "{}", describe(&events));
+    let tools = tool_items(&events);
+    assert!(tools.iter().any(|t| t.tool.as_ref().unwrap().output.as_deref().unwrap_or("").contains("scripted-bash-output")));
+}
