@@ -125,3 +125,30 @@ async fn sigterm_with_a_live_agent_stops_everything_within_two_seconds() {
     assert!(exit.expected, "{exit:?}");
     assert_eq!(client.get_session(&id).await.unwrap().status, SessionStatus::Idle);
 }
+
+#[tokio::test]
+async fn an_agent_that_cannot_start_fails_its_session() {
+    // A file that exists but cannot be executed stands in for a broken install.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("not-a-program");
+    std::fs::write(&broken, "not a program").unwrap();
+    let server = TestServer::start_with(ServerOptions {
+        env: vec![("TETHER_MOCK_PATH".into(), broken.display().to_string())],
+        ..Default::default()
+    })
+    .await;
+    let client = server.client();
+    let err = client
+        .create_session(&tether_sdk::CreateSession { agent: "mock".into(), ..Default::default() })
+        .await
+        .expect_err("the agent cannot start");
+    assert_eq!(err.code(), Some("agent_unavailable"), "{err}");
+    let sessions = client.list_sessions(&Default::default()).await.unwrap().sessions;
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].status, tether_sdk::SessionStatus::Failed);
+    let events = read_all(&client, &sessions[0].id).await;
+    assert_well_formed(&events);
+    assert_eq!(events.last().unwrap().event_type(), "session.ended");
+    // The server keeps serving.
+    assert_eq!(client.health().await.unwrap().status, "ok");
+}

@@ -99,7 +99,17 @@ impl Actor {
         match cmd {
             Command::Start { reply } => {
                 let r = self.ensure_process().await;
+                let failed = r.is_err();
+                if let Err(e) = &r {
+                    // A session whose agent cannot start at all is over, not left dangling.
+                    self.norm.end(EndReason::Failed, Some(e.detail.clone()));
+                }
                 let _ = reply.send(r);
+                if failed {
+                    self.flush().await;
+                    let _ = self.shared.store.flush().await;
+                    return Flow::Stop;
+                }
             }
             Command::Send { parts, reply } => {
                 let turn_id = crate::util::new_id("trn");

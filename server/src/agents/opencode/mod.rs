@@ -243,12 +243,12 @@ impl Adapter for OpencodeAdapter {
 
     fn interrupt(&mut self) -> bool {
         match self.session.clone() {
-            Some(s) => {
-                self.call(Call::Other, "POST", format!("/session/{s}/abort"), None);
-                true
-            }
-            None => false,
+            Some(s) => self.call(Call::Other, "POST", format!("/session/{s}/abort"), None),
+            // No prompt has reached OpenCode yet: drop what is waiting instead.
+            None => self.waiting.clear(),
         }
+        // Never a signal: that would stop the whole server, not the turn.
+        true
     }
 
     fn permission_reply(&mut self, native: &Value, decision: Decision, message: Option<&str>) {
