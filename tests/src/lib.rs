@@ -23,6 +23,7 @@ pub mod http;
 pub mod openai;
 pub mod opencode;
 pub mod procs;
+pub mod rig;
 pub mod server;
 
 pub use anthropic::{claude_bin, claude_env, ScriptedAnthropic, CLAUDE_VERSION};

@@ -5,51 +5,27 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tempfile::TempDir;
 use tether_e2e::anthropic::{claude_env, ScriptedAnthropic, CLAUDE_VERSION};
 use tether_e2e::events::*;
+use tether_e2e::rig::tool_items;
 use tether_e2e::*;
 use tether_sdk::{
-    CreateSession, Decision, Event, EventBody, ItemKind, ItemStatus, PermissionAction, PermissionMode, PermissionReply,
+    CreateSession, Decision, Event, EventBody, ItemStatus, PermissionAction, PermissionMode, PermissionReply,
     QuestionReply, Session, SessionStatus, StopReason, ToolKind,
 };
 
-/// A tether server whose Claude sessions talk to a scripted model, with a HOME of their own.
-struct Rig {
-    model: ScriptedAnthropic,
-    server: TestServer,
-    _home: TempDir,
-}
+type Rig = tether_e2e::rig::Rig<ScriptedAnthropic>;
 
 async fn rig() -> Rig {
-    let model = ScriptedAnthropic::start().await;
-    let home = tempfile::Builder::new().prefix("tether-claude-home-").tempdir().unwrap();
-    let env = claude_env(&model, home.path());
-    let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
-    Rig { model, server, _home: home }
+    Rig::start("claude", ScriptedAnthropic::start().await, claude_env).await
 }
 
 async fn claude_session(rig: &Rig, mode: PermissionMode) -> Session {
-    rig.server
-        .client()
-        .create_session(&CreateSession { agent: "claude".into(), permission_mode: mode, ..Default::default() })
-        .await
-        .expect("create a claude session")
+    rig.session(mode).await
 }
 
-/// Sends `text` and returns the events of the turn it starts (through `turn.completed`).
 async fn turn(rig: &Rig, session: &str, text: &str) -> Vec<Event> {
-    let client = rig.server.client();
-    let after = client.get_session(session).await.unwrap().last_seq;
-    client.send_text(session, text).await.unwrap();
-    let events = collect_turn(&client, session, after).await;
-    assert_contiguous(&events, after + 1);
-    assert_well_formed(&read_all(&client, session).await);
-    events
-}
-
-fn tool_items(events: &[Event]) -> Vec<&tether_sdk::Item> {
-    completed_items(events).into_iter().filter(|i| i.kind == ItemKind::ToolCall).collect()
+    rig.turn(session, text).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

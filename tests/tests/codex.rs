@@ -5,50 +5,27 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tempfile::TempDir;
 use tether_e2e::events::*;
 use tether_e2e::openai::{codex_env, ScriptedOpenAI, CODEX_VERSION};
+use tether_e2e::rig::tool_items;
 use tether_e2e::*;
 use tether_sdk::{
-    CreateSession, Decision, Event, EventBody, ItemKind, ItemStatus, PermissionAction, PermissionMode, PermissionReply,
-    Session, SessionStatus, StopReason, ToolKind,
+    Decision, Event, EventBody, ItemStatus, PermissionAction, PermissionMode, PermissionReply, Session, SessionStatus,
+    StopReason, ToolKind,
 };
 
-struct Rig {
-    model: ScriptedOpenAI,
-    server: TestServer,
-    _home: TempDir,
-}
+type Rig = tether_e2e::rig::Rig<ScriptedOpenAI>;
 
 async fn rig() -> Rig {
-    let model = ScriptedOpenAI::start().await;
-    let home = tempfile::Builder::new().prefix("tether-codex-home-").tempdir().unwrap();
-    let env = codex_env(&model, home.path());
-    let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
-    Rig { model, server, _home: home }
+    Rig::start("codex", ScriptedOpenAI::start().await, codex_env).await
 }
 
 async fn codex_session(rig: &Rig, mode: PermissionMode) -> Session {
-    rig.server
-        .client()
-        .create_session(&CreateSession { agent: "codex".into(), permission_mode: mode, ..Default::default() })
-        .await
-        .expect("create a codex session")
+    rig.session(mode).await
 }
 
 async fn turn(rig: &Rig, session: &str, text: &str) -> Vec<Event> {
-    let client = rig.server.client();
-    let after = client.get_session(session).await.unwrap().last_seq;
-    client.send_text(session, text).await.unwrap();
-    let events = collect_turn(&client, session, after).await;
-    assert_contiguous(&events, after + 1);
-    assert_well_formed(&read_all(&client, session).await);
-    assert!(of_type(&events, "agent.unparsed").is_empty(), "{}", describe(&events));
-    events
-}
-
-fn tool_items(events: &[Event]) -> Vec<&tether_sdk::Item> {
-    completed_items(events).into_iter().filter(|i| i.kind == ItemKind::ToolCall).collect()
+    rig.turn(session, text).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

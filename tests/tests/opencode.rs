@@ -5,67 +5,31 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tempfile::TempDir;
 use tether_e2e::events::*;
 use tether_e2e::opencode::{opencode_env, ScriptedChat, OPENCODE_VERSION, WRITTEN_CONTENT, WRITTEN_FILE};
+use tether_e2e::rig::tool_items;
 use tether_e2e::*;
 use tether_sdk::{
-    CreateSession, Decision, Event, EventBody, ItemKind, ItemStatus, PermissionAction, PermissionMode, PermissionReply,
-    QuestionReply, Session, SessionStatus, StopReason, ToolKind,
+    Decision, Event, EventBody, ItemStatus, PermissionAction, PermissionMode, PermissionReply, QuestionReply, Session,
+    SessionStatus, StopReason, ToolKind,
 };
 
-/// OpenCode takes a few seconds to start; a turn gets more time than the default.
-const OPENCODE_TURN: Duration = Duration::from_secs(90);
-
-struct Rig {
-    model: ScriptedChat,
-    server: TestServer,
-    _home: TempDir,
-}
+type Rig = tether_e2e::rig::Rig<ScriptedChat>;
 
 async fn rig() -> Rig {
-    let model = ScriptedChat::start().await;
-    let home = tempfile::Builder::new().prefix("tether-opencode-home-").tempdir().unwrap();
-    let env = opencode_env(&model, home.path());
-    let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
-    Rig { model, server, _home: home }
+    Rig::start("opencode", ScriptedChat::start().await, opencode_env).await.with_turn_timeout(OPENCODE_TURN)
 }
 
 async fn session(rig: &Rig, mode: PermissionMode) -> Session {
-    rig.server
-        .client()
-        .create_session(&CreateSession { agent: "opencode".into(), permission_mode: mode, ..Default::default() })
-        .await
-        .expect("create an opencode session")
-}
-
-async fn until_turn_ends(rig: &Rig, session: &str, after: u64) -> Vec<Event> {
-    let client = rig.server.client();
-    let mut stream = client.session_events(session, Some(after));
-    let events = wait_for(&mut stream, OPENCODE_TURN, |e| e.event_type() == "turn.completed").await;
-    assert!(of_type(&events, "agent.unparsed").is_empty(), "{}", describe(&events));
-    events
+    rig.session(mode).await
 }
 
 async fn turn(rig: &Rig, session: &str, text: &str) -> Vec<Event> {
-    let client = rig.server.client();
-    let after = client.get_session(session).await.unwrap().last_seq;
-    client.send_text(session, text).await.unwrap();
-    let events = until_turn_ends(rig, session, after).await;
-    assert_contiguous(&events, after + 1);
-    assert_well_formed(&read_all(&client, session).await);
-    events
+    rig.turn(session, text).await
 }
 
-async fn until(rig: &Rig, session: &str, event_type: &str) -> Event {
-    let mut stream = rig.server.client().session_events(session, Some(0));
-    let events = wait_for(&mut stream, OPENCODE_TURN, |e| e.event_type() == event_type).await;
-    events.last().unwrap().clone()
-}
-
-fn tool_items(events: &[Event]) -> Vec<&tether_sdk::Item> {
-    completed_items(events).into_iter().filter(|i| i.kind == ItemKind::ToolCall).collect()
-}
+/// OpenCode takes a few seconds to start; a turn gets more time than the default.
+const OPENCODE_TURN: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opencode_text_turn_streams_deltas() {
@@ -89,14 +53,14 @@ async fn opencode_bash_asks_then_runs_with_output() {
     let client = rig.server.client();
     let s = session(&rig, PermissionMode::Default).await;
     client.send_text(&s.id, "[opencode:bash] run").await.unwrap();
-    let asked = until(&rig, &s.id, "permission.requested").await;
+    let asked = rig.until(&s.id, "permission.requested").await;
     let EventBody::PermissionRequested(p) = &asked.body else { unreachable!() };
     assert_eq!(p.action, PermissionAction::Shell);
     assert!(p.command.as_deref().unwrap_or("").contains("echo scripted-bash-output"), "{p:?}");
     assert_eq!(client.get_session(&s.id).await.unwrap().status, SessionStatus::Waiting);
     let reply = PermissionReply { decision: Decision::AllowOnce, message: None };
     client.reply_permission(&s.id, &p.permission_id, &reply).await.unwrap();
-    let events = until_turn_ends(&rig, &s.id, 0).await;
+    let events = rig.until_turn_ends(&s.id, 0).await;
     assert_well_formed(&events);
     let tools = tool_items(&events);
     assert_eq!(tools.len(), 1, "{}", describe(&events));
@@ -112,14 +76,14 @@ async fn write_turn(decision: Decision) -> (Vec<Event>, PathBuf, Rig) {
     let client = rig.server.client();
     let s = session(&rig, PermissionMode::Default).await;
     client.send_text(&s.id, "[opencode:write] write it").await.unwrap();
-    let asked = until(&rig, &s.id, "permission.requested").await;
+    let asked = rig.until(&s.id, "permission.requested").await;
     let EventBody::PermissionRequested(p) = &asked.body else { unreachable!() };
     assert_eq!(p.action, PermissionAction::FileEdit);
     assert!(p.diff.as_deref().unwrap_or("").contains("written by opencode"), "{p:?}");
     let target = PathBuf::from(&s.cwd).join(WRITTEN_FILE);
     assert!(!target.exists());
     client.reply_permission(&s.id, &p.permission_id, &PermissionReply { decision, message: None }).await.unwrap();
-    let events = until_turn_ends(&rig, &s.id, 0).await;
+    let events = rig.until_turn_ends(&s.id, 0).await;
     assert_well_formed(&events);
     (events, target, rig)
 }
@@ -146,12 +110,12 @@ async fn opencode_question_answered() {
     let client = rig.server.client();
     let s = session(&rig, PermissionMode::Default).await;
     client.send_text(&s.id, "[opencode:question] pick").await.unwrap();
-    let asked = until(&rig, &s.id, "question.requested").await;
+    let asked = rig.until(&s.id, "question.requested").await;
     let EventBody::QuestionRequested(q) = &asked.body else { unreachable!() };
     assert_eq!(q.questions[0].prompt, "Which colour?");
     let reply = QuestionReply { answers: Some(vec![vec!["Blue".into()]]), reject: false };
     client.reply_question(&s.id, &q.question_id, &reply).await.unwrap();
-    let events = until_turn_ends(&rig, &s.id, 0).await;
+    let events = rig.until_turn_ends(&s.id, 0).await;
     assert!(final_text(&events).contains("Blue"), "{}", final_text(&events));
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
 }
@@ -165,7 +129,7 @@ async fn opencode_interrupt_during_slow_streaming() {
     let mut stream = client.session_events(&s.id, Some(0));
     wait_for_count(&mut stream, OPENCODE_TURN, "item.delta", 3).await;
     client.interrupt(&s.id).await.unwrap();
-    let events = until_turn_ends(&rig, &s.id, 0).await;
+    let events = rig.until_turn_ends(&s.id, 0).await;
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::Interrupted, "{}", describe(&events));
     assert_well_formed(&events);
     let next = turn(&rig, &s.id, "[opencode:text] after").await;
@@ -206,5 +170,12 @@ async fn opencode_bypass_runs_without_asking() {
     let events = turn(&rig, &s.id, "[opencode:bash] unattended").await;
     assert!(of_type(&events, "permission.requested").is_empty(), "{}", describe(&events));
     let tools = tool_items(&events);
-    assert!(tools.iter().any(|t| t.tool.as_ref().unwrap().output.as_deref().unwrap_or("").contains("scripted-bash-output")));
+    assert!(tools.iter().any(|t| t
+        .tool
+        .as_ref()
+        .unwrap()
+        .output
+        .as_deref()
+        .unwrap_or("")
+        .contains("scripted-bash-output")));
 }
