@@ -247,3 +247,67 @@ impl Problem {
         self.type_.strip_prefix("urn:tether:error:").unwrap_or(&self.type_)
     }
 }
+
+/// What a filesystem entry is (a symlink is reported as itself, never followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FsKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// One file, directory or symlink of the workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FsEntry {
+    pub name: String,
+    /// Relative to the workspace root, `/`-separated (`""` is the root).
+    pub path: String,
+    pub kind: FsKind,
+    pub size: u64,
+    /// RFC 3339 UTC with milliseconds.
+    pub modified: String,
+}
+
+/// `GET /v1/fs/entries`: a directory's entries, sorted by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FsEntries {
+    pub entries: Vec<FsEntry>,
+}
+
+/// `POST /v1/fs/mkdir`: creates the directory and its parents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MkdirRequest {
+    pub path: String,
+}
+
+/// `POST /v1/fs/move`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRequest {
+    pub from: String,
+    pub to: String,
+    /// Replace an existing `to` (otherwise 409).
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+/// What happened to a watched path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WatchKind {
+    Created,
+    Modified,
+    Removed,
+    Renamed,
+}
+
+/// One change of `GET /v1/fs/watch`; paths relative to the workspace root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WatchEvent {
+    pub kind: WatchKind,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}

@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod fs;
 pub mod sse;
 mod stream;
 

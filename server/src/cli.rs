@@ -83,6 +83,9 @@ struct ServeArgs {
     /// Largest JSON body accepted, in bytes.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     max_body_bytes: usize,
+    /// Largest file or tar upload accepted, in bytes.
+    #[arg(long, env = "TETHER_MAX_UPLOAD_BYTES", default_value_t = crate::fs::DEFAULT_MAX_UPLOAD_BYTES)]
+    max_upload_bytes: u64,
     /// Seconds between SSE keepalive comments.
     #[arg(long, default_value_t = 15, hide = true)]
     keepalive_secs: u64,
@@ -214,6 +217,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         workspace,
         token,
         max_body_bytes: args.max_body_bytes,
+        max_upload_bytes: args.max_upload_bytes,
         keepalive: Duration::from_secs(args.keepalive_secs.max(1)),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -13,6 +13,7 @@ pub struct Config {
     pub workspace: PathBuf,
     pub token: Option<String>,
     pub max_body_bytes: usize,
+    pub max_upload_bytes: u64,
     pub keepalive: Duration,
 }
 

@@ -11,6 +11,7 @@ pub mod agents;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod fs;
 pub mod http;
 pub mod process;
 pub mod server;

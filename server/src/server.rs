@@ -36,6 +36,7 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         started,
         keepalive: config.keepalive,
         max_body_bytes: config.max_body_bytes,
+        max_upload_bytes: config.max_upload_bytes,
         shutdown: shutdown_rx,
     });
     Ok(Prepared { app, shutdown_tx })

@@ -9,6 +9,7 @@ mod claude;
 mod codex;
 mod conversation;
 mod errors;
+mod fs;
 mod lifecycle;
 mod mock_turns;
 mod opencode;

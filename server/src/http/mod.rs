@@ -3,6 +3,7 @@
 
 mod agents;
 mod events;
+mod fs;
 mod service;
 mod sessions;
 
@@ -28,6 +29,8 @@ pub struct AppState {
     pub started: Instant,
     pub keepalive: Duration,
     pub max_body_bytes: usize,
+    /// Largest file or archive upload (`--max-upload-bytes`).
+    pub max_upload_bytes: u64,
     /// Flips to true when the server is shutting down; open SSE streams end.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -42,6 +45,7 @@ pub fn router(state: AppRef) -> Router {
         .merge(agents::router())
         .merge(sessions::router())
         .merge(events::router())
+        .merge(fs::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(limit))

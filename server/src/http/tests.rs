@@ -48,6 +48,7 @@ async fn app(token: Option<&str>, max_body_bytes: usize) -> App {
         workspace: ws.path().canonicalize().unwrap(),
         token: token.map(str::to_string),
         max_body_bytes,
+        max_upload_bytes: crate::fs::DEFAULT_MAX_UPLOAD_BYTES,
         keepalive: Duration::from_secs(15),
     };
     let prepared = crate::server::prepare(&config, Instant::now()).await.unwrap();
