@@ -154,6 +154,28 @@ async fn replay(server: &TestServer, events: usize) -> (u64, f64) {
     (got, t0.elapsed().as_secs_f64())
 }
 
+/// A 1 GiB file streamed in and out through the fs API: (write MiB/s, read MiB/s, server peak RSS KiB).
+async fn fs_large(server: &TestServer) -> (f64, f64, u64) {
+    const SIZE: usize = 1 << 30;
+    const CHUNK: usize = 1 << 20;
+    let client = server.client();
+    let chunks =
+        futures_util::stream::iter((0..SIZE / CHUNK).map(|i| Ok::<_, std::io::Error>(vec![(i % 251) as u8; CHUNK])));
+    let t0 = Instant::now();
+    client.fs_write_stream("big.bin", chunks).await.unwrap();
+    let write = SIZE as f64 / (1 << 20) as f64 / t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let mut stream = Box::pin(client.fs_read_stream("big.bin").await.unwrap());
+    let mut got = 0usize;
+    while let Some(chunk) = stream.next().await {
+        got += chunk.unwrap().len();
+    }
+    assert_eq!(got, SIZE);
+    let read = SIZE as f64 / (1 << 20) as f64 / t0.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(server.workspace().join("big.bin"));
+    (write, read, rss_kib(server.pid, "VmHWM:"))
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -167,6 +189,10 @@ async fn main() {
     eprintln!("building and measuring {} ...", tether_bin().display());
 
     let (healthy_ms, idle_rss) = start_to_healthy(15).await;
+    let (fs_write, fs_read, fs_peak) = {
+        let fresh = TestServer::start().await;
+        fs_large(&fresh).await
+    };
     let server = TestServer::start().await;
 
     let (n1, s1) = flood(&server, events, 1).await;
@@ -189,6 +215,9 @@ async fn main() {
         "replay_events_per_s": nr as f64 / sr,
         "peak_rss_mib": peak as f64 / 1024.0,
         "rss_after_mib": after as f64 / 1024.0,
+        "fs_1gib_write_mib_per_s": fs_write,
+        "fs_1gib_read_mib_per_s": fs_read,
+        "fs_1gib_peak_rss_mib": fs_peak as f64 / 1024.0,
     });
     if as_json {
         println!("{report:#}");
@@ -213,5 +242,9 @@ async fn main() {
         "| server RSS: peak / after the runs | {:.1} MiB / {:.1} MiB |",
         peak as f64 / 1024.0,
         after as f64 / 1024.0
+    );
+    println!(
+        "| 1 GiB file through `PUT` / `GET /v1/fs/file` (streamed) | write {fs_write:.0} MiB/s, read {fs_read:.0} MiB/s, server peak RSS {:.1} MiB |",
+        fs_peak as f64 / 1024.0
     );
 }
