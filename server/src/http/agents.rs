@@ -1,7 +1,7 @@
 //! Agent routes: what agents this server knows, whether they are installed,
 //! and installing the pinned version of one (progress as SSE on request).
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -82,13 +82,7 @@ async fn install_agent(
         };
         let _ = tx.send(last);
     });
-    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
-    }));
-    Ok(Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header("x-accel-buffering", "no")
-        .body(body)
-        .unwrap_or_else(|_| ApiError::internal("could not build the SSE response").into_response()))
+    // Unbounded: the progress callback cannot wait, and an install sends a few dozen frames.
+    let frames = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    Ok(super::sse_response(frames))
 }

@@ -10,7 +10,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -127,15 +127,7 @@ fn sse(app: AppRef, scope: Scope, cursor: u64, include_raw: bool) -> Response {
     let bus = app.shared.store.subscribe();
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     tokio::spawn(pump(app, scope, cursor, include_raw, bus, tx));
-    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
-    }));
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header("x-accel-buffering", "no")
-        .body(body)
-        .unwrap_or_else(|_| ApiError::internal("could not build the SSE response").into_response())
+    super::sse_response(super::frames_of(rx))
 }
 
 struct ClientGauge(AppRef);

@@ -394,15 +394,7 @@ async fn watch(
     let cursor = if resume { super::resume_cursor(&headers, q.after)? } else { hub.head() };
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     tokio::spawn(watch_pump(app, hub, rel, q.recursive, cursor, tx));
-    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
-    }));
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header("x-accel-buffering", "no")
-        .body(body)
-        .map_err(|_| ApiError::internal("could not build the SSE response"))
+    Ok(super::sse_response(super::frames_of(rx)))
 }
 
 fn wanted(event_path: &str, rel: &str, recursive: bool) -> bool {

@@ -139,6 +139,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// A `text/event-stream` answer (no caching, no proxy buffering) whose body is `frames`.
+pub fn sse_response(frames: impl futures_util::Stream<Item = axum::body::Bytes> + Send + 'static) -> Response {
+    use futures_util::StreamExt;
+    let body = axum::body::Body::from_stream(frames.map(Ok::<_, std::io::Error>));
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(body)
+        .unwrap_or_else(|_| ApiError::internal("could not build the SSE response").into_response())
+}
+
+/// The frames a pump task sends, as a stream that ends when the task does.
+pub fn frames_of(
+    rx: tokio::sync::mpsc::Receiver<axum::body::Bytes>,
+) -> impl futures_util::Stream<Item = axum::body::Bytes> {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
+}
+
 /// The cursor a stream resumes after: `Last-Event-ID` wins over `?after=`.
 pub fn resume_cursor(headers: &HeaderMap, after: Option<u64>) -> Result<u64, ApiError> {
     match headers.get("last-event-id") {
