@@ -46,17 +46,16 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::Router;
 use serde_json::{json, Value};
 use tokio::sync::watch;
+
+pub use crate::scripted::Recorded;
+use crate::scripted::{self, Dialect, Recorder, ScriptedServer};
 
 /// The Claude Code version the tests run (`scripts/install-agents` installs it).
 pub const CLAUDE_VERSION: &str = "2.1.330";
@@ -112,148 +111,52 @@ pub fn claude_env(model: &ScriptedAnthropic, home: &Path) -> Vec<(String, String
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-/// One request received by a [`ScriptedAnthropic`], whatever its path.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub method: String,
-    /// Path and query (`/v1/messages?beta=true`), or the authority of a `CONNECT`.
-    pub uri: String,
-    /// The body: JSON if it parses, else a string (`Null` when empty).
-    pub body: Value,
-    /// The API key sent (`x-api-key`, or a bearer token).
-    pub api_key: Option<String>,
-}
-
-struct Shared {
-    /// Bodies of `POST /v1/messages`, in order.
-    messages: Mutex<Vec<Value>>,
-    /// Every request, in order.
-    all: Mutex<Vec<Recorded>>,
-    shutdown: watch::Receiver<bool>,
-    /// Makes ids unique across servers of one test (e.g. before and after a restart).
-    nonce: u64,
-    counter: AtomicU64,
-}
-
-impl Shared {
-    fn next_id(&self, prefix: &str) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("{prefix}_scripted{:08x}{n:04}", self.nonce)
-    }
-}
-
 /// A scripted Anthropic Messages API on `127.0.0.1:<OS-chosen port>`; see the
 /// module docs for the tags. Stops when dropped.
-pub struct ScriptedAnthropic {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    shutdown: watch::Sender<bool>,
-}
+pub struct ScriptedAnthropic(ScriptedServer);
 
 impl ScriptedAnthropic {
     /// Binds 127.0.0.1:0 and serves in the current tokio runtime.
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the scripted Anthropic server");
-        let addr = listener.local_addr().expect("local address of the scripted Anthropic server");
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let shared = Arc::new(Shared {
-            messages: Mutex::new(Vec::new()),
-            all: Mutex::new(Vec::new()),
-            shutdown: shutdown_rx.clone(),
-            nonce: u64::from(nanos) ^ u64::from(addr.port()),
-            counter: AtomicU64::new(1),
-        });
-        let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
-        let mut stop = shutdown_rx;
-        tokio::spawn(async move {
-            let signal = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
-                eprintln!("scripted Anthropic server: {e}");
-            }
-        });
-        Self { addr, shared, shutdown }
+        Self(
+            ScriptedServer::start(Dialect {
+                name: "Anthropic",
+                model_path: "/v1/messages",
+                request_id_header: "request-id",
+                error_body: |kind, _code, message| error_json(kind, message),
+                reply: messages_reply,
+                other: |_, path| {
+                    if path == "/v1/messages/count_tokens" {
+                        json!({"input_tokens": 10})
+                    } else {
+                        json!({})
+                    }
+                },
+            })
+            .await,
+        )
     }
 
     /// `http://127.0.0.1:PORT` (what `ANTHROPIC_BASE_URL` takes).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.0.url()
     }
 
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.0.addr()
     }
 
     /// Every `POST /v1/messages` body received so far, in order (side
     /// requests without `stream: true` included).
     pub fn requests(&self) -> Vec<Value> {
-        self.shared.messages.lock().map(|m| m.clone()).unwrap_or_default()
+        self.0.requests()
     }
 
     /// Every request received so far, any method and path (`CONNECT` included).
     pub fn all_requests(&self) -> Vec<Recorded> {
-        self.shared.all.lock().map(|m| m.clone()).unwrap_or_default()
+        self.0.all_requests()
     }
-}
-
-impl Drop for ScriptedAnthropic {
-    fn drop(&mut self) {
-        // Closes the listener, idle connections, and cuts streams in progress.
-        let _ = self.shutdown.send(true);
-    }
-}
-
-async fn handle(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    request_headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Response {
-    let api_key = request_headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned).or_else(|| {
-        let auth = request_headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-        auth.strip_prefix("Bearer ").map(str::to_owned)
-    });
-    let parsed: Result<Value, _> = serde_json::from_slice(&body);
-    let recorded_body = match &parsed {
-        _ if body.is_empty() => Value::Null,
-        Ok(v) => v.clone(),
-        Err(_) => Value::String(String::from_utf8_lossy(&body).into_owned()),
-    };
-    let path = uri.path().to_owned();
-    let uri_text = uri.path_and_query().map(|p| p.to_string()).unwrap_or_else(|| uri.to_string());
-    if let Ok(mut all) = shared.all.lock() {
-        all.push(Recorded { method: method.to_string(), uri: uri_text, body: recorded_body, api_key });
-    }
-    let request_id = shared.next_id("req");
-
-    if method == Method::CONNECT {
-        return json_response(
-            StatusCode::FORBIDDEN,
-            &request_id,
-            &error_json("permission_error", "the scripted model server is no proxy"),
-        );
-    }
-    if method == Method::POST && path == "/v1/messages" {
-        let Ok(request) = parsed else {
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                &request_id,
-                &error_json("invalid_request_error", "the request body is not JSON"),
-            );
-        };
-        if let Ok(mut messages) = shared.messages.lock() {
-            messages.push(request.clone());
-        }
-        return messages_reply(&shared, &request, &request_id);
-    }
-    if path == "/v1/messages/count_tokens" {
-        return json_response(StatusCode::OK, &request_id, &json!({"input_tokens": 10}));
-    }
-    json_response(StatusCode::OK, &request_id, &json!({}))
 }
 
 fn error_json(kind: &str, message: &str) -> Value {
@@ -261,17 +164,10 @@ fn error_json(kind: &str, message: &str) -> Value {
 }
 
 fn json_response(status: StatusCode, request_id: &str, body: &Value) -> Response {
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(id) = HeaderValue::from_str(request_id) {
-        headers.insert("request-id", id);
-    }
-    response
+    scripted::json_response(status, "request-id", request_id, body)
 }
 
-fn messages_reply(shared: &Arc<Shared>, request: &Value, request_id: &str) -> Response {
+fn messages_reply(shared: &Recorder, request: &Value, request_id: &str) -> Response {
     let model = request.get("model").and_then(Value::as_str).unwrap_or("claude-scripted").to_owned();
     let input_tokens = (request.to_string().len() / 4).max(1);
     let message_id = shared.next_id("msg");
@@ -371,7 +267,7 @@ fn messages_reply(shared: &Arc<Shared>, request: &Value, request_id: &str) -> Re
             sse.finish("end_turn");
         }
     }
-    sse.into_response(shared.shutdown.clone(), request_id)
+    sse.into_response(shared.shutdown(), request_id)
 }
 
 /// The latest user prompt of a request and what follows it.

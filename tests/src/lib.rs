@@ -24,6 +24,7 @@ pub mod openai;
 pub mod opencode;
 pub mod procs;
 pub mod rig;
+pub mod scripted;
 pub mod server;
 
 pub use anthropic::{claude_bin, claude_env, ScriptedAnthropic, CLAUDE_VERSION};

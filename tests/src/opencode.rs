@@ -41,19 +41,16 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
-use axum::Router;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::anthropic::{agents_dir, Recorded};
+use crate::anthropic::agents_dir;
+use crate::scripted::{self, Dialect, Recorded, Recorder, ScriptedServer};
 
 /// The OpenCode version the tests run (`scripts/install-agents` installs it).
 pub const OPENCODE_VERSION: &str = "1.18.33";
@@ -181,139 +178,56 @@ pub fn opencode_env(model: &ScriptedChat, home: &Path) -> Vec<(String, String)> 
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-struct Shared {
-    /// Bodies of `POST /v1/chat/completions`, in order.
-    chats: Mutex<Vec<Value>>,
-    /// Every request, in order.
-    all: Mutex<Vec<Recorded>>,
-    shutdown: watch::Receiver<bool>,
-    /// Makes ids unique across servers of one test (e.g. before and after a restart).
-    nonce: u64,
-    counter: AtomicU64,
-}
-
-impl Shared {
-    fn next_id(&self, prefix: &str) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("{prefix}_scripted{:08x}{n:04}", self.nonce)
-    }
-}
-
 /// A scripted OpenAI Chat Completions API on `127.0.0.1:<OS-chosen port>`;
 /// see the module docs for the tags. Stops when dropped.
-pub struct ScriptedChat {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    shutdown: watch::Sender<bool>,
-}
+pub struct ScriptedChat(ScriptedServer);
 
 impl ScriptedChat {
     /// Binds 127.0.0.1:0 and serves in the current tokio runtime.
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the scripted chat server");
-        let addr = listener.local_addr().expect("local address of the scripted chat server");
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let shared = Arc::new(Shared {
-            chats: Mutex::new(Vec::new()),
-            all: Mutex::new(Vec::new()),
-            shutdown: shutdown_rx.clone(),
-            nonce: u64::from(nanos) ^ u64::from(addr.port()),
-            counter: AtomicU64::new(1),
-        });
-        let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
-        let mut stop = shutdown_rx;
-        tokio::spawn(async move {
-            let signal = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
-                eprintln!("scripted chat server: {e}");
-            }
-        });
-        Self { addr, shared, shutdown }
+        Self(
+            ScriptedServer::start(Dialect {
+                name: "chat",
+                model_path: "/v1/chat/completions",
+                request_id_header: "x-request-id",
+                error_body: error_json,
+                reply: chat_reply,
+                other: other_reply,
+            })
+            .await,
+        )
     }
 
     /// `http://127.0.0.1:PORT` (the provider's `baseURL` is this plus `/v1`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.0.url()
     }
 
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.0.addr()
     }
 
     /// Every `POST /v1/chat/completions` body received so far, in order.
     pub fn requests(&self) -> Vec<Value> {
-        self.shared.chats.lock().map(|m| m.clone()).unwrap_or_default()
+        self.0.requests()
     }
 
     /// Every request received so far, any method and path (`CONNECT` included).
     pub fn all_requests(&self) -> Vec<Recorded> {
-        self.shared.all.lock().map(|m| m.clone()).unwrap_or_default()
+        self.0.all_requests()
     }
 }
 
-impl Drop for ScriptedChat {
-    fn drop(&mut self) {
-        // Closes the listener, idle connections, and cuts streams in progress.
-        let _ = self.shutdown.send(true);
-    }
-}
-
-async fn handle(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    request_headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Response {
-    let api_key = request_headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|auth| auth.strip_prefix("Bearer "))
-        .map(str::to_owned);
-    let parsed: Result<Value, _> = serde_json::from_slice(&body);
-    let recorded_body = match &parsed {
-        _ if body.is_empty() => Value::Null,
-        Ok(v) => v.clone(),
-        Err(_) => Value::String(String::from_utf8_lossy(&body).into_owned()),
-    };
-    let path = uri.path().to_owned();
-    let uri_text = uri.path_and_query().map(|p| p.to_string()).unwrap_or_else(|| uri.to_string());
-    if let Ok(mut all) = shared.all.lock() {
-        all.push(Recorded { method: method.to_string(), uri: uri_text, body: recorded_body, api_key });
-    }
-    let request_id = shared.next_id("req");
-
-    if method == Method::CONNECT {
-        return json_response(
-            StatusCode::FORBIDDEN,
-            &request_id,
-            &error_json("permission_error", "forbidden", "the scripted model server is no proxy"),
-        );
-    }
-    if method == Method::POST && path == "/v1/chat/completions" {
-        let Ok(request) = parsed else {
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                &request_id,
-                &error_json("invalid_request_error", "invalid_json", "the request body is not JSON"),
-            );
-        };
-        if let Ok(mut chats) = shared.chats.lock() {
-            chats.push(request.clone());
-        }
-        return chat_reply(&shared, &request, &request_id);
-    }
+/// `GET /v1/models`: a one-model list; anything else `{}`.
+fn other_reply(method: &Method, path: &str) -> Value {
     if method == Method::GET && path == "/v1/models" {
-        let list = json!({"object": "list", "data": [
+        json!({"object": "list", "data": [
             {"id": OPENCODE_MODEL, "object": "model", "created": 0, "owned_by": "scripted"},
-        ]});
-        return json_response(StatusCode::OK, &request_id, &list);
+        ]})
+    } else {
+        json!({})
     }
-    json_response(StatusCode::OK, &request_id, &json!({}))
 }
 
 /// OpenAI's error body.
@@ -322,14 +236,7 @@ fn error_json(kind: &str, code: &str, message: &str) -> Value {
 }
 
 fn json_response(status: StatusCode, request_id: &str, body: &Value) -> Response {
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(id) = HeaderValue::from_str(request_id) {
-        headers.insert("x-request-id", id);
-    }
-    response
+    scripted::json_response(status, "x-request-id", request_id, body)
 }
 
 fn now_secs() -> u64 {
@@ -374,7 +281,7 @@ fn is_title_request(request: &Value) -> bool {
     no_tools || titler
 }
 
-fn chat_reply(shared: &Arc<Shared>, request: &Value, request_id: &str) -> Response {
+fn chat_reply(shared: &Recorder, request: &Value, request_id: &str) -> Response {
     let model = request.get("model").and_then(Value::as_str).unwrap_or(OPENCODE_MODEL).to_owned();
     let prompt_tokens = (request.to_string().len() / 4).max(1);
     let include_usage = request.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
@@ -387,7 +294,7 @@ fn chat_reply(shared: &Arc<Shared>, request: &Value, request_id: &str) -> Respon
         }
         sse.text(&pieces(title), Duration::ZERO);
         sse.finish("stop");
-        return sse.into_response(shared.shutdown.clone(), request_id, include_usage);
+        return sse.into_response(shared.shutdown(), request_id, include_usage);
     }
     match prompt.tag.as_str() {
         "401" => {
@@ -464,7 +371,7 @@ fn chat_reply(shared: &Arc<Shared>, request: &Value, request_id: &str) -> Respon
             sse.finish("stop");
         }
     }
-    sse.into_response(shared.shutdown.clone(), request_id, include_usage)
+    sse.into_response(shared.shutdown(), request_id, include_usage)
 }
 
 /// The latest user message of a request and what follows it.
@@ -566,7 +473,7 @@ fn pieces(text: &str) -> Vec<String> {
 
 /// A Chat Completions SSE reply being built: chunks with the pause before each.
 struct Chunks<'a> {
-    shared: &'a Shared,
+    shared: &'a Recorder,
     id: String,
     model: String,
     created: u64,
@@ -577,7 +484,7 @@ struct Chunks<'a> {
 }
 
 impl<'a> Chunks<'a> {
-    fn new(shared: &'a Shared, model: &str, prompt_tokens: usize) -> Self {
+    fn new(shared: &'a Recorder, model: &str, prompt_tokens: usize) -> Self {
         let mut chunks = Self {
             shared,
             id: shared.next_id("chatcmpl"),
@@ -850,6 +757,7 @@ mod tests {
     // ---- recording the real `opencode serve` ----
 
     use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
     use tokio::sync::mpsc;
 
     const PASSWORD: &str = "scripted-password";
