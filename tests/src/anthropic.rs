@@ -44,6 +44,7 @@
 //! `{"input_tokens":10}`; any other path `200 {}`; `CONNECT` (the CLI using the
 //! proxy trap of [`claude_env`]) `403`. Everything is recorded.
 
+use crate::scripted::{find_tag, first_chars, pieces};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -286,7 +287,7 @@ struct Prompt {
 impl Prompt {
     /// Up to 40 characters of the prompt without its tag, trimmed.
     fn echo(&self) -> String {
-        let without = match find_tag(&self.text) {
+        let without = match find_tag(TAG_OPEN, &self.text) {
             Some((start, end, _)) => format!("{}{}", &self.text[..start], &self.text[end..]),
             None => self.text.clone(),
         };
@@ -295,15 +296,6 @@ impl Prompt {
 }
 
 const TAG_OPEN: &str = "[claude:";
-
-/// `(start, end, tag)` of the first `[claude:TAG]` in `text` (byte offsets).
-fn find_tag(text: &str) -> Option<(usize, usize, String)> {
-    let start = text.find(TAG_OPEN)?;
-    let rest = &text[start + TAG_OPEN.len()..];
-    let close = rest.find(']')?;
-    let tag = rest[..close].trim().to_ascii_lowercase();
-    Some((start, start + TAG_OPEN.len() + close + 1, tag))
-}
 
 /// `text` without its `<system-reminder>...</system-reminder>` sections.
 fn strip_reminders(text: &str) -> String {
@@ -361,7 +353,7 @@ fn latest_prompt(request: &Value) -> Prompt {
                     if text.is_empty() || text.starts_with("[Request interrupted") {
                         continue;
                     }
-                    let tag = find_tag(text).map(|(_, _, tag)| tag).unwrap_or_else(|| "text".into());
+                    let tag = find_tag(TAG_OPEN, text).map(|(_, _, tag)| tag).unwrap_or_else(|| "text".into());
                     prompt = Prompt { text: text.to_owned(), tag, tool_results: 0, last_result: String::new() };
                 }
                 Some("tool_result") => {
@@ -420,16 +412,6 @@ pub fn working_directory(request: &Value) -> String {
         }
     }
     found.unwrap_or_else(|| "/tmp".to_owned())
-}
-
-fn first_chars(text: &str, n: usize) -> String {
-    text.chars().take(n).collect()
-}
-
-/// `text` cut into a few pieces (at about every 12 characters), for deltas.
-fn pieces(text: &str) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    chars.chunks(12).map(|c| c.iter().collect()).collect()
 }
 
 /// An SSE reply being built: events with the pause before each.

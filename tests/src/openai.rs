@@ -43,6 +43,7 @@
 //! path `200 {}`; `CONNECT` (the CLI using the proxy trap of [`codex_env`])
 //! `403`. Everything is recorded.
 
+use crate::scripted::{content_text, find_tag, first_chars, pieces};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -383,7 +384,7 @@ struct Prompt {
 impl Prompt {
     /// Up to 40 characters of the prompt without its tag, trimmed.
     fn echo(&self) -> String {
-        let without = match find_tag(&self.text) {
+        let without = match find_tag(TAG_OPEN, &self.text) {
             Some((start, end, _)) => format!("{}{}", &self.text[..start], &self.text[end..]),
             None => self.text.clone(),
         };
@@ -392,26 +393,6 @@ impl Prompt {
 }
 
 const TAG_OPEN: &str = "[codex:";
-
-/// `(start, end, tag)` of the first `[codex:TAG]` in `text` (byte offsets).
-fn find_tag(text: &str) -> Option<(usize, usize, String)> {
-    let start = text.find(TAG_OPEN)?;
-    let rest = &text[start + TAG_OPEN.len()..];
-    let close = rest.find(']')?;
-    let tag = rest[..close].trim().to_ascii_lowercase();
-    Some((start, start + TAG_OPEN.len() + close + 1, tag))
-}
-
-/// The text of a message's `content` (a string, or parts whose texts are joined).
-fn content_text(content: Option<&Value>) -> String {
-    match content {
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
-        }
-        _ => String::new(),
-    }
-}
 
 /// Whether a user message is one Codex writes itself: its environment
 /// context, AGENTS.md instructions, turn-aborted markers, ... (a text that is
@@ -440,7 +421,7 @@ fn latest_prompt(request: &Value) -> Prompt {
                 if text.is_empty() || injected(text) {
                     continue;
                 }
-                let tag = find_tag(text).map(|(_, _, tag)| tag).unwrap_or_else(|| "text".into());
+                let tag = find_tag(TAG_OPEN, text).map(|(_, _, tag)| tag).unwrap_or_else(|| "text".into());
                 prompt = Prompt { text: text.to_owned(), tag, tool_outputs: 0, last_output: String::new() };
             }
             "function_call_output" | "custom_tool_call_output" => {
@@ -462,16 +443,6 @@ fn command_output(output: &str) -> String {
         None => output,
     };
     body.trim().to_owned()
-}
-
-fn first_chars(text: &str, n: usize) -> String {
-    text.chars().take(n).collect()
-}
-
-/// `text` cut into a few pieces (at about every 12 characters), for deltas.
-fn pieces(text: &str) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    chars.chunks(12).map(|c| c.iter().collect()).collect()
 }
 
 /// A Responses SSE reply being built: events with the pause before each.

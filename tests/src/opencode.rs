@@ -39,6 +39,7 @@
 //! (the CLI using the proxy trap of [`opencode_env`]) `403`. Everything is
 //! recorded.
 
+use crate::scripted::{content_text, find_tag, first_chars, pieces};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -390,7 +391,7 @@ struct Prompt {
 impl Prompt {
     /// Up to 40 characters of the prompt without its tag, trimmed.
     fn echo(&self) -> String {
-        let without = match find_tag(&self.text) {
+        let without = match find_tag(TAG_OPEN, &self.text) {
             Some((start, end, _)) => format!("{}{}", &self.text[..start], &self.text[end..]),
             None => self.text.clone(),
         };
@@ -399,26 +400,6 @@ impl Prompt {
 }
 
 const TAG_OPEN: &str = "[opencode:";
-
-/// `(start, end, tag)` of the first `[opencode:TAG]` in `text` (byte offsets).
-fn find_tag(text: &str) -> Option<(usize, usize, String)> {
-    let start = text.find(TAG_OPEN)?;
-    let rest = &text[start + TAG_OPEN.len()..];
-    let close = rest.find(']')?;
-    let tag = rest[..close].trim().to_ascii_lowercase();
-    Some((start, start + TAG_OPEN.len() + close + 1, tag))
-}
-
-/// The text of a message's `content` (a string, or parts whose texts are joined).
-fn content_text(content: Option<&Value>) -> String {
-    match content {
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
-        }
-        _ => String::new(),
-    }
-}
 
 /// Finds the latest user message of a Chat Completions request, and counts
 /// the tool messages after it.
@@ -429,7 +410,7 @@ fn latest_prompt(request: &Value) -> Prompt {
         match message.get("role").and_then(Value::as_str) {
             Some("user") => {
                 let text = content_text(message.get("content")).trim().to_owned();
-                let tag = find_tag(&text).map(|(_, _, tag)| tag).unwrap_or_else(|| "text".into());
+                let tag = find_tag(TAG_OPEN, &text).map(|(_, _, tag)| tag).unwrap_or_else(|| "text".into());
                 prompt = Prompt { text, tag, tool_messages: 0, last_tool: String::new() };
             }
             Some("tool") => {
@@ -459,16 +440,6 @@ pub fn working_directory(request: &Value) -> PathBuf {
         })
         .next_back()
         .unwrap_or_else(|| PathBuf::from("/tmp"))
-}
-
-fn first_chars(text: &str, n: usize) -> String {
-    text.chars().take(n).collect()
-}
-
-/// `text` cut into a few pieces (at about every 12 characters), for deltas.
-fn pieces(text: &str) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    chars.chunks(12).map(|c| c.iter().collect()).collect()
 }
 
 /// A Chat Completions SSE reply being built: chunks with the pause before each.

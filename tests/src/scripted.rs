@@ -198,3 +198,34 @@ async fn handle(
     }
     recorder.json_response(StatusCode::OK, &request_id, &(dialect.other)(&method, &path))
 }
+
+/// `(start, end, tag)` of the first `<open>TAG]` in `text` (byte offsets), the
+/// tag trimmed and lowercase; `open` is a dialect's tag opening, e.g. `[claude:`.
+pub fn find_tag(open: &str, text: &str) -> Option<(usize, usize, String)> {
+    let start = text.find(open)?;
+    let rest = &text[start + open.len()..];
+    let close = rest.find(']')?;
+    let tag = rest[..close].trim().to_ascii_lowercase();
+    Some((start, start + open.len() + close + 1, tag))
+}
+
+/// The text of a message's `content` (a string, or parts whose texts are joined).
+pub fn content_text(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(parts)) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
+        }
+        _ => String::new(),
+    }
+}
+
+pub fn first_chars(text: &str, n: usize) -> String {
+    text.chars().take(n).collect()
+}
+
+/// `text` cut into a few pieces (at about every 12 characters), for deltas.
+pub fn pieces(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars.chunks(12).map(|c| c.iter().collect()).collect()
+}

@@ -166,26 +166,8 @@ pub struct AgentDef {
     pub pinned: Option<install::Pinned>,
 }
 
-fn claude_like_caps() -> Capabilities {
-    Capabilities {
-        streaming_text: true,
-        tool_calls: true,
-        permissions: true,
-        questions: true,
-        interrupt: true,
-        resume: true,
-        mcp: false,
-        skills: false,
-        models: true,
-        reasoning: true,
-        usage: true,
-        images: true,
-        terminal: false,
-    }
-}
-
-/// What Codex and OpenCode sessions can do.
-fn codex_caps() -> Capabilities {
+/// What the real agents tether drives (Claude Code, Codex, OpenCode) can do.
+fn real_agent_caps() -> Capabilities {
     Capabilities {
         streaming_text: true,
         tool_calls: true,
@@ -223,21 +205,21 @@ pub const AGENTS: &[AgentDef] = &[
         id: "claude",
         name: "Claude Code",
         command: "claude",
-        capabilities: claude_like_caps,
+        capabilities: real_agent_caps,
         pinned: pinned("@anthropic-ai/claude-code", "2.1.330"),
     },
     AgentDef {
         id: "codex",
         name: "Codex",
         command: "codex",
-        capabilities: codex_caps,
+        capabilities: real_agent_caps,
         pinned: pinned("@openai/codex", "0.169.0"),
     },
     AgentDef {
         id: "opencode",
         name: "OpenCode",
         command: "opencode",
-        capabilities: codex_caps,
+        capabilities: real_agent_caps,
         pinned: pinned("opencode-ai", "1.18.33"),
     },
     AgentDef {
