@@ -71,22 +71,165 @@ impl SessionStatus {
     }
 }
 
-/// An MCP server given to an agent: a local command or a remote URL.
+/// An MCP server given to an agent: a local command (stdio) or a remote URL
+/// (streamable HTTP). On the wire `{"command":..,"args":[..],"env":{..},"cwd":..}`
+/// or `{"url":..,"headers":{..}}`, with an optional `"type": "stdio" | "http"`;
+/// anything else (both kinds at once, unknown fields) is refused with a message
+/// that says what was wrong.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(try_from = "McpServerWire", into = "McpServerWire")]
+#[schemars(with = "McpServerWire")]
 pub enum McpServer {
     Stdio {
         command: String,
-        #[serde(default)]
         args: Vec<String>,
-        #[serde(default)]
         env: BTreeMap<String, String>,
+        /// Where the command runs (absolute, or relative to the session's cwd); the session's cwd if unset.
+        cwd: Option<String>,
     },
     Http {
         url: String,
-        #[serde(default)]
         headers: BTreeMap<String, String>,
     },
+}
+
+/// The JSON shape of [`McpServer`]: one object for both kinds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerWire {
+    /// `stdio` or `http`; inferred from `command` / `url` when absent.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl TryFrom<McpServerWire> for McpServer {
+    type Error = String;
+
+    fn try_from(w: McpServerWire) -> Result<Self, String> {
+        let kind = match (w.kind.as_deref(), &w.command, &w.url) {
+            (Some("stdio"), _, None) | (None, Some(_), None) => "stdio",
+            (Some("http"), None, _) | (None, None, Some(_)) => "http",
+            (Some(k), _, _) if k != "stdio" && k != "http" => {
+                return Err(format!("unknown MCP server type {k:?}: give \"stdio\" (command) or \"http\" (url)"))
+            }
+            (_, Some(_), Some(_)) => return Err("an MCP server has either `command` (stdio) or `url` (http), not both".into()),
+            (Some("stdio"), None, _) | (Some("http"), _, None) | (None, None, None) => {
+                return Err("an MCP server needs `command` (a local stdio server) or `url` (a remote HTTP server)".into())
+            }
+            (Some(_), _, _) => return Err("`type` does not match the fields given".into()),
+        };
+        if kind == "stdio" {
+            if !w.headers.is_empty() {
+                return Err("`headers` belong to an HTTP MCP server (`url`), not a stdio one".into());
+            }
+            let command = w.command.unwrap_or_default();
+            if command.trim().is_empty() {
+                return Err("`command` must not be empty".into());
+            }
+            Ok(McpServer::Stdio { command, args: w.args, env: w.env, cwd: w.cwd })
+        } else {
+            if !w.args.is_empty() || !w.env.is_empty() || w.cwd.is_some() {
+                return Err("`args`, `env` and `cwd` belong to a stdio MCP server (`command`), not an HTTP one".into());
+            }
+            let url = w.url.unwrap_or_default();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("`url` {url:?} must be an http:// or https:// URL"));
+            }
+            Ok(McpServer::Http { url, headers: w.headers })
+        }
+    }
+}
+
+impl From<McpServer> for McpServerWire {
+    fn from(s: McpServer) -> Self {
+        match s {
+            McpServer::Stdio { command, args, env, cwd } => McpServerWire {
+                kind: Some("stdio".into()),
+                command: Some(command),
+                args,
+                env,
+                cwd,
+                ..Default::default()
+            },
+            McpServer::Http { url, headers } => {
+                McpServerWire { kind: Some("http".into()), url: Some(url), headers, ..Default::default() }
+            }
+        }
+    }
+}
+
+/// `GET /v1/mcp/servers`: the servers applied to every new session, by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct McpServerList {
+    pub servers: BTreeMap<String, McpServer>,
+}
+
+/// One tool an MCP server offers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct McpTool {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The JSON Schema of the tool's arguments.
+    #[serde(default)]
+    pub input_schema: Value,
+}
+
+/// `GET /v1/mcp/servers/{name}/tools`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct McpToolList {
+    pub server: String,
+    pub tools: Vec<McpTool>,
+}
+
+/// An installed or bundled skill: a folder with a `SKILL.md` whose front
+/// matter names and describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Skill {
+    pub name: String,
+    pub description: String,
+    /// Paths of its files, relative to the skill folder, `/`-separated, sorted.
+    pub files: Vec<String>,
+    /// Embedded in the binary (read-only) rather than installed through the API.
+    pub bundled: bool,
+}
+
+/// `GET /v1/skills`, sorted by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SkillList {
+    pub skills: Vec<Skill>,
+}
+
+/// `GET /v1/skills/{name}` (JSON): the skill and the text of each file; and the
+/// JSON form of `PUT /v1/skills/{name}` (`files` only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SkillFiles {
+    /// Relative path → UTF-8 content; must hold `SKILL.md`.
+    pub files: BTreeMap<String, String>,
+}
+
+/// `GET /v1/skills/{name}`: the skill with its files' contents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SkillDetail {
+    pub name: String,
+    pub description: String,
+    pub bundled: bool,
+    /// Relative path → content (UTF-8 files; others are listed with an empty
+    /// string and can be had as a tar with `Accept: application/x-tar`).
+    pub files: BTreeMap<String, String>,
 }
 
 /// `POST /v1/sessions`.

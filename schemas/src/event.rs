@@ -113,6 +113,8 @@ pub enum EventBody {
     AgentLog(AgentLog),
     #[serde(rename = "agent.unparsed")]
     AgentUnparsed(AgentUnparsed),
+    #[serde(rename = "mcp.status")]
+    McpStatus(McpStatus),
 }
 
 /// Every event `type`, in the order of the contract.
@@ -135,6 +137,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "error",
     "agent.log",
     "agent.unparsed",
+    "mcp.status",
 ];
 
 impl EventBody {
@@ -160,6 +163,7 @@ impl EventBody {
             "error" => EventBody::Error(de(data)?),
             "agent.log" => EventBody::AgentLog(de(data)?),
             "agent.unparsed" => EventBody::AgentUnparsed(de(data)?),
+            "mcp.status" => EventBody::McpStatus(de(data)?),
             other => return Err(serde::de::Error::custom(format!("unknown event type {other:?}"))),
         })
     }
@@ -184,6 +188,7 @@ impl EventBody {
             EventBody::Error(_) => "error",
             EventBody::AgentLog(_) => "agent.log",
             EventBody::AgentUnparsed(_) => "agent.unparsed",
+            EventBody::McpStatus(_) => "mcp.status",
         }
     }
 }
@@ -350,8 +355,13 @@ pub enum ToolKind {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Tool {
+    /// The tool's name; for an MCP tool, its name on its server (the agent's
+    /// qualified name, e.g. `mcp__srv__echo`, is in the raw event).
     pub name: String,
     pub kind: ToolKind,
+    /// The MCP server of an `mcp` tool, by the name the session gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     #[serde(default)]
     pub input: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -540,4 +550,24 @@ pub struct AgentLog {
 pub struct AgentUnparsed {
     pub line: String,
     pub error: String,
+}
+
+/// How an MCP server given to the session stands, as its agent reports it
+/// (written when it changes, per server).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct McpStatus {
+    pub server: String,
+    pub status: McpServerState,
+    /// Why it failed, when the agent says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum McpServerState {
+    Starting,
+    Connected,
+    Failed,
+    Disabled,
 }

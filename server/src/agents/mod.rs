@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tether_protocol::{
-    Agent, Capabilities, Decision, Delta, ItemKind, ItemStatus, LogStream, Part, PermissionAction, PermissionMode,
+    Agent, Capabilities, Decision, Delta, ItemKind, ItemStatus, LogStream, McpServerState, Part, PermissionAction, PermissionMode,
     PlanEntry, Question, Role, StopReason, Tool, Usage,
 };
 
@@ -131,6 +131,12 @@ pub enum Draft {
     Unparsed {
         line: String,
         error: String,
+    },
+    /// How an MCP server given to the session stands (written only when it changes).
+    McpStatus {
+        server: String,
+        status: McpServerState,
+        error: Option<String>,
     },
 }
 

@@ -69,6 +69,8 @@ pub struct Normalizer {
     /// The native line being converted, attached as `raw` to what it produces.
     raw: Option<Arc<str>>,
     clock: Clock,
+    /// The last status reported per MCP server: `mcp.status` is written when it changes.
+    mcp: HashMap<String, (McpServerState, Option<String>)>,
 }
 
 /// Event timestamps, formatted once per millisecond.
@@ -115,6 +117,7 @@ fn data_of(body: &EventBody) -> String {
         EventBody::Error(d) => s(d),
         EventBody::AgentLog(d) => s(d),
         EventBody::AgentUnparsed(d) => s(d),
+        EventBody::McpStatus(d) => s(d),
     }
 }
 
@@ -179,6 +182,7 @@ impl Normalizer {
             out: Vec::new(),
             raw: None,
             clock: Clock::default(),
+            mcp: HashMap::new(),
         }
     }
 
@@ -248,6 +252,8 @@ impl Normalizer {
 
     /// The agent process is being started (first start or respawn).
     pub fn agent_starting(&mut self) {
+        // A new process reports its MCP servers afresh.
+        self.mcp.clear();
         self.set_status(SessionStatus::Starting, vec![Effect::AgentLive(true)]);
     }
 
@@ -442,6 +448,7 @@ impl Normalizer {
                         let tool = Tool {
                             name: "unknown".into(),
                             kind: ToolKind::Other,
+                            server: None,
                             input: Value::Null,
                             output: None,
                             exit_code: None,
@@ -534,6 +541,13 @@ impl Normalizer {
             }
             Draft::Unparsed { line, error } => {
                 self.emit(Source::Agent, EventBody::AgentUnparsed(AgentUnparsed { line, error }), vec![])
+            }
+            Draft::McpStatus { server, status, error } => {
+                let now = (status, error.clone());
+                if self.mcp.get(&server) != Some(&now) {
+                    self.mcp.insert(server.clone(), now);
+                    self.emit(Source::Agent, EventBody::McpStatus(McpStatus { server, status, error }), vec![]);
+                }
             }
         }
     }

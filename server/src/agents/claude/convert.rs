@@ -78,6 +78,7 @@ fn tool_of(name: &str, input: Value) -> Tool {
     Tool {
         name: name.to_string(),
         kind: tool_kind(name),
+        server: None,
         paths: tool_paths(&input),
         diff: tool_diff(name, &input),
         input,

@@ -54,6 +54,7 @@ fn describe(item: &ThreadItem) -> Option<(String, ItemKind, Option<Role>, Option
     let tool = |name: &str, kind, input: Value| Tool {
         name: name.to_string(),
         kind,
+        server: None,
         input,
         output: None,
         exit_code: None,

@@ -326,6 +326,7 @@ impl OpencodeConverter {
                 let mut tool = Tool {
                     name: name.to_string(),
                     kind: tool_kind(name),
+                    server: None,
                     paths: input["filePath"].as_str().map(|p| vec![p.to_string()]).unwrap_or_default(),
                     input,
                     output: None,
