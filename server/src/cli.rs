@@ -32,6 +32,13 @@ enum Commands {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// `__exec-in DIR -- CMD ARGS..`: runs CMD in DIR (for agents whose MCP config has no cwd).
+    #[command(name = "__exec-in", hide = true)]
+    ExecIn {
+        dir: PathBuf,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -99,7 +106,16 @@ pub fn main() -> ExitCode {
         Commands::MockAgent { args } => ExitCode::from(crate::agents::mock::run(&args).clamp(0, 255) as u8),
         Commands::Serve(args) => serve(args),
         Commands::Agents { command } => agents_command(command),
+        Commands::ExecIn { dir, command } => exec_in(&dir, &command),
     }
+}
+
+/// Replaces this process with `command` run in `dir`; returns only on failure.
+fn exec_in(dir: &std::path::Path, command: &[String]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let Some((program, args)) = command.split_first() else { return fail("no command to run") };
+    let e = std::process::Command::new(program).args(args).current_dir(dir).exec();
+    fail(format!("cannot run {program:?} in {}: {e}", dir.display()))
 }
 
 fn agents_command(command: AgentsCommand) -> ExitCode {

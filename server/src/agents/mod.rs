@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tether_protocol::{
-    Agent, Capabilities, Decision, Delta, ItemKind, ItemStatus, LogStream, McpServerState, Part, PermissionAction, PermissionMode,
-    PlanEntry, Question, Role, StopReason, Tool, Usage,
+    Agent, Capabilities, Decision, Delta, ItemKind, ItemStatus, LogStream, McpServer, McpServerState, Part,
+    PermissionAction, PermissionMode, PlanEntry, Question, Role, StopReason, Tool, Usage,
 };
 
 /// How the agent's protocol input reaches it.
@@ -47,8 +47,60 @@ pub struct LaunchContext<'a> {
     pub permission_mode: PermissionMode,
     /// The agent's own id of the conversation to continue, if any.
     pub resume: Option<&'a str>,
+    /// The session's environment (added to the server's); the adapter's own
+    /// `LaunchSpec::env` is applied over it.
     pub env: &'a BTreeMap<String, String>,
     pub data_dir: &'a Path,
+    /// A folder tether owns for this session (`<data_dir>/sessions/<id>`), for
+    /// generated configuration; it exists when `launch` is called.
+    pub session_dir: &'a Path,
+    /// The MCP servers for this session: the global ones with the session's own merged over them.
+    pub mcp_servers: &'a BTreeMap<String, McpServer>,
+    /// The session's chosen skills, as `<skills_dir>/<name>/SKILL.md` (`<session_dir>/skills`);
+    /// None when it has none.
+    pub skills_dir: Option<&'a Path>,
+}
+
+impl LaunchContext<'_> {
+    /// The working directory of a stdio MCP server: its `cwd` resolved against
+    /// the session's cwd, or the session's cwd.
+    pub fn mcp_cwd(&self, cwd: Option<&str>) -> PathBuf {
+        match cwd {
+            Some(c) => self.cwd.join(c),
+            None => self.cwd.to_path_buf(),
+        }
+    }
+
+    /// The command line that runs a stdio MCP server in `cwd` for agents whose
+    /// MCP config has no working directory: this binary's hidden `__exec-in`
+    /// subcommand changes directory, then execs the command.
+    pub fn mcp_command_in(&self, command: &str, args: &[String], cwd: Option<&str>) -> (String, Vec<String>) {
+        match (cwd, std::env::current_exe()) {
+            (Some(c), Ok(exe)) => {
+                let mut all = vec![EXEC_IN.to_string(), self.mcp_cwd(Some(c)).display().to_string(), "--".into()];
+                all.push(command.to_string());
+                all.extend(args.iter().cloned());
+                (exe.display().to_string(), all)
+            }
+            _ => (command.to_string(), args.to_vec()),
+        }
+    }
+}
+
+/// The hidden subcommand `tether __exec-in DIR -- CMD ARGS..`: chdir, then exec.
+pub const EXEC_IN: &str = "__exec-in";
+
+/// What kinds of MCP servers, and whether skills, an agent can be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepts {
+    pub mcp_stdio: bool,
+    pub mcp_http: bool,
+    pub skills: bool,
+}
+
+impl Accepts {
+    const ALL: Accepts = Accepts { mcp_stdio: true, mcp_http: true, skills: true };
+    const NONE: Accepts = Accepts { mcp_stdio: false, mcp_http: false, skills: false };
 }
 
 /// An event as an adapter sees it: native ids, no seq, no time, no tether ids.
@@ -170,6 +222,8 @@ pub struct AgentDef {
     pub capabilities: fn() -> Capabilities,
     /// The npm package installed by `tether agents install <id>`.
     pub pinned: Option<install::Pinned>,
+    /// The MCP servers and skills its sessions can be given.
+    pub accepts: Accepts,
 }
 
 /// What the real agents tether drives (Claude Code, Codex, OpenCode) can do.
@@ -181,8 +235,8 @@ fn real_agent_caps() -> Capabilities {
         questions: true,
         interrupt: true,
         resume: true,
-        mcp: false,
-        skills: false,
+        mcp: true,
+        skills: true,
         models: true,
         reasoning: true,
         usage: true,
@@ -206,6 +260,7 @@ pub const AGENTS: &[AgentDef] = &[
         command: "",
         capabilities: mock::launch::capabilities,
         pinned: None,
+        accepts: Accepts::ALL,
     },
     AgentDef {
         id: "claude",
@@ -213,6 +268,7 @@ pub const AGENTS: &[AgentDef] = &[
         command: "claude",
         capabilities: real_agent_caps,
         pinned: pinned("@anthropic-ai/claude-code", "2.1.330"),
+        accepts: Accepts::ALL,
     },
     AgentDef {
         id: "codex",
@@ -220,6 +276,7 @@ pub const AGENTS: &[AgentDef] = &[
         command: "codex",
         capabilities: real_agent_caps,
         pinned: pinned("@openai/codex", "0.169.0"),
+        accepts: Accepts::ALL,
     },
     AgentDef {
         id: "opencode",
@@ -227,6 +284,7 @@ pub const AGENTS: &[AgentDef] = &[
         command: "opencode",
         capabilities: real_agent_caps,
         pinned: pinned("opencode-ai", "1.18.33"),
+        accepts: Accepts::ALL,
     },
     AgentDef {
         id: "amp",
@@ -234,6 +292,7 @@ pub const AGENTS: &[AgentDef] = &[
         command: "amp",
         capabilities: planned_caps,
         pinned: pinned("@sourcegraph/amp", "0.0.1767830505-ga62310"),
+        accepts: Accepts::NONE,
     },
     AgentDef {
         id: "pi",
@@ -241,6 +300,7 @@ pub const AGENTS: &[AgentDef] = &[
         command: "pi",
         capabilities: planned_caps,
         pinned: pinned("@mariozechner/pi-coding-agent", "0.73.1"),
+        accepts: Accepts::NONE,
     },
 ];
 

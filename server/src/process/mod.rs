@@ -124,13 +124,15 @@ fn spawner() -> io::Result<std_mpsc::Sender<SpawnJob>> {
     m.lock().map(|tx| tx.clone()).map_err(|_| io::Error::other("spawner poisoned"))
 }
 
-/// Starts `spec` in `cwd` with `env` added to the server's environment. Blocking (briefly).
+/// Starts `spec` in `cwd` with `env` (the session's) added to the server's
+/// environment and the spec's own env over both (an adapter that needs a
+/// variable the session also sets merges it itself). Blocking (briefly).
 pub fn spawn(spec: &LaunchSpec, cwd: &Path, env: &BTreeMap<String, String>, session_id: &str) -> io::Result<Process> {
     let (master, slave) = sys::open_raw_pty(200, 50)?;
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args).current_dir(cwd);
-    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     cmd.envs(env);
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     cmd.env(SESSION_ENV, session_id).env("TERM", "xterm-256color");
     cmd.stdout(Stdio::from(slave.try_clone()?));
     cmd.stderr(Stdio::from(slave.try_clone()?));

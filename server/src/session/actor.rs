@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tether_protocol::{Decision, EndReason, Part, PermissionMode, QuestionReply};
+use tether_protocol::{Decision, EndReason, McpServer, Part, PermissionMode, QuestionReply};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -43,6 +43,10 @@ pub struct LaunchConfig {
     pub model: Option<String>,
     pub permission_mode: PermissionMode,
     pub env: BTreeMap<String, String>,
+    /// Global and session MCP servers, merged when the session was created.
+    pub mcp_servers: BTreeMap<String, McpServer>,
+    /// Names of the skills the session was given.
+    pub skills: Vec<String>,
 }
 
 pub struct Actor {
@@ -137,6 +141,13 @@ impl Actor {
             }
             Command::Delete { reply } => {
                 self.stop_process(DELETE_GRACE, true).await;
+                // The generated configs are not needed once the session is over.
+                let dir = super::session_dir(&self.shared.data_dir, &self.id);
+                if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(session = %self.id, error = %e, "could not remove the session's folder");
+                    }
+                }
                 self.queue.clear();
                 self.norm.end(EndReason::Terminated, None);
                 self.flush().await;
@@ -224,6 +235,17 @@ impl Actor {
             return Ok(());
         }
         self.norm.agent_starting();
+        let session_dir = super::session_dir(&self.shared.data_dir, &self.id);
+        let prepared =
+            prepare_session_dir(session_dir.clone(), self.shared.data_dir.clone(), self.launch.skills.clone()).await;
+        let skills_dir = match prepared {
+            Ok(dir) => dir,
+            Err(e) => {
+                let msg = format!("could not prepare the {} agent's configuration: {e}", self.launch.agent);
+                self.norm.agent_exited(ExitInfo { code: None, signal: None }, false);
+                return Err(ApiError::agent_unavailable(msg));
+            }
+        };
         let ctx = LaunchContext {
             session_id: &self.id,
             cwd: &self.launch.cwd,
@@ -232,6 +254,9 @@ impl Actor {
             resume: self.norm.native_session_id(),
             env: &self.launch.env,
             data_dir: &self.shared.data_dir,
+            session_dir: &session_dir,
+            mcp_servers: &self.launch.mcp_servers,
+            skills_dir: skills_dir.as_deref(),
         };
         // Whatever was queued for a process that is gone must not reach the new one.
         self.adapter.take_output();
@@ -322,6 +347,24 @@ impl Actor {
         self.interrupt_deadline = None;
         self.norm.agent_exited(info.unwrap_or(ExitInfo { code: None, signal: Some(libc::SIGKILL) }), expected);
     }
+}
+
+/// Creates the session's own folder (0700: generated configs may hold the
+/// MCP servers' secrets) and writes its skills there afresh, so every
+/// spawn sees the skills' current versions. The skills folder, if any.
+async fn prepare_session_dir(dir: PathBuf, data_dir: PathBuf, skills: Vec<String>) -> std::io::Result<Option<PathBuf>> {
+    let r = tokio::task::spawn_blocking(move || -> std::io::Result<Option<PathBuf>> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+        if skills.is_empty() {
+            return Ok(None);
+        }
+        let skills_dir = dir.join("skills");
+        crate::skills::materialize(&data_dir, &skills, &skills_dir).map_err(std::io::Error::other)?;
+        Ok(Some(skills_dir))
+    })
+    .await;
+    r.unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
 async fn next_proc_event(proc: &mut Option<Process>) -> Option<ProcEvent> {

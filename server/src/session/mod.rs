@@ -45,6 +45,11 @@ async fn agent_version(agent: &str, program: &Path) -> Option<String> {
     }
 }
 
+/// The folder tether owns for a session's generated agent configuration.
+pub fn session_dir(data_dir: &Path, session_id: &str) -> PathBuf {
+    data_dir.join("sessions").join(session_id)
+}
+
 /// The launch configuration stored with a session.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct StoredConfig {
@@ -119,8 +124,10 @@ impl Shared {
             }
         }
         let cwd = self.resolve_cwd(req.cwd.as_deref())?;
+        let mcp_servers = self.session_mcp_servers(def, req.mcp_servers).await?;
+        let skills = self.session_skills(def, req.skills)?;
         let now = crate::util::now_ms();
-        let config = StoredConfig { env: req.env, mcp_servers: req.mcp_servers, skills: req.skills };
+        let config = StoredConfig { env: req.env, mcp_servers, skills };
         let row = SessionRow {
             id: crate::util::new_id("ses"),
             agent: def.id.to_string(),
@@ -140,7 +147,7 @@ impl Shared {
         };
         self.store.create_session(row.clone()).await?;
         let version = agent_version(&row.agent, &program).await;
-        let tx = self.start_actor(&row, program, config.env, version)?;
+        let tx = self.start_actor(&row, program, config, version)?;
         let (reply, rx) = oneshot::channel();
         tx.send(Command::Start { reply }).await.map_err(|_| ApiError::internal("session actor stopped"))?;
         rx.await.map_err(|_| ApiError::internal("session actor stopped"))??;
@@ -152,6 +159,55 @@ impl Shared {
         }
         self.store.flush().await?;
         Ok(self.get(&row.id).await?.to_api())
+    }
+
+    /// The global MCP servers with the session's own merged over them (a
+    /// session entry wins by name), checked against what the agent can take.
+    async fn session_mcp_servers(
+        &self,
+        def: &agents::AgentDef,
+        own: BTreeMap<String, McpServer>,
+    ) -> Result<BTreeMap<String, McpServer>, ApiError> {
+        for (name, server) in &own {
+            crate::mcp::validate_name(name)
+                .and_then(|()| crate::mcp::validate(name, server))
+                .map_err(|e| ApiError::invalid(format!("`mcp_servers.{name}`: {e}")))?;
+        }
+        let mut servers = crate::mcp::global_servers(&self.store).await?;
+        for (name, server) in servers.iter().chain(own.iter()) {
+            let (ok, kind) = match server {
+                McpServer::Stdio { .. } => (def.accepts.mcp_stdio, "a local (stdio)"),
+                McpServer::Http { .. } => (def.accepts.mcp_http, "a remote (HTTP)"),
+            };
+            if !ok {
+                let from = if own.contains_key(name) { "`mcp_servers`" } else { "the global servers" };
+                return Err(ApiError::invalid(format!(
+                    "the {} agent cannot be given {kind} MCP server; `{name}` (from {from}) is one",
+                    def.id
+                )));
+            }
+        }
+        servers.extend(own);
+        Ok(servers)
+    }
+
+    /// The session's skills: each must exist (installed or bundled), once.
+    fn session_skills(&self, def: &agents::AgentDef, names: Vec<String>) -> Result<Vec<String>, ApiError> {
+        if !names.is_empty() && !def.accepts.skills {
+            return Err(ApiError::invalid(format!("the {} agent cannot be given skills", def.id)));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for name in &names {
+            if !seen.insert(name.as_str()) {
+                return Err(ApiError::invalid(format!("`skills` names {name:?} twice")));
+            }
+            if crate::skills::find(&self.data_dir, name).is_none() {
+                return Err(ApiError::invalid(format!(
+                    "`skills` names {name:?}, which is not installed (see GET /v1/skills)"
+                )));
+            }
+        }
+        Ok(names)
     }
 
     fn facts(row: &SessionRow, agent_version: Option<String>) -> SessionFacts {
@@ -170,7 +226,7 @@ impl Shared {
         self: &Arc<Self>,
         row: &SessionRow,
         program: PathBuf,
-        env: BTreeMap<String, String>,
+        config: StoredConfig,
         agent_version: Option<String>,
     ) -> Result<mpsc::Sender<Command>, ApiError> {
         let adapter = agents::adapter(&row.agent, program.clone())
@@ -190,7 +246,9 @@ impl Shared {
                 cwd: PathBuf::from(&row.cwd),
                 model: row.model.clone(),
                 permission_mode: row.permission_mode,
-                env,
+                env: config.env,
+                mcp_servers: config.mcp_servers,
+                skills: config.skills,
             },
             adapter,
             norm: Normalizer::new(Self::facts(row, agent_version), row.status, row.native_session_id.clone()),
@@ -221,7 +279,7 @@ impl Shared {
         })?;
         let config: StoredConfig = serde_json::from_str(&row.config).unwrap_or_default();
         let version = agent_version(&row.agent, &program).await;
-        self.start_actor(&row, program, config.env, version)
+        self.start_actor(&row, program, config, version)
     }
 
     async fn call<T>(

@@ -4,8 +4,8 @@
 
 use serde_json::{json, Value};
 use tether_protocol::{
-    Delta, ItemKind, ItemStatus, Part, PermissionAction, PlanEntry, PlanStatus, Question, QuestionOption, Role,
-    StopReason, Tool, ToolKind, Usage,
+    Delta, ItemKind, ItemStatus, McpServerState, Part, PermissionAction, PlanEntry, PlanStatus, Question,
+    QuestionOption, Role, StopReason, Tool, ToolKind, Usage,
 };
 
 use super::wire::*;
@@ -35,6 +35,22 @@ pub fn tool_kind(name: &str) -> ToolKind {
         n if n.starts_with("mcp__") => ToolKind::Mcp,
         _ => ToolKind::Other,
     }
+}
+
+/// `mcp__<server>__<tool>` as (server, tool); MCP server names never hold `__`.
+pub fn mcp_tool_name(name: &str) -> Option<(&str, &str)> {
+    name.strip_prefix("mcp__")?.split_once("__")
+}
+
+fn mcp_status(s: super::wire::McpServerStatus) -> Draft {
+    let (status, error) = match s.status.as_str() {
+        "connected" => (McpServerState::Connected, None),
+        "pending" => (McpServerState::Starting, None),
+        "disabled" => (McpServerState::Disabled, None),
+        "needs-auth" => (McpServerState::Failed, Some("the server needs authentication".to_string())),
+        _ => (McpServerState::Failed, None),
+    };
+    Draft::McpStatus { server: s.name, status, error: s.error.or(error) }
 }
 
 /// The file paths a tool input names.
@@ -75,10 +91,11 @@ fn tool_diff(name: &str, input: &Value) -> Option<String> {
 }
 
 fn tool_of(name: &str, input: Value) -> Tool {
+    let mcp = mcp_tool_name(name);
     Tool {
-        name: name.to_string(),
+        name: mcp.map_or(name, |(_, tool)| tool).to_string(),
         kind: tool_kind(name),
-        server: None,
+        server: mcp.map(|(server, _)| server.to_string()),
         paths: tool_paths(&input),
         diff: tool_diff(name, &input),
         input,
@@ -185,7 +202,11 @@ impl ClaudeConverter {
     fn convert_line(&mut self, parsed: Line, line: &str) -> Vec<Draft> {
         match parsed {
             Line::System(s) => match s.subtype.as_str() {
-                "init" => vec![Draft::SessionStarted { native_session_id: s.session_id, model: s.model }],
+                "init" => {
+                    let mut drafts = vec![Draft::SessionStarted { native_session_id: s.session_id, model: s.model }];
+                    drafts.extend(s.mcp_servers.into_iter().map(mcp_status));
+                    drafts
+                }
                 "api_retry" => vec![Draft::Error {
                     code: "api_retry".into(),
                     message: format!(
@@ -413,6 +434,10 @@ impl ClaudeConverter {
                 let command = input.get("command").and_then(Value::as_str).map(str::to_string);
                 let path = tool_paths(&input).into_iter().next().or(blocked_path);
                 let title = match (&command, &path) {
+                    _ if mcp_tool_name(&tool_name).is_some() => {
+                        let (server, tool) = mcp_tool_name(&tool_name).unwrap_or_default();
+                        format!("Call {tool} on the MCP server {server}")
+                    }
                     (Some(cmd), _) => format!("Run `{cmd}`"),
                     (None, Some(p)) => format!("{tool_name} {p}"),
                     (None, None) => format!("Use {tool_name}"),

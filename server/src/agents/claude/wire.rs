@@ -71,6 +71,19 @@ pub struct SystemLine {
     pub error: Option<Value>,
     #[serde(default)]
     pub error_status: Option<u16>,
+    /// `init`: the MCP servers and how each stands.
+    #[serde(default)]
+    pub mcp_servers: Vec<McpServerStatus>,
+}
+
+/// One entry of `system/init`'s `mcp_servers`.
+#[derive(Debug, Deserialize)]
+pub struct McpServerStatus {
+    pub name: String,
+    /// `connected`, `failed`, `pending`, `needs-auth`, `disabled`.
+    pub status: String,
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 use tether_protocol::{
-    Delta, ItemKind, ItemStatus, Part, PermissionAction, PlanEntry, PlanStatus, Question, QuestionOption, Role,
-    StopReason, Tool, ToolKind, Usage,
+    Delta, ItemKind, ItemStatus, McpServerState, Part, PermissionAction, PlanEntry, PlanStatus, Question,
+    QuestionOption, Role, StopReason, Tool, ToolKind, Usage,
 };
 
 use super::wire::*;
@@ -81,8 +81,9 @@ fn describe(item: &ThreadItem) -> Option<(String, ItemKind, Option<Role>, Option
             (id.clone(), ItemKind::ToolCall, None, Some(t))
         }
         ThreadItem::McpToolCall { id, server, tool: name, arguments, result, error, .. } => {
-            let mut t = tool(&format!("{server}.{name}"), ToolKind::Mcp, arguments.clone());
-            t.output = result.as_ref().or(error.as_ref()).map(|v| v.to_string());
+            let mut t = tool(name, ToolKind::Mcp, arguments.clone());
+            t.server = Some(server.clone());
+            t.output = result.as_ref().or(error.as_ref()).map(mcp_output);
             (id.clone(), ItemKind::ToolCall, None, Some(t))
         }
         ThreadItem::WebSearch { id, query } => {
@@ -91,6 +92,23 @@ fn describe(item: &ThreadItem) -> Option<(String, ItemKind, Option<Role>, Option
         ThreadItem::Plan { id, .. } => (id.clone(), ItemKind::Plan, None, None),
         ThreadItem::UserMessage { .. } | ThreadItem::Other => return None,
     })
+}
+
+/// The text an MCP tool returned (its text content blocks), else its JSON.
+fn mcp_output(v: &Value) -> String {
+    if let Some(s) = v.as_str() {
+        return s.to_string();
+    }
+    let texts: Vec<&str> = v
+        .get("content")
+        .and_then(Value::as_array)
+        .map(|blocks| blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect())
+        .unwrap_or_default();
+    if texts.is_empty() {
+        v.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| v.to_string())
+    } else {
+        texts.join("\n")
+    }
 }
 
 impl CodexConverter {
@@ -216,6 +234,17 @@ impl CodexConverter {
                 }
                 Err(e) => unparsed(e),
             },
+            "mcpServer/startupStatus/updated" => {
+                let name = params.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+                let error = params.get("error").and_then(Value::as_str).map(str::to_string);
+                let status = match params.get("status").and_then(Value::as_str) {
+                    Some("starting") => McpServerState::Starting,
+                    Some("ready") => McpServerState::Connected,
+                    Some("cancelled") => McpServerState::Disabled,
+                    _ => McpServerState::Failed,
+                };
+                vec![Draft::McpStatus { server: name, status, error }]
+            }
             // Lifecycle and housekeeping that the universal stream shows in other ways.
             m if IGNORED.contains(&m)
                 || m.starts_with("account/")
@@ -314,6 +343,20 @@ impl CodexConverter {
                     command: None,
                     path,
                     diff: diff_of(&changes),
+                    input: Some(params),
+                }])
+            }
+            "mcpServer/elicitation/request" => {
+                let server = params.get("serverName").and_then(Value::as_str).unwrap_or("?").to_string();
+                let message = params.get("message").and_then(Value::as_str).unwrap_or("").to_string();
+                Some(vec![Draft::PermissionRequested {
+                    native,
+                    native_item_id: None,
+                    action: PermissionAction::Mcp,
+                    title: if message.is_empty() { format!("Allow the MCP server {server}") } else { message },
+                    command: None,
+                    path: None,
+                    diff: None,
                     input: Some(params),
                 }])
             }

@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use tether_protocol::{Decision, Part, PermissionMode, StopReason};
+use tether_protocol::{Decision, McpServer, Part, PermissionMode, StopReason};
 
 use super::{Adapter, Draft, LaunchContext, LaunchSpec, StdinMode};
 use convert::CodexConverter;
@@ -30,6 +30,10 @@ pub struct CodexAdapter {
     model: Option<String>,
     mode: PermissionMode,
     resume: Option<String>,
+    /// `config.mcp_servers` for thread/start and thread/resume (Codex does not keep it with the thread).
+    mcp_config: Option<Value>,
+    /// The session's skills folder, given as an extra skills root.
+    skills_dir: Option<String>,
     thread_id: Option<String>,
     /// The codex turn running now (for `turn/interrupt`).
     turn_id: Option<String>,
@@ -48,6 +52,35 @@ pub fn policy(mode: PermissionMode) -> (&'static str, &'static str) {
         PermissionMode::Bypass => ("never", "danger-full-access"),
         PermissionMode::Plan => ("never", "read-only"),
     }
+}
+
+/// Codex's `mcp_servers` config for the session's MCP servers, layered over
+/// the user's `config.toml` by Codex itself (tether writes no file). Tools are
+/// pre-approved where the permission mode never asks (`bypass`); otherwise
+/// Codex asks through an elicitation, which becomes a permission.
+pub fn mcp_config(ctx: &LaunchContext<'_>) -> Option<Value> {
+    if ctx.mcp_servers.is_empty() {
+        return None;
+    }
+    let approve = ctx.permission_mode == PermissionMode::Bypass;
+    let servers: serde_json::Map<String, Value> = ctx
+        .mcp_servers
+        .iter()
+        .map(|(name, server)| {
+            let mut v = match server {
+                McpServer::Stdio { command, args, env, cwd } => json!({
+                    "command": command, "args": args, "env": env,
+                    "cwd": ctx.mcp_cwd(cwd.as_deref()).display().to_string(),
+                }),
+                McpServer::Http { url, headers } => json!({"url": url, "http_headers": headers}),
+            };
+            if approve {
+                v["default_tools_approval_mode"] = json!("approve");
+            }
+            (name.clone(), v)
+        })
+        .collect();
+    Some(json!({ "mcp_servers": servers }))
 }
 
 pub fn launch(program: &Path, _ctx: &LaunchContext<'_>) -> LaunchSpec {
@@ -72,6 +105,8 @@ impl CodexAdapter {
             model: None,
             mode: PermissionMode::Default,
             resume: None,
+            mcp_config: None,
+            skills_dir: None,
             thread_id: None,
             turn_id: None,
             interrupt_wanted: false,
@@ -97,6 +132,9 @@ impl CodexAdapter {
         let mut params = json!({"cwd": self.cwd, "approvalPolicy": approval, "sandbox": sandbox});
         if let Some(model) = &self.model {
             params["model"] = json!(model);
+        }
+        if let Some(config) = &self.mcp_config {
+            params["config"] = config.clone();
         }
         match self.resume.clone() {
             Some(thread_id) => {
@@ -187,6 +225,8 @@ impl Adapter for CodexAdapter {
         self.model = ctx.model.map(str::to_string);
         self.mode = ctx.permission_mode;
         self.resume = ctx.resume.map(str::to_string);
+        self.mcp_config = mcp_config(ctx);
+        self.skills_dir = ctx.skills_dir.map(|d| d.display().to_string());
         self.thread_id = None;
         self.turn_id = None;
         self.requests.clear();
@@ -199,6 +239,10 @@ impl Adapter for CodexAdapter {
             json!({"clientInfo": {"name": "tether", "title": "tether", "version": env!("CARGO_PKG_VERSION")}}),
         );
         self.send(json!({"method": "initialized"}));
+        if let Some(dir) = self.skills_dir.clone() {
+            // For the whole process, before the thread opens (so its first turn lists them).
+            self.request("skills/extraRoots/set", json!({"extraRoots": [dir]}));
+        }
         self.open_thread();
     }
 
@@ -214,6 +258,11 @@ impl Adapter for CodexAdapter {
     }
 
     fn permission_reply(&mut self, native: &Value, decision: Decision, _message: Option<&str>) {
+        if native["method"] == "mcpServer/elicitation/request" {
+            let action = if decision == Decision::Deny { "decline" } else { "accept" };
+            self.send(json!({"id": native["id"], "result": {"action": action, "content": null}}));
+            return;
+        }
         let legacy = matches!(native["method"].as_str(), Some("execCommandApproval" | "applyPatchApproval"));
         let decision = match (decision, legacy) {
             (Decision::AllowOnce, false) => "accept",

@@ -20,8 +20,8 @@ pub fn capabilities() -> Capabilities {
         questions: true,
         interrupt: true,
         resume: true,
-        mcp: false,
-        skills: false,
+        mcp: true,
+        skills: true,
         models: false,
         reasoning: false,
         usage: true,
@@ -39,6 +39,8 @@ pub fn launch(program: &Path, ctx: &LaunchContext<'_>) -> LaunchSpec {
     if let Some(resume) = ctx.resume {
         args.extend(["--resume".into(), resume.into()]);
     }
+    // The same files Claude Code gets: the mock lists them in its init.
+    args.extend(crate::agents::claude::session_config_args(ctx));
     let state = ctx.data_dir.join("mock-state");
     let env = vec![("TETHER_MOCK_STATE_DIR".to_string(), state.display().to_string())];
     LaunchSpec { program: program.to_path_buf(), args, env, stdin: StdinMode::Pipe }

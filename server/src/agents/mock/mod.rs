@@ -48,11 +48,10 @@ const DEFAULT_MODEL: &str = "mock-model";
 const PERMISSION_MODES: [&str; 4] = ["default", "acceptEdits", "bypassPermissions", "plan"];
 /// Claude Code options the mock accepts and ignores, so a launcher may pass
 /// Claude's command line unchanged.
-const IGNORED_WITH_VALUE: [&str; 10] = [
+const IGNORED_WITH_VALUE: [&str; 9] = [
     "--input-format",
     "--output-format",
     "--permission-prompt-tool",
-    "--mcp-config",
     "--append-system-prompt",
     "--system-prompt",
     "--allowedTools",
@@ -110,6 +109,8 @@ pub fn run(args: &[String]) -> i32 {
         let _ = writeln!(stderr, "mock: cannot start the stdin reader: {e}");
         return 1;
     }
+    let mcp_servers = opts.mcp_config.as_deref().map(mcp_server_names).unwrap_or_default();
+    let skills = opts.plugin_dir.as_deref().map(skill_names).unwrap_or_default();
     let cfg = Config {
         session_id,
         model: opts.model,
@@ -118,6 +119,8 @@ pub fn run(args: &[String]) -> i32 {
         turns_done,
         state,
         tick: SLOW_TICK,
+        mcp_servers,
+        skills,
     };
     match Mock::new(cfg, out, rx).serve() {
         Ok(Exit::Eof) => 0,
@@ -129,6 +132,28 @@ pub fn run(args: &[String]) -> i32 {
         // stdout is gone (broken pipe, closed terminal): nobody to talk to.
         Err(_) => 0,
     }
+}
+
+/// The server names of a Claude `--mcp-config` file (none if it cannot be read).
+fn mcp_server_names(path: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    v["mcpServers"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+}
+
+/// The skills of a plugin folder: `<dir>/skills/<name>/SKILL.md`, sorted.
+fn skill_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("skills"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().join("SKILL.md").is_file())
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// Reads stdin lines on their own thread, so a turn can notice an interrupt
@@ -170,6 +195,10 @@ struct Options {
     resume: Option<String>,
     permission_mode: String,
     model: String,
+    /// `--mcp-config FILE`: Claude's `{"mcpServers":{..}}`; the mock lists their names.
+    mcp_config: Option<PathBuf>,
+    /// `--plugin-dir DIR`: a plugin whose `skills/<name>/SKILL.md` the mock lists.
+    plugin_dir: Option<PathBuf>,
     /// Unknown options, reported on stderr and otherwise ignored.
     warnings: Vec<String>,
 }
@@ -180,6 +209,8 @@ impl Options {
             resume: None,
             permission_mode: "default".to_string(),
             model: DEFAULT_MODEL.to_string(),
+            mcp_config: None,
+            plugin_dir: None,
             warnings: Vec::new(),
         };
         let mut it = args.iter();
@@ -201,6 +232,8 @@ impl Options {
                     opts.permission_mode = mode;
                 }
                 "--model" => opts.model = value(name, inline, &mut it)?,
+                "--mcp-config" => opts.mcp_config = Some(PathBuf::from(value(name, inline, &mut it)?)),
+                "--plugin-dir" => opts.plugin_dir = Some(PathBuf::from(value(name, inline, &mut it)?)),
                 "--dangerously-skip-permissions" => opts.permission_mode = "bypassPermissions".to_string(),
                 _ if IGNORED_WITH_VALUE.contains(&name) => {
                     value(name, inline, &mut it)?;

@@ -52,6 +52,10 @@ pub struct Config {
     pub state: Option<StateFile>,
     /// Pace of `[mock:slow]` (100 ms in the real process).
     pub tick: Duration,
+    /// Names of the MCP servers it was given (listed as connected in `system/init`).
+    pub mcp_servers: Vec<String>,
+    /// Names of the skills it was given (`tether:<name>` in `system/init`).
+    pub skills: Vec<String>,
 }
 
 /// Why [`Mock::serve`] returned.
@@ -185,6 +189,12 @@ impl<W: Write> Mock<W> {
             Tag::Crash => self.crash(&mut t, text),
             Tag::Flood(n) => self.flood(&mut t, n),
             Tag::Timed(n) => self.timed(&mut t, n),
+            Tag::Mcp => self.mcp(&mut t, text),
+            Tag::Skills => {
+                let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+                let reply = format!("MCP servers: {}; skills: {}", list(&self.cfg.mcp_servers), list(&self.cfg.skills));
+                self.text_reply(&mut t, reply)
+            }
         };
         match ending {
             Ok(Ending::Reply(reply)) => self.result_success(&t, &reply)?,
@@ -212,6 +222,22 @@ impl<W: Write> Mock<W> {
         self.tool_result(&tool_id, &content, failed, structured)?;
         let reply = format!("The command printed: {}", stdout.trim());
         self.text_reply(t, reply)
+    }
+
+    /// `mcp__<first server>__echo`, answered by the mock itself with
+    /// `echo: <text>` (what tether's test MCP server answers), or an error
+    /// result when it was given no MCP server.
+    fn mcp(&mut self, t: &mut Turn, text: &str) -> Result<Ending, Stop> {
+        let server = self.cfg.mcp_servers.first().cloned().unwrap_or_else(|| "none".into());
+        let echoed = tag::echo(text);
+        let input = json!({"text": echoed});
+        let tool_id = self.tool_use_message(t, &format!("mcp__{server}__echo"), &input)?;
+        let (content, failed) = match self.cfg.mcp_servers.is_empty() {
+            true => ("No MCP server was given to this session".to_string(), true),
+            false => (format!("echo: {echoed}"), false),
+        };
+        self.tool_result(&tool_id, &content, failed, json!([{"type": "text", "text": content}]))?;
+        self.text_reply(t, format!("The MCP tool answered: {content}"))
     }
 
     fn permission(&mut self, t: &mut Turn) -> Result<Ending, Stop> {
@@ -417,7 +443,8 @@ impl<W: Write> Mock<W> {
             "session_id": self.cfg.session_id,
             "model": self.cfg.model,
             "tools": TOOLS,
-            "mcp_servers": [],
+            "mcp_servers": self.cfg.mcp_servers.iter().map(|n| json!({"name": n, "status": "connected"})).collect::<Vec<_>>(),
+            "skills": self.cfg.skills.iter().map(|n| format!("tether:{n}")).collect::<Vec<_>>(),
             "permissionMode": self.cfg.permission_mode,
             "cwd": self.cfg.cwd.to_string_lossy(),
             "uuid": ids::uuid_v4(),

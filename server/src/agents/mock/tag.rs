@@ -20,6 +20,10 @@ pub enum Tag {
     /// (`t<unix micros>`): for latency measurements.
     Timed(usize),
     EchoSize,
+    /// A call of the first MCP server's `echo` tool (answered by the mock itself).
+    Mcp,
+    /// A reply naming the MCP servers and skills the mock was given.
+    Skills,
 }
 
 impl Tag {
@@ -33,6 +37,8 @@ impl Tag {
             "error" => Tag::Error,
             "crash" => Tag::Crash,
             "echo-size" => Tag::EchoSize,
+            "mcp" => Tag::Mcp,
+            "skills" => Tag::Skills,
             _ => match name.split_once(':')? {
                 ("flood", n) => Tag::Flood(n.parse().ok()?),
                 ("timed", n) => Tag::Timed(n.parse().ok()?),

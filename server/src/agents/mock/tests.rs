@@ -144,6 +144,8 @@ fn config(cwd: &Path) -> Config {
         turns_done: 0,
         state: None,
         tick: Duration::from_millis(100),
+        mcp_servers: vec![],
+        skills: vec![],
     }
 }
 

@@ -26,6 +26,8 @@ pub struct OpencodeConverter {
     error: Option<(String, String)>,
     usage: Usage,
     todo_updates: u64,
+    /// The session's MCP server names, longest first: OpenCode names their tools `<server>_<tool>`.
+    mcp_servers: Vec<String>,
 }
 
 pub fn tool_kind(name: &str) -> ToolKind {
@@ -95,6 +97,19 @@ const IGNORED: &[&str] = &[
 ];
 
 impl OpencodeConverter {
+    pub fn set_mcp_servers(&mut self, mut names: Vec<String>) {
+        names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        self.mcp_servers = names;
+    }
+
+    /// `(server, tool)` when `name` is a tool of one of the session's MCP servers.
+    fn mcp_tool<'a>(&self, name: &'a str) -> Option<(String, &'a str)> {
+        self.mcp_servers.iter().find_map(|s| {
+            let tool = name.strip_prefix(s.as_str())?.strip_prefix('_')?;
+            (!tool.is_empty()).then(|| (s.clone(), tool))
+        })
+    }
+
     pub fn set_session(&mut self, session: Option<String>) {
         self.session = session;
     }
@@ -192,14 +207,20 @@ impl OpencodeConverter {
             "permission.asked" => {
                 let permission = p["permission"].as_str().unwrap_or_default();
                 let meta = &p["metadata"];
+                let mcp = self.mcp_tool(permission);
                 let action = match permission {
                     "bash" => PermissionAction::Shell,
                     "edit" | "write" => PermissionAction::FileEdit,
+                    _ if mcp.is_some() => PermissionAction::Mcp,
                     _ => PermissionAction::Other,
                 };
                 let command = meta["command"].as_str().map(str::to_string);
                 let path = meta["filepath"].as_str().map(str::to_string);
                 let title = match (&command, &path) {
+                    _ if mcp.is_some() => {
+                        let (server, tool) = mcp.unwrap_or_default();
+                        format!("Call {tool} on the MCP server {server}")
+                    }
                     (Some(c), _) => format!("Run `{c}`"),
                     (None, Some(f)) => format!("Edit {f}"),
                     _ => format!("Use {permission}"),
@@ -323,10 +344,11 @@ impl OpencodeConverter {
                         _ => vec![],
                     };
                 }
+                let mcp = self.mcp_tool(name);
                 let mut tool = Tool {
-                    name: name.to_string(),
-                    kind: tool_kind(name),
-                    server: None,
+                    name: mcp.as_ref().map_or(name, |(_, t)| t).to_string(),
+                    kind: if mcp.is_some() { ToolKind::Mcp } else { tool_kind(name) },
+                    server: mcp.as_ref().map(|(s, _)| s.clone()),
                     paths: input["filePath"].as_str().map(|p| vec![p.to_string()]).unwrap_or_default(),
                     input,
                     output: None,

@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use tether_protocol::{Decision, Part, PermissionMode, StopReason};
+use tether_protocol::{Decision, McpServer, McpServerState, Part, PermissionMode, StopReason};
 
 use super::{Adapter, Draft, LaunchContext, LaunchSpec, StdinMode};
 use crate::process::HttpBridge;
@@ -22,6 +22,7 @@ use convert::OpencodeConverter;
 enum Call {
     CreateSession,
     Prompt,
+    McpStatus,
     Other,
 }
 
@@ -39,6 +40,8 @@ pub struct OpencodeAdapter {
     waiting: VecDeque<Vec<Part>>,
     /// The prompt sent last, to send again on a fresh session if the old one is gone.
     last_prompt: Option<Vec<Part>>,
+    /// The session's MCP server names (for permission rules and status).
+    mcp_servers: Vec<String>,
 }
 
 /// A free port on 127.0.0.1 (the OS picks it; the small window before the agent binds it is accepted).
@@ -63,18 +66,63 @@ fn base64(bytes: &[u8]) -> String {
     s
 }
 
-/// OpenCode permission rules for a permission mode.
-pub fn rules(mode: PermissionMode) -> Value {
+/// OpenCode permission rules for a permission mode; the tools of the
+/// session's MCP servers (`<server>_*`) ask unless the mode never asks.
+pub fn rules(mode: PermissionMode, mcp_servers: &[String]) -> Value {
     let (edit, bash) = match mode {
         PermissionMode::Default => ("ask", "ask"),
         PermissionMode::AcceptEdits => ("allow", "ask"),
         PermissionMode::Bypass => ("allow", "allow"),
         PermissionMode::Plan => ("deny", "deny"),
     };
-    json!([
-        {"permission": "edit", "pattern": "*", "action": edit},
-        {"permission": "bash", "pattern": "*", "action": bash},
-    ])
+    let mut rules = vec![
+        json!({"permission": "edit", "pattern": "*", "action": edit}),
+        json!({"permission": "bash", "pattern": "*", "action": bash}),
+    ];
+    rules.extend(mcp_servers.iter().map(|s| json!({"permission": format!("{s}_*"), "pattern": "*", "action": bash})));
+    Value::Array(rules)
+}
+
+/// What OpenCode's config gets for the session: its MCP servers (`mcp`) and
+/// its skills folder (`skills.paths`), merged over the user's own
+/// `OPENCODE_CONFIG_CONTENT` if they set one (OpenCode itself merges the
+/// result with the global and project config files, which stay untouched).
+pub fn config_content(ctx: &LaunchContext<'_>, user: Option<&str>) -> Option<String> {
+    if ctx.mcp_servers.is_empty() && ctx.skills_dir.is_none() {
+        return None;
+    }
+    let mut config = user.and_then(|u| serde_json::from_str::<Value>(u).ok()).filter(Value::is_object);
+    let config = config.get_or_insert_with(|| json!({}));
+    for (name, server) in ctx.mcp_servers {
+        let v = match server {
+            McpServer::Stdio { command, args, env, cwd } => {
+                let (command, args) = ctx.mcp_command_in(command, args, cwd.as_deref());
+                let mut cmd = vec![command];
+                cmd.extend(args);
+                json!({"type": "local", "command": cmd, "environment": env, "enabled": true})
+            }
+            McpServer::Http { url, headers } => {
+                json!({"type": "remote", "url": url, "headers": headers, "oauth": false, "enabled": true})
+            }
+        };
+        if !config["mcp"].is_object() {
+            config["mcp"] = json!({});
+        }
+        config["mcp"][name] = v;
+    }
+    if let Some(dir) = ctx.skills_dir {
+        if !config["skills"].is_object() {
+            config["skills"] = json!({});
+        }
+        let paths = &mut config["skills"]["paths"];
+        if !paths.is_array() {
+            *paths = json!([]);
+        }
+        if let Value::Array(p) = paths {
+            p.push(json!(dir.display().to_string()));
+        }
+    }
+    Some(config.to_string())
 }
 
 impl OpencodeAdapter {
@@ -92,6 +140,7 @@ impl OpencodeAdapter {
             ready: false,
             waiting: VecDeque::new(),
             last_prompt: None,
+            mcp_servers: Vec::new(),
         }
     }
 
@@ -107,7 +156,8 @@ impl OpencodeAdapter {
     }
 
     fn create_session(&mut self) {
-        self.call(Call::CreateSession, "POST", "/session".into(), Some(json!({"permission": rules(self.mode)})));
+        let rules = rules(self.mode, &self.mcp_servers);
+        self.call(Call::CreateSession, "POST", "/session".into(), Some(json!({"permission": rules})));
     }
 
     fn prompt(&mut self, parts: Vec<Part>) {
@@ -139,6 +189,9 @@ impl OpencodeAdapter {
         match v["bridge"].as_str() {
             Some("ready") => {
                 self.ready = true;
+                if !self.mcp_servers.is_empty() {
+                    self.call(Call::McpStatus, "GET", "/mcp".into(), None);
+                }
                 if self.session.is_some() {
                     // Reattach to the conversation the stored id names.
                     while let Some(p) = self.waiting.pop_front() {
@@ -155,6 +208,11 @@ impl OpencodeAdapter {
                 let call = self.calls.remove(&id).unwrap_or(Call::Other);
                 let ok = (200..300).contains(&status);
                 match (call, ok) {
+                    (Call::McpStatus, true) => mcp_statuses(&v["body"], &self.mcp_servers),
+                    (Call::McpStatus, false) => vec![Draft::Log {
+                        stream: tether_protocol::LogStream::Stderr,
+                        text: format!("opencode answered {status} to GET /mcp: {}", v["body"]),
+                    }],
                     (Call::CreateSession, true) => {
                         self.session = v["body"]["id"].as_str().map(str::to_string);
                         self.resuming = false;
@@ -203,16 +261,39 @@ impl OpencodeAdapter {
     }
 }
 
+/// `mcp.status` drafts from `GET /mcp` (`{name: {status, error?}}`) for the session's servers.
+fn mcp_statuses(body: &Value, servers: &[String]) -> Vec<Draft> {
+    servers
+        .iter()
+        .filter_map(|name| {
+            let s = body.get(name)?;
+            let status = match s["status"].as_str() {
+                Some("connected") => McpServerState::Connected,
+                Some("disabled") => McpServerState::Disabled,
+                Some("needs_auth") | Some("needs_client_registration") | Some("failed") => McpServerState::Failed,
+                _ => McpServerState::Starting,
+            };
+            let error = s["error"].as_str().map(str::to_string);
+            Some(Draft::McpStatus { server: name.clone(), status, error })
+        })
+        .collect()
+}
+
 pub fn launch(program: &Path, ctx: &LaunchContext<'_>, port: u16, password: &str) -> LaunchSpec {
-    let _ = ctx;
+    let mut env: Vec<(String, String)> = vec![
+        ("OPENCODE_SERVER_USERNAME".into(), "opencode".into()),
+        ("OPENCODE_SERVER_PASSWORD".into(), password.into()),
+        ("NO_COLOR".into(), "1".into()),
+    ];
+    const CONTENT: &str = "OPENCODE_CONFIG_CONTENT";
+    let user = ctx.env.get(CONTENT).cloned().or_else(|| std::env::var(CONTENT).ok());
+    if let Some(content) = config_content(ctx, user.as_deref()) {
+        env.push((CONTENT.into(), content));
+    }
     LaunchSpec {
         program: program.to_path_buf(),
         args: vec!["serve".into(), "--hostname".into(), "127.0.0.1".into(), "--port".into(), port.to_string()],
-        env: vec![
-            ("OPENCODE_SERVER_USERNAME".into(), "opencode".into()),
-            ("OPENCODE_SERVER_PASSWORD".into(), password.into()),
-            ("NO_COLOR".into(), "1".into()),
-        ],
+        env,
         stdin: StdinMode::Http(HttpBridge {
             base_url: format!("http://127.0.0.1:{port}"),
             authorization: Some(format!("Basic {}", base64(format!("opencode:{password}").as_bytes()))),
@@ -232,6 +313,8 @@ impl Adapter for OpencodeAdapter {
         self.calls.clear();
         self.converter = OpencodeConverter::default();
         self.converter.set_session(self.session.clone());
+        self.mcp_servers = ctx.mcp_servers.keys().cloned().collect();
+        self.converter.set_mcp_servers(self.mcp_servers.clone());
         // A password of its own: nothing else on the machine can drive this server.
         let password = crate::util::new_id("pw");
         launch(&self.program, ctx, free_port(), &password)
@@ -283,7 +366,12 @@ impl Adapter for OpencodeAdapter {
             self.converter.set_session(self.session.clone());
             return drafts;
         }
-        self.converter.event(&v, line)
+        let drafts = self.converter.event(&v, line);
+        if !self.mcp_servers.is_empty() && drafts.iter().any(|d| matches!(d, Draft::TurnCompleted { .. })) {
+            // Servers connect on first use: how they stand after a turn is worth telling.
+            self.call(Call::McpStatus, "GET", "/mcp".into(), None);
+        }
+        drafts
     }
 
     fn take_output(&mut self) -> Vec<u8> {

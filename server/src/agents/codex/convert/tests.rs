@@ -86,6 +86,9 @@ fn replay(case: &str) -> Vec<Draft> {
         resume: resume.as_deref(),
         env: &env,
         data_dir: Path::new("/tmp"),
+        session_dir: Path::new("/tmp"),
+        mcp_servers: &BTreeMap::new(),
+        skills_dir: None,
     };
     let spec = adapter.launch(&ctx);
     assert_eq!(spec.args, vec!["app-server".to_string()]);
