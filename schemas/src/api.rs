@@ -124,9 +124,13 @@ impl TryFrom<McpServerWire> for McpServer {
             (Some(k), _, _) if k != "stdio" && k != "http" => {
                 return Err(format!("unknown MCP server type {k:?}: give \"stdio\" (command) or \"http\" (url)"))
             }
-            (_, Some(_), Some(_)) => return Err("an MCP server has either `command` (stdio) or `url` (http), not both".into()),
+            (_, Some(_), Some(_)) => {
+                return Err("an MCP server has either `command` (stdio) or `url` (http), not both".into())
+            }
             (Some("stdio"), None, _) | (Some("http"), _, None) | (None, None, None) => {
-                return Err("an MCP server needs `command` (a local stdio server) or `url` (a remote HTTP server)".into())
+                return Err(
+                    "an MCP server needs `command` (a local stdio server) or `url` (a remote HTTP server)".into()
+                )
             }
             (Some(_), _, _) => return Err("`type` does not match the fields given".into()),
         };

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tether_protocol::{
-    Agent, Capabilities, Decision, Delta, ItemKind, ItemStatus, LogStream, McpServerState, Part, PermissionAction, PermissionMode,
-    PlanEntry, Question, Role, StopReason, Tool, Usage,
+    Agent, Capabilities, Decision, Delta, ItemKind, ItemStatus, LogStream, McpServerState, Part, PermissionAction,
+    PermissionMode, PlanEntry, Question, Role, StopReason, Tool, Usage,
 };
 
 /// How the agent's protocol input reaches it.
