@@ -8,6 +8,9 @@
 //! - [`events`]: reading streams with deadlines, accessors and assertions on
 //!   event sequences ([`assert_well_formed`]);
 //! - [`http`]: problem+json assertions and a raw SSE reader;
+//! - [`mcp`]: the test MCP server (rmcp; tools echo, add, whoami) over stdio
+//!   ([`mcp_test_server_bin`]) or streamable HTTP ([`McpHttpServer`]), and
+//!   its call log ([`McpLog`]);
 //! - [`procs`]: the processes of a session (by their `TETHER_SESSION_ID`);
 //! - [`anthropic`]: the real Claude Code CLI ([`claude_bin`], [`claude_env`])
 //!   against a scripted Anthropic model ([`ScriptedAnthropic`]);
@@ -20,6 +23,7 @@
 pub mod anthropic;
 pub mod events;
 pub mod http;
+pub mod mcp;
 pub mod openai;
 pub mod opencode;
 pub mod procs;
@@ -32,6 +36,7 @@ pub use events::{
     assert_contiguous, assert_well_formed, assert_well_formed_prefix, collect_turn, collect_turns, read_after,
     read_all, wait_for, TURN_TIMEOUT,
 };
+pub use mcp::{mcp_test_server_bin, McpHttpServer, McpLog};
 pub use openai::{codex_bin, codex_env, ScriptedOpenAI, CODEX_VERSION};
 pub use opencode::{opencode_bin, opencode_env, ScriptedChat, OPENCODE_VERSION};
 pub use procs::{processes_of_session, wait_no_processes};

@@ -11,6 +11,7 @@ mod conversation;
 mod errors;
 mod fs;
 mod lifecycle;
+mod mcp;
 mod mock_turns;
 mod opencode;
 mod recovery;
