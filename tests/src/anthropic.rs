@@ -25,6 +25,8 @@
 //! | `task` | tool_use `TaskCreate` (`Write the file`) | text `Task result: <result, 60 chars>` |
 //! | `slow` | text in 100 deltas `tick N `, 100 ms apart (~10 s) | |
 //! | `401` / `500` / `overloaded` | HTTP 401 / 500 / 529 with Anthropic's error JSON | |
+//! | `mcp:SERVER:TOOL` | `ToolSearch` `select:mcp__SERVER__TOOL` while the tool is deferred, then tool_use `mcp__SERVER__TOOL` (`echo` gets `{"text": <prompt>}`) | text `MCP said: <result>` |
+//! | `skill:NAME` | tool_use `Skill` naming `tether:NAME` | text `Skill said: <result>` |
 //!
 //! The working directory for `write` comes from the request: Claude Code 2.1.330
 //! puts an environment section in a `role:"system"` message of `messages`
@@ -263,6 +265,24 @@ fn messages_reply(shared: &Recorder, request: &Value, request_id: &str) -> Respo
                 sse.finish("end_turn");
             }
         }
+        tag if tag.starts_with("mcp:") || tag.starts_with("skill:") => {
+            let mut words = tag.split(':').skip(1);
+            let step = match (tag.starts_with("mcp:"), words.next(), words.next()) {
+                (true, Some(server), Some(tool)) => mcp_step(request, &prompt, server, tool),
+                (false, Some(name), _) => skill_step(request, &prompt, name),
+                _ => Step::Text(format!("Malformed tag {tag}")),
+            };
+            match step {
+                Step::Tool(name, input) => {
+                    sse.tool_use(&shared.next_id("toolu"), &name, &input);
+                    sse.finish("tool_use");
+                }
+                Step::Text(text) => {
+                    sse.text(&pieces(&text));
+                    sse.finish("end_turn");
+                }
+            }
+        }
         _ => {
             sse.text(&pieces(&format!("Scripted reply: {}", prompt.echo())));
             sse.finish("end_turn");
@@ -282,6 +302,8 @@ struct Prompt {
     tool_results: usize,
     /// The text content of the last of them.
     last_result: String,
+    /// The names of the tools the model called after the prompt, in order.
+    tools_used: Vec<String>,
 }
 
 impl Prompt {
@@ -344,9 +366,25 @@ fn tool_result_text(block: &Value) -> String {
 fn latest_prompt(request: &Value) -> Prompt {
     let messages = request.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut prompt = Prompt { tag: "text".into(), ..Prompt::default() };
-    for message in messages.iter().filter(|m| m.get("role").and_then(Value::as_str) == Some("user")) {
-        for block in blocks(message) {
+    for message in &messages {
+        let role = message.get("role").and_then(Value::as_str);
+        if role == Some("assistant") {
+            for block in blocks(message) {
+                if block.get("type").and_then(Value::as_str) == Some("tool_use") {
+                    prompt.tools_used.push(block.get("name").and_then(Value::as_str).unwrap_or("").to_owned());
+                }
+            }
+            continue;
+        }
+        if role != Some("user") {
+            continue;
+        }
+        let blocks = blocks(message);
+        // Text beside a tool result is the CLI's note on it ("Tool loaded."), not a prompt.
+        let has_result = blocks.iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"));
+        for block in blocks {
             match block.get("type").and_then(Value::as_str) {
+                Some("text") if has_result => {}
                 Some("text") => {
                     let text = strip_reminders(block.get("text").and_then(Value::as_str).unwrap_or(""));
                     let text = text.trim();
@@ -354,7 +392,7 @@ fn latest_prompt(request: &Value) -> Prompt {
                         continue;
                     }
                     let tag = find_tag(TAG_OPEN, text).map(|(_, _, tag)| tag).unwrap_or_else(|| "text".into());
-                    prompt = Prompt { text: text.to_owned(), tag, tool_results: 0, last_result: String::new() };
+                    prompt = Prompt { text: text.to_owned(), tag, ..Prompt::default() };
                 }
                 Some("tool_result") => {
                     prompt.tool_results += 1;
@@ -365,6 +403,58 @@ fn latest_prompt(request: &Value) -> Prompt {
         }
     }
     prompt
+}
+
+/// The names of the tools a request offers the model.
+fn offered_tools(request: &Value) -> Vec<String> {
+    let tools = request.get("tools").and_then(Value::as_array).cloned().unwrap_or_default();
+    tools.iter().filter_map(|t| t.get("name").and_then(Value::as_str)).map(str::to_owned).collect()
+}
+
+/// The next step of `[claude:mcp:SERVER:TOOL]`: the MCP tool is called by its
+/// qualified name `mcp__SERVER__TOOL` once it is among the offered tools;
+/// while it is deferred (Claude Code lists MCP tools by name only), the
+/// model first calls `ToolSearch` with `select:<name>`, as a real model does.
+/// After the MCP tool's result: text `MCP said: <result>`.
+fn mcp_step(request: &Value, prompt: &Prompt, server: &str, tool: &str) -> Step {
+    let name = format!("mcp__{server}__{tool}");
+    if prompt.tools_used.iter().any(|t| t == &name) {
+        return Step::Text(format!("MCP said: {}", first_chars(prompt.last_result.trim(), 200)));
+    }
+    if offered_tools(request).contains(&name) {
+        let input = match tool {
+            "echo" => json!({"text": prompt.echo()}),
+            "add" => json!({"a": 2, "b": 3}),
+            _ => json!({}),
+        };
+        return Step::Tool(name, input);
+    }
+    if prompt.tools_used.iter().any(|t| t == "ToolSearch") {
+        return Step::Text(format!("No tool {name} after ToolSearch: {}", first_chars(&prompt.last_result, 200)));
+    }
+    Step::Tool("ToolSearch".into(), json!({"query": format!("select:{name}"), "max_results": 1}))
+}
+
+/// `[claude:skill:NAME]`: calls the `Skill` tool with the skill's name as the
+/// plugin lists it (`tether:NAME`), then answers `Skill said: <result>`.
+fn skill_step(request: &Value, prompt: &Prompt, name: &str) -> Step {
+    if prompt.tools_used.iter().any(|t| t == "Skill") {
+        return Step::Text(format!("Skill said: {}", first_chars(prompt.last_result.trim(), 200)));
+    }
+    // The Skill tool's first required argument names the skill.
+    let tools = request.get("tools").and_then(Value::as_array).cloned().unwrap_or_default();
+    let arg = tools
+        .iter()
+        .find(|t| t.get("name").and_then(Value::as_str) == Some("Skill"))
+        .and_then(|t| t.pointer("/input_schema/required/0").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| "skill".to_owned());
+    Step::Tool("Skill".into(), json!({ arg: format!("tether:{name}") }))
+}
+
+/// What the scripted model does next.
+enum Step {
+    Tool(String, Value),
+    Text(String),
 }
 
 /// The texts of a request where the prompt tells the environment, least

@@ -1,11 +1,15 @@
 //! [`Rig`]: a tether server whose agent sessions talk to a scripted model
 //! server, with a HOME of their own — what every real-agent test starts from.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tether_sdk::{CreateSession, Event, Item, ItemKind, PermissionMode, Session};
+use tether_sdk::{
+    CreateSession, Decision, Event, EventBody, Item, ItemKind, McpServer, McpServerState, PermissionMode,
+    PermissionReply, PermissionRequested, Session, ToolKind,
+};
 
 use crate::events::{assert_contiguous, assert_well_formed, completed_items, describe, of_type, read_all, wait_for};
 use crate::{ServerOptions, TestServer};
@@ -69,4 +73,88 @@ impl<M> Rig<M> {
 /// The tool-call items completed in `events`.
 pub fn tool_items(events: &[Event]) -> Vec<&Item> {
     completed_items(events).into_iter().filter(|i| i.kind == ItemKind::ToolCall).collect()
+}
+
+impl<M> Rig<M> {
+    /// A session of the rig's agent given `mcp_servers` and `skills`.
+    pub async fn session_with(
+        &self,
+        mode: PermissionMode,
+        mcp_servers: BTreeMap<String, McpServer>,
+        skills: Vec<String>,
+    ) -> Session {
+        let create =
+            CreateSession { agent: self.agent.into(), permission_mode: mode, mcp_servers, skills, ..Default::default() };
+        self.server.client().create_session(&create).await.expect("create a session")
+    }
+
+    /// Sends `text` and answers every permission request of the turn with
+    /// `decision` until it ends; returns the turn's events and the requests answered.
+    pub async fn turn_answering(
+        &self,
+        session: &str,
+        text: &str,
+        decision: Decision,
+    ) -> (Vec<Event>, Vec<PermissionRequested>) {
+        let client = self.server.client();
+        let after = client.get_session(session).await.unwrap().last_seq;
+        client.send_text(session, text).await.unwrap();
+        let mut stream = client.session_events(session, Some(after));
+        let mut events = Vec::new();
+        let mut asked = Vec::new();
+        loop {
+            let got = wait_for(&mut stream, self.turn_timeout, |e| {
+                matches!(e.event_type(), "turn.completed" | "permission.requested")
+            })
+            .await;
+            let last = got.last().cloned().expect("at least the awaited event");
+            events.extend(got);
+            match last.body {
+                EventBody::PermissionRequested(p) => {
+                    let reply = PermissionReply { decision, message: None };
+                    client.reply_permission(session, &p.permission_id, &reply).await.unwrap();
+                    asked.push(p);
+                }
+                _ => break,
+            }
+        }
+        assert!(of_type(&events, "agent.unparsed").is_empty(), "{}", describe(&events));
+        assert_contiguous(&events, after + 1);
+        assert_well_formed(&read_all(&client, session).await);
+        (events, asked)
+    }
+}
+
+/// A stdio MCP server entry running the test MCP server (`tether_e2e::mcp`)
+/// with `label`, logging its calls to `log`, with `MCP_TEST_SECRET=secret`.
+pub fn stdio_mcp_server(log: &Path, label: &str, secret: &str) -> McpServer {
+    McpServer::Stdio {
+        command: crate::mcp::mcp_test_server_bin().display().to_string(),
+        args: vec!["--log".into(), log.display().to_string(), "--label".into(), label.into()],
+        env: BTreeMap::from([(crate::mcp::SECRET_ENV.to_string(), secret.to_string())]),
+        cwd: None,
+    }
+}
+
+/// The one completed `mcp` tool item of `events`, checked to be `server`'s `tool`.
+pub fn the_mcp_item<'a>(events: &'a [Event], server: &str, tool: &str) -> &'a Item {
+    let mcp: Vec<&Item> = tool_items(events)
+        .into_iter()
+        .filter(|i| i.tool.as_ref().is_some_and(|t| t.kind == ToolKind::Mcp))
+        .collect();
+    assert_eq!(mcp.len(), 1, "one mcp tool item expected:\n{}", describe(events));
+    let t = mcp[0].tool.as_ref().unwrap();
+    assert_eq!((t.server.as_deref(), t.name.as_str()), (Some(server), tool), "{t:?}");
+    mcp[0]
+}
+
+/// The `mcp.status` events of `events`, as (server, status, error).
+pub fn mcp_statuses(events: &[Event]) -> Vec<(String, McpServerState, Option<String>)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::McpStatus(s) => Some((s.server.clone(), s.status, s.error.clone())),
+            _ => None,
+        })
+        .collect()
 }

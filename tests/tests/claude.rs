@@ -384,3 +384,34 @@ fn cli_installs_the_pinned_version_into_a_data_dir() {
     let claude = list.lines().find(|l| l.starts_with("claude")).unwrap();
     assert!(claude.contains("installed") && claude.contains(CLAUDE_VERSION) && claude.contains(bin), "{claude}");
 }
+
+// ---- MCP servers and skills -------------------------------------------------
+
+use std::collections::BTreeMap;
+use tether_e2e::mcp::{McpHttpServer, McpLog};
+use tether_e2e::rig::{mcp_statuses, stdio_mcp_server, the_mcp_item};
+use tether_sdk::{McpServer, McpServerState};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_mcp_server_is_called_after_a_permission_and_is_one_mcp_item() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = McpLog::new(dir.path().join("calls.jsonl"));
+    let servers = BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))]);
+    let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
+    let (events, asked) = rig.turn_answering(&s.id, "[claude:mcp:tt:echo] hello mcp", Decision::AllowOnce).await;
+    assert_eq!(asked.len(), 1, "{}", describe(&events));
+    assert_eq!(asked[0].action, PermissionAction::Mcp);
+    assert_eq!(asked[0].title, "Call echo on the MCP server tt");
+    let item = the_mcp_item(&events, "tt", "echo");
+    let tool = item.tool.as_ref().unwrap();
+    assert_eq!(tool.input["text"], "hello mcp");
+    assert_eq!(tool.output.as_deref(), Some("echo: hello mcp"), "{tool:?}");
+    assert_eq!(item.status, ItemStatus::Completed);
+    assert_eq!(final_text(&events), "MCP said: echo: hello mcp");
+    let calls = log.calls_of("echo");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!((calls[0]["label"].as_str(), calls[0]["arguments"]["text"].as_str()), (Some("stdio"), Some("hello mcp")));
+    let all = read_all(&rig.server.client(), &s.id).await;
+    assert!(mcp_statuses(&all).contains(&("tt".into(), McpServerState::Connected, None)), "{}", describe(&all));
+}
