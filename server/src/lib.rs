@@ -16,5 +16,6 @@ pub mod http;
 pub mod process;
 pub mod server;
 pub mod session;
+pub mod skills;
 pub mod store;
 pub mod util;
