@@ -224,6 +224,46 @@ fn routes() -> Vec<Route> {
             200,
             Json(schema::<FsEntry>),
         ),
+        r(
+            "get",
+            "/v1/skills",
+            "Every skill, installed and bundled (`bundled: true`, read-only), sorted by name",
+            &[],
+            None,
+            200,
+            Json(schema::<SkillList>),
+        ),
+        r(
+            "get",
+            "/v1/skills/{name}",
+            "One skill with the text of its files (non-UTF-8 files empty); with `Accept: application/x-tar` its \
+             folder as a tar (`<name>/...`)",
+            &[],
+            None,
+            200,
+            Json(schema::<SkillDetail>),
+        ),
+        r(
+            "put",
+            "/v1/skills/{name}",
+            "Install or replace a skill (201 when new, 200 when replaced): `SkillFiles` as JSON, or a tar of the \
+             folder (`application/x-tar`; gzip as `Content-Encoding: gzip` or `application/gzip`) with SKILL.md at \
+             its root or in one top folder `<name>/`. At most 256 files, 1 MiB per file, 8 MiB in all, 16 path \
+             segments (413 past a limit); bundled names are 409",
+            &[],
+            Json(schema::<SkillFiles>),
+            201,
+            Json(schema::<Skill>),
+        ),
+        r(
+            "delete",
+            "/v1/skills/{name}",
+            "Remove an installed skill; answers it (bundled skills are 409)",
+            &[],
+            None,
+            200,
+            Json(schema::<Skill>),
+        ),
     ]
 }
 

@@ -25,6 +25,7 @@
 
 mod error;
 pub mod fs;
+mod skills;
 pub mod sse;
 mod stream;
 

@@ -17,7 +17,8 @@
 //! - [`openai`]: the real Codex CLI ([`codex_bin`], [`codex_env`]) against a
 //!   scripted OpenAI Responses model ([`ScriptedOpenAI`]);
 //! - [`opencode`]: the real OpenCode CLI ([`opencode_bin`], [`opencode_env`])
-//!   against a scripted OpenAI Chat Completions model ([`ScriptedChat`]).
+//!   against a scripted OpenAI Chat Completions model ([`ScriptedChat`]);
+//! - [`tar`]: raw tar archives, hostile entries included (`..`, links).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod anthropic;
@@ -30,6 +31,7 @@ pub mod procs;
 pub mod rig;
 pub mod scripted;
 pub mod server;
+pub mod tar;
 
 pub use anthropic::{claude_bin, claude_env, ScriptedAnthropic, CLAUDE_VERSION};
 pub use events::{

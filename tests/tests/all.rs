@@ -16,4 +16,5 @@ mod mock_turns;
 mod opencode;
 mod recovery;
 mod service;
+mod skills;
 mod streams;

@@ -539,36 +539,9 @@ mod tar {
 
     use futures_util::StreamExt;
     use tether_e2e::http::{expect_problem, send};
+    use tether_e2e::tar::{archive, entry};
     use tether_e2e::*;
     use tether_sdk::reqwest::Method;
-
-    /// One ustar entry: `kind` b'0' file, b'5' dir, b'2' symlink (to `link`).
-    fn entry(name: &str, kind: u8, data: &[u8], link: &str) -> Vec<u8> {
-        let mut h = [0u8; 512];
-        h[..name.len()].copy_from_slice(name.as_bytes());
-        h[100..107].copy_from_slice(if kind == b'5' { b"0000755" } else { b"0000644" });
-        h[108..115].copy_from_slice(b"0000000");
-        h[116..123].copy_from_slice(b"0000000");
-        h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
-        h[136..147].copy_from_slice(b"00000000000");
-        h[156] = kind;
-        h[157..157 + link.len()].copy_from_slice(link.as_bytes());
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
-        let mut out = h.to_vec();
-        out.extend_from_slice(data);
-        out.resize(out.len().div_ceil(512) * 512, 0);
-        out
-    }
-
-    fn archive(entries: &[Vec<u8>]) -> Vec<u8> {
-        let mut out: Vec<u8> = entries.concat();
-        out.extend_from_slice(&[0u8; 1024]);
-        out
-    }
 
     fn pipe(cmd: &mut Command, input: &[u8]) -> Vec<u8> {
         let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();

@@ -263,14 +263,9 @@ async fn write(
     Ok(Json(entry))
 }
 
-/// `POST /v1/fs/upload?path=`: extracts a tar body under `path`
-/// (`application/x-tar`; gzip as `Content-Encoding: gzip` or `application/gzip`).
-async fn upload(
-    State(app): State<AppRef>,
-    headers: HeaderMap,
-    ApiQuery(q): ApiQuery<PathQuery>,
-    body: Body,
-) -> Result<Json<FsEntry>, ApiError> {
+/// Whether the body is a tar: `Some(gzip)` for `application/x-tar`
+/// (gzip-compressed with `Content-Encoding: gzip`) or `application/gzip`.
+pub(super) fn tar_body(headers: &HeaderMap) -> Option<bool> {
     let header_is = |name: header::HeaderName, values: &[&str]| {
         headers
             .get(name)
@@ -281,11 +276,22 @@ async fn upload(
     let gzip = header_is(header::CONTENT_ENCODING, &["gzip", "x-gzip"])
         || header_is(header::CONTENT_TYPE, &["application/gzip", "application/x-gzip", "application/x-tar+gzip"]);
     let is_tar = gzip || header_is(header::CONTENT_TYPE, &["application/x-tar", "application/tar"]);
-    if !is_tar {
+    is_tar.then_some(gzip)
+}
+
+/// `POST /v1/fs/upload?path=`: extracts a tar body under `path`
+/// (`application/x-tar`; gzip as `Content-Encoding: gzip` or `application/gzip`).
+async fn upload(
+    State(app): State<AppRef>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<PathQuery>,
+    body: Body,
+) -> Result<Json<FsEntry>, ApiError> {
+    let Some(gzip) = tar_body(&headers) else {
         return Err(ApiError::unsupported_media_type(
             "the body must be a tar archive (Content-Type: application/x-tar, or application/gzip)",
         ));
-    }
+    };
     let limit = app.max_upload_bytes;
     let too_large =
         || ApiError::payload_too_large(format!("the archive is larger than the upload limit ({limit} bytes)"));

@@ -6,6 +6,7 @@ mod events;
 mod fs;
 mod service;
 mod sessions;
+mod skills;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +47,7 @@ pub fn router(state: AppRef) -> Router {
         .merge(sessions::router())
         .merge(events::router())
         .merge(fs::router())
+        .merge(skills::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
