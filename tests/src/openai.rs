@@ -26,6 +26,7 @@
 //! | `patch` | `apply_patch` adding `codex-patched.txt` (`patched by codex\n`) | text `Patch result: <output, 60 chars>` |
 //! | `edit` | `apply_patch` updating `codex-patched.txt` to `edited by codex\n` | text `Edit result: <output, 60 chars>` |
 //! | `slow` | text in 100 deltas `tick N `, 100 ms apart (~10 s) | |
+//! | `mcp:SERVER:TOOL` | `tool_search_call` `SERVER TOOL` while the tool is deferred, then the function `TOOL` in the namespace `mcp__SERVER` (`echo` gets `{"text": <prompt>}`) | text `MCP said: <output>` |
 //! | `failed` | `response.failed` (`server_error`, `scripted failure`) | |
 //! | `401` / `500` | HTTP 401 / 500 with OpenAI's error JSON | |
 //!
@@ -350,12 +351,97 @@ fn responses_reply(shared: &Recorder, request: &Value, request_id: &str) -> Resp
             }
             sse.completed();
         }
+        tag if tag.starts_with("mcp:") => {
+            let mut words = tag.split(':').skip(1);
+            match (words.next(), words.next()) {
+                (Some(server), Some(tool)) => match mcp_step(request, &prompt, server, tool) {
+                    McpStep::Search(query) => sse.tool_search_call(&json!({"query": query, "limit": 8})),
+                    McpStep::Call { namespace, name, arguments } => {
+                        sse.namespaced_function_call(namespace.as_deref(), &name, &arguments.to_string());
+                    }
+                    McpStep::Text(text) => sse.text(&pieces(&text)),
+                },
+                _ => sse.text(&pieces(&format!("Malformed tag {tag}"))),
+            }
+            sse.completed();
+        }
         _ => {
             sse.text(&pieces(&format!("Scripted reply: {}", prompt.echo())));
             sse.completed();
         }
     }
     sse.into_response(shared.shutdown(), request_id)
+}
+
+/// What `[codex:mcp:SERVER:TOOL]` does next.
+#[derive(Debug, PartialEq)]
+enum McpStep {
+    /// A `tool_search_call` with this query.
+    Search(String),
+    /// A function call of the MCP tool.
+    Call {
+        namespace: Option<String>,
+        name: String,
+        arguments: Value,
+    },
+    Text(String),
+}
+
+/// Whether `tools` (a request's `tools`, or the `tools` of a
+/// `tool_search_output`) hold the function `name` in the namespace `namespace`.
+fn namespace_has(tools: Option<&Value>, namespace: &str, name: &str) -> bool {
+    tools.and_then(Value::as_array).is_some_and(|tools| {
+        tools.iter().any(|t| {
+            t["type"] == "namespace"
+                && t["name"] == namespace
+                && t["tools"].as_array().is_some_and(|fs| fs.iter().any(|f| f["name"] == name))
+        })
+    })
+}
+
+/// The next step of `[codex:mcp:SERVER:TOOL]`, as a real model takes it:
+/// Codex 0.169 defers MCP tools (the developer message lists the namespace
+/// `mcp__SERVER` by name only), so the model first calls the hosted-style
+/// `tool_search` tool (a `tool_search_call` item, run by Codex:
+/// `execution: "client"`) with the query `SERVER TOOL`; Codex answers with a
+/// `tool_search_output` whose `tools` hold the namespace and its functions;
+/// the model then calls the function `TOOL` with `namespace: "mcp__SERVER"`
+/// (`echo` gets `{"text": <prompt>}`, `add` `{"a": 2, "b": 3}`). After the
+/// function's output: text `MCP said: <output>`.
+fn mcp_step(request: &Value, prompt: &Prompt, server: &str, tool: &str) -> McpStep {
+    let namespace = format!("mcp__{server}");
+    let called: Vec<&Value> = prompt
+        .following
+        .iter()
+        .filter(|i| i["type"] == "function_call" && i["name"] == tool && i["namespace"] == namespace.as_str())
+        .collect();
+    if let Some(call) = called.last() {
+        let output = prompt
+            .following
+            .iter()
+            .find(|i| i["type"] == "function_call_output" && i["call_id"] == call["call_id"])
+            .map(|o| content_text(o.get("output")))
+            .unwrap_or_default();
+        return McpStep::Text(format!("MCP said: {}", first_chars(&command_output(&output), 200)));
+    }
+    let searched: Vec<&Value> = prompt.following.iter().filter(|i| i["type"] == "tool_search_output").collect();
+    if namespace_has(request.get("tools"), &namespace, tool)
+        || searched.iter().any(|o| namespace_has(o.get("tools"), &namespace, tool))
+    {
+        let arguments = match tool {
+            "echo" => json!({"text": prompt.echo()}),
+            "add" => json!({"a": 2, "b": 3}),
+            _ => json!({}),
+        };
+        return McpStep::Call { namespace: Some(namespace), name: tool.to_owned(), arguments };
+    }
+    if let Some(last) = searched.last() {
+        return McpStep::Text(format!(
+            "No tool {namespace}.{tool} after tool_search: {}",
+            first_chars(&last["tools"].to_string(), 200)
+        ));
+    }
+    McpStep::Search(format!("{server} {tool}"))
 }
 
 fn usage(input_tokens: usize, output_tokens: usize, reasoning_tokens: usize) -> Value {
@@ -379,6 +465,8 @@ struct Prompt {
     tool_outputs: usize,
     /// The text of the last of them.
     last_output: String,
+    /// Every input item after the prompt, in order.
+    following: Vec<Value>,
 }
 
 impl Prompt {
@@ -422,7 +510,8 @@ fn latest_prompt(request: &Value) -> Prompt {
                     continue;
                 }
                 let tag = find_tag(TAG_OPEN, text).map(|(_, _, tag)| tag).unwrap_or_else(|| "text".into());
-                prompt = Prompt { text: text.to_owned(), tag, tool_outputs: 0, last_output: String::new() };
+                prompt = Prompt { text: text.to_owned(), tag, ..Prompt::default() };
+                continue;
             }
             "function_call_output" | "custom_tool_call_output" => {
                 prompt.tool_outputs += 1;
@@ -430,6 +519,7 @@ fn latest_prompt(request: &Value) -> Prompt {
             }
             _ => {}
         }
+        prompt.following.push(item.clone());
     }
     prompt
 }
@@ -594,6 +684,43 @@ impl<'a> Sse<'a> {
         });
     }
 
+    /// A `tool_search_call` (Codex runs the search: `execution: "client"`).
+    fn tool_search_call(&mut self, arguments: &Value) {
+        let id = self.shared.next_id("tsc");
+        let call_id = self.shared.next_id("call");
+        let item = |status: &str| {
+            json!({
+                "type": "tool_search_call", "id": id, "call_id": call_id, "execution": "client",
+                "arguments": arguments, "status": status,
+            })
+        };
+        self.item(item("in_progress"), item("completed"), |_, _, _| {});
+    }
+
+    /// A function call, in `namespace` when given (how deferred tools are called).
+    fn namespaced_function_call(&mut self, namespace: Option<&str>, name: &str, arguments: &str) {
+        let id = self.shared.next_id("fc");
+        let call_id = self.shared.next_id("call");
+        let mut added = json!({
+            "type": "function_call", "id": id, "call_id": call_id, "name": name, "arguments": "",
+            "status": "in_progress",
+        });
+        let mut done = json!({
+            "type": "function_call", "id": id, "call_id": call_id, "name": name, "arguments": arguments,
+            "status": "completed",
+        });
+        if let Some(ns) = namespace {
+            added["namespace"] = json!(ns);
+            done["namespace"] = json!(ns);
+        }
+        self.item(added, done, |sse, id, index| {
+            sse.event(
+                "response.function_call_arguments.done",
+                json!({"item_id": id, "output_index": index, "arguments": arguments}),
+            );
+        });
+    }
+
     fn custom_tool_call(&mut self, name: &str, input: &str) {
         let id = self.shared.next_id("ctc");
         let call_id = self.shared.next_id("call");
@@ -709,6 +836,35 @@ mod tests {
         assert_eq!(p.echo(), "a very long prompt that goes on and on a");
         assert_eq!(latest_prompt(&json!({"input": "[codex:slow] go"})).tag, "slow");
         assert_eq!(command_output("plain\n"), "plain");
+    }
+
+    #[test]
+    fn mcp_tools_are_searched_then_called_in_their_namespace() {
+        let prompt = user("[codex:mcp:tt:echo] hi there");
+        let r = request(json!([prompt]));
+        assert_eq!(mcp_step(&r, &latest_prompt(&r), "tt", "echo"), McpStep::Search("tt echo".into()));
+        let found = json!({"type": "tool_search_output", "call_id": "s", "execution": "client", "tools": [
+            {"type": "namespace", "name": "mcp__tt", "tools": [{"type": "function", "name": "echo"}]},
+        ]});
+        let search = json!({"type": "tool_search_call", "call_id": "s", "arguments": {"query": "tt echo"}});
+        let r = request(json!([prompt, search, found]));
+        let call = McpStep::Call {
+            namespace: Some("mcp__tt".into()),
+            name: "echo".into(),
+            arguments: json!({"text": "hi there"}),
+        };
+        assert_eq!(mcp_step(&r, &latest_prompt(&r), "tt", "echo"), call);
+        let r = request(json!([prompt, search, found,
+            {"type": "function_call", "call_id": "c", "name": "echo", "namespace": "mcp__tt", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c", "output": [
+                {"type": "input_text", "text": "Wall time: 0.01 seconds\nOutput:"},
+                {"type": "input_text", "text": "echo: hi there"},
+            ]},
+        ]));
+        assert_eq!(mcp_step(&r, &latest_prompt(&r), "tt", "echo"), McpStep::Text("MCP said: echo: hi there".into()));
+        // Searched, but the namespace lacks the tool: say so rather than loop.
+        let r = request(json!([prompt, search, found]));
+        assert!(matches!(mcp_step(&r, &latest_prompt(&r), "tt", "nope"), McpStep::Text(t) if t.starts_with("No tool")));
     }
 
     #[test]
@@ -972,6 +1128,8 @@ mod tests {
                     return message;
                 } else if method.ends_with("requestApproval") {
                     json!({"id": id, "result": {"decision": self.decision}})
+                } else if method == "mcpServer/elicitation/request" {
+                    json!({"id": id, "result": {"action": self.decision, "content": null}})
                 } else {
                     json!({"id": id, "error": {"code": -32601, "message": format!("the recorder does not answer {method}")}})
                 };
@@ -1012,7 +1170,21 @@ mod tests {
         }
 
         async fn start_thread(&mut self, cwd: &Path, approval: &str, sandbox: &str) -> String {
-            let params = json!({"cwd": cwd.display().to_string(), "approvalPolicy": approval, "sandbox": sandbox});
+            self.start_thread_with(cwd, approval, sandbox, None).await
+        }
+
+        /// `thread/start` with `config` (layered over config.toml) when given.
+        async fn start_thread_with(
+            &mut self,
+            cwd: &Path,
+            approval: &str,
+            sandbox: &str,
+            config: Option<Value>,
+        ) -> String {
+            let mut params = json!({"cwd": cwd.display().to_string(), "approvalPolicy": approval, "sandbox": sandbox});
+            if let Some(config) = config {
+                params["config"] = config;
+            }
             let reply = self.request("thread/start", params).await;
             self.thread_id = reply["result"]["thread"]["id"].as_str().expect("thread/start: a thread id").to_owned();
             self.thread_id.clone()
@@ -1060,6 +1232,8 @@ mod tests {
         prompts: &'static [&'static str],
         decision: &'static str,
         interrupt_after: Option<usize>,
+        /// Extra arguments of a test MCP server `tt` given in `config.mcp_servers` (none: no server).
+        mcp: Option<&'static [&'static str]>,
     }
 
     const fn case(name: &'static str, prompts: &'static [&'static str]) -> Case {
@@ -1070,6 +1244,7 @@ mod tests {
             prompts,
             decision: "accept",
             interrupt_after: None,
+            mcp: None,
         }
     }
 
@@ -1081,6 +1256,7 @@ mod tests {
             prompts: prompt,
             decision,
             interrupt_after: None,
+            mcp: None,
         }
     }
 
@@ -1147,6 +1323,10 @@ mod tests {
             case("http_500", &["[codex:500] Fail upstream"]),
             case("http_401", &["[codex:401] Fail auth"]),
             case("two_turns", &["[codex:text] First turn", "[codex:shell] Second turn"]),
+            Case { mcp: Some(&[]), ..case("mcp_bypass", &["[codex:mcp:tt:echo] hello mcp"]) },
+            Case { mcp: Some(&[]), ..untrusted("mcp_approved", &["[codex:mcp:tt:echo] hello mcp"], "accept") },
+            Case { mcp: Some(&[]), ..untrusted("mcp_declined", &["[codex:mcp:tt:echo] hello mcp"], "decline") },
+            Case { mcp: Some(&["--exit-at-once"]), ..case("mcp_failed", &["[codex:text] no server"]) },
         ];
         for c in &cases {
             if !wanted(c.name) {
@@ -1160,7 +1340,17 @@ mod tests {
                 app.decision = c.decision;
                 app.interrupt_after = c.interrupt_after;
                 app.initialize().await;
-                app.start_thread(cwd.path(), c.approval, c.sandbox).await;
+                let config = c.mcp.map(|extra| {
+                    let mut args = vec!["--log".to_owned(), cwd.path().join("mcp-calls.jsonl").display().to_string()];
+                    args.extend(extra.iter().map(|a| (*a).to_owned()));
+                    let mut server =
+                        json!({"command": crate::mcp::mcp_test_server_bin().display().to_string(), "args": args});
+                    if c.approval == "never" {
+                        server["default_tools_approval_mode"] = json!("approve");
+                    }
+                    json!({"mcp_servers": {"tt": server}})
+                });
+                app.start_thread_with(cwd.path(), c.approval, c.sandbox, config).await;
                 let mut statuses = Vec::new();
                 for prompt in c.prompts {
                     let done = app.turn(prompt).await;
@@ -1176,6 +1366,9 @@ mod tests {
             let touched = cwd.path().join("codex-touched.txt");
             let patched = cwd.path().join("codex-patched.txt");
             match c.name {
+                "mcp_bypass" | "mcp_approved" => {
+                    assert_eq!(last_agent_text(&recording.1), "MCP said: echo: hello mcp", "{}", c.name);
+                }
                 "shell" | "two_turns" => {
                     assert!(last_agent_text(&recording.1).contains("scripted-shell-output"), "{}", c.name);
                 }

@@ -198,3 +198,109 @@ async fn codex_accept_edits_applies_patches_without_asking() {
     assert_eq!(std::fs::read_to_string(PathBuf::from(&s.cwd).join("codex-patched.txt")).unwrap(), "patched by codex\n");
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
 }
+
+// ---- MCP servers and skills -------------------------------------------------
+
+use std::collections::BTreeMap;
+use tether_e2e::mcp::{McpHttpServer, McpLog};
+use tether_e2e::rig::{mcp_statuses, stdio_mcp_server, the_mcp_item};
+use tether_sdk::{McpServer, McpServerState, PermissionRequested};
+
+/// Runs `[codex:mcp:SERVER:echo] hello mcp` in `s`, answering every
+/// permission with allow-once, and checks what every MCP turn must show: the
+/// model searched the deferred namespace `mcp__SERVER` (Codex's
+/// `tool_search`) and called `echo` in it, the stream holds exactly one
+/// completed `mcp` item with what the server returned, the model got it back,
+/// and `mcp.status` shows the server connected.
+async fn mcp_echo_turn(rig: &Rig, s: &Session, server: &str, text: &str) -> (Vec<Event>, Vec<PermissionRequested>) {
+    let (events, asked) =
+        rig.turn_answering(&s.id, &format!("[codex:mcp:{server}:echo] {text}"), Decision::AllowOnce).await;
+    let item = the_mcp_item(&events, server, "echo");
+    let tool = item.tool.as_ref().unwrap();
+    assert_eq!(tool.input["text"], text, "{tool:?}");
+    assert_eq!(tool.output.as_deref(), Some(&*format!("echo: {text}")), "{tool:?}");
+    assert_eq!(item.status, ItemStatus::Completed);
+    assert_eq!(final_text(&events), format!("MCP said: echo: {text}"), "{}", describe(&events));
+    let requests = rig.model.requests();
+    let searched = requests.iter().any(|r| {
+        r["input"].as_array().is_some_and(|items| {
+            items.iter().any(|i| {
+                i["type"] == "tool_search_output"
+                    && i["tools"]
+                        .as_array()
+                        .is_some_and(|t| t.iter().any(|n| n["name"] == format!("mcp__{server}").as_str()))
+            })
+        })
+    });
+    assert!(searched, "no tool_search_output with the namespace mcp__{server} reached the model");
+    let all = read_all(&rig.server.client(), &s.id).await;
+    assert!(mcp_statuses(&all).contains(&(server.into(), McpServerState::Connected, None)), "{}", describe(&all));
+    (events, asked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_calls_a_session_mcp_server_after_a_permission() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = McpLog::new(dir.path().join("calls.jsonl"));
+    let servers = BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))]);
+    let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
+    let (events, asked) = mcp_echo_turn(&rig, &s, "tt", "hello mcp").await;
+    // Codex asks through an `mcpServer/elicitation/request` of its own kind (`mcp_tool_call`).
+    assert_eq!(asked.len(), 1, "{}", describe(&events));
+    assert_eq!(asked[0].action, PermissionAction::Mcp);
+    assert_eq!(asked[0].title, "Call echo on the MCP server tt");
+    assert_eq!(asked[0].input.as_ref().map(|i| &i["text"]), Some(&serde_json::json!("hello mcp")));
+    let item = the_mcp_item(&events, "tt", "echo");
+    assert_eq!(asked[0].item_id.as_deref(), Some(&*item.item_id), "the permission names its call");
+    let calls = log.calls_of("echo");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(
+        (calls[0]["label"].as_str(), calls[0]["arguments"]["text"].as_str()),
+        (Some("stdio"), Some("hello mcp"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_declined_mcp_call_is_declined_and_not_made() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = McpLog::new(dir.path().join("calls.jsonl"));
+    let servers = BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))]);
+    let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
+    let (events, asked) = rig.turn_answering(&s.id, "[codex:mcp:tt:echo] not this", Decision::Deny).await;
+    assert_eq!(asked.len(), 1, "{}", describe(&events));
+    let item = the_mcp_item(&events, "tt", "echo");
+    assert_eq!(item.status, ItemStatus::Declined, "{}", describe(&events));
+    assert!(log.calls().is_empty(), "{:?}", log.calls());
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_bypass_calls_a_session_mcp_server_without_asking() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = McpLog::new(dir.path().join("calls.jsonl"));
+    let servers = BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))]);
+    let s = rig.session_with(PermissionMode::Bypass, servers, vec![]).await;
+    let (events, asked) = mcp_echo_turn(&rig, &s, "tt", "no questions").await;
+    assert!(asked.is_empty(), "{}", describe(&events));
+    assert_eq!(log.calls_of("echo").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_calls_a_remote_mcp_server_with_its_headers() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = McpLog::new(dir.path().join("calls.jsonl"));
+    // The server refuses any request without the header: only `headers` reaching Codex lets the call through.
+    let remote = McpHttpServer::start_requiring("http", log.path(), "x-tether-test", "t0ken");
+    let headers = BTreeMap::from([("x-tether-test".to_string(), "t0ken".to_string())]);
+    let servers = BTreeMap::from([("remote".to_string(), McpServer::Http { url: remote.url(), headers })]);
+    let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
+    let (_events, asked) = mcp_echo_turn(&rig, &s, "remote", "over http").await;
+    assert_eq!(asked.len(), 1);
+    let calls = log.calls_of("echo");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["label"], "http");
+}

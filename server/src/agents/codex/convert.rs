@@ -19,6 +19,11 @@ pub struct CodexConverter {
     turn_usage: Usage,
     /// Each `turn/plan/updated` is a plan item of its own.
     plan_updates: u64,
+    /// MCP tool calls started and not completed: (item id, server, tool), to
+    /// join an approval elicitation (which names no item) to its call.
+    open_mcp_calls: Vec<(String, String, String)>,
+    /// MCP tool calls whose approval the client declined (codex reports them failed).
+    declined_mcp_calls: Vec<String>,
 }
 
 fn add(a: &mut Option<u64>, b: u64) {
@@ -124,6 +129,9 @@ impl CodexConverter {
                 Ok(n) => {
                     if let ThreadItem::FileChange { id, changes, .. } = &n.item {
                         self.file_changes.insert(id.clone(), changes.clone());
+                    }
+                    if let ThreadItem::McpToolCall { id, server, tool, .. } = &n.item {
+                        self.open_mcp_calls.push((id.clone(), server.clone(), tool.clone()));
                     }
                     describe(&n.item)
                         .map(|(native_id, kind, role, tool)| vec![Draft::ItemStarted { native_id, kind, role, tool }])
@@ -265,13 +273,28 @@ impl CodexConverter {
         }
     }
 
+    /// The client declined the approval of the MCP tool call `item_id`.
+    pub fn mcp_call_declined(&mut self, item_id: &str) {
+        self.declined_mcp_calls.push(item_id.to_string());
+    }
+
     fn item_completed(&mut self, item: ThreadItem) -> Vec<Draft> {
-        let status = match &item {
+        let mut status = match &item {
             ThreadItem::CommandExecution { status, .. }
             | ThreadItem::FileChange { status, .. }
             | ThreadItem::McpToolCall { status, .. } => status_of(status),
             _ => ItemStatus::Completed,
         };
+        if let ThreadItem::McpToolCall { id, .. } = &item {
+            self.open_mcp_calls.retain(|(open, _, _)| open != id);
+            if let Some(at) = self.declined_mcp_calls.iter().position(|d| d == id) {
+                self.declined_mcp_calls.remove(at);
+                // Codex ends a declined call as failed ("user rejected MCP tool call").
+                if status == ItemStatus::Failed {
+                    status = ItemStatus::Declined;
+                }
+            }
+        }
         let content = match &item {
             ThreadItem::AgentMessage { text, .. } => vec![Part::text(text.clone())],
             ThreadItem::Reasoning { summary, content, .. } => {
@@ -349,6 +372,31 @@ impl CodexConverter {
             "mcpServer/elicitation/request" => {
                 let server = params.get("serverName").and_then(Value::as_str).unwrap_or("?").to_string();
                 let message = params.get("message").and_then(Value::as_str).unwrap_or("").to_string();
+                let meta = params.get("_meta").cloned().unwrap_or(Value::Null);
+                // Codex asks to approve an MCP tool call with an elicitation of its own,
+                // marked in `_meta` and naming the tool (not the item: the open call of
+                // that tool on that server is the one).
+                if meta["codex_approval_kind"] == "mcp_tool_call" {
+                    let tool = meta["tool_name"].as_str().unwrap_or("?").to_string();
+                    let item_id = self
+                        .open_mcp_calls
+                        .iter()
+                        .rfind(|(_, s, t)| *s == server && *t == tool)
+                        .map(|(id, _, _)| id.clone());
+                    let mut native = native;
+                    native["item_id"] = json!(item_id);
+                    native["persist"] = meta["persist"].clone();
+                    return Some(vec![Draft::PermissionRequested {
+                        native,
+                        native_item_id: item_id,
+                        action: PermissionAction::Mcp,
+                        title: format!("Call {tool} on the MCP server {server}"),
+                        command: None,
+                        path: None,
+                        diff: None,
+                        input: Some(meta.get("tool_params").cloned().unwrap_or_else(|| json!({}))),
+                    }]);
+                }
                 Some(vec![Draft::PermissionRequested {
                     native,
                     native_item_id: None,

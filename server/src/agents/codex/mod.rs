@@ -260,7 +260,16 @@ impl Adapter for CodexAdapter {
     fn permission_reply(&mut self, native: &Value, decision: Decision, _message: Option<&str>) {
         if native["method"] == "mcpServer/elicitation/request" {
             let action = if decision == Decision::Deny { "decline" } else { "accept" };
-            self.send(json!({"id": native["id"], "result": {"action": action, "content": null}}));
+            let mut result = json!({"action": action, "content": null});
+            // "Always" for tether is this session: codex's own "always" would write the user's config.toml.
+            let session_wide = native["persist"].as_array().is_some_and(|p| p.iter().any(|v| v == "session"));
+            if decision == Decision::AllowAlways && session_wide {
+                result["_meta"] = json!({"persist": "session"});
+            }
+            if let (Decision::Deny, Some(item_id)) = (decision, native["item_id"].as_str()) {
+                self.converter.mcp_call_declined(item_id);
+            }
+            self.send(json!({"id": native["id"], "result": result}));
             return;
         }
         let legacy = matches!(native["method"].as_str(), Some("execCommandApproval" | "applyPatchApproval"));

@@ -44,7 +44,11 @@ fn recording(case: &str) -> (&'static str, &'static str) {
         "http_401",
         "two_turns",
         "resume_first",
-        "resume"
+        "resume",
+        "mcp_bypass",
+        "mcp_approved",
+        "mcp_declined",
+        "mcp_failed"
     )
 }
 
@@ -71,7 +75,7 @@ fn replay(case: &str) -> Vec<Draft> {
     let interrupt = sent.iter().any(|l| l["method"] == "turn/interrupt");
     let decisions: Vec<Decision> = sent
         .iter()
-        .filter_map(|l| l["result"]["decision"].as_str())
+        .filter_map(|l| l["result"]["decision"].as_str().or(l["result"]["action"].as_str()))
         .map(|d| if d == "decline" { Decision::Deny } else { Decision::AllowOnce })
         .collect();
 
@@ -267,4 +271,93 @@ fn two_turns_and_a_resumed_thread() {
     assert!(native_thread(&first).is_some());
     assert_eq!(native_thread(&first), native_thread(&resumed));
     assert_eq!(turn_ends(&resumed), vec![StopReason::EndTurn]);
+}
+
+fn mcp_items(d: &[Draft]) -> Vec<(tether_protocol::Tool, ItemStatus)> {
+    d.iter()
+        .filter_map(|d| match d {
+            Draft::ItemCompleted { kind: ItemKind::ToolCall, tool: Some(t), status, .. } if t.kind == ToolKind::Mcp => {
+                Some((t.clone(), *status))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn mcp_states(d: &[Draft]) -> Vec<(String, tether_protocol::McpServerState, Option<String>)> {
+    d.iter()
+        .filter_map(|d| match d {
+            Draft::McpStatus { server, status, error } => Some((server.clone(), *status, error.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_mcp_call_is_one_mcp_tool_item_with_the_text_it_returned() {
+    use tether_protocol::McpServerState::{Connected, Starting};
+    for case in ["mcp_bypass", "mcp_approved"] {
+        let d = replay(case);
+        let items = mcp_items(&d);
+        assert_eq!(items.len(), 1, "{case}: {d:?}");
+        let (tool, status) = &items[0];
+        assert_eq!((tool.name.as_str(), tool.server.as_deref(), *status), ("echo", Some("tt"), ItemStatus::Completed));
+        assert_eq!(tool.input, serde_json::json!({"text": "hello mcp"}));
+        assert_eq!(tool.output.as_deref(), Some("echo: hello mcp"), "{case}");
+        assert_eq!(mcp_states(&d), vec![("tt".into(), Starting, None), ("tt".into(), Connected, None)], "{case}");
+        let asked: Vec<_> = d.iter().filter(|d| matches!(d, Draft::PermissionRequested { .. })).collect();
+        assert_eq!(asked.len(), usize::from(case == "mcp_approved"), "{case}");
+    }
+}
+
+#[test]
+fn an_mcp_approval_is_a_permission_on_its_call_and_a_decline_declines_it() {
+    for (case, want) in [("mcp_approved", ItemStatus::Completed), ("mcp_declined", ItemStatus::Declined)] {
+        let d = replay(case);
+        let call_id = d
+            .iter()
+            .find_map(|d| match d {
+                Draft::ItemStarted { native_id, tool: Some(t), .. } if t.kind == ToolKind::Mcp => {
+                    Some(native_id.clone())
+                }
+                _ => None,
+            })
+            .unwrap();
+        let Some(Draft::PermissionRequested { native_item_id, action, title, input, .. }) =
+            d.iter().find(|d| matches!(d, Draft::PermissionRequested { .. }))
+        else {
+            panic!("{case}: no permission")
+        };
+        assert_eq!(*action, PermissionAction::Mcp);
+        assert_eq!(title, "Call echo on the MCP server tt");
+        assert_eq!(native_item_id.as_deref(), Some(call_id.as_str()), "{case}");
+        assert_eq!(input.as_ref().unwrap()["text"], "hello mcp");
+        assert_eq!(mcp_items(&d)[0].1, want, "{case}");
+    }
+}
+
+#[test]
+fn allow_always_on_an_mcp_approval_is_for_the_session_only() {
+    let mut adapter = CodexAdapter::new("codex".into());
+    let native =
+        serde_json::json!({"id": 0, "method": "mcpServer/elicitation/request", "persist": ["session", "always"]});
+    adapter.permission_reply(&native, Decision::AllowAlways, None);
+    adapter.permission_reply(&native, Decision::Deny, None);
+    let sent = lines(std::str::from_utf8(&adapter.take_output()).unwrap());
+    assert_eq!(
+        sent[0]["result"],
+        serde_json::json!({"action": "accept", "content": null, "_meta": {"persist": "session"}})
+    );
+    assert_eq!(sent[1]["result"], serde_json::json!({"action": "decline", "content": null}));
+}
+
+#[test]
+fn a_server_that_fails_to_start_is_a_failed_status_with_codex_s_reason() {
+    use tether_protocol::McpServerState::Failed;
+    let d = replay("mcp_failed");
+    let states = mcp_states(&d);
+    let failed = states.iter().find(|(_, s, _)| *s == Failed).expect("a failed status");
+    assert_eq!(failed.0, "tt");
+    assert!(failed.2.as_deref().unwrap_or("").contains("failed to start"), "{failed:?}");
+    assert_eq!(turn_ends(&d), vec![StopReason::EndTurn]);
 }
