@@ -71,3 +71,40 @@ pub fn signal(pid: i32, sig: i32) -> bool {
     // SAFETY: kill(2) takes plain integers and has no memory effects.
     unsafe { libc::kill(pid, sig) == 0 }
 }
+
+/// Pids of the live processes with `needle` in their command line (e.g. a
+/// path unique to a test): how to find processes that do not carry the
+/// session's tag, like the MCP servers an agent starts with an environment of
+/// its own making.
+pub fn processes_with_arg(needle: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let me = std::process::id() as i32;
+    let mut pids: Vec<i32> = dir
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            (pid != me && cmdline.split(|&b| b == 0).any(|arg| String::from_utf8_lossy(arg).contains(needle)))
+                .then_some(pid)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// Waits (polling every 20 ms, up to `timeout`) until no process has
+/// `needle` in its command line; panics naming the survivors.
+pub async fn wait_no_processes_with_arg(needle: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pids = processes_with_arg(needle);
+        if pids.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let list: Vec<String> = pids.iter().map(|p| format!("{p}: {}", cmdline(*p))).collect();
+            panic!("processes with {needle:?} still alive after {timeout:?}:\n{}", list.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

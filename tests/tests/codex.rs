@@ -203,6 +203,7 @@ async fn codex_accept_edits_applies_patches_without_asking() {
 
 use std::collections::BTreeMap;
 use tether_e2e::mcp::{McpHttpServer, McpLog};
+use tether_e2e::procs::{cmdline, processes_with_arg, wait_no_processes_with_arg};
 use tether_e2e::rig::{mcp_statuses, stdio_mcp_server, the_mcp_item};
 use tether_sdk::{McpServer, McpServerState, PermissionRequested};
 
@@ -303,4 +304,172 @@ async fn codex_calls_a_remote_mcp_server_with_its_headers() {
     let calls = log.calls_of("echo");
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0]["label"], "http");
+}
+
+/// The developer texts of the last request that holds `needle`.
+fn developer_text_with(rig: &Rig, needle: &str) -> String {
+    let requests = rig.model.requests();
+    let texts = |r: &serde_json::Value| -> String {
+        r["input"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["role"] == "developer")
+            .flat_map(|i| i["content"].as_array().cloned().unwrap_or_default())
+            .filter_map(|c| c["text"].as_str().map(str::to_owned))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    requests.iter().rev().map(texts).find(|t| t.contains(needle)).unwrap_or_default()
+}
+
+const TESTER_SKILL_DESCRIPTION: &str = "Checks that tether's skills reach Codex, for questions about the lilac harbour";
+
+fn skill_md(name: &str, description: &str) -> String {
+    format!("---\nname: {name}\ndescription: {description}\n---\n\n# {name}\n\nSay the word marmalade.\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_session_skill_is_listed_to_the_model() {
+    let rig = rig().await;
+    let files = BTreeMap::from([("SKILL.md".to_string(), skill_md("tester-skill", TESTER_SKILL_DESCRIPTION))]);
+    rig.server.client().put_skill_files("tester-skill", &tether_sdk::SkillFiles { files }).await.unwrap();
+    let s = rig.session_with(PermissionMode::Default, BTreeMap::new(), vec!["tester-skill".into()]).await;
+    let events = turn(&rig, &s.id, "[codex:text] which skills").await;
+    assert_eq!(final_text(&events), "Scripted reply: which skills");
+    // `skills/extraRoots/set` adds the session's skills folder as a root of its own.
+    let text = developer_text_with(&rig, "### Available skills");
+    let line = format!("- tester-skill: {TESTER_SKILL_DESCRIPTION} (file: ");
+    assert!(text.contains(&line), "the skill is not listed:\n{text}");
+    let session_skills = rig.server.data_dir().join("sessions").join(&s.id).join("skills");
+    assert!(text.contains(&format!("= `{}`", session_skills.display())), "no root for the session's skills:\n{text}");
+    // A session without it does not list it.
+    let other = rig.session(PermissionMode::Default).await;
+    turn(&rig, &other.id, "[codex:text] no skills here").await;
+    let last = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("no skills here")).unwrap();
+    assert!(!last.to_string().contains("tester-skill"), "a session without the skill lists it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_user_mcp_server_and_skill_work_beside_tether_s_and_stay_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let user_log = McpLog::new(dir.path().join("user-calls.jsonl"));
+    let tether_log = McpLog::new(dir.path().join("tether-calls.jsonl"));
+    let user_server = tether_e2e::mcp::mcp_test_server_bin();
+    let mut codex_home = None;
+    let rig = Rig::start("codex", ScriptedOpenAI::start().await, |model, home| {
+        let env = codex_env(model, home);
+        let codex = home.join(".codex");
+        // The user's own MCP server and skill, where Codex reads them.
+        let mut config = std::fs::read_to_string(codex.join("config.toml")).unwrap();
+        config.push_str(&format!(
+            "\n[mcp_servers.mine]\ncommand = {:?}\nargs = [\"--log\", {:?}, \"--label\", \"user\"]\n",
+            user_server.display().to_string(),
+            user_log.path().display().to_string(),
+        ));
+        std::fs::write(codex.join("config.toml"), config).unwrap();
+        let skill = codex.join("skills").join("user-skill");
+        std::fs::create_dir_all(&skill).unwrap();
+        std::fs::write(
+            skill.join("SKILL.md"),
+            skill_md("user-skill", "The user's own skill, about the amber lighthouse"),
+        )
+        .unwrap();
+        codex_home = Some(codex);
+        env
+    })
+    .await;
+    let codex_home = codex_home.unwrap();
+    let config = codex_home.join("config.toml");
+    let user_skill = codex_home.join("skills/user-skill/SKILL.md");
+    let before = (std::fs::read(&config).unwrap(), std::fs::read(&user_skill).unwrap());
+
+    let files = BTreeMap::from([("SKILL.md".to_string(), skill_md("tester-skill", TESTER_SKILL_DESCRIPTION))]);
+    let client = rig.server.client();
+    client.put_skill_files("tester-skill", &tether_sdk::SkillFiles { files }).await.unwrap();
+    // A git repository as the cwd, with a workspace-write sandbox: Codex trusts such a project,
+    // and must not write that into the user's config.toml.
+    let repo = rig.server.workspace().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = std::process::Command::new("git").arg("init").arg("-q").arg(&repo).status().unwrap();
+    assert!(git.success());
+    let create = tether_sdk::CreateSession {
+        agent: "codex".into(),
+        cwd: Some("repo".into()),
+        permission_mode: PermissionMode::Default,
+        mcp_servers: BTreeMap::from([("tt".to_string(), stdio_mcp_server(tether_log.path(), "tether", "s3cret"))]),
+        skills: vec!["tester-skill".into()],
+        ..Default::default()
+    };
+    let s = client.create_session(&create).await.unwrap();
+
+    mcp_echo_turn(&rig, &s, "mine", "from the user").await;
+    mcp_echo_turn(&rig, &s, "tt", "from tether").await;
+    assert_eq!(user_log.calls_of("echo").len(), 1, "{:?}", user_log.calls());
+    assert_eq!(user_log.calls()[0]["label"], "user");
+    assert_eq!(tether_log.calls_of("echo").len(), 1, "{:?}", tether_log.calls());
+    let text = developer_text_with(&rig, "### Available skills");
+    assert!(text.contains("- user-skill: The user's own skill, about the amber lighthouse"), "{text}");
+    assert!(text.contains(&format!("- tester-skill: {TESTER_SKILL_DESCRIPTION}")), "{text}");
+    let namespaces = developer_text_with(&rig, "Deferred tool namespaces");
+    assert!(namespaces.contains("- mcp__mine") && namespaces.contains("- mcp__tt"), "{namespaces}");
+
+    client.delete_session(&s.id, false).await.unwrap();
+    wait_no_processes(&s.id, Duration::from_secs(10)).await;
+    wait_no_processes_with_arg(&user_log.path().display().to_string(), Duration::from_secs(10)).await;
+    wait_no_processes_with_arg(&tether_log.path().display().to_string(), Duration::from_secs(10)).await;
+    let after = (std::fs::read(&config).unwrap(), std::fs::read(&user_skill).unwrap());
+    assert!(before == after, "the user's files changed:\n{}", std::fs::read_to_string(&config).unwrap());
+}
+
+/// A session whose only MCP server is the test server started with `flag`
+/// (a broken mode): the turn still ends, well, and in time; the server shows
+/// failed with Codex's reason; nothing is left running once the session is deleted.
+async fn broken_mcp_server(flag: &str) -> String {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = McpLog::new(dir.path().join("calls.jsonl"));
+    let mut server = stdio_mcp_server(log.path(), "broken", "s3cret");
+    if let McpServer::Stdio { args, .. } = &mut server {
+        args.push(flag.into());
+    }
+    let s = rig.session_with(PermissionMode::Default, BTreeMap::from([("broken".to_string(), server)]), vec![]).await;
+    let events = turn(&rig, &s.id, "[codex:text] despite it").await;
+    assert_eq!(final_text(&events), "Scripted reply: despite it");
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+    let log_arg = log.path().display().to_string();
+    if flag == "--hang" {
+        // Still starting: the hung server runs, tagged as the session's, until the session ends.
+        let running = processes_with_arg(&log_arg);
+        assert_eq!(running.len(), 1, "the hanging MCP server is not running");
+        let tagged = processes_of_session(&s.id);
+        assert!(tagged.contains(&running[0]), "the MCP server {} is not tagged as the session's", cmdline(running[0]));
+    }
+    let client = rig.server.client();
+    let mut stream = client.session_events(&s.id, Some(0));
+    let upto = wait_for(
+        &mut stream,
+        TURN_TIMEOUT,
+        |e| matches!(&e.body, EventBody::McpStatus(m) if m.server == "broken" && m.status == McpServerState::Failed),
+    )
+    .await;
+    let EventBody::McpStatus(failed) = &upto.last().unwrap().body else { unreachable!() };
+    let error = failed.error.clone().unwrap_or_default();
+    assert!(error.contains("broken"), "{failed:?}");
+    client.delete_session(&s.id, false).await.unwrap();
+    wait_no_processes(&s.id, Duration::from_secs(10)).await;
+    wait_no_processes_with_arg(&log_arg, Duration::from_secs(10)).await;
+    error
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_mcp_server_that_exits_at_once_is_failed_and_the_turn_goes_on() {
+    let error = broken_mcp_server("--exit-at-once").await;
+    assert!(error.contains("failed to start"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_mcp_server_that_hangs_is_failed_and_the_turn_goes_on() {
+    let error = broken_mcp_server("--hang").await;
+    assert!(error.contains("timed out after 30 seconds"), "{error}");
 }

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tether_protocol::{Decision, McpServer, Part, PermissionMode, StopReason};
 
 use super::{Adapter, Draft, LaunchContext, LaunchSpec, StdinMode};
+use crate::process::SESSION_ENV;
 use convert::CodexConverter;
 use wire::Envelope;
 
@@ -68,10 +69,16 @@ pub fn mcp_config(ctx: &LaunchContext<'_>) -> Option<Value> {
         .iter()
         .map(|(name, server)| {
             let mut v = match server {
-                McpServer::Stdio { command, args, env, cwd } => json!({
-                    "command": command, "args": args, "env": env,
-                    "cwd": ctx.mcp_cwd(cwd.as_deref()).display().to_string(),
-                }),
+                McpServer::Stdio { command, args, env, cwd } => {
+                    // Codex starts MCP servers with an environment of its own making (not
+                    // its own): tag them as the session's, so they are found and ended with it.
+                    let mut env = env.clone();
+                    env.insert(SESSION_ENV.to_string(), ctx.session_id.to_string());
+                    json!({
+                        "command": command, "args": args, "env": env,
+                        "cwd": ctx.mcp_cwd(cwd.as_deref()).display().to_string(),
+                    })
+                }
                 McpServer::Http { url, headers } => json!({"url": url, "http_headers": headers}),
             };
             if approve {
@@ -81,6 +88,29 @@ pub fn mcp_config(ctx: &LaunchContext<'_>) -> Option<Value> {
         })
         .collect();
     Some(json!({ "mcp_servers": servers }))
+}
+
+/// The git repository `cwd` is in (its nearest ancestor holding `.git`), as
+/// Codex keys project trust by it.
+fn git_root(cwd: &Path) -> Option<PathBuf> {
+    cwd.ancestors().find(|dir| dir.join(".git").exists()).map(Path::to_path_buf)
+}
+
+/// `config.projects` marking the session's git repository trusted for this
+/// thread. `thread/start` with a sandbox that can write, on a cwd in a git
+/// repository that config.toml does not list yet, makes Codex trust the
+/// project *and write that into the user's config.toml*
+/// (`[projects."<root>"] trust_level = "trusted"`); trusting it in the
+/// thread's own config layer gives the same trust and leaves the file alone.
+fn trust_config(cwd: &Path, sandbox: &str) -> Option<Value> {
+    if sandbox == "read-only" {
+        return None;
+    }
+    let root = git_root(cwd)?;
+    let root = root.canonicalize().unwrap_or(root);
+    let mut projects = serde_json::Map::new();
+    projects.insert(root.display().to_string(), json!({"trust_level": "trusted"}));
+    Some(json!({ "projects": projects }))
 }
 
 pub fn launch(program: &Path, _ctx: &LaunchContext<'_>) -> LaunchSpec {
@@ -133,8 +163,12 @@ impl CodexAdapter {
         if let Some(model) = &self.model {
             params["model"] = json!(model);
         }
-        if let Some(config) = &self.mcp_config {
-            params["config"] = config.clone();
+        let mut config = self.mcp_config.clone().unwrap_or_else(|| json!({}));
+        if let Some(Value::Object(trust)) = trust_config(Path::new(&self.cwd), sandbox) {
+            config.as_object_mut().into_iter().for_each(|c| c.extend(trust.clone()));
+        }
+        if config.as_object().is_some_and(|c| !c.is_empty()) {
+            params["config"] = config;
         }
         match self.resume.clone() {
             Some(thread_id) => {
@@ -350,5 +384,24 @@ impl Adapter for CodexAdapter {
 
     fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_git_repository_is_trusted_in_the_thread_config_unless_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        assert_eq!(trust_config(&root, "workspace-write"), None, "not a repository");
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::create_dir_all(root.join("sub/dir")).unwrap();
+        let want = json!({"projects": {root.display().to_string(): {"trust_level": "trusted"}}});
+        assert_eq!(trust_config(&root.join("sub/dir"), "workspace-write"), Some(want.clone()));
+        assert_eq!(trust_config(&root, "danger-full-access"), Some(want));
+        assert_eq!(trust_config(&root, "read-only"), None);
     }
 }
