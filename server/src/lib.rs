@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod fs;
 pub mod http;
+pub mod mcp;
 pub mod process;
 pub mod server;
 pub mod session;
