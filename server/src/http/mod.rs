@@ -4,6 +4,7 @@
 mod agents;
 mod events;
 mod fs;
+mod mcp;
 mod service;
 mod sessions;
 
@@ -46,6 +47,7 @@ pub fn router(state: AppRef) -> Router {
         .merge(sessions::router())
         .merge(events::router())
         .merge(fs::router())
+        .merge(mcp::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
