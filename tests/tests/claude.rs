@@ -550,3 +550,40 @@ async fn a_global_mcp_server_reaches_new_sessions_and_a_session_entry_wins_by_na
     assert_eq!(labels(&global_log), vec!["global"]);
     assert_eq!(labels(&own_log), vec!["own-over"], "the session's own entry wins over the global one");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_mcp_server_does_not_hang_the_turn_and_dies_with_the_session() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut hang = stdio_mcp_server(&dir.path().join("hang.jsonl"), "hang", "x");
+    if let McpServer::Stdio { args, .. } = &mut hang {
+        args.push("--hang".into());
+    }
+    // Claude Code gives up on a server after MCP_TIMEOUT ms (30 s by default).
+    let create = CreateSession {
+        agent: "claude".into(),
+        permission_mode: PermissionMode::Bypass,
+        mcp_servers: BTreeMap::from([("slow".to_string(), hang)]),
+        env: BTreeMap::from([("MCP_TIMEOUT".to_string(), "2000".to_string())]),
+        ..Default::default()
+    };
+    let s = rig.server.client().create_session(&create).await.unwrap();
+    // The turn does not wait for it: the server is still starting when the turn runs.
+    let (events, _) = rig.turn_answering(&s.id, "[claude:text] despite it", Decision::AllowOnce).await;
+    assert_eq!(final_text(&events), "Scripted reply: despite it");
+    assert!(mcp_statuses(&events).contains(&("slow".into(), McpServerState::Starting, None)), "{}", describe(&events));
+    // Claude reports its servers at the start of each turn: once MCP_TIMEOUT has
+    // passed, a turn's report says it failed (bounded: a few turns within 30 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (events, _) = rig.turn_answering(&s.id, "[claude:text] again", Decision::AllowOnce).await;
+        if mcp_statuses(&events).iter().any(|(n, st, _)| n == "slow" && *st == McpServerState::Failed) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reported failed:\n{}", describe(&events));
+    }
+    let hung = processes_of_session(&s.id);
+    assert!(!hung.is_empty(), "the agent and its MCP server run while the session lives");
+    rig.server.client().delete_session(&s.id, false).await.unwrap();
+    wait_no_processes(&s.id, Duration::from_secs(10)).await;
+}
