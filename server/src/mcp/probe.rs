@@ -360,6 +360,15 @@ async fn probe_http(
     headers: &std::collections::BTreeMap<String, String>,
     timeout: Duration,
 ) -> Result<Vec<McpTool>, ProbeError> {
+    if url.starts_with("https://") {
+        // This build links no TLS stack; the agents reach https servers themselves.
+        return Err(ProbeError::Http {
+            url: shown_url(url),
+            detail: "this build of tether cannot list the tools of an https:// server (it has no TLS client); \
+                     sessions still get the server, their agents connect to it themselves"
+                .into(),
+        });
+    }
     let mut custom = HashMap::new();
     for (name, value) in headers {
         let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())

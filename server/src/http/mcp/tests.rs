@@ -146,4 +146,8 @@ async fn a_failing_probe_is_a_502_and_a_hanging_one_a_504() {
     assert_eq!(slow.0, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(slow.2["type"], "urn:tether:error:mcp_unavailable");
     assert_eq!(slow.2["detail"], "MCP server \"slow\" did not answer within 0.3 s");
+    call(&app, "PUT", "/v1/mcp/servers/tls", Some(r#"{"url":"https://127.0.0.1:9/mcp"}"#)).await;
+    let tls = call(&app, "GET", "/v1/mcp/servers/tls/tools", None).await;
+    assert_eq!(tls.0, StatusCode::BAD_GATEWAY);
+    assert!(tls.2["detail"].as_str().unwrap().contains("no TLS client"), "{}", tls.2);
 }
