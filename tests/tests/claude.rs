@@ -525,3 +525,65 @@ async fn a_broken_mcp_server_is_reported_failed_and_leaves_nothing_running() {
     rig.server.client().delete_session(&s.id, false).await.unwrap();
     wait_no_processes(&s.id, Duration::from_secs(10)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_mcp_server_reaches_new_sessions_and_a_session_entry_wins_by_name() {
+    let rig = rig().await;
+    let client = rig.server.client();
+    let dir = tempfile::tempdir().unwrap();
+    let global_log = McpLog::new(dir.path().join("global.jsonl"));
+    let own_log = McpLog::new(dir.path().join("own.jsonl"));
+    client.put_mcp_server("shared", &stdio_mcp_server(global_log.path(), "global", "g")).await.unwrap();
+    client.put_mcp_server("over", &stdio_mcp_server(global_log.path(), "global-over", "g")).await.unwrap();
+    let own = BTreeMap::from([("over".to_string(), stdio_mcp_server(own_log.path(), "own-over", "o"))]);
+    let s = rig.session_with(PermissionMode::Bypass, own, vec![]).await;
+    let (events, _) = rig.turn_answering(&s.id, "[claude:mcp:shared:echo] via the global", Decision::AllowOnce).await;
+    assert_eq!(
+        the_mcp_item(&events, "shared", "echo").tool.as_ref().unwrap().output.as_deref(),
+        Some("echo: via the global")
+    );
+    let (events, _) = rig.turn_answering(&s.id, "[claude:mcp:over:echo] which one", Decision::AllowOnce).await;
+    the_mcp_item(&events, "over", "echo");
+    let labels = |log: &McpLog| {
+        log.calls_of("echo").iter().map(|c| c["label"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(labels(&global_log), vec!["global"]);
+    assert_eq!(labels(&own_log), vec!["own-over"], "the session's own entry wins over the global one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_mcp_server_does_not_hang_the_turn_and_dies_with_the_session() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut hang = stdio_mcp_server(&dir.path().join("hang.jsonl"), "hang", "x");
+    if let McpServer::Stdio { args, .. } = &mut hang {
+        args.push("--hang".into());
+    }
+    // Claude Code gives up on a server after MCP_TIMEOUT ms (30 s by default).
+    let create = CreateSession {
+        agent: "claude".into(),
+        permission_mode: PermissionMode::Bypass,
+        mcp_servers: BTreeMap::from([("slow".to_string(), hang)]),
+        env: BTreeMap::from([("MCP_TIMEOUT".to_string(), "2000".to_string())]),
+        ..Default::default()
+    };
+    let s = rig.server.client().create_session(&create).await.unwrap();
+    // The turn does not wait for it. Claude reports its servers at the start of
+    // each turn (`starting` until MCP_TIMEOUT has passed, then `failed`): a
+    // later turn says it failed (bounded: turns within 30 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (events, _) = rig.turn_answering(&s.id, "[claude:text] despite it", Decision::AllowOnce).await;
+        assert_eq!(final_text(&events), "Scripted reply: despite it");
+        let statuses = mcp_statuses(&events);
+        assert!(statuses.iter().all(|(n, _, _)| n == "slow"), "{statuses:?}");
+        if statuses.iter().any(|(_, st, _)| *st == McpServerState::Failed) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reported failed:\n{}", describe(&events));
+    }
+    let hung = processes_of_session(&s.id);
+    assert!(!hung.is_empty(), "the agent and its MCP server run while the session lives");
+    rig.server.client().delete_session(&s.id, false).await.unwrap();
+    wait_no_processes(&s.id, Duration::from_secs(10)).await;
+}
