@@ -377,7 +377,17 @@ async fn opencode_broken_mcp_servers_are_reported_failed_and_leave_nothing_runni
         ("dead".to_string(), broken_mcp_server(&dir.path().join("dead.jsonl"), "dead", "--exit-at-once")),
         ("stuck".to_string(), broken_mcp_server(&dir.path().join("stuck.jsonl"), "stuck", "--hang")),
     ]);
-    let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
+    // OpenCode's first turn waits for every server to connect, up to its
+    // `timeout` (30 s by default): the session's own config content bounds it.
+    let content = serde_json::json!({"mcp": {"stuck": {"timeout": 2000}}});
+    let create = CreateSession {
+        agent: "opencode".into(),
+        permission_mode: PermissionMode::Default,
+        mcp_servers: servers,
+        env: BTreeMap::from([("OPENCODE_CONFIG_CONTENT".to_string(), content.to_string())]),
+        ..Default::default()
+    };
+    let s = rig.server.client().create_session(&create).await.unwrap();
     let started = std::time::Instant::now();
     let (events, _) = rig.turn_answering(&s.id, "[opencode:text] still answers", Decision::AllowOnce).await;
     assert_eq!(final_text(&events), "Scripted reply: still answers");
@@ -388,10 +398,40 @@ async fn opencode_broken_mcp_servers_are_reported_failed_and_leave_nothing_runni
     assert!(error.as_deref().is_some_and(|e| e.contains("Connection closed")), "{error:?}");
     let (status, error) = settled_mcp_status(&rig, &s.id, "stuck").await;
     assert_eq!(status, McpServerState::Failed);
-    assert!(error.as_deref().is_some_and(|e| e.contains("timed out")), "{error:?}");
+    assert_eq!(error.as_deref(), Some("Operation timed out after 2000ms"), "the session's timeout was not used");
     let all = read_all(&rig.server.client(), &s.id).await;
     let told: Vec<_> = mcp_statuses(&all).into_iter().filter(|(n, _, _)| n == "dead").collect();
     assert_eq!(told.first().map(|t| t.1), Some(McpServerState::Starting), "{told:?}");
+    assert!(!processes_of_session(&s.id).is_empty(), "the agent runs while the session lives");
     rig.server.client().delete_session(&s.id, false).await.unwrap();
     wait_no_processes(&s.id, Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_global_mcp_server_reaches_new_sessions_and_a_session_entry_wins_by_name() {
+    let rig = rig().await;
+    let client = rig.server.client();
+    let dir = tempfile::tempdir().unwrap();
+    let global_log = McpLog::new(dir.path().join("global.jsonl"));
+    let own_log = McpLog::new(dir.path().join("own.jsonl"));
+    client.put_mcp_server("shared", &stdio_mcp_server(global_log.path(), "global", "g")).await.unwrap();
+    client.put_mcp_server("over", &stdio_mcp_server(global_log.path(), "global-over", "g")).await.unwrap();
+    let own = BTreeMap::from([("over".to_string(), stdio_mcp_server(own_log.path(), "own-over", "o"))]);
+    let s = rig.session_with(PermissionMode::Default, own, vec![]).await;
+    let (events, asked) =
+        rig.turn_answering(&s.id, "[opencode:mcp:shared:echo] via the global", Decision::AllowOnce).await;
+    assert_eq!(asked.len(), 1, "a global server's tools ask too: {}", describe(&events));
+    assert_eq!(asked[0].title, "Call echo on the MCP server shared");
+    assert_eq!(
+        the_mcp_item(&events, "shared", "echo").tool.as_ref().unwrap().output.as_deref(),
+        Some("echo: via the global")
+    );
+    let (events, _) = rig.turn_answering(&s.id, "[opencode:mcp:over:echo] which one", Decision::AllowOnce).await;
+    the_mcp_item(&events, "over", "echo");
+    let labels = |log: &McpLog| {
+        log.calls_of("echo").iter().map(|c| c["label"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(labels(&global_log), vec!["global"]);
+    assert_eq!(labels(&own_log), vec!["own-over"], "the session's own entry wins over the global one");
+    assert_eq!(settled_mcp_status(&rig, &s.id, "shared").await, (McpServerState::Connected, None));
 }

@@ -120,6 +120,10 @@ pub fn rules(mode: PermissionMode, mcp_servers: &[String]) -> Value {
 /// its skills folder (`skills.paths`), merged over the user's own
 /// `OPENCODE_CONFIG_CONTENT` if they set one (OpenCode itself merges the
 /// result with the global and project config files, which stay untouched).
+/// A session's server replaces the user's entry of the same name, but for
+/// its `timeout` (ms; OpenCode waits that long for the server to connect,
+/// 30 s by default, and for each of its tool calls), which is kept: that is
+/// how a session bounds a slow server, e.g. `{"mcp":{"N":{"timeout":2000}}}`.
 pub fn config_content(ctx: &LaunchContext<'_>, user: Option<&str>) -> Option<String> {
     if ctx.mcp_servers.is_empty() && ctx.skills_dir.is_none() {
         return None;
@@ -140,6 +144,10 @@ pub fn config_content(ctx: &LaunchContext<'_>, user: Option<&str>) -> Option<Str
         };
         if !config["mcp"].is_object() {
             config["mcp"] = json!({});
+        }
+        let mut v = v;
+        if let Some(timeout) = config["mcp"][name].get("timeout").filter(|t| t.is_u64()) {
+            v["timeout"] = timeout.clone();
         }
         config["mcp"][name] = v;
     }
@@ -535,6 +543,14 @@ mod tests {
         let content = spec.env.iter().find(|(k, _)| k == "OPENCODE_CONFIG_CONTENT").unwrap();
         let content: Value = serde_json::from_str(&content.1).unwrap();
         assert_eq!(content["mcp"]["tt"]["command"], json!(["srv"]));
+        // Over the user's own content: theirs kept, a same-named entry replaced but for its timeout.
+        let user = r#"{"mcp":{"tt":{"type":"remote","url":"u","timeout":2000},"own":{"type":"local"}},"x":1}"#;
+        let merged: Value = serde_json::from_str(&super::config_content(&ctx, Some(user)).unwrap()).unwrap();
+        assert_eq!(
+            merged["mcp"]["tt"],
+            json!({"type": "local", "command": ["srv"], "environment": {}, "enabled": true, "timeout": 2000})
+        );
+        assert_eq!((merged["mcp"]["own"]["type"].as_str(), merged["x"].as_i64()), (Some("local"), Some(1)));
         adapter.user_message(&[Part::text("hi")]);
         assert!(adapter.convert(r#"{"bridge":"ready"}"#).is_empty());
         let sent = requests(&mut adapter);
