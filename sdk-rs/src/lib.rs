@@ -25,6 +25,7 @@
 
 mod error;
 pub mod fs;
+pub mod mcp;
 mod skills;
 pub mod sse;
 mod stream;

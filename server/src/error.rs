@@ -57,6 +57,14 @@ impl ApiError {
     pub fn method_not_allowed(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", detail)
     }
+    /// An MCP server could not be started, reached, or did not speak MCP.
+    pub fn mcp_unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "mcp_unavailable", detail)
+    }
+    /// An MCP server did not answer in time.
+    pub fn mcp_timeout(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, "mcp_unavailable", detail)
+    }
     /// A server-side failure; `detail` is logged, and the client sees a generic message.
     pub fn internal(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)

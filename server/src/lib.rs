@@ -4,8 +4,10 @@
 //!
 //! Layout: `store` (the durable event log), `process` (the PTY host),
 //! `agents` (one folder per agent: launch, wire, convert), `session` (the
-//! per-session actor and the normalizer), `http` (one module per route group),
-//! `cli` (the `tether` command).
+//! per-session actor and the normalizer), `fs` (the workspace's files),
+//! `mcp` (global MCP servers and probing them), `skills` (installed and
+//! bundled skills), `http` (one module per route group), `cli` (the `tether`
+//! command).
 
 pub mod agents;
 pub mod cli;

@@ -271,3 +271,60 @@ impl McpLog {
         }
     }
 }
+
+/// The variable tether tags every probed stdio MCP server with.
+pub const PROBE_ENV: &str = "TETHER_MCP_PROBE";
+
+/// Pids of live processes tagged `TETHER_MCP_PROBE=…` whose environment also
+/// holds `marker` (`K=V`, e.g. set through the server's `env`, so parallel
+/// tests do not see each other's probes).
+pub fn probe_processes(marker: &str) -> Vec<i32> {
+    let tag = format!("{PROBE_ENV}=");
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut pids: Vec<i32> = dir
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            let mut vars = environ.split(|&b| b == 0);
+            let (mut tagged, mut marked) = (false, false);
+            for kv in &mut vars {
+                tagged |= kv.starts_with(tag.as_bytes());
+                marked |= kv == marker.as_bytes();
+            }
+            (tagged && marked).then_some(pid)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// Waits (polling every 20 ms, up to `timeout`) until no probe process
+/// carrying `marker` is left; panics naming the survivors.
+pub async fn wait_no_probe_processes(marker: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pids = probe_processes(marker);
+        if pids.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let list: Vec<String> = pids.iter().map(|p| format!("{p}: {}", crate::procs::cmdline(*p))).collect();
+            panic!("MCP probe processes ({marker}) still alive after {timeout:?}:\n{}", list.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (polling every 20 ms, up to `timeout`) until a probe process carrying `marker` runs.
+pub async fn wait_some_probe_process(marker: &str, timeout: Duration) -> Vec<i32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pids = probe_processes(marker);
+        if !pids.is_empty() {
+            return pids;
+        }
+        assert!(Instant::now() < deadline, "no MCP probe process ({marker}) appeared within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -22,6 +22,8 @@
 //! | `bash` | tool call `bash {"command":"echo scripted-bash-output"}` (plus a `description` when the tool's schema has one) | text `The command printed: <output>` |
 //! | `write` | tool call `write {"filePath":"<cwd>/opencode-written.txt","content":"written by opencode\n"}` | text `Write result: <tool message, 60 chars>` |
 //! | `question` | tool call `question` (one question `Which colour?`, Red / Blue) | text `Answer seen: <tool message, 80 chars>` |
+//! | `mcp:SERVER:TOOL` | tool call `SERVER_TOOL` as OpenCode offers MCP tools (`echo` gets `{"text": <prompt>}`, `add` `{"a":2,"b":3}`); text `No tool SERVER_TOOL among: …` when it is not offered | text `MCP said: <result>` |
+//! | `skill:NAME` | tool call `skill {"name": NAME}` | text `Skill said: <result, 200 chars>` |
 //! | `slow` | text in 100 deltas `tick N `, 100 ms apart (~10 s) | |
 //! | `401` / `500` | HTTP 401 / 500 with OpenAI's error JSON | |
 //!
@@ -134,12 +136,47 @@ fn write_config_dir(dir: &Path) {
     std::fs::write(plugin.join("package.json"), format!("{manifest:#}\n")).expect("write the plugin manifest");
 }
 
+/// A ripgrep for OpenCode: on `$PATH`, or the one the pinned Codex package
+/// bundles (`scripts/install-agents` installs it), or none.
+pub fn ripgrep() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("rg")).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let codex = agents_dir().join(format!("codex-{}", crate::openai::CODEX_VERSION)).join("node_modules/@openai");
+    let bundled = std::fs::read_dir(&codex).into_iter().flatten().flatten().flat_map(|pkg| {
+        let vendor = pkg.path().join("vendor");
+        std::fs::read_dir(vendor).into_iter().flatten().flatten().flat_map(|triple| {
+            std::fs::read_dir(triple.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|d| d.path().join("rg"))
+                .collect::<Vec<_>>()
+        })
+    });
+    on_path.into_iter().chain(bundled).find(|p| p.is_file())
+}
+
+/// OpenCode's `skill` tool (and `grep`/`glob`) run ripgrep: `rg` on `$PATH`,
+/// else `$XDG_CACHE_HOME/opencode/bin/rg`, else it downloads one, which
+/// fails offline ("ripgrep execution failed"). Links [`ripgrep`] there.
+fn link_ripgrep(cache_home: &Path) {
+    let Some(rg) = ripgrep() else { return };
+    let bin = cache_home.join("opencode").join("bin");
+    std::fs::create_dir_all(&bin).expect("create the OpenCode bin dir");
+    let link = bin.join("rg");
+    if !link.exists() {
+        std::os::unix::fs::symlink(&rg, &link).expect("link ripgrep for OpenCode");
+    }
+}
+
 /// The environment a tether server (and so the OpenCode CLI it spawns) needs
 /// to run OpenCode offline against `model`, with `home` as `$HOME` and the
 /// four `XDG_*` dirs under it (`config`, `data`, `cache`, `state`); writes
 /// [`opencode_config`] to `<home>/config/opencode.json` (also
 /// `$OPENCODE_CONFIG`) and the package files of the config dir
-/// `<home>/config/opencode`. Sessions are stored in `<home>/data/opencode`:
+/// `<home>/config/opencode`; links a ripgrep into `<home>/cache/opencode/bin`
+/// when one is found ([`ripgrep`]). Sessions are stored in `<home>/data/opencode`:
 /// reuse `home` across a restart, never across tests.
 ///
 /// # Panics
@@ -156,6 +193,7 @@ pub fn opencode_env(model: &ScriptedChat, home: &Path) -> Vec<(String, String)> 
         std::fs::create_dir_all(dir).expect("create an XDG dir");
     }
     write_config_dir(&config_home.join("opencode"));
+    link_ripgrep(&home.join("cache"));
     let config_path = config_home.join("opencode.json");
     std::fs::write(&config_path, format!("{:#}\n", opencode_config(model))).expect("write opencode.json");
     let url = model.url();
@@ -271,7 +309,7 @@ fn tool_takes(request: &Value, name: &str, param: &str) -> bool {
 }
 
 /// Whether `request` is OpenCode's title request (no tools; a title generator prompt).
-fn is_title_request(request: &Value) -> bool {
+pub fn is_title_request(request: &Value) -> bool {
     let no_tools = request.get("tools").and_then(Value::as_array).is_none_or(Vec::is_empty);
     let titler = request.get("messages").and_then(Value::as_array).is_some_and(|messages| {
         messages.iter().any(|m| {
@@ -363,6 +401,24 @@ fn chat_reply(shared: &Recorder, request: &Value, request_id: &str) -> Response 
             sse.tool_call("question", &args.to_string());
             sse.finish("tool_calls");
         }
+        tag if tag.starts_with("mcp:") || tag.starts_with("skill:") => {
+            let mut words = tag.split(':');
+            let step = match (words.next(), words.next(), words.next()) {
+                (Some("mcp"), Some(server), Some(tool)) => mcp_step(request, &prompt, server, tool),
+                (Some("skill"), Some(name), _) => skill_step(request, &prompt, name),
+                _ => Step::Text(format!("Malformed tag {tag}")),
+            };
+            match step {
+                Step::Tool(name, args) => {
+                    sse.tool_call(&name, &args.to_string());
+                    sse.finish("tool_calls");
+                }
+                Step::Text(text) => {
+                    sse.text(&pieces(&text), Duration::ZERO);
+                    sse.finish("stop");
+                }
+            }
+        }
         "question" if step > 0 => {
             sse.text(&pieces(&format!("Answer seen: {}", first_chars(&prompt.last_tool, 80))), Duration::ZERO);
             sse.finish("stop");
@@ -373,6 +429,54 @@ fn chat_reply(shared: &Recorder, request: &Value, request_id: &str) -> Response 
         }
     }
     sse.into_response(shared.shutdown(), request_id, include_usage)
+}
+
+/// What the scripted model does next.
+enum Step {
+    Tool(String, Value),
+    Text(String),
+}
+
+/// The names of the tools a request offers.
+fn offered_tools(request: &Value) -> Vec<String> {
+    let tools = request.get("tools").and_then(Value::as_array).cloned().unwrap_or_default();
+    tools.iter().filter_map(|t| t.pointer("/function/name").and_then(Value::as_str)).map(str::to_owned).collect()
+}
+
+/// The next step of `[opencode:mcp:SERVER:TOOL]`: OpenCode offers an MCP
+/// tool directly in `tools` as `SERVER_TOOL` (both names with anything but
+/// ASCII letters, digits, `_` and `-` made `_`); after its result, text
+/// `MCP said: <result>`.
+fn mcp_step(request: &Value, prompt: &Prompt, server: &str, tool: &str) -> Step {
+    if prompt.tool_messages > 0 {
+        return Step::Text(format!("MCP said: {}", first_chars(prompt.last_tool.trim(), 200)));
+    }
+    let clean = |s: &str| -> String {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
+    };
+    let name = format!("{}_{}", clean(server), clean(tool));
+    let offered = offered_tools(request);
+    if !offered.contains(&name) {
+        return Step::Text(format!("No tool {name} among: {}", offered.join(", ")));
+    }
+    let args = match tool {
+        "echo" => json!({"text": prompt.echo()}),
+        "add" => json!({"a": 2, "b": 3}),
+        _ => json!({}),
+    };
+    Step::Tool(name, args)
+}
+
+/// `[opencode:skill:NAME]`: calls OpenCode's `skill` tool with the skill's
+/// name, then answers `Skill said: <result>`.
+fn skill_step(request: &Value, prompt: &Prompt, name: &str) -> Step {
+    if prompt.tool_messages > 0 {
+        return Step::Text(format!("Skill said: {}", first_chars(prompt.last_tool.trim(), 200)));
+    }
+    if !has_tool(request, "skill") {
+        return Step::Text(format!("No skill tool among: {}", offered_tools(request).join(", ")));
+    }
+    Step::Tool("skill".into(), json!({"name": name}))
 }
 
 /// The latest user message of a request and what follows it.
@@ -421,6 +525,23 @@ fn latest_prompt(request: &Value) -> Prompt {
         }
     }
     prompt
+}
+
+/// The `role:"system"` texts of a request, joined: where OpenCode lists
+/// skills (`<available_skills>`), MCP instructions and its environment.
+pub fn system_text(request: &Value) -> String {
+    let messages = request.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
+    let texts: Vec<String> = messages
+        .iter()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("system"))
+        .map(|m| content_text(m.get("content")))
+        .collect();
+    texts.join("\n")
+}
+
+/// The model requests of a turn's agent loop (title requests left out).
+pub fn agent_requests(model: &ScriptedChat) -> Vec<Value> {
+    model.requests().into_iter().filter(|r| !is_title_request(r)).collect()
 }
 
 /// The working directory OpenCode states in its system prompt (`Working
@@ -690,6 +811,27 @@ mod tests {
         drop(server);
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(reqwest::Client::new().head(format!("{url}/")).send().await.is_err(), "stopped when dropped");
+    }
+
+    #[tokio::test]
+    async fn serves_mcp_and_skill_scripts() {
+        let server = ScriptedChat::start().await;
+        let url = server.url();
+        let tools = json!([
+            {"type": "function", "function": {"name": "my_srv_echo", "parameters": {}}},
+            {"type": "function", "function": {"name": "skill", "parameters": {}}},
+        ]);
+        let req = |messages: Value| json!({"model": "m", "stream": true, "tools": tools, "messages": messages});
+        let (_, text) = post(&url, &req(json!([user("[opencode:mcp:my.srv:echo] say hi")]))).await;
+        let cs = chunks(&text);
+        assert_eq!(cs[1]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"], "my_srv_echo");
+        assert_eq!(arguments(&cs), json!({"text": "say hi"}));
+        let after = json!([user("[opencode:mcp:my.srv:echo] say hi"), {"role": "tool", "content": "echo: say hi"}]);
+        assert_eq!(joined(&chunks(&post(&url, &req(after)).await.1), "content"), "MCP said: echo: say hi");
+        let (_, text) = post(&url, &req(json!([user("[opencode:mcp:other:echo] x")]))).await;
+        assert!(joined(&chunks(&text), "content").starts_with("No tool other_echo among: my_srv_echo"), "{text}");
+        let (_, text) = post(&url, &req(json!([user("[opencode:skill:s-1] load")]))).await;
+        assert_eq!(arguments(&chunks(&text)), json!({"name": "s-1"}));
     }
 
     #[tokio::test]
@@ -995,6 +1137,40 @@ mod tests {
                 "write_denied" => assert!(!written.exists(), "write_denied: the file exists"),
                 _ => {}
             }
+        }
+
+        if wanted("mcp") {
+            // A stdio MCP server through OPENCODE_CONFIG_CONTENT, its tools asking
+            // (as tether's rules make them in `default`), and a skill loaded.
+            let model = ScriptedChat::start().await;
+            let home = tempfile::tempdir().unwrap();
+            let cwd = tempfile::tempdir().unwrap();
+            let skills = tempfile::tempdir().unwrap();
+            let skill = skills.path().join("rec-skill");
+            std::fs::create_dir_all(&skill).unwrap();
+            let md = "---\nname: rec-skill\ndescription: A recorded skill\n---\n\nREC-SKILL-BODY\n";
+            std::fs::write(skill.join("SKILL.md"), md).unwrap();
+            let mut env = opencode_env(&model, home.path());
+            let bin = crate::mcp::mcp_test_server_bin().display().to_string();
+            let log = home.path().join("mcp-calls.jsonl").display().to_string();
+            let content = json!({
+                "mcp": {"tt": {"type": "local", "command": [bin, "--log", log, "--label", "rec"], "enabled": true}},
+                "skills": {"paths": [skills.path().display().to_string()]},
+            });
+            env.push(("OPENCODE_CONFIG_CONTENT".into(), content.to_string()));
+            let mut serve = Serve::spawn(&env, cwd.path(), &side_dir.join("mcp")).await;
+            let rules = json!({"permission": [{"permission": "tt_*", "pattern": "*", "action": "ask"}]});
+            let (status, session) = serve.call("POST", "/session", Some(rules)).await;
+            assert_eq!(status, 200, "{session}");
+            let id = session["id"].as_str().unwrap().to_owned();
+            let (status, mcp) = serve.call("GET", "/mcp", None).await;
+            assert_eq!((status, &mcp["tt"]["status"]), (200, &json!("connected")), "{mcp}");
+            let first = serve.turn(&id, "[opencode:mcp:tt:echo] hello mcp", "mcp").await;
+            let second = serve.turn(&id, "[opencode:skill:rec-skill] load it", "mcp").await;
+            let (calls, events) = serve.stop().await;
+            save("mcp", &calls, &events, &model);
+            assert_eq!(text_of(&first), "MCP said: echo: hello mcp");
+            assert!(text_of(&second).contains("REC-SKILL-BODY"), "{}", text_of(&second));
         }
 
         if wanted("resume") {

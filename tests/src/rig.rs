@@ -32,6 +32,11 @@ impl<M> Rig<M> {
         Rig { model, server, agent, turn_timeout: crate::TURN_TIMEOUT, _home: home }
     }
 
+    /// The agents' HOME (their own configuration lives under it).
+    pub fn home(&self) -> &Path {
+        self._home.path()
+    }
+
     pub fn with_turn_timeout(mut self, timeout: Duration) -> Self {
         self.turn_timeout = timeout;
         self
@@ -83,8 +88,13 @@ impl<M> Rig<M> {
         mcp_servers: BTreeMap<String, McpServer>,
         skills: Vec<String>,
     ) -> Session {
-        let create =
-            CreateSession { agent: self.agent.into(), permission_mode: mode, mcp_servers, skills, ..Default::default() };
+        let create = CreateSession {
+            agent: self.agent.into(),
+            permission_mode: mode,
+            mcp_servers,
+            skills,
+            ..Default::default()
+        };
         self.server.client().create_session(&create).await.expect("create a session")
     }
 
@@ -138,10 +148,8 @@ pub fn stdio_mcp_server(log: &Path, label: &str, secret: &str) -> McpServer {
 
 /// The one completed `mcp` tool item of `events`, checked to be `server`'s `tool`.
 pub fn the_mcp_item<'a>(events: &'a [Event], server: &str, tool: &str) -> &'a Item {
-    let mcp: Vec<&Item> = tool_items(events)
-        .into_iter()
-        .filter(|i| i.tool.as_ref().is_some_and(|t| t.kind == ToolKind::Mcp))
-        .collect();
+    let mcp: Vec<&Item> =
+        tool_items(events).into_iter().filter(|i| i.tool.as_ref().is_some_and(|t| t.kind == ToolKind::Mcp)).collect();
     assert_eq!(mcp.len(), 1, "one mcp tool item expected:\n{}", describe(events));
     let t = mcp[0].tool.as_ref().unwrap();
     assert_eq!((t.server.as_deref(), t.name.as_str()), (Some(server), tool), "{t:?}");
@@ -157,4 +165,34 @@ pub fn mcp_statuses(events: &[Event]) -> Vec<(String, McpServerState, Option<Str
             _ => None,
         })
         .collect()
+}
+
+/// A `SKILL.md` naming `name` with `description`, and `body` below its front matter.
+pub fn skill_md(name: &str, description: &str, body: &str) -> String {
+    format!("---\nname: {name}\ndescription: {description}\n---\n\n{body}\n")
+}
+
+/// Installs a one-file skill through the API.
+pub async fn install_skill(client: &tether_sdk::Client, name: &str, description: &str, body: &str) {
+    let files = BTreeMap::from([("SKILL.md".to_string(), skill_md(name, description, body))]);
+    client.put_skill_files(name, &tether_sdk::SkillFiles { files }).await.expect("install a skill");
+}
+
+/// FNV-1a of every file under `dir` (relative path → hash), to show files are untouched.
+pub fn hash_tree(dir: &Path) -> BTreeMap<String, u64> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, u64>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                let rel = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+                out.insert(rel, crate::fnv1a64(&bytes));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
 }

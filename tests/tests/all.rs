@@ -16,5 +16,6 @@ mod mock_turns;
 mod opencode;
 mod recovery;
 mod service;
+mod session_config;
 mod skills;
 mod streams;

@@ -389,7 +389,7 @@ fn cli_installs_the_pinned_version_into_a_data_dir() {
 
 use std::collections::BTreeMap;
 use tether_e2e::mcp::{McpHttpServer, McpLog};
-use tether_e2e::rig::{mcp_statuses, stdio_mcp_server, the_mcp_item};
+use tether_e2e::rig::{hash_tree, install_skill, mcp_statuses, skill_md, stdio_mcp_server, the_mcp_item};
 use tether_sdk::{McpServer, McpServerState};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,7 +411,179 @@ async fn a_session_mcp_server_is_called_after_a_permission_and_is_one_mcp_item()
     assert_eq!(final_text(&events), "MCP said: echo: hello mcp");
     let calls = log.calls_of("echo");
     assert_eq!(calls.len(), 1, "{calls:?}");
-    assert_eq!((calls[0]["label"].as_str(), calls[0]["arguments"]["text"].as_str()), (Some("stdio"), Some("hello mcp")));
+    assert_eq!(
+        (calls[0]["label"].as_str(), calls[0]["arguments"]["text"].as_str()),
+        (Some("stdio"), Some("hello mcp"))
+    );
     let all = read_all(&rig.server.client(), &s.id).await;
     assert!(mcp_statuses(&all).contains(&("tt".into(), McpServerState::Connected, None)), "{}", describe(&all));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_http_mcp_server_gets_its_headers_and_bypass_never_asks() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = McpLog::new(dir.path().join("calls.jsonl"));
+    let http = McpHttpServer::start_requiring("http", log.path(), "x-tether-test", "let-me-in");
+    let headers = BTreeMap::from([("x-tether-test".to_string(), "let-me-in".to_string())]);
+    let servers = BTreeMap::from([("remote".to_string(), McpServer::Http { url: http.url(), headers })]);
+    let s = rig.session_with(PermissionMode::Bypass, servers, vec![]).await;
+    let (events, asked) = rig.turn_answering(&s.id, "[claude:mcp:remote:echo] over http", Decision::Deny).await;
+    assert!(asked.is_empty(), "bypass asked: {asked:?}");
+    let item = the_mcp_item(&events, "remote", "echo");
+    assert_eq!(item.tool.as_ref().unwrap().output.as_deref(), Some("echo: over http"));
+    let calls = log.calls_of("echo");
+    assert_eq!((calls.len(), calls[0]["label"].as_str()), (1, Some("http")), "{calls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skill_is_listed_to_the_model_and_the_skill_tool_loads_it() {
+    let rig = rig().await;
+    let client = rig.server.client();
+    install_skill(&client, "tester-skill", "Checks the frobnicator before every release", "FROBNICATE-CAREFULLY-42")
+        .await;
+    let s = rig.session_with(PermissionMode::Bypass, BTreeMap::new(), vec!["tester-skill".into()]).await;
+    let (events, _) = rig.turn_answering(&s.id, "[claude:skill:tester-skill] go", Decision::AllowOnce).await;
+    let listed = rig.model.requests().iter().any(|r| {
+        let t = r.to_string();
+        t.contains("tether:tester-skill") && t.contains("Checks the frobnicator before every release")
+    });
+    assert!(listed, "no model request lists the skill");
+    let skill: Vec<_> =
+        tool_items(&events).into_iter().filter(|i| i.tool.as_ref().is_some_and(|t| t.name == "Skill")).collect();
+    assert_eq!(skill.len(), 1, "{}", describe(&events));
+    assert_eq!(skill[0].status, ItemStatus::Completed, "{:?}", skill[0]);
+    // The skill's body reached the model after the tool ran.
+    let last = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("[claude:skill:tester-skill]"));
+    assert!(last.unwrap().to_string().contains("FROBNICATE-CAREFULLY-42"), "the skill body never reached the model");
+    assert!(final_text(&events).starts_with("Skill said:"), "{}", final_text(&events));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_own_mcp_server_and_skill_work_beside_the_sessions_and_stay_untouched() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let user_log = McpLog::new(dir.path().join("user.jsonl"));
+    let session_log = McpLog::new(dir.path().join("session.jsonl"));
+    let home = rig.home().to_path_buf();
+    let user_server = serde_json::to_value(stdio_mcp_server(user_log.path(), "user", "u")).unwrap();
+    let claude_json = serde_json::json!({"mcpServers": {"mine": user_server}});
+    std::fs::write(home.join(".claude.json"), serde_json::to_vec_pretty(&claude_json).unwrap()).unwrap();
+    let skill_dir = home.join(".claude/skills/user-skill");
+    std::fs::create_dir_all(&skill_dir).unwrap();
+    std::fs::write(skill_dir.join("SKILL.md"), skill_md("user-skill", "The user's very own skill", "USER-BODY"))
+        .unwrap();
+    let before = (std::fs::read(home.join(".claude.json")).unwrap(), hash_tree(&home.join(".claude/skills")));
+
+    install_skill(&rig.server.client(), "tester-skill", "A skill tether gives", "TETHER-BODY").await;
+    let servers = BTreeMap::from([("tt".to_string(), stdio_mcp_server(session_log.path(), "session", "s"))]);
+    let s = rig.session_with(PermissionMode::Bypass, servers, vec!["tester-skill".into()]).await;
+    let (events, _) = rig.turn_answering(&s.id, "[claude:mcp:mine:echo] from the user", Decision::AllowOnce).await;
+    the_mcp_item(&events, "mine", "echo");
+    let (events, _) = rig.turn_answering(&s.id, "[claude:mcp:tt:echo] from the session", Decision::AllowOnce).await;
+    the_mcp_item(&events, "tt", "echo");
+    assert_eq!(user_log.calls_of("echo").len(), 1);
+    assert_eq!(session_log.calls_of("echo").len(), 1);
+    let last = rig.model.requests().last().unwrap().to_string();
+    assert!(last.contains("The user's very own skill") && last.contains("A skill tether gives"), "both skills listed");
+    let all = read_all(&rig.server.client(), &s.id).await;
+    let statuses = mcp_statuses(&all);
+    for name in ["mine", "tt"] {
+        assert!(statuses.iter().any(|(n, st, _)| n == name && *st == McpServerState::Connected), "{statuses:?}");
+    }
+    rig.server.client().delete_session(&s.id, false).await.unwrap();
+    let after = (std::fs::read(home.join(".claude.json")).unwrap(), hash_tree(&home.join(".claude/skills")));
+    assert_eq!(before.1, after.1, "the user's skills changed");
+    // Claude Code adds its own bookkeeping keys to ~/.claude.json (firstStartTime,
+    // machineID, ...) whoever runs it; the user's MCP servers must be exactly as
+    // they were, and nothing of tether's may be there.
+    let before_json: serde_json::Value = serde_json::from_slice(&before.0).unwrap();
+    let after_json: serde_json::Value = serde_json::from_slice(&after.0).unwrap();
+    assert_eq!(before_json["mcpServers"], after_json["mcpServers"], "the user's MCP servers changed");
+    let text = String::from_utf8_lossy(&after.0);
+    assert!(!text.contains("session.jsonl") && !text.contains("tester-skill"), "tether wrote into ~/.claude.json");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_mcp_server_is_reported_failed_and_leaves_nothing_running() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut dead = stdio_mcp_server(&dir.path().join("dead.jsonl"), "dead", "x");
+    if let McpServer::Stdio { args, .. } = &mut dead {
+        args.push("--exit-at-once".into());
+    }
+    let servers = BTreeMap::from([("dead".to_string(), dead)]);
+    let s = rig.session_with(PermissionMode::Bypass, servers, vec![]).await;
+    let (events, _) = rig.turn_answering(&s.id, "[claude:text] still answers", Decision::AllowOnce).await;
+    assert_eq!(final_text(&events), "Scripted reply: still answers");
+    let all = read_all(&rig.server.client(), &s.id).await;
+    assert!(
+        mcp_statuses(&all).iter().any(|(n, st, _)| n == "dead" && *st == McpServerState::Failed),
+        "{}",
+        describe(&all)
+    );
+    rig.server.client().delete_session(&s.id, false).await.unwrap();
+    wait_no_processes(&s.id, Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_mcp_server_reaches_new_sessions_and_a_session_entry_wins_by_name() {
+    let rig = rig().await;
+    let client = rig.server.client();
+    let dir = tempfile::tempdir().unwrap();
+    let global_log = McpLog::new(dir.path().join("global.jsonl"));
+    let own_log = McpLog::new(dir.path().join("own.jsonl"));
+    client.put_mcp_server("shared", &stdio_mcp_server(global_log.path(), "global", "g")).await.unwrap();
+    client.put_mcp_server("over", &stdio_mcp_server(global_log.path(), "global-over", "g")).await.unwrap();
+    let own = BTreeMap::from([("over".to_string(), stdio_mcp_server(own_log.path(), "own-over", "o"))]);
+    let s = rig.session_with(PermissionMode::Bypass, own, vec![]).await;
+    let (events, _) = rig.turn_answering(&s.id, "[claude:mcp:shared:echo] via the global", Decision::AllowOnce).await;
+    assert_eq!(
+        the_mcp_item(&events, "shared", "echo").tool.as_ref().unwrap().output.as_deref(),
+        Some("echo: via the global")
+    );
+    let (events, _) = rig.turn_answering(&s.id, "[claude:mcp:over:echo] which one", Decision::AllowOnce).await;
+    the_mcp_item(&events, "over", "echo");
+    let labels = |log: &McpLog| {
+        log.calls_of("echo").iter().map(|c| c["label"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(labels(&global_log), vec!["global"]);
+    assert_eq!(labels(&own_log), vec!["own-over"], "the session's own entry wins over the global one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_mcp_server_does_not_hang_the_turn_and_dies_with_the_session() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut hang = stdio_mcp_server(&dir.path().join("hang.jsonl"), "hang", "x");
+    if let McpServer::Stdio { args, .. } = &mut hang {
+        args.push("--hang".into());
+    }
+    // Claude Code gives up on a server after MCP_TIMEOUT ms (30 s by default).
+    let create = CreateSession {
+        agent: "claude".into(),
+        permission_mode: PermissionMode::Bypass,
+        mcp_servers: BTreeMap::from([("slow".to_string(), hang)]),
+        env: BTreeMap::from([("MCP_TIMEOUT".to_string(), "2000".to_string())]),
+        ..Default::default()
+    };
+    let s = rig.server.client().create_session(&create).await.unwrap();
+    // The turn does not wait for it. Claude reports its servers at the start of
+    // each turn (`starting` until MCP_TIMEOUT has passed, then `failed`): a
+    // later turn says it failed (bounded: turns within 30 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (events, _) = rig.turn_answering(&s.id, "[claude:text] despite it", Decision::AllowOnce).await;
+        assert_eq!(final_text(&events), "Scripted reply: despite it");
+        let statuses = mcp_statuses(&events);
+        assert!(statuses.iter().all(|(n, _, _)| n == "slow"), "{statuses:?}");
+        if statuses.iter().any(|(_, st, _)| *st == McpServerState::Failed) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reported failed:\n{}", describe(&events));
+    }
+    let hung = processes_of_session(&s.id);
+    assert!(!hung.is_empty(), "the agent and its MCP server run while the session lives");
+    rig.server.client().delete_session(&s.id, false).await.unwrap();
+    wait_no_processes(&s.id, Duration::from_secs(10)).await;
 }

@@ -102,3 +102,195 @@ async fn mcp_test_server_binary_serves_http() {
     client.cancel().await.unwrap();
     child.kill().await.unwrap();
 }
+
+// The registry and tool listing through tether (the real binary, the SDK).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use tether_e2e::http::{expect_problem, send};
+use tether_e2e::mcp::{wait_no_probe_processes, wait_some_probe_process};
+use tether_e2e::TestServer;
+use tether_sdk::reqwest::Method;
+use tether_sdk::{McpServer, McpToolList};
+
+/// A stdio config of the test server with `flags`, logging to `log`, its
+/// environment marked with `marker` (`K=V`) so its probe processes can be found.
+fn test_server(log: &std::path::Path, flags: &[&str], marker: &str) -> McpServer {
+    let mut args = vec!["--log".to_string(), log.display().to_string(), "--label".into(), "e2e".into()];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    let (k, v) = marker.split_once('=').unwrap();
+    McpServer::Stdio {
+        command: mcp_test_server_bin().display().to_string(),
+        args,
+        env: BTreeMap::from([(k.to_string(), v.to_string()), ("MCP_TEST_SECRET".into(), "s3cret".into())]),
+        cwd: None,
+    }
+}
+
+fn marker(test: &str) -> String {
+    format!("MCP_E2E_RUN={test}-{}", std::process::id())
+}
+
+/// The listing has echo, add and whoami with descriptions and object input schemas.
+fn assert_test_tools(list: &McpToolList, server: &str) {
+    assert_eq!(list.server, server);
+    let mut names: Vec<&str> = list.tools.iter().map(|t| t.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["add", "echo", "whoami"], "{list:#?}");
+    for tool in &list.tools {
+        assert!(tool.description.as_deref().is_some_and(|d| !d.is_empty()), "{tool:?}");
+        assert_eq!(tool.input_schema["type"], "object", "{tool:?}");
+    }
+    let echo = list.tools.iter().find(|t| t.name == "echo").unwrap();
+    assert_eq!(echo.input_schema["properties"]["text"]["type"], "string", "{echo:?}");
+    assert_eq!(echo.input_schema["required"], json!(["text"]), "{echo:?}");
+    let add = list.tools.iter().find(|t| t.name == "add").unwrap();
+    assert_eq!(add.input_schema["properties"]["a"]["type"], "integer", "{add:?}");
+}
+
+#[tokio::test]
+async fn mcp_registry_round_trip_survives_a_restart() {
+    let mut server = TestServer::start().await;
+    let client = server.client();
+    assert!(client.list_mcp_servers().await.unwrap().servers.is_empty());
+    let stdio = McpServer::Stdio {
+        command: "npx".into(),
+        args: vec!["-y".into(), "some-server".into()],
+        env: BTreeMap::from([("TOKEN".to_string(), "t".to_string())]),
+        cwd: Some("sub".into()),
+    };
+    let remote = McpServer::Http {
+        url: "https://mcp.example.com/mcp".into(),
+        headers: BTreeMap::from([("Authorization".to_string(), "Bearer x".to_string())]),
+    };
+    let put = client.put_mcp_server("files", &stdio).await.unwrap();
+    assert!(put.created);
+    assert_eq!(put.server, stdio);
+    assert!(client.put_mcp_server("web", &stdio).await.unwrap().created);
+    let replaced = client.put_mcp_server("web", &remote).await.unwrap();
+    assert!(!replaced.created, "replacing answers 200");
+    assert_eq!(client.get_mcp_server("web").await.unwrap(), remote);
+    let want = BTreeMap::from([("files".to_string(), stdio.clone()), ("web".to_string(), remote.clone())]);
+    assert_eq!(client.list_mcp_servers().await.unwrap().servers, want);
+
+    server.restart().await;
+    let client = server.client();
+    assert_eq!(client.list_mcp_servers().await.unwrap().servers, want);
+    assert_eq!(client.delete_mcp_server("files").await.unwrap(), stdio);
+    let gone = client.delete_mcp_server("files").await.unwrap_err();
+    assert_eq!((gone.status(), gone.code()), (Some(404), Some("not_found")));
+    let gone = client.mcp_server_tools("files").await.unwrap_err();
+    assert_eq!((gone.status(), gone.code()), (Some(404), Some("not_found")));
+    server.restart().await;
+    let left = server.client().list_mcp_servers().await.unwrap().servers;
+    assert_eq!(left, BTreeMap::from([("web".to_string(), remote)]));
+}
+
+#[tokio::test]
+async fn mcp_tools_of_a_stdio_server() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let dir = tempfile::tempdir().unwrap();
+    let log = McpLog::new(dir.path().join("calls.jsonl"));
+    let marker = marker("stdio");
+    client.put_mcp_server("local", &test_server(log.path(), &[], &marker)).await.unwrap();
+    let started = Instant::now();
+    let list = client.mcp_server_tools("local").await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_test_tools(&list, "local");
+    assert!(log.calls().is_empty(), "listing calls no tool");
+    wait_no_probe_processes(&marker, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn mcp_tools_of_an_http_server_with_a_required_header() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let dir = tempfile::tempdir().unwrap();
+    let mcp = McpHttpServer::start_requiring("e2e-http", dir.path().join("calls.jsonl"), "x-mcp-key", "k3y");
+    let with = |headers: &[(&str, &str)]| McpServer::Http {
+        url: mcp.url(),
+        headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    };
+    client.put_mcp_server("remote", &with(&[("X-Mcp-Key", "k3y")])).await.unwrap();
+    assert_test_tools(&client.mcp_server_tools("remote").await.unwrap(), "remote");
+    // Without the header the server refuses: a 502 that names the server, without the header's value.
+    client.put_mcp_server("refused", &with(&[])).await.unwrap();
+    let resp = send(client.request(Method::GET, "/v1/mcp/servers/refused/tools")).await;
+    let problem = expect_problem(resp, 502, "mcp_unavailable", &["\"refused\"", "401"]).await;
+    assert!(!problem.detail.contains("k3y"), "{}", problem.detail);
+    // Nothing listens any more.
+    let url = mcp.url();
+    drop(mcp);
+    client.put_mcp_server("stopped", &McpServer::Http { url, headers: BTreeMap::new() }).await.unwrap();
+    let resp = send(client.request(Method::GET, "/v1/mcp/servers/stopped/tools?timeout_ms=3000")).await;
+    expect_problem(resp, 502, "mcp_unavailable", &["\"stopped\"", "connection refused"]).await;
+    assert_eq!(client.health().await.unwrap().status, "ok");
+}
+
+#[tokio::test]
+async fn mcp_tools_of_broken_servers_fail_in_time_and_leave_nothing() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("calls.jsonl");
+    /// Each answers within this, whatever its own deadline.
+    const BOUND: Duration = Duration::from_secs(5);
+    type Case = (&'static str, &'static [&'static str], u64, u16, &'static [&'static str]);
+    // (name, flags, timeout_ms, status, mentions)
+    let cases: [Case; 3] = [
+        ("exits", &["--exit-at-once"], 10_000, 502, &["exited before answering (exit status 1)", "exiting at once"]),
+        ("hangs", &["--hang"], 1500, 504, &["did not answer within 1.5 s"]),
+        ("garbage", &["--garbage"], 10_000, 502, &["did not speak MCP", "not JSON-RPC"]),
+    ];
+    for (name, flags, timeout_ms, status, mentions) in cases {
+        let marker = marker(name);
+        client.put_mcp_server(name, &test_server(&log, flags, &marker)).await.unwrap();
+        let started = Instant::now();
+        let resp =
+            send(client.request(Method::GET, &format!("/v1/mcp/servers/{name}/tools?timeout_ms={timeout_ms}"))).await;
+        expect_problem(resp, status, "mcp_unavailable", mentions).await;
+        assert!(started.elapsed() < BOUND, "{name}: answered after {:?}", started.elapsed());
+        wait_no_probe_processes(&marker, Duration::from_secs(5)).await;
+        assert_eq!(client.health().await.unwrap().status, "ok");
+    }
+    let missing =
+        McpServer::Stdio { command: "/nonexistent/mcp-server".into(), args: vec![], env: BTreeMap::new(), cwd: None };
+    client.put_mcp_server("missing", &missing).await.unwrap();
+    let resp = send(client.request(Method::GET, "/v1/mcp/servers/missing/tools")).await;
+    expect_problem(
+        resp,
+        502,
+        "mcp_unavailable",
+        &["could not start `/nonexistent/mcp-server`: No such file or directory"],
+    )
+    .await;
+    assert!(log_is_empty(&log));
+    // Still serving, and a good server still lists.
+    let marker = marker("after");
+    client.put_mcp_server("good", &test_server(&log, &[], &marker)).await.unwrap();
+    assert_test_tools(&client.mcp_server_tools("good").await.unwrap(), "good");
+}
+
+fn log_is_empty(path: &std::path::Path) -> bool {
+    McpLog::new(path).calls().is_empty()
+}
+
+#[tokio::test]
+async fn mcp_probe_is_ended_when_the_request_is_dropped() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = marker("dropped");
+    client.put_mcp_server("hangs", &test_server(&dir.path().join("calls.jsonl"), &["--hang"], &marker)).await.unwrap();
+    let request = tokio::spawn({
+        let client = client.clone();
+        async move { client.mcp_server_tools_within("hangs", 60_000).await }
+    });
+    wait_some_probe_process(&marker, Duration::from_secs(10)).await;
+    request.abort();
+    let _ = request.await;
+    wait_no_probe_processes(&marker, Duration::from_secs(5)).await;
+    assert_eq!(client.health().await.unwrap().status, "ok");
+}

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tether_e2e::events::*;
-use tether_e2e::opencode::{opencode_env, ScriptedChat, OPENCODE_VERSION, WRITTEN_CONTENT, WRITTEN_FILE};
+use tether_e2e::opencode::{
+    agent_requests, opencode_env, system_text, ScriptedChat, OPENCODE_VERSION, WRITTEN_CONTENT, WRITTEN_FILE,
+};
 use tether_e2e::rig::tool_items;
 use tether_e2e::*;
 use tether_sdk::{
@@ -178,4 +180,258 @@ async fn opencode_bypass_runs_without_asking() {
         .as_deref()
         .unwrap_or("")
         .contains("scripted-bash-output")));
+}
+
+// ---- MCP servers and skills -------------------------------------------------
+
+use std::collections::BTreeMap;
+use tether_e2e::mcp::{McpHttpServer, McpLog};
+use tether_e2e::rig::{hash_tree, install_skill, mcp_statuses, skill_md, stdio_mcp_server, the_mcp_item};
+use tether_sdk::{CreateSession, McpServer, McpServerState};
+
+/// The first `mcp.status` of `server` in the session that is not `starting`
+/// (OpenCode tells it once the server connected or gave up), as (status, error).
+async fn settled_mcp_status(rig: &Rig, session: &str, server: &str) -> (McpServerState, Option<String>) {
+    let mut stream = rig.server.client().session_events(session, Some(0));
+    let events = wait_for(
+        &mut stream,
+        OPENCODE_TURN,
+        |e| matches!(&e.body, EventBody::McpStatus(s) if s.server == server && s.status != McpServerState::Starting),
+    )
+    .await;
+    let EventBody::McpStatus(s) = &events.last().unwrap().body else { unreachable!() };
+    (s.status, s.error.clone())
+}
+
+/// The test MCP server over stdio with `extra` arguments (`--exit-at-once`, `--hang`).
+fn broken_mcp_server(log: &std::path::Path, label: &str, extra: &str) -> McpServer {
+    let mut server = stdio_mcp_server(log, label, "x");
+    if let McpServer::Stdio { args, .. } = &mut server {
+        args.push(extra.into());
+    }
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_session_mcp_server_asks_then_is_one_mcp_item() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = McpLog::new(dir.path().join("calls.jsonl"));
+    let servers = BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))]);
+    let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
+    let (events, asked) = rig.turn_answering(&s.id, "[opencode:mcp:tt:echo] hello mcp", Decision::AllowOnce).await;
+    assert_eq!(asked.len(), 1, "{}", describe(&events));
+    assert_eq!(asked[0].action, PermissionAction::Mcp);
+    assert_eq!(asked[0].title, "Call echo on the MCP server tt");
+    let item = the_mcp_item(&events, "tt", "echo");
+    assert_eq!(asked[0].item_id.as_deref(), Some(item.item_id.as_str()), "the permission names the tool item");
+    let tool = item.tool.as_ref().unwrap();
+    assert_eq!(tool.input["text"], "hello mcp");
+    assert_eq!(tool.output.as_deref(), Some("echo: hello mcp"), "{tool:?}");
+    assert_eq!(item.status, ItemStatus::Completed);
+    assert_eq!(final_text(&events), "MCP said: echo: hello mcp");
+    let calls = log.calls_of("echo");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(
+        (calls[0]["label"].as_str(), calls[0]["arguments"]["text"].as_str()),
+        (Some("stdio"), Some("hello mcp"))
+    );
+    assert_eq!(settled_mcp_status(&rig, &s.id, "tt").await, (McpServerState::Connected, None));
+    // The model was offered the server's tools by their OpenCode names.
+    let request = agent_requests(&rig.model).into_iter().rfind(|r| r.to_string().contains("hello mcp")).unwrap();
+    let offered = request["tools"].to_string();
+    assert!(offered.contains("\"tt_echo\"") && offered.contains("\"tt_whoami\""), "{offered}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_denied_mcp_call_never_reaches_the_server() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = McpLog::new(dir.path().join("calls.jsonl"));
+    let servers = BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))]);
+    let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
+    let (events, asked) = rig.turn_answering(&s.id, "[opencode:mcp:tt:echo] not this", Decision::Deny).await;
+    assert_eq!(asked.len(), 1, "{}", describe(&events));
+    let mcp: Vec<_> = tool_items(&events)
+        .into_iter()
+        .filter(|i| i.tool.as_ref().is_some_and(|t| t.kind == ToolKind::Mcp && t.name == "echo"))
+        .collect();
+    assert_eq!(mcp.len(), 1, "{}", describe(&events));
+    assert_eq!(mcp[0].status, ItemStatus::Declined, "{:?}", mcp[0]);
+    assert!(log.calls().is_empty(), "the denied call reached the server: {:?}", log.calls());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_remote_mcp_server_gets_its_headers_and_bypass_never_asks() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = McpLog::new(dir.path().join("calls.jsonl"));
+    let http = McpHttpServer::start_requiring("http", log.path(), "x-tether-test", "let-me-in");
+    let headers = BTreeMap::from([("x-tether-test".to_string(), "let-me-in".to_string())]);
+    let servers = BTreeMap::from([("remote".to_string(), McpServer::Http { url: http.url(), headers })]);
+    let s = rig.session_with(PermissionMode::Bypass, servers, vec![]).await;
+    let (events, asked) = rig.turn_answering(&s.id, "[opencode:mcp:remote:echo] over http", Decision::Deny).await;
+    assert!(asked.is_empty(), "bypass asked: {asked:?}");
+    let item = the_mcp_item(&events, "remote", "echo");
+    assert_eq!(item.tool.as_ref().unwrap().output.as_deref(), Some("echo: over http"));
+    let calls = log.calls_of("echo");
+    assert_eq!((calls.len(), calls[0]["label"].as_str()), (1, Some("http")), "{calls:?}");
+    assert_eq!(settled_mcp_status(&rig, &s.id, "remote").await, (McpServerState::Connected, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_skill_is_listed_to_the_model_and_the_skill_tool_loads_it() {
+    assert!(tether_e2e::opencode::ripgrep().is_some(), "OpenCode's skill tool needs rg: run scripts/install-agents");
+    let rig = rig().await;
+    let client = rig.server.client();
+    install_skill(&client, "tester-skill", "Checks the frobnicator before every release", "FROBNICATE-CAREFULLY-42")
+        .await;
+    let s = rig.session_with(PermissionMode::Default, BTreeMap::new(), vec!["tester-skill".into()]).await;
+    let (events, _) = rig.turn_answering(&s.id, "[opencode:skill:tester-skill] go", Decision::AllowOnce).await;
+    let first =
+        agent_requests(&rig.model).into_iter().find(|r| r.to_string().contains("[opencode:skill:tester-skill]"));
+    let system = system_text(&first.expect("a model request of the turn"));
+    assert!(
+        system.contains("<available_skills>")
+            && system.contains("<name>tester-skill</name>")
+            && system.contains("<description>Checks the frobnicator before every release</description>"),
+        "the skill is not in <available_skills>: {system}"
+    );
+    let skill: Vec<_> =
+        tool_items(&events).into_iter().filter(|i| i.tool.as_ref().is_some_and(|t| t.name == "skill")).collect();
+    assert_eq!(skill.len(), 1, "{}", describe(&events));
+    assert_eq!(skill[0].status, ItemStatus::Completed, "{:?}", skill[0]);
+    let output = skill[0].tool.as_ref().unwrap().output.as_deref().unwrap_or("");
+    assert!(output.contains("FROBNICATE-CAREFULLY-42"), "the skill tool's output lacks the body: {output}");
+    assert!(final_text(&events).contains("FROBNICATE-CAREFULLY-42"), "{}", final_text(&events));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_users_own_mcp_servers_and_skill_work_beside_the_sessions_and_stay_untouched() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let user_log = McpLog::new(dir.path().join("user.jsonl"));
+    let env_log = McpLog::new(dir.path().join("env.jsonl"));
+    let session_log = McpLog::new(dir.path().join("session.jsonl"));
+    let stdio_command = |log: &McpLog, label: &str| {
+        let McpServer::Stdio { command, args, .. } = stdio_mcp_server(log.path(), label, "u") else { unreachable!() };
+        let mut all = vec![command];
+        all.extend(args);
+        all
+    };
+    // The user's own config: the opencode.json $OPENCODE_CONFIG names, and a skill in $XDG_CONFIG_HOME/opencode/skills.
+    let config_dir = rig.home().join("config");
+    let config_file = config_dir.join("opencode.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_file).unwrap()).unwrap();
+    config["mcp"] = serde_json::json!({"mine": {"type": "local", "command": stdio_command(&user_log, "user")}});
+    std::fs::write(&config_file, format!("{config:#}\n")).unwrap();
+    let skill_dir = config_dir.join("opencode/skills/user-skill");
+    std::fs::create_dir_all(&skill_dir).unwrap();
+    std::fs::write(skill_dir.join("SKILL.md"), skill_md("user-skill", "The user's very own skill", "USER-BODY"))
+        .unwrap();
+    let before = hash_tree(&config_dir);
+    // And the user's own OPENCODE_CONFIG_CONTENT, in the session's env.
+    let content = serde_json::json!({"mcp": {"envs": {"type": "local", "command": stdio_command(&env_log, "env")}}});
+    let env = BTreeMap::from([("OPENCODE_CONFIG_CONTENT".to_string(), content.to_string())]);
+
+    install_skill(&rig.server.client(), "tester-skill", "A skill tether gives", "TETHER-BODY").await;
+    let servers = BTreeMap::from([("tt".to_string(), stdio_mcp_server(session_log.path(), "session", "s"))]);
+    let create = CreateSession {
+        agent: "opencode".into(),
+        permission_mode: PermissionMode::Bypass,
+        mcp_servers: servers,
+        skills: vec!["tester-skill".into()],
+        env,
+        ..Default::default()
+    };
+    let s = rig.server.client().create_session(&create).await.unwrap();
+    for (server, log) in [("mine", &user_log), ("envs", &env_log), ("tt", &session_log)] {
+        let (events, _) =
+            rig.turn_answering(&s.id, &format!("[opencode:mcp:{server}:echo] to {server}"), Decision::AllowOnce).await;
+        let item = the_mcp_item(&events, server, "echo");
+        assert_eq!(item.tool.as_ref().unwrap().output.as_deref(), Some(format!("echo: to {server}").as_str()));
+        assert_eq!(log.calls_of("echo").len(), 1, "{server}");
+    }
+    let last = system_text(agent_requests(&rig.model).last().unwrap());
+    assert!(
+        last.contains("<name>user-skill</name>") && last.contains("<name>tester-skill</name>"),
+        "both skills listed: {last}"
+    );
+    for name in ["mine", "envs", "tt"] {
+        assert_eq!(settled_mcp_status(&rig, &s.id, name).await, (McpServerState::Connected, None), "{name}");
+    }
+    rig.server.client().delete_session(&s.id, false).await.unwrap();
+    wait_no_processes(&s.id, Duration::from_secs(10)).await;
+    // Every file of the user's is as it was; OpenCode itself adds a
+    // .gitignore to its config dir whoever runs it, and nothing else is new.
+    let mut after = hash_tree(&config_dir);
+    after.remove("opencode/.gitignore");
+    assert_eq!(before, after, "the user's OpenCode config changed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_broken_mcp_servers_are_reported_failed_and_leave_nothing_running() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let servers = BTreeMap::from([
+        ("dead".to_string(), broken_mcp_server(&dir.path().join("dead.jsonl"), "dead", "--exit-at-once")),
+        ("stuck".to_string(), broken_mcp_server(&dir.path().join("stuck.jsonl"), "stuck", "--hang")),
+    ]);
+    // OpenCode's first turn waits for every server to connect, up to its
+    // `timeout` (30 s by default): the session's own config content bounds it.
+    let content = serde_json::json!({"mcp": {"stuck": {"timeout": 2000}}});
+    let create = CreateSession {
+        agent: "opencode".into(),
+        permission_mode: PermissionMode::Default,
+        mcp_servers: servers,
+        env: BTreeMap::from([("OPENCODE_CONFIG_CONTENT".to_string(), content.to_string())]),
+        ..Default::default()
+    };
+    let s = rig.server.client().create_session(&create).await.unwrap();
+    let started = std::time::Instant::now();
+    let (events, _) = rig.turn_answering(&s.id, "[opencode:text] still answers", Decision::AllowOnce).await;
+    assert_eq!(final_text(&events), "Scripted reply: still answers");
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+    eprintln!("the turn took {:?}", started.elapsed());
+    let (status, error) = settled_mcp_status(&rig, &s.id, "dead").await;
+    assert_eq!(status, McpServerState::Failed);
+    assert!(error.as_deref().is_some_and(|e| e.contains("Connection closed")), "{error:?}");
+    let (status, error) = settled_mcp_status(&rig, &s.id, "stuck").await;
+    assert_eq!(status, McpServerState::Failed);
+    assert_eq!(error.as_deref(), Some("Operation timed out after 2000ms"), "the session's timeout was not used");
+    let all = read_all(&rig.server.client(), &s.id).await;
+    let told: Vec<_> = mcp_statuses(&all).into_iter().filter(|(n, _, _)| n == "dead").collect();
+    assert_eq!(told.first().map(|t| t.1), Some(McpServerState::Starting), "{told:?}");
+    assert!(!processes_of_session(&s.id).is_empty(), "the agent runs while the session lives");
+    rig.server.client().delete_session(&s.id, false).await.unwrap();
+    wait_no_processes(&s.id, Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_global_mcp_server_reaches_new_sessions_and_a_session_entry_wins_by_name() {
+    let rig = rig().await;
+    let client = rig.server.client();
+    let dir = tempfile::tempdir().unwrap();
+    let global_log = McpLog::new(dir.path().join("global.jsonl"));
+    let own_log = McpLog::new(dir.path().join("own.jsonl"));
+    client.put_mcp_server("shared", &stdio_mcp_server(global_log.path(), "global", "g")).await.unwrap();
+    client.put_mcp_server("over", &stdio_mcp_server(global_log.path(), "global-over", "g")).await.unwrap();
+    let own = BTreeMap::from([("over".to_string(), stdio_mcp_server(own_log.path(), "own-over", "o"))]);
+    let s = rig.session_with(PermissionMode::Default, own, vec![]).await;
+    let (events, asked) =
+        rig.turn_answering(&s.id, "[opencode:mcp:shared:echo] via the global", Decision::AllowOnce).await;
+    assert_eq!(asked.len(), 1, "a global server's tools ask too: {}", describe(&events));
+    assert_eq!(asked[0].title, "Call echo on the MCP server shared");
+    assert_eq!(
+        the_mcp_item(&events, "shared", "echo").tool.as_ref().unwrap().output.as_deref(),
+        Some("echo: via the global")
+    );
+    let (events, _) = rig.turn_answering(&s.id, "[opencode:mcp:over:echo] which one", Decision::AllowOnce).await;
+    the_mcp_item(&events, "over", "echo");
+    let labels = |log: &McpLog| {
+        log.calls_of("echo").iter().map(|c| c["label"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(labels(&global_log), vec!["global"]);
+    assert_eq!(labels(&own_log), vec!["own-over"], "the session's own entry wins over the global one");
+    assert_eq!(settled_mcp_status(&rig, &s.id, "shared").await, (McpServerState::Connected, None));
 }

@@ -4,6 +4,7 @@
 mod agents;
 mod events;
 mod fs;
+mod mcp;
 mod service;
 mod sessions;
 mod skills;
@@ -47,6 +48,7 @@ pub fn router(state: AppRef) -> Router {
         .merge(sessions::router())
         .merge(events::router())
         .merge(fs::router())
+        .merge(mcp::router())
         .merge(skills::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)

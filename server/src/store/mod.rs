@@ -20,7 +20,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 pub use reader::ReadPool;
 
 /// Migrations, applied in order; `PRAGMA user_version` counts the applied ones.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("migrations/0001_init.sql")),
+    ("0002_mcp_servers", include_str!("migrations/0002_mcp_servers.sql")),
+];
 
 /// Capacity of the live bus; a subscriber that falls further behind is caught
 /// up from the store, so this bounds memory, not correctness.
@@ -154,6 +157,20 @@ pub(crate) enum WriteCmd {
         session_id: String,
         ack: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Adds or replaces a global MCP server; answers the config it replaced.
+    PutMcpServer {
+        name: String,
+        config: String,
+        /// Filled in by the writer inside the transaction.
+        previous: Option<String>,
+        ack: oneshot::Sender<Result<Option<String>, StoreError>>,
+    },
+    /// Removes a global MCP server; answers its config, if it was there.
+    DeleteMcpServer {
+        name: String,
+        previous: Option<String>,
+        ack: oneshot::Sender<Result<Option<String>, StoreError>>,
+    },
     /// Resolves once everything sent before it is committed.
     Flush {
         ack: oneshot::Sender<()>,
@@ -267,6 +284,23 @@ impl Store {
     pub async fn purge(&self, session_id: &str) -> Result<(), StoreError> {
         let (ack, rx) = oneshot::channel();
         let cmd = WriteCmd::Purge { session_id: session_id.to_string(), ack };
+        self.tx.send(cmd).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Adds or replaces the global MCP server `name` (its config as JSON);
+    /// answers the config it replaced, once committed.
+    pub async fn put_mcp_server(&self, name: &str, config: String) -> Result<Option<String>, StoreError> {
+        let (ack, rx) = oneshot::channel();
+        let cmd = WriteCmd::PutMcpServer { name: name.to_string(), config, previous: None, ack };
+        self.tx.send(cmd).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Removes the global MCP server `name`; answers its config (None if there was none), once committed.
+    pub async fn delete_mcp_server(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let (ack, rx) = oneshot::channel();
+        let cmd = WriteCmd::DeleteMcpServer { name: name.to_string(), previous: None, ack };
         self.tx.send(cmd).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }

@@ -91,6 +91,13 @@ impl Writer {
                     let _ =
                         ack.send(if ok { Ok(()) } else { Err(StoreError::Io(std::io::Error::other("commit failed"))) });
                 }
+                WriteCmd::PutMcpServer { ack, previous, .. } | WriteCmd::DeleteMcpServer { ack, previous, .. } => {
+                    let _ = ack.send(if ok {
+                        Ok(previous)
+                    } else {
+                        Err(StoreError::Io(std::io::Error::other("commit failed")))
+                    });
+                }
             }
         }
     }
@@ -188,6 +195,22 @@ impl Writer {
                         tx.execute("DELETE FROM open_items WHERE session_id = ?1", [&*session_id])?;
                         tx.execute("DELETE FROM sessions WHERE id = ?1", [&*session_id])?;
                         self.last_seq.remove(session_id.as_str());
+                    }
+                    WriteCmd::PutMcpServer { name, config, previous, .. } => {
+                        *previous = tx
+                            .query_row("SELECT config FROM mcp_servers WHERE name = ?1", [&*name], |r| r.get(0))
+                            .optional()?;
+                        tx.execute(
+                            "INSERT INTO mcp_servers (name, config, updated_at) VALUES (?1, ?2, ?3)
+                             ON CONFLICT (name) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
+                            params![&*name, &*config, crate::util::now_ms()],
+                        )?;
+                    }
+                    WriteCmd::DeleteMcpServer { name, previous, .. } => {
+                        *previous = tx
+                            .query_row("SELECT config FROM mcp_servers WHERE name = ?1", [&*name], |r| r.get(0))
+                            .optional()?;
+                        tx.execute("DELETE FROM mcp_servers WHERE name = ?1", [&*name])?;
                     }
                     WriteCmd::Flush { .. } => {}
                 }

@@ -26,8 +26,9 @@ pub struct OpencodeConverter {
     error: Option<(String, String)>,
     usage: Usage,
     todo_updates: u64,
-    /// The session's MCP server names, longest first: OpenCode names their tools `<server>_<tool>`.
-    mcp_servers: Vec<String>,
+    /// The session's MCP servers as (tool prefix, name), longest prefix
+    /// first: OpenCode names their tools `<prefix>_<tool>` ([`super::tool_prefix`]).
+    mcp_servers: Vec<(String, String)>,
 }
 
 pub fn tool_kind(name: &str) -> ToolKind {
@@ -97,16 +98,17 @@ const IGNORED: &[&str] = &[
 ];
 
 impl OpencodeConverter {
-    pub fn set_mcp_servers(&mut self, mut names: Vec<String>) {
-        names.sort_by_key(|n| std::cmp::Reverse(n.len()));
-        self.mcp_servers = names;
+    pub fn set_mcp_servers(&mut self, names: Vec<String>) {
+        let mut servers: Vec<(String, String)> = names.into_iter().map(|n| (super::tool_prefix(&n), n)).collect();
+        servers.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        self.mcp_servers = servers;
     }
 
     /// `(server, tool)` when `name` is a tool of one of the session's MCP servers.
     fn mcp_tool<'a>(&self, name: &'a str) -> Option<(String, &'a str)> {
-        self.mcp_servers.iter().find_map(|s| {
-            let tool = name.strip_prefix(s.as_str())?.strip_prefix('_')?;
-            (!tool.is_empty()).then(|| (s.clone(), tool))
+        self.mcp_servers.iter().find_map(|(prefix, server)| {
+            let tool = name.strip_prefix(prefix.as_str())?.strip_prefix('_')?;
+            (!tool.is_empty()).then(|| (server.clone(), tool))
         })
     }
 

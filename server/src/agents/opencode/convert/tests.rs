@@ -31,12 +31,18 @@ fn recording(case: &str) -> (&'static str, &'static str) {
         "error_401",
         "two_turns",
         "resume_first",
-        "resume"
+        "resume",
+        "mcp"
     )
 }
 
 /// Replays the events of a case; each prompt the recorder sent starts a turn.
 fn replay(case: &str) -> Vec<Draft> {
+    replay_with(case, &[])
+}
+
+/// [`replay`] for a session with the MCP servers `mcp`.
+fn replay_with(case: &str, mcp: &[&str]) -> Vec<Draft> {
     let (calls, events) = recording(case);
     let calls: Vec<Value> =
         calls.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -52,6 +58,7 @@ fn replay(case: &str) -> Vec<Draft> {
     let prompts = calls.iter().filter(|c| c["path"].as_str().unwrap_or("").ends_with("/prompt_async")).count();
     let mut c = OpencodeConverter::default();
     c.set_session(Some(session));
+    c.set_mcp_servers(mcp.iter().map(|s| s.to_string()).collect());
     c.turn_started();
     let mut turns = 1;
     let mut drafts = Vec::new();
@@ -172,4 +179,35 @@ fn abort_and_errors_end_the_turn() {
 fn two_turns_and_a_resumed_session() {
     assert_eq!(turn_ends(&replay("two_turns")), vec![StopReason::EndTurn, StopReason::EndTurn]);
     assert_eq!(turn_ends(&replay("resume")), vec![StopReason::EndTurn]);
+}
+
+/// `mcp`: a stdio server `tt` whose tools ask (`tt_*`), `tt_echo` called
+/// after the permission, then the `skill` tool loading a skill.
+#[test]
+fn an_mcp_tool_is_an_mcp_item_named_by_its_server_and_the_skill_tool_is_a_tool() {
+    let d = replay_with("mcp", &["tt"]);
+    let asked = d.iter().find_map(|d| match d {
+        Draft::PermissionRequested { action, title, native_item_id, .. } => {
+            Some((*action, title.clone(), native_item_id.clone()))
+        }
+        _ => None,
+    });
+    let (action, title, item) = asked.expect("a permission request");
+    assert_eq!((action, title.as_str()), (PermissionAction::Mcp, "Call echo on the MCP server tt"));
+    let tools: Vec<_> = d
+        .iter()
+        .filter_map(|d| match d {
+            Draft::ItemCompleted { native_id, tool: Some(t), status, .. } => Some((native_id, t, *status)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tools.len(), 2, "{tools:?}");
+    let (id, echo, status) = &tools[0];
+    assert_eq!(Some(*id), item.as_ref(), "the permission names the tool item");
+    assert_eq!((echo.kind, echo.server.as_deref(), echo.name.as_str()), (ToolKind::Mcp, Some("tt"), "echo"));
+    assert_eq!((echo.output.as_deref(), *status), (Some("echo: hello mcp"), ItemStatus::Completed));
+    let (_, skill, status) = &tools[1];
+    assert_eq!((skill.name.as_str(), skill.server.as_deref(), *status), ("skill", None, ItemStatus::Completed));
+    assert!(skill.output.as_deref().unwrap_or("").contains("REC-SKILL-BODY"), "{skill:?}");
+    assert_eq!(turn_ends(&d), vec![StopReason::EndTurn, StopReason::EndTurn]);
 }
