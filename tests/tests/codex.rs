@@ -473,3 +473,31 @@ async fn codex_mcp_server_that_hangs_is_failed_and_the_turn_goes_on() {
     let error = broken_mcp_server("--hang").await;
     assert!(error.contains("timed out after 30 seconds"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_calls_global_mcp_servers_and_a_session_entry_wins() {
+    let rig = rig().await;
+    let client = rig.server.client();
+    let dir = tempfile::tempdir().unwrap();
+    let global_log = McpLog::new(dir.path().join("global.jsonl"));
+    let own_log = McpLog::new(dir.path().join("own.jsonl"));
+    let remote_log = McpLog::new(dir.path().join("remote.jsonl"));
+    let remote = McpHttpServer::start_requiring("global-http", remote_log.path(), "x-tether-test", "gl0bal");
+    let headers = BTreeMap::from([("x-tether-test".to_string(), "gl0bal".to_string())]);
+    client.put_mcp_server("shared", &stdio_mcp_server(global_log.path(), "global", "g")).await.unwrap();
+    client.put_mcp_server("over", &stdio_mcp_server(global_log.path(), "global-over", "g")).await.unwrap();
+    client.put_mcp_server("gremote", &McpServer::Http { url: remote.url(), headers }).await.unwrap();
+    let own = BTreeMap::from([("over".to_string(), stdio_mcp_server(own_log.path(), "own-over", "o"))]);
+    let s = rig.session_with(PermissionMode::Default, own, vec![]).await;
+
+    let (_, asked) = mcp_echo_turn(&rig, &s, "shared", "via the global").await;
+    assert_eq!(asked.len(), 1, "a global server's tools ask too");
+    assert_eq!(asked[0].title, "Call echo on the MCP server shared");
+    mcp_echo_turn(&rig, &s, "gremote", "global over http").await;
+    mcp_echo_turn(&rig, &s, "over", "which one").await;
+    let labels =
+        |log: &McpLog| log.calls().iter().map(|c| c["label"].as_str().unwrap_or("").to_owned()).collect::<Vec<_>>();
+    assert_eq!(labels(&global_log), ["global"], "the session's `over` must win over the global one");
+    assert_eq!(labels(&own_log), ["own-over"]);
+    assert_eq!(labels(&remote_log), ["global-http"]);
+}
