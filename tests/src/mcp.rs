@@ -302,29 +302,10 @@ pub fn probe_processes(marker: &str) -> Vec<i32> {
 /// Waits (polling every 20 ms, up to `timeout`) until no probe process
 /// carrying `marker` is left; panics naming the survivors.
 pub async fn wait_no_probe_processes(marker: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let pids = probe_processes(marker);
-        if pids.is_empty() {
-            return;
-        }
-        if Instant::now() >= deadline {
-            let list: Vec<String> = pids.iter().map(|p| format!("{p}: {}", crate::procs::cmdline(*p))).collect();
-            panic!("MCP probe processes ({marker}) still alive after {timeout:?}:\n{}", list.join("\n"));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::procs::wait_none(&format!("MCP probe processes ({marker})"), timeout, || probe_processes(marker)).await
 }
 
 /// Waits (polling every 20 ms, up to `timeout`) until a probe process carrying `marker` runs.
 pub async fn wait_some_probe_process(marker: &str, timeout: Duration) -> Vec<i32> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let pids = probe_processes(marker);
-        if !pids.is_empty() {
-            return pids;
-        }
-        assert!(Instant::now() < deadline, "no MCP probe process ({marker}) appeared within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::procs::wait_some(&format!("MCP probe process ({marker})"), timeout, || probe_processes(marker)).await
 }

@@ -31,35 +31,44 @@ pub fn cmdline(pid: i32) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// Waits (polling every 20 ms, up to `timeout`) until no process of the
-/// session is left; panics naming the survivors.
-pub async fn wait_no_processes(session_id: &str, timeout: Duration) {
+/// Waits (polling every 20 ms, up to `timeout`) until `find` finds no
+/// process; panics naming the survivors (`what` says whose they are).
+pub async fn wait_none(what: &str, timeout: Duration, find: impl Fn() -> Vec<i32>) {
     let deadline = Instant::now() + timeout;
     loop {
-        let pids = processes_of_session(session_id);
+        let pids = find();
         if pids.is_empty() {
             return;
         }
         if Instant::now() >= deadline {
             let list: Vec<String> = pids.iter().map(|p| format!("{p}: {}", cmdline(*p))).collect();
-            panic!("processes of session {session_id} still alive after {timeout:?}:\n{}", list.join("\n"));
+            panic!("{what} still alive after {timeout:?}:\n{}", list.join("\n"));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-/// Waits (polling every 20 ms, up to `timeout`) until the session has at
-/// least one process; returns them.
-pub async fn wait_some_processes(session_id: &str, timeout: Duration) -> Vec<i32> {
+/// Waits (polling every 20 ms, up to `timeout`) until `find` finds a process; returns them.
+pub async fn wait_some(what: &str, timeout: Duration, find: impl Fn() -> Vec<i32>) -> Vec<i32> {
     let deadline = Instant::now() + timeout;
     loop {
-        let pids = processes_of_session(session_id);
+        let pids = find();
         if !pids.is_empty() {
             return pids;
         }
-        assert!(Instant::now() < deadline, "no process of session {session_id} appeared within {timeout:?}");
+        assert!(Instant::now() < deadline, "no {what} appeared within {timeout:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits until no process of the session is left; panics naming the survivors.
+pub async fn wait_no_processes(session_id: &str, timeout: Duration) {
+    wait_none(&format!("processes of session {session_id}"), timeout, || processes_of_session(session_id)).await
+}
+
+/// Waits until the session has at least one process; returns them.
+pub async fn wait_some_processes(session_id: &str, timeout: Duration) -> Vec<i32> {
+    wait_some(&format!("process of session {session_id}"), timeout, || processes_of_session(session_id)).await
 }
 
 /// `kill(pid, sig)`; false when there is no such process.
@@ -95,16 +104,5 @@ pub fn processes_with_arg(needle: &str) -> Vec<i32> {
 /// Waits (polling every 20 ms, up to `timeout`) until no process has
 /// `needle` in its command line; panics naming the survivors.
 pub async fn wait_no_processes_with_arg(needle: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let pids = processes_with_arg(needle);
-        if pids.is_empty() {
-            return;
-        }
-        if Instant::now() >= deadline {
-            let list: Vec<String> = pids.iter().map(|p| format!("{p}: {}", cmdline(*p))).collect();
-            panic!("processes with {needle:?} still alive after {timeout:?}:\n{}", list.join("\n"));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_none(&format!("processes with {needle:?}"), timeout, || processes_with_arg(needle)).await
 }

@@ -196,3 +196,13 @@ pub fn hash_tree(dir: &Path) -> BTreeMap<String, u64> {
     walk(dir, dir, &mut out);
     out
 }
+
+/// The test MCP server over streamable HTTP in this runtime, labelled
+/// `label`, refusing any request without `x-tether-test: let-me-in`, and the
+/// session entry that sends that header (only `headers` reaching the agent lets a call through).
+pub fn remote_mcp_server(log: &Path, label: &str) -> (crate::mcp::McpHttpServer, McpServer) {
+    let http = crate::mcp::McpHttpServer::start_requiring(label, log, "x-tether-test", "let-me-in");
+    let headers = BTreeMap::from([("x-tether-test".to_string(), "let-me-in".to_string())]);
+    let entry = McpServer::Http { url: http.url(), headers };
+    (http, entry)
+}

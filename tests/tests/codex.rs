@@ -204,7 +204,7 @@ async fn codex_accept_edits_applies_patches_without_asking() {
 use std::collections::BTreeMap;
 use tether_e2e::mcp::{McpHttpServer, McpLog};
 use tether_e2e::procs::{cmdline, processes_with_arg, wait_no_processes_with_arg};
-use tether_e2e::rig::{mcp_statuses, stdio_mcp_server, the_mcp_item};
+use tether_e2e::rig::{mcp_statuses, remote_mcp_server, stdio_mcp_server, the_mcp_item};
 use tether_sdk::{McpServer, McpServerState, PermissionRequested};
 
 /// Runs `[codex:mcp:SERVER:echo] hello mcp` in `s`, answering every
@@ -294,10 +294,8 @@ async fn codex_calls_a_remote_mcp_server_with_its_headers() {
     let rig = rig().await;
     let dir = tempfile::tempdir().unwrap();
     let log = McpLog::new(dir.path().join("calls.jsonl"));
-    // The server refuses any request without the header: only `headers` reaching Codex lets the call through.
-    let remote = McpHttpServer::start_requiring("http", log.path(), "x-tether-test", "t0ken");
-    let headers = BTreeMap::from([("x-tether-test".to_string(), "t0ken".to_string())]);
-    let servers = BTreeMap::from([("remote".to_string(), McpServer::Http { url: remote.url(), headers })]);
+    let (_remote, entry) = remote_mcp_server(log.path(), "http");
+    let servers = BTreeMap::from([("remote".to_string(), entry)]);
     let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
     let (_events, asked) = mcp_echo_turn(&rig, &s, "remote", "over http").await;
     assert_eq!(asked.len(), 1);

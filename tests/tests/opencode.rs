@@ -185,8 +185,10 @@ async fn opencode_bypass_runs_without_asking() {
 // ---- MCP servers and skills -------------------------------------------------
 
 use std::collections::BTreeMap;
-use tether_e2e::mcp::{McpHttpServer, McpLog};
-use tether_e2e::rig::{hash_tree, install_skill, mcp_statuses, skill_md, stdio_mcp_server, the_mcp_item};
+use tether_e2e::mcp::McpLog;
+use tether_e2e::rig::{
+    hash_tree, install_skill, mcp_statuses, remote_mcp_server, skill_md, stdio_mcp_server, the_mcp_item,
+};
 use tether_sdk::{CreateSession, McpServer, McpServerState};
 
 /// The first `mcp.status` of `server` in the session that is not `starting`
@@ -266,9 +268,8 @@ async fn opencode_remote_mcp_server_gets_its_headers_and_bypass_never_asks() {
     let rig = rig().await;
     let dir = tempfile::tempdir().unwrap();
     let log = McpLog::new(dir.path().join("calls.jsonl"));
-    let http = McpHttpServer::start_requiring("http", log.path(), "x-tether-test", "let-me-in");
-    let headers = BTreeMap::from([("x-tether-test".to_string(), "let-me-in".to_string())]);
-    let servers = BTreeMap::from([("remote".to_string(), McpServer::Http { url: http.url(), headers })]);
+    let (_http, entry) = remote_mcp_server(log.path(), "http");
+    let servers = BTreeMap::from([("remote".to_string(), entry)]);
     let s = rig.session_with(PermissionMode::Bypass, servers, vec![]).await;
     let (events, asked) = rig.turn_answering(&s.id, "[opencode:mcp:remote:echo] over http", Decision::Deny).await;
     assert!(asked.is_empty(), "bypass asked: {asked:?}");

@@ -176,3 +176,32 @@ pub fn resume_cursor(headers: &HeaderMap, after: Option<u64>) -> Result<u64, Api
 
 #[cfg(test)]
 mod tests;
+
+/// The whole router in-process over temporary data dir and workspace, for tests.
+#[cfg(test)]
+pub(crate) struct TestApp {
+    pub router: Router,
+    pub data: std::path::PathBuf,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+#[cfg(test)]
+impl TestApp {
+    #[allow(clippy::unwrap_used)]
+    pub async fn new(token: Option<&str>, max_body_bytes: usize) -> TestApp {
+        let data = tempfile::tempdir().unwrap();
+        let ws = tempfile::tempdir().unwrap();
+        let config = crate::config::Config {
+            host: "127.0.0.1".parse().unwrap(),
+            port: 0,
+            data_dir: data.path().to_path_buf(),
+            workspace: ws.path().canonicalize().unwrap(),
+            token: token.map(str::to_string),
+            max_body_bytes,
+            max_upload_bytes: crate::fs::DEFAULT_MAX_UPLOAD_BYTES,
+            keepalive: Duration::from_secs(15),
+        };
+        let prepared = crate::server::prepare(&config, Instant::now()).await.unwrap();
+        TestApp { router: router(prepared.app.clone()), data: data.path().to_path_buf(), _dirs: (data, ws) }
+    }
+}

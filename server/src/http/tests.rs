@@ -11,12 +11,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::config::Config;
-
-struct App {
-    router: Router,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
-}
+type App = crate::http::TestApp;
 
 /// The mock agent is the tether binary itself; a lib test binary is not it, so
 /// point `TETHER_MOCK_PATH` at a freshly built one (once per test process).
@@ -39,20 +34,7 @@ fn use_real_mock_binary() {
 
 async fn app(token: Option<&str>, max_body_bytes: usize) -> App {
     use_real_mock_binary();
-    let data = tempfile::tempdir().unwrap();
-    let ws = tempfile::tempdir().unwrap();
-    let config = Config {
-        host: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        data_dir: data.path().to_path_buf(),
-        workspace: ws.path().canonicalize().unwrap(),
-        token: token.map(str::to_string),
-        max_body_bytes,
-        max_upload_bytes: crate::fs::DEFAULT_MAX_UPLOAD_BYTES,
-        keepalive: Duration::from_secs(15),
-    };
-    let prepared = crate::server::prepare(&config, Instant::now()).await.unwrap();
-    App { router: router(prepared.app.clone()), _dirs: (data, ws) }
+    App::new(token, max_body_bytes).await
 }
 
 async fn call(app: &App, req: Request<Body>) -> (StatusCode, String, Value) {

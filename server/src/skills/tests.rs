@@ -6,12 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -290,29 +288,12 @@ fn materialize_writes_exactly_the_files() {
 
 // The routes, in-process.
 
-struct App {
-    router: Router,
-    data: PathBuf,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
-}
+type App = crate::http::TestApp;
 
 /// The whole router (a small `--max-body-bytes`, so tar bodies past it show
 /// the skill routes' own limit). No session is started: no agent binary needed.
 async fn app() -> App {
-    let data = tempfile::tempdir().unwrap();
-    let ws = tempfile::tempdir().unwrap();
-    let config = crate::config::Config {
-        host: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        data_dir: data.path().to_path_buf(),
-        workspace: ws.path().canonicalize().unwrap(),
-        token: None,
-        max_body_bytes: 1 << 20,
-        max_upload_bytes: crate::fs::DEFAULT_MAX_UPLOAD_BYTES,
-        keepalive: Duration::from_secs(15),
-    };
-    let prepared = crate::server::prepare(&config, Instant::now()).await.unwrap();
-    App { router: crate::http::router(prepared.app.clone()), data: data.path().to_path_buf(), _dirs: (data, ws) }
+    App::new(None, 1 << 20).await
 }
 
 struct Answer {

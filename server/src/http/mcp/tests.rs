@@ -6,33 +6,14 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::config::Config;
-
-struct App {
-    router: Router,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
-}
+type App = crate::http::TestApp;
 
 async fn app() -> App {
-    let data = tempfile::tempdir().unwrap();
-    let ws = tempfile::tempdir().unwrap();
-    let config = Config {
-        host: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        data_dir: data.path().to_path_buf(),
-        workspace: ws.path().canonicalize().unwrap(),
-        token: None,
-        max_body_bytes: 1 << 20,
-        max_upload_bytes: crate::fs::DEFAULT_MAX_UPLOAD_BYTES,
-        keepalive: Duration::from_secs(15),
-    };
-    let prepared = crate::server::prepare(&config, Instant::now()).await.unwrap();
-    App { router: crate::http::router(prepared.app.clone()), _dirs: (data, ws) }
+    App::new(None, 1 << 20).await
 }
 
 async fn call(app: &App, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, String, Value) {
