@@ -8,7 +8,7 @@
 //! - [`events`]: reading streams with deadlines, accessors and assertions on
 //!   event sequences ([`assert_well_formed`]);
 //! - [`http`]: problem+json assertions and a raw SSE reader;
-//! - [`mcp`]: the test MCP server (rmcp; tools echo, add, whoami) over stdio
+//! - [`mcp`]: the test MCP server (rmcp; tools echo, add, whoami, mint) over stdio
 //!   ([`mcp_test_server_bin`]) or streamable HTTP ([`McpHttpServer`]), and
 //!   its call log ([`McpLog`]);
 //! - [`procs`]: the processes of a session (by their `TETHER_SESSION_ID`);

@@ -1,5 +1,6 @@
 //! The test MCP server, written with `rmcp`'s server side: the tools `echo`,
-//! `add` and `whoami`, served over stdio (the `mcp-test-server` binary) or
+//! `add`, `whoami` and `mint` (a JSON result, as text and structured
+//! content, with a value no script can guess), served over stdio (the `mcp-test-server` binary) or
 //! streamable HTTP (the binary with `--http`, or [`McpHttpServer`] in the
 //! test's own runtime). Every tool call is appended as one JSON line
 //! `{"label","tool","arguments","result"}` to a log file before the result is
@@ -13,6 +14,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::model::{CallToolResult, ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{tool, tool_handler, tool_router, ErrorData, ServerHandler, ServiceExt};
@@ -108,6 +110,19 @@ impl TestTools {
         let result = json!({ "label": &*self.label, "cwd": cwd, "secret": secret }).to_string();
         self.logged("whoami", json!({}), result)
     }
+
+    #[tool(
+        description = "Mints a fresh token and answers {\"token\": \"tok-...\"}, as JSON text and as structured content."
+    )]
+    async fn mint(&self) -> Result<CallToolResult, ErrorData> {
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let token = format!("tok-{}-{:x}{nanos:08x}{n}", self.label, std::process::id());
+        let result = json!({ "token": token });
+        self.logged("mint", json!({}), result.to_string())?;
+        Ok(CallToolResult::structured(result))
+    }
 }
 
 impl TestTools {
@@ -131,7 +146,7 @@ impl TestTools {
 impl ServerHandler for TestTools {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_instructions("tether's test MCP server: echo, add, whoami")
+            .with_instructions("tether's test MCP server: echo, add, whoami, mint")
     }
 }
 

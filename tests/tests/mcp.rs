@@ -20,12 +20,12 @@ fn args(v: Value) -> rmcp::model::JsonObject {
     v.as_object().unwrap().clone()
 }
 
-/// Lists the tools and calls echo, add and whoami through `client`; checks the log.
+/// Lists the tools and calls echo, add, whoami and mint through `client`; checks the log.
 async fn exercise(client: &rmcp::service::RunningService<rmcp::RoleClient, ()>, log: &McpLog, label: &str) {
     let tools = client.list_all_tools().await.unwrap();
     let mut names: Vec<&str> = tools.iter().map(|t| &*t.name).collect();
     names.sort_unstable();
-    assert_eq!(names, ["add", "echo", "whoami"]);
+    assert_eq!(names, ["add", "echo", "mint", "whoami"]);
     let echo =
         client.call_tool(CallToolRequestParams::new("echo").with_arguments(args(json!({"text": "hi"})))).await.unwrap();
     assert_eq!(text_of(&echo), "echo: hi");
@@ -37,12 +37,23 @@ async fn exercise(client: &rmcp::service::RunningService<rmcp::RoleClient, ()>, 
     let who: Value =
         serde_json::from_str(&text_of(&client.call_tool(CallToolRequestParams::new("whoami")).await.unwrap())).unwrap();
     assert_eq!(who["label"], label);
+    // mint: the same JSON as text and as structured content, a new token each call.
+    let minted = serde_json::to_value(client.call_tool(CallToolRequestParams::new("mint")).await.unwrap()).unwrap();
+    let token = minted["structuredContent"]["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with(&format!("tok-{label}-")), "{minted}");
+    assert_eq!(
+        serde_json::from_str::<Value>(minted["content"][0]["text"].as_str().unwrap()).unwrap(),
+        json!({"token": token})
+    );
+    let again = client.call_tool(CallToolRequestParams::new("mint")).await.unwrap();
+    assert_ne!(serde_json::to_value(again).unwrap()["structuredContent"]["token"], token.as_str());
     // The log is written before the answer: no waiting.
     let calls = log.calls();
-    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert_eq!(calls.len(), 5, "{calls:#?}");
     assert_eq!(calls[0], json!({"label": label, "tool": "echo", "arguments": {"text": "hi"}, "result": "echo: hi"}));
     assert_eq!(calls[1]["result"], "42");
     assert_eq!(calls[2]["tool"], "whoami");
+    assert_eq!(calls[3]["result"], json!({"token": token}).to_string());
 }
 
 #[tokio::test]
@@ -132,12 +143,12 @@ fn marker(test: &str) -> String {
     format!("MCP_E2E_RUN={test}-{}", std::process::id())
 }
 
-/// The listing has echo, add and whoami with descriptions and object input schemas.
+/// The listing has echo, add, mint and whoami with descriptions and object input schemas.
 fn assert_test_tools(list: &McpToolList, server: &str) {
     assert_eq!(list.server, server);
     let mut names: Vec<&str> = list.tools.iter().map(|t| t.name.as_str()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["add", "echo", "whoami"], "{list:#?}");
+    assert_eq!(names, ["add", "echo", "mint", "whoami"], "{list:#?}");
     for tool in &list.tools {
         assert!(tool.description.as_deref().is_some_and(|d| !d.is_empty()), "{tool:?}");
         assert_eq!(tool.input_schema["type"], "object", "{tool:?}");

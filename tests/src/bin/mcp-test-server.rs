@@ -1,5 +1,5 @@
 //! `mcp-test-server --log FILE [--label L]`: the test MCP server (tools
-//! `echo`, `add`, `whoami`; see `tether_e2e::mcp`) over stdio.
+//! `echo`, `add`, `whoami`, `mint`; see `tether_e2e::mcp`) over stdio.
 //!
 //! - `--http`: serve the same tools over streamable HTTP on 127.0.0.1:0
 //!   instead; the first stdout line is `listening on http://127.0.0.1:PORT/mcp`.
