@@ -26,6 +26,7 @@
 //! | `slow` | text in 100 deltas `tick N `, 100 ms apart (~10 s) | |
 //! | `401` / `500` / `overloaded` | HTTP 401 / 500 / 529 with Anthropic's error JSON | |
 //! | `mcp:SERVER:TOOL` | `ToolSearch` `select:mcp__SERVER__TOOL` while the tool is deferred, then tool_use `mcp__SERVER__TOOL` (`echo` gets `{"text": <prompt>}`) | text `MCP said: <result>` |
+//! | `mcp-seq:SERVER` | the steps after the tag, `TOOL {json} ;; TOOL {json} ...`, called in order as `mcp__SERVER__TOOL`, after one `ToolSearch` `select:<every deferred tool of the script>,...`; a string `"$NAME"` in a step's arguments is the field NAME of the previous result (JSON) | after each result the next step; after the last, text `MCP said: <result, 4000 chars>` |
 //! | `skill:NAME` | tool_use `Skill` naming `tether:NAME` | text `Skill said: <result>` |
 //!
 //! The working directory for `write` comes from the request: Claude Code 2.1.330
@@ -46,7 +47,7 @@
 //! `{"input_tokens":10}`; any other path `200 {}`; `CONNECT` (the CLI using the
 //! proxy trap of [`claude_env`]) `403`. Everything is recorded.
 
-use crate::scripted::{find_tag, first_chars, pieces};
+use crate::scripted::{find_tag, first_chars, mcp_script, pieces, McpNext, McpProgress, McpScript};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -265,12 +266,14 @@ fn messages_reply(shared: &Recorder, request: &Value, request_id: &str) -> Respo
                 sse.finish("end_turn");
             }
         }
-        tag if tag.starts_with("mcp:") || tag.starts_with("skill:") => {
-            let mut words = tag.split(':').skip(1);
-            let step = match (tag.starts_with("mcp:"), words.next(), words.next()) {
-                (true, Some(server), Some(tool)) => mcp_step(request, &prompt, server, tool),
-                (false, Some(name), _) => skill_step(request, &prompt, name),
-                _ => Step::Text(format!("Malformed tag {tag}")),
+        tag if tag.starts_with("mcp:") || tag.starts_with("mcp-seq:") || tag.starts_with("skill:") => {
+            let step = match mcp_script(TAG_OPEN, tag, &prompt.text, &prompt.echo()) {
+                Some(Ok(script)) => mcp_step(request, &prompt, &script),
+                Some(Err(e)) => Step::Text(e),
+                None => match tag.strip_prefix("skill:") {
+                    Some(name) if !name.is_empty() => skill_step(request, &prompt, name),
+                    _ => Step::Text(format!("Malformed tag {tag}")),
+                },
             };
             match step {
                 Step::Tool(name, input) => {
@@ -302,8 +305,24 @@ struct Prompt {
     tool_results: usize,
     /// The text content of the last of them.
     last_result: String,
-    /// The names of the tools the model called after the prompt, in order.
-    tools_used: Vec<String>,
+    /// The tools the model called after the prompt, in order.
+    calls: Vec<ToolUse>,
+}
+
+/// A `tool_use` block of the model and its result.
+#[derive(Debug, Default, PartialEq)]
+struct ToolUse {
+    id: String,
+    name: String,
+    input: Value,
+    /// The text of its `tool_result`, once there is one.
+    result: Option<String>,
+}
+
+impl Prompt {
+    fn used(&self, name: &str) -> bool {
+        self.calls.iter().any(|c| c.name == name)
+    }
 }
 
 impl Prompt {
@@ -371,7 +390,9 @@ fn latest_prompt(request: &Value) -> Prompt {
         if role == Some("assistant") {
             for block in blocks(message) {
                 if block.get("type").and_then(Value::as_str) == Some("tool_use") {
-                    prompt.tools_used.push(block.get("name").and_then(Value::as_str).unwrap_or("").to_owned());
+                    let text = |key: &str| block.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
+                    let input = block.get("input").cloned().unwrap_or(Value::Null);
+                    prompt.calls.push(ToolUse { id: text("id"), name: text("name"), input, result: None });
                 }
             }
             continue;
@@ -397,6 +418,10 @@ fn latest_prompt(request: &Value) -> Prompt {
                 Some("tool_result") => {
                     prompt.tool_results += 1;
                     prompt.last_result = tool_result_text(&block);
+                    let id = block.get("tool_use_id").and_then(Value::as_str).unwrap_or("");
+                    if let Some(call) = prompt.calls.iter_mut().rfind(|c| c.id == id) {
+                        call.result = Some(prompt.last_result.clone());
+                    }
                 }
                 _ => {}
             }
@@ -411,34 +436,49 @@ fn offered_tools(request: &Value) -> Vec<String> {
     tools.iter().filter_map(|t| t.get("name").and_then(Value::as_str)).map(str::to_owned).collect()
 }
 
-/// The next step of `[claude:mcp:SERVER:TOOL]`: the MCP tool is called by its
+/// The next step of an MCP script (`[claude:mcp:SERVER:TOOL]`, one call, or
+/// `[claude:mcp-seq:SERVER] ...`, see [`McpScript`]): a tool is called by its
 /// qualified name `mcp__SERVER__TOOL` once it is among the offered tools;
-/// while it is deferred (Claude Code lists MCP tools by name only), the
-/// model first calls `ToolSearch` with `select:<name>`, as a real model does.
-/// After the MCP tool's result: text `MCP said: <result>`.
-fn mcp_step(request: &Value, prompt: &Prompt, server: &str, tool: &str) -> Step {
-    let name = format!("mcp__{server}__{tool}");
-    if prompt.tools_used.iter().any(|t| t == &name) {
-        return Step::Text(format!("MCP said: {}", first_chars(prompt.last_result.trim(), 200)));
+/// while it is deferred (Claude Code lists MCP tools by name only), the model
+/// first calls `ToolSearch` with `select:<name>,<name>...` (every deferred
+/// tool the script still needs), as a real model does. The script's results
+/// are those of the `mcp__SERVER__*` calls after the prompt. After the last:
+/// text `MCP said: <result>`.
+fn mcp_step(request: &Value, prompt: &Prompt, script: &McpScript) -> Step {
+    let prefix = format!("mcp__{}__", script.server);
+    let offered = offered_tools(request);
+    let searches: Vec<&ToolUse> = prompt.calls.iter().filter(|c| c.name == "ToolSearch").collect();
+    let available = |tool: &str| offered.contains(&format!("{prefix}{tool}"));
+    let searched = |tool: &str| {
+        let name = format!("{prefix}{tool}");
+        searches.iter().any(|c| {
+            let query = c.input.get("query").and_then(Value::as_str).unwrap_or("");
+            query.strip_prefix("select:").unwrap_or(query).split(',').any(|n| n.trim() == name)
+        })
+    };
+    let results =
+        prompt.calls.iter().filter(|c| c.name.starts_with(&prefix)).filter_map(|c| c.result.clone()).collect();
+    match script.next(&McpProgress { results, available: &available, searched: &searched }) {
+        McpNext::Call(call) => Step::Tool(format!("{prefix}{}", call.tool), call.arguments),
+        McpNext::Search(tools) => {
+            let names: Vec<String> = tools.iter().map(|t| format!("{prefix}{t}")).collect();
+            Step::Tool(
+                "ToolSearch".into(),
+                json!({"query": format!("select:{}", names.join(",")), "max_results": names.len()}),
+            )
+        }
+        McpNext::Missing(tool) => {
+            let said = searches.last().and_then(|c| c.result.as_deref()).unwrap_or("");
+            Step::Text(format!("No tool {prefix}{tool} after ToolSearch: {}", first_chars(said, 200)))
+        }
+        McpNext::Text(text) => Step::Text(text),
     }
-    if offered_tools(request).contains(&name) {
-        let input = match tool {
-            "echo" => json!({"text": prompt.echo()}),
-            "add" => json!({"a": 2, "b": 3}),
-            _ => json!({}),
-        };
-        return Step::Tool(name, input);
-    }
-    if prompt.tools_used.iter().any(|t| t == "ToolSearch") {
-        return Step::Text(format!("No tool {name} after ToolSearch: {}", first_chars(&prompt.last_result, 200)));
-    }
-    Step::Tool("ToolSearch".into(), json!({"query": format!("select:{name}"), "max_results": 1}))
 }
 
 /// `[claude:skill:NAME]`: calls the `Skill` tool with the skill's name as the
 /// plugin lists it (`tether:NAME`), then answers `Skill said: <result>`.
 fn skill_step(request: &Value, prompt: &Prompt, name: &str) -> Step {
-    if prompt.tools_used.iter().any(|t| t == "Skill") {
+    if prompt.used("Skill") {
         return Step::Text(format!("Skill said: {}", first_chars(prompt.last_result.trim(), 200)));
     }
     // The Skill tool's first required argument names the skill.
@@ -452,6 +492,7 @@ fn skill_step(request: &Value, prompt: &Prompt, name: &str) -> Step {
 }
 
 /// What the scripted model does next.
+#[derive(Debug, PartialEq)]
 enum Step {
     Tool(String, Value),
     Text(String),
@@ -656,6 +697,39 @@ mod tests {
         ));
         assert_eq!(p.tag, "text");
         assert_eq!(p.echo(), "a very long prompt that goes on and on a");
+    }
+
+    #[test]
+    fn mcp_sequences_search_once_then_call_in_order() {
+        let prompt = json!({"role": "user", "content": r#"[claude:mcp-seq:tt] mint ;; echo {"text": "$token"}"#});
+        let use_ = |id: &str, name: &str, input: Value| json!({"role": "assistant", "content": [{"type": "tool_use", "id": id, "name": name, "input": input}]});
+        let result = |id: &str, text: &str| {
+            json!({"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": id, "content": [{"type": "text", "text": text}]}]})
+        };
+        let step = |messages: Value, tools: &[&str]| {
+            let mut r = request(messages);
+            r["tools"] = tools.iter().map(|t| json!({"name": t})).collect();
+            let prompt = latest_prompt(&r);
+            let script = mcp_script(TAG_OPEN, &prompt.tag, &prompt.text, &prompt.echo()).unwrap().unwrap();
+            mcp_step(&r, &prompt, &script)
+        };
+        let select = json!({"query": "select:mcp__tt__mint,mcp__tt__echo", "max_results": 2});
+        assert_eq!(step(json!([prompt]), &["Bash"]), Step::Tool("ToolSearch".into(), select.clone()));
+        let searched = [prompt.clone(), use_("s", "ToolSearch", select), result("s", "")];
+        let loaded = ["Bash", "mcp__tt__mint", "mcp__tt__echo"];
+        assert_eq!(step(json!(searched), &loaded), Step::Tool("mcp__tt__mint".into(), json!({})));
+        let e = step(json!(searched), &["Bash"]);
+        assert!(matches!(&e, Step::Text(t) if t.starts_with("No tool mcp__tt__mint after ToolSearch")), "{e:?}");
+        let mut minted = searched.to_vec();
+        minted.extend([use_("m", "mcp__tt__mint", json!({})), result("m", r#"{"token":"tok-1"}"#)]);
+        assert_eq!(step(json!(minted), &loaded), Step::Tool("mcp__tt__echo".into(), json!({"text": "tok-1"})));
+        let mut echoed = minted.clone();
+        echoed.extend([use_("e", "mcp__tt__echo", json!({"text": "tok-1"})), result("e", "echo: tok-1")]);
+        assert_eq!(step(json!(echoed), &loaded), Step::Text("MCP said: echo: tok-1".into()));
+        // The single call of [claude:mcp:SERVER:TOOL] is a one-step script.
+        let single = json!([{"role": "user", "content": "[claude:mcp:tt:echo] hi"}]);
+        assert_eq!(step(single, &["mcp__tt__echo"]), Step::Tool("mcp__tt__echo".into(), json!({"text": "hi"})));
     }
 
     #[test]

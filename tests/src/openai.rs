@@ -27,6 +27,7 @@
 //! | `edit` | `apply_patch` updating `codex-patched.txt` to `edited by codex\n` | text `Edit result: <output, 60 chars>` |
 //! | `slow` | text in 100 deltas `tick N `, 100 ms apart (~10 s) | |
 //! | `mcp:SERVER:TOOL` | `tool_search_call` `SERVER TOOL` while the tool is deferred, then the function `TOOL` in the namespace `mcp__SERVER` (`echo` gets `{"text": <prompt>}`) | text `MCP said: <output>` |
+//! | `mcp-seq:SERVER` | the steps after the tag, `TOOL {json} ;; TOOL {json} ...`, called in order as functions of the namespace `mcp__SERVER`, each after a `tool_search_call` `SERVER TOOL` while it is deferred; a string `"$NAME"` in a step's arguments is the field NAME of the previous output (JSON) | after each output the next step; after the last, text `MCP said: <output, 4000 chars>` |
 //! | `failed` | `response.failed` (`server_error`, `scripted failure`) | |
 //! | `401` / `500` | HTTP 401 / 500 with OpenAI's error JSON | |
 //!
@@ -44,7 +45,7 @@
 //! path `200 {}`; `CONNECT` (the CLI using the proxy trap of [`codex_env`])
 //! `403`. Everything is recorded.
 
-use crate::scripted::{content_text, find_tag, first_chars, pieces};
+use crate::scripted::{content_text, find_tag, first_chars, mcp_script, pieces, McpNext, McpProgress, McpScript};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -351,17 +352,17 @@ fn responses_reply(shared: &Recorder, request: &Value, request_id: &str) -> Resp
             }
             sse.completed();
         }
-        tag if tag.starts_with("mcp:") => {
-            let mut words = tag.split(':').skip(1);
-            match (words.next(), words.next()) {
-                (Some(server), Some(tool)) => match mcp_step(request, &prompt, server, tool) {
+        tag if tag.starts_with("mcp:") || tag.starts_with("mcp-seq:") => {
+            match mcp_script(TAG_OPEN, tag, &prompt.text, &prompt.echo()) {
+                Some(Ok(script)) => match mcp_step(request, &prompt, &script) {
                     McpStep::Search(query) => sse.tool_search_call(&json!({"query": query, "limit": 8})),
                     McpStep::Call { namespace, name, arguments } => {
                         sse.namespaced_function_call(namespace.as_deref(), &name, &arguments.to_string());
                     }
                     McpStep::Text(text) => sse.text(&pieces(&text)),
                 },
-                _ => sse.text(&pieces(&format!("Malformed tag {tag}"))),
+                Some(Err(e)) => sse.text(&pieces(&e)),
+                None => sse.text(&pieces(&format!("Malformed tag {tag}"))),
             }
             sse.completed();
         }
@@ -373,7 +374,7 @@ fn responses_reply(shared: &Recorder, request: &Value, request_id: &str) -> Resp
     sse.into_response(shared.shutdown(), request_id)
 }
 
-/// What `[codex:mcp:SERVER:TOOL]` does next.
+/// What an MCP script (`[codex:mcp:SERVER:TOOL]`, `[codex:mcp-seq:SERVER]`) does next.
 #[derive(Debug, PartialEq)]
 enum McpStep {
     /// A `tool_search_call` with this query.
@@ -399,49 +400,57 @@ fn namespace_has(tools: Option<&Value>, namespace: &str, name: &str) -> bool {
     })
 }
 
-/// The next step of `[codex:mcp:SERVER:TOOL]`, as a real model takes it:
-/// Codex 0.169 defers MCP tools (the developer message lists the namespace
-/// `mcp__SERVER` by name only), so the model first calls the hosted-style
-/// `tool_search` tool (a `tool_search_call` item, run by Codex:
-/// `execution: "client"`) with the query `SERVER TOOL`; Codex answers with a
-/// `tool_search_output` whose `tools` hold the namespace and its functions;
-/// the model then calls the function `TOOL` with `namespace: "mcp__SERVER"`
-/// (`echo` gets `{"text": <prompt>}`, `add` `{"a": 2, "b": 3}`). After the
-/// function's output: text `MCP said: <output>`.
-fn mcp_step(request: &Value, prompt: &Prompt, server: &str, tool: &str) -> McpStep {
+/// The next step of an MCP script (`[codex:mcp:SERVER:TOOL]`, one call, or
+/// `[codex:mcp-seq:SERVER] ...`, see [`McpScript`]), as a real model takes
+/// it: Codex 0.169 defers MCP tools (the developer message lists the
+/// namespace `mcp__SERVER` by name only), so before a step whose tool it has
+/// not seen, the model calls the hosted-style `tool_search` tool (a
+/// `tool_search_call` item, run by Codex: `execution: "client"`) with the
+/// query `SERVER TOOL`; Codex answers with a `tool_search_output` whose
+/// `tools` hold the namespace and its functions; the model then calls the
+/// function `TOOL` with `namespace: "mcp__SERVER"`. The script's results are
+/// the outputs of the calls in that namespace after the prompt (unified
+/// exec's `Wall time: ...\nOutput:` header removed). After the last: text
+/// `MCP said: <output>`.
+fn mcp_step(request: &Value, prompt: &Prompt, script: &McpScript) -> McpStep {
+    let server = script.server.as_str();
     let namespace = format!("mcp__{server}");
-    let called: Vec<&Value> = prompt
+    let outputs: Vec<&Value> = prompt.following.iter().filter(|i| i["type"] == "tool_search_output").collect();
+    let available = |tool: &str| {
+        namespace_has(request.get("tools"), &namespace, tool)
+            || outputs.iter().any(|o| namespace_has(o.get("tools"), &namespace, tool))
+    };
+    let searched = |tool: &str| {
+        let query = format!("{server} {tool}");
+        prompt.following.iter().any(|i| {
+            let arguments = match &i["arguments"] {
+                Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+                other => other.clone(),
+            };
+            i["type"] == "tool_search_call" && arguments["query"] == query.as_str()
+        })
+    };
+    let results = prompt
         .following
         .iter()
-        .filter(|i| i["type"] == "function_call" && i["name"] == tool && i["namespace"] == namespace.as_str())
+        .filter(|i| i["type"] == "function_call" && i["namespace"] == namespace.as_str())
+        .filter_map(|call| {
+            let output = prompt
+                .following
+                .iter()
+                .find(|o| o["type"] == "function_call_output" && o["call_id"] == call["call_id"])?;
+            Some(command_output(&content_text(output.get("output"))))
+        })
         .collect();
-    if let Some(call) = called.last() {
-        let output = prompt
-            .following
-            .iter()
-            .find(|i| i["type"] == "function_call_output" && i["call_id"] == call["call_id"])
-            .map(|o| content_text(o.get("output")))
-            .unwrap_or_default();
-        return McpStep::Text(format!("MCP said: {}", first_chars(&command_output(&output), 200)));
-    }
-    let searched: Vec<&Value> = prompt.following.iter().filter(|i| i["type"] == "tool_search_output").collect();
-    if namespace_has(request.get("tools"), &namespace, tool)
-        || searched.iter().any(|o| namespace_has(o.get("tools"), &namespace, tool))
-    {
-        let arguments = match tool {
-            "echo" => json!({"text": prompt.echo()}),
-            "add" => json!({"a": 2, "b": 3}),
-            _ => json!({}),
-        };
-        return McpStep::Call { namespace: Some(namespace), name: tool.to_owned(), arguments };
-    }
-    if let Some(last) = searched.last() {
-        return McpStep::Text(format!(
+    match script.next(&McpProgress { results, available: &available, searched: &searched }) {
+        McpNext::Search(tools) => McpStep::Search(format!("{server} {}", tools.first().map_or("", String::as_str))),
+        McpNext::Call(call) => McpStep::Call { namespace: Some(namespace), name: call.tool, arguments: call.arguments },
+        McpNext::Missing(tool) => McpStep::Text(format!(
             "No tool {namespace}.{tool} after tool_search: {}",
-            first_chars(&last["tools"].to_string(), 200)
-        ));
+            first_chars(&outputs.last().map(|o| o["tools"].to_string()).unwrap_or_default(), 200)
+        )),
+        McpNext::Text(text) => McpStep::Text(text),
     }
-    McpStep::Search(format!("{server} {tool}"))
 }
 
 fn usage(input_tokens: usize, output_tokens: usize, reasoning_tokens: usize) -> Value {
@@ -838,11 +847,17 @@ mod tests {
         assert_eq!(command_output("plain\n"), "plain");
     }
 
+    /// The next step of `[codex:mcp:tt:TOOL]` in `r`.
+    fn single_step(r: &Value, tool: &str) -> McpStep {
+        let prompt = latest_prompt(r);
+        mcp_step(r, &prompt, &McpScript::single("tt", tool, &prompt.echo()))
+    }
+
     #[test]
     fn mcp_tools_are_searched_then_called_in_their_namespace() {
         let prompt = user("[codex:mcp:tt:echo] hi there");
         let r = request(json!([prompt]));
-        assert_eq!(mcp_step(&r, &latest_prompt(&r), "tt", "echo"), McpStep::Search("tt echo".into()));
+        assert_eq!(single_step(&r, "echo"), McpStep::Search("tt echo".into()));
         let found = json!({"type": "tool_search_output", "call_id": "s", "execution": "client", "tools": [
             {"type": "namespace", "name": "mcp__tt", "tools": [{"type": "function", "name": "echo"}]},
         ]});
@@ -853,7 +868,7 @@ mod tests {
             name: "echo".into(),
             arguments: json!({"text": "hi there"}),
         };
-        assert_eq!(mcp_step(&r, &latest_prompt(&r), "tt", "echo"), call);
+        assert_eq!(single_step(&r, "echo"), call);
         let r = request(json!([prompt, search, found,
             {"type": "function_call", "call_id": "c", "name": "echo", "namespace": "mcp__tt", "arguments": "{}"},
             {"type": "function_call_output", "call_id": "c", "output": [
@@ -861,10 +876,64 @@ mod tests {
                 {"type": "input_text", "text": "echo: hi there"},
             ]},
         ]));
-        assert_eq!(mcp_step(&r, &latest_prompt(&r), "tt", "echo"), McpStep::Text("MCP said: echo: hi there".into()));
+        assert_eq!(single_step(&r, "echo"), McpStep::Text("MCP said: echo: hi there".into()));
         // Searched, but the namespace lacks the tool: say so rather than loop.
+        let search = json!({"type": "tool_search_call", "call_id": "s", "arguments": {"query": "tt nope"}});
         let r = request(json!([prompt, search, found]));
-        assert!(matches!(mcp_step(&r, &latest_prompt(&r), "tt", "nope"), McpStep::Text(t) if t.starts_with("No tool")));
+        assert!(matches!(single_step(&r, "nope"), McpStep::Text(t) if t.starts_with("No tool")));
+    }
+
+    #[test]
+    fn mcp_sequences_search_each_deferred_tool_then_call_in_order() {
+        let step = |items: &[Value]| {
+            let r = request(json!(items));
+            let prompt = latest_prompt(&r);
+            let script = mcp_script(TAG_OPEN, &prompt.tag, &prompt.text, &prompt.echo()).unwrap().unwrap();
+            mcp_step(&r, &prompt, &script)
+        };
+        let search = |id: &str, query: &str| {
+            let arguments = json!({"query": query, "limit": 8}).to_string();
+            json!({"type": "tool_search_call", "call_id": id, "execution": "client", "arguments": arguments})
+        };
+        let found = |id: &str, tools: &[&str]| {
+            let functions: Vec<Value> = tools.iter().map(|t| json!({"type": "function", "name": t})).collect();
+            json!({"type": "tool_search_output", "call_id": id, "execution": "client", "tools": [
+                {"type": "namespace", "name": "mcp__tt", "tools": functions}]})
+        };
+        let called = |id: &str, name: &str, output: &str| {
+            [
+                json!({"type": "function_call", "call_id": id, "name": name, "namespace": "mcp__tt", "arguments": "{}"}),
+                json!({"type": "function_call_output", "call_id": id, "output": [
+                    {"type": "input_text", "text": "Wall time: 0.01 seconds\nOutput:"},
+                    {"type": "input_text", "text": output},
+                ]}),
+            ]
+        };
+        let call = |name: &str, arguments: Value| McpStep::Call {
+            namespace: Some("mcp__tt".into()),
+            name: name.into(),
+            arguments,
+        };
+        let mut items = vec![user(r#"[codex:mcp-seq:tt] mint ;; echo {"text": "$token"}"#)];
+        assert_eq!(step(&items), McpStep::Search("tt mint".into()));
+        items.extend([search("s1", "tt mint"), found("s1", &["mint"])]);
+        assert_eq!(step(&items), call("mint", json!({})));
+        items.extend(called("c1", "mint", r#"{"token":"tok-1"}"#));
+        // echo was not in the first search's output: searched for before its step.
+        assert_eq!(step(&items), McpStep::Search("tt echo".into()));
+        items.extend([search("s2", "tt echo"), found("s2", &["echo"])]);
+        assert_eq!(step(&items), call("echo", json!({"text": "tok-1"})));
+        items.extend(called("c2", "echo", "echo: tok-1"));
+        assert_eq!(step(&items), McpStep::Text("MCP said: echo: tok-1".into()));
+        // A first result without the field: say so, call nothing.
+        let mut items =
+            vec![user(r#"[codex:mcp-seq:tt] mint ;; echo {"text": "$nope"}"#), found("s", &["mint", "echo"])];
+        items.extend(called("c1", "mint", r#"{"token":"tok-1"}"#));
+        let McpStep::Text(text) = step(&items) else { panic!("a text expected") };
+        assert!(
+            text.starts_with("MCP sequence stopped at step 2 (echo): the result of mint has no field nope"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! every request ([`Recorded`]), refusing `CONNECT`, unique ids, graceful
 //! shutdown on drop. Each API supplies its [`Dialect`]: its model path, error
 //! body and replies.
+//!
+//! Also what the models' scripts share: tags ([`find_tag`]) and MCP call
+//! scripts ([`McpScript`]), one call (`[DIALECT:mcp:SERVER:TOOL]`) or a
+//! sequence (`[DIALECT:mcp-seq:SERVER] TOOL {json} ;; TOOL {json} ...`) whose
+//! arguments can take a field of the previous call's result (`"$NAME"`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -228,4 +233,311 @@ pub fn first_chars(text: &str, n: usize) -> String {
 pub fn pieces(text: &str) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     chars.chunks(12).map(|c| c.iter().collect()).collect()
+}
+
+// ---- MCP call scripts ---------------------------------------------------------
+
+/// How much of the last MCP result the closing text `MCP said: <result>`
+/// keeps (a `wait_for_turn` report of tether's own MCP server fits).
+pub const MCP_SAID_CHARS: usize = 4000;
+
+/// One MCP call of a script: a tool of the script's server and its arguments
+/// (before substitution: a string `"$NAME"` stands for a field of the previous result).
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpCall {
+    pub tool: String,
+    pub arguments: Value,
+}
+
+/// The MCP calls a prompt scripts, all on one server, made in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpScript {
+    pub server: String,
+    pub steps: Vec<McpCall>,
+}
+
+/// Where a script stands in a conversation, as the dialect reads it from the request.
+pub struct McpProgress<'a> {
+    /// The results (their text) of the script's calls so far, in order: the
+    /// calls of the script's server after the prompt.
+    pub results: Vec<String>,
+    /// Whether the model can call this tool of the server now (it is offered,
+    /// or a search has loaded it).
+    pub available: &'a dyn Fn(&str) -> bool,
+    /// Whether a search after the prompt has already looked for this tool.
+    pub searched: &'a dyn Fn(&str) -> bool,
+}
+
+/// What the model does next in an MCP script.
+#[derive(Debug, Clone, PartialEq)]
+pub enum McpNext {
+    /// Search for deferred tools: the next step's tool first, then the later
+    /// steps' tools that are not available either (a dialect that searches
+    /// one tool at a time takes the first).
+    Search(Vec<String>),
+    /// Call this tool with these (substituted) arguments.
+    Call(McpCall),
+    /// The tool is still not available after a search for it.
+    Missing(String),
+    /// Answer with this text: `MCP said: <last result>` after the last
+    /// step, or why the script cannot go on.
+    Text(String),
+}
+
+impl McpScript {
+    /// A script of one call of `tool` with the arguments a single-call tag
+    /// gives: `echo` gets `{"text": echo}`, `add` `{"a": 2, "b": 3}`, any other `{}`.
+    pub fn single(server: &str, tool: &str, echo: &str) -> McpScript {
+        let arguments = match tool {
+            "echo" => serde_json::json!({ "text": echo }),
+            "add" => serde_json::json!({"a": 2, "b": 3}),
+            _ => serde_json::json!({}),
+        };
+        McpScript { server: server.to_owned(), steps: vec![McpCall { tool: tool.to_owned(), arguments }] }
+    }
+
+    /// The steps of `[DIALECT:mcp-seq:SERVER]`, from the text after the tag:
+    /// `TOOL {json arguments}` steps separated by `;;` (the arguments, a JSON
+    /// object, may be left out for `{}`; a `;;` inside them is theirs).
+    pub fn parse(server: &str, text: &str) -> Result<McpScript, String> {
+        let mut steps = Vec::new();
+        let mut rest = text.trim_start();
+        loop {
+            let k = steps.len() + 1;
+            let end = rest.find(|c: char| c.is_whitespace() || c == '{' || c == ';').unwrap_or(rest.len());
+            let tool = &rest[..end];
+            if tool.is_empty() {
+                return Err(format!("step {k} names no tool: {:?}", first_chars(rest, 80)));
+            }
+            rest = rest[end..].trim_start();
+            let arguments = if rest.starts_with('{') {
+                let mut values = serde_json::Deserializer::from_str(rest).into_iter::<Value>();
+                let value = match values.next() {
+                    Some(Ok(value)) => value,
+                    Some(Err(e)) => return Err(format!("step {k} ({tool}): its arguments are not JSON: {e}")),
+                    None => Value::Object(Default::default()),
+                };
+                rest = rest[values.byte_offset()..].trim_start();
+                value
+            } else {
+                Value::Object(Default::default())
+            };
+            if !arguments.is_object() {
+                return Err(format!("step {k} ({tool}): its arguments are not a JSON object: {arguments}"));
+            }
+            steps.push(McpCall { tool: tool.to_owned(), arguments });
+            if rest.is_empty() {
+                break;
+            }
+            let Some(next) = rest.strip_prefix(";;") else {
+                return Err(format!("step {k} ({tool}): `;;` or the end expected, not {:?}", first_chars(rest, 80)));
+            };
+            rest = next.trim_start();
+        }
+        Ok(McpScript { server: server.to_owned(), steps })
+    }
+
+    /// The next move, once `progress.results.len()` calls have results:
+    /// step k is taken after k-1 results, its arguments substituted from
+    /// result k-1 ([`substitute`]); after the last: `MCP said: <result>`.
+    pub fn next(&self, progress: &McpProgress) -> McpNext {
+        let done = progress.results.len();
+        let Some(step) = self.steps.get(done) else {
+            let last = progress.results.last().map(|r| r.trim()).unwrap_or("");
+            return McpNext::Text(format!("MCP said: {}", first_chars(last, MCP_SAID_CHARS)));
+        };
+        let previous = done.checked_sub(1).map(|i| (self.steps[i].tool.as_str(), progress.results[i].as_str()));
+        let arguments = match substitute(&step.arguments, previous) {
+            Ok(arguments) => arguments,
+            Err(e) => return McpNext::Text(format!("MCP sequence stopped at step {} ({}): {e}", done + 1, step.tool)),
+        };
+        if (progress.available)(&step.tool) {
+            return McpNext::Call(McpCall { tool: step.tool.clone(), arguments });
+        }
+        if (progress.searched)(&step.tool) {
+            return McpNext::Missing(step.tool.clone());
+        }
+        let mut tools = vec![step.tool.clone()];
+        for later in &self.steps[done + 1..] {
+            if !tools.contains(&later.tool) && !(progress.available)(&later.tool) && !(progress.searched)(&later.tool) {
+                tools.push(later.tool.clone());
+            }
+        }
+        McpNext::Search(tools)
+    }
+}
+
+/// `arguments` with every JSON string that is exactly `$NAME` replaced by
+/// the top-level field `NAME` of `previous` = (tool, result text), the
+/// result parsed as JSON. An error says why not: no previous result, a
+/// result that is not a JSON object, or one without the field.
+pub fn substitute(arguments: &Value, previous: Option<(&str, &str)>) -> Result<Value, String> {
+    let mut parsed: Option<Value> = None;
+    substitute_in(arguments, previous, &mut parsed)
+}
+
+/// `NAME` of a string `$NAME` (NAME: letters, digits, `_`, not starting with a digit).
+fn placeholder(s: &str) -> Option<&str> {
+    let name = s.strip_prefix('$')?;
+    let mut chars = name.chars();
+    let first = chars.next()?;
+    ((first.is_ascii_alphabetic() || first == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then_some(name)
+}
+
+fn substitute_in(value: &Value, previous: Option<(&str, &str)>, parsed: &mut Option<Value>) -> Result<Value, String> {
+    match value {
+        Value::String(s) if placeholder(s).is_some() => {
+            let name = placeholder(s).unwrap_or_default();
+            let Some((tool, result)) = previous else {
+                return Err(format!("no previous result to take ${name} from"));
+            };
+            if parsed.is_none() {
+                match serde_json::from_str::<Value>(result.trim()) {
+                    Ok(v @ Value::Object(_)) => *parsed = Some(v),
+                    _ => {
+                        return Err(format!(
+                            "the result of {tool} is not a JSON object, so ${name} cannot be taken from it: {}",
+                            first_chars(result.trim(), 300)
+                        ))
+                    }
+                }
+            }
+            match parsed.as_ref().and_then(|p| p.get(name)) {
+                Some(field) => Ok(field.clone()),
+                None => Err(format!("the result of {tool} has no field {name}: {}", first_chars(result.trim(), 300))),
+            }
+        }
+        Value::Array(items) => {
+            items.iter().map(|v| substitute_in(v, previous, parsed)).collect::<Result<Vec<_>, _>>().map(Value::Array)
+        }
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(k, v)| substitute_in(v, previous, parsed).map(|v| (k.clone(), v)))
+            .collect::<Result<serde_json::Map<_, _>, _>>()
+            .map(Value::Object),
+        other => Ok(other.clone()),
+    }
+}
+
+/// The MCP script of a prompt whose tag (lowercase, as [`find_tag`] gives
+/// it) starts with `mcp:` or `mcp-seq:`; `text` is the prompt and `open` the
+/// dialect's tag opening. `None` for any other tag; an error for a
+/// malformed one.
+pub fn mcp_script(open: &str, tag: &str, text: &str, echo: &str) -> Option<Result<McpScript, String>> {
+    if let Some(server) = tag.strip_prefix("mcp-seq:") {
+        let after = find_tag(open, text).map(|(_, end, _)| &text[end..]).unwrap_or("");
+        if server.is_empty() || server.contains(':') {
+            return Some(Err(format!("Malformed tag {tag}: mcp-seq:SERVER expected")));
+        }
+        return Some(McpScript::parse(server, after).map_err(|e| format!("Malformed mcp-seq script: {e}")));
+    }
+    let rest = tag.strip_prefix("mcp:")?;
+    Some(match rest.split_once(':') {
+        Some((server, tool)) if !server.is_empty() && !tool.is_empty() => Ok(McpScript::single(server, tool, echo)),
+        _ => Err(format!("Malformed tag {tag}")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn call(tool: &str, arguments: Value) -> McpCall {
+        McpCall { tool: tool.into(), arguments }
+    }
+
+    #[test]
+    fn mcp_seq_steps_parse() {
+        let text = r#" create_session {"agent":"mock","prompt":"a ;; b"} ;; wait_for_turn {"session_id":"$session_id","timeout_s":60};;list_agents"#;
+        let script = McpScript::parse("tether", text).unwrap();
+        assert_eq!(script.server, "tether");
+        assert_eq!(
+            script.steps,
+            [
+                call("create_session", json!({"agent": "mock", "prompt": "a ;; b"})),
+                call("wait_for_turn", json!({"session_id": "$session_id", "timeout_s": 60})),
+                call("list_agents", json!({})),
+            ]
+        );
+        assert_eq!(McpScript::parse("s", "echo").unwrap().steps, [call("echo", json!({}))]);
+        for (bad, why) in [
+            ("", "names no tool"),
+            ("echo {\"text\": ", "not JSON"),
+            ("echo [1]", "`;;` or the end expected"),
+            ("echo {} ;; ", "step 2 names no tool"),
+            ("echo {} add {}", "`;;` or the end expected"),
+        ] {
+            let e = McpScript::parse("s", bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        let single = McpScript::single("tt", "echo", "hi");
+        assert_eq!(single.steps, [call("echo", json!({"text": "hi"}))]);
+    }
+
+    #[test]
+    fn mcp_scripts_come_from_tags() {
+        let text = "[claude:mcp-seq:Tether] mint {} ;; echo {\"text\": \"$token\"}";
+        let (_, _, tag) = find_tag("[claude:", text).unwrap();
+        let script = mcp_script("[claude:", &tag, text, "").unwrap().unwrap();
+        assert_eq!((script.server.as_str(), script.steps.len()), ("tether", 2));
+        assert_eq!(script.steps[1], call("echo", json!({"text": "$token"})));
+        let script = mcp_script("[codex:", "mcp:tt:add", "[codex:mcp:tt:add]", "").unwrap().unwrap();
+        assert_eq!(script.steps, [call("add", json!({"a": 2, "b": 3}))]);
+        assert!(mcp_script("[codex:", "shell", "[codex:shell]", "").is_none());
+        assert!(mcp_script("[codex:", "mcp:tt", "[codex:mcp:tt]", "").unwrap().is_err());
+        assert!(mcp_script("[codex:", "mcp-seq:", "[codex:mcp-seq:] echo", "").unwrap().is_err());
+    }
+
+    #[test]
+    fn placeholders_take_fields_of_the_previous_result() {
+        let args =
+            json!({"session_id": "$session_id", "deep": ["$n", {"x": "$session_id"}], "keep": "$ x", "money": "$5"});
+        let got = substitute(&args, Some(("create_session", r#" {"session_id": "ses_1", "n": 3} "#))).unwrap();
+        assert_eq!(got, json!({"session_id": "ses_1", "deep": [3, {"x": "ses_1"}], "keep": "$ x", "money": "$5"}));
+        // Nothing to substitute: the previous result need not be JSON.
+        assert_eq!(substitute(&json!({"a": 1}), Some(("t", "plain"))).unwrap(), json!({"a": 1}));
+        assert_eq!(substitute(&json!({"a": "$x"}), None).unwrap_err(), "no previous result to take $x from");
+        let e = substitute(&json!({"a": "$x"}), Some(("echo", "echo: hi"))).unwrap_err();
+        assert_eq!(e, "the result of echo is not a JSON object, so $x cannot be taken from it: echo: hi");
+        let e = substitute(&json!({"a": "$x"}), Some(("mint", r#"{"token": "t"}"#))).unwrap_err();
+        assert_eq!(e, r#"the result of mint has no field x: {"token": "t"}"#);
+    }
+
+    #[test]
+    fn steps_follow_the_results() {
+        let script = McpScript::parse("tt", r#"mint ;; echo {"text": "$token"} ;; add {"a": 1, "b": 2}"#).unwrap();
+        let offered = |tools: &'static [&'static str]| move |t: &str| tools.contains(&t);
+        let progress = |results: &[&str], available: &'static [&'static str], searched: &'static [&'static str]| {
+            let next = script.next(&McpProgress {
+                results: results.iter().map(|r| r.to_string()).collect(),
+                available: &offered(available),
+                searched: &offered(searched),
+            });
+            next
+        };
+        // Nothing offered: search for every tool still missing, the next step's first.
+        assert_eq!(progress(&[], &[], &[]), McpNext::Search(vec!["mint".into(), "echo".into(), "add".into()]));
+        assert_eq!(progress(&[], &["add"], &[]), McpNext::Search(vec!["mint".into(), "echo".into()]));
+        assert_eq!(progress(&[], &[], &["mint"]), McpNext::Missing("mint".into()));
+        let all: &'static [&'static str] = &["mint", "echo", "add"];
+        assert_eq!(progress(&[], all, &[]), McpNext::Call(call("mint", json!({}))));
+        let minted = r#"{"token":"tok-1"}"#;
+        assert_eq!(progress(&[minted], all, &[]), McpNext::Call(call("echo", json!({"text": "tok-1"}))));
+        // A later step's tool not loaded by the first search is searched for then.
+        assert_eq!(progress(&[minted], &["mint"], &["mint"]), McpNext::Search(vec!["echo".into(), "add".into()]));
+        assert_eq!(progress(&[minted, "echo: tok-1"], all, &[]), McpNext::Call(call("add", json!({"a": 1, "b": 2}))));
+        assert_eq!(progress(&[minted, "echo: tok-1", " 3\n"], all, &[]), McpNext::Text("MCP said: 3".into()));
+        // A result the next step cannot take its field from: say so, call nothing.
+        let McpNext::Text(text) = progress(&["oops"], all, &[]) else { panic!("a text expected") };
+        assert!(
+            text.starts_with("MCP sequence stopped at step 2 (echo): the result of mint is not a JSON object"),
+            "{text}"
+        );
+        // The closing text keeps up to MCP_SAID_CHARS of the last result.
+        let long = "x".repeat(MCP_SAID_CHARS + 10);
+        let McpNext::Text(text) = progress(&[minted, "e", &long], all, &[]) else { panic!("a text expected") };
+        assert_eq!(text.len(), "MCP said: ".len() + MCP_SAID_CHARS);
+    }
 }
