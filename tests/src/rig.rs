@@ -146,10 +146,14 @@ pub fn stdio_mcp_server(log: &Path, label: &str, secret: &str) -> McpServer {
     }
 }
 
+/// The completed `mcp` tool items of `events`, in order.
+pub fn mcp_items(events: &[Event]) -> Vec<&Item> {
+    tool_items(events).into_iter().filter(|i| i.tool.as_ref().is_some_and(|t| t.kind == ToolKind::Mcp)).collect()
+}
+
 /// The one completed `mcp` tool item of `events`, checked to be `server`'s `tool`.
 pub fn the_mcp_item<'a>(events: &'a [Event], server: &str, tool: &str) -> &'a Item {
-    let mcp: Vec<&Item> =
-        tool_items(events).into_iter().filter(|i| i.tool.as_ref().is_some_and(|t| t.kind == ToolKind::Mcp)).collect();
+    let mcp = mcp_items(events);
     assert_eq!(mcp.len(), 1, "one mcp tool item expected:\n{}", describe(events));
     let t = mcp[0].tool.as_ref().unwrap();
     assert_eq!((t.server.as_deref(), t.name.as_str()), (Some(server), tool), "{t:?}");

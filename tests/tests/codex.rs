@@ -262,6 +262,35 @@ async fn codex_calls_a_session_mcp_server_after_a_permission() {
     );
 }
 
+/// `[codex:mcp-seq:tt] mint ;; echo {"text": "$token"}`: each deferred tool
+/// is searched for before its step, then `mint`'s JSON output feeds `echo`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_mcp_sequence_passes_a_field_of_one_result_to_the_next_call() {
+    let rig = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = McpLog::new(dir.path().join("calls.jsonl"));
+    let servers = BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))]);
+    let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
+    let prompt = r#"[codex:mcp-seq:tt] mint ;; echo {"text": "$token"}"#;
+    let (events, asked) = rig.turn_answering(&s.id, prompt, Decision::AllowOnce).await;
+    let titles: Vec<&str> = asked.iter().map(|p| p.title.as_str()).collect();
+    assert_eq!(titles, ["Call mint on the MCP server tt", "Call echo on the MCP server tt"], "{}", describe(&events));
+    let calls = log.calls();
+    let tools: Vec<&str> = calls.iter().map(|c| c["tool"].as_str().unwrap()).collect();
+    assert_eq!(tools, ["mint", "echo"], "{calls:?}");
+    let minted: serde_json::Value = serde_json::from_str(calls[0]["result"].as_str().unwrap()).unwrap();
+    let token = minted["token"].as_str().unwrap();
+    assert_eq!(calls[1]["arguments"]["text"], token, "echo got the token mint answered");
+    let items = tether_e2e::rig::mcp_items(&events);
+    let names: Vec<&str> = items.iter().map(|i| i.tool.as_ref().unwrap().name.as_str()).collect();
+    assert_eq!(names, ["mint", "echo"], "{}", describe(&events));
+    assert!(items.iter().all(|i| i.status == ItemStatus::Completed), "{}", describe(&events));
+    assert!(items[0].tool.as_ref().unwrap().output.as_deref().is_some_and(|o| o.contains(token)), "{:?}", items[0]);
+    assert_eq!(items[1].tool.as_ref().unwrap().input["text"], token);
+    assert_eq!(final_text(&events), format!("MCP said: echo: {token}"));
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_declined_mcp_call_is_declined_and_not_made() {
     let rig = rig().await;
