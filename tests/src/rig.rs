@@ -26,9 +26,19 @@ pub struct Rig<M> {
 impl<M> Rig<M> {
     /// Starts a server with the env `env(model, home)` gives for `agent`.
     pub async fn start(agent: &'static str, model: M, env: impl FnOnce(&M, &Path) -> Vec<(String, String)>) -> Rig<M> {
+        Rig::start_with(agent, model, env, ServerOptions::default()).await
+    }
+
+    /// As [`Rig::start`], the server started with `options` (`env(model, home)` added to its env).
+    pub async fn start_with(
+        agent: &'static str,
+        model: M,
+        env: impl FnOnce(&M, &Path) -> Vec<(String, String)>,
+        mut options: ServerOptions,
+    ) -> Rig<M> {
         let home = tempfile::Builder::new().prefix(&format!("tether-{agent}-home-")).tempdir().unwrap();
-        let env = env(&model, home.path());
-        let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
+        options.env.extend(env(&model, home.path()));
+        let server = TestServer::start_with(options).await;
         Rig { model, server, agent, turn_timeout: crate::TURN_TIMEOUT, _home: home }
     }
 

@@ -177,6 +177,11 @@ impl TestServer {
         &self.stderr_log
     }
 
+    /// The token the server requires (`--token`), if any.
+    pub fn token(&self) -> Option<&str> {
+        self.options.token.as_deref()
+    }
+
     /// An SDK client of this server (with its token, if it has one).
     pub fn client(&self) -> Client {
         let client = Client::new(&self.url);
