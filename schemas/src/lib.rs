@@ -9,6 +9,7 @@
 pub mod api;
 pub mod event;
 pub mod openapi;
+pub mod tools;
 
 pub use api::*;
 pub use event::*;

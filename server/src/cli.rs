@@ -26,6 +26,9 @@ enum Commands {
         #[command(subcommand)]
         command: AgentsCommand,
     },
+    /// tether's MCP tools over stdio, for clients that start MCP servers as
+    /// commands: a bridge to a running tether's /mcp.
+    Mcp(McpArgs),
     /// The built-in mock agent (spawned by the server; speaks Claude's stream-json).
     #[command(name = "__mock-agent", hide = true, disable_help_flag = true)]
     MockAgent {
@@ -56,6 +59,19 @@ enum AgentsCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct McpArgs {
+    /// The running tether's base URL (its /mcp is used), or the full URL of its /mcp.
+    #[arg(long, env = "TETHER_URL", default_value = "http://127.0.0.1:7419")]
+    url: String,
+    /// The server's bearer token.
+    #[arg(long, env = "TETHER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Read the bearer token from this file.
+    #[arg(long, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -107,6 +123,30 @@ pub fn main() -> ExitCode {
         Commands::Serve(args) => serve(args),
         Commands::Agents { command } => agents_command(command),
         Commands::ExecIn { dir, command } => exec_in(&dir, &command),
+        Commands::Mcp(args) => mcp(args),
+    }
+}
+
+/// `tether mcp`: stdout carries MCP only; diagnostics go to stderr.
+fn mcp(args: McpArgs) -> ExitCode {
+    let token = match (args.token, &args.token_file) {
+        (Some(t), _) => Some(t),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(t) => Some(t.trim().to_string()),
+            Err(e) => return fail(format!("cannot read the token file {}: {e}", path.display())),
+        },
+        (None, None) => None,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    let outcome = runtime.block_on(crate::tools::proxy::run(&args.url, token.as_deref()));
+    // Tokio reads stdin on a blocking thread that a closed server does not end: do not wait for it.
+    runtime.shutdown_background();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
     }
 }
 

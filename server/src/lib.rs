@@ -21,4 +21,5 @@ pub mod server;
 pub mod session;
 pub mod skills;
 pub mod store;
+pub mod tools;
 pub mod util;

@@ -32,6 +32,7 @@ pub mod rig;
 pub mod scripted;
 pub mod server;
 pub mod tar;
+pub mod tether_mcp;
 
 pub use anthropic::{claude_bin, claude_env, ScriptedAnthropic, CLAUDE_VERSION};
 pub use events::{

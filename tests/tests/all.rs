@@ -19,3 +19,4 @@ mod service;
 mod session_config;
 mod skills;
 mod streams;
+mod tools;

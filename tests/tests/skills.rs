@@ -15,6 +15,7 @@ use tether_sdk::reqwest::Method;
 use tether_sdk::{Client, SkillFiles};
 
 const BUNDLED: &str = "sandbox-dev-servers";
+const ORCHESTRATION: &str = "tether-orchestration";
 
 fn skill_md(name: &str, description: &str) -> String {
     format!("---\nname: {name}\ndescription: >\n  {description}\nlicense: MIT\n---\n\n# {name}\n\nSteps.\n")
@@ -37,7 +38,7 @@ async fn names(client: &Client) -> Vec<(String, bool)> {
 async fn skills_install_as_json_and_tar_survive_a_restart_and_delete() {
     let mut server = TestServer::start().await;
     let client = server.client();
-    assert_eq!(names(&client).await, [(BUNDLED.to_string(), true)]);
+    assert_eq!(names(&client).await, [(BUNDLED.to_string(), true), (ORCHESTRATION.to_string(), true)]);
 
     let notes_md = skill_md("notes", "Keeps notes in NOTES.md.");
     let files = SkillFiles {
@@ -74,7 +75,7 @@ async fn skills_install_as_json_and_tar_survive_a_restart_and_delete() {
 
     let listed = client.list_skills().await.unwrap().skills;
     let summary: Vec<(&str, bool)> = listed.iter().map(|s| (s.name.as_str(), s.bundled)).collect();
-    assert_eq!(summary, [("notes", false), (BUNDLED, true), ("tools", false)]);
+    assert_eq!(summary, [("notes", false), (BUNDLED, true), (ORCHESTRATION, true), ("tools", false)]);
     let dev = listed.iter().find(|s| s.name == BUNDLED).unwrap();
     assert!(dev.files.contains(&"SKILL.md".to_string()) && !dev.description.is_empty());
 
@@ -100,7 +101,10 @@ async fn skills_install_as_json_and_tar_survive_a_restart_and_delete() {
     assert_eq!((err.status(), err.code()), (Some(404), Some("not_found")));
     let err = client.delete_skill("notes").await.unwrap_err();
     assert_eq!((err.status(), err.code()), (Some(404), Some("not_found")));
-    assert_eq!(names(&client).await, [(BUNDLED.to_string(), true), ("tools".to_string(), false)]);
+    assert_eq!(
+        names(&client).await,
+        [(BUNDLED.to_string(), true), (ORCHESTRATION.to_string(), true), ("tools".to_string(), false)]
+    );
     assert!(!server.data_dir().join("skills/notes").exists());
 }
 
@@ -168,7 +172,7 @@ async fn skills_bad_input_is_problem_json_and_the_server_serves_on() {
     let err = client.delete_skill("never-installed").await.unwrap_err();
     assert_eq!((err.status(), err.code()), (Some(404), Some("not_found")));
     // Nothing was installed, and the server still serves.
-    assert_eq!(names(&client).await, [(BUNDLED.to_string(), true)]);
+    assert_eq!(names(&client).await, [(BUNDLED.to_string(), true), (ORCHESTRATION.to_string(), true)]);
     assert_eq!(client.health().await.unwrap().status, "ok");
     let files = SkillFiles { files: BTreeMap::from([("SKILL.md".to_string(), ok)]) };
     assert_eq!(client.put_skill_files("good", &files).await.unwrap().name, "good");

@@ -333,6 +333,12 @@ pub fn locate(def: &AgentDef, data_dir: &Path) -> Option<PathBuf> {
 }
 
 /// The API view of an agent (runs `--version` once per binary).
+/// Every known agent, described.
+pub async fn list(data_dir: &Path) -> tether_protocol::AgentList {
+    let agents = futures_util::future::join_all(AGENTS.iter().map(|d| describe(d, data_dir))).await;
+    tether_protocol::AgentList { agents }
+}
+
 pub async fn describe(def: &AgentDef, data_dir: &Path) -> Agent {
     let path = locate(def, data_dir);
     let version = match (&path, def.id) {

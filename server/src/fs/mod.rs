@@ -6,15 +6,19 @@ pub mod archive;
 pub mod path;
 pub mod watch;
 
-use std::fs::Metadata;
-use std::io;
-use std::path::Path;
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Metadata};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use tether_protocol::{FsEntries, FsEntry, FsKind};
 
 use crate::error::ApiError;
-use path::{confine, create_parents, io_error, mkdir_all, parent_and_name, resolve_existing, RelPath};
+use path::{
+    canonical_inside, confine, create_parents, create_temp, io_error, mkdir_all, open_read, parent_and_name,
+    resolve_existing, RelPath,
+};
 
 /// The default upload limit (`--max-upload-bytes`): 4 GiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 4 << 30;
@@ -37,6 +41,74 @@ pub fn entry(rel: &RelPath, meta: &Metadata) -> FsEntry {
         size: meta.len(),
         modified: crate::util::rfc3339_ms(modified_ms),
     }
+}
+
+/// A file being written: a new temporary file in the target's folder, put in
+/// place by [`commit_write`] (so a reader never sees half a file).
+pub struct NewFile {
+    pub dir: PathBuf,
+    pub name: OsString,
+    pub temp: PathBuf,
+    pub file: File,
+}
+
+/// Starts writing `user`: creates its parent folders and a temporary file
+/// beside it. A folder cannot be replaced; a symlink as the last component
+/// is written through only when it points inside the root (the link stays).
+pub fn begin_write(root: &Path, user: &str) -> Result<NewFile, ApiError> {
+    let rel = confine(root, user)?;
+    let (dir, name) = create_parents(root, &rel, user)?;
+    if let Ok(meta) = std::fs::metadata(dir.join(&name)) {
+        if meta.is_dir() {
+            return Err(ApiError::conflict(format!("{user:?} is a directory")));
+        }
+    }
+    let (dir, name) = match std::fs::symlink_metadata(dir.join(&name)) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            let real = canonical_inside(root, &dir.join(&name), user)?;
+            let parent = real.parent().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
+            let name = real.file_name().map(|n| n.to_os_string()).unwrap_or(name);
+            (parent, name)
+        }
+        _ => (dir, name),
+    };
+    let (temp, file) = create_temp(&dir).map_err(|e| io_error(e, user))?;
+    Ok(NewFile { dir, name, temp, file })
+}
+
+/// Puts a written temporary file in place (an atomic rename) and answers its entry.
+pub fn commit_write(root: &Path, dir: &Path, name: &OsStr, temp: &Path, user: &str) -> Result<FsEntry, ApiError> {
+    let target = dir.join(name);
+    std::fs::rename(temp, &target).map_err(|e| io_error(e, user))?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    let meta = std::fs::symlink_metadata(&target).map_err(|e| io_error(e, user))?;
+    let rel = target.strip_prefix(root).map(Path::to_path_buf).unwrap_or_default();
+    Ok(entry(&RelPath(rel), &meta))
+}
+
+/// Writes `bytes` as the whole of `user`, atomically.
+pub fn write_file(root: &Path, user: &str, bytes: &[u8]) -> Result<FsEntry, ApiError> {
+    let NewFile { dir, name, temp, mut file } = begin_write(root, user)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    let result = written.map_err(|e| io_error(e, user)).and_then(|()| commit_write(root, &dir, &name, &temp, user));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Reads at most `max` bytes of the file `user` from `offset`; answers them
+/// and the file's size.
+pub fn read_range(root: &Path, user: &str, offset: u64, max: u64) -> Result<(Vec<u8>, u64), ApiError> {
+    let mut file = open_read(root, &confine(root, user)?, user)?;
+    let size = file.metadata().map_err(|e| io_error(e, user))?.len();
+    file.seek(SeekFrom::Start(offset)).map_err(|e| io_error(e, user))?;
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes).map_err(|e| io_error(e, user))?;
+    Ok((bytes, size))
 }
 
 /// `GET /v1/fs/stat`: the entry itself (a symlink is not followed).

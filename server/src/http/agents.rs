@@ -21,9 +21,7 @@ pub fn router() -> Router<AppRef> {
 }
 
 async fn list(State(app): State<AppRef>) -> Json<AgentList> {
-    let data_dir = &app.shared.data_dir;
-    let agents = futures_util::future::join_all(agents::AGENTS.iter().map(|d| agents::describe(d, data_dir))).await;
-    Json(AgentList { agents })
+    Json(agents::list(&app.shared.data_dir).await)
 }
 
 fn find(id: &str) -> Result<&'static AgentDef, ApiError> {

@@ -50,24 +50,7 @@ async fn page(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 10_000 {
-        return Err(ApiError::invalid("`limit` must be between 1 and 10000"));
-    }
-    app.shared.get(&id).await?;
-    let events = app.shared.store.read(move |c| reader::session_events(c, &id, q.after, limit + 1)).await?;
-    let has_more = events.len() > limit as usize;
-    let events = &events[..events.len().min(limit as usize)];
-    let next_after = events.last().map(|e| e.seq).unwrap_or(q.after);
-    let mut body = String::with_capacity(events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 64);
-    body.push_str("{\"events\":[");
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(&e.json_with(q.include_raw));
-    }
-    body.push_str(&format!("],\"next_after\":{next_after},\"has_more\":{has_more}}}"));
+    let body = app.shared.events_page(&id, q.after, q.limit, q.include_raw).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

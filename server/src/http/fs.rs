@@ -2,7 +2,7 @@
 //! (`crate::fs::path`); reads and writes stream, writes are atomic.
 
 use std::io::SeekFrom;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
@@ -207,30 +207,7 @@ async fn write(
     }
     let root = workspace(&app);
     let user = q.path.clone();
-    let (dir, name, temp, file) = blocking(move || {
-        let rel = path::confine(&root, &user)?;
-        let (dir, name) = path::create_parents(&root, &rel, &user)?;
-        // A directory (or a symlink to one) cannot be replaced by a file.
-        if let Ok(meta) = std::fs::metadata(dir.join(&name)) {
-            if meta.is_dir() {
-                return Err(ApiError::conflict(format!("{user:?} is a directory")));
-            }
-        }
-        // A symlink as the last component: written through only when it
-        // points inside the root (the link is then left in place).
-        let (dir, name) = match std::fs::symlink_metadata(dir.join(&name)) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                let real = path::canonical_inside(&root, &dir.join(&name), &user)?;
-                let parent = real.parent().map(Path::to_path_buf).unwrap_or_else(|| root.clone());
-                let name = real.file_name().map(|n| n.to_os_string()).unwrap_or(name);
-                (parent, name)
-            }
-            _ => (dir, name),
-        };
-        let (temp, file) = path::create_temp(&dir).map_err(|e| path::io_error(e, &user))?;
-        Ok((dir, name, temp, file))
-    })
-    .await?;
+    let fs::NewFile { dir, name, temp, file } = blocking(move || fs::begin_write(&root, &user)).await?;
     let mut guard = TempGuard(Some(temp.clone()));
     let mut file = tokio::fs::File::from_std(file);
     let mut written: u64 = 0;
@@ -248,17 +225,7 @@ async fn write(
     drop(file);
     let user = q.path.clone();
     let root = workspace(&app);
-    let entry = blocking(move || {
-        let target = dir.join(&name);
-        std::fs::rename(&temp, &target).map_err(|e| path::io_error(e, &user))?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        let meta = std::fs::symlink_metadata(&target).map_err(|e| path::io_error(e, &user))?;
-        let rel = target.strip_prefix(&root).map(Path::to_path_buf).unwrap_or_default();
-        Ok(fs::entry(&path::RelPath(rel), &meta))
-    })
-    .await?;
+    let entry = blocking(move || fs::commit_write(&root, &dir, &name, &temp, &user)).await?;
     guard.0 = None;
     Ok(Json(entry))
 }

@@ -50,6 +50,7 @@ pub fn router(state: AppRef) -> Router {
         .merge(fs::router())
         .merge(mcp::router())
         .merge(skills::router())
+        .nest_service("/mcp", crate::tools::service(state.clone()))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
@@ -112,7 +113,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 /// "invalid JSON body at `title`: invalid type: ..." — the error names the field.
-fn invalid_at<E: std::fmt::Display>(what: &str, e: serde_path_to_error::Error<E>) -> ApiError {
+pub(crate) fn invalid_at<E: std::fmt::Display>(what: &str, e: serde_path_to_error::Error<E>) -> ApiError {
     let path = e.path().to_string();
     let inner = e.into_inner();
     if path == "." || path.is_empty() {

@@ -12,7 +12,6 @@ use tether_protocol::{
 
 use super::{ApiJson, ApiQuery, AppRef};
 use crate::error::ApiError;
-use crate::store::reader;
 
 pub fn router() -> Router<AppRef> {
     Router::new()
@@ -42,27 +41,7 @@ struct ListQuery {
 }
 
 async fn list(State(app): State<AppRef>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<SessionList>, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::invalid("`limit` must be between 1 and 1000"));
-    }
-    let cursor = match q.cursor.as_deref() {
-        None => None,
-        Some(c) => {
-            let (at, id) = c.split_once('.').ok_or_else(|| ApiError::invalid("`cursor` is not a valid cursor"))?;
-            let at = at.parse::<i64>().map_err(|_| ApiError::invalid("`cursor` is not a valid cursor"))?;
-            Some((at, id.to_string()))
-        }
-    };
-    let rows = app
-        .shared
-        .store
-        .read(move |c| reader::list_sessions(c, q.status, q.agent.as_deref(), cursor, limit + 1))
-        .await?;
-    let has_more = rows.len() > limit as usize;
-    let rows = &rows[..rows.len().min(limit as usize)];
-    let next_cursor = if has_more { rows.last().map(|r| format!("{}.{}", r.created_at, r.id)) } else { None };
-    Ok(Json(SessionList { sessions: rows.iter().map(|r| r.to_api()).collect(), next_cursor }))
+    Ok(Json(app.shared.list(q.status, q.agent, q.limit, q.cursor.as_deref()).await?))
 }
 
 async fn one(State(app): State<AppRef>, Path(id): Path<String>) -> Result<Json<Session>, ApiError> {

@@ -6,6 +6,7 @@
 
 pub mod actor;
 pub mod normalize;
+pub mod wait;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use tether_protocol::{CreateSession, Decision, McpServer, Part, QuestionReply, Session, SessionStatus};
+use tether_protocol::{CreateSession, Decision, McpServer, Part, QuestionReply, Session, SessionList, SessionStatus};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::agents;
@@ -94,12 +95,76 @@ impl Shared {
         Ok(real)
     }
 
+    /// A page of sessions, newest first, after `cursor` (a previous page's `next_cursor`).
+    pub async fn list(
+        &self,
+        status: Option<SessionStatus>,
+        agent: Option<String>,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<SessionList, ApiError> {
+        let limit = limit.unwrap_or(50);
+        if limit == 0 || limit > 1000 {
+            return Err(ApiError::invalid("`limit` must be between 1 and 1000"));
+        }
+        let cursor = match cursor {
+            None => None,
+            Some(c) => {
+                let bad = || ApiError::invalid("`cursor` is not a valid cursor");
+                let (at, id) = c.split_once('.').ok_or_else(bad)?;
+                Some((at.parse::<i64>().map_err(|_| bad())?, id.to_string()))
+            }
+        };
+        let rows =
+            self.store.read(move |c| reader::list_sessions(c, status, agent.as_deref(), cursor, limit + 1)).await?;
+        let has_more = rows.len() > limit as usize;
+        let rows = &rows[..rows.len().min(limit as usize)];
+        let next_cursor = if has_more { rows.last().map(|r| format!("{}.{}", r.created_at, r.id)) } else { None };
+        Ok(SessionList { sessions: rows.iter().map(|r| r.to_api()).collect(), next_cursor })
+    }
+
+    /// A page of a session's events as the JSON of an `EventPage`, built from
+    /// the stored event texts (no decoding).
+    pub async fn events_page(
+        &self,
+        id: &str,
+        after: u64,
+        limit: Option<u32>,
+        include_raw: bool,
+    ) -> Result<String, ApiError> {
+        let limit = limit.unwrap_or(100);
+        if limit == 0 || limit > 10_000 {
+            return Err(ApiError::invalid("`limit` must be between 1 and 10000"));
+        }
+        self.get(id).await?;
+        let sid = id.to_string();
+        let events = self.store.read(move |c| reader::session_events(c, &sid, after, limit + 1)).await?;
+        let has_more = events.len() > limit as usize;
+        let events = &events[..events.len().min(limit as usize)];
+        let next_after = events.last().map(|e| e.seq).unwrap_or(after);
+        let mut body = String::with_capacity(events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 64);
+        body.push_str("{\"events\":[");
+        for (i, e) in events.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(&e.json_with(include_raw));
+        }
+        body.push_str(&format!("],\"next_after\":{next_after},\"has_more\":{has_more}}}"));
+        Ok(body)
+    }
+
     pub async fn get(&self, id: &str) -> Result<SessionRow, ApiError> {
         let sid = id.to_string();
         self.store.read(move |c| reader::get_session(c, &sid)).await?.ok_or_else(|| ApiError::session_not_found(id))
     }
 
     pub async fn create(self: &Arc<Self>, req: CreateSession) -> Result<Session, ApiError> {
+        Ok(self.create_with_turn(req).await?.0)
+    }
+
+    /// Creates a session; with a `prompt`, also the id of the turn it started.
+    pub async fn create_with_turn(self: &Arc<Self>, req: CreateSession) -> Result<(Session, Option<String>), ApiError> {
         let def = agents::find(&req.agent).ok_or_else(|| {
             let known: Vec<&str> = agents::AGENTS.iter().map(|a| a.id).collect();
             ApiError::invalid(format!("unknown agent {:?}; known agents: {}", req.agent, known.join(", ")))
@@ -151,14 +216,15 @@ impl Shared {
         let (reply, rx) = oneshot::channel();
         tx.send(Command::Start { reply }).await.map_err(|_| ApiError::internal("session actor stopped"))?;
         rx.await.map_err(|_| ApiError::internal("session actor stopped"))??;
+        let mut turn_id = None;
         if let Some(prompt) = req.prompt {
             let (reply, rx) = oneshot::channel();
             let parts = vec![Part::Text { text: prompt }];
             tx.send(Command::Send { parts, reply }).await.map_err(|_| ApiError::internal("session actor stopped"))?;
-            rx.await.map_err(|_| ApiError::internal("session actor stopped"))??;
+            turn_id = Some(rx.await.map_err(|_| ApiError::internal("session actor stopped"))??);
         }
         self.store.flush().await?;
-        Ok(self.get(&row.id).await?.to_api())
+        Ok((self.get(&row.id).await?.to_api(), turn_id))
     }
 
     /// The global MCP servers with the session's own merged over them (a

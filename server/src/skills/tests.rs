@@ -18,6 +18,7 @@ use super::validate::{front_matter, FrontMatter};
 use super::*;
 
 const BUNDLED: &str = "sandbox-dev-servers";
+const ORCHESTRATION: &str = "tether-orchestration";
 
 fn skill_md(name: &str, description: &str) -> String {
     format!("---\nname: {name}\ndescription: {description}\n---\n\n# {name}\n\nDo the thing.\n")
@@ -203,7 +204,7 @@ fn install_get_find_list_remove() {
     assert!(find(d, "nope").is_none());
     assert!(find(d, "Bad Name").is_none());
     let listed: Vec<(String, bool)> = list(d).unwrap().into_iter().map(|s| (s.name, s.bundled)).collect();
-    assert_eq!(listed, [("notes".to_string(), false), (BUNDLED.to_string(), true)]);
+    assert_eq!(listed, [("notes".to_string(), false), (BUNDLED.to_string(), true), (ORCHESTRATION.to_string(), true)]);
     assert_eq!(remove(d, "notes").unwrap().description, "Keeps notes, v2.");
     assert!(!d.join("skills/notes").exists());
     assert!(matches!(remove(d, "notes"), Err(SkillError::NotFound(_))));
@@ -442,7 +443,7 @@ async fn skills_json_round_trip_and_list() {
         .iter()
         .map(|s| (s["name"].as_str().unwrap(), s["bundled"].as_bool().unwrap()))
         .collect();
-    assert_eq!(names, [("bin", false), ("notes", false), (BUNDLED, true)]);
+    assert_eq!(names, [("bin", false), ("notes", false), (BUNDLED, true), (ORCHESTRATION, true)]);
     // As a tar: the folder, under `notes/`.
     let tar =
         call(&app, Request::get("/v1/skills/notes").header("accept", "application/x-tar").body(Body::empty()).unwrap())
