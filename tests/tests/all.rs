@@ -14,6 +14,7 @@ mod lifecycle;
 mod mcp;
 mod mock_turns;
 mod opencode;
+mod orchestrate;
 mod recovery;
 mod service;
 mod session_config;
