@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use tether_sdk::{
-    CreateSession, Decision, Event, EventBody, Item, ItemKind, McpServer, McpServerState, PermissionMode,
-    PermissionReply, PermissionRequested, Session, ToolKind,
+    CreateSession, Decision, Event, EventBody, Item, ItemKind, ItemStatus, McpServer, McpServerState, PermissionMode,
+    PermissionReply, PermissionRequested, Session, StopReason, ToolKind,
 };
 
-use crate::events::{assert_contiguous, assert_well_formed, completed_items, describe, of_type, read_all, wait_for};
-use crate::{ServerOptions, TestServer};
+use crate::events::{
+    assert_contiguous, assert_well_formed, completed_items, describe, final_text, of_type, read_all,
+    the_turn_completed, wait_for,
+};
+use crate::{McpLog, ServerOptions, TestServer};
 
 pub struct Rig<M> {
     pub model: M,
@@ -159,6 +162,31 @@ pub fn stdio_mcp_server(log: &Path, label: &str, secret: &str) -> McpServer {
 /// The completed `mcp` tool items of `events`, in order.
 pub fn mcp_items(events: &[Event]) -> Vec<&Item> {
     tool_items(events).into_iter().filter(|i| i.tool.as_ref().is_some_and(|t| t.kind == ToolKind::Mcp)).collect()
+}
+
+/// Checks a `mint ;; echo {"text": "$token"}` sequence on the MCP server `tt`
+/// answered allow-once: both calls asked for and made in order, `echo` given
+/// the token `mint` answered, two completed `mcp` items, the model's final
+/// text, and an `end_turn`. Answers the token.
+pub fn assert_minted_token_echoed(events: &[Event], asked: &[PermissionRequested], log: &McpLog) -> String {
+    let titles: Vec<&str> = asked.iter().map(|p| p.title.as_str()).collect();
+    assert_eq!(titles, ["Call mint on the MCP server tt", "Call echo on the MCP server tt"], "{}", describe(events));
+    let calls = log.calls();
+    let tools: Vec<&str> = calls.iter().map(|c| c["tool"].as_str().unwrap()).collect();
+    assert_eq!(tools, ["mint", "echo"], "{calls:?}");
+    let minted: serde_json::Value = serde_json::from_str(calls[0]["result"].as_str().unwrap()).unwrap();
+    let token = minted["token"].as_str().unwrap().to_string();
+    assert_eq!(calls[1]["arguments"]["text"], token.as_str(), "echo got the token mint answered");
+    let items = mcp_items(events);
+    let names: Vec<&str> = items.iter().map(|i| i.tool.as_ref().unwrap().name.as_str()).collect();
+    assert_eq!(names, ["mint", "echo"], "{}", describe(events));
+    assert!(items.iter().all(|i| i.status == ItemStatus::Completed), "{}", describe(events));
+    let output = items[0].tool.as_ref().unwrap().output.as_deref();
+    assert!(output.is_some_and(|o| o.contains(&token)), "{:?}", items[0]);
+    assert_eq!(items[1].tool.as_ref().unwrap().input["text"], token.as_str());
+    assert_eq!(final_text(events), format!("MCP said: echo: {token}"));
+    assert_eq!(the_turn_completed(events).stop_reason, StopReason::EndTurn);
+    token
 }
 
 /// The one completed `mcp` tool item of `events`, checked to be `server`'s `tool`.

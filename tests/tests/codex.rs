@@ -273,22 +273,7 @@ async fn codex_mcp_sequence_passes_a_field_of_one_result_to_the_next_call() {
     let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
     let prompt = r#"[codex:mcp-seq:tt] mint ;; echo {"text": "$token"}"#;
     let (events, asked) = rig.turn_answering(&s.id, prompt, Decision::AllowOnce).await;
-    let titles: Vec<&str> = asked.iter().map(|p| p.title.as_str()).collect();
-    assert_eq!(titles, ["Call mint on the MCP server tt", "Call echo on the MCP server tt"], "{}", describe(&events));
-    let calls = log.calls();
-    let tools: Vec<&str> = calls.iter().map(|c| c["tool"].as_str().unwrap()).collect();
-    assert_eq!(tools, ["mint", "echo"], "{calls:?}");
-    let minted: serde_json::Value = serde_json::from_str(calls[0]["result"].as_str().unwrap()).unwrap();
-    let token = minted["token"].as_str().unwrap();
-    assert_eq!(calls[1]["arguments"]["text"], token, "echo got the token mint answered");
-    let items = tether_e2e::rig::mcp_items(&events);
-    let names: Vec<&str> = items.iter().map(|i| i.tool.as_ref().unwrap().name.as_str()).collect();
-    assert_eq!(names, ["mint", "echo"], "{}", describe(&events));
-    assert!(items.iter().all(|i| i.status == ItemStatus::Completed), "{}", describe(&events));
-    assert!(items[0].tool.as_ref().unwrap().output.as_deref().is_some_and(|o| o.contains(token)), "{:?}", items[0]);
-    assert_eq!(items[1].tool.as_ref().unwrap().input["text"], token);
-    assert_eq!(final_text(&events), format!("MCP said: echo: {token}"));
-    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+    tether_e2e::rig::assert_minted_token_echoed(&events, &asked, &log);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
