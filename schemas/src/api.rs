@@ -375,6 +375,10 @@ pub struct Info {
     pub data_dir: String,
     pub workspace_root: String,
     pub capabilities: Vec<String>,
+    /// The global cursor (`gseq`) of the newest event when this was read:
+    /// `GET /v1/events/stream?after=<last_gseq>` follows every session from now on.
+    #[serde(default)]
+    pub last_gseq: u64,
 }
 
 /// RFC 7807 problem details, as every error is answered.

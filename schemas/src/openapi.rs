@@ -55,6 +55,8 @@ fn routes() -> Vec<Route> {
         ),
         r("get", "/v1/openapi.json", "This document", &[], None, 200, Bytes("application/json")),
         r("get", "/metrics", "Prometheus text metrics", &[], None, 200, Bytes("text/plain")),
+        r("get", "/ui/", "The inspector web UI (embedded); no auth", &[], None, 200, Bytes("text/html")),
+        r("get", "/ui/{path}", "A file of the inspector web UI; no auth", &[], None, 200, Bytes("text/plain")),
         r("get", "/v1/agents", "Every known agent", &[], None, 200, Json(schema::<AgentList>)),
         r("get", "/v1/agents/{agent}", "One agent", &[], None, 200, Json(schema::<Agent>)),
         r(
@@ -358,7 +360,7 @@ pub fn openapi() -> Value {
             json!({"description": "an error", "content": {"application/problem+json": {"schema": problem.clone()}}}),
         );
         op.insert("responses".into(), Value::Object(responses));
-        if route.path != "/v1/health" {
+        if route.path != "/v1/health" && !route.path.starts_with("/ui/") {
             op.insert("security".into(), json!([{"bearer": []}]));
         }
         let entry = paths.entry(route.path).or_insert_with(|| json!({}));

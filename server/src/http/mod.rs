@@ -8,6 +8,7 @@ mod mcp;
 mod service;
 mod sessions;
 mod skills;
+mod ui;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +51,7 @@ pub fn router(state: AppRef) -> Router {
         .merge(fs::router())
         .merge(mcp::router())
         .merge(skills::router())
+        .merge(ui::router())
         .nest_service("/mcp", crate::tools::service(state.clone()))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
@@ -66,10 +68,10 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::method_not_allowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
-/// Bearer-token auth on every route but `GET /v1/health`.
+/// Bearer-token auth on every route but `GET /v1/health` and the UI's files.
 async fn auth(State(state): State<AppRef>, req: Request, next: Next) -> Response {
     let Some(token) = state.token.as_deref() else { return next.run(req).await };
-    if req.uri().path() == "/v1/health" {
+    if req.uri().path() == "/v1/health" || ui::is_ui_path(req.uri().path()) {
         return next.run(req).await;
     }
     let given = req

@@ -26,14 +26,16 @@ async fn health() -> Json<Health> {
     Json(Health { status: "ok".into() })
 }
 
-async fn info(State(app): State<AppRef>) -> Json<Info> {
-    Json(Info {
+async fn info(State(app): State<AppRef>) -> Result<Json<Info>, ApiError> {
+    let last_gseq = app.shared.store.read(reader::last_gseq).await?;
+    Ok(Json(Info {
         version: env!("CARGO_PKG_VERSION").to_string(),
         uptime_ms: app.started.elapsed().as_millis() as u64,
         data_dir: app.shared.data_dir.display().to_string(),
         workspace_root: app.shared.workspace.display().to_string(),
-        capabilities: ["sessions", "events", "sse", "replay", "mock_agent"].iter().map(|s| s.to_string()).collect(),
-    })
+        capabilities: ["sessions", "events", "sse", "replay", "mock_agent", "ui"].iter().map(|s| s.to_string()).collect(),
+        last_gseq,
+    }))
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -217,3 +217,36 @@ async fn lists_page_with_a_cursor_and_agents_and_openapi_are_served() {
     let text = String::from_utf8(metrics.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     assert!(text.contains("tether_sessions{status=\"idle\"} 3"), "{text}");
 }
+
+#[tokio::test]
+async fn the_ui_is_served_without_the_token_with_its_types_and_etags() {
+    let app = app(Some("s3cret"), 1 << 20).await;
+    let resp = app.router.clone().oneshot(get("/ui")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(resp.headers()["location"], "/ui/");
+
+    let resp = app.router.clone().oneshot(get("/ui/")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(resp.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    assert_eq!(resp.headers()["cache-control"], "no-cache");
+    let etag = resp.headers()["etag"].clone();
+    let html = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&html).contains(r#"src="js/main.js""#));
+
+    let again = Request::get("/ui/").header("if-none-match", etag.clone()).body(Body::empty()).unwrap();
+    let resp = app.router.clone().oneshot(again).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(resp.headers()["etag"], etag);
+
+    let resp = app.router.clone().oneshot(get("/ui/js/main.js")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert_ne!(resp.headers()["etag"], etag, "each file has its own hash");
+
+    assert_problem(&call(&app, get("/ui/nope.js")).await, 404, "not_found", "nope.js");
+    // A climbing path is no way around the token: it names no UI file and reaches no API route.
+    assert_problem(&call(&app, get("/ui/../v1/sessions")).await, 404, "not_found", "../v1/sessions");
+    // The API behind the page still needs the token.
+    assert_problem(&call(&app, get("/v1/info")).await, 401, "unauthorized", "Authorization");
+}

@@ -147,6 +147,11 @@ pub fn global_events(conn: &Connection, after: u64, limit: u32) -> Result<Vec<Co
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The newest event's `gseq` (0 when the store is empty).
+pub fn last_gseq(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn.query_row("SELECT COALESCE(MAX(gseq), 0) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
+}
+
 /// Number of events in the store.
 pub fn event_count(conn: &Connection) -> Result<u64, StoreError> {
     Ok(conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
