@@ -15,7 +15,7 @@ import * as activity from "./views/activity.js";
 import * as login from "./views/login.js";
 
 // State the page exposes for debugging and for its browser tests.
-window.tether = { sessions: {}, route: null };
+window.tether = { sessions: {}, route: null, conn: [] };
 
 const main = document.getElementById("main");
 const conn = document.getElementById("conn");
@@ -84,6 +84,7 @@ auth.onUnauthorized = (err) => {
 };
 
 streams.listeners.add((state) => {
+  if (conn.dataset.state !== state) window.tether.conn.push(state);
   conn.dataset.state = state;
   conn.textContent = { live: "● live", reconnecting: "● reconnecting…", connecting: "● connecting…", unauthorized: "● signed out", idle: "" }[state] || state;
 });
