@@ -35,14 +35,14 @@ pub fn tether_bin() -> &'static Path {
     })
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
 /// The target dir this test binary was built in (`<target>/<profile>/deps/<exe>`),
 /// so the server is built next to it even under `cargo test --target-dir`.
-fn own_target_dir() -> Option<PathBuf> {
+pub(crate) fn own_target_dir() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let deps = exe.parent()?;
     if deps.file_name()? != "deps" {
