@@ -322,6 +322,32 @@ impl TestServer {
         self.wait_exit(EXIT_TIMEOUT).await.expect("the server survived SIGKILL")
     }
 
+    /// Waits (polling every 5 ms, up to [`START_TIMEOUT`]) until the server
+    /// catches SIGTERM (`SigCgt` of `/proc/<pid>/status`). It prints its
+    /// address before its signal handler is installed (that happens when its
+    /// serve loop's shutdown task first runs), so a SIGTERM sent right after
+    /// the address can still kill it outright.
+    pub async fn wait_catches_sigterm(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let bit = 1u64 << (libc::SIGTERM - 1);
+        loop {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+            let caught = status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))
+                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+                .unwrap_or(0);
+            if caught & bit != 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not install its SIGTERM handler within {START_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// SIGTERM, then waits (up to [`EXIT_TIMEOUT`]) for the exit: its status and how long it took.
     pub async fn sigterm(&mut self) -> (ExitStatus, Duration) {
         let started = Instant::now();
@@ -359,6 +385,7 @@ impl TestServer {
     pub async fn restart_same_port(&mut self) {
         let port = self.port();
         if self.try_wait().is_none() && self.child.is_some() {
+            self.wait_catches_sigterm().await;
             let (status, _) = self.sigterm().await;
             assert!(status.success(), "the server exited with {status} on SIGTERM");
         }
