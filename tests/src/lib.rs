@@ -4,7 +4,11 @@
 //! itself is under test).
 //!
 //! - [`server`]: [`TestServer`], the binary built once per test process
-//!   (or `$TETHER_BIN`), started, signalled, restarted, killed on drop;
+//!   (or `$TETHER_BIN`), started, signalled, restarted (on the same port
+//!   too), killed on drop;
+//! - [`browser`]: [`Browser`], a headless Chromium driven through
+//!   chromedriver (WebDriver), waits with deadlines, screenshots into
+//!   [`browser::artifacts_dir`], for the UI tests;
 //! - [`events`]: reading streams with deadlines, accessors and assertions on
 //!   event sequences ([`assert_well_formed`]);
 //! - [`http`]: problem+json assertions and a raw SSE reader;
@@ -22,6 +26,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod anthropic;
+pub mod browser;
 pub mod events;
 pub mod http;
 pub mod mcp;
@@ -35,6 +40,7 @@ pub mod tar;
 pub mod tether_mcp;
 
 pub use anthropic::{claude_bin, claude_env, ScriptedAnthropic, CLAUDE_VERSION};
+pub use browser::Browser;
 pub use events::{
     assert_contiguous, assert_well_formed, assert_well_formed_prefix, collect_turn, collect_turns, read_after,
     read_all, wait_for, TURN_TIMEOUT,

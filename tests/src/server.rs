@@ -35,14 +35,14 @@ pub fn tether_bin() -> &'static Path {
     })
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
 /// The target dir this test binary was built in (`<target>/<profile>/deps/<exe>`),
 /// so the server is built next to it even under `cargo test --target-dir`.
-fn own_target_dir() -> Option<PathBuf> {
+pub(crate) fn own_target_dir() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let deps = exe.parent()?;
     if deps.file_name()? != "deps" {
@@ -117,10 +117,15 @@ impl ServerOptions {
     }
 }
 
+/// The server could not bind the port it was told to (another process holds it).
+#[derive(Debug)]
+struct PortTaken;
+
 /// A running `tether serve`. Dropping it SIGKILLs the server (its agents die
 /// with it through their parent-death signal) and removes its directories.
 pub struct TestServer {
-    /// `http://127.0.0.1:PORT`, as printed by the server (changes on restart).
+    /// `http://127.0.0.1:PORT`, as printed by the server (changes on
+    /// [`restart`](Self::restart), kept by the `*_same_port` restarts).
     pub url: String,
     /// The server's pid (changes on restart).
     pub pid: u32,
@@ -158,7 +163,7 @@ impl TestServer {
             data_dir,
             workspace,
         };
-        server.spawn().await;
+        server.spawn(0).await.expect("port 0 is never taken");
         server
     }
 
@@ -201,13 +206,21 @@ impl TestServer {
         String::from_utf8_lossy(&self.stdout_rest.lock().map(|b| b.clone()).unwrap_or_default()).into_owned()
     }
 
-    async fn spawn(&mut self) {
+    /// The port the server listens on (kept by the `*_same_port` restarts).
+    pub fn port(&self) -> u16 {
+        self.url.rsplit_once(':').and_then(|(_, port)| port.parse().ok()).expect("the url ends with the port")
+    }
+
+    /// Starts the server on `port` (0: one the OS chooses) and reads its url
+    /// back; `Err` only when `port` is not 0 and the server could not bind
+    /// it. Panics on any other failure to start.
+    async fn spawn(&mut self, port: u16) -> Result<(), PortTaken> {
         assert!(self.child.is_none(), "the server is already running");
         self.starts += 1;
         self.stderr_log = self.data_dir.path().join(format!("server-{}.stderr.log", self.starts));
         let log = std::fs::File::create(&self.stderr_log).expect("create the server log file");
         let mut cmd = Command::new(tether_bin());
-        cmd.arg("serve").args(["--port", "0", "--host", "127.0.0.1"]);
+        cmd.arg("serve").args(["--port", &port.to_string(), "--host", "127.0.0.1"]);
         cmd.arg("--data-dir").arg(self.data_dir.path());
         cmd.arg("--workspace").arg(self.workspace.path());
         if let Some(token) = &self.options.token {
@@ -257,6 +270,14 @@ impl TestServer {
             Ok(Err(_)) => panic!("the stdout reader stopped\n{}", self.log_tail(60)),
             Err(_) => panic!("the server printed no address within {START_TIMEOUT:?}\n{}", self.log_tail(60)),
         };
+        if line.is_empty() && port != 0 {
+            // Its stdout closed without an address: it is exiting; find out why.
+            let status = self.wait_exit(EXIT_TIMEOUT).await;
+            let log = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
+            if status.is_some() && log.contains("cannot listen on") {
+                return Err(PortTaken);
+            }
+        }
         let url = line.trim().rsplit_once(" listening on ").map(|(_, url)| url.to_string()).unwrap_or_else(|| {
             panic!("unexpected first stdout line {line:?} (exit: {:?})\n{}", self.try_wait(), self.log_tail(60))
         });
@@ -265,6 +286,7 @@ impl TestServer {
             "unexpected first stdout line {line:?}"
         );
         self.url = url;
+        Ok(())
     }
 
     /// The exit status, if the server has exited (reaps it).
@@ -300,6 +322,32 @@ impl TestServer {
         self.wait_exit(EXIT_TIMEOUT).await.expect("the server survived SIGKILL")
     }
 
+    /// Waits (polling every 5 ms, up to [`START_TIMEOUT`]) until the server
+    /// catches SIGTERM (`SigCgt` of `/proc/<pid>/status`). It prints its
+    /// address before its signal handler is installed (that happens when its
+    /// serve loop's shutdown task first runs), so a SIGTERM sent right after
+    /// the address can still kill it outright.
+    pub async fn wait_catches_sigterm(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let bit = 1u64 << (libc::SIGTERM - 1);
+        loop {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+            let caught = status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))
+                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+                .unwrap_or(0);
+            if caught & bit != 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not install its SIGTERM handler within {START_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// SIGTERM, then waits (up to [`EXIT_TIMEOUT`]) for the exit: its status and how long it took.
     pub async fn sigterm(&mut self) -> (ExitStatus, Duration) {
         let started = Instant::now();
@@ -319,7 +367,49 @@ impl TestServer {
             assert!(status.success(), "the server exited with {status} on SIGTERM");
         }
         self.child = None;
-        self.spawn().await;
+        self.spawn(0).await.expect("port 0 is never taken");
+    }
+
+    /// SIGKILL (a crash), then starts the server again on the same data dir,
+    /// workspace **and port**: [`url`](Self::url) stays the same, so a
+    /// browser page keeps its origin. The pid changes.
+    pub async fn kill9_and_restart_same_port(&mut self) {
+        let port = self.port();
+        self.kill9().await;
+        self.respawn_on(port).await;
+    }
+
+    /// Like [`restart`](Self::restart) (SIGTERM first if the server still
+    /// runs, which must exit cleanly) but on the same port: [`url`](Self::url)
+    /// stays the same. The pid changes.
+    pub async fn restart_same_port(&mut self) {
+        let port = self.port();
+        if self.try_wait().is_none() && self.child.is_some() {
+            self.wait_catches_sigterm().await;
+            let (status, _) = self.sigterm().await;
+            assert!(status.success(), "the server exited with {status} on SIGTERM");
+        }
+        self.child = None;
+        self.respawn_on(port).await;
+    }
+
+    /// Starts the stopped server on `port` again. The old server's listening
+    /// socket is gone once it has exited (and tokio binds with SO_REUSEADDR,
+    /// so its connections in TIME_WAIT do not matter), but another process
+    /// may have taken the port for an outgoing connection in between: that
+    /// is retried every 50 ms for up to [`START_TIMEOUT`].
+    async fn respawn_on(&mut self, port: u16) {
+        let url = self.url.clone();
+        let deadline = Instant::now() + START_TIMEOUT;
+        while self.spawn(port).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "port {port} stayed taken for {START_TIMEOUT:?} after the server stopped\n{}",
+                self.log_tail(20)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(self.url, url, "the server restarted on port {port} but printed another url");
     }
 
     /// The last `n` lines of the current run's log.
