@@ -289,26 +289,33 @@ fn serve(args: ServeArgs) -> ExitCode {
             Ok(p) => p,
             Err(e) => return fail(e),
         };
+        let shutdown = shutdown_signal();
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(%addr, data_dir = %config.data_dir.display(), workspace = %config.workspace.display(), auth = config.token.is_some(), "listening");
         // The one line on stdout: tests and scripts read the bound address from it.
         let mut out = std::io::stdout();
         let _ = writeln!(out, "tether {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
         let _ = out.flush();
-        match crate::server::serve(prepared, listener, shutdown_signal()).await {
+        match crate::server::serve(prepared, listener, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(format!("server error: {e}")),
         }
     })
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT. The handlers are installed when this is called, not
+/// when the future is first polled, so a signal sent right after the
+/// address line is printed already shuts the server down cleanly.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let handlers = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }

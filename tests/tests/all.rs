@@ -22,3 +22,4 @@ mod session_config;
 mod skills;
 mod streams;
 mod tools;
+mod ui;

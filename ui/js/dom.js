@@ -18,6 +18,8 @@ export function h(tag, attrs, ...children) {
     if (k === "on") for (const [ev, fn] of Object.entries(v)) el.addEventListener(ev, fn);
     else if (k === "class") el.className = v;
     else if (k === "dataset") Object.assign(el.dataset, v);
+    // Through the CSSOM: the page's CSP forbids inline style attributes.
+    else if (k === "style") Object.assign(el.style, v);
     else if (k in el && typeof v !== "string") el[k] = v;
     else el.setAttribute(k, v === true ? "" : v);
   }

@@ -15,7 +15,11 @@ import * as activity from "./views/activity.js";
 import * as login from "./views/login.js";
 
 // State the page exposes for debugging and for its browser tests.
-window.tether = { sessions: {}, route: null, conn: [] };
+window.tether = { sessions: {}, route: null, conn: [], errors: [] };
+// Script errors and CSP violations, kept so a test (or a person) can see them.
+window.addEventListener("error", (e) => window.tether.errors.push(`error: ${e.message} at ${e.filename}:${e.lineno}`));
+window.addEventListener("unhandledrejection", (e) => window.tether.errors.push(`unhandled rejection: ${e.reason}`));
+document.addEventListener("securitypolicyviolation", (e) => window.tether.errors.push(`CSP: ${e.violatedDirective} blocked ${e.blockedURI || "inline"}`));
 
 const main = document.getElementById("main");
 const conn = document.getElementById("conn");

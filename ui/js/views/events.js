@@ -45,7 +45,7 @@ export function mountEvents(root, { base, lastSeq, select }) {
       // A page read before the session grew may not hold this seq yet.
       if (Array.isArray(page) && !ev && page.length < PAGE) { pages.delete(pageOf(seq)); load(pageOf(seq)); }
       rows.push(h("div.ev-row", {
-        role: "option", "aria-selected": String(seq === selected), style: `top:${(seq - 1) * ROW}px`, dataset: { seq },
+        role: "option", "aria-selected": String(seq === selected), style: { top: `${(seq - 1) * ROW}px` }, dataset: { seq },
         on: { click: () => show(seq) },
       }, h("span.seq", seq), h("span.type", ev ? ev.type : "…"), h("span.sum", ev ? summary(ev) : ""), h("time", ev ? fmtTime(ev.time) : "")));
     }
