@@ -266,3 +266,41 @@ async fn an_uploaded_file_appears_through_the_watch_and_outside_changes_too() {
     b.wait_text("#file-text", "written outside").await;
     finish(&b, "ui_files").await;
 }
+
+#[tokio::test]
+async fn activity_shows_every_sessions_events_as_they_happen() {
+    let server = server().await;
+    let client = server.client();
+    let b = signed_in(&server).await;
+    b.goto(&server.endpoint("/ui/#/activity")).await;
+    b.wait_for("#activity-filter").await;
+    b.wait_until("document.querySelector('#conn').dataset.state === 'live'").await;
+    let one = mock_with(&client, "first").await;
+    let two = mock_with(&client, "second").await;
+    for s in [&one, &two] {
+        b.wait_for(&format!("#activity li[data-session='{}'][data-type='turn.completed']", s.id)).await;
+    }
+    // The filter keeps one session's lines.
+    b.fill("#activity-filter", &two.id).await;
+    b.wait_gone(&format!("#activity li[data-session='{}']", one.id)).await;
+    assert!(b.count(&format!("#activity li[data-session='{}']", two.id)).await > 0);
+    finish(&b, "ui_activity").await;
+}
+
+#[tokio::test]
+async fn at_a_phone_width_the_session_fits_and_works_from_the_keyboard() {
+    let server = server().await;
+    let client = server.client();
+    let session = mock_with(&client, "[mock:tool] narrow").await;
+    let b = signed_in(&server).await;
+    b.client().set_window_size(390, 844).await.unwrap();
+    open_session(&b, &server, &session.id).await;
+    b.wait_text(".row[data-role='assistant'] .text", "mock-tool-output").await;
+    let fits: bool = b.eval("return document.documentElement.scrollWidth <= window.innerWidth", vec![]).await;
+    assert!(fits, "the page scrolls sideways at 390 px");
+    // Ctrl+Enter in the composer sends.
+    b.fill("#message", "sent from the keyboard").await;
+    b.send_keys("#message", "\u{E009}\u{E007}").await;
+    b.wait_text(".row[data-role='assistant'] .text", "Mock reply to turn 2: sent from the keyboard").await;
+    finish(&b, "ui_narrow").await;
+}

@@ -80,15 +80,17 @@ export async function* sseFrames(res, signal) {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
-      buf += value;
+      // One pass over what arrived (no re-slicing per frame: a catch-up read can hold thousands).
+      buf += value.includes("\r") ? value.replace(/\r\n?/g, "\n") : value;
       const frames = [];
+      let pos = 0;
       let cut;
-      while ((cut = buf.search(/\r?\n\r?\n/)) >= 0) {
-        const block = buf.slice(0, cut);
-        buf = buf.slice(cut + (buf[cut] === "\r" ? 4 : 2));
+      while ((cut = buf.indexOf("\n\n", pos)) >= 0) {
+        const block = buf.slice(pos, cut);
+        pos = cut + 2;
         const frame = { id: null, event: "message", data: "" };
         let any = false;
-        for (const line of block.split(/\r?\n/)) {
+        for (const line of block.split("\n")) {
           if (!line || line[0] === ":") continue;
           const i = line.indexOf(":");
           const field = i < 0 ? line : line.slice(0, i);
@@ -99,12 +101,16 @@ export async function* sseFrames(res, signal) {
         }
         if (any) frames.push(frame);
       }
+      buf = buf.slice(pos);
       if (frames.length) yield frames;
     }
   } finally {
     signal?.removeEventListener("abort", onAbort);
   }
 }
+
+/** Events handed to a stream's consumer at once, at most. */
+const SLICE = 1000;
 
 /** Every open stream's state, for the connection indicator. */
 export const streams = {
@@ -158,14 +164,18 @@ export function follow(path, { after = 0, onEvents, onState, onFatal } = {}) {
         set("live");
         delay = 250;
         for await (const frames of sseFrames(res, ctl.signal)) {
-          const batch = [];
-          for (const frame of frames) {
-            let data;
-            try { data = JSON.parse(frame.data); } catch { data = frame.data; }
-            if (frame.id !== null && /^\d+$/.test(frame.id)) s.cursor = Number(frame.id);
-            batch.push({ cursor: s.cursor, event: frame.event, data });
+          // Big catch-up reads are handed over in slices, letting the page paint between them.
+          for (let at = 0; at < frames.length; at += SLICE) {
+            if (at) await new Promise((r) => setTimeout(r, 0));
+            const batch = [];
+            for (const frame of frames.slice(at, at + SLICE)) {
+              let data;
+              try { data = JSON.parse(frame.data); } catch { data = frame.data; }
+              if (frame.id !== null && /^\d+$/.test(frame.id)) s.cursor = Number(frame.id);
+              batch.push({ cursor: s.cursor, event: frame.event, data });
+            }
+            onEvents(batch);
           }
-          onEvents(batch);
         }
       } catch (e) {
         if (ctl.signal.aborted) return;

@@ -11,38 +11,50 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tether_e2e::events::{wait_for, wait_status};
 use tether_e2e::{mock_session, Browser, ServerOptions, TestServer};
+use tether_sdk::EventBody;
 
 const TOKEN: &str = "bench-token";
 const DEADLINE: Duration = Duration::from_secs(600);
 
-/// Sends turns to `id` until its log holds at least `events` events; waits for the last to finish.
+/// Sends turns to `id` until its log holds at least `events` events, each
+/// batch followed to its last `turn.completed`.
 async fn fill_session(server: &TestServer, id: &str, events: u64) -> u64 {
     let client = server.client();
-    let per_turn = {
-        client.send_text(id, "[mock:flood:180] warm-up").await.unwrap();
-        wait_idle_at_least(server, id, 10).await
-    };
-    let turns = events.saturating_sub(per_turn).div_ceil(per_turn.max(1));
-    for i in 0..turns {
-        // Every tenth turn runs a tool, so the conversation has more than text.
-        let text = if i % 10 == 9 { format!("[mock:tool] turn {i}") } else { format!("[mock:flood:180] turn {i}") };
-        client.send_text(id, text).await.unwrap();
+    let mut turn = 0u64;
+    loop {
+        let last = client.get_session(id).await.unwrap().last_seq;
+        if last >= events {
+            return last;
+        }
+        // About 175 events a turn on average: batches that undershoot, then top up.
+        let batch = (events - last).div_ceil(200).max(1);
+        let mut stream = client.session_events(id, Some(last));
+        let mut last_turn = String::new();
+        for _ in 0..batch {
+            // Every tenth turn runs a tool, so the conversation has more than text.
+            let text = if turn % 10 == 9 {
+                format!("[mock:tool] turn {turn}")
+            } else {
+                format!("[mock:flood:180] turn {turn}")
+            };
+            last_turn = client.send_text(id, text).await.unwrap().turn_id;
+            turn += 1;
+        }
+        wait_for(&mut stream, DEADLINE, |e| matches!(&e.body, EventBody::TurnCompleted(t) if t.turn_id == last_turn))
+            .await;
     }
-    wait_idle_at_least(server, id, events).await
 }
 
-async fn wait_idle_at_least(server: &TestServer, id: &str, events: u64) -> u64 {
+/// Waits for the turn `turn_id` to complete; the session's last seq then.
+async fn wait_turn(server: &TestServer, id: &str, after: u64, turn_id: &str) -> u64 {
     let client = server.client();
-    let started = Instant::now();
-    loop {
-        let s = client.get_session(id).await.unwrap();
-        if s.last_seq >= events && s.status == tether_sdk::SessionStatus::Idle {
-            return s.last_seq;
-        }
-        assert!(started.elapsed() < DEADLINE, "the session did not reach {events} events");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut stream = client.session_events(id, Some(after));
+    wait_for(&mut stream, DEADLINE, |e| matches!(&e.body, EventBody::TurnCompleted(t) if t.turn_id == turn_id)).await;
+    // The session's status change after the turn is the last event.
+    wait_status(&client, id, tether_sdk::SessionStatus::Idle, DEADLINE).await;
+    client.get_session(id).await.unwrap().last_seq
 }
 
 /// Milliseconds from navigation start to the page's mark `name`.
@@ -95,7 +107,7 @@ async fn main() {
                frames.sort((a, b) => a - b);
                window.benchScroll = { steps, p50: frames[Math.floor(frames.length * 0.5)] || 0,
                  p95: frames[Math.floor(frames.length * 0.95)] || 0, max: frames[frames.length - 1] || 0,
-                 top_row: Number(document.querySelector('#conv .row')?.dataset.first || 0) };
+                 top_row: Number(document.querySelector('#conv .row')?.dataset.index ?? -1) };
              })();
              return null",
             vec![],
@@ -103,7 +115,7 @@ async fn main() {
         .await;
     b.wait_until("window.benchScroll !== null").await;
     let scroll: Value = b.eval("return window.benchScroll", vec![]).await;
-    assert_eq!(scroll["top_row"], 1, "scrolling did not reach the start: {scroll}");
+    assert_eq!(scroll["top_row"], 0, "scrolling did not reach the start: {scroll}");
 
     // A live flood followed at full speed; the longest gap between frames meanwhile.
     let _: Value = b
@@ -118,8 +130,8 @@ async fn main() {
         )
         .await;
     let flood_started = Instant::now();
-    server.client().send_text(&session.id, format!("[mock:flood:{events}]")).await.unwrap();
-    let after_flood = wait_idle_at_least(&server, &session.id, total + events).await;
+    let flood = server.client().send_text(&session.id, format!("[mock:flood:{events}]")).await.unwrap();
+    let after_flood = wait_turn(&server, &session.id, total, &flood.turn_id).await;
     b.wait_until(&format!("window.tether.sessions['{}'].seqs.at(-1) === {after_flood}", session.id)).await;
     let caught_up = flood_started.elapsed().as_secs_f64();
     let longest_frame: f64 = b.eval("window.benchFrames.stop = true; return window.benchFrames.max", vec![]).await;

@@ -6,14 +6,17 @@
 import { h, json, fmtTime } from "../dom.js";
 import { itemText } from "../conversation.js";
 
-/** Streaming text shown at most this long (the rest behind a button). */
-const SHOW_CHARS = 100_000;
+/** Text shown at most this long (the rest behind a button). */
+const SHOW_CHARS = 20_000;
+/** While an item streams, only its last this many characters are shown. */
+const STREAM_CHARS = 20_000;
 
 export function renderRow(row, ctx) {
   const el = body(row, ctx);
   el.classList.add("row");
   el.dataset.kind = row.kind === "item" ? row.item.kind : row.kind;
   el.dataset.first = row.first;
+  el.dataset.index = row.index;
   const raw = h("button.raw", { type: "button", title: "raw events", "aria-label": "raw events", on: { click: () => ctx.showRaw(row) } }, "{ }");
   el.prepend(raw);
   return el;
@@ -23,10 +26,15 @@ export function renderRow(row, ctx) {
 export function updateRow(el, row) {
   if (row.kind !== "item" || row.item.status !== "in_progress") return false;
   const node = el.querySelector(".text");
-  if (!node || node.dataset.clipped) return false;
+  if (!node) return false;
   const text = streamed(row);
+  if (text.length > STREAM_CHARS) {
+    // A long stream: show its tail, one text node replaced per frame.
+    node.textContent = `…\n${text.slice(-STREAM_CHARS)}`;
+    return true;
+  }
   const have = node.textContent.length;
-  if (text.length < have || text.length > SHOW_CHARS) return false;
+  if (text.length < have) return false;
   node.append(text.slice(have));
   return true;
 }
@@ -35,6 +43,12 @@ function streamed(row) {
   const k = row.item.kind;
   if (k === "tool_call") return row.output;
   return itemText(row);
+}
+
+/** An item's text: its tail while it streams, else the whole (clipped) text. */
+function itemBlock(row, text, cls = ".text") {
+  if (row.item.status === "in_progress" && text.length > STREAM_CHARS) return h(`div${cls}`, `…\n${text.slice(-STREAM_CHARS)}`);
+  return textBlock(text, cls);
 }
 
 function textBlock(text, cls = ".text") {
@@ -70,9 +84,9 @@ function item(row) {
   const status = h("span.status", { dataset: { status: it.status } }, it.status);
   switch (it.kind) {
     case "message":
-      return h("div", { dataset: { role: it.role || "assistant", item: it.item_id, status: it.status } }, h("div.who", it.role || "assistant", " ", it.status !== "completed" ? status : null), textBlock(itemText(row)));
+      return h("div", { dataset: { role: it.role || "assistant", item: it.item_id, status: it.status } }, h("div.who", it.role || "assistant", " ", it.status !== "completed" ? status : null), itemBlock(row, itemText(row)));
     case "reasoning":
-      return h("details", { dataset: { item: it.item_id, status: it.status } }, h("summary", "reasoning ", status), textBlock(itemText(row)));
+      return h("details", { dataset: { item: it.item_id, status: it.status } }, h("summary", "reasoning ", status), itemBlock(row, itemText(row)));
     case "plan":
       return h("div", { dataset: { item: it.item_id } }, h("div.who", "plan"), h("ul.plan", (it.plan || []).map((s) => h("li", { dataset: { status: s.status } }, s.text))));
     case "tool_call":
@@ -93,7 +107,7 @@ function tool(row, status) {
     h("summary", h("span.tool-name", t.name || "tool"), " ", h("code.brief", String(brief).slice(0, 200)), " ", status,
       t.exit_code !== undefined && t.exit_code !== null ? h("span.exit", { dataset: { ok: String(t.exit_code === 0) } }, `exit ${t.exit_code}`) : null),
     input ? h("div.section", h("div.label", "input"), h("pre.input", json(input))) : row.args ? h("pre.input", row.args) : null,
-    output ? h("div.section", h("div.label", "output"), textBlock(output, ".text.output")) : null,
+    output ? h("div.section", h("div.label", "output"), itemBlock(row, output, ".text.output")) : null,
     t.diff ? diff(t.diff) : null,
     t.paths && t.paths.length ? h("div.section", h("div.label", "paths"), h("ul", t.paths.map((p) => h("li", h("code", p))))) : null);
 }
