@@ -361,7 +361,7 @@ pub fn openapi() -> Value {
         );
         op.insert("responses".into(), Value::Object(responses));
         if route.path != "/v1/health" && !route.path.starts_with("/ui/") {
-            op.insert("security".into(), json!([{"bearer": []}]));
+            op.insert("security".into(), json!([{"bearer": []}, {"tether_token": []}]));
         }
         let entry = paths.entry(route.path).or_insert_with(|| json!({}));
         if let Value::Object(m) = entry {
@@ -376,7 +376,11 @@ pub fn openapi() -> Value {
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "tether_token": {"type": "apiKey", "in": "header", "name": "X-Tether-Token",
+                                 "description": "the same token, where Authorization cannot carry it (checked first when both are sent)"}
+            }
         }
     })
 }

@@ -51,6 +51,32 @@ async fn token_is_required_everywhere_but_health() {
 }
 
 #[tokio::test]
+async fn the_token_is_also_accepted_in_x_tether_token_and_never_logged() {
+    const TOKEN: &str = "x-header-s3cret";
+    let server = TestServer::start_with(ServerOptions::with_token(TOKEN)).await;
+    let http = reqwest::Client::new();
+    let url = server.endpoint("/v1/sessions");
+    let resp = send(http.get(&url).header("x-tether-token", TOKEN)).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = send(http.get(&url).header("x-tether-token", "wrong-one")).await;
+    expect_problem(resp, 401, "unauthorized", &["x-tether-token", "not valid"]).await;
+    // X-Tether-Token is the one checked when both are sent (an edge may pass its own Authorization on).
+    let resp = send(http.get(&url).header("x-tether-token", TOKEN).bearer_auth("the-edge-s-own")).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = send(http.get(&url).header("x-tether-token", "wrong-one").bearer_auth(TOKEN)).await;
+    expect_problem(resp, 401, "unauthorized", &["x-tether-token"]).await;
+    // Authorization alone still works, and the event stream takes the header too.
+    let resp = send(http.get(&url).bearer_auth(TOKEN)).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = send(http.get(server.endpoint("/v1/events/stream")).header("x-tether-token", TOKEN)).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    drop(resp);
+    let log = std::fs::read_to_string(server.stderr_log()).unwrap();
+    assert!(!log.contains(TOKEN) && !log.contains("wrong-one"), "a token is in the server log");
+}
+
+#[tokio::test]
 async fn non_loopback_host_without_token_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(tether_bin());

@@ -68,21 +68,33 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::method_not_allowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
-/// Bearer-token auth on every route but `GET /v1/health` and the UI's files.
+/// The header that carries the token where `Authorization` cannot (the
+/// Sprites URL edge consumes `Authorization` in its default auth mode).
+pub const TOKEN_HEADER: &str = "x-tether-token";
+
+/// Token auth on every route but `GET /v1/health` and the UI's files: the
+/// token comes in `X-Tether-Token` or as `Authorization: Bearer`; when both
+/// are sent, `X-Tether-Token` is the one checked.
 async fn auth(State(state): State<AppRef>, req: Request, next: Next) -> Response {
     let Some(token) = state.token.as_deref() else { return next.run(req).await };
     if req.uri().path() == "/v1/health" || ui::is_ui_path(req.uri().path()) {
         return next.run(req).await;
     }
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    let headers = req.headers();
+    let given = match headers.get(TOKEN_HEADER) {
+        Some(v) => Some(("X-Tether-Token", v.to_str().ok())),
+        None => headers.get(header::AUTHORIZATION).map(|v| {
+            let bearer = v.to_str().ok().and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+            ("bearer", bearer)
+        }),
+    };
     match given {
-        Some(t) if crate::util::constant_time_eq(t.trim().as_bytes(), token.as_bytes()) => next.run(req).await,
-        Some(_) => ApiError::unauthorized("the bearer token is not valid").into_response(),
-        None => ApiError::unauthorized("missing `Authorization: Bearer <token>` header").into_response(),
+        Some((_, Some(t))) if crate::util::constant_time_eq(t.trim().as_bytes(), token.as_bytes()) => {
+            next.run(req).await
+        }
+        Some((from, _)) => ApiError::unauthorized(format!("the {from} token is not valid")).into_response(),
+        None => ApiError::unauthorized("missing `Authorization: Bearer <token>` (or `X-Tether-Token: <token>`) header")
+            .into_response(),
     }
 }
 
