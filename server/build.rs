@@ -10,6 +10,9 @@
 //!   for the ETag), served by `src/http/ui.rs`. The UI has no build step: its
 //!   source is what is served.
 //!
+//! - The commit: `TETHER_COMMIT` (12 hex digits from `git rev-parse`, or
+//!   `unknown` outside a git checkout), for `tether --version`.
+//!
 //! Hidden entries (editor swap files, `.DS_Store`) are never embedded.
 
 use std::error::Error;
@@ -41,7 +44,39 @@ fn main() -> Result<(), Box<dyn Error>> {
     out.push_str("];\n");
     let dest = PathBuf::from(std::env::var("OUT_DIR")?).join("bundled_skills.rs");
     std::fs::write(dest, out)?;
-    ui_assets(&manifest)
+    ui_assets(&manifest)?;
+    commit(&manifest);
+    Ok(())
+}
+
+/// Sets `TETHER_COMMIT`, re-run when HEAD moves.
+fn commit(manifest: &Path) {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(manifest)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_string())
+    };
+    let sha = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+        let dir = PathBuf::from(dir);
+        println!("cargo:rerun-if-changed={}", dir.join("HEAD").display());
+        if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            let file = dir.join(&head);
+            if file.exists() {
+                println!("cargo:rerun-if-changed={}", file.display());
+            }
+        }
+        let packed = dir.join("packed-refs");
+        if packed.exists() {
+            println!("cargo:rerun-if-changed={}", packed.display());
+        }
+    }
+    println!("cargo:rustc-env=TETHER_COMMIT={sha}");
 }
 
 /// `$OUT_DIR/ui_assets.rs`: the files of `ui/`, sorted by path.

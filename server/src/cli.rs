@@ -10,8 +10,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{default_data_dir, Config};
 
+/// `tether --version`: the crate version and the commit it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TETHER_COMMIT"), ")");
+
 #[derive(Parser)]
-#[command(name = "tether", version, about = "Run coding agents under PTYs and serve one universal event stream")]
+#[command(name = "tether", version = VERSION, about = "Run coding agents under PTYs and serve one universal event stream")]
 struct Cli {
     #[command(subcommand)]
     command: Commands,

@@ -42,3 +42,26 @@ async fn openapi_agents_info_and_metrics() {
     assert!(metrics.contains("tether_agent_processes 1"), "{metrics}");
     assert!(processes_of_session(&session.id).len() == 1);
 }
+
+#[test]
+fn version_names_the_release_and_the_commit() {
+    let out = std::process::Command::new(tether_bin()).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    // A prebuilt TETHER_BIN may come from another commit; the shape still holds.
+    let expected = format!("tether {} (commit {commit})\n", env!("CARGO_PKG_VERSION"));
+    if std::env::var_os("TETHER_BIN").is_none() {
+        assert_eq!(line, expected);
+    }
+    let sha = line.trim().strip_prefix(&format!("tether {} (commit ", env!("CARGO_PKG_VERSION"))).unwrap();
+    let sha = sha.strip_suffix(')').unwrap();
+    assert!(sha == "unknown" || (sha.len() == 12 && sha.chars().all(|c| c.is_ascii_hexdigit())), "{line}");
+}
