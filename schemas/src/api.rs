@@ -379,6 +379,13 @@ pub struct Info {
     /// `GET /v1/events/stream?after=<last_gseq>` follows every session from now on.
     #[serde(default)]
     pub last_gseq: u64,
+    /// The store's identity (`sto_…`), created with the database: the same
+    /// across restarts of one data dir.
+    #[serde(default)]
+    pub store_id: String,
+    /// New at every start of the server (`boot_…`).
+    #[serde(default)]
+    pub boot_id: String,
 }
 
 /// RFC 7807 problem details, as every error is answered.

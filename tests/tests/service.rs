@@ -65,3 +65,19 @@ fn version_names_the_release_and_the_commit() {
     let sha = sha.strip_suffix(')').unwrap();
     assert!(sha == "unknown" || (sha.len() == 12 && sha.chars().all(|c| c.is_ascii_hexdigit())), "{line}");
 }
+
+#[tokio::test]
+async fn info_names_the_store_and_the_boot() {
+    let mut server = TestServer::start().await;
+    let first = server.client().info().await.unwrap();
+    assert!(first.store_id.starts_with("sto_") && first.boot_id.starts_with("boot_"), "{first:?}");
+    let session = mock_session(&server.client()).await;
+    server.restart().await;
+    let second = server.client().info().await.unwrap();
+    assert_eq!(second.store_id, first.store_id, "the same data dir is the same store");
+    assert_ne!(second.boot_id, first.boot_id, "a restart is a new boot");
+    assert!(second.last_gseq > 0);
+    server.client().get_session(&session.id).await.unwrap();
+    let other = TestServer::start().await;
+    assert_ne!(other.client().info().await.unwrap().store_id, first.store_id);
+}

@@ -38,6 +38,8 @@ async fn info(State(app): State<AppRef>) -> Result<Json<Info>, ApiError> {
             .map(|s| s.to_string())
             .collect(),
         last_gseq,
+        store_id: app.shared.store.store_id().to_string(),
+        boot_id: app.boot_id.clone(),
     }))
 }
 

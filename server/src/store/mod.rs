@@ -23,6 +23,7 @@ pub use reader::ReadPool;
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("migrations/0001_init.sql")),
     ("0002_mcp_servers", include_str!("migrations/0002_mcp_servers.sql")),
+    ("0003_store_meta", include_str!("migrations/0003_store_meta.sql")),
 ];
 
 /// Capacity of the live bus; a subscriber that falls further behind is caught
@@ -184,6 +185,7 @@ pub struct Store {
     bus: broadcast::Sender<Arc<Committed>>,
     pub reads: Arc<ReadPool>,
     path: Arc<PathBuf>,
+    store_id: Arc<str>,
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -233,6 +235,8 @@ impl Store {
         }
         let mut conn = open_connection(path)?;
         migrate(&mut conn)?;
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)", [crate::util::new_id("sto_")])?;
+        let store_id: String = conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| r.get(0))?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         // Each command is at most one batch of a session's output: a short queue
         // bounds memory and pushes back on the agents when the disk is slower.
@@ -243,11 +247,22 @@ impl Store {
         // Checkpoints run beside the writer, never inside a commit (no latency spikes).
         let checkpoint = open_connection(path)?;
         std::thread::Builder::new().name("tether-checkpoint".into()).spawn(move || checkpointer(checkpoint))?;
-        Ok(Store { tx, bus, reads: Arc::new(ReadPool::new(path.to_path_buf())), path: Arc::new(path.to_path_buf()) })
+        Ok(Store {
+            tx,
+            bus,
+            reads: Arc::new(ReadPool::new(path.to_path_buf())),
+            path: Arc::new(path.to_path_buf()),
+            store_id: store_id.into(),
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The store's identity (`sto_…`), created with the database.
+    pub fn store_id(&self) -> &str {
+        &self.store_id
     }
 
     /// Subscribes to events committed from now on.
