@@ -4,7 +4,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use tether_sdk::{
-    Client, Delta, Event, EventBody, EventStream, Item, ItemKind, ItemStatus, Part, Role, SessionStatus, TurnCompleted,
+    Client, Delta, Event, EventBody, EventStream, Item, ItemKind, ItemStatus, Part, PermissionResolved,
+    QuestionResolved, Role, SessionStatus, TurnCompleted,
 };
 use tokio::time::Instant;
 
@@ -141,6 +142,28 @@ pub fn position(events: &[Event], pred: impl Fn(&Event) -> bool) -> Option<usize
 }
 
 /// Every `turn.completed`, in order.
+/// Every `permission.resolved`, in order.
+pub fn permissions_resolved(events: &[Event]) -> Vec<&PermissionResolved> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::PermissionResolved(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every `question.resolved`, in order.
+pub fn questions_resolved(events: &[Event]) -> Vec<&QuestionResolved> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::QuestionResolved(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn turns_completed(events: &[Event]) -> Vec<&TurnCompleted> {
     events
         .iter()

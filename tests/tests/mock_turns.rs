@@ -136,13 +136,7 @@ async fn permission_turn(server: &TestServer, decision: Decision) -> (Permission
     client.reply_permission(&session.id, &request.permission_id, &reply).await.unwrap();
     events.extend(wait_for_type(&mut stream, TURN_TIMEOUT, "turn.completed").await);
 
-    let resolved: Vec<_> = events
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::PermissionResolved(r) => Some(r),
-            _ => None,
-        })
-        .collect();
+    let resolved = permissions_resolved(&events);
     assert_eq!(resolved.len(), 1, "{}", describe(&events));
     assert_eq!(resolved[0].permission_id, request.permission_id);
     assert_eq!(resolved[0].decision, decision);
@@ -198,13 +192,7 @@ async fn question_turn(server: &TestServer, reply: QuestionReply) -> (QuestionRe
 
     client.reply_question(&session.id, &question.question_id, &reply).await.unwrap();
     events.extend(wait_for_type(&mut stream, TURN_TIMEOUT, "turn.completed").await);
-    let resolved: Vec<_> = events
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::QuestionResolved(r) => Some(r),
-            _ => None,
-        })
-        .collect();
+    let resolved = questions_resolved(&events);
     assert_eq!(resolved.len(), 1, "{}", describe(&events));
     assert_eq!(resolved[0].question_id, question.question_id);
     assert_eq!(resolved[0].rejected, reply.reject);

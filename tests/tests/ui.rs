@@ -9,7 +9,7 @@
 use serde_json::Value;
 use tether_e2e::events::*;
 use tether_e2e::*;
-use tether_sdk::{CreateSession, Decision, EventBody, ItemKind, ItemStatus, ResolvedBy, SessionStatus, StopReason};
+use tether_sdk::{CreateSession, Decision, ItemKind, ItemStatus, ResolvedBy, SessionStatus, StopReason};
 
 const TOKEN: &str = "ui-test-t0ken";
 
@@ -151,13 +151,7 @@ async fn a_permission_card_answered_by_a_click_completes_the_tool() {
     b.wait_text(".row[data-role='assistant'] .text", "I wrote the file.").await;
 
     let events = read_all(&client, &session.id).await;
-    let resolved: Vec<_> = events
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::PermissionResolved(r) => Some(r),
-            _ => None,
-        })
-        .collect();
+    let resolved = permissions_resolved(&events);
     assert_eq!(resolved.len(), 1, "{}", describe(&events));
     assert_eq!((resolved[0].decision, resolved[0].by), (Decision::AllowOnce, ResolvedBy::Client));
     let tool = completed_items(&events).into_iter().find(|i| i.kind == ItemKind::ToolCall).unwrap();
@@ -181,13 +175,7 @@ async fn a_question_is_answered_by_clicking_a_choice() {
     b.wait_text(".row[data-role='assistant'] .text", "You chose: Blue").await;
 
     let events = read_all(&client, &session.id).await;
-    let answers: Vec<_> = events
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::QuestionResolved(r) => Some(r.answers.clone()),
-            _ => None,
-        })
-        .collect();
+    let answers: Vec<_> = questions_resolved(&events).iter().map(|r| r.answers.clone()).collect();
     assert_eq!(answers, [Some(vec![vec!["Blue".to_string()]])], "{}", describe(&events));
     finish(&b, "ui_question_answered").await;
 }

@@ -9,6 +9,7 @@ export class Conversation {
     this.rows = [];
     this.items = new Map(); // item_id -> row
     this.turns = new Map(); // turn_id -> {row, usage}
+    this.turn = null; // the latest started turn's entry
     this.cards = new Map(); // permission_id / question_id -> row
     this.status = null;
     this.started = null; // session.started data
@@ -51,7 +52,8 @@ export class Conversation {
       case "turn.started": {
         const text = (d.input || []).map(partText).join("\n");
         const row = this.push({ kind: "user", turn_id: d.turn_id, text, time: ev.time }, ev);
-        this.turns.set(d.turn_id, { row, usage: null });
+        this.turn = { row, usage: null };
+        this.turns.set(d.turn_id, this.turn);
         break;
       }
       case "turn.completed": {
@@ -59,11 +61,9 @@ export class Conversation {
         this.push({ kind: "turn", turn_id: d.turn_id, stop_reason: d.stop_reason, usage: d.usage || t?.usage || null, error: d.error, time: ev.time }, ev);
         break;
       }
-      case "usage.updated": {
-        const last = [...this.turns.values()].pop();
-        if (last) last.usage = { ...(last.usage || {}), ...d };
+      case "usage.updated":
+        if (this.turn) this.turn.usage = { ...(this.turn.usage || {}), ...d };
         break;
-      }
       case "item.started":
       case "item.completed": {
         const item = d.item || {};
