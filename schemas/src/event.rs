@@ -87,6 +87,8 @@ pub enum EventBody {
     AgentExited(AgentExited),
     #[serde(rename = "server.restarted")]
     ServerRestarted(ServerRestarted),
+    #[serde(rename = "server.resumed")]
+    ServerResumed(ServerResumed),
     #[serde(rename = "turn.started")]
     TurnStarted(TurnStarted),
     #[serde(rename = "turn.completed")]
@@ -124,6 +126,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "session.ended",
     "agent.exited",
     "server.restarted",
+    "server.resumed",
     "turn.started",
     "turn.completed",
     "item.started",
@@ -150,6 +153,7 @@ impl EventBody {
             "session.ended" => EventBody::SessionEnded(de(data)?),
             "agent.exited" => EventBody::AgentExited(de(data)?),
             "server.restarted" => EventBody::ServerRestarted(de(data)?),
+            "server.resumed" => EventBody::ServerResumed(de(data)?),
             "turn.started" => EventBody::TurnStarted(de(data)?),
             "turn.completed" => EventBody::TurnCompleted(de(data)?),
             "item.started" => EventBody::ItemStarted(de(data)?),
@@ -175,6 +179,7 @@ impl EventBody {
             EventBody::SessionEnded(_) => "session.ended",
             EventBody::AgentExited(_) => "agent.exited",
             EventBody::ServerRestarted(_) => "server.restarted",
+            EventBody::ServerResumed(_) => "server.resumed",
             EventBody::TurnStarted(_) => "turn.started",
             EventBody::TurnCompleted(_) => "turn.completed",
             EventBody::ItemStarted(_) => "item.started",
@@ -222,6 +227,12 @@ pub struct SessionStarted {
     pub model: Option<String>,
     pub permission_mode: PermissionMode,
     pub capabilities: Capabilities,
+    /// The store this event was written to (`sto_…`, see `/v1/info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
+    /// The server start that wrote it (`boot_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -255,8 +266,25 @@ pub struct AgentExited {
     pub expected: bool,
 }
 
+/// The server restarted while the session had a live agent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ServerRestarted {}
+pub struct ServerRestarted {
+    /// The store (`sto_…`): a different one than a client saw before means
+    /// the data dir was replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
+    /// The start that recovered the session (`boot_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+}
+
+/// The machine was paused (a Sprite hibernating, a SIGSTOP) and woke with the
+/// agent still running: model calls in flight may have failed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ServerResumed {
+    /// How long the server was frozen, as far as its clocks can tell.
+    pub paused_ms: u64,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TurnStarted {

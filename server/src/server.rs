@@ -34,7 +34,6 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         shared,
         token: config.token.clone(),
         started,
-        boot_id: crate::util::new_id("boot_"),
         keepalive: config.keepalive,
         max_body_bytes: config.max_body_bytes,
         max_upload_bytes: config.max_upload_bytes,

@@ -30,8 +30,6 @@ pub struct AppState {
     pub shared: Arc<Shared>,
     pub token: Option<String>,
     pub started: Instant,
-    /// New at every start (`boot_…`): a client that sees it change knows the server restarted.
-    pub boot_id: String,
     pub keepalive: Duration,
     pub max_body_bytes: usize,
     /// Largest file or archive upload (`--max-upload-bytes`).

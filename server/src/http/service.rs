@@ -39,7 +39,7 @@ async fn info(State(app): State<AppRef>) -> Result<Json<Info>, ApiError> {
             .collect(),
         last_gseq,
         store_id: app.shared.store.store_id().to_string(),
-        boot_id: app.boot_id.clone(),
+        boot_id: app.shared.boot_id.clone(),
     }))
 }
 

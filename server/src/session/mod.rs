@@ -35,6 +35,8 @@ pub struct Shared {
     pub data_dir: PathBuf,
     pub workspace: PathBuf,
     pub metrics: Metrics,
+    /// New at every start (`boot_…`): a client that sees it change knows the server restarted.
+    pub boot_id: String,
     actors: Mutex<HashMap<Arc<str>, mpsc::Sender<Command>>>,
 }
 
@@ -64,7 +66,14 @@ struct StoredConfig {
 
 impl Shared {
     pub fn new(store: Store, data_dir: PathBuf, workspace: PathBuf) -> Arc<Shared> {
-        Arc::new(Shared { store, data_dir, workspace, metrics: Metrics::default(), actors: Mutex::new(HashMap::new()) })
+        Arc::new(Shared {
+            store,
+            data_dir,
+            workspace,
+            metrics: Metrics::default(),
+            boot_id: crate::util::new_id("boot_"),
+            actors: Mutex::new(HashMap::new()),
+        })
     }
 
     pub(crate) fn forget(&self, id: &str) {
@@ -276,7 +285,7 @@ impl Shared {
         Ok(names)
     }
 
-    fn facts(row: &SessionRow, agent_version: Option<String>) -> SessionFacts {
+    fn facts(&self, row: &SessionRow, agent_version: Option<String>) -> SessionFacts {
         let def = agents::find(&row.agent);
         SessionFacts {
             agent: row.agent.clone(),
@@ -285,6 +294,8 @@ impl Shared {
             model: row.model.clone(),
             permission_mode: row.permission_mode,
             capabilities: def.map(|d| (d.capabilities)()).unwrap_or_default(),
+            store_id: Some(self.store.store_id().to_string()),
+            boot_id: Some(self.boot_id.clone()),
         }
     }
 
@@ -317,7 +328,7 @@ impl Shared {
                 skills: config.skills,
             },
             adapter,
-            norm: Normalizer::new(Self::facts(row, agent_version), row.status, row.native_session_id.clone()),
+            norm: Normalizer::new(self.facts(row, agent_version), row.status, row.native_session_id.clone()),
             proc: None,
             queue: Default::default(),
             interrupt_deadline: None,
@@ -417,7 +428,7 @@ impl Shared {
             }
             let sid = row.id.clone();
             let items: Vec<String> = self.store.read(move |c| reader::open_items(c, &sid)).await?;
-            let mut norm = Normalizer::new(Self::facts(&row, None), row.status, row.native_session_id.clone());
+            let mut norm = Normalizer::new(self.facts(&row, None), row.status, row.native_session_id.clone());
             norm.restore_open(row.open_turn.clone(), &items);
             norm.recover_after_restart();
             self.store.append(Arc::from(row.id.as_str()), norm.take()).await?;

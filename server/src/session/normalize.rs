@@ -50,6 +50,9 @@ pub struct SessionFacts {
     pub model: Option<String>,
     pub permission_mode: PermissionMode,
     pub capabilities: Capabilities,
+    /// The store and the server start writing these events, for `session.started` and `server.restarted`.
+    pub store_id: Option<String>,
+    pub boot_id: Option<String>,
 }
 
 pub struct Normalizer {
@@ -105,6 +108,7 @@ fn data_of(body: &EventBody) -> String {
         EventBody::SessionEnded(d) => s(d),
         EventBody::AgentExited(d) => s(d),
         EventBody::ServerRestarted(d) => s(d),
+        EventBody::ServerResumed(d) => s(d),
         EventBody::TurnStarted(d) => s(d),
         EventBody::TurnCompleted(d) => s(d),
         EventBody::ItemStarted(d) | EventBody::ItemCompleted(d) => s(d),
@@ -374,6 +378,8 @@ impl Normalizer {
                     model: f.model.clone(),
                     permission_mode: f.permission_mode,
                     capabilities: f.capabilities.clone(),
+                    store_id: f.store_id.clone(),
+                    boot_id: f.boot_id.clone(),
                 });
                 self.emit(Source::Agent, body, effects);
             }
@@ -683,7 +689,14 @@ impl Normalizer {
                 Some(("server_restarted".into(), "the server restarted during the turn".into())),
             );
         }
-        self.emit(Source::Server, EventBody::ServerRestarted(ServerRestarted {}), vec![Effect::AgentLive(false)]);
+        self.emit(
+            Source::Server,
+            EventBody::ServerRestarted(ServerRestarted {
+                store_id: self.facts.store_id.clone(),
+                boot_id: self.facts.boot_id.clone(),
+            }),
+            vec![Effect::AgentLive(false)],
+        );
         self.emit_status(SessionStatus::Idle, vec![]);
     }
 
