@@ -32,6 +32,11 @@ enum Commands {
     /// tether's MCP tools over stdio, for clients that start MCP servers as
     /// commands: a bridge to a running tether's /mcp.
     Mcp(McpArgs),
+    /// Run tether as a Fly.io Sprite service (inside a Sprite).
+    Sprite {
+        #[command(subcommand)]
+        command: SpriteCommand,
+    },
     /// The built-in mock agent (spawned by the server; speaks Claude's stream-json).
     #[command(name = "__mock-agent", hide = true, disable_help_flag = true)]
     MockAgent {
@@ -62,6 +67,53 @@ enum AgentsCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum SpriteCommand {
+    /// Register tether as the Sprite service serving the Sprite URL (idempotent).
+    Install(SpriteInstallArgs),
+    /// Whether the service is registered, running and answering.
+    Status(SpriteTarget),
+    /// Remove the service and its keep-awake task (the token and data are kept).
+    Uninstall(SpriteTarget),
+}
+
+#[derive(clap::Args)]
+struct SpriteTarget {
+    /// The Sprite API socket.
+    #[arg(long, env = "TETHER_SPRITE_SOCKET", default_value = crate::sprite::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// The service's name.
+    #[arg(long, default_value = "tether")]
+    name: String,
+}
+
+#[derive(clap::Args)]
+struct SpriteInstallArgs {
+    #[command(flatten)]
+    target: SpriteTarget,
+    /// Port to serve on: the Sprite URL reaches the service registered with it.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to listen on (all interfaces, dual stack: the Sprite proxy connects from outside loopback).
+    #[arg(long, default_value = "::")]
+    host: IpAddr,
+    /// The token file (created with a random token, mode 0600, if missing) [default: DATA_DIR/token].
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// The workspace root [default: the current directory].
+    #[arg(long)]
+    workspace: Option<PathBuf>,
+    /// Where tether keeps its data [default: $TETHER_DATA_DIR or ~/.local/share/tether].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Do not hold a Sprite Task while agents work (the Sprite may pause mid-turn).
+    #[arg(long)]
+    no_keep_awake: bool,
+    /// Seconds to wait for the service to answer.
+    #[arg(long, default_value_t = 60)]
+    wait_secs: u64,
 }
 
 #[derive(clap::Args)]
@@ -117,6 +169,21 @@ struct ServeArgs {
     keepalive_secs: u64,
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// The Sprite API socket: when it exists, tether keeps the Sprite awake while agents work.
+    #[arg(long, env = "TETHER_SPRITE_SOCKET", default_value = crate::sprite::DEFAULT_SOCKET)]
+    sprite_socket: PathBuf,
+    /// Inside a Sprite, do not hold a Sprite Task while agents work.
+    #[arg(long)]
+    no_keep_awake: bool,
+    /// Keep-awake task expiry, in seconds.
+    #[arg(long, default_value_t = 300, hide = true)]
+    keep_awake_expire_secs: u64,
+    /// Keep-awake refresh period, in milliseconds.
+    #[arg(long, default_value_t = 60_000, hide = true)]
+    keep_awake_refresh_ms: u64,
+    /// A tick this much later than expected means the server was paused, in milliseconds.
+    #[arg(long, default_value_t = 5_000, hide = true)]
+    pause_threshold_ms: u64,
 }
 
 pub fn main() -> ExitCode {
@@ -127,7 +194,63 @@ pub fn main() -> ExitCode {
         Commands::Agents { command } => agents_command(command),
         Commands::ExecIn { dir, command } => exec_in(&dir, &command),
         Commands::Mcp(args) => mcp(args),
+        Commands::Sprite { command } => sprite_command(command),
     }
+}
+
+fn sprite_command(command: SpriteCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    let mut out = std::io::stdout();
+    runtime.block_on(async move {
+        match command {
+            SpriteCommand::Install(a) => {
+                let data_dir = a.data_dir.unwrap_or_else(default_data_dir);
+                let workspace =
+                    match a.workspace.map(Ok).unwrap_or_else(std::env::current_dir).and_then(|w| w.canonicalize()) {
+                        Ok(w) => w,
+                        Err(e) => return fail(format!("the workspace: {e}")),
+                    };
+                let exe = match std::env::current_exe().and_then(|e| e.canonicalize()) {
+                    Ok(e) => e,
+                    Err(e) => return fail(format!("cannot find this tether binary: {e}")),
+                };
+                let data_dir = match std::fs::create_dir_all(&data_dir).and_then(|_| data_dir.canonicalize()) {
+                    Ok(d) => d,
+                    Err(e) => return fail(format!("the data dir {}: {e}", data_dir.display())),
+                };
+                let options = crate::sprite::install::InstallOptions {
+                    socket: a.target.socket,
+                    name: a.target.name,
+                    host: a.host,
+                    port: a.port,
+                    token_file: a.token_file.unwrap_or_else(|| data_dir.join("token")),
+                    workspace,
+                    data_dir,
+                    exe,
+                    keep_awake: !a.no_keep_awake,
+                    wait: Duration::from_secs(a.wait_secs),
+                };
+                match crate::sprite::install::install(&options, &mut out).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(e),
+                }
+            }
+            SpriteCommand::Status(t) => match crate::sprite::install::status(&t.socket, &t.name, &mut out).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => fail(e),
+            },
+            SpriteCommand::Uninstall(t) => {
+                match crate::sprite::install::uninstall(&t.socket, &t.name, &mut out).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(e),
+                }
+            }
+        }
+    })
 }
 
 /// `tether mcp`: stdout carries MCP only; diagnostics go to stderr.
@@ -278,6 +401,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         max_body_bytes: args.max_body_bytes,
         max_upload_bytes: args.max_upload_bytes,
         keepalive: Duration::from_secs(args.keepalive_secs.max(1)),
+        sprite_socket: (!args.no_keep_awake).then_some(args.sprite_socket.clone()),
+        keep_awake_expire: Duration::from_secs(args.keep_awake_expire_secs.max(1)),
+        keep_awake_refresh: Duration::from_millis(args.keep_awake_refresh_ms.max(10)),
+        pause_threshold: Duration::from_millis(args.pause_threshold_ms.max(100)),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

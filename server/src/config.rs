@@ -15,6 +15,12 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub max_upload_bytes: u64,
     pub keepalive: Duration,
+    /// The Sprite API socket to keep the Sprite awake through (`None`: keep-awake off).
+    pub sprite_socket: Option<PathBuf>,
+    pub keep_awake_expire: Duration,
+    pub keep_awake_refresh: Duration,
+    /// How late a tick must be to count as a pause of the machine.
+    pub pause_threshold: Duration,
 }
 
 /// `$TETHER_DATA_DIR`, else `$XDG_DATA_HOME/tether`, else `~/.local/share/tether`.

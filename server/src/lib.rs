@@ -20,6 +20,8 @@ pub mod process;
 pub mod server;
 pub mod session;
 pub mod skills;
+pub mod sprite;
 pub mod store;
 pub mod tools;
 pub mod util;
+pub mod wake;

@@ -10,12 +10,22 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::http::{router, AppState};
 use crate::session::Shared;
+use crate::sprite::{KeepAwakeConfig, Keeper, SpriteApi};
 use crate::store::Store;
 
 /// A server ready to accept: state built, crash recovery done.
 pub struct Prepared {
     pub app: Arc<AppState>,
     shutdown_tx: watch::Sender<bool>,
+    platform: Platform,
+}
+
+/// What the server does for the machine it runs on: keep a Sprite awake, notice pauses.
+struct Platform {
+    sprite: Option<SpriteApi>,
+    keep_awake_expire: Duration,
+    keep_awake_refresh: Duration,
+    pause_threshold: Duration,
 }
 
 /// Opens the store, runs recovery and builds the application state.
@@ -39,7 +49,17 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         max_upload_bytes: config.max_upload_bytes,
         shutdown: shutdown_rx,
     });
-    Ok(Prepared { app, shutdown_tx })
+    let sprite = config.sprite_socket.as_deref().and_then(SpriteApi::detect);
+    if let Some(api) = &sprite {
+        tracing::info!(socket = %api.socket().display(), "inside a Sprite: keeping it awake while agents work");
+    }
+    let platform = Platform {
+        sprite,
+        keep_awake_expire: config.keep_awake_expire,
+        keep_awake_refresh: config.keep_awake_refresh,
+        pause_threshold: config.pause_threshold,
+    };
+    Ok(Prepared { app, shutdown_tx, platform })
 }
 
 /// Serves on `listener` until `shutdown` resolves, then ends SSE streams and agents.
@@ -48,8 +68,18 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let Prepared { app, shutdown_tx } = prepared;
+    let Prepared { app, shutdown_tx, platform } = prepared;
     let shared = app.shared.clone();
+    let pauses = tokio::spawn(crate::wake::watch(shared.clone(), platform.pause_threshold));
+    let keeper = platform.sprite.map(|api| {
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let config = KeepAwakeConfig {
+            expire: platform.keep_awake_expire,
+            refresh: platform.keep_awake_refresh,
+            ..KeepAwakeConfig::for_port(port)
+        };
+        Keeper::start(api, config, shared.clone())
+    });
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let router = router(app);
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -75,7 +105,11 @@ pub async fn serve(
     }
     tracing::info!("shutting down");
     // Agents first (they need the store), then whatever connections remain.
+    pauses.abort();
     shared.shutdown().await;
+    if let Some(keeper) = keeper {
+        keeper.stop().await;
+    }
     match finished {
         Some(r) => r,
         None => match tokio::time::timeout(Duration::from_millis(500), server).await {

@@ -22,6 +22,8 @@
 //!   scripted OpenAI Responses model ([`ScriptedOpenAI`]);
 //! - [`opencode`]: the real OpenCode CLI ([`opencode_bin`], [`opencode_env`])
 //!   against a scripted OpenAI Chat Completions model ([`ScriptedChat`]);
+//! - [`sprite`]: [`sprite::FakeSprite`], a fake of the in-Sprite API on a Unix
+//!   socket (services run for real, tasks expire, every call recorded);
 //! - [`tar`]: raw tar archives, hostile entries included (`..`, links).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -36,6 +38,7 @@ pub mod procs;
 pub mod rig;
 pub mod scripted;
 pub mod server;
+pub mod sprite;
 pub mod tar;
 pub mod tether_mcp;
 

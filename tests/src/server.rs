@@ -454,3 +454,13 @@ pub fn scrub_env(cmd: &mut Command) {
         }
     }
 }
+
+/// [`scrub_env`] for a tokio command.
+pub fn scrub_env_tokio(cmd: &mut tokio::process::Command) {
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("TETHER_") && key != "TETHER_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+}

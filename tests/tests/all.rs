@@ -20,6 +20,7 @@ mod recovery;
 mod service;
 mod session_config;
 mod skills;
+mod sprite;
 mod streams;
 mod tools;
 mod ui;

@@ -72,6 +72,17 @@ async fn info_names_the_store_and_the_boot() {
     let first = server.client().info().await.unwrap();
     assert!(first.store_id.starts_with("sto_") && first.boot_id.starts_with("boot_"), "{first:?}");
     let session = mock_session(&server.client()).await;
+    server.client().send_text(&session.id, "hello").await.unwrap();
+    let events = collect_turn(&server.client(), &session.id, 0).await;
+    let started = events
+        .iter()
+        .find_map(|e| match &e.body {
+            tether_sdk::EventBody::SessionStarted(s) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("a session.started event");
+    assert_eq!(started.store_id.as_deref(), Some(first.store_id.as_str()));
+    assert_eq!(started.boot_id.as_deref(), Some(first.boot_id.as_str()));
     server.restart().await;
     let second = server.client().info().await.unwrap();
     assert_eq!(second.store_id, first.store_id, "the same data dir is the same store");

@@ -215,6 +215,10 @@ impl TestApp {
             max_body_bytes,
             max_upload_bytes: crate::fs::DEFAULT_MAX_UPLOAD_BYTES,
             keepalive: Duration::from_secs(15),
+            sprite_socket: None,
+            keep_awake_expire: Duration::from_secs(300),
+            keep_awake_refresh: Duration::from_secs(60),
+            pause_threshold: crate::wake::DEFAULT_THRESHOLD,
         };
         let prepared = crate::server::prepare(&config, Instant::now()).await.unwrap();
         TestApp { router: router(prepared.app.clone()), data: data.path().to_path_buf(), _dirs: (data, ws) }

@@ -26,13 +26,37 @@ const DELETE_GRACE: Duration = Duration::from_millis(1500);
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
 
 pub enum Command {
-    Start { reply: oneshot::Sender<Result<(), ApiError>> },
-    Send { parts: Vec<Part>, reply: oneshot::Sender<Result<String, ApiError>> },
-    Interrupt { reply: oneshot::Sender<Result<(), ApiError>> },
-    Permission { id: String, decision: Decision, message: Option<String>, reply: oneshot::Sender<Result<(), ApiError>> },
-    Question { id: String, answer: QuestionReply, reply: oneshot::Sender<Result<(), ApiError>> },
-    Delete { reply: oneshot::Sender<Result<(), ApiError>> },
-    Shutdown { reply: oneshot::Sender<()> },
+    Start {
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    Send {
+        parts: Vec<Part>,
+        reply: oneshot::Sender<Result<String, ApiError>>,
+    },
+    Interrupt {
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    Permission {
+        id: String,
+        decision: Decision,
+        message: Option<String>,
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    Question {
+        id: String,
+        answer: QuestionReply,
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    Delete {
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+    /// The server was frozen for this long and woke (see `crate::wake`).
+    Resumed {
+        paused_ms: u64,
+    },
 }
 
 /// What the actor needs to (re)start its agent.
@@ -154,6 +178,11 @@ impl Actor {
                 let r = self.shared.store.flush().await.map_err(ApiError::from);
                 let _ = reply.send(r);
                 return Flow::Stop;
+            }
+            Command::Resumed { paused_ms } => {
+                if self.proc.is_some() {
+                    self.norm.resumed(paused_ms);
+                }
             }
             Command::Shutdown { reply } => {
                 self.norm.server_stopping();

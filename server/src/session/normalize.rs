@@ -700,6 +700,11 @@ impl Normalizer {
         self.emit_status(SessionStatus::Idle, vec![]);
     }
 
+    /// The server was frozen with this session's agent running: `server.resumed`.
+    pub fn resumed(&mut self, paused_ms: u64) {
+        self.emit(Source::Server, EventBody::ServerResumed(ServerResumed { paused_ms }), vec![]);
+    }
+
     /// The session is over for good: `session.status` ended, then `session.ended` (the last event).
     pub fn end(&mut self, reason: EndReason, message: Option<String>) {
         let status = match reason {

@@ -102,6 +102,13 @@ pub fn interrupted_sessions(conn: &Connection) -> Result<Vec<SessionRow>, StoreE
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Ids of the sessions whose agent is working: a turn running or a permission or question open.
+pub fn busy_sessions(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare("SELECT id FROM sessions WHERE status IN ('running', 'waiting')")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// The JSON of each item a session left open, oldest first.
 pub fn open_items(conn: &Connection, session_id: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare("SELECT item FROM open_items WHERE session_id = ?1 ORDER BY rowid")?;

@@ -1,0 +1,268 @@
+//! `tether sprite install|status|uninstall`: tether as a Sprite service.
+//!
+//! Install writes the token (0600, kept if it exists) and a wrapper script
+//! that sets the environment and `exec`s `tether serve` (the service API's
+//! args are comma-separated and its env/dir fields undocumented), registers
+//! the wrapper as the service with `http_port`, waits until the server
+//! answers with the token, and prints the Sprite URL. It is idempotent: an
+//! unchanged definition is left alone, a changed one is replaced.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::api::{ServiceDef, SpriteApi};
+use super::keepawake::KeepAwakeConfig;
+
+/// What `tether sprite install` sets up.
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    pub socket: PathBuf,
+    /// The service's name.
+    pub name: String,
+    pub host: IpAddr,
+    pub port: u16,
+    pub token_file: PathBuf,
+    pub workspace: PathBuf,
+    pub data_dir: PathBuf,
+    /// The tether binary the service runs.
+    pub exe: PathBuf,
+    pub keep_awake: bool,
+    /// How long to wait for the service to answer.
+    pub wait: Duration,
+}
+
+fn api(socket: &Path) -> Result<SpriteApi, String> {
+    SpriteApi::detect(socket).ok_or_else(|| {
+        format!(
+            "not inside a Sprite: there is no Sprite API socket at {} (run `tether serve` instead, or pass --socket)",
+            socket.display()
+        )
+    })
+}
+
+/// Quotes `s` for a POSIX shell.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The wrapper script the service runs.
+fn wrapper_script(o: &InstallOptions) -> String {
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/home/sprite".into());
+    let mut args = vec![
+        "serve".to_string(),
+        "--host".into(),
+        o.host.to_string(),
+        "--port".into(),
+        o.port.to_string(),
+        "--token-file".into(),
+        o.token_file.display().to_string(),
+        "--workspace".into(),
+        o.workspace.display().to_string(),
+        "--data-dir".into(),
+        o.data_dir.display().to_string(),
+        "--sprite-socket".into(),
+        o.socket.display().to_string(),
+        "--log-format".into(),
+        "json".into(),
+    ];
+    if !o.keep_awake {
+        args.push("--no-keep-awake".into());
+    }
+    let args: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
+    format!(
+        "#!/bin/sh\n# Written by `tether sprite install`; rewritten by it when the definition changes.\n\
+         export PATH={}\nexport HOME={}\ncd {} || exit 1\nexec {} {}\n",
+        sh_quote(&path),
+        sh_quote(&home),
+        sh_quote(&o.workspace.display().to_string()),
+        sh_quote(&o.exe.display().to_string()),
+        args.join(" ")
+    )
+}
+
+/// Writes `content` to `path` (mode `mode`) unless it already holds exactly
+/// that; answers whether it wrote.
+fn write_if_changed(path: &Path, content: &[u8], mode: u32) -> Result<bool, String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if std::fs::read(path).is_ok_and(|c| c == content) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))?;
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    f.write_all(content).and_then(|_| f.sync_all()).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(true)
+}
+
+/// The token in `path`, created (random, 0600) when the file is missing or empty.
+fn ensure_token(path: &Path) -> Result<(String, bool), String> {
+    if let Ok(t) = std::fs::read_to_string(path) {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))?;
+            return Ok((t, false));
+        }
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a token: {e}"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_if_changed(path, format!("{token}\n").as_bytes(), 0o600)?;
+    Ok((token, true))
+}
+
+/// The address a local client uses to reach a server listening on `host`.
+fn local_host(host: IpAddr) -> String {
+    match host {
+        IpAddr::V4(a) if a.is_unspecified() => "127.0.0.1".into(),
+        IpAddr::V6(a) if a.is_unspecified() => "127.0.0.1".into(),
+        IpAddr::V6(a) => format!("[{a}]"),
+        IpAddr::V4(a) => a.to_string(),
+    }
+}
+
+/// Waits until tether answers `/v1/info` on `port` with `token`.
+async fn wait_ready(host: IpAddr, port: u16, token: &str, wait: Duration) -> Result<Duration, String> {
+    let started = Instant::now();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    let url = format!("http://{}:{port}/v1/info", local_host(host));
+    let mut last = String::from("no answer yet");
+    while started.elapsed() < wait {
+        match client.get(&url).header(crate::http::TOKEN_HEADER, token).send().await {
+            Ok(r) if r.status().is_success() => return Ok(started.elapsed()),
+            Ok(r) => last = format!("{url} answered {}", r.status()),
+            Err(e) => last = format!("{url}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("the service did not answer within {} s ({last}); see /.sprite/logs/services/", wait.as_secs()))
+}
+
+/// `tether sprite install`.
+pub async fn install(o: &InstallOptions, out: &mut impl Write) -> Result<(), String> {
+    let api = api(&o.socket)?;
+    let (token, token_created) = ensure_token(&o.token_file)?;
+    let wrapper = o.data_dir.join("sprite-service.sh");
+    let wrapper_changed = write_if_changed(&wrapper, wrapper_script(o).as_bytes(), 0o755)?;
+    let def = ServiceDef { cmd: wrapper.display().to_string(), args: vec![], needs: vec![], http_port: Some(o.port) };
+    let current = api.service(&o.name).await.map_err(|e| e.to_string())?;
+    let action = match current {
+        Some(s) if s.matches(&def) && !wrapper_changed => "unchanged",
+        Some(_) => {
+            api.delete_service(&o.name).await.map_err(|e| e.to_string())?;
+            api.put_service(&o.name, &def).await.map_err(|e| e.to_string())?;
+            "replaced"
+        }
+        None => {
+            api.put_service(&o.name, &def).await.map_err(|e| e.to_string())?;
+            "registered"
+        }
+    };
+    let took = wait_ready(o.host, o.port, &token, o.wait).await?;
+    let info = api.info().await.ok();
+    let url = info.as_ref().and_then(|i| i.sprite_url.clone());
+    let _ = writeln!(out, "service {:?} {action}: {} (port {})", o.name, wrapper.display(), o.port);
+    let _ = writeln!(out, "tether answers on port {} ({} ms)", o.port, took.as_millis());
+    let _ = writeln!(out, "token: {} ({})", o.token_file.display(), if token_created { "created" } else { "kept" });
+    match url {
+        Some(url) => {
+            let url = url.trim_end_matches('/');
+            let _ = writeln!(out, "url: {url}");
+            let _ = writeln!(
+                out,
+                "try: curl -H \"Authorization: Bearer $SPRITES_TOKEN\" -H \"X-Tether-Token: $(cat {})\" {url}/v1/info",
+                o.token_file.display()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "url: unknown (GET /info on the Sprite API gave none)");
+        }
+    }
+    Ok(())
+}
+
+/// `tether sprite status`: answers whether the service runs and answers.
+pub async fn status(socket: &Path, name: &str, out: &mut impl Write) -> Result<bool, String> {
+    let api = api(socket)?;
+    let Some(service) = api.service(name).await.map_err(|e| e.to_string())? else {
+        let _ = writeln!(out, "service {name:?}: not installed (run `tether sprite install`)");
+        return Ok(false);
+    };
+    let state = service.state.clone().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "service {name:?}: {} (pid {}, restarts {}){}",
+        service.status(),
+        state.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+        state.restart_count.unwrap_or(0),
+        state.error.map(|e| format!(", error: {e}")).unwrap_or_default()
+    );
+    let _ = writeln!(out, "command: {} {}", service.cmd, service.args.join(" "));
+    let mut healthy = false;
+    if let Some(port) = service.http_port {
+        let url = format!("http://127.0.0.1:{port}/v1/health");
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().map_err(|e| e.to_string())?;
+        healthy = client.get(&url).send().await.is_ok_and(|r| r.status().is_success());
+        let _ = writeln!(out, "health on port {port}: {}", if healthy { "ok" } else { "no answer" });
+    }
+    if let Ok(info) = api.info().await {
+        if let Some(url) = info.sprite_url {
+            let _ = writeln!(out, "url: {url}");
+        }
+    }
+    Ok(healthy && service.status() == "running")
+}
+
+/// `tether sprite uninstall`: removes the service and its keep-awake task.
+pub async fn uninstall(socket: &Path, name: &str, out: &mut impl Write) -> Result<(), String> {
+    let api = api(socket)?;
+    let service = api.service(name).await.map_err(|e| e.to_string())?;
+    if !api.delete_service(name).await.map_err(|e| e.to_string())? {
+        let _ = writeln!(out, "service {name:?}: not installed");
+        return Ok(());
+    }
+    if let Some(port) = service.and_then(|s| s.http_port) {
+        let task = KeepAwakeConfig::for_port(port).task;
+        if api.delete_task(&task).await.map_err(|e| e.to_string())? {
+            let _ = writeln!(out, "deleted the keep-awake task {task:?}");
+        }
+    }
+    let _ = writeln!(out, "service {name:?}: removed (the token and data dir are kept)");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_survives_quotes_and_spaces() {
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn a_wildcard_listener_is_reached_on_loopback() {
+        assert_eq!(local_host("::".parse().unwrap_or(IpAddr::from([0u8; 4]))), "127.0.0.1");
+        assert_eq!(local_host(IpAddr::from([127, 0, 0, 1])), "127.0.0.1");
+        assert_eq!(local_host("::1".parse().unwrap_or(IpAddr::from([0u8; 4]))), "[::1]");
+    }
+}

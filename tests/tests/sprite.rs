@@ -1,0 +1,281 @@
+//! tether in a Sprite, against the fake in-Sprite API (tests/src/sprite.rs):
+//! `tether sprite install|status|uninstall` registering a service that
+//! really runs, keep-awake Tasks while turns run (and their cleanup after a
+//! kill -9), and `server.resumed` after the server was frozen.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Output;
+use std::time::Duration;
+
+use tether_e2e::events::*;
+use tether_e2e::sprite::{Call, FakeSprite, FAKE_SPRITE_URL};
+use tether_e2e::*;
+use tether_sdk::{EventBody, StopReason};
+
+/// Runs `tether sprite ARGS` (no `TETHER_*` from the caller's environment).
+async fn sprite_cli(args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(tether_bin());
+    cmd.arg("sprite").args(args);
+    tether_e2e::server::scrub_env_tokio(&mut cmd);
+    let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())
+        .await
+        .expect("tether sprite finished within 90 s")
+        .expect("run tether sprite");
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A port nobody listens on right now, for the service to take.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn changes(calls: &[Call]) -> Vec<String> {
+    calls.iter().filter(|c| c.method != "GET").map(Call::line).collect()
+}
+
+async fn answers(port: u16, token: Option<&str>) -> Option<u16> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+    let mut req = client.get(format!("http://127.0.0.1:{port}/v1/info"));
+    if let Some(t) = token {
+        req = req.header("X-Tether-Token", t);
+    }
+    req.send().await.ok().map(|r| r.status().as_u16())
+}
+
+#[tokio::test]
+async fn install_registers_a_running_service_once_and_uninstall_removes_it() {
+    let fake = FakeSprite::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let port_s = port.to_string();
+    let socket = fake.socket().to_str().unwrap().to_string();
+    let data_s = data.path().to_str().unwrap().to_string();
+    let ws_s = ws.path().to_str().unwrap().to_string();
+    let install_args = [
+        "install",
+        "--socket",
+        &socket,
+        "--port",
+        &port_s,
+        "--host",
+        "127.0.0.1",
+        "--data-dir",
+        &data_s,
+        "--workspace",
+        &ws_s,
+    ];
+
+    let out = sprite_cli(&install_args).await;
+    assert!(out.status.success(), "install failed: {}\n{}", text(&out.stderr), text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("registered") && stdout.contains(FAKE_SPRITE_URL), "{stdout}");
+    assert!(stdout.contains("X-Tether-Token"), "install says how to call it: {stdout}");
+
+    // The registration: the wrapper, no args, the HTTP port.
+    let data_dir = data.path().canonicalize().unwrap();
+    let wrapper = data_dir.join("sprite-service.sh");
+    let puts: Vec<Call> = fake.calls().into_iter().filter(|c| c.line() == "PUT /v1/services/tether").collect();
+    assert_eq!(puts.len(), 1, "{:?}", fake.call_lines());
+    let body = puts[0].body.clone().unwrap();
+    assert_eq!(body["cmd"], wrapper.to_str().unwrap());
+    assert_eq!(body["args"], serde_json::json!([]));
+    assert_eq!(body["http_port"], port);
+    let script = std::fs::read_to_string(&wrapper).unwrap();
+    assert!(script.starts_with("#!/bin/sh") && script.contains("exec ") && script.contains("'serve'"), "{script}");
+    assert!(script.contains(&format!("'--sprite-socket' '{socket}'")), "{script}");
+
+    // The token: created, 0600, and the server takes it in X-Tether-Token.
+    let token_file = data_dir.join("token");
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the token file's mode");
+    let token = std::fs::read_to_string(&token_file).unwrap().trim().to_string();
+    assert!(token.len() == 64 && token.chars().all(|c| c.is_ascii_hexdigit()), "{token:?}");
+    assert_eq!(answers(port, Some(&token)).await, Some(200));
+    assert_eq!(answers(port, None).await, Some(401), "the service requires its token");
+    assert!(!stdout.contains(&token), "install does not print the token itself");
+
+    // A second run with the same options changes nothing.
+    let before = fake.calls().len();
+    let out = sprite_cli(&install_args).await;
+    assert!(out.status.success(), "second install failed: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("unchanged"), "{}", text(&out.stdout));
+    let later = &fake.calls()[before..];
+    assert!(changes(later).is_empty(), "the second install changed something: {:?}", changes(later));
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap().trim(), token, "the token is kept");
+
+    // A changed definition replaces the service.
+    let mut changed = install_args.to_vec();
+    changed.push("--no-keep-awake");
+    let before = fake.calls().len();
+    let out = sprite_cli(&changed).await;
+    assert!(out.status.success(), "changed install failed: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("replaced"), "{}", text(&out.stdout));
+    assert_eq!(
+        changes(&fake.calls()[before..]),
+        vec!["DELETE /v1/services/tether".to_string(), "PUT /v1/services/tether".to_string()]
+    );
+    assert!(std::fs::read_to_string(&wrapper).unwrap().contains("'--no-keep-awake'"));
+    assert_eq!(answers(port, Some(&token)).await, Some(200));
+
+    let out = sprite_cli(&["status", "--socket", &socket]).await;
+    let status = text(&out.stdout);
+    assert!(out.status.success(), "status: {status}{}", text(&out.stderr));
+    assert!(
+        status.contains("running") && status.contains("health on port") && status.contains(FAKE_SPRITE_URL),
+        "{status}"
+    );
+
+    let out = sprite_cli(&["uninstall", "--socket", &socket]).await;
+    assert!(out.status.success(), "uninstall: {}", text(&out.stderr));
+    assert!(fake.service("tether").is_none());
+    // The fake stopped the service's process: nothing answers on the port any more.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while answers(port, Some(&token)).await.is_some() {
+        assert!(std::time::Instant::now() < deadline, "the service still answers after uninstall");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = sprite_cli(&["status", "--socket", &socket]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("not installed"), "{}", text(&out.stdout));
+}
+
+#[tokio::test]
+async fn outside_a_sprite_the_sprite_commands_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("api.sock");
+    for cmd in ["install", "status", "uninstall"] {
+        let out = sprite_cli(&[cmd, "--socket", socket.to_str().unwrap()]).await;
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = text(&out.stderr);
+        assert!(err.contains("not inside a Sprite") && err.contains(socket.to_str().unwrap()), "{cmd}: {err}");
+    }
+}
+
+fn keep_awake_server(fake: &FakeSprite, refresh_ms: u64) -> ServerOptions {
+    ServerOptions {
+        extra_args: vec![
+            "--sprite-socket".into(),
+            fake.socket().to_str().unwrap().into(),
+            "--keep-awake-refresh-ms".into(),
+            refresh_ms.to_string(),
+        ],
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_running_turn_holds_a_task_refreshed_until_it_ends_and_so_does_a_permission() {
+    let fake = FakeSprite::start().await;
+    let server = TestServer::start_with(keep_awake_server(&fake, 200)).await;
+    let task = format!("/v1/tasks/tether-{}", server.port());
+    let put = format!("PUT {task}");
+    let delete = format!("DELETE {task}");
+    let client = server.client();
+    let session = mock_session(&client).await;
+    assert!(fake.live_tasks().is_empty(), "an idle server holds no task");
+
+    let mut stream = client.session_events(&session.id, Some(0));
+    client.send_text(&session.id, "[mock:slow]").await.unwrap();
+    let calls = fake
+        .wait_for_calls("three PUTs of the task while the turn runs", Duration::from_secs(20), |c| {
+            c.iter().filter(|c| c.line() == put).count() >= 3
+        })
+        .await;
+    let first_put = calls.iter().find(|c| c.line() == put).unwrap();
+    assert_eq!(first_put.body.as_ref().unwrap()["expire"], "300s");
+    assert_eq!(fake.live_tasks(), vec![format!("tether-{}", server.port())]);
+
+    client.interrupt(&session.id).await.unwrap();
+    wait_for_type(&mut stream, TURN_TIMEOUT, "turn.completed").await;
+    fake.wait_for_calls("the task deleted when the turn ended", Duration::from_secs(10), |c| {
+        c.last().is_some_and(|l| l.line() == delete)
+    })
+    .await;
+    assert!(fake.live_tasks().is_empty());
+
+    // A permission left open also keeps the Sprite awake; answering it lets it go.
+    let n = fake.calls().len();
+    client.send_text(&session.id, "[mock:permission]").await.unwrap();
+    let asked = wait_for_type(&mut stream, TURN_TIMEOUT, "permission.requested").await;
+    let Some(EventBody::PermissionRequested(p)) = asked.last().map(|e| &e.body) else { unreachable!() };
+    fake.wait_for_calls("a task while the permission is open", Duration::from_secs(10), |c| {
+        c[n..].iter().any(|c| c.line() == put)
+    })
+    .await;
+    assert!(!fake.live_tasks().is_empty());
+    let reply = tether_sdk::PermissionReply { decision: tether_sdk::Decision::AllowOnce, message: None };
+    client.reply_permission(&session.id, &p.permission_id, &reply).await.unwrap();
+    let turn = wait_for_type(&mut stream, TURN_TIMEOUT, "turn.completed").await;
+    assert_eq!(the_turn_completed(&turn).stop_reason, StopReason::EndTurn);
+    fake.wait_for_calls("the task deleted after the answer", Duration::from_secs(10), |c| {
+        c.last().is_some_and(|l| l.line() == delete)
+    })
+    .await;
+    assert!(fake.live_tasks().is_empty());
+}
+
+#[tokio::test]
+async fn after_a_kill9_mid_turn_the_next_start_deletes_the_stale_task() {
+    let fake = FakeSprite::start().await;
+    let mut server = TestServer::start_with(keep_awake_server(&fake, 60_000)).await;
+    let name = format!("tether-{}", server.port());
+    let client = server.client();
+    let session = mock_session(&client).await;
+    client.send_text(&session.id, "[mock:slow]").await.unwrap();
+    fake.wait_for_calls("the task taken for the turn", Duration::from_secs(20), |c| {
+        c.iter().any(|c| c.line() == format!("PUT /v1/tasks/{name}"))
+    })
+    .await;
+    server.kill9().await;
+    assert_eq!(fake.live_tasks(), vec![name.clone()], "a killed server leaves its task behind");
+
+    let n = fake.calls().len();
+    server.restart_same_port().await;
+    fake.wait_for_calls("the stale task deleted at start", Duration::from_secs(20), |c| {
+        c[n..].iter().any(|c| c.line() == format!("DELETE /v1/tasks/{name}"))
+    })
+    .await;
+    assert!(fake.live_tasks().is_empty(), "{:?}", fake.live_tasks());
+    // Recovery closed the turn, so nothing takes the task again.
+    let all = read_all(&server.client(), &session.id).await;
+    assert!(of_type(&all, "server.restarted").len() == 1, "{}", describe_tail(&all, 10));
+}
+
+#[tokio::test]
+async fn a_frozen_server_tells_sessions_with_a_live_agent_it_resumed_and_the_turn_finishes() {
+    let server = TestServer::start_with(ServerOptions {
+        extra_args: vec!["--pause-threshold-ms".into(), "1500".into()],
+        ..Default::default()
+    })
+    .await;
+    let client = server.client();
+    let busy = mock_session(&client).await;
+    let idle = mock_session(&client).await;
+    let mut stream = client.session_events(&busy.id, Some(0));
+    client.send_text(&busy.id, "[mock:slow]").await.unwrap();
+    wait_for_count(&mut stream, TURN_TIMEOUT, "item.delta", 2).await;
+
+    assert!(server.signal(libc::SIGSTOP));
+    // The pause itself is the stimulus: the server is frozen for this long.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert!(server.signal(libc::SIGCONT));
+
+    let got = wait_for_type(&mut stream, Duration::from_secs(20), "server.resumed").await;
+    let Some(EventBody::ServerResumed(r)) = got.last().map(|e| &e.body) else { unreachable!() };
+    assert!((1500..60_000).contains(&r.paused_ms), "paused_ms {}", r.paused_ms);
+    let rest = wait_for_type(&mut stream, TURN_TIMEOUT, "turn.completed").await;
+    assert_eq!(the_turn_completed(&rest).stop_reason, StopReason::EndTurn, "the agent kept running");
+    let all = read_all(&client, &busy.id).await;
+    assert_well_formed(&all);
+    assert_eq!(of_type(&all, "server.resumed").len(), 1);
+
+    // The idle session's agent is live too: it is told as well.
+    let idle_events = read_all(&client, &idle.id).await;
+    assert_eq!(of_type(&idle_events, "server.resumed").len(), 1, "{}", describe_tail(&idle_events, 5));
+}
