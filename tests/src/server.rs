@@ -105,6 +105,8 @@ pub struct ServerOptions {
     pub extra_args: Vec<String>,
     /// Environment added to the server's (and so to its agents').
     pub env: Vec<(String, String)>,
+    /// The binary to run instead of [`tether_bin`] (the release binary).
+    pub bin: Option<PathBuf>,
 }
 
 impl ServerOptions {
@@ -219,7 +221,8 @@ impl TestServer {
         self.starts += 1;
         self.stderr_log = self.data_dir.path().join(format!("server-{}.stderr.log", self.starts));
         let log = std::fs::File::create(&self.stderr_log).expect("create the server log file");
-        let mut cmd = Command::new(tether_bin());
+        let bin = self.options.bin.clone().unwrap_or_else(|| tether_bin().to_path_buf());
+        let mut cmd = Command::new(&bin);
         cmd.arg("serve").args(["--port", &port.to_string(), "--host", "127.0.0.1"]);
         cmd.arg("--data-dir").arg(self.data_dir.path());
         cmd.arg("--workspace").arg(self.workspace.path());
@@ -236,7 +239,7 @@ impl TestServer {
         scrub_env(&mut cmd);
         cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(log));
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", tether_bin().display()));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         self.pid = child.id();
         let stdout = child.stdout.take().expect("piped stdout");
         self.child = Some(child);

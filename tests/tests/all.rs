@@ -17,6 +17,7 @@ mod mock_turns;
 mod opencode;
 mod orchestrate;
 mod recovery;
+mod release;
 mod service;
 mod session_config;
 mod skills;
