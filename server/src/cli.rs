@@ -115,6 +115,10 @@ struct ServeArgs {
     /// Seconds between SSE keepalive comments.
     #[arg(long, default_value_t = 15, hide = true)]
     keepalive_secs: u64,
+    /// End an event stream (SSE or WebSocket) that has had no event to send for this many seconds, so an idle
+    /// client does not keep the machine awake; clients reconnect with their cursor. 0: never.
+    #[arg(long, env = "TETHER_STREAM_IDLE_SECS", default_value_t = 0)]
+    stream_idle_secs: u64,
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
 }
@@ -278,6 +282,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         max_body_bytes: args.max_body_bytes,
         max_upload_bytes: args.max_upload_bytes,
         keepalive: Duration::from_secs(args.keepalive_secs.max(1)),
+        stream_idle: (args.stream_idle_secs > 0).then(|| Duration::from_secs(args.stream_idle_secs)),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

@@ -15,6 +15,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub max_upload_bytes: u64,
     pub keepalive: Duration,
+    /// An event stream with no event to send for this long ends (`--stream-idle-secs`; None: never).
+    pub stream_idle: Option<Duration>,
 }
 
 /// `$TETHER_DATA_DIR`, else `$XDG_DATA_HOME/tether`, else `~/.local/share/tether`.
