@@ -22,7 +22,8 @@
 //!   scripted OpenAI Responses model ([`ScriptedOpenAI`]);
 //! - [`opencode`]: the real OpenCode CLI ([`opencode_bin`], [`opencode_env`])
 //!   against a scripted OpenAI Chat Completions model ([`ScriptedChat`]);
-//! - [`tar`]: raw tar archives, hostile entries included (`..`, links).
+//! - [`tar`]: raw tar archives, hostile entries included (`..`, links);
+//! - [`ws`]: a raw WebSocket client of the event-stream routes ([`ws::RawWs`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod anthropic;
@@ -38,6 +39,7 @@ pub mod scripted;
 pub mod server;
 pub mod tar;
 pub mod tether_mcp;
+pub mod ws;
 
 pub use anthropic::{claude_bin, claude_env, ScriptedAnthropic, CLAUDE_VERSION};
 pub use browser::Browser;

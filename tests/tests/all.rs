@@ -21,5 +21,7 @@ mod service;
 mod session_config;
 mod skills;
 mod streams;
+mod streams_reset;
 mod tools;
 mod ui;
+mod ws;
