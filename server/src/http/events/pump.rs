@@ -195,6 +195,7 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
                         if tx.send(chunk).await.is_err() {
                             return End::Gone;
                         }
+                        active = Instant::now();
                     }
                 }
             }

@@ -61,15 +61,15 @@ async fn start(
     q: StreamQuery,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let cursor = match resume_cursor(headers, q.after) {
+        Ok(cursor) => cursor,
+        Err(e) => return e.into_response(),
+    };
     let upgrade = match upgrade {
         Ok(u) => u,
         Err(rejection) => return refuse(path, rejection),
     };
-    let opened = match resume_cursor(headers, q.after) {
-        Ok(cursor) => open(&app, scope, cursor, q.include_raw).await,
-        Err(e) => Err(e),
-    };
-    match opened {
+    match open(&app, scope, cursor, q.include_raw).await {
         Ok(opened) => upgrade.on_upgrade(move |socket| drive(app, socket, opened)),
         Err(e) => e.into_response(),
     }
