@@ -346,6 +346,52 @@ pub struct EventPage {
     pub has_more: bool,
 }
 
+/// `stream.reset`: the cursor a client resumed from is beyond what the store
+/// holds (the data dir was restored from an older copy, e.g. a checkpoint).
+/// The stream goes on with the events after `last_seq`; what the client
+/// had seen after it is not in this store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StreamReset {
+    /// The newest cursor the store holds: the session's last `seq`, or on
+    /// the global stream the last `gseq` (0 when it holds none).
+    pub last_seq: u64,
+    /// The store's identity (`sto_…`), as in `/v1/info`.
+    pub store_id: String,
+    /// The cursor the client asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+}
+
+/// `stream.idle`: the stream had no event to send for `idle_secs` seconds
+/// (`--stream-idle-secs`) and ends now; reconnect with the last cursor to go on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StreamIdle {
+    pub idle_secs: u64,
+}
+
+/// A frame of an event stream that is not an event: on SSE `event:` is the
+/// `type` and `data:` the `data`; on a WebSocket it is a text frame of this
+/// JSON (`{"type":"stream.reset","data":{..}}`). Events never have a `type`
+/// starting with `stream.`, so clients can tell the two apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", content = "data")]
+pub enum StreamControl {
+    #[serde(rename = "stream.reset")]
+    Reset(StreamReset),
+    #[serde(rename = "stream.idle")]
+    Idle(StreamIdle),
+}
+
+impl StreamControl {
+    /// The SSE `event:` name (the JSON `type`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            StreamControl::Reset(_) => "stream.reset",
+            StreamControl::Idle(_) => "stream.idle",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Agent {
     pub id: String,
@@ -397,6 +443,13 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
+    /// `cursor_ahead` only: the newest cursor the store holds (the session's
+    /// last `seq`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
+    /// `cursor_ahead` only: the store's identity (`sto_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
 }
 
 impl Problem {

@@ -14,6 +14,8 @@ enum Body {
     None,
     Json(fn(&mut SchemaGenerator) -> Value),
     Sse,
+    /// A WebSocket upgrade (101) whose text messages are events or control frames.
+    Ws,
     Bytes(&'static str),
 }
 
@@ -158,7 +160,8 @@ fn routes() -> Vec<Route> {
         r(
             "get",
             "/v1/sessions/{id}/events/stream",
-            "SSE of one session; resumes after Last-Event-ID or `after` (seq)",
+            "SSE of one session; resumes after Last-Event-ID or `after` (seq); a cursor beyond the session's last \
+             seq gets a first `stream.reset` frame (id: the last seq), then the events after it",
             &[("after", "integer"), ("include_raw", "boolean")],
             None,
             200,
@@ -166,12 +169,33 @@ fn routes() -> Vec<Route> {
         ),
         r(
             "get",
+            "/v1/sessions/{id}/events/ws",
+            "The same stream over a WebSocket: one text message per event (the JSON of SSE `data:`), control \
+             frames as `{\"type\":\"stream.reset\",\"data\":{..}}`, pings as keepalive; a request that is not an \
+             upgrade is 426 `upgrade_required`",
+            &[("after", "integer"), ("include_raw", "boolean")],
+            None,
+            101,
+            Ws,
+        ),
+        r(
+            "get",
             "/v1/events/stream",
-            "SSE of every session; resumes after Last-Event-ID or `after` (gseq)",
+            "SSE of every session; resumes after Last-Event-ID or `after` (gseq); a cursor beyond the store's last \
+             gseq gets a first `stream.reset` frame (`last_seq` and id: the last gseq), then the events after it",
             &[("after", "integer"), ("include_raw", "boolean")],
             None,
             200,
             Sse,
+        ),
+        r(
+            "get",
+            "/v1/events/ws",
+            "The global stream over a WebSocket (cursor gseq), framed as /v1/sessions/{id}/events/ws",
+            &[("after", "integer"), ("include_raw", "boolean")],
+            None,
+            101,
+            Ws,
         ),
         r(
             "get",
@@ -319,6 +343,7 @@ pub fn openapi() -> Value {
     let mut g = generator();
     let problem = schema::<Problem>(&mut g);
     let event = schema::<Event>(&mut g);
+    let control = schema::<StreamControl>(&mut g);
     let mut paths = Map::new();
     for route in routes() {
         let mut op = Map::new();
@@ -348,8 +373,17 @@ pub fn openapi() -> Value {
             Body::None => json!({"description": "accepted"}),
             Body::Json(f) => json!({"description": "ok", "content": {"application/json": {"schema": f(&mut g)}}}),
             Body::Sse => json!({
-                "description": "`text/event-stream`: frames with `id:` (the cursor), `event:` (the event type) and `data:` (an Event)",
-                "content": {"text/event-stream": {"itemSchema": event.clone()}}
+                "description": "`text/event-stream`: frames with `id:` (the cursor), `event:` (the event type) and \
+                    `data:` (an Event); also control frames `event: stream.reset` / `stream.idle` whose `data:` is \
+                    the `data` of a StreamControl (`x-control-frame`)",
+                "content": {"text/event-stream": {"itemSchema": event.clone()}},
+                "x-control-frame": control.clone()
+            }),
+            Body::Ws => json!({
+                "description": "Switching Protocols: a WebSocket whose text messages are Events or StreamControl \
+                    frames (`x-websocket-message`); it closes with 1000 when idle past --stream-idle-secs, 1001 \
+                    when the server shuts down",
+                "x-websocket-message": {"oneOf": [event.clone(), control.clone()]}
             }),
             Body::Bytes(mime) => json!({"description": "ok", "content": {mime: {}}}),
         };
@@ -447,6 +481,9 @@ mod tests {
             assert!(schemas.contains_key(name), "dangling $ref to {name}");
         }
         assert!(doc["paths"]["/v1/sessions"]["post"]["requestBody"].is_object());
+        for ws in ["/v1/sessions/{id}/events/ws", "/v1/events/ws"] {
+            assert!(doc["paths"][ws]["get"]["responses"]["101"]["x-websocket-message"]["oneOf"].is_array(), "{ws}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tether_protocol::Problem;
+use tether_protocol::{Problem, StreamReset};
 
 /// The `type` given to a non-2xx answer whose body is not problem JSON.
 pub const UNKNOWN_PROBLEM_TYPE: &str = "urn:tether:error:unknown";
@@ -22,6 +22,21 @@ pub enum Error {
     /// A 2xx body (or a streamed event) is not what the API promises.
     #[error("cannot decode the answer: {0}")]
     Decode(String),
+    /// The cursor asked for is beyond what the server's store holds: its
+    /// data dir was restored from an older copy (a checkpoint), so the
+    /// events seen after `last_seq` are not in it any more (new events will
+    /// take their numbers). Discard what was seen after `last_seq` and go on
+    /// from there. From the page call (`409 cursor_ahead`), and from an
+    /// [`EventStream`](crate::EventStream) (a `stream.reset` frame), which then
+    /// goes on by itself after `last_seq`. On the global stream `last_seq` is a `gseq`.
+    #[error(
+        "cursor_ahead: the cursor {after} is beyond the last one ({last}) of store {store}, which was restored from \
+         an older copy; go on after {last}",
+        after = .0.after.map(|a| a.to_string()).unwrap_or_else(|| "asked for".into()),
+        last = .0.last_seq,
+        store = .0.store_id
+    )]
+    CursorAhead(StreamReset),
 }
 
 /// `Result` with this crate's [`Error`].
@@ -33,14 +48,18 @@ impl Error {
     pub fn code(&self) -> Option<&str> {
         match self {
             Error::Api { problem, .. } => Some(problem.code()),
+            Error::CursorAhead(_) => Some("cursor_ahead"),
             Error::Http(_) | Error::Decode(_) => None,
         }
     }
 
-    /// The HTTP status of the answer, when there was one.
+    /// The HTTP status of the answer, when there was one (409 for
+    /// [`Error::CursorAhead`], the status of its code, also when it came
+    /// as a `stream.reset` frame).
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api { status, .. } => Some(*status),
+            Error::CursorAhead(_) => Some(409),
             Error::Http(e) => e.status().map(|s| s.as_u16()),
             Error::Decode(_) => None,
         }
@@ -57,7 +76,9 @@ pub(crate) async fn from_response(resp: reqwest::Response) -> Error {
 }
 
 /// The problem of a non-2xx answer. Lenient: a JSON object with a string
-/// `type` is taken as a problem even when other members are missing.
+/// `type` is taken as a problem even when other members are missing. A
+/// `cursor_ahead` problem with its `last_seq` and `store_id` is
+/// [`Error::CursorAhead`].
 pub(crate) fn api_error(status: StatusCode, body: &[u8]) -> Error {
     let reason = || status.canonical_reason().unwrap_or("Unknown error").to_owned();
     let problem = match serde_json::from_slice::<Value>(body) {
@@ -72,6 +93,8 @@ pub(crate) fn api_error(status: StatusCode, body: &[u8]) -> Error {
                     .and_then(|s| u16::try_from(s).ok())
                     .unwrap_or(status.as_u16()),
                 detail: text("detail").unwrap_or_default(),
+                last_seq: obj.get("last_seq").and_then(Value::as_u64),
+                store_id: text("store_id"),
             }
         }
         _ => Problem {
@@ -79,8 +102,15 @@ pub(crate) fn api_error(status: StatusCode, body: &[u8]) -> Error {
             title: reason(),
             status: status.as_u16(),
             detail: String::from_utf8_lossy(body).into_owned(),
+            last_seq: None,
+            store_id: None,
         },
     };
+    if let (true, Some(last_seq), Some(store_id)) =
+        (problem.code() == "cursor_ahead", problem.last_seq, problem.store_id.clone())
+    {
+        return Error::CursorAhead(StreamReset { last_seq, store_id, after: None });
+    }
     Error::Api { status: status.as_u16(), problem }
 }
 
@@ -118,6 +148,23 @@ mod tests {
         }
         // JSON that is not a problem is not taken for one.
         assert_eq!(api_error(StatusCode::BAD_REQUEST, b"{\"x\":1}").code(), Some("unknown"));
+    }
+
+    #[test]
+    fn cursor_ahead_is_typed() {
+        let body = br#"{"type":"urn:tether:error:cursor_ahead","title":"Conflict","status":409,"detail":"ahead","last_seq":7,"store_id":"sto_1"}"#;
+        let err = api_error(StatusCode::CONFLICT, body);
+        assert_eq!((err.status(), err.code()), (Some(409), Some("cursor_ahead")));
+        match &err {
+            Error::CursorAhead(reset) => {
+                assert_eq!((reset.last_seq, reset.store_id.as_str()), (7, "sto_1"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(err.to_string().contains("go on after 7"), "{err}");
+        // Without its members it stays a plain problem.
+        let bare = api_error(StatusCode::CONFLICT, br#"{"type":"urn:tether:error:cursor_ahead"}"#);
+        assert!(matches!(bare, Error::Api { status: 409, .. }), "{bare:?}");
     }
 
     #[test]

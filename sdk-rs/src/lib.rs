@@ -211,7 +211,9 @@ impl Client {
     }
 
     /// `GET /v1/sessions/{id}/events?after=&limit=&include_raw=`: the events
-    /// with `seq > after`.
+    /// with `seq > after`. An `after` beyond the session's last `seq` (the
+    /// server's store was restored from an older copy) is
+    /// [`Error::CursorAhead`] naming the real last `seq`.
     pub async fn events_page(
         &self,
         id: impl AsRef<str>,
@@ -227,7 +229,10 @@ impl Client {
             params.push(("include_raw", "true".to_owned()));
         }
         let path = session_path(id.as_ref(), &["events"]);
-        json(self.request(Method::GET, &path).query(&params)).await
+        json(self.request(Method::GET, &path).query(&params)).await.map_err(|e| match e {
+            Error::CursorAhead(reset) => Error::CursorAhead(StreamReset { after: Some(after), ..reset }),
+            other => other,
+        })
     }
 
     // Event streams

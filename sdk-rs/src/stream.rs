@@ -7,6 +7,12 @@
 //! at or before the last delivered cursor are skipped, so the stream never
 //! yields a duplicate, and since the server replays everything after the
 //! cursor it never has a gap.
+//!
+//! Frames named `stream.*` are not events: `stream.reset` (the cursor is
+//! beyond the server's store) is yielded as [`Error::CursorAhead`] and moves
+//! the cursor back to the store's last one; `stream.idle` (the server ends a
+//! stream idle past `--stream-idle-secs`) makes the end of that connection a
+//! reconnection at once, without backoff; unknown ones are skipped.
 
 use std::fmt;
 use std::future::Future;
@@ -18,7 +24,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use reqwest::header::{ACCEPT, CACHE_CONTROL};
 use reqwest::{Method, Response};
-use tether_protocol::Event;
+use tether_protocol::{Event, StreamReset};
 use tokio::time::{Instant, Sleep};
 
 use crate::error::{self, Error, Result};
@@ -86,6 +92,9 @@ struct Inner {
     include_raw: bool,
     max_reconnects: Option<u32>,
     idle_timeout: Option<Duration>,
+    reconnect_on_idle: bool,
+    /// The connection said `stream.idle`: its end is not a failure.
+    idle_ended: bool,
     reconnects: u32,
     backoff: Duration,
 }
@@ -101,6 +110,9 @@ struct Inner {
 /// (unknown session, bad token) is yielded as [`Error::Api`] and ends the
 /// stream. An event whose JSON cannot be decoded (for example a type newer
 /// than this SDK) is yielded as [`Error::Decode`] and the stream goes on.
+/// A cursor beyond the server's store (it was restored from an older copy)
+/// is yielded as [`Error::CursorAhead`], never waited on: the stream goes
+/// on with the events after the store's last cursor, which becomes its own.
 pub struct EventStream {
     state: State,
     inner: Inner,
@@ -119,6 +131,8 @@ impl EventStream {
                 include_raw: false,
                 max_reconnects: None,
                 idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+                reconnect_on_idle: true,
+                idle_ended: false,
                 reconnects: 0,
                 backoff: INITIAL_BACKOFF,
             },
@@ -144,6 +158,16 @@ impl EventStream {
     /// this long is dropped and replaced. Default 60 s; `None` disables it.
     pub fn with_idle_timeout(mut self, idle_timeout: Option<Duration>) -> Self {
         self.inner.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// What to do when the server ends the stream for idleness
+    /// (`stream.idle`, `--stream-idle-secs`): reconnect at once (`true`, the
+    /// default: the stream never notices), or end the stream (`false`: the
+    /// caller decides when to follow again, e.g. to let a Sprite sleep;
+    /// [`cursor`](Self::cursor) says where to resume).
+    pub fn with_reconnect_on_idle(mut self, reconnect: bool) -> Self {
+        self.inner.reconnect_on_idle = reconnect;
         self
     }
 
@@ -203,6 +227,9 @@ impl Inner {
 
     /// What a frame yields, if anything.
     fn on_frame(&mut self, frame: SseFrame) -> Option<Result<Event>> {
+        if let Some(name) = frame.event().filter(|name| name.starts_with("stream.")) {
+            return self.on_control(name, frame.data());
+        }
         let data = frame.data();
         if data.iter().all(u8::is_ascii_whitespace) {
             return None;
@@ -239,6 +266,29 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// A frame that is not an event.
+    fn on_control(&mut self, name: &str, data: &[u8]) -> Option<Result<Event>> {
+        match name {
+            "stream.reset" => match serde_json::from_slice::<StreamReset>(data) {
+                Ok(reset) => {
+                    // The server goes on after its real last cursor; so does the dedup floor.
+                    self.cursor = Some(reset.last_seq);
+                    self.backoff = INITIAL_BACKOFF;
+                    Some(Err(Error::CursorAhead(reset)))
+                }
+                Err(e) => Some(Err(Error::Decode(format!("stream.reset on {}: {e}", self.path)))),
+            },
+            "stream.idle" => {
+                self.idle_ended = true;
+                None
+            }
+            // A control frame newer than this SDK.
+            _ => None,
+        }
+    }
+}
+
 impl Stream for EventStream {
     type Item = Result<Event>;
 
@@ -261,6 +311,7 @@ impl Stream for EventStream {
                     };
                     match result {
                         Ok(resp) if resp.status().is_success() => {
+                            this.inner.idle_ended = false;
                             this.state = State::Reading {
                                 body: Box::pin(resp.bytes_stream()),
                                 parser: SseParser::new(),
@@ -310,6 +361,18 @@ impl Stream for EventStream {
                             if let Some(poll) = this.retry(Some(Error::Http(e))) {
                                 return poll;
                             }
+                        }
+                        Poll::Ready(None) if std::mem::take(&mut this.inner.idle_ended) => {
+                            let inner = &mut this.inner;
+                            if !inner.reconnect_on_idle
+                                || inner.max_reconnects.is_some_and(|max| inner.reconnects >= max)
+                            {
+                                this.state = State::Done;
+                                return Poll::Ready(None);
+                            }
+                            // Not a failure: no backoff.
+                            inner.reconnects = inner.reconnects.saturating_add(1);
+                            this.state = State::Idle;
                         }
                         Poll::Ready(None) => {
                             if let Some(poll) = this.retry(None) {
@@ -568,6 +631,68 @@ pub(crate) mod tests {
             heads.recv().await.unwrap();
         }
         assert!(heads.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn reset_is_yielded_and_the_stream_goes_on_from_its_cursor() {
+        let (base, mut heads) = serve(|n, _| {
+            let mut body = sse_head();
+            if n == 0 {
+                body.push_str(
+                    "id: 2\nevent: stream.reset\ndata: {\"last_seq\":2,\"store_id\":\"sto_a\",\"after\":10}\n\n",
+                );
+                body.push_str(&frame(3, &event_json(3, 3)));
+                // A control frame this SDK does not know is skipped.
+                body.push_str("event: stream.future\ndata: {}\n\n");
+            } else {
+                body.push_str(&frame(4, &event_json(4, 4)));
+            }
+            Answer { bytes: body.into_bytes(), keep_open: n > 0 }
+        })
+        .await;
+        let mut stream = Client::new(base).session_events("ses_1", Some(10));
+        match next(&mut stream).await.unwrap() {
+            Err(Error::CursorAhead(reset)) => {
+                assert_eq!(reset, StreamReset { last_seq: 2, store_id: "sto_a".into(), after: Some(10) })
+            }
+            other => panic!("expected the reset, got {other:?}"),
+        }
+        assert_eq!(stream.cursor(), Some(2));
+        assert_eq!(next(&mut stream).await.unwrap().unwrap().seq, 3);
+        assert_eq!(next(&mut stream).await.unwrap().unwrap().seq, 4);
+        assert_eq!(header(&heads.recv().await.unwrap(), "last-event-id"), Some("10"));
+        assert_eq!(header(&heads.recv().await.unwrap(), "last-event-id"), Some("3"));
+    }
+
+    #[tokio::test]
+    async fn idle_end_reconnects_at_once_or_ends_when_asked() {
+        let answer = |n: usize, _: &str| {
+            let seq = n as u64 + 1;
+            let mut body = sse_head();
+            body.push_str(&frame(seq, &event_json(seq, seq)));
+            body.push_str("event: stream.idle\ndata: {\"idle_secs\":1}\n\n");
+            Answer { bytes: body.into_bytes(), keep_open: false }
+        };
+        let (base, mut heads) = serve(answer).await;
+        let mut stream = Client::new(base.clone()).session_events("ses_1", None);
+        let started = Instant::now();
+        for seq in 1..=4 {
+            assert_eq!(next(&mut stream).await.unwrap().unwrap().seq, seq);
+        }
+        // Three reconnections, none after a backoff (50 ms, 100 ms, 200 ms would add up to 350 ms).
+        assert!(started.elapsed() < Duration::from_millis(300), "{:?}", started.elapsed());
+        heads.recv().await.unwrap();
+        for cursor in 1..=3 {
+            assert_eq!(header(&heads.recv().await.unwrap(), "last-event-id"), Some(cursor.to_string().as_str()));
+        }
+
+        let (base, mut heads) = serve(answer).await;
+        let mut stream = Client::new(base).session_events("ses_1", None).with_reconnect_on_idle(false);
+        assert_eq!(next(&mut stream).await.unwrap().unwrap().seq, 1);
+        assert!(next(&mut stream).await.is_none());
+        assert_eq!(stream.cursor(), Some(1));
+        heads.recv().await.unwrap();
+        assert!(heads.try_recv().is_err(), "no reconnection");
     }
 
     #[tokio::test]

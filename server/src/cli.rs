@@ -167,6 +167,10 @@ struct ServeArgs {
     /// Seconds between SSE keepalive comments.
     #[arg(long, default_value_t = 15, hide = true)]
     keepalive_secs: u64,
+    /// End an event stream (SSE or WebSocket) that has had no event to send for this many seconds, so an idle
+    /// client does not keep the machine awake; clients reconnect with their cursor. 0: never.
+    #[arg(long, env = "TETHER_STREAM_IDLE_SECS", default_value_t = 0)]
+    stream_idle_secs: u64,
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
     /// The Sprite API socket: when it exists, tether keeps the Sprite awake while agents work.
@@ -405,6 +409,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         keep_awake_expire: Duration::from_secs(args.keep_awake_expire_secs.max(1)),
         keep_awake_refresh: Duration::from_millis(args.keep_awake_refresh_ms.max(10)),
         pause_threshold: Duration::from_millis(args.pause_threshold_ms.max(100)),
+        stream_idle: (args.stream_idle_secs > 0).then(|| Duration::from_secs(args.stream_idle_secs)),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

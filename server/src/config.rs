@@ -21,6 +21,8 @@ pub struct Config {
     pub keep_awake_refresh: Duration,
     /// How late a tick must be to count as a pause of the machine.
     pub pause_threshold: Duration,
+    /// An event stream with no event to send for this long ends (`--stream-idle-secs`; None: never).
+    pub stream_idle: Option<Duration>,
 }
 
 /// `$TETHER_DATA_DIR`, else `$XDG_DATA_HOME/tether`, else `~/.local/share/tether`.

@@ -3,13 +3,15 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tether_protocol::Problem;
+use tether_protocol::{Problem, StreamReset};
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
+    /// `cursor_ahead`: what the store holds, sent as the problem's `last_seq` and `store_id`.
+    pub reset: Option<Box<StreamReset>>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -22,7 +24,7 @@ impl std::error::Error for ApiError {}
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, code, detail: detail.into() }
+        ApiError { status, code, detail: detail.into(), reset: None }
     }
     pub fn invalid(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
@@ -65,6 +67,21 @@ impl ApiError {
     pub fn mcp_timeout(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::GATEWAY_TIMEOUT, "mcp_unavailable", detail)
     }
+    /// A cursor beyond what the store holds (it was restored from an older
+    /// copy): 409 naming the real last cursor and the store.
+    pub fn cursor_ahead(what: &str, reset: StreamReset) -> Self {
+        let after = reset.after.unwrap_or_default();
+        let detail = format!(
+            "after={after} is beyond the last {what} this store holds ({}; store {}): the data dir was restored \
+             from an older copy; continue after {}",
+            reset.last_seq, reset.store_id, reset.last_seq
+        );
+        ApiError { reset: Some(Box::new(reset)), ..Self::new(StatusCode::CONFLICT, "cursor_ahead", detail) }
+    }
+    /// A WebSocket route asked without a WebSocket upgrade.
+    pub fn upgrade_required(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UPGRADE_REQUIRED, "upgrade_required", detail)
+    }
     /// A server-side failure; `detail` is logged, and the client sees a generic message.
     pub fn internal(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
@@ -81,6 +98,8 @@ impl ApiError {
             title: self.status.canonical_reason().unwrap_or("Error").to_string(),
             status: self.status.as_u16(),
             detail,
+            last_seq: self.reset.as_ref().map(|r| r.last_seq),
+            store_id: self.reset.as_ref().map(|r| r.store_id.clone()),
         }
     }
 }

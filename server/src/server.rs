@@ -45,6 +45,7 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         token: config.token.clone(),
         started,
         keepalive: config.keepalive,
+        stream_idle: config.stream_idle,
         max_body_bytes: config.max_body_bytes,
         max_upload_bytes: config.max_upload_bytes,
         shutdown: shutdown_rx,

@@ -24,7 +24,8 @@
 //!   against a scripted OpenAI Chat Completions model ([`ScriptedChat`]);
 //! - [`sprite`]: [`sprite::FakeSprite`], a fake of the in-Sprite API on a Unix
 //!   socket (services run for real, tasks expire, every call recorded);
-//! - [`tar`]: raw tar archives, hostile entries included (`..`, links).
+//! - [`tar`]: raw tar archives, hostile entries included (`..`, links);
+//! - [`ws`]: a raw WebSocket client of the event-stream routes ([`ws::RawWs`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod anthropic;
@@ -41,6 +42,7 @@ pub mod server;
 pub mod sprite;
 pub mod tar;
 pub mod tether_mcp;
+pub mod ws;
 
 pub use anthropic::{claude_bin, claude_env, ScriptedAnthropic, CLAUDE_VERSION};
 pub use browser::Browser;

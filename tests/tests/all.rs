@@ -23,5 +23,7 @@ mod session_config;
 mod skills;
 mod sprite;
 mod streams;
+mod streams_reset;
 mod tools;
 mod ui;
+mod ws;

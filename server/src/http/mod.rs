@@ -31,6 +31,8 @@ pub struct AppState {
     pub token: Option<String>,
     pub started: Instant,
     pub keepalive: Duration,
+    /// An event stream with no event to send for this long ends (`--stream-idle-secs`).
+    pub stream_idle: Option<Duration>,
     pub max_body_bytes: usize,
     /// Largest file or archive upload (`--max-upload-bytes`).
     pub max_upload_bytes: u64,
@@ -219,6 +221,7 @@ impl TestApp {
             keep_awake_expire: Duration::from_secs(300),
             keep_awake_refresh: Duration::from_secs(60),
             pause_threshold: crate::wake::DEFAULT_THRESHOLD,
+            stream_idle: None,
         };
         let prepared = crate::server::prepare(&config, Instant::now()).await.unwrap();
         TestApp { router: router(prepared.app.clone()), data: data.path().to_path_buf(), _dirs: (data, ws) }

@@ -69,7 +69,7 @@ async fn metrics(State(app): State<AppRef>) -> Result<impl IntoResponse, ApiErro
     let m = &app.shared.metrics;
     out.push_str(&format!(
         "# HELP tether_events_stored Events in the store.\n# TYPE tether_events_stored gauge\ntether_events_stored {events}\n\
-         # HELP tether_sse_clients Open SSE streams.\n# TYPE tether_sse_clients gauge\ntether_sse_clients {}\n\
+         # HELP tether_sse_clients Open event streams (SSE and WebSocket).\n# TYPE tether_sse_clients gauge\ntether_sse_clients {}\n\
          # HELP tether_agent_processes Running agent processes.\n# TYPE tether_agent_processes gauge\ntether_agent_processes {}\n",
         m.sse_clients.load(Ordering::Relaxed),
         m.agent_processes.load(Ordering::Relaxed),

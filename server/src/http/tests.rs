@@ -250,3 +250,69 @@ async fn the_ui_is_served_without_the_token_with_its_types_and_etags() {
     // The API behind the page still needs the token.
     assert_problem(&call(&app, get("/v1/info")).await, 401, "unauthorized", "Authorization");
 }
+
+/// The first `n` bytes (or more) of an endless body, within a deadline.
+async fn body_prefix(resp: Response, n: usize) -> String {
+    let mut body = resp.into_body();
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while got.len() < n {
+        let frame = tokio::time::timeout_at(deadline, body.frame()).await.expect("more of the body in time");
+        let Some(frame) = frame else { break };
+        if let Ok(data) = frame.unwrap().into_data() {
+            got.extend_from_slice(&data);
+        }
+    }
+    String::from_utf8(got).unwrap()
+}
+
+#[tokio::test]
+async fn cursors_beyond_the_store_are_answered_not_waited_on() {
+    let app = app(None, 1 << 20).await;
+    let info = call(&app, get("/v1/info")).await.2;
+    let store_id = info["store_id"].as_str().unwrap().to_string();
+    // The global stream of an empty store asked for after=5: a reset naming 0, with id 0.
+    let resp = app.router.clone().oneshot(get("/v1/events/stream?after=5")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let reset =
+        format!("id: 0\nevent: stream.reset\ndata: {{\"last_seq\":0,\"store_id\":\"{store_id}\",\"after\":5}}\n\n");
+    let text = body_prefix(resp, ": connected\n\n".len() + reset.len()).await;
+    assert_eq!(text, format!(": connected\n\n{reset}"));
+    // At the store's end, no reset.
+    let resp = app.router.clone().oneshot(get("/v1/events/stream?after=0")).await.unwrap();
+    assert_eq!(body_prefix(resp, 1).await, ": connected\n\n");
+
+    // The page route: 409 cursor_ahead with the real last seq and the store.
+    let id = call(&app, post_json("/v1/sessions", r#"{"agent":"mock"}"#)).await.2["id"].as_str().unwrap().to_string();
+    let page = call(&app, get(&format!("/v1/sessions/{id}/events?after=0&limit=10000"))).await;
+    let last = page.2["next_after"].as_u64().unwrap();
+    let ahead = call(&app, get(&format!("/v1/sessions/{id}/events?after={}", last + 1000))).await;
+    assert_problem(&ahead, 409, "cursor_ahead", &format!("after={}", last + 1000));
+    assert!(ahead.2["last_seq"].as_u64().unwrap() >= last, "{:?}", ahead.2);
+    assert_eq!(ahead.2["store_id"], store_id);
+    // Other problems carry neither member.
+    let other = call(&app, get("/v1/sessions/ses_nope/events")).await;
+    assert!(other.2.get("last_seq").is_none() && other.2.get("store_id").is_none(), "{:?}", other.2);
+}
+
+#[tokio::test]
+async fn websocket_routes_refuse_what_is_not_an_upgrade() {
+    let app = app(None, 1 << 20).await;
+    for path in ["/v1/events/ws", "/v1/events/ws?after=3"] {
+        let resp = app.router.clone().oneshot(get(path)).await.unwrap();
+        assert_eq!(resp.headers().get("upgrade").map(|v| v.to_str().unwrap()), Some("websocket"));
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["type"], "urn:tether:error:upgrade_required", "{body}");
+        assert_eq!(body["status"], 426);
+    }
+    // The query is checked like any other route's.
+    assert_problem(&call(&app, get("/v1/events/ws?colour=red")).await, 400, "invalid_request", "colour");
+    assert_problem(
+        &call(&app, get("/v1/sessions/ses_nope/events/ws?include_raw=maybe")).await,
+        400,
+        "invalid_request",
+        "include_raw",
+    );
+    assert_problem(&call(&app, post_json("/v1/events/ws", "{}")).await, 405, "method_not_allowed", "POST");
+}

@@ -14,7 +14,9 @@ use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use tether_protocol::{CreateSession, Decision, McpServer, Part, QuestionReply, Session, SessionList, SessionStatus};
+use tether_protocol::{
+    CreateSession, Decision, McpServer, Part, QuestionReply, Session, SessionList, SessionStatus, StreamReset,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::agents;
@@ -145,7 +147,12 @@ impl Shared {
         if limit == 0 || limit > 10_000 {
             return Err(ApiError::invalid("`limit` must be between 1 and 10000"));
         }
-        self.get(id).await?;
+        let row = self.get(id).await?;
+        if after > row.last_seq {
+            let reset =
+                StreamReset { last_seq: row.last_seq, store_id: self.store.store_id().to_string(), after: Some(after) };
+            return Err(ApiError::cursor_ahead("seq", reset));
+        }
         let sid = id.to_string();
         let events = self.store.read(move |c| reader::session_events(c, &sid, after, limit + 1)).await?;
         let has_more = events.len() > limit as usize;
