@@ -26,13 +26,37 @@ const DELETE_GRACE: Duration = Duration::from_millis(1500);
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
 
 pub enum Command {
-    Start { reply: oneshot::Sender<Result<(), ApiError>> },
-    Send { parts: Vec<Part>, reply: oneshot::Sender<Result<String, ApiError>> },
-    Interrupt { reply: oneshot::Sender<Result<(), ApiError>> },
-    Permission { id: String, decision: Decision, message: Option<String>, reply: oneshot::Sender<Result<(), ApiError>> },
-    Question { id: String, answer: QuestionReply, reply: oneshot::Sender<Result<(), ApiError>> },
-    Delete { reply: oneshot::Sender<Result<(), ApiError>> },
-    Shutdown { reply: oneshot::Sender<()> },
+    Start {
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    Send {
+        parts: Vec<Part>,
+        reply: oneshot::Sender<Result<String, ApiError>>,
+    },
+    Interrupt {
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    Permission {
+        id: String,
+        decision: Decision,
+        message: Option<String>,
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    Question {
+        id: String,
+        answer: QuestionReply,
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    Delete {
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+    /// The store was stalled for long and has recovered: end the running turn.
+    StoreStalled {
+        stall: crate::store::StallEnded,
+    },
 }
 
 /// What the actor needs to (re)start its agent.
@@ -154,6 +178,24 @@ impl Actor {
                 let r = self.shared.store.flush().await.map_err(ApiError::from);
                 let _ = reply.send(r);
                 return Flow::Stop;
+            }
+            Command::StoreStalled { stall } => {
+                if self.norm.status() == tether_protocol::SessionStatus::Running {
+                    let (code, what) = match stall.kind {
+                        crate::store::StallKind::DiskFull => ("store_full", "the disk holding the data dir was full"),
+                        _ => ("store_unavailable", "the store could not write"),
+                    };
+                    let message = format!(
+                        "{what} for {} s ({}): the agent was held back meanwhile, so this turn was ended; \
+                         nothing it wrote was lost, send the message again to continue",
+                        stall.duration.as_secs(),
+                        stall.error
+                    );
+                    self.norm.fail_turn(code, message);
+                    if let Err(e) = self.interrupt() {
+                        tracing::debug!(session = %self.id, error = %e.detail, "no turn to end after the stall");
+                    }
+                }
             }
             Command::Shutdown { reply } => {
                 self.norm.server_stopping();

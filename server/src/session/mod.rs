@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tether_protocol::{CreateSession, Decision, McpServer, Part, QuestionReply, Session, SessionList, SessionStatus};
@@ -359,11 +360,21 @@ impl Shared {
         self.start_actor(&row, program, config, version)
     }
 
+    /// Fails while the store is stalled: a command for a session would wait
+    /// behind its held-back events (its actor is blocked on the full queue).
+    fn check_store(&self) -> Result<(), ApiError> {
+        match self.store.health().stall() {
+            Some(stall) => Err(ApiError::from(&stall)),
+            None => Ok(()),
+        }
+    }
+
     async fn call<T>(
         self: &Arc<Self>,
         id: &str,
         make: impl FnOnce(oneshot::Sender<Result<T, ApiError>>) -> Command,
     ) -> Result<T, ApiError> {
+        self.check_store()?;
         let tx = self.live(id).await?;
         let (reply, rx) = oneshot::channel();
         if tx.send(make(reply)).await.is_err() {
@@ -435,6 +446,39 @@ impl Shared {
         }
         self.store.flush().await?;
         Ok(n)
+    }
+
+    /// After a stall of the store that lasted `limit` or longer, ends every
+    /// turn that was running through it: an `error` (`store_full` or
+    /// `store_unavailable`, retryable) and an interrupt through the actor's
+    /// normal path, so its `turn.completed` says `error`. Shorter stalls only
+    /// delay the events (nothing is lost either way).
+    pub fn close_turns_after_stalls(self: &Arc<Self>, limit: Duration) {
+        let mut ended = self.store.health().subscribe_ended();
+        let shared = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let stall = match ended.recv().await {
+                    Ok(s) => s,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                if stall.duration < limit {
+                    continue;
+                }
+                let Some(shared) = shared.upgrade() else { break };
+                let actors: Vec<mpsc::Sender<Command>> =
+                    shared.actors.lock().map(|a| a.values().cloned().collect()).unwrap_or_default();
+                tracing::warn!(
+                    seconds = stall.duration.as_secs(),
+                    sessions = actors.len(),
+                    "the store was stalled for long: ending the turns that ran through it"
+                );
+                for tx in actors {
+                    let _ = tx.send(Command::StoreStalled { stall: stall.clone() }).await;
+                }
+            }
+        });
     }
 
     /// Stops every live session's agent (SIGTERM, then SIGKILL) and waits for it.
