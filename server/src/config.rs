@@ -15,7 +15,14 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub max_upload_bytes: u64,
     pub keepalive: Duration,
+    /// A stall of the store this long or longer ends the turns that ran through it.
+    pub store_stall_limit: Duration,
+    /// Tests only: after binding, the start waits until this file exists.
+    pub start_gate: Option<PathBuf>,
 }
+
+/// Default of [`Config::store_stall_limit`].
+pub const DEFAULT_STORE_STALL_LIMIT: Duration = Duration::from_secs(30);
 
 /// `$TETHER_DATA_DIR`, else `$XDG_DATA_HOME/tether`, else `~/.local/share/tether`.
 pub fn default_data_dir() -> PathBuf {

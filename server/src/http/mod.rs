@@ -215,6 +215,8 @@ impl TestApp {
             max_body_bytes,
             max_upload_bytes: crate::fs::DEFAULT_MAX_UPLOAD_BYTES,
             keepalive: Duration::from_secs(15),
+            store_stall_limit: crate::config::DEFAULT_STORE_STALL_LIMIT,
+            start_gate: None,
         };
         let prepared = crate::server::prepare(&config, Instant::now()).await.unwrap();
         TestApp { router: router(prepared.app.clone()), data: data.path().to_path_buf(), _dirs: (data, ws) }
