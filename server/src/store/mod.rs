@@ -216,17 +216,28 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 /// blocks the writer or readers), and truncates it when it has grown large
 /// and no reader is in the way. The writer's own auto-checkpoint is off.
 fn checkpointer(conn: Connection) {
+    // A full disk fails every checkpoint: say so once per failing streak.
+    let mut failing = false;
     loop {
         std::thread::sleep(std::time::Duration::from_millis(500));
         let r: rusqlite::Result<(i64, i64, i64)> =
             conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)));
+        let ok = r.is_ok();
         match r {
             // All frames copied and the WAL is big: try to reset it (fails harmlessly if busy).
             Ok((0, log, done)) if log == done && log > 16_384 => {
                 let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "WAL checkpoint failed (retried every 500 ms)");
+            }
+            Err(_) => {}
+        }
+        if failing && ok {
+            failing = false;
+            tracing::info!("WAL checkpoints succeed again");
         }
     }
 }
