@@ -112,6 +112,19 @@ impl Writer {
                     self.next_gseq = saved_gseq;
                     // Recomputed from the committed rows at the next use.
                     self.last_seq.clear();
+                    let has_control =
+                        batch.iter().any(|c| !matches!(c, WriteCmd::Append { .. } | WriteCmd::Flush { .. }));
+                    if has_control && !is_storage_error(&e) {
+                        // A command of its own failed (a constraint, say), not the disk:
+                        // it gets its error, and the rest is committed without it.
+                        tracing::warn!(error = %e, "a store command failed; the batch is committed without it");
+                        let msg = e.to_string();
+                        answer_control(batch, || StoreError::Io(std::io::Error::other(msg.clone())));
+                        if batch.is_empty() {
+                            return;
+                        }
+                        continue;
+                    }
                     let first = !self.health.is_stalled();
                     let stall = self.health.failed(&e, held_events(batch));
                     if first {
@@ -121,7 +134,7 @@ impl Writer {
                         tracing::debug!(error = %e, attempts = stall.attempts, "commit retry failed");
                     }
                     // Commands that cannot wait are answered now; appends and flushes stay.
-                    answer_control(batch, &stall);
+                    answer_control(batch, || StoreError::Stalled(stall.clone()));
                     if batch.is_empty() {
                         // Retry with what is queued, or with a probe when nothing is.
                         fill(batch, &mut q.appends);
@@ -151,7 +164,7 @@ impl Writer {
             return;
         }
         let mut one = vec![cmd];
-        answer_control(&mut one, stall);
+        answer_control(&mut one, || StoreError::Stalled(stall.clone()));
     }
 
     /// A tiny write that tells whether the store can commit again.
@@ -370,23 +383,43 @@ fn answer(batch: &mut Vec<WriteCmd>) {
     }
 }
 
-/// Takes the control commands out of `batch` and answers each with the stall.
-fn answer_control(batch: &mut Vec<WriteCmd>, stall: &super::health::Stall) {
+/// Takes the control commands out of `batch` and answers each with `error()`.
+fn answer_control(batch: &mut Vec<WriteCmd>, error: impl Fn() -> StoreError) {
     let mut keep = Vec::with_capacity(batch.len());
     for cmd in batch.drain(..) {
         match cmd {
             WriteCmd::Append { .. } | WriteCmd::Flush { .. } => keep.push(cmd),
             WriteCmd::CreateSession { ack, .. } | WriteCmd::Purge { ack, .. } => {
-                let _ = ack.send(Err(StoreError::Stalled(stall.clone())));
+                let _ = ack.send(Err(error()));
             }
             WriteCmd::PutMcpServer { ack, .. } | WriteCmd::DeleteMcpServer { ack, .. } => {
-                let _ = ack.send(Err(StoreError::Stalled(stall.clone())));
+                let _ = ack.send(Err(error()));
             }
             #[cfg(test)]
             WriteCmd::Exec { ack, .. } => {
-                let _ = ack.send(Err(StoreError::Stalled(stall.clone())));
+                let _ = ack.send(Err(error()));
             }
         }
     }
     *batch = keep;
+}
+
+/// Whether a failed commit is the disk's doing (worth waiting for), not the command's.
+fn is_storage_error(e: &StoreError) -> bool {
+    use rusqlite::ErrorCode::*;
+    match e {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+            f.code,
+            DiskFull
+                | ReadOnly
+                | SystemIoFailure
+                | CannotOpen
+                | DatabaseBusy
+                | DatabaseLocked
+                | OutOfMemory
+                | FileLockingProtocolFailed
+        ),
+        StoreError::Io(_) => true,
+        _ => false,
+    }
 }
