@@ -185,6 +185,13 @@ pub async fn run(
     let _ = shutdown_tx.send(true);
     let _ = stop_tx.send(true);
     stop_agents(&shared).await;
+    if !shared.store.health().is_stalled() {
+        match shared.store.checkpoint_wal().await {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!("the WAL was busy at shutdown; the next start reads it back"),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint at shutdown failed"),
+        }
+    }
     match tokio::time::timeout(Duration::from_millis(500), http).await {
         Ok(Ok(Err(e))) if e.kind() != ErrorKind::Interrupted => Err(StartError(format!("server error: {e}"))),
         _ => Ok(()),

@@ -432,13 +432,24 @@ impl Shared {
     pub async fn recover(self: &Arc<Self>) -> Result<usize, ApiError> {
         let rows = self.store.read(reader::interrupted_sessions).await?;
         let n = rows.len();
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let killed =
+            tokio::task::spawn_blocking(move || crate::process::kill_tagged(&ids.iter().map(String::as_str).collect()))
+                .await
+                .unwrap_or_default();
+        for (session, processes) in killed {
+            tracing::info!(%session, processes, "killed leftover agent processes");
+        }
+        // Every session's open items in one read.
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut open = self
+            .store
+            .read(move |c| {
+                ids.iter().map(|id| Ok((id.clone(), reader::open_items(c, id)?))).collect::<Result<HashMap<_, _>, _>>()
+            })
+            .await?;
         for row in rows {
-            let killed = crate::process::kill_tagged(&row.id);
-            if killed > 0 {
-                tracing::info!(session = %row.id, processes = killed, "killed leftover agent processes");
-            }
-            let sid = row.id.clone();
-            let items: Vec<String> = self.store.read(move |c| reader::open_items(c, &sid)).await?;
+            let items = open.remove(&row.id).unwrap_or_default();
             let mut norm = Normalizer::new(self.facts(&row, None), row.status, row.native_session_id.clone());
             norm.restore_open(row.open_turn.clone(), &items);
             norm.recover_after_restart();
