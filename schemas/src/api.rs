@@ -409,9 +409,59 @@ pub struct AgentList {
     pub agents: Vec<Agent>,
 }
 
+/// `GET /v1/health`: `{"status":"ok"}` (200) once the server is ready;
+/// `{"status":"starting"}` (503, `Retry-After`) while it opens the store and
+/// recovers sessions after binding its port.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Health {
+    /// `ok` or `starting`.
     pub status: String,
+}
+
+/// How the event store stands (`store` of `GET /v1/info`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StoreStatus {
+    /// `ok`, or `stalled` while commits fail (disk full, I/O errors): events
+    /// are held back and retried until they commit, nothing is lost; agents
+    /// are held back meanwhile, and commands that cannot wait answer
+    /// `507 insufficient_storage` or `503 store_unavailable`.
+    pub state: String,
+    /// Why it is stalled: `disk_full`, `read_only` or `io_error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the stall began (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled_since: Option<String>,
+    /// How long it has lasted so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled_ms: Option<u64>,
+    /// Events in the batch being retried (more wait in the queue behind it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_events: Option<u64>,
+    /// The most recent commit error, kept after the stall ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When that error happened (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<String>,
+    /// Failed commits since the server started.
+    #[serde(default)]
+    pub commit_failures: u64,
+}
+
+impl Default for StoreStatus {
+    fn default() -> Self {
+        StoreStatus {
+            state: "ok".into(),
+            reason: None,
+            stalled_since: None,
+            stalled_ms: None,
+            held_events: None,
+            last_error: None,
+            last_error_at: None,
+            commit_failures: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -432,6 +482,9 @@ pub struct Info {
     /// New at every start of the server (`boot_…`).
     #[serde(default)]
     pub boot_id: String,
+    /// Whether the store commits, or is stalled and why.
+    #[serde(default)]
+    pub store: StoreStatus,
 }
 
 /// RFC 7807 problem details, as every error is answered.

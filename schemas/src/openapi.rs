@@ -45,7 +45,15 @@ fn routes() -> Vec<Route> {
         response,
     };
     vec![
-        r("get", "/v1/health", "Liveness; no auth", &[], None, 200, Json(schema::<Health>)),
+        r(
+            "get",
+            "/v1/health",
+            "Readiness, no auth: `ok` (200) when ready, `starting` (503, Retry-After) while the store opens and recovery runs",
+            &[],
+            None,
+            200,
+            Json(schema::<Health>),
+        ),
         r(
             "get",
             "/v1/info",

@@ -188,6 +188,13 @@ struct ServeArgs {
     /// A tick this much later than expected means the server was paused, in milliseconds.
     #[arg(long, default_value_t = 5_000, hide = true)]
     pause_threshold_ms: u64,
+    /// A stall of the store (disk full, I/O errors) this long or longer ends
+    /// the turns that ran through it, in milliseconds.
+    #[arg(long, default_value_t = crate::config::DEFAULT_STORE_STALL_LIMIT.as_millis() as u64, hide = true)]
+    store_stall_limit_ms: u64,
+    /// Tests only: after binding, hold the start (health answers `starting`) until this file exists.
+    #[arg(long, hide = true)]
+    start_gate: Option<PathBuf>,
 }
 
 pub fn main() -> ExitCode {
@@ -410,7 +417,12 @@ fn serve(args: ServeArgs) -> ExitCode {
         keep_awake_refresh: Duration::from_millis(args.keep_awake_refresh_ms.max(10)),
         pause_threshold: Duration::from_millis(args.pause_threshold_ms.max(100)),
         stream_idle: (args.stream_idle_secs > 0).then(|| Duration::from_secs(args.stream_idle_secs)),
+        store_stall_limit: Duration::from_millis(args.store_stall_limit_ms),
+        start_gate: args.start_gate.clone(),
     };
+    if let Err(e) = crate::server::check_data_dir(&config.data_dir) {
+        return fail(e);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
@@ -420,20 +432,18 @@ fn serve(args: ServeArgs) -> ExitCode {
             Ok(l) => l,
             Err(e) => return fail(format!("cannot listen on {}:{}: {e}", config.host, config.port)),
         };
-        let prepared = match crate::server::prepare(&config, started).await {
-            Ok(p) => p,
-            Err(e) => return fail(e),
-        };
         let shutdown = shutdown_signal();
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(%addr, data_dir = %config.data_dir.display(), workspace = %config.workspace.display(), auth = config.token.is_some(), "listening");
-        // The one line on stdout: tests and scripts read the bound address from it.
+        // The one line on stdout, printed as soon as the port is bound (the
+        // store opens and recovery runs behind it; /v1/health says `starting`
+        // until it is done): tests and scripts read the bound address from it.
         let mut out = std::io::stdout();
         let _ = writeln!(out, "tether {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
         let _ = out.flush();
-        match crate::server::serve(prepared, listener, shutdown).await {
+        match crate::server::run(config, started, listener, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(format!("server error: {e}")),
+            Err(e) => fail(e),
         }
     })
 }

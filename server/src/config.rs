@@ -23,7 +23,14 @@ pub struct Config {
     pub pause_threshold: Duration,
     /// An event stream with no event to send for this long ends (`--stream-idle-secs`; None: never).
     pub stream_idle: Option<Duration>,
+    /// A stall of the store this long or longer ends the turns that ran through it.
+    pub store_stall_limit: Duration,
+    /// Tests only: after binding, the start waits until this file exists.
+    pub start_gate: Option<PathBuf>,
 }
+
+/// Default of [`Config::store_stall_limit`].
+pub const DEFAULT_STORE_STALL_LIMIT: Duration = Duration::from_secs(30);
 
 /// `$TETHER_DATA_DIR`, else `$XDG_DATA_HOME/tether`, else `~/.local/share/tether`.
 pub fn default_data_dir() -> PathBuf {

@@ -82,6 +82,28 @@ impl ApiError {
     pub fn upgrade_required(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UPGRADE_REQUIRED, "upgrade_required", detail)
     }
+    /// The disk holding the data dir is full: nothing new can be stored until space returns.
+    pub fn insufficient_storage(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", detail)
+    }
+    /// The store cannot commit (an I/O error, a read-only file system); it retries by itself.
+    pub fn store_unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", detail)
+    }
+    /// The server is still starting (opening the store, recovering sessions).
+    pub fn starting(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "starting", detail)
+    }
+
+    /// Seconds a client should wait before trying again, for errors that pass by themselves.
+    fn retry_after(&self) -> Option<&'static str> {
+        match self.code {
+            "starting" => Some("1"),
+            "insufficient_storage" | "store_unavailable" => Some("5"),
+            _ => None,
+        }
+    }
+
     /// A server-side failure; `detail` is logged, and the client sees a generic message.
     pub fn internal(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
@@ -106,11 +128,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        if self.status.is_server_error() && self.retry_after().is_none() {
             tracing::error!(code = self.code, detail = %self.detail, "request failed");
         }
         let body = serde_json::to_vec(&self.to_problem()).unwrap_or_default();
-        (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+        let mut resp = (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response();
+        if let Some(secs) = self.retry_after() {
+            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static(secs));
+        }
+        resp
     }
 }
 
@@ -118,7 +144,18 @@ impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
             crate::store::StoreError::SessionNotFound => ApiError::not_found("session not found"),
+            crate::store::StoreError::Stalled(stall) => ApiError::from(&stall),
             other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<&crate::store::Stall> for ApiError {
+    fn from(stall: &crate::store::Stall) -> Self {
+        let detail = format!("{stall}; try again later");
+        match stall.kind {
+            crate::store::StallKind::DiskFull => ApiError::insufficient_storage(detail),
+            _ => ApiError::store_unavailable(detail),
         }
     }
 }

@@ -1,17 +1,30 @@
-//! Wiring: open the store, recover from a crash, bind the router, serve until
-//! a shutdown signal, then stop every agent within the grace period.
+//! Wiring: check the data dir, answer on the listener at once (health says
+//! `starting`) while the store opens and crash recovery runs, then serve the
+//! API until a shutdown signal, then stop every agent within the grace period.
 
-use std::sync::Arc;
+use std::io::ErrorKind;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::ServiceExt;
 
 use crate::config::Config;
+use crate::error::ApiError;
 use crate::http::{router, AppState};
 use crate::session::Shared;
 use crate::sprite::{KeepAwakeConfig, Keeper, SpriteApi};
-use crate::store::Store;
+use crate::store::{StallKind, Store, StoreError};
+
+/// How long the agents get to stop at shutdown while the store is stalled
+/// (their last events cannot be written; the next start closes their turns).
+const STALLED_SHUTDOWN_LIMIT: Duration = Duration::from_secs(3);
 
 /// A server ready to accept: state built, crash recovery done.
 pub struct Prepared {
@@ -28,13 +41,37 @@ struct Platform {
     pause_threshold: Duration,
 }
 
+/// Checks, before anything is bound, that the data dir can be created and
+/// written: a read-only or full disk is one clear sentence, not a raw SQLite
+/// error later.
+pub fn check_data_dir(dir: &Path) -> Result<(), StartError> {
+    let shown = dir.display();
+    let why = |e: &std::io::Error| -> String {
+        match e.raw_os_error() {
+            Some(libc::EROFS) => format!("the data dir {shown} is on a read-only file system"),
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+                format!("the disk holding the data dir {shown} is full (no space left on device); free some space")
+            }
+            Some(libc::EACCES) | Some(libc::EPERM) => format!("the data dir {shown} is not writable ({e})"),
+            _ => format!("cannot write in the data dir {shown}: {e}"),
+        }
+    };
+    std::fs::create_dir_all(dir).map_err(|e| StartError(why(&e)))?;
+    // A write the size of a few pages, not synced (file systems refuse a
+    // write they have no room for at once); removed straight away.
+    let probe = dir.join(".tether-write-check");
+    let written = std::fs::write(&probe, [0u8; 64 * 1024]);
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(|e| StartError(why(&e)))
+}
+
 /// Opens the store, runs recovery and builds the application state.
 pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, StartError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
-    let store = Store::open(&config.data_dir.join("tether.db"))
-        .map_err(|e| StartError(format!("cannot open the store: {e}")))?;
+    let store = Store::open(&config.data_dir.join("tether.db")).map_err(|e| open_error(&config.data_dir, e))?;
     let shared = Shared::new(store, config.data_dir.clone(), config.workspace.clone());
+    shared.close_turns_after_stalls(config.store_stall_limit);
     let recovered = shared.recover().await.map_err(|e| StartError(format!("recovery failed: {e}")))?;
     if recovered > 0 {
         tracing::info!(sessions = recovered, "closed turns left open by a previous run");
@@ -63,17 +100,98 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
     Ok(Prepared { app, shutdown_tx, platform })
 }
 
-/// Serves on `listener` until `shutdown` resolves, then ends SSE streams and agents.
-pub async fn serve(
-    prepared: Prepared,
+fn open_error(dir: &Path, e: StoreError) -> StartError {
+    let shown = dir.display();
+    match StallKind::of(&e) {
+        StallKind::DiskFull => {
+            StartError(format!("the disk holding the data dir {shown} is full ({e}); free some space"))
+        }
+        StallKind::ReadOnly => StartError(format!("the data dir {shown} is read-only ({e})")),
+        StallKind::Io => StartError(format!("cannot open the store in {shown}: {e}")),
+    }
+}
+
+/// The API once it is ready; until then, the answers of a starting server.
+#[derive(Clone, Default)]
+struct Gate(Arc<OnceLock<Router>>);
+
+impl Gate {
+    fn router(&self) -> Router {
+        let gate = self.clone();
+        Router::new().fallback(move |req: Request| {
+            let gate = gate.clone();
+            async move { gate.handle(req).await }
+        })
+    }
+
+    async fn handle(self, req: Request) -> Response {
+        match self.0.get() {
+            Some(api) => match api.clone().oneshot(req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            },
+            None => starting(&req),
+        }
+    }
+}
+
+/// While the store opens and recovery runs: `GET /v1/health` answers 503
+/// `{"status":"starting"}`, everything else 503 problem `starting`, both
+/// with `Retry-After: 1`.
+fn starting(req: &Request) -> Response {
+    let mut resp = if req.uri().path() == "/v1/health" {
+        let body = serde_json::to_vec(&tether_protocol::Health { status: "starting".into() }).unwrap_or_default();
+        (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    } else {
+        ApiError::starting("the server is starting (opening the store, recovering sessions); try again in a moment")
+            .into_response()
+    };
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+/// Serves on `listener` at once, prepares the server behind it, then serves
+/// the API until `shutdown` resolves; then ends SSE streams and agents.
+/// A shutdown while starting stops at once.
+pub async fn run(
+    config: Config,
+    started: Instant,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> Result<(), StartError> {
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let gate = Gate::default();
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let front = gate.router();
+    let mut http = tokio::spawn(async move {
+        axum::serve(listener, front)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    tokio::pin!(shutdown);
+    let ready = async {
+        if let Some(file) = &config.start_gate {
+            while !file.exists() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        prepare(&config, started).await
+    };
+    let prepared = tokio::select! {
+        p = ready => p?,
+        _ = &mut shutdown => {
+            tracing::info!("shutting down while starting");
+            let _ = stop_tx.send(true);
+            let _ = tokio::time::timeout(Duration::from_millis(500), http).await;
+            return Ok(());
+        }
+    };
     let Prepared { app, shutdown_tx, platform } = prepared;
     let shared = app.shared.clone();
     let pauses = tokio::spawn(crate::wake::watch(shared.clone(), platform.pause_threshold));
     let keeper = platform.sprite.map(|api| {
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let config = KeepAwakeConfig {
             expire: platform.keep_awake_expire,
             refresh: platform.keep_awake_refresh,
@@ -81,42 +199,56 @@ pub async fn serve(
         };
         Keeper::start(api, config, shared.clone())
     });
-    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-    let router = router(app);
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = shutdown_tx.send(true);
-        let _ = stopped_tx.send(());
-    });
-    let mut server = tokio::spawn(async move { server.await });
-    let mut stopped_rx = stopped_rx;
-    let mut finished = None;
+    let _ = gate.0.set(router(app));
+    tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
     tokio::select! {
-        biased;
-        _ = &mut stopped_rx => {}
-        r = &mut server => {
+        _ = &mut shutdown => {}
+        r = &mut http => {
+            // The server ended by itself (the listener failed).
             let r = r.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-            // Graceful shutdown can finish in the same instant the signal fires:
-            // only an unrequested end of the server skips stopping the agents.
-            if stopped_rx.try_recv().is_err() {
-                return r;
-            }
-            finished = Some(r);
+            shared.shutdown().await;
+            return r.map_err(|e| StartError(format!("server error: {e}")));
         }
     }
     tracing::info!("shutting down");
-    // Agents first (they need the store), then whatever connections remain.
+    // Open SSE streams end, no new connections; then the agents (they need
+    // the store), then whatever connections remain.
+    let _ = shutdown_tx.send(true);
+    let _ = stop_tx.send(true);
     pauses.abort();
-    shared.shutdown().await;
+    stop_agents(&shared).await;
     if let Some(keeper) = keeper {
         keeper.stop().await;
     }
-    match finished {
-        Some(r) => r,
-        None => match tokio::time::timeout(Duration::from_millis(500), server).await {
-            Ok(Ok(r)) => r,
-            _ => Ok(()),
-        },
+    if !shared.store.health().is_stalled() {
+        match shared.store.checkpoint_wal().await {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!("the WAL was busy at shutdown; the next start reads it back"),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint at shutdown failed"),
+        }
+    }
+    match tokio::time::timeout(Duration::from_millis(500), http).await {
+        Ok(Ok(Err(e))) if e.kind() != ErrorKind::Interrupted => Err(StartError(format!("server error: {e}"))),
+        _ => Ok(()),
+    }
+}
+
+/// Stops the agents; bounded when the store is stalled, since their last
+/// events wait for a disk that may not come back before the process ends.
+async fn stop_agents(shared: &Arc<Shared>) {
+    let stop = shared.shutdown();
+    tokio::pin!(stop);
+    loop {
+        if let Some(stall) = shared.store.health().stall() {
+            if tokio::time::timeout(STALLED_SHUTDOWN_LIMIT, &mut stop).await.is_err() {
+                tracing::error!(%stall, "stopping while the store is stalled: the events held back are not written; the next start closes the open turns");
+            }
+            return;
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
     }
 }
 

@@ -107,6 +107,8 @@ pub struct ServerOptions {
     pub env: Vec<(String, String)>,
     /// The binary to run instead of [`tether_bin`] (the release binary).
     pub bin: Option<PathBuf>,
+    /// `--data-dir` instead of a temporary one (the server's logs stay in the temporary one).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl ServerOptions {
@@ -171,7 +173,7 @@ impl TestServer {
 
     /// The data dir (`--data-dir`).
     pub fn data_dir(&self) -> &Path {
-        self.data_dir.path()
+        self.options.data_dir.as_deref().unwrap_or(self.data_dir.path())
     }
 
     /// The workspace root (`--workspace`), canonical as the server reports it.
@@ -224,7 +226,7 @@ impl TestServer {
         let bin = self.options.bin.clone().unwrap_or_else(|| tether_bin().to_path_buf());
         let mut cmd = Command::new(&bin);
         cmd.arg("serve").args(["--port", &port.to_string(), "--host", "127.0.0.1"]);
-        cmd.arg("--data-dir").arg(self.data_dir.path());
+        cmd.arg("--data-dir").arg(self.options.data_dir.as_deref().unwrap_or(self.data_dir.path()));
         cmd.arg("--workspace").arg(self.workspace.path());
         if let Some(token) = &self.options.token {
             cmd.args(["--token", token]);
@@ -289,7 +291,33 @@ impl TestServer {
             "unexpected first stdout line {line:?}"
         );
         self.url = url;
+        self.wait_ready().await;
         Ok(())
+    }
+
+    /// The address is printed as soon as the port is bound; the server is
+    /// ready when `GET /v1/health` answers 200 (503 `starting` until then).
+    /// Polls every 5 ms, up to [`START_TIMEOUT`].
+    async fn wait_ready(&mut self) {
+        let http = tether_sdk::reqwest::Client::new();
+        let health = self.endpoint("/v1/health");
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(resp) = http.get(&health).send().await {
+                if resp.status().as_u16() == 200 {
+                    return;
+                }
+            }
+            if let Some(status) = self.try_wait() {
+                panic!("the server exited ({status}) before it was ready\n{}", self.log_tail(60));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server was not ready within {START_TIMEOUT:?}\n{}",
+                self.log_tail(60)
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// The exit status, if the server has exited (reaps it).

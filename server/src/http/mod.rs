@@ -222,6 +222,8 @@ impl TestApp {
             keep_awake_refresh: Duration::from_secs(60),
             pause_threshold: crate::wake::DEFAULT_THRESHOLD,
             stream_idle: None,
+            store_stall_limit: crate::config::DEFAULT_STORE_STALL_LIMIT,
+            start_gate: None,
         };
         let prepared = crate::server::prepare(&config, Instant::now()).await.unwrap();
         TestApp { router: router(prepared.app.clone()), data: data.path().to_path_buf(), _dirs: (data, ws) }

@@ -8,11 +8,11 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use tether_protocol::{Health, Info};
+use tether_protocol::{Health, Info, StoreStatus};
 
 use super::AppRef;
 use crate::error::ApiError;
-use crate::store::reader;
+use crate::store::{reader, StallKind};
 
 pub fn router() -> Router<AppRef> {
     Router::new()
@@ -40,7 +40,25 @@ async fn info(State(app): State<AppRef>) -> Result<Json<Info>, ApiError> {
         last_gseq,
         store_id: app.shared.store.store_id().to_string(),
         boot_id: app.shared.boot_id.clone(),
+        store: store_status(app.shared.store.health()),
     }))
+}
+
+fn store_status(health: &crate::store::StoreHealth) -> StoreStatus {
+    let (last_error_at, last_error) = match health.last_error() {
+        Some((at, e)) => (Some(crate::util::rfc3339_ms(at)), Some(e)),
+        None => (None, None),
+    };
+    let mut status =
+        StoreStatus { last_error, last_error_at, commit_failures: health.commit_failures(), ..Default::default() };
+    if let Some(stall) = health.stall() {
+        status.state = "stalled".into();
+        status.reason = Some(stall.kind.as_str().into());
+        status.stalled_since = Some(crate::util::rfc3339_ms(stall.since_ms));
+        status.stalled_ms = Some(stall.since.elapsed().as_millis() as u64);
+        status.held_events = Some(stall.held_events);
+    }
+    status
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -66,6 +84,21 @@ async fn metrics(State(app): State<AppRef>) -> Result<impl IntoResponse, ApiErro
         let n = by_status.iter().find(|(s, _)| s == status).map(|(_, n)| *n).unwrap_or(0);
         out.push_str(&format!("tether_sessions{{status=\"{status}\"}} {n}\n"));
     }
+    let health = app.shared.store.health();
+    let stall = health.stall();
+    out.push_str("# HELP tether_store_stalled 1 while the store cannot commit (events are held back and retried).\n# TYPE tether_store_stalled gauge\n");
+    for kind in [StallKind::DiskFull, StallKind::ReadOnly, StallKind::Io] {
+        let on = stall.as_ref().is_some_and(|s| s.kind == kind) as u8;
+        out.push_str(&format!("tether_store_stalled{{reason=\"{}\"}} {on}\n", kind.as_str()));
+    }
+    out.push_str(&format!(
+        "# HELP tether_store_stalled_seconds How long the current stall has lasted (0 when none).\n# TYPE tether_store_stalled_seconds gauge\ntether_store_stalled_seconds {:.3}\n\
+         # HELP tether_store_commit_failures_total Commits that failed and were retried.\n# TYPE tether_store_commit_failures_total counter\ntether_store_commit_failures_total {}\n\
+         # HELP tether_store_stalls_total Stalls of the store since the start.\n# TYPE tether_store_stalls_total counter\ntether_store_stalls_total {}\n",
+        stall.as_ref().map(|s| s.since.elapsed().as_secs_f64()).unwrap_or(0.0),
+        health.commit_failures(),
+        health.stalls(),
+    ));
     let m = &app.shared.metrics;
     out.push_str(&format!(
         "# HELP tether_events_stored Events in the store.\n# TYPE tether_events_stored gauge\ntether_events_stored {events}\n\

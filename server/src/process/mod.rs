@@ -301,24 +301,35 @@ fn to_line(bytes: &[u8]) -> String {
     }
 }
 
-/// Kills every process whose environment carries `TETHER_SESSION_ID=<session_id>`
-/// (leftovers of a server that died). Returns how many were signalled.
-pub fn kill_tagged(session_id: &str) -> usize {
-    let needle = format!("{SESSION_ENV}={session_id}");
+/// Kills every process whose environment carries `TETHER_SESSION_ID=<id>`
+/// for one of `session_ids` (leftovers of a server that died), in one pass
+/// over `/proc` however many sessions there are. Answers how many processes
+/// were signalled per session.
+pub fn kill_tagged(session_ids: &std::collections::HashSet<&str>) -> std::collections::HashMap<String, usize> {
+    let mut killed = std::collections::HashMap::new();
+    if session_ids.is_empty() {
+        return killed;
+    }
+    let prefix = format!("{SESSION_ENV}=");
     let me = std::process::id() as i32;
-    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
-    let mut n = 0;
+    let Ok(dir) = std::fs::read_dir("/proc") else { return killed };
     for entry in dir.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
         if pid == me {
             continue;
         }
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
-        if environ.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()) && signal_pid(pid, libc::SIGKILL) {
-            n += 1;
+        let tag = environ
+            .split(|&b| b == 0)
+            .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+            .and_then(|id| std::str::from_utf8(id).ok());
+        if let Some(id) = tag.filter(|id| session_ids.contains(id)) {
+            if signal_pid(pid, libc::SIGKILL) {
+                *killed.entry(id.to_string()).or_insert(0) += 1;
+            }
         }
     }
-    n
+    killed
 }
 
 #[cfg(test)]

@@ -57,6 +57,10 @@ pub enum Command {
     Resumed {
         paused_ms: u64,
     },
+    /// The store was stalled for long and has recovered: end the running turn.
+    StoreStalled {
+        stall: crate::store::StallEnded,
+    },
 }
 
 /// What the actor needs to (re)start its agent.
@@ -182,6 +186,24 @@ impl Actor {
             Command::Resumed { paused_ms } => {
                 if self.proc.is_some() {
                     self.norm.resumed(paused_ms);
+                }
+            }
+            Command::StoreStalled { stall } => {
+                if self.norm.status() == tether_protocol::SessionStatus::Running {
+                    let (code, what) = match stall.kind {
+                        crate::store::StallKind::DiskFull => ("store_full", "the disk holding the data dir was full"),
+                        _ => ("store_unavailable", "the store could not write"),
+                    };
+                    let message = format!(
+                        "{what} for {} s ({}): the agent was held back meanwhile, so this turn was ended; \
+                         nothing it wrote was lost, send the message again to continue",
+                        stall.duration.as_secs(),
+                        stall.error
+                    );
+                    self.norm.fail_turn(code, message);
+                    if let Err(e) = self.interrupt() {
+                        tracing::debug!(session = %self.id, error = %e.detail, "no turn to end after the stall");
+                    }
                 }
             }
             Command::Shutdown { reply } => {

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tether_protocol::{
@@ -366,11 +367,21 @@ impl Shared {
         self.start_actor(&row, program, config, version)
     }
 
+    /// Fails while the store is stalled: a command for a session would wait
+    /// behind its held-back events (its actor is blocked on the full queue).
+    fn check_store(&self) -> Result<(), ApiError> {
+        match self.store.health().stall() {
+            Some(stall) => Err(ApiError::from(&stall)),
+            None => Ok(()),
+        }
+    }
+
     async fn call<T>(
         self: &Arc<Self>,
         id: &str,
         make: impl FnOnce(oneshot::Sender<Result<T, ApiError>>) -> Command,
     ) -> Result<T, ApiError> {
+        self.check_store()?;
         let tx = self.live(id).await?;
         let (reply, rx) = oneshot::channel();
         if tx.send(make(reply)).await.is_err() {
@@ -428,13 +439,24 @@ impl Shared {
     pub async fn recover(self: &Arc<Self>) -> Result<usize, ApiError> {
         let rows = self.store.read(reader::interrupted_sessions).await?;
         let n = rows.len();
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let killed =
+            tokio::task::spawn_blocking(move || crate::process::kill_tagged(&ids.iter().map(String::as_str).collect()))
+                .await
+                .unwrap_or_default();
+        for (session, processes) in killed {
+            tracing::info!(%session, processes, "killed leftover agent processes");
+        }
+        // Every session's open items in one read.
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut open = self
+            .store
+            .read(move |c| {
+                ids.iter().map(|id| Ok((id.clone(), reader::open_items(c, id)?))).collect::<Result<HashMap<_, _>, _>>()
+            })
+            .await?;
         for row in rows {
-            let killed = crate::process::kill_tagged(&row.id);
-            if killed > 0 {
-                tracing::info!(session = %row.id, processes = killed, "killed leftover agent processes");
-            }
-            let sid = row.id.clone();
-            let items: Vec<String> = self.store.read(move |c| reader::open_items(c, &sid)).await?;
+            let items = open.remove(&row.id).unwrap_or_default();
             let mut norm = Normalizer::new(self.facts(&row, None), row.status, row.native_session_id.clone());
             norm.restore_open(row.open_turn.clone(), &items);
             norm.recover_after_restart();
@@ -456,6 +478,38 @@ impl Shared {
             }
         }
         told
+    }
+    /// After a stall of the store that lasted `limit` or longer, ends every
+    /// turn that was running through it: an `error` (`store_full` or
+    /// `store_unavailable`, retryable) and an interrupt through the actor's
+    /// normal path, so its `turn.completed` says `error`. Shorter stalls only
+    /// delay the events (nothing is lost either way).
+    pub fn close_turns_after_stalls(self: &Arc<Self>, limit: Duration) {
+        let mut ended = self.store.health().subscribe_ended();
+        let shared = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let stall = match ended.recv().await {
+                    Ok(s) => s,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                if stall.duration < limit {
+                    continue;
+                }
+                let Some(shared) = shared.upgrade() else { break };
+                let actors: Vec<mpsc::Sender<Command>> =
+                    shared.actors.lock().map(|a| a.values().cloned().collect()).unwrap_or_default();
+                tracing::warn!(
+                    seconds = stall.duration.as_secs(),
+                    sessions = actors.len(),
+                    "the store was stalled for long: ending the turns that ran through it"
+                );
+                for tx in actors {
+                    let _ = tx.send(Command::StoreStalled { stall: stall.clone() }).await;
+                }
+            }
+        });
     }
 
     /// Stops every live session's agent (SIGTERM, then SIGKILL) and waits for it.

@@ -24,6 +24,8 @@ struct TurnState {
     turn_id: String,
     interrupt_requested: bool,
     error_emitted: bool,
+    /// Set by [`Normalizer::fail_turn`]: how the turn ends unless it ends well.
+    failure: Option<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -272,9 +274,20 @@ impl Normalizer {
             EventBody::TurnStarted(TurnStarted { turn_id: turn_id.clone(), input }),
             vec![Effect::TurnOpen(turn_id.clone())],
         );
-        self.turn = Some(TurnState { turn_id, interrupt_requested: false, error_emitted: false });
+        self.turn = Some(TurnState { turn_id, interrupt_requested: false, error_emitted: false, failure: None });
         self.closed.clear();
         self.sync_status();
+    }
+
+    /// The server ends the running turn for a reason of its own: an `error`
+    /// (retryable) now, and the interrupt that follows ends the turn with
+    /// `stop_reason: error` and this error instead of `interrupted`.
+    pub fn fail_turn(&mut self, code: &str, message: String) {
+        let Some(turn) = &mut self.turn else { return };
+        turn.error_emitted = true;
+        turn.failure = Some((code.to_string(), message.clone()));
+        let body = EventBody::Error(ErrorData { code: code.to_string(), message, retryable: true, detail: None });
+        self.emit(Source::Server, body, vec![]);
     }
 
     pub fn request_interrupt(&mut self) -> bool {
@@ -562,10 +575,17 @@ impl Normalizer {
     fn finish_turn(
         &mut self,
         source: Source,
-        stop_reason: StopReason,
+        mut stop_reason: StopReason,
         usage: Option<Usage>,
-        error: Option<(String, String)>,
+        mut error: Option<(String, String)>,
     ) {
+        // A turn the server failed ends with that failure, unless it ended well anyway.
+        if let Some(failure) = self.turn.as_mut().and_then(|t| t.failure.take()) {
+            if stop_reason != StopReason::EndTurn {
+                stop_reason = StopReason::Error;
+                error = Some(failure);
+            }
+        }
         let item_status = match stop_reason {
             StopReason::Interrupted => ItemStatus::Cancelled,
             StopReason::Error => ItemStatus::Failed,
@@ -669,7 +689,7 @@ impl Normalizer {
     /// Reopens the state a crashed server left: open items (as JSON) and the open turn.
     pub fn restore_open(&mut self, turn_id: Option<String>, items: &[String]) {
         if let Some(turn_id) = turn_id {
-            self.turn = Some(TurnState { turn_id, interrupt_requested: false, error_emitted: false });
+            self.turn = Some(TurnState { turn_id, interrupt_requested: false, error_emitted: false, failure: None });
         }
         for json in items {
             if let Ok(item) = serde_json::from_str::<Item>(json) {

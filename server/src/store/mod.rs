@@ -7,6 +7,7 @@
 //! Readers use their own connections and never block the writer.
 //! Nothing here holds a connection across an `.await`.
 
+pub mod health;
 pub mod reader;
 mod writer;
 
@@ -17,6 +18,7 @@ use rusqlite::Connection;
 use tether_protocol::{PermissionMode, Session, SessionStatus, Source};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+pub use health::{Stall, StallEnded, StallKind, StoreHealth};
 pub use reader::ReadPool;
 
 /// Migrations, applied in order; `PRAGMA user_version` counts the applied ones.
@@ -40,6 +42,9 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("session not found")]
     SessionNotFound,
+    /// Commits are failing; the command could not wait for the store to recover.
+    #[error("{0}")]
+    Stalled(Stall),
 }
 
 /// An event committed to the store, as shared with subscribers.
@@ -176,12 +181,22 @@ pub(crate) enum WriteCmd {
     Flush {
         ack: oneshot::Sender<()>,
     },
+    /// Tests: SQL run on the writer's connection, even during a stall.
+    #[cfg(test)]
+    Exec {
+        sql: String,
+        ack: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 /// Handle to the store: cheap to clone.
 #[derive(Clone)]
 pub struct Store {
+    /// Appends and flushes: bounded, the agents' back-pressure.
     tx: mpsc::Sender<WriteCmd>,
+    /// Commands that cannot wait through a stall: create, purge, MCP writes.
+    control: mpsc::Sender<WriteCmd>,
+    health: Arc<StoreHealth>,
     bus: broadcast::Sender<Arc<Committed>>,
     pub reads: Arc<ReadPool>,
     path: Arc<PathBuf>,
@@ -201,17 +216,28 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 /// blocks the writer or readers), and truncates it when it has grown large
 /// and no reader is in the way. The writer's own auto-checkpoint is off.
 fn checkpointer(conn: Connection) {
+    // A full disk fails every checkpoint: say so once per failing streak.
+    let mut failing = false;
     loop {
         std::thread::sleep(std::time::Duration::from_millis(500));
         let r: rusqlite::Result<(i64, i64, i64)> =
             conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)));
+        let ok = r.is_ok();
         match r {
             // All frames copied and the WAL is big: try to reset it (fails harmlessly if busy).
             Ok((0, log, done)) if log == done && log > 16_384 => {
                 let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "WAL checkpoint failed (retried every 500 ms)");
+            }
+            Err(_) => {}
+        }
+        if failing && ok {
+            failing = false;
+            tracing::info!("WAL checkpoints succeed again");
         }
     }
 }
@@ -240,15 +266,20 @@ impl Store {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         // Each command is at most one batch of a session's output: a short queue
         // bounds memory and pushes back on the agents when the disk is slower.
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, appends) = mpsc::channel(16);
+        let (control, control_rx) = mpsc::channel(64);
         let (bus, _) = broadcast::channel(BUS_CAPACITY);
-        let state = writer::Writer::new(conn, bus.clone())?;
-        std::thread::Builder::new().name("tether-store".into()).spawn(move || state.run(rx))?;
+        let health = Arc::new(StoreHealth::default());
+        let state = writer::Writer::new(conn, bus.clone(), health.clone())?;
+        let queues = writer::Queues { appends, control: control_rx };
+        std::thread::Builder::new().name("tether-store".into()).spawn(move || state.run(queues))?;
         // Checkpoints run beside the writer, never inside a commit (no latency spikes).
         let checkpoint = open_connection(path)?;
         std::thread::Builder::new().name("tether-checkpoint".into()).spawn(move || checkpointer(checkpoint))?;
         Ok(Store {
             tx,
+            control,
+            health,
             bus,
             reads: Arc::new(ReadPool::new(path.to_path_buf())),
             path: Arc::new(path.to_path_buf()),
@@ -289,35 +320,66 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)
     }
 
-    pub async fn create_session(&self, row: SessionRow) -> Result<(), StoreError> {
+    /// How the store stands: committing, or stalled on a failing disk.
+    pub fn health(&self) -> &StoreHealth {
+        &self.health
+    }
+
+    /// Sends a control command, or answers the stall at once if commits are failing.
+    async fn control<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> WriteCmd,
+    ) -> Result<T, StoreError> {
+        if let Some(stall) = self.health.stall() {
+            return Err(StoreError::Stalled(stall));
+        }
         let (ack, rx) = oneshot::channel();
-        self.tx.send(WriteCmd::CreateSession { row: Box::new(row), ack }).await.map_err(|_| StoreError::Closed)?;
+        self.control.send(make(ack)).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Deletes a session and all its events.
+    /// Creates a session's row (fails at once while the store is stalled).
+    pub async fn create_session(&self, row: SessionRow) -> Result<(), StoreError> {
+        self.control(|ack| WriteCmd::CreateSession { row: Box::new(row), ack }).await
+    }
+
+    /// Deletes a session and all its events (fails at once while the store is stalled).
     pub async fn purge(&self, session_id: &str) -> Result<(), StoreError> {
-        let (ack, rx) = oneshot::channel();
-        let cmd = WriteCmd::Purge { session_id: session_id.to_string(), ack };
-        self.tx.send(cmd).await.map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.control(|ack| WriteCmd::Purge { session_id: session_id.to_string(), ack }).await
     }
 
     /// Adds or replaces the global MCP server `name` (its config as JSON);
     /// answers the config it replaced, once committed.
     pub async fn put_mcp_server(&self, name: &str, config: String) -> Result<Option<String>, StoreError> {
-        let (ack, rx) = oneshot::channel();
-        let cmd = WriteCmd::PutMcpServer { name: name.to_string(), config, previous: None, ack };
-        self.tx.send(cmd).await.map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.control(|ack| WriteCmd::PutMcpServer { name: name.to_string(), config, previous: None, ack }).await
     }
 
     /// Removes the global MCP server `name`; answers its config (None if there was none), once committed.
     pub async fn delete_mcp_server(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.control(|ack| WriteCmd::DeleteMcpServer { name: name.to_string(), previous: None, ack }).await
+    }
+
+    /// Tests: runs `sql` on the writer's connection (also during a stall).
+    #[cfg(test)]
+    pub(crate) async fn exec_on_writer(&self, sql: &str) -> Result<(), StoreError> {
         let (ack, rx) = oneshot::channel();
-        let cmd = WriteCmd::DeleteMcpServer { name: name.to_string(), previous: None, ack };
-        self.tx.send(cmd).await.map_err(|_| StoreError::Closed)?;
+        self.control.send(WriteCmd::Exec { sql: sql.to_string(), ack }).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Copies the WAL into the database file and empties it, waiting at most
+    /// half a second for readers in the way. Done at a clean shutdown, so the
+    /// next start need not read the WAL back (tens of ms on a large one).
+    pub async fn checkpoint_wal(&self) -> Result<bool, StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || -> Result<bool, StoreError> {
+            let conn = Connection::open(&*path)?;
+            conn.pragma_update(None, "busy_timeout", 500)?;
+            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            Ok(busy == 0)
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
     }
 
     /// Runs a read on a pooled connection off the async runtime.

@@ -1,105 +1,181 @@
-//! The single writer: group commit, seq/gseq assignment, derived state, publish after commit.
+//! The single writer: group commit, seq/gseq assignment, derived state,
+//! publish after commit — and never a lost event: a batch that fails to
+//! commit (disk full, I/O error) is kept and retried with back-off until it
+//! commits. While it is retried the writer takes no more appends, so the
+//! bounded queue fills and holds the agents back (their PTYs stop being
+//! read); control commands (create, purge, MCP writes), which cannot wait
+//! that long, are answered at once with the stall.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{broadcast, mpsc};
 
+use super::health::StoreHealth;
 use super::{Committed, Effect, StoreError, WriteCmd};
 
 /// Most events committed in one transaction.
 const MAX_BATCH_EVENTS: usize = 8192;
+/// First wait before a failed commit is tried again; it doubles up to [`BACKOFF_MAX`].
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 pub(crate) struct Writer {
     conn: Connection,
     bus: broadcast::Sender<Arc<Committed>>,
+    health: Arc<StoreHealth>,
     next_gseq: u64,
     last_seq: HashMap<Arc<str>, u64>,
 }
 
+/// The two queues the writer reads: appends and flushes (bounded: this is
+/// the back-pressure on the agents), and control commands (read first, and
+/// answered at once while the store is stalled).
+pub(crate) struct Queues {
+    pub appends: mpsc::Receiver<WriteCmd>,
+    pub control: mpsc::Receiver<WriteCmd>,
+}
+
 impl Writer {
-    pub(crate) fn new(conn: Connection, bus: broadcast::Sender<Arc<Committed>>) -> Result<Self, StoreError> {
+    pub(crate) fn new(
+        conn: Connection,
+        bus: broadcast::Sender<Arc<Committed>>,
+        health: Arc<StoreHealth>,
+    ) -> Result<Self, StoreError> {
         let max: Option<i64> = conn.query_row("SELECT MAX(gseq) FROM events", [], |r| r.get(0))?;
-        Ok(Writer { conn, bus, next_gseq: max.unwrap_or(0) as u64 + 1, last_seq: HashMap::new() })
+        Ok(Writer { conn, bus, health, next_gseq: max.unwrap_or(0) as u64 + 1, last_seq: HashMap::new() })
     }
 
-    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<WriteCmd>) {
-        let mut batch = Vec::new();
-        while let Some(first) = rx.blocking_recv() {
-            batch.push(first);
-            let mut n_events = 0;
-            while n_events < MAX_BATCH_EVENTS {
-                match rx.try_recv() {
-                    Ok(cmd) => {
-                        if let WriteCmd::Append { events, .. } = &cmd {
-                            n_events += events.len();
-                        }
-                        batch.push(cmd);
-                    }
-                    Err(_) => break,
-                }
+    pub(crate) fn run(mut self, mut q: Queues) {
+        // Only to wait on both queues and on back-off timers from this thread.
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "the store writer cannot start");
+                return;
             }
-            self.commit_batch(&mut batch);
+        };
+        let mut batch = Vec::new();
+        loop {
+            let first = rt.block_on(async {
+                tokio::select! {
+                    biased;
+                    Some(c) = q.control.recv() => Some(c),
+                    Some(a) = q.appends.recv() => Some(a),
+                    else => None,
+                }
+            });
+            let Some(first) = first else { break };
+            batch.push(first);
+            while let Ok(cmd) = q.control.try_recv() {
+                batch.push(cmd);
+            }
+            fill(&mut batch, &mut q.appends);
+            self.commit_batch(&mut batch, &rt, &mut q);
         }
         tracing::debug!("store writer stopped");
     }
 
-    fn commit_batch(&mut self, batch: &mut Vec<WriteCmd>) {
-        let mut published = Vec::new();
-        let saved_gseq = self.next_gseq;
-        let saved_seqs: Vec<(Arc<str>, Option<u64>)> = batch
-            .iter()
-            .filter_map(|c| match c {
-                WriteCmd::Append { session_id, .. } => Some(session_id.clone()),
-                _ => None,
-            })
-            .map(|s| {
-                let v = self.last_seq.get(&s).copied();
-                (s, v)
-            })
-            .collect();
-        let result = self.write_all(batch, &mut published);
-        let ok = result.is_ok();
-        match result {
-            Ok(()) => {
-                for c in published {
-                    // No receivers is fine: the event is durable and replayable.
-                    let _ = self.bus.send(c);
+    /// Commits `batch`, retrying what must not be lost until it commits.
+    fn commit_batch(&mut self, batch: &mut Vec<WriteCmd>, rt: &tokio::runtime::Runtime, q: &mut Queues) {
+        let mut backoff = BACKOFF_MIN;
+        let mut retrying = false;
+        loop {
+            let saved_gseq = self.next_gseq;
+            let mut published = Vec::new();
+            // A retry with nothing to write proves the disk takes writes again with a probe.
+            let probe = if retrying && !batch.iter().any(|c| matches!(c, WriteCmd::Append { .. })) {
+                self.probe()
+            } else {
+                Ok(())
+            };
+            let result = probe.and_then(|()| self.write_all(batch, &mut published));
+            match result {
+                Ok(()) => {
+                    if let Some(ended) = self.health.committed() {
+                        tracing::warn!(
+                            seconds = ended.duration.as_secs_f64(),
+                            "the store commits again after a stall; the events held back are written"
+                        );
+                    }
+                    for c in published {
+                        // No receivers is fine: the event is durable and replayable.
+                        let _ = self.bus.send(c);
+                    }
+                    answer(batch);
+                    return;
                 }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "event batch failed to commit; events dropped from the live stream");
-                self.next_gseq = saved_gseq;
-                for (s, v) in saved_seqs {
-                    match v {
-                        Some(v) => self.last_seq.insert(s, v),
-                        None => self.last_seq.remove(&s),
-                    };
-                }
-            }
-        }
-        // Answer acks only after the commit, so a caller that waits sees its write durable.
-        for cmd in batch.drain(..) {
-            match cmd {
-                WriteCmd::Append { .. } => {}
-                WriteCmd::Flush { ack } => {
-                    let _ = ack.send(());
-                }
-                WriteCmd::CreateSession { ack, .. } | WriteCmd::Purge { ack, .. } => {
-                    let _ =
-                        ack.send(if ok { Ok(()) } else { Err(StoreError::Io(std::io::Error::other("commit failed"))) });
-                }
-                WriteCmd::PutMcpServer { ack, previous, .. } | WriteCmd::DeleteMcpServer { ack, previous, .. } => {
-                    let _ = ack.send(if ok {
-                        Ok(previous)
+                Err(e) => {
+                    self.next_gseq = saved_gseq;
+                    // Recomputed from the committed rows at the next use.
+                    self.last_seq.clear();
+                    let has_control =
+                        batch.iter().any(|c| !matches!(c, WriteCmd::Append { .. } | WriteCmd::Flush { .. }));
+                    if has_control && !is_storage_error(&e) {
+                        // A command of its own failed (a constraint, say), not the disk:
+                        // it gets its error, and the rest is committed without it.
+                        tracing::warn!(error = %e, "a store command failed; the batch is committed without it");
+                        let msg = e.to_string();
+                        answer_control(batch, || StoreError::Io(std::io::Error::other(msg.clone())));
+                        if batch.is_empty() {
+                            return;
+                        }
+                        continue;
+                    }
+                    let first = !self.health.is_stalled();
+                    let stall = self.health.failed(&e, held_events(batch));
+                    if first {
+                        tracing::error!(error = %e, kind = stall.kind.as_str(),
+                            "the store cannot commit; events are held back and retried until it can");
                     } else {
-                        Err(StoreError::Io(std::io::Error::other("commit failed")))
+                        tracing::debug!(error = %e, attempts = stall.attempts, "commit retry failed");
+                    }
+                    // Commands that cannot wait are answered now; appends and flushes stay.
+                    answer_control(batch, || StoreError::Stalled(stall.clone()));
+                    if batch.is_empty() {
+                        // Retry with what is queued, or with a probe when nothing is.
+                        fill(batch, &mut q.appends);
+                    }
+                    rt.block_on(async {
+                        let wait = tokio::time::sleep(backoff);
+                        tokio::pin!(wait);
+                        loop {
+                            tokio::select! {
+                                _ = &mut wait => break,
+                                Some(c) = q.control.recv() => self.refuse(c, &stall),
+                            }
+                        }
                     });
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    retrying = true;
                 }
             }
         }
+    }
+
+    /// Answers a control command that arrived during a stall (tests' `Exec` runs at once).
+    fn refuse(&mut self, cmd: WriteCmd, stall: &super::health::Stall) {
+        #[cfg(test)]
+        if let WriteCmd::Exec { sql, ack } = cmd {
+            let _ = ack.send(self.conn.execute_batch(&sql).map_err(StoreError::from));
+            return;
+        }
+        let mut one = vec![cmd];
+        answer_control(&mut one, || StoreError::Stalled(stall.clone()));
+    }
+
+    /// A tiny write that tells whether the store can commit again.
+    fn probe(&mut self) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('writable_at', ?1)",
+            [crate::util::now_ms().to_string()],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn write_all(&mut self, batch: &mut [WriteCmd], published: &mut Vec<Arc<Committed>>) -> Result<(), StoreError> {
@@ -129,7 +205,7 @@ impl Writer {
                                 }
                             }
                         };
-                        for ev in events.drain(..) {
+                        for ev in events.iter() {
                             last += 1;
                             let gseq = self.next_gseq;
                             self.next_gseq += 1;
@@ -163,7 +239,7 @@ impl Writer {
                                 gseq,
                                 etype: ev.etype,
                                 json,
-                                raw: ev.raw,
+                                raw: ev.raw.clone(),
                             }));
                         }
                         self.last_seq.insert(session_id.clone(), last);
@@ -213,6 +289,8 @@ impl Writer {
                         tx.execute("DELETE FROM mcp_servers WHERE name = ?1", [&*name])?;
                     }
                     WriteCmd::Flush { .. } => {}
+                    #[cfg(test)]
+                    WriteCmd::Exec { sql, .. } => tx.execute_batch(sql)?,
                 }
             }
             let mut update = tx.prepare_cached("UPDATE sessions SET last_seq = ?2, updated_at = ?3 WHERE id = ?1")?;
@@ -254,4 +332,94 @@ fn apply_effect(tx: &rusqlite::Transaction<'_>, sid: &str, effect: &Effect) -> R
         }
     }
     Ok(())
+}
+
+/// Adds queued appends to `batch`, up to [`MAX_BATCH_EVENTS`] events.
+fn fill(batch: &mut Vec<WriteCmd>, appends: &mut mpsc::Receiver<WriteCmd>) {
+    let mut n_events = held_events(batch) as usize;
+    while n_events < MAX_BATCH_EVENTS {
+        match appends.try_recv() {
+            Ok(cmd) => {
+                if let WriteCmd::Append { events, .. } = &cmd {
+                    n_events += events.len();
+                }
+                batch.push(cmd);
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+fn held_events(batch: &[WriteCmd]) -> u64 {
+    batch
+        .iter()
+        .map(|c| match c {
+            WriteCmd::Append { events, .. } => events.len() as u64,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Answers every command of a committed batch (acks only after the commit,
+/// so a caller that waits sees its write durable).
+fn answer(batch: &mut Vec<WriteCmd>) {
+    for cmd in batch.drain(..) {
+        match cmd {
+            WriteCmd::Append { .. } => {}
+            WriteCmd::Flush { ack } => {
+                let _ = ack.send(());
+            }
+            WriteCmd::CreateSession { ack, .. } | WriteCmd::Purge { ack, .. } => {
+                let _ = ack.send(Ok(()));
+            }
+            WriteCmd::PutMcpServer { ack, previous, .. } | WriteCmd::DeleteMcpServer { ack, previous, .. } => {
+                let _ = ack.send(Ok(previous));
+            }
+            #[cfg(test)]
+            WriteCmd::Exec { ack, .. } => {
+                let _ = ack.send(Ok(()));
+            }
+        }
+    }
+}
+
+/// Takes the control commands out of `batch` and answers each with `error()`.
+fn answer_control(batch: &mut Vec<WriteCmd>, error: impl Fn() -> StoreError) {
+    let mut keep = Vec::with_capacity(batch.len());
+    for cmd in batch.drain(..) {
+        match cmd {
+            WriteCmd::Append { .. } | WriteCmd::Flush { .. } => keep.push(cmd),
+            WriteCmd::CreateSession { ack, .. } | WriteCmd::Purge { ack, .. } => {
+                let _ = ack.send(Err(error()));
+            }
+            WriteCmd::PutMcpServer { ack, .. } | WriteCmd::DeleteMcpServer { ack, .. } => {
+                let _ = ack.send(Err(error()));
+            }
+            #[cfg(test)]
+            WriteCmd::Exec { ack, .. } => {
+                let _ = ack.send(Err(error()));
+            }
+        }
+    }
+    *batch = keep;
+}
+
+/// Whether a failed commit is the disk's doing (worth waiting for), not the command's.
+fn is_storage_error(e: &StoreError) -> bool {
+    use rusqlite::ErrorCode::*;
+    match e {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+            f.code,
+            DiskFull
+                | ReadOnly
+                | SystemIoFailure
+                | CannotOpen
+                | DatabaseBusy
+                | DatabaseLocked
+                | OutOfMemory
+                | FileLockingProtocolFailed
+        ),
+        StoreError::Io(_) => true,
+        _ => false,
+    }
 }
