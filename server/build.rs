@@ -65,15 +65,19 @@ fn commit(manifest: &Path) {
     if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
         let dir = PathBuf::from(dir);
         println!("cargo:rerun-if-changed={}", dir.join("HEAD").display());
-        if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            let file = dir.join(&head);
-            if file.exists() {
-                println!("cargo:rerun-if-changed={}", file.display());
+        // In a worktree, branch refs live in the common git dir, not in the worktree's own.
+        let common = git(&["rev-parse", "--git-common-dir"]).map(|c| manifest.join(c)).unwrap_or_else(|| dir.clone());
+        for base in [&dir, &common] {
+            if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
+                let file = base.join(&head);
+                if file.exists() {
+                    println!("cargo:rerun-if-changed={}", file.display());
+                }
             }
-        }
-        let packed = dir.join("packed-refs");
-        if packed.exists() {
-            println!("cargo:rerun-if-changed={}", packed.display());
+            let packed = base.join("packed-refs");
+            if packed.exists() {
+                println!("cargo:rerun-if-changed={}", packed.display());
+            }
         }
     }
     println!("cargo:rustc-env=TETHER_COMMIT={sha}");
