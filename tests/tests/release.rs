@@ -88,7 +88,17 @@ async fn the_release_binary_serves_from_an_empty_chroot() {
     let result = async {
         let url = url.ok_or_else(|| format!("no address in {line:?}"))?;
         let client = tether_sdk::Client::new(url).with_token("chroot-token");
-        let health = client.health().await.map_err(|e| e.to_string())?;
+        // The address line comes as soon as the port is bound; health says `starting` until the store is open.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let health = loop {
+            match client.health().await {
+                Ok(h) => break h,
+                Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("starting") => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        };
         let info = client.info().await.map_err(|e| e.to_string())?;
         let sessions = client.list_sessions(&Default::default()).await.map_err(|e| e.to_string())?;
         Ok::<_, String>((health, info, sessions))
