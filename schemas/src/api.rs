@@ -510,6 +510,103 @@ impl Problem {
     pub fn code(&self) -> &str {
         self.type_.strip_prefix("urn:tether:error:").unwrap_or(&self.type_)
     }
+
+    /// [`code`](Self::code) as an [`ErrorCode`] (`Unknown` for a code this
+    /// version does not know).
+    pub fn error_code(&self) -> ErrorCode {
+        ErrorCode::from_code(self.code())
+    }
+}
+
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $code:literal,)*) => {
+        /// Every stable problem code the API answers with (the part of the
+        /// problem `type` after `urn:tether:error:`). Match on this rather
+        /// than on strings; `Unknown` is a code this version does not know
+        /// (a newer server, or a non-problem error body).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+            /// A code this version does not know.
+            Unknown,
+        }
+
+        impl ErrorCode {
+            /// Every known code (not `Unknown`).
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The wire form (`session_not_found`); `unknown` for `Unknown`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                    ErrorCode::Unknown => "unknown",
+                }
+            }
+
+            /// The code of a wire form; `Unknown` when not known.
+            pub fn from_code(code: &str) -> ErrorCode {
+                match code {
+                    $($code => ErrorCode::$variant,)*
+                    _ => ErrorCode::Unknown,
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// 400: the request is malformed or a field is wrong (the detail says which).
+    InvalidRequest = "invalid_request",
+    /// 401: no token, or a wrong one.
+    Unauthorized = "unauthorized",
+    /// 404: no such route or object.
+    NotFound = "not_found",
+    /// 404: no session with that id.
+    SessionNotFound = "session_not_found",
+    /// 422: the agent's CLI is not installed (`POST /v1/agents/{agent}/install`).
+    AgentNotInstalled = "agent_not_installed",
+    /// 503: the agent cannot be started or installed right now.
+    AgentUnavailable = "agent_unavailable",
+    /// 409: the state does not allow it (a turn is running, the session ended, ..).
+    Conflict = "conflict",
+    /// 413: the body is larger than allowed.
+    PayloadTooLarge = "payload_too_large",
+    /// 403: the path leaves the workspace root.
+    PathOutsideRoot = "path_outside_root",
+    /// 403: the filesystem refused access.
+    PermissionDenied = "permission_denied",
+    /// 415: the body's media type is not accepted.
+    UnsupportedMediaType = "unsupported_media_type",
+    /// 405: the route exists but not with this method.
+    MethodNotAllowed = "method_not_allowed",
+    /// 416: the asked byte range is outside the file.
+    RangeNotSatisfiable = "range_not_satisfiable",
+    /// 426: a WebSocket route was asked without an upgrade.
+    UpgradeRequired = "upgrade_required",
+    /// 409: the cursor is beyond what the store holds (restored from an older copy).
+    CursorAhead = "cursor_ahead",
+    /// 502/504: an MCP server could not be reached or did not answer.
+    McpUnavailable = "mcp_unavailable",
+    /// 507: the data dir is full; retry later.
+    InsufficientStorage = "insufficient_storage",
+    /// 507: the workspace's disk is full.
+    NoSpace = "no_space",
+    /// 503: the event store cannot write; retry later.
+    StoreUnavailable = "store_unavailable",
+    /// 503: the server is starting (recovery running); retry after the `Retry-After`.
+    Starting = "starting",
+    /// 500: a bug or an unexpected failure (details are in the server log).
+    Internal = "internal",
+    /// 502: the SDK's Sprites transport could not open a tunnel to the
+    /// Sprite (answered by the SDK, not by a server).
+    SpriteUnreachable = "sprite_unreachable",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What a filesystem entry is (a symlink is reported as itself, never followed).
@@ -574,4 +671,27 @@ pub struct WatchEvent {
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_round_trip_and_unknown_ones_stay_unknown() {
+        for &code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_code(code.as_str()), code);
+            assert_ne!(code, ErrorCode::Unknown);
+        }
+        assert_eq!(ErrorCode::from_code("from_the_future"), ErrorCode::Unknown);
+        let problem = Problem {
+            type_: "urn:tether:error:session_not_found".into(),
+            title: "Not Found".into(),
+            status: 404,
+            detail: String::new(),
+            last_seq: None,
+            store_id: None,
+        };
+        assert_eq!(problem.error_code(), ErrorCode::SessionNotFound);
+    }
 }

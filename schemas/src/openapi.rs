@@ -65,10 +65,42 @@ fn routes() -> Vec<Route> {
         ),
         r("get", "/v1/openapi.json", "This document", &[], None, 200, Bytes("application/json")),
         r("get", "/metrics", "Prometheus text metrics", &[], None, 200, Bytes("text/plain")),
+        r("get", "/ui", "Redirects (308) to `/ui/`; no auth", &[], None, 308, Bytes("text/plain")),
         r("get", "/ui/", "The inspector web UI (embedded); no auth", &[], None, 200, Bytes("text/html")),
         r("get", "/ui/{path}", "A file of the inspector web UI; no auth", &[], None, 200, Bytes("text/plain")),
         r("get", "/v1/agents", "Every known agent", &[], None, 200, Json(schema::<AgentList>)),
         r("get", "/v1/agents/{agent}", "One agent", &[], None, 200, Json(schema::<Agent>)),
+        r(
+            "post",
+            "/mcp",
+            "tether as an MCP server (Streamable HTTP, JSON-RPC): the session, event and file tools; answers JSON \
+             or an SSE stream per the MCP transport",
+            &[],
+            Bytes("application/json"),
+            200,
+            Bytes("application/json"),
+        ),
+        r(
+            "get",
+            "/mcp",
+            "The MCP transport's stream of server messages for an MCP session (`Mcp-Session-Id`)",
+            &[],
+            None,
+            200,
+            Sse,
+        ),
+        r("delete", "/mcp", "Ends an MCP session (`Mcp-Session-Id`)", &[], None, 202, None),
+        r(
+            "post",
+            "/v1/agents/{agent}/install",
+            "Installs the agent's pinned CLI version from npm into the data dir (no body) and answers the agent. With \
+             `Accept: text/event-stream` the answer is SSE: `progress` events, then one `done` (the agent) or \
+             `error` (a problem)",
+            &[],
+            None,
+            200,
+            Json(schema::<Agent>),
+        ),
         r(
             "get",
             "/v1/mcp/servers",
@@ -402,7 +434,7 @@ pub fn openapi() -> Value {
             json!({"description": "an error", "content": {"application/problem+json": {"schema": problem.clone()}}}),
         );
         op.insert("responses".into(), Value::Object(responses));
-        if route.path != "/v1/health" && !route.path.starts_with("/ui/") {
+        if route.path != "/v1/health" && !route.path.starts_with("/ui") {
             op.insert("security".into(), json!([{"bearer": []}, {"tether_token": []}]));
         }
         let entry = paths.entry(route.path).or_insert_with(|| json!({}));

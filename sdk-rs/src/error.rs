@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tether_protocol::{Problem, StreamReset};
+use tether_protocol::{ErrorCode, Problem, StreamReset};
 
 /// The `type` given to a non-2xx answer whose body is not problem JSON.
 pub const UNKNOWN_PROBLEM_TYPE: &str = "urn:tether:error:unknown";
@@ -13,9 +13,11 @@ pub const UNKNOWN_PROBLEM_TYPE: &str = "urn:tether:error:unknown";
 pub enum Error {
     /// The server answered with a non-2xx status. `problem` is its
     /// `application/problem+json` body, or one synthesized with type
-    /// `urn:tether:error:unknown` and the body text as `detail`.
+    /// `urn:tether:error:unknown` and the body text as `detail`. `code` is
+    /// the problem's code as an enum, to match on
+    /// (`Error::Api { code: ErrorCode::SessionNotFound, .. }`).
     #[error("HTTP {status} {code}: {detail}", code = .problem.code(), detail = .problem.detail)]
-    Api { status: u16, problem: Problem },
+    Api { status: u16, code: ErrorCode, problem: Problem },
     /// The request could not be sent or the answer could not be read.
     #[error("HTTP transport error: {0}")]
     Http(#[from] reqwest::Error),
@@ -37,6 +39,16 @@ pub enum Error {
         store = .0.store_id
     )]
     CursorAhead(StreamReset),
+    /// The Sprites transport could not be set up (no tokio runtime, the
+    /// local relay socket could not be made).
+    #[error("Sprites transport: {0}")]
+    Tunnel(String),
+    /// The session ended while a helper waited on it.
+    #[error("session {0} ended")]
+    SessionEnded(String),
+    /// A helper's deadline passed first (`wait_for_status`, `run_turn`).
+    #[error("timed out: {0}")]
+    Timeout(String),
 }
 
 /// `Result` with this crate's [`Error`].
@@ -49,7 +61,35 @@ impl Error {
         match self {
             Error::Api { problem, .. } => Some(problem.code()),
             Error::CursorAhead(_) => Some("cursor_ahead"),
-            Error::Http(_) | Error::Decode(_) => None,
+            Error::Http(_) | Error::Decode(_) | Error::Tunnel(_) | Error::Timeout(_) | Error::SessionEnded(_) => None,
+        }
+    }
+
+    /// The problem code as an [`ErrorCode`] (`ErrorCode::Unknown` for a code
+    /// this SDK does not know); `None` for transport and decode errors.
+    pub fn kind(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Api { code, .. } => Some(*code),
+            Error::CursorAhead(_) => Some(ErrorCode::CursorAhead),
+            Error::Http(_) | Error::Decode(_) | Error::Tunnel(_) | Error::Timeout(_) | Error::SessionEnded(_) => None,
+        }
+    }
+
+    /// Whether retrying the same request later can succeed: a transport
+    /// failure, a 5xx, `starting`, `store_unavailable` or
+    /// `insufficient_storage`.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Http(_) => true,
+            Error::Api { status, code, .. } => {
+                *status >= 500
+                    || matches!(
+                        code,
+                        ErrorCode::Starting | ErrorCode::StoreUnavailable | ErrorCode::InsufficientStorage
+                    )
+            }
+            Error::Timeout(_) => true,
+            Error::CursorAhead(_) | Error::Decode(_) | Error::Tunnel(_) | Error::SessionEnded(_) => false,
         }
     }
 
@@ -61,7 +101,7 @@ impl Error {
             Error::Api { status, .. } => Some(*status),
             Error::CursorAhead(_) => Some(409),
             Error::Http(e) => e.status().map(|s| s.as_u16()),
-            Error::Decode(_) => None,
+            Error::Decode(_) | Error::Tunnel(_) | Error::Timeout(_) | Error::SessionEnded(_) => None,
         }
     }
 }
@@ -111,7 +151,7 @@ pub(crate) fn api_error(status: StatusCode, body: &[u8]) -> Error {
     {
         return Error::CursorAhead(StreamReset { last_seq, store_id, after: None });
     }
-    Error::Api { status: status.as_u16(), problem }
+    Error::Api { status: status.as_u16(), code: problem.error_code(), problem }
 }
 
 #[cfg(test)]
@@ -124,6 +164,9 @@ mod tests {
         let body = br#"{"type":"urn:tether:error:session_not_found","title":"Not Found","status":404,"detail":"no session ses_x"}"#;
         let err = api_error(StatusCode::NOT_FOUND, body);
         assert_eq!(err.code(), Some("session_not_found"));
+        assert_eq!(err.kind(), Some(ErrorCode::SessionNotFound));
+        assert!(matches!(err, Error::Api { code: ErrorCode::SessionNotFound, .. }));
+        assert!(!err.is_retryable());
         assert_eq!(err.status(), Some(404));
         match &err {
             Error::Api { problem, .. } => assert_eq!(problem.detail, "no session ses_x"),
@@ -136,6 +179,8 @@ mod tests {
     fn non_problem_body_is_synthesized() {
         let err = api_error(StatusCode::BAD_GATEWAY, b"upstream down");
         assert_eq!(err.code(), Some("unknown"));
+        assert_eq!(err.kind(), Some(ErrorCode::Unknown));
+        assert!(err.is_retryable());
         assert_eq!(err.status(), Some(502));
         match err {
             Error::Api { problem, .. } => {
@@ -171,7 +216,8 @@ mod tests {
     fn partial_problem_gets_defaults() {
         let err = api_error(StatusCode::CONFLICT, br#"{"type":"urn:tether:error:conflict"}"#);
         match err {
-            Error::Api { status, problem } => {
+            Error::Api { status, code, problem } => {
+                assert_eq!(code, ErrorCode::Conflict);
                 assert_eq!(status, 409);
                 assert_eq!(problem.code(), "conflict");
                 assert_eq!(problem.status, 409);

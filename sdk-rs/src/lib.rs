@@ -27,8 +27,11 @@ mod error;
 pub mod fs;
 pub mod mcp;
 mod skills;
+#[cfg(feature = "sprites")]
+pub mod sprites;
 pub mod sse;
 mod stream;
+mod turn;
 
 use std::fmt;
 use std::sync::Arc;
@@ -42,6 +45,7 @@ pub use tether_protocol::*;
 pub use error::{Error, Result, UNKNOWN_PROBLEM_TYPE};
 pub use reqwest;
 pub use stream::EventStream;
+pub use turn::{AllowAll, DecideWith, Decider, DenyAll, TurnOptions, TurnReport};
 
 use stream::CursorKind;
 
@@ -52,6 +56,24 @@ pub struct Client {
     http: reqwest::Client,
     base_url: Arc<str>,
     token: Option<Arc<str>>,
+    token_header: TokenHeader,
+    /// Sent as `Authorization: Bearer` for the edge in front of tether (the
+    /// Sprite URL in its default `sprite` auth mode).
+    edge_token: Option<Arc<str>>,
+    /// The Sprites transport's local relay, alive as long as a clone is.
+    #[cfg(feature = "sprites")]
+    relay: Option<Arc<sprites::Relay>>,
+}
+
+/// Which header carries tether's token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenHeader {
+    /// `Authorization: Bearer <token>` (the default).
+    #[default]
+    Authorization,
+    /// `X-Tether-Token: <token>`, for when something in front of tether
+    /// takes `Authorization` for itself (the Sprite URL's edge).
+    XTetherToken,
 }
 
 /// Filters of `GET /v1/sessions`.
@@ -68,12 +90,60 @@ impl Client {
     /// a trailing `/` is ignored).
     pub fn new(base_url: impl Into<String>) -> Client {
         let base_url: String = base_url.into();
-        Client { http: reqwest::Client::new(), base_url: base_url.trim_end_matches('/').into(), token: None }
+        Client {
+            http: reqwest::Client::new(),
+            base_url: base_url.trim_end_matches('/').into(),
+            token: None,
+            token_header: TokenHeader::Authorization,
+            edge_token: None,
+            #[cfg(feature = "sprites")]
+            relay: None,
+        }
     }
 
-    /// Sends `Authorization: Bearer <token>` on every request.
+    /// A client of the tether inside the Sprite `name`, through the Sprites
+    /// TCP proxy (`wss://api.sprites.dev/v1/sprites/{name}/proxy`) with this
+    /// Sprites token; tether's own token still goes with
+    /// [`with_token`](Self::with_token). Each HTTP connection is a tunnel of
+    /// its own, so event streams resume across tunnel drops. Must be called
+    /// inside a tokio runtime. See [`sprites`] for the details.
+    #[cfg(feature = "sprites")]
+    pub fn sprite(name: impl Into<String>, sprites_token: impl Into<String>) -> Result<Client> {
+        Client::through_sprites_proxy(sprites::SpritesProxy::new(name, sprites_token))
+    }
+
+    /// [`sprite`](Self::sprite) with every option of the proxy.
+    #[cfg(feature = "sprites")]
+    pub fn through_sprites_proxy(proxy: sprites::SpritesProxy) -> Result<Client> {
+        let relay = sprites::Relay::start(proxy)?;
+        let http = reqwest::Client::builder()
+            .unix_socket(relay.socket.as_path())
+            .build()
+            .map_err(|e| Error::Tunnel(format!("cannot build the HTTP client: {e}")))?;
+        let mut client = Client::new("http://sprite").with_http_client(http);
+        client.relay = Some(Arc::new(relay));
+        Ok(client)
+    }
+
+    /// A client of the tether behind a Sprite URL (`https://NAME-ORG.sprites.app`)
+    /// in its default auth mode: the Sprites token goes as `Authorization:
+    /// Bearer` (the edge takes it), tether's token as `X-Tether-Token`.
+    pub fn sprite_url(url: impl Into<String>, sprites_token: impl Into<String>) -> Client {
+        let mut client = Client::new(url).with_token_header(TokenHeader::XTetherToken);
+        client.edge_token = Some(sprites_token.into().into());
+        client
+    }
+
+    /// Sends tether's token on every request, in the
+    /// [`TokenHeader`] chosen (`Authorization: Bearer` by default).
     pub fn with_token(mut self, token: impl Into<String>) -> Client {
         self.token = Some(token.into().into());
+        self
+    }
+
+    /// Which header carries the token.
+    pub fn with_token_header(mut self, header: TokenHeader) -> Client {
+        self.token_header = header;
         self
     }
 
@@ -92,10 +162,14 @@ impl Client {
     /// allowed) with the auth header set: the escape hatch for routes this
     /// client does not wrap.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let request = self.http.request(method, format!("{}{}", self.base_url, path));
-        match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
+        let mut request = self.http.request(method, format!("{}{}", self.base_url, path));
+        if let Some(edge) = &self.edge_token {
+            request = request.bearer_auth(edge);
+        }
+        match (&self.token, self.token_header) {
+            (Some(token), TokenHeader::Authorization) if self.edge_token.is_none() => request.bearer_auth(token),
+            (Some(token), _) => request.header("x-tether-token", token.as_ref()),
+            (None, _) => request,
         }
     }
 
@@ -256,6 +330,8 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("base_url", &self.base_url)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_header", &self.token_header)
+            .field("edge_token", &self.edge_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }

@@ -24,6 +24,11 @@ impl std::error::Error for ApiError {}
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        // Every code the API answers is one SDK users can match on.
+        debug_assert!(
+            tether_protocol::ErrorCode::from_code(code) != tether_protocol::ErrorCode::Unknown,
+            "problem code {code:?} is missing from tether_protocol::ErrorCode"
+        );
         ApiError { status, code, detail: detail.into(), reset: None }
     }
     pub fn invalid(detail: impl Into<String>) -> Self {

@@ -36,6 +36,7 @@ pub mod mcp;
 pub mod openai;
 pub mod opencode;
 pub mod procs;
+pub mod remote;
 pub mod rig;
 pub mod scripted;
 pub mod server;

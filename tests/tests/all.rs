@@ -19,6 +19,7 @@ mod opencode;
 mod orchestrate;
 mod recovery;
 mod release;
+mod remote;
 mod service;
 mod session_config;
 mod skills;

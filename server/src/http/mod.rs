@@ -54,12 +54,24 @@ pub fn router(state: AppRef) -> Router {
         .merge(mcp::router())
         .merge(skills::router())
         .merge(ui::router())
-        .nest_service("/mcp", crate::tools::service(state.clone()))
+        .route("/mcp", mcp_endpoint(crate::tools::service(state.clone())))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
+}
+
+/// tether's own MCP endpoint: the Streamable HTTP transport's three
+/// methods (any other is a 405 problem like everywhere else).
+fn mcp_endpoint<S>(service: S) -> axum::routing::MethodRouter<AppRef>
+where
+    S: tower::Service<Request, Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
+    S::Response: IntoResponse + 'static,
+    S::Future: Send + 'static,
+{
+    use axum::routing::{delete_service, get_service, post_service};
+    post_service(service.clone()).merge(get_service(service.clone())).merge(delete_service(service))
 }
 
 async fn fallback(method: Method, uri: axum::http::Uri) -> ApiError {

@@ -316,3 +316,82 @@ async fn websocket_routes_refuse_what_is_not_an_upgrade() {
     );
     assert_problem(&call(&app, post_json("/v1/events/ws", "{}")).await, 405, "method_not_allowed", "POST");
 }
+
+/// The route paths the route groups register, read from their sources (the
+/// router cannot list itself).
+fn registered_paths() -> Vec<String> {
+    let sources = [
+        include_str!("agents.rs"),
+        include_str!("events.rs"),
+        include_str!("fs.rs"),
+        include_str!("mcp.rs"),
+        include_str!("service.rs"),
+        include_str!("sessions.rs"),
+        include_str!("skills.rs"),
+        include_str!("ui.rs"),
+        include_str!("mod.rs"),
+    ];
+    let mut paths = Vec::new();
+    for source in sources {
+        for marker in [".route(\""] {
+            for (at, _) in source.match_indices(marker) {
+                let rest = &source[at + marker.len()..];
+                paths.push(rest[..rest.find('"').unwrap()].to_owned());
+            }
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// Whether the router serves `method` on the concrete `uri`: anything but
+/// the fallback's 404 and a 405.
+async fn serves(app: &App, method: &str, uri: &str) -> bool {
+    let req = Request::builder().method(method).uri(uri).header("authorization", "Bearer tok").body(Body::empty());
+    let resp = app.router.clone().oneshot(req.unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    if status == 405 {
+        return false;
+    }
+    if status != 404 {
+        // Do not read the body: event streams never end.
+        return true;
+    }
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let problem: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    !detail.starts_with("no route for")
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_served_routes() {
+    let app = app(Some("tok"), 1 << 20).await;
+    let document = tether_protocol::openapi::openapi();
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let mut served = std::collections::BTreeSet::new();
+    for template in registered_paths() {
+        // The empty-name MCP routes exist only to say that a name is needed.
+        if template.ends_with('/') && template != "/ui/" || template.contains("//") {
+            continue;
+        }
+        let concrete: String =
+            template.split('/').map(|seg| if seg.starts_with('{') { "x" } else { seg }).collect::<Vec<_>>().join("/");
+        let documented_form = template.replace("{*", "{");
+        for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+            if serves(&app, method, &concrete).await {
+                served.insert((method.to_owned(), documented_form.clone()));
+            }
+        }
+    }
+    let missing: Vec<_> = served.difference(&documented).collect();
+    let stale: Vec<_> = documented.difference(&served).collect();
+    assert!(missing.is_empty(), "served but not in openapi.json: {missing:?}");
+    assert!(stale.is_empty(), "in openapi.json but not served: {stale:?}");
+    assert!(served.contains(&("POST".to_owned(), "/v1/agents/{agent}/install".to_owned())));
+}

@@ -1,0 +1,332 @@
+//! What stands between a remote client and tether, faked for the tests: a
+//! TLS terminator (optionally doing the Sprite URL edge's auth) and the
+//! Sprites TCP proxy (a WebSocket server doing the documented handshake and
+//! relaying to a local port). Both relay to the real binary.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request as WsRequest, Response as WsResponse};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A throw-away certificate authority and a server certificate it signed
+/// for `127.0.0.1` and `localhost`.
+pub struct TestCa {
+    /// The CA's certificate (DER): what clients must trust.
+    pub ca_der: Vec<u8>,
+    acceptor: TlsAcceptor,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(leaf.der().to_vec())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+            )
+            .unwrap();
+        TestCa { ca_der: ca.as_ref().der().to_vec(), acceptor: TlsAcceptor::from(Arc::new(config)) }
+    }
+
+    /// A `reqwest` client that trusts this CA (and the platform's roots).
+    pub fn http_client(&self) -> reqwest::Client {
+        let cert = reqwest::Certificate::from_der(&self.ca_der).unwrap();
+        reqwest::Client::builder().add_root_certificate(cert).build().unwrap()
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        TestCa::new()
+    }
+}
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+/// An HTTPS reverse proxy in front of a tether: `https://127.0.0.1:PORT`.
+/// With an edge token it behaves like the Sprite URL in its `sprite` auth
+/// mode: a request without `Authorization: Bearer <edge token>` gets a 302
+/// to a login page, and the header is taken off before forwarding.
+pub struct TlsFront {
+    pub url: String,
+    /// The `Authorization` headers that reached the backend, in order.
+    forwarded_auth: Arc<Mutex<Vec<Option<String>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TlsFront {
+    pub async fn start(ca: &TestCa, backend: &str, edge_token: Option<&str>) -> TlsFront {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let acceptor = ca.acceptor.clone();
+        let backend: Arc<str> = backend.trim_end_matches('/').into();
+        let edge: Option<Arc<str>> = edge_token.map(Into::into);
+        let forwarded_auth = Arc::new(Mutex::new(Vec::new()));
+        let seen = forwarded_auth.clone();
+        let client: HyperClient<HttpConnector, Incoming> = HyperClient::builder(TokioExecutor::new()).build_http();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, peer)) = listener.accept().await else { break };
+                let (acceptor, backend, edge, client, seen) =
+                    (acceptor.clone(), backend.clone(), edge.clone(), client.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let (backend, edge, client, seen) =
+                            (backend.clone(), edge.clone(), client.clone(), seen.clone());
+                        async move {
+                            Ok::<_, Infallible>(forward(req, &backend, edge.as_deref(), &client, &seen, peer).await)
+                        }
+                    });
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+                });
+            }
+        });
+        TlsFront { url, forwarded_auth, task }
+    }
+
+    /// The `Authorization` headers the backend received, in order.
+    pub fn forwarded_auth(&self) -> Vec<Option<String>> {
+        self.forwarded_auth.lock().unwrap().clone()
+    }
+}
+
+fn full(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Body> {
+    let mut response = Response::builder().status(status);
+    for (k, v) in headers {
+        response = response.header(*k, *v);
+    }
+    response.body(Full::new(Bytes::from(body.to_owned())).map_err(|never| match never {}).boxed()).unwrap()
+}
+
+async fn forward(
+    mut req: Request<Incoming>,
+    backend: &str,
+    edge: Option<&str>,
+    client: &HyperClient<HttpConnector, Incoming>,
+    seen: &Mutex<Vec<Option<String>>>,
+    peer: std::net::SocketAddr,
+) -> Response<Body> {
+    if let Some(edge) = edge {
+        let given = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+        if given != Some(format!("Bearer {edge}").as_str()) {
+            return full(302, &[("location", "https://sprites.example/login")], "");
+        }
+        req.headers_mut().remove("authorization");
+        req.headers_mut().insert("sprite-client-ip", peer.ip().to_string().parse().unwrap());
+    }
+    seen.lock().unwrap().push(req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned));
+    let path = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
+    *req.uri_mut() = format!("{backend}{path}").parse().unwrap();
+    req.headers_mut().remove("host");
+    match client.request(req).await {
+        Ok(response) => response.map(|body| body.boxed()),
+        Err(e) => full(502, &[("content-type", "text/plain")], &format!("front: {e}")),
+    }
+}
+
+/// The Sprites TCP proxy: `ws[s]://127.0.0.1:PORT/v1/sprites/{name}/proxy`
+/// with `Authorization: Bearer <token>`; a text frame `{"host","port"}`,
+/// then a `port_opened` message and `{"status":"connected",..}`, then raw
+/// bytes in binary frames to `127.0.0.1:port` (text frames dropped).
+pub struct FakeSpritesProxy {
+    /// `ws://…` or `wss://…`, no path.
+    pub url: String,
+    state: Arc<ProxyState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    /// Every init message received, in order.
+    inits: Mutex<Vec<Value>>,
+    /// Request paths of the accepted handshakes.
+    paths: Mutex<Vec<String>>,
+    /// Tunnels that reached `connected`.
+    connected: Mutex<u32>,
+    cut: Mutex<Option<watch::Sender<u64>>>,
+}
+
+impl Drop for FakeSpritesProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeSpritesProxy {
+    /// Serves `sprite` for `token`; over TLS when `ca` is given.
+    pub async fn start(sprite: &str, token: &str, ca: Option<&TestCa>) -> FakeSpritesProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let url = format!("{}://127.0.0.1:{port}", if ca.is_some() { "wss" } else { "ws" });
+        let (cut_tx, cut_rx) = watch::channel(0u64);
+        let state = Arc::new(ProxyState { cut: Mutex::new(Some(cut_tx)), ..Default::default() });
+        let acceptor = ca.map(|ca| ca.acceptor.clone());
+        let expected_path: Arc<str> = format!("/v1/sprites/{sprite}/proxy").into();
+        let expected_auth: Arc<str> = format!("Bearer {token}").into();
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { break };
+                let (state, cut, acceptor) = (shared.clone(), cut_rx.clone(), acceptor.clone());
+                let (path, auth) = (expected_path.clone(), expected_auth.clone());
+                tokio::spawn(async move {
+                    match acceptor {
+                        Some(acceptor) => {
+                            if let Ok(tls) = acceptor.accept(tcp).await {
+                                tunnel(tls, &state, cut, &path, &auth).await;
+                            }
+                        }
+                        None => tunnel(tcp, &state, cut, &path, &auth).await,
+                    }
+                });
+            }
+        });
+        FakeSpritesProxy { url, state, task }
+    }
+
+    /// Drops every open tunnel at once, without a close frame (a network cut).
+    pub fn cut_all(&self) {
+        if let Some(tx) = self.state.cut.lock().unwrap().as_ref() {
+            tx.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Tunnels that reached `connected` so far.
+    pub fn connected(&self) -> u32 {
+        *self.state.connected.lock().unwrap()
+    }
+
+    /// Every init message received.
+    pub fn inits(&self) -> Vec<Value> {
+        self.state.inits.lock().unwrap().clone()
+    }
+
+    /// The paths of the accepted handshakes.
+    pub fn paths(&self) -> Vec<String> {
+        self.state.paths.lock().unwrap().clone()
+    }
+}
+
+async fn tunnel<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    state: &ProxyState,
+    mut cut: watch::Receiver<u64>,
+    expected_path: &str,
+    expected_auth: &str,
+) {
+    let mut path = String::new();
+    // The callback's signature is tungstenite's.
+    #[allow(clippy::result_large_err)]
+    let check = |req: &WsRequest, resp: WsResponse| -> Result<WsResponse, ErrorResponse> {
+        let refuse = |status: u16| {
+            let mut r = ErrorResponse::new(Some("refused".to_owned()));
+            *r.status_mut() = status.try_into().unwrap();
+            r
+        };
+        if req.uri().path() != expected_path {
+            return Err(refuse(404));
+        }
+        let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+        if auth != Some(expected_auth) {
+            return Err(refuse(401));
+        }
+        path = req.uri().path().to_owned();
+        Ok(resp)
+    };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, check).await else { return };
+    state.paths.lock().unwrap().push(path);
+    let init = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => break serde_json::from_str::<Value>(text.as_str()).unwrap_or(Value::Null),
+            Some(Ok(_)) => continue,
+            _ => return,
+        }
+    };
+    state.inits.lock().unwrap().push(init.clone());
+    let port = init.get("port").and_then(Value::as_u64).unwrap_or(0);
+    let opened = json!({"type": "port_opened", "port": port, "address": "0.0.0.0", "pid": 1});
+    if ws.send(Message::text(opened.to_string())).await.is_err() {
+        return;
+    }
+    let tcp = match TcpStream::connect(("127.0.0.1", u16::try_from(port).unwrap_or(0))).await {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            let _ = ws.send(Message::text(json!({"status": "error", "error": e.to_string()}).to_string())).await;
+            let _ = ws.close(None).await;
+            return;
+        }
+    };
+    let connected = json!({"status": "connected", "target": format!("10.0.0.1:{port}")});
+    if ws.send(Message::text(connected.to_string())).await.is_err() {
+        return;
+    }
+    *state.connected.lock().unwrap() += 1;
+    cut.mark_unchanged();
+    let (mut tcp_read, mut tcp_write) = tcp.into_split();
+    let (mut sink, mut source) = ws.split();
+    let up = async {
+        while let Some(Ok(message)) = source.next().await {
+            match message {
+                Message::Binary(bytes) if tcp_write.write_all(&bytes).await.is_err() => break,
+                Message::Close(_) => break,
+                // The real proxy drops text frames after connecting.
+                _ => {}
+            }
+        }
+    };
+    let down = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match tcp_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if sink.send(Message::binary(buf[..n].to_vec())).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = sink.close().await;
+    };
+    tokio::select! {
+        () = up => {}
+        () = down => {}
+        _ = cut.changed() => {}
+    }
+}
