@@ -37,6 +37,8 @@ enum Commands {
         #[command(subcommand)]
         command: SpriteCommand,
     },
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
     /// The built-in mock agent (spawned by the server; speaks Claude's stream-json).
     #[command(name = "__mock-agent", hide = true, disable_help_flag = true)]
     MockAgent {
@@ -206,6 +208,7 @@ pub fn main() -> ExitCode {
         Commands::ExecIn { dir, command } => exec_in(&dir, &command),
         Commands::Mcp(args) => mcp(args),
         Commands::Sprite { command } => sprite_command(command),
+        Commands::Client(command) => crate::client::main(command),
     }
 }
 

@@ -6,11 +6,13 @@
 //! `agents` (one folder per agent: launch, wire, convert), `session` (the
 //! per-session actor and the normalizer), `fs` (the workspace's files),
 //! `mcp` (global MCP servers and probing them), `skills` (installed and
-//! bundled skills), `http` (one module per route group), `cli` (the `tether`
+//! bundled skills), `http` (one module per route group), `client` (the
+//! terminal client: `tether run`, `sessions`, …), `cli` (the `tether`
 //! command).
 
 pub mod agents;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod fs;

@@ -25,6 +25,7 @@
 //! - [`sprite`]: [`sprite::FakeSprite`], a fake of the in-Sprite API on a Unix
 //!   socket (services run for real, tasks expire, every call recorded);
 //! - [`tar`]: raw tar archives, hostile entries included (`..`, links);
+//! - [`pty`]: [`pty::Pty`], a command on a pseudo-terminal (typed input, Ctrl-C);
 //! - [`ws`]: a raw WebSocket client of the event-stream routes ([`ws::RawWs`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -36,6 +37,7 @@ pub mod mcp;
 pub mod openai;
 pub mod opencode;
 pub mod procs;
+pub mod pty;
 pub mod remote;
 pub mod rig;
 pub mod scripted;

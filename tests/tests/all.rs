@@ -26,6 +26,7 @@ mod skills;
 mod sprite;
 mod streams;
 mod streams_reset;
+mod terminal;
 mod tools;
 mod ui;
 mod ws;
