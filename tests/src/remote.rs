@@ -77,6 +77,7 @@ type Body = BoxBody<Bytes, hyper::Error>;
 /// to a login page, and the header is taken off before forwarding.
 pub struct TlsFront {
     pub url: String,
+    backend: Arc<Mutex<Arc<str>>>,
     /// The `Authorization` headers that reached the backend, in order.
     forwarded_auth: Arc<Mutex<Vec<Option<String>>>>,
     task: tokio::task::JoinHandle<()>,
@@ -93,7 +94,8 @@ impl TlsFront {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let acceptor = ca.acceptor.clone();
-        let backend: Arc<str> = backend.trim_end_matches('/').into();
+        let backend = Arc::new(Mutex::new(Arc::<str>::from(backend.trim_end_matches('/'))));
+        let target = backend.clone();
         let edge: Option<Arc<str>> = edge_token.map(Into::into);
         let forwarded_auth = Arc::new(Mutex::new(Vec::new()));
         let seen = forwarded_auth.clone();
@@ -101,8 +103,8 @@ impl TlsFront {
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, peer)) = listener.accept().await else { break };
-                let (acceptor, backend, edge, client, seen) =
-                    (acceptor.clone(), backend.clone(), edge.clone(), client.clone(), seen.clone());
+                let backend = target.lock().unwrap().clone();
+                let (acceptor, edge, client, seen) = (acceptor.clone(), edge.clone(), client.clone(), seen.clone());
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else { return };
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -117,7 +119,12 @@ impl TlsFront {
                 });
             }
         });
-        TlsFront { url, forwarded_auth, task }
+        TlsFront { url, backend, forwarded_auth, task }
+    }
+
+    /// Relays new connections to another backend (a restarted server's new port).
+    pub fn set_backend(&self, backend: &str) {
+        *self.backend.lock().unwrap() = backend.trim_end_matches('/').into();
     }
 
     /// The `Authorization` headers the backend received, in order.
@@ -203,6 +210,8 @@ impl FakeSpritesProxy {
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { break };
+                // As a real proxy would: no Nagle delay on a relayed stream.
+                let _ = tcp.set_nodelay(true);
                 let (state, cut, acceptor) = (shared.clone(), cut_rx.clone(), acceptor.clone());
                 let (path, auth) = (expected_path.clone(), expected_auth.clone());
                 tokio::spawn(async move {
@@ -285,7 +294,10 @@ async fn tunnel<S: AsyncRead + AsyncWrite + Unpin>(
         return;
     }
     let tcp = match TcpStream::connect(("127.0.0.1", u16::try_from(port).unwrap_or(0))).await {
-        Ok(tcp) => tcp,
+        Ok(tcp) => {
+            let _ = tcp.set_nodelay(true);
+            tcp
+        }
         Err(e) => {
             let _ = ws.send(Message::text(json!({"status": "error", "error": e.to_string()}).to_string())).await;
             let _ = ws.close(None).await;

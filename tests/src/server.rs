@@ -17,6 +17,9 @@ use crate::procs;
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Set this environment variable to keep a failed test's data dir and workspace.
 pub const KEEP_ENV: &str = "TETHER_E2E_KEEP";
+/// Set to `1`: every [`TestServer::client`] talks HTTPS to a TLS terminator
+/// in front of the server (`scripts/test` runs part of the suite so).
+pub const TLS_ENV: &str = "TETHER_E2E_TLS";
 /// How long a server gets to exit after SIGTERM/SIGKILL before a test gives up on it.
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -140,6 +143,9 @@ pub struct TestServer {
     starts: u32,
     stderr_log: PathBuf,
     workspace_path: PathBuf,
+    /// With `TETHER_E2E_TLS=1`: an HTTPS terminator in front of the server,
+    /// which [`client`](Self::client) goes through.
+    tls: Option<(crate::remote::TestCa, crate::remote::TlsFront)>,
     // Dropped last: the server is gone before its directories are removed.
     data_dir: TempDir,
     workspace: TempDir,
@@ -164,10 +170,16 @@ impl TestServer {
             starts: 0,
             stderr_log: PathBuf::new(),
             workspace_path,
+            tls: None,
             data_dir,
             workspace,
         };
         server.spawn(0).await.expect("port 0 is never taken");
+        if std::env::var(TLS_ENV).is_ok_and(|v| v == "1") {
+            let ca = crate::remote::TestCa::new();
+            let front = crate::remote::TlsFront::start(&ca, &server.url, None).await;
+            server.tls = Some((ca, front));
+        }
         server
     }
 
@@ -192,8 +204,13 @@ impl TestServer {
     }
 
     /// An SDK client of this server (with its token, if it has one).
+    /// A client of the server: over HTTPS through a TLS terminator when
+    /// `TETHER_E2E_TLS=1`, so the suite (or part of it) runs over TLS.
     pub fn client(&self) -> Client {
-        let client = Client::new(&self.url);
+        let client = match &self.tls {
+            Some((ca, front)) => Client::new(&front.url).with_http_client(ca.http_client()),
+            None => Client::new(&self.url),
+        };
         match &self.options.token {
             Some(token) => client.with_token(token.clone()),
             None => client,
@@ -290,6 +307,9 @@ impl TestServer {
             line.starts_with("tether ") && url.starts_with("http://127.0.0.1:"),
             "unexpected first stdout line {line:?}"
         );
+        if let Some((_, front)) = &self.tls {
+            front.set_backend(&url);
+        }
         self.url = url;
         self.wait_ready().await;
         Ok(())

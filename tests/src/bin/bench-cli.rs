@@ -64,15 +64,15 @@ async fn main() {
     let proxy = FakeSpritesProxy::start("bench", "sprites-token", None).await;
     let url = server.endpoint("");
     let port = server.port().to_string();
-    let direct = [("TETHER_URL", url.as_str()), ("TETHER_TOKEN", TOKEN)];
-    let sprite = [("TETHER_TOKEN", TOKEN), ("SPRITES_TOKEN", "sprites-token")];
     let proxy_url = proxy.url.clone();
-    let via = ["sessions", "--sprite", "bench", "--sprites-api", &proxy_url, "--sprite-port", &port];
     let rows: Vec<(String, Vec<Duration>)> = tokio::task::spawn_blocking(move || {
+        let direct = [("TETHER_URL", url.as_str()), ("TETHER_TOKEN", TOKEN)];
+        let sprite = [("TETHER_TOKEN", TOKEN), ("SPRITES_TOKEN", "sprites-token")];
+        let via = ["sessions", "--sprite", "bench", "--sprites-api", &proxy_url, "--sprite-port", &port];
         vec![
             ("`tether --version` (the process alone)".to_owned(), time(runs, &["--version"], &[])),
             (format!("`tether sessions` ({sessions} sessions, loopback)"), time(runs, &["sessions"], &direct)),
-            (format!("`tether sessions --sprite` (fake Sprites proxy on loopback)"), time(runs, &via, &sprite)),
+            ("`tether sessions --sprite` (fake Sprites proxy on loopback)".to_owned(), time(runs, &via, &sprite)),
         ]
     })
     .await
