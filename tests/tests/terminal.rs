@@ -127,15 +127,17 @@ async fn ctrl_c_interrupts_the_turn_and_twice_quits() {
 async fn run_json_prints_the_events_as_json_lines_without_colour() {
     let server = TestServer::start_with(ServerOptions::with_token(TOKEN)).await;
     let (code, stdout, stderr) =
-        output(client_command(&server, &["run", "--agent", "mock", "--json", "hello [mock:tool]"])).await;
+        output(client_command(&server, &["run", "--agent", "mock", "--json", "--rm", "hello [mock:tool]"])).await;
     assert_eq!(code, 0, "{stderr}");
     let events: Vec<Event> =
         stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not an event: {e}: {l}"))).collect();
     assert_contiguous(&events, 1);
     assert_eq!(events.last().map(Event::event_type), Some("turn.completed"));
     assert_eq!(final_text(&events), "The command printed: mock-tool-output");
-    // The same events the server stores.
-    assert_eq!(events, read_all(&server.client(), &events[0].session_id).await[..events.len()]);
+    // The same events the server stores; --rm deleted the session after the turn.
+    let stored = read_all(&server.client(), &events[0].session_id).await;
+    assert_eq!(events, stored[..events.len()]);
+    assert_eq!(stored.last().map(Event::event_type), Some("session.ended"));
     assert!(!stdout.contains('\x1b') && !stderr.contains('\x1b'));
 
     // The readable form through a pipe has no colour either.
