@@ -107,5 +107,6 @@ async fn metrics(State(app): State<AppRef>) -> Result<impl IntoResponse, ApiErro
         m.sse_clients.load(Ordering::Relaxed),
         m.agent_processes.load(Ordering::Relaxed),
     ));
+    out.push_str(&app.webhooks.metrics().await?);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
