@@ -236,6 +236,9 @@ pub struct WebhookProgress {
     pub id: String,
     /// The last acknowledged gseq.
     pub cursor: u64,
+    /// The last gseq of the batch being sent, if one is: after a crash the
+    /// same batch is rebuilt from `(cursor, inflight_to]` and sent again whole.
+    pub inflight_to: Option<u64>,
     pub delivered_events: u64,
     pub consecutive_failures: u64,
     /// `active` or `failing`.

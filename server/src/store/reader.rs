@@ -168,7 +168,7 @@ pub fn event_count(conn: &Connection) -> Result<u64, StoreError> {
 pub fn webhooks(conn: &Connection) -> Result<Vec<WebhookRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, url, secret, filters, cursor, delivered_events, consecutive_failures, state, last_error,
-                created_at, last_attempt_at, last_success_at
+                created_at, last_attempt_at, last_success_at, inflight_to
          FROM webhooks ORDER BY created_at, id",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -189,6 +189,7 @@ pub fn webhooks(conn: &Connection) -> Result<Vec<WebhookRow>, StoreError> {
                 last_error: r.get(8)?,
                 last_attempt_at: r.get(10)?,
                 last_success_at: r.get(11)?,
+                inflight_to: r.get::<_, Option<i64>>(12)?.map(|g| g as u64),
             },
         })
     })?;

@@ -292,8 +292,9 @@ impl Writer {
                         let p = &row.progress;
                         tx.execute(
                             "INSERT INTO webhooks (id, url, secret, filters, cursor, delivered_events,
-                               consecutive_failures, state, last_error, created_at, last_attempt_at, last_success_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                               consecutive_failures, state, last_error, created_at, last_attempt_at, last_success_at,
+                               inflight_to)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                             params![
                                 row.id,
                                 row.url,
@@ -307,6 +308,7 @@ impl Writer {
                                 row.created_at,
                                 p.last_attempt_at,
                                 p.last_success_at,
+                                p.inflight_to.map(|g| g as i64),
                             ],
                         )?;
                     }
@@ -314,7 +316,8 @@ impl Writer {
                         // A webhook deleted meanwhile updates nothing.
                         tx.prepare_cached(
                             "UPDATE webhooks SET cursor = ?2, delivered_events = ?3, consecutive_failures = ?4,
-                               state = ?5, last_error = ?6, last_attempt_at = ?7, last_success_at = ?8
+                               state = ?5, last_error = ?6, last_attempt_at = ?7, last_success_at = ?8,
+                               inflight_to = ?9
                              WHERE id = ?1",
                         )?
                         .execute(params![
@@ -326,6 +329,7 @@ impl Writer {
                             p.last_error,
                             p.last_attempt_at,
                             p.last_success_at,
+                            p.inflight_to.map(|g| g as i64),
                         ])?;
                     }
                     WriteCmd::DeleteWebhook { id, existed, .. } => {

@@ -1,7 +1,9 @@
 //! One webhook's delivery task: reads the events after its cursor from the
 //! store, keeps those its filters want, POSTs them in batches of up to 100
 //! and, once a batch is acknowledged (2xx), persists the new cursor before
-//! the next one. A batch that is not acknowledged (another status, a
+//! the next one is sent (in the same write that records the next batch's
+//! extent, so a batch cut short by a crash is sent again whole and
+//! identical, with the same `X-Tether-Event-Ids`). A batch that is not acknowledged (another status, a
 //! connect error, a timeout) is sent again, the same events, after a
 //! back-off; nothing is ever skipped. While caught up it sleeps until the
 //! store's writer publishes a commit (the bus the event streams use).
@@ -103,32 +105,46 @@ impl Batch {
 }
 
 /// Reads the store after `cursor` until a batch is full, the log ends, or
-/// [`MAX_SCAN`] events were looked at.
-async fn next_batch(store: &crate::store::Store, filters: &Arc<Filters>, cursor: u64) -> Result<Batch, StoreError> {
+/// [`MAX_SCAN`] events were looked at. With `upto` (the batch a crash cut
+/// short), only up to that gseq: the same events as the first time.
+async fn next_batch(
+    store: &crate::store::Store,
+    filters: &Arc<Filters>,
+    cursor: u64,
+    upto: Option<u64>,
+) -> Result<Batch, StoreError> {
     let filters = filters.clone();
-    store
-        .read(move |conn| {
-            let mut batch = Batch { events: Vec::new(), scanned_to: cursor };
-            let mut scanned = 0;
-            loop {
-                let page = reader::global_events(conn, batch.scanned_to, PAGE)?;
-                let full = page.len() == PAGE as usize;
-                for e in page {
-                    scanned += 1;
-                    batch.scanned_to = e.gseq;
-                    if filters.matches(&e) {
-                        batch.events.push((e.gseq, e.json));
-                        if batch.events.len() == MAX_BATCH {
-                            return Ok(batch);
-                        }
-                    }
-                }
-                if !full || scanned >= MAX_SCAN {
+    store.read(move |conn| scan(conn, &filters, cursor, upto)).await
+}
+
+/// [`next_batch`] on a connection.
+pub fn scan(conn: &rusqlite::Connection, filters: &Filters, cursor: u64, upto: Option<u64>) -> Result<Batch, StoreError> {
+    let mut batch = Batch { events: Vec::new(), scanned_to: cursor };
+    let mut scanned = 0;
+    loop {
+        let page = reader::global_events(conn, batch.scanned_to, PAGE)?;
+        let full = page.len() == PAGE as usize;
+        for e in page {
+            if upto.is_some_and(|u| e.gseq > u) {
+                return Ok(batch);
+            }
+            scanned += 1;
+            batch.scanned_to = e.gseq;
+            if filters.matches(&e) {
+                batch.events.push((e.gseq, e.json));
+                if batch.events.len() == MAX_BATCH {
                     return Ok(batch);
                 }
             }
-        })
-        .await
+        }
+        if !full || (upto.is_none() && scanned >= MAX_SCAN) {
+            if let Some(u) = upto {
+                // Everything up to it was looked at (some may have been purged since).
+                batch.scanned_to = batch.scanned_to.max(u);
+            }
+            return Ok(batch);
+        }
+    }
 }
 
 /// Why an attempt was not acknowledged, as shown in `last_error` (no URL, no secret).
@@ -204,13 +220,15 @@ async fn persist(ctx: &Context, hook: &Hook) {
 pub(super) async fn run(ctx: Arc<Context>, hook: Arc<Hook>) {
     // Subscribed before the first read: no commit after it goes unnoticed.
     let mut bus = ctx.store.subscribe();
-    let mut stored_cursor = hook.progress().cursor;
+    let mut stored = hook.progress();
     loop {
         if !drain(&mut bus) {
             return;
         }
-        let cursor = hook.progress().cursor;
-        let batch = match next_batch(&ctx.store, &hook.filters, cursor).await {
+        let p = hook.progress();
+        // A batch a crash cut short is rebuilt as it was sent.
+        let upto = p.inflight_to.filter(|&u| u > p.cursor);
+        let batch = match next_batch(&ctx.store, &hook.filters, p.cursor, upto).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(webhook = %hook.id, error = %e, "webhook: reading the store failed; retrying");
@@ -219,15 +237,19 @@ pub(super) async fn run(ctx: Arc<Context>, hook: Arc<Hook>) {
             }
         };
         if batch.events.is_empty() {
-            if batch.scanned_to > cursor {
+            hook.update(|p| {
+                p.inflight_to = None;
                 // Only events the filters do not want: move past them.
-                hook.update(|p| p.cursor = batch.scanned_to);
+                p.cursor = p.cursor.max(batch.scanned_to);
+            });
+            if batch.scanned_to > p.cursor {
                 continue;
             }
-            // Caught up: store a cursor moved past filtered-out events, then sleep until a commit.
-            if stored_cursor != cursor {
+            // Caught up: store where it stands, then sleep until a commit.
+            let now = hook.progress();
+            if (now.cursor, now.inflight_to) != (stored.cursor, stored.inflight_to) {
                 persist(&ctx, &hook).await;
-                stored_cursor = cursor;
+                stored = now;
             }
             tokio::select! {
                 r = bus.recv() => {
@@ -239,9 +261,11 @@ pub(super) async fn run(ctx: Arc<Context>, hook: Arc<Hook>) {
             }
             continue;
         }
-        deliver(&ctx, &hook, &batch).await;
+        // The previous batch's cursor and this batch's extent, stored before it is sent.
+        hook.update(|p| p.inflight_to = Some(batch.scanned_to));
         persist(&ctx, &hook).await;
-        stored_cursor = batch.scanned_to;
+        stored = hook.progress();
+        deliver(&ctx, &hook, &batch).await;
     }
 }
 
@@ -258,6 +282,7 @@ async fn deliver(ctx: &Context, hook: &Hook, batch: &Batch) {
                 let was = hook.update(|p| {
                     let was = p.state;
                     p.cursor = batch.scanned_to;
+                    p.inflight_to = None;
                     p.delivered_events += batch.events.len() as u64;
                     p.consecutive_failures = 0;
                     p.state = WebhookState::Active.as_str();
