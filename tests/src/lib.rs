@@ -25,6 +25,8 @@
 //! - [`sprite`]: [`sprite::FakeSprite`], a fake of the in-Sprite API on a Unix
 //!   socket (services run for real, tasks expire, every call recorded);
 //! - [`tar`]: raw tar archives, hostile entries included (`..`, links);
+//! - [`webhook_receiver`]: a webhook endpoint that checks signatures, records
+//!   deliveries, fails on demand and goes down and up on its port;
 //! - [`ws`]: a raw WebSocket client of the event-stream routes ([`ws::RawWs`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -43,6 +45,7 @@ pub mod server;
 pub mod sprite;
 pub mod tar;
 pub mod tether_mcp;
+pub mod webhook_receiver;
 pub mod ws;
 
 pub use anthropic::{claude_bin, claude_env, ScriptedAnthropic, CLAUDE_VERSION};

@@ -28,4 +28,5 @@ mod streams;
 mod streams_reset;
 mod tools;
 mod ui;
+mod webhooks;
 mod ws;
