@@ -365,9 +365,7 @@ async fn webhooks_refuse_bad_bodies_hide_the_secret_and_stop_at_delete() {
     expect_problem(send(client.request(Method::GET, &format!("/v1/webhooks/{doomed_id}"))).await, 404, "webhook_not_found", &[])
         .await;
     collect_turn(&client, &session, 0).await;
-    client.send_text(&session, "after the delete").await.unwrap();
-    let after = client.get_session(&session).await.unwrap().last_seq;
-    collect_turn(&client, &session, after).await;
+    turn_everywhere(&client, std::slice::from_ref(&session), "after the delete").await;
     let end = client.info().await.unwrap().last_gseq;
     assert!(end > cutoff);
     // The witness got everything up to the end, so the deleted one had every chance.
