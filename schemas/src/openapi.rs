@@ -405,9 +405,7 @@ fn routes() -> Vec<Route> {
 
 /// The OpenAPI 3.1 `webhooks` entry: what a receiver of `POST /v1/webhooks` gets.
 fn delivery(g: &mut SchemaGenerator) -> Value {
-    let header = |name: &str, description: &str| {
-        json!({"name": name, "in": "header", "required": true, "description": description, "schema": {"type": "string"}})
-    };
+    let header = |name: &str, description: &str| json!({"name": name, "in": "header", "required": true, "description": description, "schema": {"type": "string"}});
     json!({"post": {
         "summary": "One delivery: up to 100 events (without `raw`) in gseq order; answer 2xx to acknowledge them, \
             anything else (or no answer within 10 s) and the same batch is sent again after a back-off",

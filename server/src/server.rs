@@ -76,9 +76,8 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
     if recovered > 0 {
         tracing::info!(sessions = recovered, "closed turns left open by a previous run");
     }
-    let webhooks = crate::webhooks::Webhooks::start(shared.store.clone(), config.webhook_retry)
-        .await
-        .map_err(StartError)?;
+    let webhooks =
+        crate::webhooks::Webhooks::start(shared.store.clone(), config.webhook_retry).await.map_err(StartError)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = Arc::new(AppState {
         shared,

@@ -161,14 +161,16 @@ impl Receiver {
         tasks.spawn(async move {
             let mut conns = JoinSet::new();
             while let Some(tcp) = conn_rx.recv().await {
-                let (secret, state, changes, release) = (secret.clone(), state.clone(), changes.clone(), release.clone());
+                let (secret, state, changes, release) =
+                    (secret.clone(), state.clone(), changes.clone(), release.clone());
                 conns.spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let (secret, state, changes) = (secret.clone(), state.clone(), changes.clone());
                         let release = release.subscribe();
                         async move { Ok::<_, Infallible>(handle(req, &secret, &state, &changes, release).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
                 });
             }
             // Dropped with this task (aborted): every connection ends.
@@ -214,7 +216,10 @@ impl Receiver {
                     .iter()
                     .map(|d| format!("{} {} events {:?}..", d.status, d.events.len(), d.event_ids.first()))
                     .collect();
-                panic!("the receiver did not see {what} within {timeout:?}; it got {} requests: {summary:?}", now.len());
+                panic!(
+                    "the receiver did not see {what} within {timeout:?}; it got {} requests: {summary:?}",
+                    now.len()
+                );
             }
         }
     }
@@ -275,7 +280,11 @@ fn check(method: &hyper::Method, headers: &hyper::HeaderMap, body: &[u8], secret
         return Err(format!("{} events in one delivery", events.len()));
     }
     let ids = header("x-tether-event-ids").ok_or("no X-Tether-Event-Ids")?;
-    let event_ids: Vec<u64> = ids.split(',').map(|s| s.parse::<u64>()).collect::<Result<_, _>>().map_err(|e| format!("X-Tether-Event-Ids {ids:?}: {e}"))?;
+    let event_ids: Vec<u64> = ids
+        .split(',')
+        .map(|s| s.parse::<u64>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("X-Tether-Event-Ids {ids:?}: {e}"))?;
     if event_ids != events.iter().map(|e| e.gseq).collect::<Vec<_>>() {
         return Err(format!("X-Tether-Event-Ids {ids} is not the body's gseqs"));
     }

@@ -202,13 +202,11 @@ async fn webhooks_deliver_every_event_through_failures_and_a_receiver_that_goes_
     assert_eq!(metric(&client, &format!("tether_webhook_failing{{webhook=\"{id}\"}}")).await.as_deref(), Some("1"));
     assert_eq!(metric(&client, "tether_webhooks{state=\"failing\"}").await.as_deref(), Some("1"));
     assert_eq!(metric(&client, "tether_webhooks{state=\"active\"}").await.as_deref(), Some("0"));
-    let pending: u64 = metric(&client, &format!("tether_webhook_pending_events{{webhook=\"{id}\"}}"))
-        .await
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pending: u64 =
+        metric(&client, &format!("tether_webhook_pending_events{{webhook=\"{id}\"}}")).await.unwrap().parse().unwrap();
     assert!(pending > 1000);
-    let errors: u64 = metric(&client, "tether_webhook_deliveries_total{result=\"error\"}").await.unwrap().parse().unwrap();
+    let errors: u64 =
+        metric(&client, "tether_webhook_deliveries_total{result=\"error\"}").await.unwrap().parse().unwrap();
     assert!(errors >= 7, "4 HTTP 500s and at least 3 connect errors: {errors}");
 
     // Up again: everything arrives, and the webhook is active.
@@ -279,11 +277,14 @@ async fn webhooks_deliver_only_the_event_types_and_sessions_they_name() {
     let (a, b) = (sessions[0].clone(), sessions[1].clone());
     let turns = Receiver::start(SECRET).await;
     let only_a = Receiver::start(SECRET).await;
-    let turns_hook =
-        create_webhook(&client, json!({"url": turns.url(), "secret": SECRET, "events": ["turn.completed"], "from": "start"}))
-            .await;
+    let turns_hook = create_webhook(
+        &client,
+        json!({"url": turns.url(), "secret": SECRET, "events": ["turn.completed"], "from": "start"}),
+    )
+    .await;
     assert_eq!(turns_hook["events"], json!(["turn.completed"]));
-    let a_hook = create_webhook(&client, json!({"url": only_a.url(), "secret": SECRET, "sessions": [a], "from": "start"})).await;
+    let a_hook =
+        create_webhook(&client, json!({"url": only_a.url(), "secret": SECRET, "sessions": [a], "from": "start"})).await;
     assert_eq!(a_hook["sessions"], json!([a]));
 
     turn_everywhere(&client, &sessions, "one").await;
@@ -327,9 +328,15 @@ async fn webhooks_refuse_bad_bodies_hide_the_secret_and_stop_at_delete() {
         (json!({"url": url, "secret": "short-but-secret"[..12].to_string()}), vec!["secret", "16"]),
         (json!({"url": url, "secret": "s".repeat(1025)}), vec!["secret", "1024"]),
         (json!({"url": url}), vec!["secret"]),
-        (json!({"url": url, "secret": SECRET, "events": ["turn.completed", "turn.exploded"]}), vec!["events[1]", "turn.exploded"]),
+        (
+            json!({"url": url, "secret": SECRET, "events": ["turn.completed", "turn.exploded"]}),
+            vec!["events[1]", "turn.exploded"],
+        ),
         (json!({"url": url, "secret": SECRET, "colour": "blue"}), vec!["colour"]),
-        (json!({"url": url, "secret": SECRET, "sessions": ["ses_doesnotexist"]}), vec!["sessions[0]", "ses_doesnotexist"]),
+        (
+            json!({"url": url, "secret": SECRET, "sessions": ["ses_doesnotexist"]}),
+            vec!["sessions[0]", "ses_doesnotexist"],
+        ),
         (json!({"url": url, "secret": SECRET, "sessions": []}), vec!["sessions"]),
         (json!({"url": url, "secret": SECRET, "from": "yesterday"}), vec!["from"]),
     ];
@@ -362,8 +369,13 @@ async fn webhooks_refuse_bad_bodies_hide_the_secret_and_stop_at_delete() {
     assert_eq!(removed["id"], doomed_id.as_str());
     // Every event a request in flight at the DELETE could hold is committed by now.
     let cutoff = client.info().await.unwrap().last_gseq;
-    expect_problem(send(client.request(Method::GET, &format!("/v1/webhooks/{doomed_id}"))).await, 404, "webhook_not_found", &[])
-        .await;
+    expect_problem(
+        send(client.request(Method::GET, &format!("/v1/webhooks/{doomed_id}"))).await,
+        404,
+        "webhook_not_found",
+        &[],
+    )
+    .await;
     collect_turn(&client, &session, 0).await;
     turn_everywhere(&client, std::slice::from_ref(&session), "after the delete").await;
     let end = client.info().await.unwrap().last_gseq;
@@ -371,7 +383,8 @@ async fn webhooks_refuse_bad_bodies_hide_the_secret_and_stop_at_delete() {
     // The witness got everything up to the end, so the deleted one had every chance.
     let wid = witness_hook["id"].as_str().unwrap();
     wait_view(&client, wid, "past the last event", |v| v["cursor"] == end).await;
-    let late: Vec<u64> = receiver.deliveries().iter().flat_map(|d| d.event_ids.clone()).filter(|g| *g > cutoff).collect();
+    let late: Vec<u64> =
+        receiver.deliveries().iter().flat_map(|d| d.event_ids.clone()).filter(|g| *g > cutoff).collect();
     assert!(late.is_empty(), "events after the DELETE reached the deleted webhook: {:?}..", &late[..late.len().min(5)]);
     receiver.assert_all_signed();
     let list = get_text(&client, "/v1/webhooks").await;

@@ -198,6 +198,7 @@ pub fn webhooks(conn: &Connection) -> Result<Vec<WebhookRow>, StoreError> {
 
 /// Number of events with `gseq > after`.
 pub fn events_after_count(conn: &Connection, after: u64) -> Result<u64, StoreError> {
-    let n: i64 = conn.prepare_cached("SELECT COUNT(*) FROM events WHERE gseq > ?1")?.query_row([after as i64], |r| r.get(0))?;
+    let n: i64 =
+        conn.prepare_cached("SELECT COUNT(*) FROM events WHERE gseq > ?1")?.query_row([after as i64], |r| r.get(0))?;
     Ok(n as u64)
 }

@@ -118,7 +118,12 @@ async fn next_batch(
 }
 
 /// [`next_batch`] on a connection.
-pub fn scan(conn: &rusqlite::Connection, filters: &Filters, cursor: u64, upto: Option<u64>) -> Result<Batch, StoreError> {
+pub fn scan(
+    conn: &rusqlite::Connection,
+    filters: &Filters,
+    cursor: u64,
+    upto: Option<u64>,
+) -> Result<Batch, StoreError> {
     let mut batch = Batch { events: Vec::new(), scanned_to: cursor };
     let mut scanned = 0;
     loop {

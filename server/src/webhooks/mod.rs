@@ -247,7 +247,9 @@ impl Webhooks {
             let id = row.id.clone();
             match Hook::from_row(row) {
                 Ok(hook) => webhooks.spawn(Arc::new(hook)),
-                Err(e) => tracing::error!(webhook = %id, error = %e, "a stored webhook cannot be read; not delivering it"),
+                Err(e) => {
+                    tracing::error!(webhook = %id, error = %e, "a stored webhook cannot be read; not delivering it")
+                }
             }
         }
         Ok(webhooks)

@@ -18,7 +18,11 @@ fn webhook_signature_is_t_and_lowercase_hex_hmac_sha256() {
     let hex = sig.strip_prefix("t=1700000000,v1=").unwrap_or_else(|| panic!("{sig}"));
     assert_eq!(hex.len(), 64);
     assert!(hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)), "lowercase hex: {hex}");
-    assert_ne!(sig, signature(b"0123456789abcdef", 1_700_000_001, b"{}").replace("t=1700000001", "t=1700000000"), "t is signed");
+    assert_ne!(
+        sig,
+        signature(b"0123456789abcdef", 1_700_000_001, b"{}").replace("t=1700000001", "t=1700000000"),
+        "t is signed"
+    );
     assert_ne!(sig, signature(b"0123456789abcdeF", 1_700_000_000, b"{}"), "the secret keys it");
 }
 
@@ -34,10 +38,7 @@ fn webhook_signature_matches_rfc_4231_vectors() {
     let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"0123456789abcdef").unwrap();
     m.update(b"42.{\"webhook_id\":\"whk_x\",\"events\":[]}");
     let want: String = m.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(
-        signature(b"0123456789abcdef", 42, br#"{"webhook_id":"whk_x","events":[]}"#),
-        format!("t=42,v1={want}")
-    );
+    assert_eq!(signature(b"0123456789abcdef", 42, br#"{"webhook_id":"whk_x","events":[]}"#), format!("t=42,v1={want}"));
 }
 
 #[test]
@@ -132,7 +133,8 @@ fn webhook_create_rules_name_what_is_wrong_and_never_the_secret() {
     assert!(!err(req("http://h", &long)).contains(&long));
     assert!(check(req("http://h", &"y".repeat(1024))).is_ok());
 
-    let bad_type = CreateWebhook { events: Some(vec!["turn.completed".into(), "turn.done".into()]), ..req("http://h", SECRET) };
+    let bad_type =
+        CreateWebhook { events: Some(vec!["turn.completed".into(), "turn.done".into()]), ..req("http://h", SECRET) };
     let e = err(bad_type);
     assert!(e.contains("`events[1]`") && e.contains("\"turn.done\""), "{e}");
     let empty_types = CreateWebhook { events: Some(vec![]), ..req("http://h", SECRET) };
@@ -151,8 +153,14 @@ fn webhook_create_body_refuses_unknown_fields_and_odd_from() {
     let parse = |s: &str| serde_json::from_str::<CreateWebhook>(s);
     let ok = parse(r#"{"url":"http://h","secret":"0123456789abcdef","from":"start"}"#).unwrap();
     assert_eq!(ok.from, Some(WebhookFrom::Start));
-    assert_eq!(parse(r#"{"url":"http://h","secret":"0123456789abcdef","from":17}"#).unwrap().from, Some(WebhookFrom::Gseq(17)));
-    assert!(parse(r#"{"url":"http://h","secret":"0123456789abcdef","from":"later"}"#).unwrap_err().to_string().contains("`from`"));
+    assert_eq!(
+        parse(r#"{"url":"http://h","secret":"0123456789abcdef","from":17}"#).unwrap().from,
+        Some(WebhookFrom::Gseq(17))
+    );
+    assert!(parse(r#"{"url":"http://h","secret":"0123456789abcdef","from":"later"}"#)
+        .unwrap_err()
+        .to_string()
+        .contains("`from`"));
     assert!(parse(r#"{"url":"http://h","secret":"0123456789abcdef","from":-1}"#).is_err());
     assert!(parse(r#"{"url":"http://h","secret":"0123456789abcdef","colour":"red"}"#)
         .unwrap_err()
@@ -165,10 +173,7 @@ fn webhook_create_body_refuses_unknown_fields_and_odd_from() {
 
 #[test]
 fn webhook_delivery_body_is_the_stored_events_in_order_with_their_ids() {
-    let batch = Batch {
-        events: vec![(3, r#"{"gseq":3}"#.into()), (7, r#"{"gseq":7}"#.into())],
-        scanned_to: 9,
-    };
+    let batch = Batch { events: vec![(3, r#"{"gseq":3}"#.into()), (7, r#"{"gseq":7}"#.into())], scanned_to: 9 };
     let body = batch.body("whk_abc");
     assert_eq!(&body[..], br#"{"webhook_id":"whk_abc","events":[{"gseq":3},{"gseq":7}]}"#);
     assert_eq!(batch.ids(), "3,7");
