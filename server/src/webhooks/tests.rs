@@ -180,3 +180,123 @@ fn webhook_delivery_body_is_the_stored_events_in_order_with_their_ids() {
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["events"].as_array().unwrap().len(), 2);
 }
+
+fn session_row(id: &str) -> crate::store::SessionRow {
+    crate::store::SessionRow {
+        id: id.into(),
+        agent: "mock".into(),
+        status: tether_protocol::SessionStatus::Idle,
+        cwd: "/w".into(),
+        model: None,
+        permission_mode: tether_protocol::PermissionMode::Default,
+        title: None,
+        native_session_id: None,
+        created_at: 1,
+        updated_at: 1,
+        last_seq: 0,
+        metadata: None,
+        config: "{}".into(),
+        agent_live: false,
+        open_turn: None,
+    }
+}
+
+fn new_event(etype: &'static str) -> crate::store::NewEvent {
+    crate::store::NewEvent {
+        etype,
+        source: tether_protocol::Source::Agent,
+        time: "2026-11-23T12:00:00.000Z".into(),
+        data_json: "{}".into(),
+        raw: Some("{\"native\":1}".into()),
+        effects: vec![],
+    }
+}
+
+/// A store with 300 events: `ses_a` and `ses_b` alternating, every tenth a `turn.completed`.
+async fn store_with_events(dir: &std::path::Path) -> crate::store::Store {
+    let store = crate::store::Store::open(&dir.join("tether.db")).unwrap();
+    store.create_session(session_row("ses_a")).await.unwrap();
+    store.create_session(session_row("ses_b")).await.unwrap();
+    for i in 0..300 {
+        let sid: Arc<str> = Arc::from(if i % 2 == 0 { "ses_a" } else { "ses_b" });
+        let etype = if i % 10 == 9 { "turn.completed" } else { "item.delta" };
+        store.append(sid, vec![new_event(etype)]).await.unwrap();
+    }
+    store.flush().await.unwrap();
+    store
+}
+
+#[tokio::test]
+async fn webhook_batches_are_filtered_pages_in_gseq_order_and_rebuild_identically() {
+    use super::delivery::scan;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_events(dir.path()).await;
+    let all = Filters::default();
+    let only_a = Filters { events: None, sessions: Some(vec!["ses_a".into()]) };
+    let turns_of_b = Filters { events: Some(vec!["turn.completed".into()]), sessions: Some(vec!["ses_b".into()]) };
+    let nothing = Filters { events: Some(vec!["question.requested".into()]), sessions: None };
+    let (first, a, b, none, rebuilt, tail) = store
+        .read(move |c| {
+            let first = scan(c, &all, 0, None)?;
+            let a = scan(c, &only_a, 0, None)?;
+            let b = scan(c, &turns_of_b, 0, None)?;
+            let none = scan(c, &nothing, 0, None)?;
+            // The batch cut short at `a.scanned_to`, rebuilt as it was.
+            let rebuilt = scan(c, &only_a, 0, Some(a.scanned_to))?;
+            let tail = scan(c, &all, 250, None)?;
+            Ok((first, a, b, none, rebuilt, tail))
+        })
+        .await
+        .unwrap();
+    let gseqs = |b: &Batch| b.events.iter().map(|(g, _)| *g).collect::<Vec<_>>();
+    assert_eq!(gseqs(&first), (1..=100).collect::<Vec<_>>());
+    assert_eq!(first.scanned_to, 100);
+    assert!(first.events.iter().all(|(_, json)| !json.contains("raw")), "no raw in deliveries");
+    // ses_a's events are the odd gseqs: the 100th is 199.
+    assert_eq!(gseqs(&a), (0..100).map(|i| 2 * i + 1).collect::<Vec<_>>());
+    assert_eq!(a.scanned_to, 199);
+    assert_eq!(rebuilt, a);
+    // ses_b's turn.completed: every tenth event (gseq 10, 20, ..) is ses_b's.
+    assert_eq!(gseqs(&b), (1..=30).map(|i| 10 * i).collect::<Vec<_>>());
+    assert_eq!(b.scanned_to, 300, "read to the end of the log");
+    assert!(none.events.is_empty());
+    assert_eq!(none.scanned_to, 300, "the cursor moves past what the filters do not want");
+    assert_eq!(gseqs(&tail), (251..=300).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn webhook_rows_are_stored_updated_and_deleted_through_the_writer() {
+    use crate::store::{reader, WebhookProgress, WebhookRow};
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open(&dir.path().join("tether.db")).unwrap();
+    let row = WebhookRow {
+        id: "whk_1".into(),
+        url: "http://127.0.0.1:9/".into(),
+        secret: SECRET.into(),
+        filters: serde_json::to_string(&Filters { events: Some(vec!["error".into()]), sessions: None }).unwrap(),
+        created_at: 5,
+        progress: WebhookProgress { id: "whk_1".into(), cursor: 7, state: "active", ..Default::default() },
+    };
+    assert!(!format!("{row:?}").contains(SECRET), "Debug hides the secret");
+    store.create_webhook(row.clone()).await.unwrap();
+    assert_eq!(store.read(reader::webhooks).await.unwrap(), vec![row.clone()]);
+    let progress = WebhookProgress {
+        id: "whk_1".into(),
+        cursor: 42,
+        inflight_to: Some(50),
+        delivered_events: 30,
+        consecutive_failures: 4,
+        state: "failing",
+        last_error: Some("HTTP 500".into()),
+        last_attempt_at: Some(9),
+        last_success_at: Some(8),
+    };
+    store.webhook_progress(progress.clone()).await.unwrap();
+    let stored = store.read(reader::webhooks).await.unwrap();
+    assert_eq!(stored[0].progress, progress);
+    assert!(store.delete_webhook("whk_1").await.unwrap());
+    assert!(!store.delete_webhook("whk_1").await.unwrap());
+    // A late progress write for a deleted webhook changes nothing.
+    store.webhook_progress(progress).await.unwrap();
+    assert!(store.read(reader::webhooks).await.unwrap().is_empty());
+}
