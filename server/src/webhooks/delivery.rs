@@ -32,6 +32,8 @@ const MAX_SCAN: usize = 20_000;
 pub const FAILING_AFTER: u64 = 3;
 /// A caught-up task looks at the store this often even without a commit notification.
 const IDLE_TICK: Duration = Duration::from_secs(30);
+/// Most bytes of a receiver's answer read (and ignored).
+const DRAIN_BYTES: usize = 64 * 1024;
 /// Wait before a failed store read or cursor write is tried again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
@@ -184,8 +186,22 @@ async fn attempt(ctx: &Context, hook: &Hook, body: &Bytes, ids: &str) -> Result<
         .send()
         .await;
     match sent {
-        Ok(resp) if resp.status().is_success() => Ok(()),
-        Ok(resp) => Err(format!("HTTP {}", resp.status().as_u16())),
+        Ok(mut resp) => {
+            let status = resp.status();
+            // Read a little of the answer so the connection can be reused; the rest is not ours to wait for.
+            let mut read = 0;
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                read += chunk.len();
+                if read > DRAIN_BYTES {
+                    break;
+                }
+            }
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(format!("HTTP {}", status.as_u16()))
+            }
+        }
         Err(e) => Err(describe(&e.without_url())),
     }
 }
