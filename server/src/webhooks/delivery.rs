@@ -34,6 +34,8 @@ pub const FAILING_AFTER: u64 = 3;
 const IDLE_TICK: Duration = Duration::from_secs(30);
 /// Most bytes of a receiver's answer read (and ignored).
 const DRAIN_BYTES: usize = 64 * 1024;
+/// A cursor that only moved past filtered-out events is stored at most this often.
+const SKIP_PERSIST_EVERY: Duration = Duration::from_secs(1);
 /// Wait before a failed store read or cursor write is tried again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
@@ -242,6 +244,7 @@ pub(super) async fn run(ctx: Arc<Context>, hook: Arc<Hook>) {
     // Subscribed before the first read: no commit after it goes unnoticed.
     let mut bus = ctx.store.subscribe();
     let mut stored = hook.progress();
+    let mut stored_at = tokio::time::Instant::now();
     loop {
         if !drain(&mut bus) {
             return;
@@ -266,19 +269,27 @@ pub(super) async fn run(ctx: Arc<Context>, hook: Arc<Hook>) {
             if batch.scanned_to > p.cursor {
                 continue;
             }
-            // Caught up: store where it stands, then sleep until a commit.
+            // Caught up: store where it stands, then sleep until a commit. An
+            // acknowledgement is stored at once; a cursor that only moved past
+            // filtered-out events at most every SKIP_PERSIST_EVERY (after a
+            // crash they are only looked at again), so a narrow filter costs
+            // no write per commit.
             let now = hook.progress();
-            if (now.cursor, now.inflight_to) != (stored.cursor, stored.inflight_to) {
+            let acked = stored.inflight_to.is_some();
+            let skipped = now.cursor != stored.cursor;
+            if acked || (skipped && stored_at.elapsed() >= SKIP_PERSIST_EVERY) {
                 persist(&ctx, &hook).await;
                 stored = now;
+                stored_at = tokio::time::Instant::now();
             }
+            let tick = if stored.cursor != hook.progress().cursor { SKIP_PERSIST_EVERY } else { IDLE_TICK };
             tokio::select! {
                 r = bus.recv() => {
                     if matches!(r, Err(broadcast::error::RecvError::Closed)) {
                         return;
                     }
                 }
-                _ = tokio::time::sleep(IDLE_TICK) => {}
+                _ = tokio::time::sleep(tick) => {}
             }
             continue;
         }
@@ -286,6 +297,7 @@ pub(super) async fn run(ctx: Arc<Context>, hook: Arc<Hook>) {
         hook.update(|p| p.inflight_to = Some(batch.scanned_to));
         persist(&ctx, &hook).await;
         stored = hook.progress();
+        stored_at = tokio::time::Instant::now();
         deliver(&ctx, &hook, &batch).await;
     }
 }
