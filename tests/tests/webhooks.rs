@@ -247,7 +247,6 @@ async fn webhooks_kill9_mid_delivery_loses_nothing_and_resumes_from_the_cursor()
     server.kill9().await;
     receiver.release();
     server.restart().await;
-    let client = server.client();
 
     // The subscription survived; its first request is the batch cut short, whole.
     let after_crash = receiver
