@@ -564,6 +564,8 @@ error_codes! {
     NotFound = "not_found",
     /// 404: no session with that id.
     SessionNotFound = "session_not_found",
+    /// 404: no webhook with that id.
+    WebhookNotFound = "webhook_not_found",
     /// 422: the agent's CLI is not installed (`POST /v1/agents/{agent}/install`).
     AgentNotInstalled = "agent_not_installed",
     /// 503: the agent cannot be started or installed right now.
@@ -671,6 +673,151 @@ pub struct WatchEvent {
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+}
+
+/// Where a new webhook starts delivering from: `"now"` (the default: events
+/// committed after it is created), `"start"` (the whole log), or a `gseq`
+/// (the events after it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "Value", into = "Value")]
+#[schemars(with = "WebhookFromWire")]
+pub enum WebhookFrom {
+    #[default]
+    Now,
+    Start,
+    Gseq(u64),
+}
+
+/// The JSON shape of [`WebhookFrom`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum WebhookFromWire {
+    Named(WebhookFromName),
+    /// Deliver the events after this `gseq`.
+    Gseq(u64),
+}
+
+/// The named starting points of a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFromName {
+    /// After the last event committed when the webhook is created.
+    Now,
+    /// The whole log.
+    Start,
+}
+
+impl TryFrom<Value> for WebhookFrom {
+    type Error = String;
+
+    fn try_from(v: Value) -> Result<Self, String> {
+        match (&v, v.as_u64()) {
+            (_, Some(gseq)) => Ok(WebhookFrom::Gseq(gseq)),
+            (Value::String(s), _) if s == "now" => Ok(WebhookFrom::Now),
+            (Value::String(s), _) if s == "start" => Ok(WebhookFrom::Start),
+            _ => Err(format!("`from` must be \"now\", \"start\" or a gseq (a non-negative integer), not {v}")),
+        }
+    }
+}
+
+impl From<WebhookFrom> for Value {
+    fn from(f: WebhookFrom) -> Value {
+        match f {
+            WebhookFrom::Now => Value::String("now".into()),
+            WebhookFrom::Start => Value::String("start".into()),
+            WebhookFrom::Gseq(g) => Value::from(g),
+        }
+    }
+}
+
+/// `POST /v1/webhooks`: deliver the committed events (optionally only some
+/// types, some sessions) to `url`, signed with `secret`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// Absolute `http://` or `https://` URL with a host; each delivery is a POST to it.
+    pub url: String,
+    /// 16 to 1024 bytes; the key of the `X-Tether-Signature` HMAC. Never answered back.
+    #[serde(deserialize_with = "secret_string")]
+    pub secret: String,
+    /// Event types to deliver (universal event types); empty or absent: every type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+    /// Session ids whose events to deliver; absent: every session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<Vec<String>>,
+    /// Where delivery starts; `now` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<WebhookFrom>,
+}
+
+/// A secret is a string; any other JSON is refused without echoing it.
+fn secret_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) => Ok(s),
+        _ => Err(serde::de::Error::custom("`secret` must be a string")),
+    }
+}
+
+/// How a webhook's deliveries go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookState {
+    /// Delivering, or caught up.
+    Active,
+    /// The last 3 or more attempts failed; it keeps retrying the same batch.
+    Failing,
+}
+
+impl WebhookState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookState::Active => "active",
+            WebhookState::Failing => "failing",
+        }
+    }
+}
+
+/// A webhook subscription and how its delivery stands (the secret is never shown).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Webhook {
+    /// `whk_…`.
+    pub id: String,
+    pub url: String,
+    /// The event types delivered; `null`: every type.
+    pub events: Option<Vec<String>>,
+    /// The sessions whose events are delivered; `null`: every session.
+    pub sessions: Option<Vec<String>>,
+    pub created_at: String,
+    pub state: WebhookState,
+    /// The last acknowledged `gseq`: every matching event up to it was delivered.
+    pub cursor: u64,
+    /// Events in the log after `cursor` (before filtering).
+    pub pending: u64,
+    /// Events acknowledged by the receiver so far (re-sent batches count again).
+    pub delivered_events: u64,
+    pub consecutive_failures: u64,
+    /// Why the last attempt failed (`HTTP 500`, `connect error: …`, `timeout …`), while failures last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_at: Option<String>,
+}
+
+/// `GET /v1/webhooks`, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WebhookList {
+    pub webhooks: Vec<Webhook>,
+}
+
+/// The body of one delivery (a POST to the webhook's URL): up to 100
+/// events in `gseq` order, without `raw`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WebhookDelivery {
+    pub webhook_id: String,
+    pub events: Vec<Event>,
 }
 
 #[cfg(test)]

@@ -369,7 +369,56 @@ fn routes() -> Vec<Route> {
             200,
             Json(schema::<Skill>),
         ),
+        r(
+            "post",
+            "/v1/webhooks",
+            "Subscribe a URL to the committed events (201): batches of up to 100 events POSTed in `gseq` order, \
+             signed with `X-Tether-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")>`, retried with \
+             back-off until acknowledged (2xx); at-least-once, resumed after a restart from the last acknowledged \
+             `gseq`. `from`: `now` (default), `start` or a gseq. The secret is never answered back",
+            &[],
+            Json(schema::<CreateWebhook>),
+            201,
+            Json(schema::<Webhook>),
+        ),
+        r("get", "/v1/webhooks", "Every webhook, oldest first", &[], None, 200, Json(schema::<WebhookList>)),
+        r(
+            "get",
+            "/v1/webhooks/{id}",
+            "One webhook and how its delivery stands; 404 `webhook_not_found`",
+            &[],
+            None,
+            200,
+            Json(schema::<Webhook>),
+        ),
+        r(
+            "delete",
+            "/v1/webhooks/{id}",
+            "Remove a webhook and stop its delivery at once (no request starts after the answer); answers it",
+            &[],
+            None,
+            200,
+            Json(schema::<Webhook>),
+        ),
     ]
+}
+
+/// The OpenAPI 3.1 `webhooks` entry: what a receiver of `POST /v1/webhooks` gets.
+fn delivery(g: &mut SchemaGenerator) -> Value {
+    let header = |name: &str, description: &str| json!({"name": name, "in": "header", "required": true, "description": description, "schema": {"type": "string"}});
+    json!({"post": {
+        "summary": "One delivery: up to 100 events (without `raw`) in gseq order; answer 2xx to acknowledge them, \
+            anything else (or no answer within 10 s) and the same batch is sent again after a back-off",
+        "parameters": [
+            header("X-Tether-Webhook-Id", "the webhook's id (`whk_…`)"),
+            header("X-Tether-Event-Ids", "the `gseq` of each event of the batch, comma-separated (`session_id` + \
+                `seq` names the same event); a re-sent batch has the same ids"),
+            header("X-Tether-Signature", "`t=<unix seconds>,v1=<lowercase hex HMAC-SHA256(secret, \"<t>.<body>\")>`"),
+        ],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": schema::<WebhookDelivery>(g)}}},
+        "responses": {"2XX": {"description": "acknowledged: the cursor moves past the batch"},
+                      "default": {"description": "not acknowledged: the batch is retried"}}
+    }})
 }
 
 fn generator() -> SchemaGenerator {
@@ -442,12 +491,14 @@ pub fn openapi() -> Value {
             m.insert(route.method.into(), Value::Object(op));
         }
     }
+    let webhooks = json!({"tether.events": delivery(&mut g)});
     let schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
     json!({
         "openapi": "3.1.0",
         "info": {"title": "tether", "version": crate::API_VERSION,
                  "description": "Run coding agents under PTYs; one universal event stream over HTTP/SSE."},
         "paths": paths,
+        "webhooks": webhooks,
         "components": {
             "schemas": schemas,
             "securitySchemes": {

@@ -197,6 +197,12 @@ struct ServeArgs {
     /// Tests only: after binding, hold the start (health answers `starting`) until this file exists.
     #[arg(long, hide = true)]
     start_gate: Option<PathBuf>,
+    /// First wait before an unacknowledged webhook batch is sent again, in milliseconds (doubles per failure).
+    #[arg(long, default_value_t = 1_000, hide = true)]
+    webhook_retry_min_ms: u64,
+    /// Longest wait between attempts at a webhook batch, in milliseconds.
+    #[arg(long, default_value_t = 60_000, hide = true)]
+    webhook_retry_max_ms: u64,
 }
 
 pub fn main() -> ExitCode {
@@ -422,6 +428,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         stream_idle: (args.stream_idle_secs > 0).then(|| Duration::from_secs(args.stream_idle_secs)),
         store_stall_limit: Duration::from_millis(args.store_stall_limit_ms),
         start_gate: args.start_gate.clone(),
+        webhook_retry: crate::webhooks::Retry {
+            min: Duration::from_millis(args.webhook_retry_min_ms.max(1)),
+            max: Duration::from_millis(args.webhook_retry_max_ms.max(args.webhook_retry_min_ms).max(1)),
+        },
     };
     if let Err(e) = crate::server::check_data_dir(&config.data_dir) {
         return fail(e);

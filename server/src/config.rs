@@ -27,6 +27,8 @@ pub struct Config {
     pub store_stall_limit: Duration,
     /// Tests only: after binding, the start waits until this file exists.
     pub start_gate: Option<PathBuf>,
+    /// Back-off between attempts at an unacknowledged webhook batch.
+    pub webhook_retry: crate::webhooks::Retry,
 }
 
 /// Default of [`Config::store_stall_limit`].

@@ -43,6 +43,9 @@ impl ApiError {
     pub fn session_not_found(id: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, "session_not_found", format!("no session with id {id:?}"))
     }
+    pub fn webhook_not_found(id: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "webhook_not_found", format!("no webhook with id {id:?}"))
+    }
     pub fn agent_not_installed(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "agent_not_installed", detail)
     }

@@ -6,9 +6,9 @@
 //! `agents` (one folder per agent: launch, wire, convert), `session` (the
 //! per-session actor and the normalizer), `fs` (the workspace's files),
 //! `mcp` (global MCP servers and probing them), `skills` (installed and
-//! bundled skills), `http` (one module per route group), `client` (the
-//! terminal client: `tether run`, `sessions`, …), `cli` (the `tether`
-//! command).
+//! bundled skills), `webhooks` (subscriptions and their delivery), `http`
+//! (one module per route group), `client` (the terminal client: `tether
+//! run`, `sessions`, …), `cli` (the `tether` command).
 
 pub mod agents;
 pub mod cli;
@@ -27,3 +27,4 @@ pub mod store;
 pub mod tools;
 pub mod util;
 pub mod wake;
+pub mod webhooks;

@@ -76,6 +76,8 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
     if recovered > 0 {
         tracing::info!(sessions = recovered, "closed turns left open by a previous run");
     }
+    let webhooks =
+        crate::webhooks::Webhooks::start(shared.store.clone(), config.webhook_retry).await.map_err(StartError)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = Arc::new(AppState {
         shared,
@@ -86,6 +88,7 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         max_body_bytes: config.max_body_bytes,
         max_upload_bytes: config.max_upload_bytes,
         shutdown: shutdown_rx,
+        webhooks,
     });
     let sprite = config.sprite_socket.as_deref().and_then(SpriteApi::detect);
     if let Some(api) = &sprite {
@@ -190,6 +193,7 @@ pub async fn run(
     };
     let Prepared { app, shutdown_tx, platform } = prepared;
     let shared = app.shared.clone();
+    let webhooks = app.webhooks.clone();
     let pauses = tokio::spawn(crate::wake::watch(shared.clone(), platform.pause_threshold));
     let keeper = platform.sprite.map(|api| {
         let config = KeepAwakeConfig {
@@ -206,6 +210,7 @@ pub async fn run(
         r = &mut http => {
             // The server ended by itself (the listener failed).
             let r = r.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            webhooks.shutdown();
             shared.shutdown().await;
             return r.map_err(|e| StartError(format!("server error: {e}")));
         }
@@ -216,6 +221,8 @@ pub async fn run(
     let _ = shutdown_tx.send(true);
     let _ = stop_tx.send(true);
     pauses.abort();
+    // Deliveries stop where they are: the next start resumes from the stored cursors.
+    webhooks.shutdown();
     stop_agents(&shared).await;
     if let Some(keeper) = keeper {
         keeper.stop().await;

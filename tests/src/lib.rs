@@ -26,6 +26,8 @@
 //!   socket (services run for real, tasks expire, every call recorded);
 //! - [`tar`]: raw tar archives, hostile entries included (`..`, links);
 //! - [`pty`]: [`pty::Pty`], a command on a pseudo-terminal (typed input, Ctrl-C);
+//! - [`webhook_receiver`]: a webhook endpoint that checks signatures, records
+//!   deliveries, fails on demand and goes down and up on its port;
 //! - [`ws`]: a raw WebSocket client of the event-stream routes ([`ws::RawWs`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -45,6 +47,7 @@ pub mod server;
 pub mod sprite;
 pub mod tar;
 pub mod tether_mcp;
+pub mod webhook_receiver;
 pub mod ws;
 
 pub use anthropic::{claude_bin, claude_env, ScriptedAnthropic, CLAUDE_VERSION};

@@ -29,4 +29,5 @@ mod streams_reset;
 mod terminal;
 mod tools;
 mod ui;
+mod webhooks;
 mod ws;

@@ -9,6 +9,7 @@ mod service;
 mod sessions;
 mod skills;
 mod ui;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +39,8 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// Flips to true when the server is shutting down; open SSE streams end.
     pub shutdown: watch::Receiver<bool>,
+    /// The webhook subscriptions and their delivery tasks.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 pub type AppRef = Arc<AppState>;
@@ -54,6 +57,7 @@ pub fn router(state: AppRef) -> Router {
         .merge(mcp::router())
         .merge(skills::router())
         .merge(ui::router())
+        .merge(webhooks::router())
         .route("/mcp", mcp_endpoint(crate::tools::service(state.clone())))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
@@ -236,6 +240,7 @@ impl TestApp {
             stream_idle: None,
             store_stall_limit: crate::config::DEFAULT_STORE_STALL_LIMIT,
             start_gate: None,
+            webhook_retry: crate::webhooks::Retry::default(),
         };
         let prepared = crate::server::prepare(&config, Instant::now()).await.unwrap();
         TestApp { router: router(prepared.app.clone()), data: data.path().to_path_buf(), _dirs: (data, ws) }

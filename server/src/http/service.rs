@@ -33,7 +33,7 @@ async fn info(State(app): State<AppRef>) -> Result<Json<Info>, ApiError> {
         uptime_ms: app.started.elapsed().as_millis() as u64,
         data_dir: app.shared.data_dir.display().to_string(),
         workspace_root: app.shared.workspace.display().to_string(),
-        capabilities: ["sessions", "events", "sse", "replay", "mock_agent", "ui"]
+        capabilities: ["sessions", "events", "sse", "replay", "mock_agent", "ui", "webhooks"]
             .iter()
             .map(|s| s.to_string())
             .collect(),
@@ -107,5 +107,6 @@ async fn metrics(State(app): State<AppRef>) -> Result<impl IntoResponse, ApiErro
         m.sse_clients.load(Ordering::Relaxed),
         m.agent_processes.load(Ordering::Relaxed),
     ));
+    out.push_str(&app.webhooks.metrics().await?);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

@@ -329,6 +329,7 @@ fn registered_paths() -> Vec<String> {
         include_str!("sessions.rs"),
         include_str!("skills.rs"),
         include_str!("ui.rs"),
+        include_str!("webhooks.rs"),
         include_str!("mod.rs"),
     ];
     let mut paths = Vec::new();

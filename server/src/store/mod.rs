@@ -26,6 +26,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("migrations/0001_init.sql")),
     ("0002_mcp_servers", include_str!("migrations/0002_mcp_servers.sql")),
     ("0003_store_meta", include_str!("migrations/0003_store_meta.sql")),
+    ("0004_webhooks", include_str!("migrations/0004_webhooks.sql")),
 ];
 
 /// Capacity of the live bus; a subscriber that falls further behind is caught
@@ -177,6 +178,22 @@ pub(crate) enum WriteCmd {
         previous: Option<String>,
         ack: oneshot::Sender<Result<Option<String>, StoreError>>,
     },
+    /// Adds a webhook subscription.
+    CreateWebhook {
+        row: Box<WebhookRow>,
+        ack: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Records how a webhook's delivery stands (its cursor, counters, state).
+    WebhookProgress {
+        progress: Box<WebhookProgress>,
+        ack: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Removes a webhook; answers whether it was there.
+    DeleteWebhook {
+        id: String,
+        existed: bool,
+        ack: oneshot::Sender<Result<bool, StoreError>>,
+    },
     /// Resolves once everything sent before it is committed.
     Flush {
         ack: oneshot::Sender<()>,
@@ -187,6 +204,48 @@ pub(crate) enum WriteCmd {
         sql: String,
         ack: oneshot::Sender<Result<(), StoreError>>,
     },
+}
+
+/// A webhook's stored row (its `Debug` leaves the secret out).
+#[derive(Clone, PartialEq)]
+pub struct WebhookRow {
+    pub id: String,
+    pub url: String,
+    /// The HMAC key of its deliveries: never answered, never logged.
+    pub secret: String,
+    /// JSON `{"events":[..]|null,"sessions":[..]|null}`.
+    pub filters: String,
+    pub created_at: i64,
+    pub progress: WebhookProgress,
+}
+
+impl std::fmt::Debug for WebhookRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookRow")
+            .field("id", &self.id)
+            .field("filters", &self.filters)
+            .field("created_at", &self.created_at)
+            .field("progress", &self.progress)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The changing part of a webhook's row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WebhookProgress {
+    pub id: String,
+    /// The last acknowledged gseq.
+    pub cursor: u64,
+    /// The last gseq of the batch being sent, if one is: after a crash the
+    /// same batch is rebuilt from `(cursor, inflight_to]` and sent again whole.
+    pub inflight_to: Option<u64>,
+    pub delivered_events: u64,
+    pub consecutive_failures: u64,
+    /// `active` or `failing`.
+    pub state: &'static str,
+    pub last_error: Option<String>,
+    pub last_attempt_at: Option<i64>,
+    pub last_success_at: Option<i64>,
 }
 
 /// Handle to the store: cheap to clone.
@@ -357,6 +416,21 @@ impl Store {
     /// Removes the global MCP server `name`; answers its config (None if there was none), once committed.
     pub async fn delete_mcp_server(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.control(|ack| WriteCmd::DeleteMcpServer { name: name.to_string(), previous: None, ack }).await
+    }
+
+    /// Adds a webhook subscription, once committed (fails at once while the store is stalled).
+    pub async fn create_webhook(&self, row: WebhookRow) -> Result<(), StoreError> {
+        self.control(|ack| WriteCmd::CreateWebhook { row: Box::new(row), ack }).await
+    }
+
+    /// Records a webhook's cursor, counters and state (fails at once while the store is stalled).
+    pub async fn webhook_progress(&self, progress: WebhookProgress) -> Result<(), StoreError> {
+        self.control(|ack| WriteCmd::WebhookProgress { progress: Box::new(progress), ack }).await
+    }
+
+    /// Removes a webhook; answers whether it was there, once committed.
+    pub async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+        self.control(|ack| WriteCmd::DeleteWebhook { id: id.to_string(), existed: false, ack }).await
     }
 
     /// Tests: runs `sql` on the writer's connection (also during a stall).

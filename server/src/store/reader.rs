@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tether_protocol::{PermissionMode, SessionStatus};
 
-use super::{open_connection, Committed, SessionRow, StoreError};
+use super::{open_connection, Committed, SessionRow, StoreError, WebhookProgress, WebhookRow};
 
 /// A small pool of read-only connections (WAL lets them read while the writer writes).
 pub struct ReadPool {
@@ -162,4 +162,43 @@ pub fn last_gseq(conn: &Connection) -> Result<u64, StoreError> {
 /// Number of events in the store.
 pub fn event_count(conn: &Connection) -> Result<u64, StoreError> {
     Ok(conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
+}
+
+/// Every webhook, oldest first.
+pub fn webhooks(conn: &Connection) -> Result<Vec<WebhookRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, url, secret, filters, cursor, delivered_events, consecutive_failures, state, last_error,
+                created_at, last_attempt_at, last_success_at, inflight_to
+         FROM webhooks ORDER BY created_at, id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let state: String = r.get(7)?;
+        let id: String = r.get(0)?;
+        Ok(WebhookRow {
+            id: id.clone(),
+            url: r.get(1)?,
+            secret: r.get(2)?,
+            filters: r.get(3)?,
+            created_at: r.get(9)?,
+            progress: WebhookProgress {
+                id,
+                cursor: r.get::<_, i64>(4)? as u64,
+                delivered_events: r.get::<_, i64>(5)? as u64,
+                consecutive_failures: r.get::<_, i64>(6)? as u64,
+                state: if state == "failing" { "failing" } else { "active" },
+                last_error: r.get(8)?,
+                last_attempt_at: r.get(10)?,
+                last_success_at: r.get(11)?,
+                inflight_to: r.get::<_, Option<i64>>(12)?.map(|g| g as u64),
+            },
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Number of events with `gseq > after`.
+pub fn events_after_count(conn: &Connection, after: u64) -> Result<u64, StoreError> {
+    let n: i64 =
+        conn.prepare_cached("SELECT COUNT(*) FROM events WHERE gseq > ?1")?.query_row([after as i64], |r| r.get(0))?;
+    Ok(n as u64)
 }

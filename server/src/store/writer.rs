@@ -3,7 +3,7 @@
 //! commit (disk full, I/O error) is kept and retried with back-off until it
 //! commits. While it is retried the writer takes no more appends, so the
 //! bounded queue fills and holds the agents back (their PTYs stop being
-//! read); control commands (create, purge, MCP writes), which cannot wait
+//! read); control commands (create, purge, MCP and webhook writes), which cannot wait
 //! that long, are answered at once with the stall.
 
 use std::collections::HashMap;
@@ -288,6 +288,53 @@ impl Writer {
                             .optional()?;
                         tx.execute("DELETE FROM mcp_servers WHERE name = ?1", [&*name])?;
                     }
+                    WriteCmd::CreateWebhook { row, .. } => {
+                        let p = &row.progress;
+                        tx.execute(
+                            "INSERT INTO webhooks (id, url, secret, filters, cursor, delivered_events,
+                               consecutive_failures, state, last_error, created_at, last_attempt_at, last_success_at,
+                               inflight_to)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                            params![
+                                row.id,
+                                row.url,
+                                row.secret,
+                                row.filters,
+                                p.cursor as i64,
+                                p.delivered_events as i64,
+                                p.consecutive_failures as i64,
+                                p.state,
+                                p.last_error,
+                                row.created_at,
+                                p.last_attempt_at,
+                                p.last_success_at,
+                                p.inflight_to.map(|g| g as i64),
+                            ],
+                        )?;
+                    }
+                    WriteCmd::WebhookProgress { progress: p, .. } => {
+                        // A webhook deleted meanwhile updates nothing.
+                        tx.prepare_cached(
+                            "UPDATE webhooks SET cursor = ?2, delivered_events = ?3, consecutive_failures = ?4,
+                               state = ?5, last_error = ?6, last_attempt_at = ?7, last_success_at = ?8,
+                               inflight_to = ?9
+                             WHERE id = ?1",
+                        )?
+                        .execute(params![
+                            p.id,
+                            p.cursor as i64,
+                            p.delivered_events as i64,
+                            p.consecutive_failures as i64,
+                            p.state,
+                            p.last_error,
+                            p.last_attempt_at,
+                            p.last_success_at,
+                            p.inflight_to.map(|g| g as i64),
+                        ])?;
+                    }
+                    WriteCmd::DeleteWebhook { id, existed, .. } => {
+                        *existed = tx.execute("DELETE FROM webhooks WHERE id = ?1", [&*id])? > 0;
+                    }
                     WriteCmd::Flush { .. } => {}
                     #[cfg(test)]
                     WriteCmd::Exec { sql, .. } => tx.execute_batch(sql)?,
@@ -369,11 +416,17 @@ fn answer(batch: &mut Vec<WriteCmd>) {
             WriteCmd::Flush { ack } => {
                 let _ = ack.send(());
             }
-            WriteCmd::CreateSession { ack, .. } | WriteCmd::Purge { ack, .. } => {
+            WriteCmd::CreateSession { ack, .. }
+            | WriteCmd::Purge { ack, .. }
+            | WriteCmd::CreateWebhook { ack, .. }
+            | WriteCmd::WebhookProgress { ack, .. } => {
                 let _ = ack.send(Ok(()));
             }
             WriteCmd::PutMcpServer { ack, previous, .. } | WriteCmd::DeleteMcpServer { ack, previous, .. } => {
                 let _ = ack.send(Ok(previous));
+            }
+            WriteCmd::DeleteWebhook { ack, existed, .. } => {
+                let _ = ack.send(Ok(existed));
             }
             #[cfg(test)]
             WriteCmd::Exec { ack, .. } => {
@@ -389,10 +442,16 @@ fn answer_control(batch: &mut Vec<WriteCmd>, error: impl Fn() -> StoreError) {
     for cmd in batch.drain(..) {
         match cmd {
             WriteCmd::Append { .. } | WriteCmd::Flush { .. } => keep.push(cmd),
-            WriteCmd::CreateSession { ack, .. } | WriteCmd::Purge { ack, .. } => {
+            WriteCmd::CreateSession { ack, .. }
+            | WriteCmd::Purge { ack, .. }
+            | WriteCmd::CreateWebhook { ack, .. }
+            | WriteCmd::WebhookProgress { ack, .. } => {
                 let _ = ack.send(Err(error()));
             }
             WriteCmd::PutMcpServer { ack, .. } | WriteCmd::DeleteMcpServer { ack, .. } => {
+                let _ = ack.send(Err(error()));
+            }
+            WriteCmd::DeleteWebhook { ack, .. } => {
                 let _ = ack.send(Err(error()));
             }
             #[cfg(test)]
