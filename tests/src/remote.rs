@@ -56,6 +56,25 @@ impl TestCa {
         TestCa { ca_der: ca.as_ref().der().to_vec(), acceptor: TlsAcceptor::from(Arc::new(config)) }
     }
 
+    /// The CA's certificate as PEM (for `SSL_CERT_FILE`).
+    pub fn ca_pem(&self) -> String {
+        use std::fmt::Write as _;
+        const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut b64 = String::new();
+        for chunk in self.ca_der.chunks(3) {
+            let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+            for i in 0..4 {
+                b64.push(if i <= chunk.len() { char::from(B64[(n >> (18 - 6 * i) & 63) as usize]) } else { '=' });
+            }
+        }
+        let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            let _ = writeln!(pem, "{}", std::str::from_utf8(line).unwrap());
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+        pem
+    }
+
     /// A `reqwest` client that trusts this CA (and the platform's roots).
     pub fn http_client(&self) -> reqwest::Client {
         let cert = reqwest::Certificate::from_der(&self.ca_der).unwrap();

@@ -337,6 +337,35 @@ async fn webhooks_deliver_only_the_event_types_and_sessions_they_name() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_deliver_over_https() {
+    // The receiver behind a TLS terminator whose CA the server trusts through SSL_CERT_FILE.
+    let ca = tether_e2e::remote::TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.ca_pem()).unwrap();
+    let server = TestServer::start_with(ServerOptions {
+        env: vec![("SSL_CERT_FILE".into(), ca_file.display().to_string())],
+        ..Default::default()
+    })
+    .await;
+    let client = server.client();
+    let receiver = Receiver::start(SECRET).await;
+    let front = tether_e2e::remote::TlsFront::start(&ca, &receiver.url().replace("/hook", ""), None).await;
+    let url = format!("{}/hook", front.url);
+    assert!(url.starts_with("https://"));
+    let hook = create_webhook(&client, json!({"url": url, "secret": SECRET})).await;
+    let id = mock_session(&client).await.id;
+    turn_everywhere(&client, std::slice::from_ref(&id), "[mock:tool] over TLS").await;
+    let last = last_seqs(&client, std::slice::from_ref(&id)).await;
+    let end = client.info().await.unwrap().last_gseq;
+    let hid = hook["id"].as_str().unwrap();
+    wait_view(&client, hid, "past the last event", |v| v["cursor"].as_u64() >= Some(end) && v["pending"] == 0).await;
+    receiver.assert_all_signed();
+    assert_delivered_exactly(&receiver, &BTreeMap::from([(id.clone(), last[&id])]));
+    assert_eq!(view(&client, hid).await["state"], "active");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_refuse_bad_bodies_hide_the_secret_and_stop_at_delete() {
     let server = fast_retry_server().await;
     let client = server.client();
