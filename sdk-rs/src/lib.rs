@@ -91,7 +91,7 @@ impl Client {
     pub fn new(base_url: impl Into<String>) -> Client {
         let base_url: String = base_url.into();
         Client {
-            http: reqwest::Client::new(),
+            http: http_client(reqwest::Client::builder).unwrap_or_default(),
             base_url: base_url.trim_end_matches('/').into(),
             token: None,
             token_header: TokenHeader::Authorization,
@@ -116,9 +116,7 @@ impl Client {
     #[cfg(feature = "sprites")]
     pub fn through_sprites_proxy(proxy: sprites::SpritesProxy) -> Result<Client> {
         let relay = sprites::Relay::start(proxy)?;
-        let http = reqwest::Client::builder()
-            .unix_socket(relay.socket.as_path())
-            .build()
+        let http = http_client(|| reqwest::Client::builder().unix_socket(relay.socket.as_path()))
             .map_err(|e| Error::Tunnel(format!("cannot build the HTTP client: {e}")))?;
         let mut client = Client::new("http://sprite").with_http_client(http);
         client.relay = Some(Arc::new(relay));
@@ -333,6 +331,21 @@ impl fmt::Debug for Client {
             .field("token_header", &self.token_header)
             .field("edge_token", &self.edge_token.as_ref().map(|_| "<redacted>"))
             .finish()
+    }
+}
+
+/// Builds a `reqwest` client from the builder `make` gives, and still gets
+/// one where the system has no CA certificates (an empty container or
+/// chroot), where the platform verifier refuses to start: then with no
+/// trusted roots at all, so plain `http://` works and `https://` fails to
+/// verify (with a certificate error) instead of nothing working.
+pub fn http_client(make: impl Fn() -> reqwest::ClientBuilder) -> reqwest::Result<reqwest::Client> {
+    match make().build() {
+        Ok(client) => Ok(client),
+        #[cfg(feature = "rustls")]
+        Err(_) => make().tls_certs_only(Vec::new()).build(),
+        #[cfg(not(feature = "rustls"))]
+        Err(e) => Err(e),
     }
 }
 

@@ -321,6 +321,21 @@ impl Relay {
     }
 }
 
+/// Reads until the end of an HTTP request head (or 64 KiB, or the end of the stream).
+async fn read_request_head(local: &mut UnixStream) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while head.len() < 64 * 1024 {
+        match local.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+        if memchr::memmem::find(&head, b"\r\n\r\n").is_some() {
+            return;
+        }
+    }
+}
+
 /// One local connection: open its tunnel and relay, or answer the HTTP
 /// request with a problem saying why there is no tunnel.
 async fn serve(proxy: &SpritesProxy, mut local: UnixStream) {
@@ -343,6 +358,10 @@ async fn serve(proxy: &SpritesProxy, mut local: UnixStream) {
                  close\r\n\r\n{body}",
                 body.len()
             );
+            // Answer only once the request has been read: an answer that
+            // comes before the client has sent its request is, to an HTTP
+            // client, a message it did not expect.
+            let _ = tokio::time::timeout(Duration::from_secs(5), read_request_head(&mut local)).await;
             let _ = local.write_all(answer.as_bytes()).await;
             let _ = local.shutdown().await;
         }

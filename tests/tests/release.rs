@@ -101,6 +101,20 @@ async fn the_release_binary_serves_from_an_empty_chroot() {
         };
         let info = client.info().await.map_err(|e| e.to_string())?;
         let sessions = client.list_sessions(&Default::default()).await.map_err(|e| e.to_string())?;
+        // The terminal client in the same root (no CA certificates there either).
+        let out = Command::new(chroot())
+            .arg(root.path())
+            .args(["/tether", "sessions", "--url", client.base_url(), "--token", "chroot-token"])
+            .env_clear()
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() || !String::from_utf8_lossy(&out.stdout).contains("no sessions") {
+            return Err(format!(
+                "tether sessions in the chroot: {:?} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
         Ok::<_, String>((health, info, sessions))
     }
     .await;

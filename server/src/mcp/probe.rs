@@ -378,11 +378,10 @@ async fn probe_http(
         value.set_sensitive(true);
         custom.insert(name, value);
     }
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(timeout)
-        .build()
-        .map_err(|e| ProbeError::Http { url: shown_url(url), detail: e.to_string() })?;
+    let http = tether_sdk::http_client(|| {
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).connect_timeout(timeout)
+    })
+    .map_err(|e| ProbeError::Http { url: shown_url(url), detail: e.to_string() })?;
     let config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(custom);
     let transport = StreamableHttpClientTransport::with_client(http, config);
     let conversation = async {

@@ -61,7 +61,7 @@ fn line(v: Value) -> ProcEvent {
 
 /// Runs the bridge until the process is gone (its event channel closes) or the input closes.
 pub async fn run(bridge: HttpBridge, mut input: mpsc::UnboundedReceiver<Vec<u8>>, out: mpsc::Sender<ProcEvent>) {
-    let http = match reqwest::Client::builder().no_proxy().build() {
+    let http = match tether_sdk::http_client(|| reqwest::Client::builder().no_proxy()) {
         Ok(c) => c,
         Err(e) => {
             let _ = out.send(line(json!({"bridge": "error", "message": e.to_string()}))).await;

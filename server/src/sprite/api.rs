@@ -118,10 +118,7 @@ impl SpriteApi {
     }
 
     pub fn new(socket: &Path) -> Result<SpriteApi, SpriteError> {
-        let client = reqwest::Client::builder()
-            .unix_socket(socket)
-            .timeout(CALL_TIMEOUT)
-            .build()
+        let client = tether_sdk::http_client(|| reqwest::Client::builder().unix_socket(socket).timeout(CALL_TIMEOUT))
             .map_err(|source| SpriteError::Transport { path: socket.display().to_string(), source })?;
         Ok(SpriteApi { client, socket: socket.to_path_buf() })
     }

@@ -139,9 +139,7 @@ fn local_host(host: IpAddr) -> String {
 /// Waits until tether answers `/v1/info` on `port` with `token`.
 async fn wait_ready(host: IpAddr, port: u16, token: &str, wait: Duration) -> Result<Duration, String> {
     let started = Instant::now();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
+    let client = tether_sdk::http_client(|| reqwest::Client::builder().timeout(Duration::from_secs(5)))
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
     let url = format!("http://{}:{port}/v1/info", local_host(host));
     let mut last = String::from("no answer yet");
@@ -219,7 +217,8 @@ pub async fn status(socket: &Path, name: &str, out: &mut impl Write) -> Result<b
     let mut healthy = false;
     if let Some(port) = service.http_port {
         let url = format!("http://127.0.0.1:{port}/v1/health");
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().map_err(|e| e.to_string())?;
+        let client = tether_sdk::http_client(|| reqwest::Client::builder().timeout(Duration::from_secs(3)))
+            .map_err(|e| e.to_string())?;
         healthy = client.get(&url).send().await.is_ok_and(|r| r.status().is_success());
         let _ = writeln!(out, "health on port {port}: {}", if healthy { "ok" } else { "no answer" });
     }

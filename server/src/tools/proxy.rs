@@ -29,7 +29,8 @@ pub fn endpoint(url: &str) -> Result<String, String> {
 /// Bridges stdin/stdout to `url` until either side ends.
 pub async fn run(url: &str, token: Option<&str>) -> Result<(), String> {
     let endpoint = endpoint(url)?;
-    let http = reqwest::Client::builder().build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let http =
+        tether_sdk::http_client(reqwest::Client::builder).map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let mut config = StreamableHttpClientTransportConfig::with_uri(endpoint.as_str());
     if let Some(token) = token {
         config = config.auth_header(token);

@@ -228,12 +228,13 @@ pub struct Webhooks {
 impl Webhooks {
     /// Loads the stored subscriptions and starts a delivery task for each.
     pub async fn start(store: Store, retry: Retry) -> Result<Arc<Webhooks>, String> {
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION"), " (webhooks)"))
-            .build()
-            .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))?;
+        let client = tether_sdk::http_client(|| {
+            reqwest::Client::builder()
+                .timeout(REQUEST_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION"), " (webhooks)"))
+        })
+        .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))?;
         let rows = store.read(reader::webhooks).await.map_err(|e| format!("cannot read the webhooks: {e}"))?;
         let ctx = Arc::new(Context {
             store,
