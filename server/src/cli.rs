@@ -275,13 +275,9 @@ fn sprite_command(command: SpriteCommand) -> ExitCode {
 
 /// `tether mcp`: stdout carries MCP only; diagnostics go to stderr.
 fn mcp(args: McpArgs) -> ExitCode {
-    let token = match (args.token, &args.token_file) {
-        (Some(t), _) => Some(t),
-        (None, Some(path)) => match std::fs::read_to_string(path) {
-            Ok(t) => Some(t.trim().to_string()),
-            Err(e) => return fail(format!("cannot read the token file {}: {e}", path.display())),
-        },
-        (None, None) => None,
+    let token = match crate::util::read_token(args.token.as_deref(), args.token_file.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
@@ -387,13 +383,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     let started = Instant::now();
     crate::process::limit_malloc_arenas();
     init_logging(args.log_format);
-    let token = match (&args.token, &args.token_file) {
-        (Some(t), _) => Some(t.trim().to_string()),
-        (None, Some(path)) => match std::fs::read_to_string(path) {
-            Ok(t) => Some(t.trim().to_string()),
-            Err(e) => return fail(format!("cannot read the token file {}: {e}", path.display())),
-        },
-        (None, None) => None,
+    let token = match crate::util::read_token(args.token.as_deref(), args.token_file.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
     };
     if token.as_deref() == Some("") {
         return fail("the token is empty");

@@ -58,6 +58,18 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Constant-time comparison of two secrets (length is not hidden).
+/// The token given on the command line, else the one in `file` (trimmed):
+/// what `--token` / `TETHER_TOKEN` and `--token-file` mean to every command.
+pub fn read_token(token: Option<&str>, file: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    match (token, file) {
+        (Some(t), _) => Ok(Some(t.trim().to_owned())),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|t| Some(t.trim().to_owned()))
+            .map_err(|e| format!("cannot read the token file {}: {e}", path.display())),
+        (None, None) => Ok(None),
+    }
+}
+
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -81,6 +93,19 @@ mod tests {
         let a = new_id("ses");
         assert!(a.starts_with("ses_") && a.len() == 28);
         assert_ne!(a, new_id("ses"));
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn a_token_comes_from_the_flag_or_the_file_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        assert_eq!(read_token(Some(" flag "), Some(&file)).unwrap().as_deref(), Some("flag"));
+        assert_eq!(read_token(None, Some(&file)).unwrap().as_deref(), Some("from-file"));
+        assert_eq!(read_token(None, None).unwrap(), None);
+        let missing = dir.path().join("missing");
+        assert!(read_token(None, Some(&missing)).unwrap_err().contains("cannot read the token file"));
     }
 
     #[test]

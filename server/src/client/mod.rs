@@ -144,7 +144,17 @@ pub fn main(command: ClientCommand) -> ExitCode {
             ClientCommand::Sessions { status, agent, limit, json, .. } => {
                 sessions(&client, status, agent, limit, json).await
             }
-            other => simple(&client, other).await,
+            ClientCommand::Show { session, json, .. } => show(&client, &session, json).await,
+            ClientCommand::Send { session, text, .. } => {
+                let accepted = client.send_text(&session, text).await;
+                accepted.map_err(CommandError::from).and_then(|a| Ok(writeln!(std::io::stdout(), "{}", a.turn_id)?))
+            }
+            ClientCommand::Rm { session, purge, .. } => {
+                let removed = client.delete_session(&session, purge).await;
+                removed.map_err(CommandError::from).and_then(|s| {
+                    Ok(writeln!(std::io::stdout(), "{} {}", if purge { "purged" } else { "deleted" }, s.id)?)
+                })
+            }
         };
         match outcome {
             Ok(()) => exit::OK,
@@ -171,16 +181,8 @@ impl ClientCommand {
 
 impl ConnectArgs {
     fn client(&self) -> Result<Client, u8> {
-        let token = match (&self.token, &self.token_file) {
-            (Some(t), _) => Some(t.trim().to_owned()),
-            (None, Some(path)) => match std::fs::read_to_string(path) {
-                Ok(t) => Some(t.trim().to_owned()),
-                Err(e) => {
-                    return Err(fail(exit::USAGE, format!("cannot read the token file {}: {e}", path.display())));
-                }
-            },
-            (None, None) => None,
-        };
+        let token = crate::util::read_token(self.token.as_deref(), self.token_file.as_deref())
+            .map_err(|e| fail(exit::USAGE, e))?;
         let client = match (&self.sprite, &self.sprites_token) {
             (Some(name), Some(sprites_token)) => {
                 let proxy = tether_sdk::sprites::SpritesProxy::new(name, sprites_token)
@@ -255,43 +257,30 @@ async fn sessions(
     Ok(())
 }
 
-/// `show`, `send`, `rm`: one request each.
-async fn simple(client: &Client, command: ClientCommand) -> Result<(), CommandError> {
+/// `tether show`.
+async fn show(client: &Client, session: &str, json: bool) -> Result<(), CommandError> {
+    let s = client.get_session(session).await?;
     let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&s).unwrap_or_default())?;
+        return Ok(());
+    }
+    let rows = [
+        ("id", s.id.clone()),
+        ("agent", s.agent.clone()),
+        ("status", s.status.as_str().to_owned()),
+        ("cwd", s.cwd.clone()),
+        ("model", s.model.clone().unwrap_or_default()),
+        ("permission mode", s.permission_mode.as_str().to_owned()),
+        ("title", s.title.clone().unwrap_or_default()),
+        ("native session", s.native_session_id.clone().unwrap_or_default()),
+        ("created", s.created_at.clone()),
+        ("updated", s.updated_at.clone()),
+        ("events", s.last_seq.to_string()),
+    ];
     let style = stdout_style();
-    match command {
-        ClientCommand::Show { session, json, .. } => {
-            let s = client.get_session(&session).await?;
-            if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&s).unwrap_or_default())?;
-            } else {
-                let rows = [
-                    ("id", s.id.clone()),
-                    ("agent", s.agent.clone()),
-                    ("status", s.status.as_str().to_owned()),
-                    ("cwd", s.cwd.clone()),
-                    ("model", s.model.clone().unwrap_or_default()),
-                    ("permission mode", s.permission_mode.as_str().to_owned()),
-                    ("title", s.title.clone().unwrap_or_default()),
-                    ("native session", s.native_session_id.clone().unwrap_or_default()),
-                    ("created", s.created_at.clone()),
-                    ("updated", s.updated_at.clone()),
-                    ("events", s.last_seq.to_string()),
-                ];
-                for (name, value) in rows.iter().filter(|(_, v)| !v.is_empty()) {
-                    writeln!(out, "{} {value}", style.dim(&format!("{name:<16}")))?;
-                }
-            }
-        }
-        ClientCommand::Send { session, text, .. } => {
-            let accepted = client.send_text(&session, text).await?;
-            writeln!(out, "{}", accepted.turn_id)?;
-        }
-        ClientCommand::Rm { session, purge, .. } => {
-            let s = client.delete_session(&session, purge).await?;
-            writeln!(out, "{} {}", if purge { "purged" } else { "deleted" }, s.id)?;
-        }
-        ClientCommand::Run { .. } | ClientCommand::Sessions { .. } | ClientCommand::Events { .. } => {}
+    for (name, value) in rows.iter().filter(|(_, v)| !v.is_empty()) {
+        writeln!(out, "{} {value}", style.dim(&format!("{name:<16}")))?;
     }
     Ok(())
 }

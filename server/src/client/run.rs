@@ -278,7 +278,6 @@ async fn answer<O: Write, E: Write>(
             let id = p.permission_id.clone();
             queue.pop_front();
             reply_permission(client, session, &id, decision).await?;
-            // The next prompt, if any, comes with the `permission.resolved` of this one.
             ask(r, queue, json)?;
         }
         (Answer::Choice(choice), Pending::Question(q, answered)) => {
