@@ -277,10 +277,38 @@ pub struct Session {
     #[serde(default)]
     pub native_session_id: Option<String>,
     pub created_at: String,
+    /// The session's last activity: the time of its newest event, but for
+    /// what the server writes on its own at a restart or a resume.
     pub updated_at: String,
     pub last_seq: u64,
     #[serde(default)]
     pub metadata: Option<Value>,
+    /// What a list of sessions shows at a glance, kept as events are stored.
+    #[serde(default)]
+    pub summary: SessionSummary,
+}
+
+/// A session at a glance: how it began, where it stands, what it cost.
+/// Lines are single lines of at most 200 characters (cut with `…`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionSummary {
+    /// The first line of the first message's text (`null` before any turn).
+    #[serde(default)]
+    pub first_prompt: Option<String>,
+    /// The last line of the assistant's last completed message.
+    #[serde(default)]
+    pub last_text: Option<String>,
+    /// Turns started.
+    #[serde(default)]
+    pub turns: u64,
+    /// Summed over the turns that reported usage (`turn.completed`).
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// `null` until a turn reports a cost.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -369,6 +397,15 @@ pub struct StreamIdle {
     pub idle_secs: u64,
 }
 
+/// `stream.ended`: the session is over and its last event (`session.ended`,
+/// seq `last_seq`) has been sent; the stream ends now and there is nothing to
+/// reconnect for. Only a session's own stream sends it, as its last frame
+/// (also straight away to a client that resumes after that event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StreamEnded {
+    pub last_seq: u64,
+}
+
 /// A frame of an event stream that is not an event: on SSE `event:` is the
 /// `type` and `data:` the `data`; on a WebSocket it is a text frame of this
 /// JSON (`{"type":"stream.reset","data":{..}}`). Events never have a `type`
@@ -380,6 +417,8 @@ pub enum StreamControl {
     Reset(StreamReset),
     #[serde(rename = "stream.idle")]
     Idle(StreamIdle),
+    #[serde(rename = "stream.ended")]
+    Ended(StreamEnded),
 }
 
 impl StreamControl {
@@ -388,6 +427,7 @@ impl StreamControl {
         match self {
             StreamControl::Reset(_) => "stream.reset",
             StreamControl::Idle(_) => "stream.idle",
+            StreamControl::Ended(_) => "stream.ended",
         }
     }
 }

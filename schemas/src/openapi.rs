@@ -65,6 +65,7 @@ fn routes() -> Vec<Route> {
         ),
         r("get", "/v1/openapi.json", "This document", &[], None, 200, Bytes("application/json")),
         r("get", "/metrics", "Prometheus text metrics", &[], None, 200, Bytes("text/plain")),
+        r("get", "/", "Redirects (307) to the inspector, `/ui/`; no auth", &[], None, 307, Bytes("text/plain")),
         r("get", "/ui", "Redirects (308) to `/ui/`; no auth", &[], None, 308, Bytes("text/plain")),
         r("get", "/ui/", "The inspector web UI (embedded); no auth", &[], None, 200, Bytes("text/html")),
         r("get", "/ui/{path}", "A file of the inspector web UI; no auth", &[], None, 200, Bytes("text/plain")),
@@ -463,15 +464,16 @@ pub fn openapi() -> Value {
             Body::Json(f) => json!({"description": "ok", "content": {"application/json": {"schema": f(&mut g)}}}),
             Body::Sse => json!({
                 "description": "`text/event-stream`: frames with `id:` (the cursor), `event:` (the event type) and \
-                    `data:` (an Event); also control frames `event: stream.reset` / `stream.idle` whose `data:` is \
-                    the `data` of a StreamControl (`x-control-frame`)",
+                    `data:` (an Event); also control frames `event: stream.reset` / `stream.idle` / `stream.ended` \
+                    whose `data:` is the `data` of a StreamControl (`x-control-frame`). A session's stream ends \
+                    after its last event, `session.ended`, with a `stream.ended` frame",
                 "content": {"text/event-stream": {"itemSchema": event.clone()}},
                 "x-control-frame": control.clone()
             }),
             Body::Ws => json!({
                 "description": "Switching Protocols: a WebSocket whose text messages are Events or StreamControl \
-                    frames (`x-websocket-message`); it closes with 1000 when idle past --stream-idle-secs, 1001 \
-                    when the server shuts down",
+                    frames (`x-websocket-message`); it closes with 1000 when idle past --stream-idle-secs or \
+                    after a session's last event (a `stream.ended` message first), 1001 when the server shuts down",
                 "x-websocket-message": {"oneOf": [event.clone(), control.clone()]}
             }),
             Body::Bytes(mime) => json!({"description": "ok", "content": {mime: {}}}),
@@ -483,7 +485,7 @@ pub fn openapi() -> Value {
             json!({"description": "an error", "content": {"application/problem+json": {"schema": problem.clone()}}}),
         );
         op.insert("responses".into(), Value::Object(responses));
-        if route.path != "/v1/health" && !route.path.starts_with("/ui") {
+        if route.path != "/v1/health" && route.path != "/" && !route.path.starts_with("/ui") {
             op.insert("security".into(), json!([{"bearer": []}, {"tether_token": []}]));
         }
         let entry = paths.entry(route.path).or_insert_with(|| json!({}));

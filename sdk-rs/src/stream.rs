@@ -12,7 +12,10 @@
 //! beyond the server's store) is yielded as [`Error::CursorAhead`] and moves
 //! the cursor back to the store's last one; `stream.idle` (the server ends a
 //! stream idle past `--stream-idle-secs`) makes the end of that connection a
-//! reconnection at once, without backoff; unknown ones are skipped.
+//! reconnection at once, without backoff; `stream.ended` (a session's stream
+//! after its last event) ends the stream for good; unknown ones are skipped.
+//! A session's stream also ends, without reconnecting, right after it yields
+//! `session.ended`, the last event a session has.
 
 use std::fmt;
 use std::future::Future;
@@ -24,7 +27,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use reqwest::header::{ACCEPT, CACHE_CONTROL};
 use reqwest::{Method, Response};
-use tether_protocol::{Event, StreamReset};
+use tether_protocol::{Event, EventBody, StreamReset};
 use tokio::time::{Instant, Sleep};
 
 use crate::error::{self, Error, Result};
@@ -95,6 +98,9 @@ struct Inner {
     reconnect_on_idle: bool,
     /// The connection said `stream.idle`: its end is not a failure.
     idle_ended: bool,
+    /// The session is over (`session.ended` was yielded, or `stream.ended`
+    /// came): the stream ends, never reconnects.
+    finished: bool,
     reconnects: u32,
     backoff: Duration,
 }
@@ -133,6 +139,7 @@ impl EventStream {
                 idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
                 reconnect_on_idle: true,
                 idle_ended: false,
+                finished: false,
                 reconnects: 0,
                 backoff: INITIAL_BACKOFF,
             },
@@ -245,6 +252,9 @@ impl Inner {
                 }
                 self.cursor = Some(cursor);
                 self.backoff = INITIAL_BACKOFF;
+                if self.kind == CursorKind::Seq && matches!(event.body, EventBody::SessionEnded(_)) {
+                    self.finished = true;
+                }
                 Some(Ok(event))
             }
             Err(e) => {
@@ -283,6 +293,10 @@ impl Inner {
                 self.idle_ended = true;
                 None
             }
+            "stream.ended" => {
+                self.finished = true;
+                None
+            }
             // A control frame newer than this SDK.
             _ => None,
         }
@@ -295,6 +309,9 @@ impl Stream for EventStream {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
+            if this.inner.finished {
+                this.state = State::Done;
+            }
             match &mut this.state {
                 State::Done => return Poll::Ready(None),
                 State::Idle => this.state = State::Connecting(this.inner.connect()),
@@ -693,6 +710,58 @@ pub(crate) mod tests {
         assert_eq!(stream.cursor(), Some(1));
         heads.recv().await.unwrap();
         assert!(heads.try_recv().is_err(), "no reconnection");
+    }
+
+    fn ended_json(seq: u64) -> String {
+        format!(
+            r#"{{"seq":{seq},"gseq":{seq},"session_id":"ses_1","time":"2026-01-01T00:00:00.000Z","source":"server","type":"session.ended","data":{{"reason":"terminated"}}}}"#
+        )
+    }
+
+    #[tokio::test]
+    async fn a_session_stream_ends_after_session_ended_or_stream_ended_and_never_reconnects() {
+        // The connection stays open after `session.ended`: the stream ends anyway.
+        let (base, mut heads) = serve(|_, _| {
+            let mut body = sse_head();
+            body.push_str(&frame(1, &event_json(1, 1)));
+            body.push_str(&format!("id: 2\nevent: session.ended\ndata: {}\n\n", ended_json(2)));
+            Answer { bytes: body.into_bytes(), keep_open: true }
+        })
+        .await;
+        let mut stream = Client::new(base).session_events("ses_1", None);
+        assert_eq!(next(&mut stream).await.unwrap().unwrap().seq, 1);
+        assert_eq!(next(&mut stream).await.unwrap().unwrap().event_type(), "session.ended");
+        assert!(next(&mut stream).await.is_none());
+        assert!(next(&mut stream).await.is_none(), "an ended stream stays ended");
+        heads.recv().await.unwrap();
+        assert!(heads.try_recv().is_err(), "no reconnection after session.ended");
+
+        // Resuming after the last event: only `stream.ended`, then the end.
+        let (base, mut heads) = serve(|_, _| {
+            let mut body = sse_head();
+            body.push_str("event: stream.ended\ndata: {\"last_seq\":2}\n\n");
+            Answer { bytes: body.into_bytes(), keep_open: false }
+        })
+        .await;
+        let mut stream = Client::new(base).session_events("ses_1", Some(2));
+        assert!(next(&mut stream).await.is_none());
+        heads.recv().await.unwrap();
+        assert!(heads.try_recv().is_err(), "no reconnection after stream.ended");
+
+        // The global stream goes on past one session's end.
+        let (base, _heads) = serve(|n, _| {
+            let mut body = sse_head();
+            if n == 0 {
+                body.push_str(&format!("id: 1\nevent: session.ended\ndata: {}\n\n", ended_json(1)));
+            } else {
+                body.push_str(&frame(2, &event_json(2, 2)));
+            }
+            Answer { bytes: body.into_bytes(), keep_open: n > 0 }
+        })
+        .await;
+        let mut stream = Client::new(base).all_events(None);
+        assert_eq!(next(&mut stream).await.unwrap().unwrap().gseq, 1);
+        assert_eq!(next(&mut stream).await.unwrap().unwrap().gseq, 2);
     }
 
     #[tokio::test]

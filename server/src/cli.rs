@@ -300,6 +300,11 @@ fn exec_in(dir: &std::path::Path, command: &[String]) -> ExitCode {
     fail(format!("cannot run {program:?} in {}: {e}", dir.display()))
 }
 
+/// `path` made absolute against the current directory (it need not exist).
+fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
+}
+
 fn agents_command(command: AgentsCommand) -> ExitCode {
     use std::io::IsTerminal;
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -309,7 +314,7 @@ fn agents_command(command: AgentsCommand) -> ExitCode {
     runtime.block_on(async move {
         match command {
             AgentsCommand::List { data_dir } => {
-                let data_dir = data_dir.unwrap_or_else(default_data_dir);
+                let data_dir = absolute(data_dir.unwrap_or_else(default_data_dir));
                 let mut out = std::io::stdout();
                 for def in crate::agents::AGENTS {
                     let a = crate::agents::describe(def, &data_dir).await;
@@ -325,7 +330,7 @@ fn agents_command(command: AgentsCommand) -> ExitCode {
                 ExitCode::SUCCESS
             }
             AgentsCommand::Install { agent, data_dir } => {
-                let data_dir = data_dir.unwrap_or_else(default_data_dir);
+                let data_dir = absolute(data_dir.unwrap_or_else(default_data_dir));
                 let Some(def) = crate::agents::find(&agent) else {
                     return fail(format!("unknown agent {agent:?}"));
                 };
@@ -355,6 +360,11 @@ fn agents_command(command: AgentsCommand) -> ExitCode {
                 match result {
                     Ok(bin) => {
                         let _ = writeln!(std::io::stdout(), "{} {}", def.id, bin.display());
+                        let _ = writeln!(
+                            err,
+                            "installed into the data dir {}; a server started with the same data dir ($TETHER_DATA_DIR, or the default that ./scripts/serve uses too) lists it",
+                            data_dir.display()
+                        );
                         ExitCode::SUCCESS
                     }
                     Err(e) => fail(e),
@@ -404,10 +414,21 @@ fn serve(args: ServeArgs) -> ExitCode {
         },
         Err(e) => return fail(format!("cannot read the current directory: {e}")),
     };
+    // Absolute from here on: agents run in the workspace, so every path
+    // tether hands them (MCP configs, plugin folders, state) must not depend
+    // on the directory tether was started from.
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    if let Err(e) = crate::server::check_data_dir(&data_dir) {
+        return fail(e);
+    }
+    let data_dir = match data_dir.canonicalize() {
+        Ok(d) => d,
+        Err(e) => return fail(format!("the data dir {}: {e}", data_dir.display())),
+    };
     let config = Config {
         host: args.host,
         port: args.port,
-        data_dir: args.data_dir.clone().unwrap_or_else(default_data_dir),
+        data_dir,
         workspace,
         token,
         max_body_bytes: args.max_body_bytes,
@@ -425,9 +446,6 @@ fn serve(args: ServeArgs) -> ExitCode {
             max: Duration::from_millis(args.webhook_retry_max_ms.max(args.webhook_retry_min_ms).max(1)),
         },
     };
-    if let Err(e) = crate::server::check_data_dir(&config.data_dir) {
-        return fail(e);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
@@ -438,13 +456,18 @@ fn serve(args: ServeArgs) -> ExitCode {
             Err(e) => return fail(format!("cannot listen on {}:{}: {e}", config.host, config.port)),
         };
         let shutdown = shutdown_signal();
-        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let bound = listener.local_addr().ok();
+        let addr = bound.map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(%addr, data_dir = %config.data_dir.display(), workspace = %config.workspace.display(), auth = config.token.is_some(), "listening");
-        // The one line on stdout, printed as soon as the port is bound (the
+        // The first line on stdout, printed as soon as the port is bound (the
         // store opens and recovery runs behind it; /v1/health says `starting`
-        // until it is done): tests and scripts read the bound address from it.
+        // until it is done): tests and scripts read the bound address from
+        // it. The second says where a person opens the inspector.
         let mut out = std::io::stdout();
         let _ = writeln!(out, "tether {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
+        if let Some(a) = bound {
+            let _ = writeln!(out, "inspector: http://{}:{}/ui/", crate::util::local_host(a.ip()), a.port());
+        }
         let _ = out.flush();
         match crate::server::run(config, started, listener, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,

@@ -70,7 +70,9 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
     let store = Store::open(&config.data_dir.join("tether.db")).map_err(|e| open_error(&config.data_dir, e))?;
-    let shared = Shared::new(store, config.data_dir.clone(), config.workspace.clone());
+    // Paths handed to agents (which run in the workspace) must be absolute.
+    let data_dir = std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let shared = Shared::new(store, data_dir, config.workspace.clone());
     shared.close_turns_after_stalls(config.store_stall_limit);
     let recovered = shared.recover().await.map_err(|e| StartError(format!("recovery failed: {e}")))?;
     if recovered > 0 {

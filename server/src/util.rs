@@ -77,6 +77,18 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The host part of a URL a client on this machine uses to reach a server
+/// listening on `host` (loopback for the unspecified addresses).
+pub fn local_host(host: std::net::IpAddr) -> String {
+    use std::net::IpAddr;
+    match host {
+        IpAddr::V4(a) if a.is_unspecified() => "127.0.0.1".into(),
+        IpAddr::V6(a) if a.is_unspecified() => "127.0.0.1".into(),
+        IpAddr::V6(a) => format!("[{a}]"),
+        IpAddr::V4(a) => a.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,3 +127,4 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }
+

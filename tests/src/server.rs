@@ -38,7 +38,7 @@ pub fn tether_bin() -> &'static Path {
     })
 }
 
-pub(crate) fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
@@ -110,8 +110,11 @@ pub struct ServerOptions {
     pub env: Vec<(String, String)>,
     /// The binary to run instead of [`tether_bin`] (the release binary).
     pub bin: Option<PathBuf>,
-    /// `--data-dir` instead of a temporary one (the server's logs stay in the temporary one).
+    /// `--data-dir` instead of a temporary one (the server's logs stay in the
+    /// temporary one); a relative one is relative to `cwd`.
     pub data_dir: Option<PathBuf>,
+    /// The directory the server is started in (the test's own by default).
+    pub cwd: Option<PathBuf>,
 }
 
 impl ServerOptions {
@@ -184,8 +187,12 @@ impl TestServer {
     }
 
     /// The data dir (`--data-dir`).
-    pub fn data_dir(&self) -> &Path {
-        self.options.data_dir.as_deref().unwrap_or(self.data_dir.path())
+    pub fn data_dir(&self) -> PathBuf {
+        match (&self.options.data_dir, &self.options.cwd) {
+            (Some(d), Some(cwd)) => cwd.join(d),
+            (Some(d), None) => d.clone(),
+            (None, _) => self.data_dir.path().to_path_buf(),
+        }
     }
 
     /// The workspace root (`--workspace`), canonical as the server reports it.
@@ -255,6 +262,9 @@ impl TestServer {
             cmd.args(["--keepalive-secs", &secs.to_string()]);
         }
         cmd.args(&self.options.extra_args);
+        if let Some(cwd) = &self.options.cwd {
+            cmd.current_dir(cwd);
+        }
         scrub_env(&mut cmd);
         cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(log));
@@ -495,23 +505,25 @@ fn tempdir(prefix: &str) -> TempDir {
     tempfile::Builder::new().prefix(prefix).tempdir().expect("create a temporary directory")
 }
 
+/// The `TETHER_*` settings of the caller's environment that must not leak
+/// into a server: all but the log filter.
+fn leaking_vars() -> impl Iterator<Item = String> {
+    std::env::vars_os()
+        .filter_map(|(key, _)| key.into_string().ok())
+        .filter(|key| key.starts_with("TETHER_") && key != "TETHER_LOG")
+}
+
 /// No `TETHER_*` setting of the caller's environment (a token, an agent path
 /// override, a data dir) leaks into the server, except the log filter.
 pub fn scrub_env(cmd: &mut Command) {
-    for (key, _) in std::env::vars_os() {
-        let Some(key) = key.to_str() else { continue };
-        if key.starts_with("TETHER_") && key != "TETHER_LOG" {
-            cmd.env_remove(key);
-        }
+    for key in leaking_vars() {
+        cmd.env_remove(key);
     }
 }
 
 /// [`scrub_env`] for a tokio command.
 pub fn scrub_env_tokio(cmd: &mut tokio::process::Command) {
-    for (key, _) in std::env::vars_os() {
-        let Some(key) = key.to_str() else { continue };
-        if key.starts_with("TETHER_") && key != "TETHER_LOG" {
-            cmd.env_remove(key);
-        }
+    for key in leaking_vars() {
+        cmd.env_remove(key);
     }
 }

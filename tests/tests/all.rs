@@ -11,6 +11,7 @@ mod codex;
 mod conversation;
 mod durability;
 mod errors;
+mod first_run;
 mod fs;
 mod lifecycle;
 mod mcp;

@@ -64,7 +64,7 @@ async fn a_restored_store_answers_cursors_beyond_it_with_a_reset() {
     // The checkpoint: a copy of the stopped server's data dir.
     stop(&mut server).await;
     let snapshot = tempfile::tempdir().unwrap();
-    copy_tree(server.data_dir(), snapshot.path());
+    copy_tree(&server.data_dir(), snapshot.path());
     server.restart_same_port().await;
 
     // More turns after the checkpoint; a client sees them and keeps its cursors.
@@ -78,7 +78,7 @@ async fn a_restored_store_answers_cursors_beyond_it_with_a_reset() {
 
     // The restore, then a start on it.
     stop(&mut server).await;
-    restore(server.data_dir(), snapshot.path());
+    restore(&server.data_dir(), snapshot.path());
     server.restart_same_port().await;
     let client = server.client();
     let info = client.info().await.unwrap();

@@ -11,6 +11,10 @@
 //! frames look ([`pump::Framing`]): `text/event-stream` here, WebSocket
 //! messages in [`ws`].
 //!
+//! A session's stream ends after its last event, `session.ended` (at once
+//! for a session already over whose cursor is past it); the global stream
+//! goes on.
+//!
 //! A cursor beyond what the store holds (the data dir went back in time, e.g.
 //! a checkpoint restore) is answered explicitly: the page route with `409
 //! cursor_ahead`, a stream with a first `stream.reset` frame naming the real
@@ -27,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use tether_protocol::StreamReset;
+use tether_protocol::{SessionStatus, StreamReset};
 use tokio::sync::{broadcast, mpsc};
 
 use super::{resume_cursor, ApiQuery, AppRef};
@@ -103,6 +107,8 @@ struct Opened {
     include_raw: bool,
     /// Sent first when the client's cursor was beyond the store's last one.
     reset: Option<StreamReset>,
+    /// A session stream whose session was over (ended or failed) when it opened.
+    over: bool,
     bus: broadcast::Receiver<Arc<Committed>>,
 }
 
@@ -112,9 +118,12 @@ struct Opened {
 /// last one read was never committed in this store.
 async fn open(app: &AppRef, scope: Scope, after: u64, include_raw: bool) -> Result<Opened, ApiError> {
     let bus = app.shared.store.subscribe();
-    let last = match &scope {
-        Scope::Session(id) => app.shared.get(id).await?.last_seq,
-        Scope::Global => app.shared.store.read(reader::last_gseq).await?,
+    let (last, over) = match &scope {
+        Scope::Session(id) => {
+            let row = app.shared.get(id).await?;
+            (row.last_seq, matches!(row.status, SessionStatus::Ended | SessionStatus::Failed))
+        }
+        Scope::Global => (app.shared.store.read(reader::last_gseq).await?, false),
     };
     let reset = (after > last).then(|| StreamReset {
         last_seq: last,
@@ -124,7 +133,7 @@ async fn open(app: &AppRef, scope: Scope, after: u64, include_raw: bool) -> Resu
     if let Some(reset) = &reset {
         tracing::info!(after, last = reset.last_seq, "a stream asked for a cursor beyond the store: stream.reset");
     }
-    Ok(Opened { scope, cursor: after.min(last), include_raw, reset, bus })
+    Ok(Opened { scope, cursor: after.min(last), include_raw, reset, over, bus })
 }
 
 async fn session_stream(

@@ -28,6 +28,8 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 
 pub fn router() -> Router<AppRef> {
     Router::new()
+        // A person who opens the server's address lands in the inspector.
+        .route("/", get(|| async { Redirect::temporary("/ui/") }))
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route("/ui/", get(|headers: HeaderMap| async move { serve("index.html", &headers) }))
         .route("/ui/{*path}", get(|Path(path): Path<String>, headers: HeaderMap| async move { serve(&path, &headers) }))
@@ -35,7 +37,7 @@ pub fn router() -> Router<AppRef> {
 
 /// Whether `path` is one of the UI's routes (served without a token).
 pub fn is_ui_path(path: &str) -> bool {
-    path == "/ui" || path.starts_with("/ui/")
+    path == "/" || path == "/ui" || path.starts_with("/ui/")
 }
 
 fn serve(path: &str, headers: &HeaderMap) -> Response {

@@ -226,6 +226,7 @@ impl Shared {
             config: serde_json::to_string(&config).unwrap_or_else(|_| "{}".into()),
             agent_live: false,
             open_turn: None,
+            summary: Default::default(),
         };
         self.store.create_session(row.clone()).await?;
         let version = agent_version(&row.agent, &program).await;

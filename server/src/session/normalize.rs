@@ -76,6 +76,9 @@ pub struct Normalizer {
     clock: Clock,
     /// The last status reported per MCP server: `mcp.status` is written when it changes.
     mcp: HashMap<String, (McpServerState, Option<String>)>,
+    /// What is emitted is the server's own bookkeeping (stopping, recovering
+    /// after a restart), not activity: every event gets [`Effect::Quiet`].
+    quiet: bool,
 }
 
 /// Event timestamps, formatted once per millisecond.
@@ -189,6 +192,7 @@ impl Normalizer {
             raw: None,
             clock: Clock::default(),
             mcp: HashMap::new(),
+            quiet: false,
         }
     }
 
@@ -213,7 +217,10 @@ impl Normalizer {
         std::mem::take(&mut self.out)
     }
 
-    fn emit(&mut self, source: Source, body: EventBody, effects: Vec<Effect>) {
+    fn emit(&mut self, source: Source, body: EventBody, mut effects: Vec<Effect>) {
+        if self.quiet {
+            effects.push(Effect::Quiet);
+        }
         let raw = match source {
             Source::Agent => self.raw.clone(),
             Source::Server => None,
@@ -269,10 +276,14 @@ impl Normalizer {
     }
 
     pub fn begin_turn(&mut self, turn_id: String, input: Vec<Part>) {
+        let text = input.iter().find_map(|p| match p {
+            Part::Text { text } => Some(crate::store::summary_text(text, true)),
+            _ => None,
+        });
         self.emit(
             Source::Server,
             EventBody::TurnStarted(TurnStarted { turn_id: turn_id.clone(), input }),
-            vec![Effect::TurnOpen(turn_id.clone())],
+            vec![Effect::TurnOpen(turn_id.clone()), Effect::TurnStarted { text }],
         );
         self.turn = Some(TurnState { turn_id, interrupt_requested: false, error_emitted: false, failure: None });
         self.closed.clear();
@@ -355,7 +366,21 @@ impl Normalizer {
         let (native, mut open) = self.items.remove(index);
         self.closed.insert(native);
         open.item.status = if open.declined { ItemStatus::Declined } else { status };
-        let effects = vec![Effect::ItemClose { item_id: open.item.item_id.clone() }];
+        let mut effects = vec![Effect::ItemClose { item_id: open.item.item_id.clone() }];
+        if open.item.kind == ItemKind::Message && open.item.role == Some(Role::Assistant) {
+            let text: String = open
+                .item
+                .content
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Text { text } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect();
+            if !text.trim().is_empty() {
+                effects.push(Effect::LastText(crate::store::summary_text(&text, false)));
+            }
+        }
         self.emit(source, EventBody::ItemCompleted(ItemEvent { item: open.item }), effects);
     }
 
@@ -612,8 +637,16 @@ impl Normalizer {
                 vec![],
             );
         }
+        let mut effects = vec![Effect::TurnClose];
+        if let Some(u) = &usage {
+            effects.push(Effect::Usage {
+                input_tokens: u.input_tokens.unwrap_or(0),
+                output_tokens: u.output_tokens.unwrap_or(0),
+                cost_usd: u.cost_usd,
+            });
+        }
         let body = EventBody::TurnCompleted(TurnCompleted { turn_id: turn.turn_id, stop_reason, usage, error });
-        self.emit(source, body, vec![Effect::TurnClose]);
+        self.emit(source, body, effects);
     }
 
     /// The client answered a permission request. Returns what the adapter needs to reply.
@@ -675,6 +708,8 @@ impl Normalizer {
 
     /// The server is stopping: close the turn as interrupted by the server.
     pub fn server_stopping(&mut self) {
+        // Everything from here on (the turn closed, the agent stopped) is the server's doing.
+        self.quiet = true;
         if self.turn.is_some() {
             self.finish_turn(
                 Source::Server,
@@ -701,6 +736,7 @@ impl Normalizer {
 
     /// After a crash of the server: close what was open, then `server.restarted`, idle.
     pub fn recover_after_restart(&mut self) {
+        self.quiet = true;
         if self.turn.is_some() || !self.items.is_empty() {
             self.finish_turn(
                 Source::Server,
@@ -718,11 +754,12 @@ impl Normalizer {
             vec![Effect::AgentLive(false)],
         );
         self.emit_status(SessionStatus::Idle, vec![]);
+        self.quiet = false;
     }
 
     /// The server was frozen with this session's agent running: `server.resumed`.
     pub fn resumed(&mut self, paused_ms: u64) {
-        self.emit(Source::Server, EventBody::ServerResumed(ServerResumed { paused_ms }), vec![]);
+        self.emit(Source::Server, EventBody::ServerResumed(ServerResumed { paused_ms }), vec![Effect::Quiet]);
     }
 
     /// The session is over for good: `session.status` ended, then `session.ended` (the last event).

@@ -126,22 +126,12 @@ fn ensure_token(path: &Path) -> Result<(String, bool), String> {
     Ok((token, true))
 }
 
-/// The address a local client uses to reach a server listening on `host`.
-fn local_host(host: IpAddr) -> String {
-    match host {
-        IpAddr::V4(a) if a.is_unspecified() => "127.0.0.1".into(),
-        IpAddr::V6(a) if a.is_unspecified() => "127.0.0.1".into(),
-        IpAddr::V6(a) => format!("[{a}]"),
-        IpAddr::V4(a) => a.to_string(),
-    }
-}
-
 /// Waits until tether answers `/v1/info` on `port` with `token`.
 async fn wait_ready(host: IpAddr, port: u16, token: &str, wait: Duration) -> Result<Duration, String> {
     let started = Instant::now();
     let client = tether_sdk::http_client(|| reqwest::Client::builder().timeout(Duration::from_secs(5)))
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-    let url = format!("http://{}:{port}/v1/info", local_host(host));
+    let url = format!("http://{}:{port}/v1/info", crate::util::local_host(host));
     let mut last = String::from("no answer yet");
     while started.elapsed() < wait {
         match client.get(&url).header(crate::http::TOKEN_HEADER, token).send().await {
@@ -260,8 +250,8 @@ mod tests {
 
     #[test]
     fn a_wildcard_listener_is_reached_on_loopback() {
-        assert_eq!(local_host("::".parse().unwrap_or(IpAddr::from([0u8; 4]))), "127.0.0.1");
-        assert_eq!(local_host(IpAddr::from([127, 0, 0, 1])), "127.0.0.1");
-        assert_eq!(local_host("::1".parse().unwrap_or(IpAddr::from([0u8; 4]))), "[::1]");
+        assert_eq!(crate::util::local_host("::".parse().unwrap_or(IpAddr::from([0u8; 4]))), "127.0.0.1");
+        assert_eq!(crate::util::local_host(IpAddr::from([127, 0, 0, 1])), "127.0.0.1");
+        assert_eq!(crate::util::local_host("::1".parse().unwrap_or(IpAddr::from([0u8; 4]))), "[::1]");
     }
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rusqlite::Connection;
-use tether_protocol::{PermissionMode, Session, SessionStatus, Source};
+use tether_protocol::{PermissionMode, Session, SessionStatus, SessionSummary, Source};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use health::{Stall, StallEnded, StallKind, StoreHealth};
@@ -27,6 +27,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_mcp_servers", include_str!("migrations/0002_mcp_servers.sql")),
     ("0003_store_meta", include_str!("migrations/0003_store_meta.sql")),
     ("0004_webhooks", include_str!("migrations/0004_webhooks.sql")),
+    ("0005_session_summary", include_str!("migrations/0005_session_summary.sql")),
 ];
 
 /// Capacity of the live bus; a subscriber that falls further behind is caught
@@ -91,12 +92,33 @@ pub fn intern_type(t: &str) -> &'static str {
 #[derive(Debug, Clone)]
 pub enum Effect {
     Status(SessionStatus),
-    ItemOpen { item_id: String, item_json: String },
-    ItemClose { item_id: String },
+    ItemOpen {
+        item_id: String,
+        item_json: String,
+    },
+    ItemClose {
+        item_id: String,
+    },
     TurnOpen(String),
     TurnClose,
     NativeSession(String),
     AgentLive(bool),
+    /// A turn started; the first one's text (the first 2 KiB) becomes the
+    /// session's `first_prompt`.
+    TurnStarted {
+        text: Option<String>,
+    },
+    /// A turn reported its usage: added to the session's totals.
+    Usage {
+        input_tokens: u64,
+        output_tokens: u64,
+        cost_usd: Option<f64>,
+    },
+    /// The assistant completed a message with this text (its last 2 KiB).
+    LastText(String),
+    /// The event is the server's own bookkeeping (a restart, a resume), not
+    /// activity: it does not move the session's `updated_at`.
+    Quiet,
 }
 
 /// An event ready to be committed: everything but `seq` and `gseq`.
@@ -130,6 +152,8 @@ pub struct SessionRow {
     pub config: String,
     pub agent_live: bool,
     pub open_turn: Option<String>,
+    /// As stored; [`SessionRow::to_api`] shapes the texts into lines.
+    pub summary: SessionSummary,
 }
 
 impl SessionRow {
@@ -147,7 +171,60 @@ impl SessionRow {
             updated_at: crate::util::rfc3339_ms(self.updated_at),
             last_seq: self.last_seq,
             metadata: self.metadata.clone(),
+            summary: SessionSummary {
+                first_prompt: self.summary.first_prompt.as_deref().and_then(|t| summary_line(t, Line::First)),
+                last_text: self.summary.last_text.as_deref().and_then(|t| summary_line(t, Line::Last)),
+                ..self.summary.clone()
+            },
         }
+    }
+}
+
+/// How many bytes of a text the summary keeps (see migration 0005).
+pub const SUMMARY_TEXT_BYTES: usize = 2048;
+
+/// The most characters of a summary line.
+const SUMMARY_LINE_CHARS: usize = 200;
+
+/// Which line of a text a summary shows.
+#[derive(Clone, Copy)]
+enum Line {
+    First,
+    Last,
+}
+
+/// The first or last non-blank line of `text`, trimmed, cut to
+/// [`SUMMARY_LINE_CHARS`] characters with `…`; `None` if every line is blank.
+fn summary_line(text: &str, which: Line) -> Option<String> {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let line = match which {
+        Line::First => lines.next(),
+        Line::Last => lines.next_back(),
+    }?;
+    Some(match line.char_indices().nth(SUMMARY_LINE_CHARS) {
+        Some((cut, _)) => format!("{}…", line[..cut].trim_end()),
+        None => line.to_string(),
+    })
+}
+
+/// At most the first (`head`) or last [`SUMMARY_TEXT_BYTES`] bytes of
+/// `text`, cut at a character boundary.
+pub fn summary_text(text: &str, head: bool) -> String {
+    if text.len() <= SUMMARY_TEXT_BYTES {
+        return text.to_string();
+    }
+    if head {
+        let mut end = SUMMARY_TEXT_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text[..end].to_string()
+    } else {
+        let mut start = text.len() - SUMMARY_TEXT_BYTES;
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        text[start..].to_string()
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use tether_protocol::{PermissionMode, SessionStatus};
+use tether_protocol::{PermissionMode, SessionStatus, SessionSummary};
 
 use super::{open_connection, Committed, SessionRow, StoreError, WebhookProgress, WebhookRow};
 
@@ -37,7 +37,8 @@ impl ReadPool {
 }
 
 const SESSION_COLUMNS: &str = "id, agent, status, cwd, model, permission_mode, title, native_session_id, created_at, \
-     updated_at, last_seq, metadata, config, agent_live, open_turn";
+     updated_at, last_seq, metadata, config, agent_live, open_turn, first_prompt, last_text, turns, input_tokens, \
+     output_tokens, cost_usd";
 
 fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
     let status: String = r.get(2)?;
@@ -59,6 +60,14 @@ fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
         config: r.get(12)?,
         agent_live: r.get::<_, i64>(13)? != 0,
         open_turn: r.get(14)?,
+        summary: SessionSummary {
+            first_prompt: r.get(15)?,
+            last_text: r.get(16)?,
+            turns: r.get::<_, i64>(17)? as u64,
+            input_tokens: r.get::<_, i64>(18)? as u64,
+            output_tokens: r.get::<_, i64>(19)? as u64,
+            cost_usd: r.get(20)?,
+        },
     })
 }
 

@@ -184,7 +184,9 @@ impl Writer {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO events (gseq, session_id, seq, type, json, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            let mut touched: HashMap<Arc<str>, i64> = HashMap::new();
+            // Sessions that got events: their new last activity, if any of
+            // those events was activity (not [`Effect::Quiet`]).
+            let mut touched: HashMap<Arc<str>, Option<i64>> = HashMap::new();
             for cmd in batch.iter_mut() {
                 match cmd {
                     WriteCmd::Append { session_id, events } => {
@@ -232,7 +234,10 @@ impl Writer {
                             for effect in &ev.effects {
                                 apply_effect(&tx, session_id, effect)?;
                             }
-                            touched.insert(session_id.clone(), crate::util::now_ms());
+                            let at = touched.entry(session_id.clone()).or_default();
+                            if !ev.effects.iter().any(|e| matches!(e, Effect::Quiet)) {
+                                *at = Some(crate::util::now_ms());
+                            }
                             published.push(Arc::new(Committed {
                                 session_id: session_id.clone(),
                                 seq: last,
@@ -340,7 +345,9 @@ impl Writer {
                     WriteCmd::Exec { sql, .. } => tx.execute_batch(sql)?,
                 }
             }
-            let mut update = tx.prepare_cached("UPDATE sessions SET last_seq = ?2, updated_at = ?3 WHERE id = ?1")?;
+            let mut update = tx.prepare_cached(
+                "UPDATE sessions SET last_seq = ?2, updated_at = coalesce(?3, updated_at) WHERE id = ?1",
+            )?;
             for (sid, now) in touched {
                 let last = self.last_seq.get(&sid).copied().unwrap_or(0);
                 update.execute(params![&*sid, last as i64, now])?;
@@ -377,6 +384,24 @@ fn apply_effect(tx: &rusqlite::Transaction<'_>, sid: &str, effect: &Effect) -> R
         Effect::AgentLive(live) => {
             tx.execute("UPDATE sessions SET agent_live = ?2 WHERE id = ?1", params![sid, *live as i64])?;
         }
+        Effect::TurnStarted { text } => {
+            tx.prepare_cached(
+                "UPDATE sessions SET turns = turns + 1, first_prompt = coalesce(first_prompt, ?2) WHERE id = ?1",
+            )?
+            .execute(params![sid, text])?;
+        }
+        Effect::Usage { input_tokens, output_tokens, cost_usd } => {
+            tx.prepare_cached(
+                "UPDATE sessions SET input_tokens = input_tokens + ?2, output_tokens = output_tokens + ?3,
+                   cost_usd = CASE WHEN ?4 IS NULL THEN cost_usd ELSE coalesce(cost_usd, 0) + ?4 END
+                 WHERE id = ?1",
+            )?
+            .execute(params![sid, *input_tokens as i64, *output_tokens as i64, cost_usd])?;
+        }
+        Effect::LastText(text) => {
+            tx.prepare_cached("UPDATE sessions SET last_text = ?2 WHERE id = ?1")?.execute(params![sid, text])?;
+        }
+        Effect::Quiet => {}
     }
     Ok(())
 }

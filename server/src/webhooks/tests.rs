@@ -198,6 +198,7 @@ fn session_row(id: &str) -> crate::store::SessionRow {
         config: "{}".into(),
         agent_live: false,
         open_turn: None,
+        summary: Default::default(),
     }
 }
 

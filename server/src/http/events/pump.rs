@@ -1,6 +1,9 @@
 //! The pump behind every event stream: catch-up from the store, then the
 //! live bus, then the store again when the client falls behind; keepalives;
-//! the idle lifetime (`--stream-idle-secs`); the end at shutdown. It knows
+//! the idle lifetime (`--stream-idle-secs`); the end after a session's
+//! `session.ended` (its last event: nothing can follow, so a session stream
+//! closes once it has sent it, and at once when it opens on a session that
+//! is over and already has it); the end at shutdown. It knows
 //! nothing of the wire: a [`Framing`] turns events and control frames into
 //! the chunks a transport sends (SSE bytes here, WebSocket messages in `ws`).
 
@@ -8,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use tether_protocol::{StreamControl, StreamIdle};
+use tether_protocol::{StreamControl, StreamEnded, StreamIdle};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
@@ -32,6 +35,8 @@ pub(super) enum End {
     Idle(Duration),
     /// The store could not be read.
     Failed,
+    /// A session stream sent its session's last event (`session.ended`, this seq).
+    Ended(u64),
 }
 
 /// How one transport frames a stream.
@@ -76,6 +81,7 @@ impl Framing for Sse {
         let _ = match c {
             StreamControl::Reset(r) => serde_json::to_writer(&mut self.buf, r),
             StreamControl::Idle(i) => serde_json::to_writer(&mut self.buf, i),
+            StreamControl::Ended(e) => serde_json::to_writer(&mut self.buf, e),
         };
         self.buf.extend_from_slice(b"\n\n");
     }
@@ -101,6 +107,10 @@ impl Framing for Sse {
         match why {
             End::Idle(after) => {
                 self.control(&StreamControl::Idle(StreamIdle { idle_secs: after.as_secs() }), None);
+                self.take()
+            }
+            End::Ended(last_seq) => {
+                self.control(&StreamControl::Ended(StreamEnded { last_seq }), None);
                 self.take()
             }
             End::Gone | End::Shutdown | End::Failed => None,
@@ -152,7 +162,9 @@ async fn until(deadline: Option<Instant>) {
 }
 
 async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::Sender<F::Chunk>) -> End {
-    let Opened { scope, mut cursor, include_raw, reset, mut bus } = opened;
+    let Opened { scope, mut cursor, include_raw, reset, over, mut bus } = opened;
+    // Only a session's own stream ends with it.
+    let ends = |e: &Committed| matches!(scope, Scope::Session(_)) && e.etype == "session.ended";
     let mut shutdown = app.shutdown.clone();
     if let Some(first) = out.opened() {
         if tx.send(first).await.is_err() {
@@ -187,9 +199,11 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
                 }
             };
             let full = page.len() == CATCH_UP_PAGE as usize;
+            let mut ended = false;
             for e in &page {
                 cursor = scope.cursor(e);
                 out.event(e, cursor, include_raw);
+                ended |= ends(e);
                 if out.buffered() >= CHUNK_BYTES {
                     if let Some(chunk) = out.take() {
                         if tx.send(chunk).await.is_err() {
@@ -205,6 +219,11 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
                 }
                 active = Instant::now();
                 keepalive.reset();
+            }
+            // A session over when the stream opened had all its events
+            // committed then, so catching up reached its last one.
+            if ended || (over && !full) {
+                return End::Ended(cursor);
             }
             if !full {
                 break;
@@ -229,12 +248,14 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
                 }
             };
             let mut next = Some(first);
+            let mut ended = false;
             while let Some(r) = next.take() {
                 match r {
                     Ok(e) => {
                         if scope.wants(&e) && scope.cursor(&e) > cursor {
                             cursor = scope.cursor(&e);
                             out.event(&e, cursor, include_raw);
+                            ended |= ends(&e);
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -248,7 +269,7 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
                     }
                     Err(broadcast::error::RecvError::Closed) => break 'outer,
                 }
-                if out.buffered() < CHUNK_BYTES {
+                if out.buffered() < CHUNK_BYTES && !ended {
                     next = match bus.try_recv() {
                         Ok(e) => Some(Ok(e)),
                         Err(broadcast::error::TryRecvError::Lagged(n)) => {
@@ -264,6 +285,9 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
                 }
                 active = Instant::now();
                 keepalive.reset();
+            }
+            if ended {
+                return End::Ended(cursor);
             }
         }
     }

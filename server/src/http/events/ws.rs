@@ -19,7 +19,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tether_protocol::StreamControl;
+use tether_protocol::{StreamControl, StreamEnded};
 use tokio::sync::mpsc;
 
 use super::pump::{self, End, Framing};
@@ -161,6 +161,12 @@ impl Framing for Ws {
             )),
             End::Shutdown => Some(Ws::close(close_code::AWAY, "server shutting down".into())),
             End::Failed => Some(Ws::close(close_code::ERROR, "the event store could not be read".into())),
+            End::Ended(last_seq) => {
+                self.control(&StreamControl::Ended(StreamEnded { last_seq }), None);
+                let mut last = self.take().unwrap_or_default();
+                last.extend(Ws::close(close_code::NORMAL, "the session ended".into()));
+                Some(last)
+            }
         }
     }
 }
