@@ -379,8 +379,13 @@ fn checkpointer(conn: Connection) {
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// Applies the migrations not yet applied among the first `upto`.
+fn migrate_to(conn: &mut Connection, upto: usize) -> Result<(), StoreError> {
     let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, (_name, sql)) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
+    for (i, (_name, sql)) in MIGRATIONS.iter().enumerate().take(upto).skip(applied.max(0) as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
