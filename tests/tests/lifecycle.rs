@@ -104,7 +104,8 @@ async fn sigterm_with_a_live_agent_stops_everything_within_two_seconds() {
     assert_eq!(status.code(), Some(0), "exit status {status}");
     let left = processes_of_session(&id);
     assert!(left.is_empty(), "agent processes left after the server exited: {left:?}");
-    assert_eq!(server.stdout_rest(), "", "the server printed more than its address line on stdout");
+    let inspector = format!("inspector: {}/ui/\n", server.url);
+    assert_eq!(server.stdout_rest(), inspector, "the server printed more than its address and inspector lines");
 
     // The shutdown closed the turn and recorded the agent's (expected) exit.
     server.restart().await;
