@@ -127,4 +127,3 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }
-
