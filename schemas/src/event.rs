@@ -439,6 +439,24 @@ impl Part {
     pub fn text(text: impl Into<String>) -> Self {
         Part::Text { text: text.into() }
     }
+
+    /// The text of the text parts among `parts`, joined (images and files left out).
+    pub fn joined_text(parts: &[Part]) -> String {
+        parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Item {
+    /// The item's text: its text parts, joined.
+    pub fn text(&self) -> String {
+        Part::joined_text(&self.content)
+    }
 }
 
 /// An incremental piece of an item: exactly one field is set.

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use tether_protocol::{
-    Decision, EventBody, Item, ItemKind, Part, PermissionReply, PermissionRequested, QuestionReply, QuestionRequested,
-    Role, SendMessage, Session, SessionStatus, StopReason, TurnError, Usage,
+    Decision, EventBody, Item, ItemKind, PermissionReply, PermissionRequested, QuestionReply, QuestionRequested, Role,
+    SendMessage, Session, SessionStatus, StopReason, TurnError, Usage,
 };
 
 use crate::error::{Error, Result};
@@ -112,16 +112,6 @@ impl TurnReport {
     }
 }
 
-fn text_of(item: &Item) -> String {
-    item.content
-        .iter()
-        .filter_map(|part| match part {
-            Part::Text { text } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
 impl Client {
     /// Sends `text` to the session and follows the turn to its end:
     /// permissions and questions it opens are answered by `decider` as
@@ -191,7 +181,7 @@ impl Client {
                 EventBody::TurnStarted(started) => ours = started.turn_id == turn_id,
                 EventBody::ItemCompleted(done) if done.item.turn_id == turn_id => {
                     if done.item.kind == ItemKind::Message && done.item.role == Some(Role::Assistant) {
-                        report.text = text_of(&done.item);
+                        report.text = done.item.text();
                     }
                     match report.items.iter_mut().find(|item| item.item_id == done.item.item_id) {
                         Some(item) => *item = done.item,

@@ -4,8 +4,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use tether_sdk::{
-    Client, Delta, Event, EventBody, EventStream, Item, ItemKind, ItemStatus, Part, PermissionResolved,
-    QuestionResolved, Role, SessionStatus, TurnCompleted,
+    Client, Delta, Event, EventBody, EventStream, Item, ItemKind, ItemStatus, PermissionResolved, QuestionResolved,
+    Role, SessionStatus, TurnCompleted,
 };
 use tokio::time::Instant;
 
@@ -205,13 +205,7 @@ pub fn started_items(events: &[Event]) -> Vec<&Item> {
 
 /// The text parts of an item, joined.
 pub fn item_text(item: &Item) -> String {
-    item.content
-        .iter()
-        .filter_map(|p| match p {
-            Part::Text { text } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect()
+    item.text()
 }
 
 /// The completed assistant message items.

@@ -368,15 +368,7 @@ impl Normalizer {
         open.item.status = if open.declined { ItemStatus::Declined } else { status };
         let mut effects = vec![Effect::ItemClose { item_id: open.item.item_id.clone() }];
         if open.item.kind == ItemKind::Message && open.item.role == Some(Role::Assistant) {
-            let text: String = open
-                .item
-                .content
-                .iter()
-                .filter_map(|p| match p {
-                    Part::Text { text } => Some(text.as_str()),
-                    _ => None,
-                })
-                .collect();
+            let text = open.item.text();
             if !text.trim().is_empty() {
                 effects.push(Effect::LastText(crate::store::summary_text(&text, false)));
             }

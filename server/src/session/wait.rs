@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use tether_protocol::tools::{ToolBrief, TurnReport, TurnState};
 use tether_protocol::{
-    Event, EventBody, Item, ItemKind, Part, PermissionRequested, QuestionRequested, Role, SessionStatus, TurnCompleted,
-    Usage,
+    Event, EventBody, Item, ItemKind, PermissionRequested, QuestionRequested, Role, SessionStatus, TurnCompleted, Usage,
 };
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -118,15 +117,7 @@ impl TurnFold {
         let Some(turn) = self.turn.as_mut().filter(|t| t.turn_id == item.turn_id) else { return };
         match item.kind {
             ItemKind::Message if item.role == Some(Role::Assistant) => {
-                let text: Vec<&str> = item
-                    .content
-                    .iter()
-                    .filter_map(|p| match p {
-                        Part::Text { text } => Some(text.as_str()),
-                        _ => None,
-                    })
-                    .collect();
-                let text = text.join("");
+                let text = item.text();
                 if !text.trim().is_empty() {
                     turn.text = text;
                 }
