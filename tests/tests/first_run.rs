@@ -74,6 +74,9 @@ async fn a_relative_data_dir_from_another_cwd_still_gives_the_mock_its_mcp_serve
 
     let found = tree(server.workspace());
     assert!(found.is_empty(), "tether wrote into the workspace: {found:?}");
+    // The log is a file here, not a terminal: plain text, no colour codes.
+    let log = std::fs::read_to_string(server.stderr_log()).unwrap();
+    assert!(log.contains("listening") && !log.contains('\u{1b}'), "{log}");
     assert!(server.data_dir().join("sessions").join(&s.id).is_dir(), "the session's folder is in the data dir");
 }
 
