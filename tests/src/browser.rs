@@ -92,6 +92,47 @@ const CHROMIUM_ARGS: &[&str] = &[
 const JS_IS_VISIBLE: &str = "const isVisible = (e) => e.getClientRects().length > 0 && e.checkVisibility({ \
      opacityProperty: true, visibilityProperty: true, checkOpacity: true, checkVisibilityCSS: true });";
 
+/// What keeps the page from fitting the viewport's width (see
+/// [`Browser::assert_fits_viewport`]): one line per offender, none if it fits.
+const JS_FIT_PROBLEMS: &str = r#"
+const isVisible = (e) => e.getClientRects().length > 0 && e.checkVisibility({
+  opacityProperty: true, visibilityProperty: true, checkOpacity: true, checkVisibilityCSS: true });
+const vw = window.innerWidth;
+const name = (e) => {
+  let n = e.tagName.toLowerCase() + (e.id ? `#${e.id}` : "");
+  if (typeof e.className === "string" && e.className.trim()) n += "." + e.className.trim().split(/\s+/).join(".");
+  const text = (e.innerText || e.value || e.getAttribute("aria-label") || "").trim().replace(/\s+/g, " ").slice(0, 40);
+  return text ? `${n} "${text}"` : n;
+};
+const box = (r) => `[${Math.round(r.left)}, ${Math.round(r.right)}]`;
+const problems = [];
+const doc = document.documentElement;
+if (doc.scrollWidth > vw) problems.push(`the document scrolls sideways: scrollWidth ${doc.scrollWidth} > innerWidth ${vw}`);
+const main = document.querySelector("main");
+const pageLevel = new Set([doc, document.body, main]);
+if (main && main.scrollWidth > main.clientWidth + 1) problems.push(`<main> scrolls sideways: scrollWidth ${main.scrollWidth} > clientWidth ${main.clientWidth}`);
+const outside = (r) => r.left < -0.5 || r.right > vw + 0.5;
+const scrollers = new Set();
+for (const e of document.querySelectorAll("button, a[href], input:not([type=hidden]), select, textarea, summary")) {
+  if (!isVisible(e)) continue;
+  const r = e.getBoundingClientRect();
+  if (r.width === 0 && r.height === 0) continue;
+  if (!outside(r)) continue;
+  let scroller = null;
+  for (let a = e.parentElement; a && !pageLevel.has(a); a = a.parentElement) {
+    const o = getComputedStyle(a).overflowX;
+    if (o === "auto" || o === "scroll") { scroller = a; break; }
+  }
+  if (scroller) { scrollers.add(scroller); continue; }
+  problems.push(`${name(e)} at ${box(r)} is outside the viewport [0, ${vw}]`);
+}
+for (const s of scrollers) {
+  const r = s.getBoundingClientRect();
+  if (outside(r)) problems.push(`the scrolling box ${name(s)} at ${box(r)} is outside the viewport [0, ${vw}]`);
+}
+return problems;
+"#;
+
 /// The directory screenshots and `chromedriver.log` go to: `$TETHER_UI_ARTIFACTS`
 /// if set, else `ui-artifacts` in the target dir this test binary was built in
 /// (`$CARGO_TARGET_DIR` or the workspace's `target`). Created on first use, and
@@ -639,6 +680,88 @@ impl Browser {
         }
     }
 
+    /// A PNG of the viewport, as bytes (to save where the caller wants).
+    pub async fn screenshot_png(&self) -> Vec<u8> {
+        match self.client.screenshot().await {
+            Ok(png) => png,
+            Err(e) => panic!("screenshot failed: {}", describe(&e)),
+        }
+    }
+
+    /// Sizes the window so the page's viewport is `width` CSS pixels wide
+    /// (`window.innerWidth`) and about `height` high, and waits until the page
+    /// sees that width.
+    pub async fn set_window(&self, width: u32, height: u32) {
+        if let Err(e) = self.client.set_window_size(width, height).await {
+            panic!("cannot size the window to {width}x{height}: {}", describe(&e));
+        }
+        // Headless Chromium's window is its viewport, but make sure: grow the
+        // window by whatever chrome it has.
+        let inner: u32 = self.eval("return window.innerWidth;", Vec::new()).await;
+        if inner != width {
+            let outer = width + width.saturating_sub(inner);
+            if let Err(e) = self.client.set_window_size(outer, height).await {
+                panic!("cannot size the window to {outer}x{height}: {}", describe(&e));
+            }
+        }
+        self.wait_until(&format!("window.innerWidth === {width}")).await;
+    }
+
+    /// Runs the Chrome DevTools Protocol command `method` with `params` in
+    /// the current page (through chromedriver's `goog/cdp/execute`); its result.
+    pub async fn cdp(&self, method: &str, params: Value) -> Value {
+        let (addr, session) = (self.driver.addr, self.session_id.clone());
+        let body = json!({ "cmd": method, "params": params }).to_string();
+        let path = format!("/session/{session}/goog/cdp/execute");
+        let answer = tokio::task::spawn_blocking(move || driver_request(addr, "POST", &path, &body))
+            .await
+            .expect("the chromedriver request's thread");
+        match answer {
+            Ok((200, body)) => body.get("value").cloned().unwrap_or(Value::Null),
+            Ok((status, body)) => panic!("CDP {method} failed: chromedriver answered {status}: {body}"),
+            Err(e) => panic!("CDP {method} failed: {e}"),
+        }
+    }
+
+    /// Makes the page see `prefers-color-scheme: dark` (or `light`), as an OS
+    /// setting would (CDP `Emulation.setEmulatedMedia`; it lasts across
+    /// navigations of this browser's tab), and waits until the page's media
+    /// query says so.
+    pub async fn set_color_scheme(&self, dark: bool) {
+        let scheme = if dark { "dark" } else { "light" };
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({ "media": "", "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
+        )
+        .await;
+        self.wait_until(&format!("matchMedia('(prefers-color-scheme: {scheme})').matches")).await;
+    }
+
+    /// What keeps the page from fitting the viewport's width now (see
+    /// [`assert_fits_viewport`](Self::assert_fits_viewport)): one line per
+    /// offender, empty when it fits.
+    pub async fn fit_problems(&self) -> Vec<String> {
+        self.eval(JS_FIT_PROBLEMS, Vec::new()).await
+    }
+
+    /// Waits until the page fits the viewport's width: the document does not
+    /// scroll sideways (`scrollWidth <= innerWidth`), nor does `<main>`, and
+    /// every displayed button, link, input, select, textarea and summary has
+    /// its box inside the viewport horizontally, unless it sits in an element
+    /// that scrolls sideways on its own, which must then be inside the
+    /// viewport itself. Panics (after the browser's timeout) naming each
+    /// offender and its box; `what` names the page in that message.
+    pub async fn assert_fits_viewport(&self, what: &str) {
+        poll!(self, format!("{what} to fit the viewport's width"), async {
+            let problems: Vec<String> = self.try_eval(JS_FIT_PROBLEMS, Vec::new()).await?;
+            if problems.is_empty() {
+                Ok(Some(()))
+            } else {
+                Err(Miss::Retry(problems.join("; ")))
+            }
+        })
+    }
+
     /// `performance.memory.usedJSHeapSize`: bytes of the page's JavaScript heap in use.
     pub async fn js_heap_bytes(&self) -> u64 {
         self.eval("return performance.memory.usedJSHeapSize;", Vec::new()).await
@@ -739,10 +862,23 @@ impl Drop for Browser {
 
 /// `DELETE /session/<id>` (chromedriver quits that Chromium and answers when it has).
 fn delete_session(addr: SocketAddr, session_id: &str) -> std::io::Result<()> {
+    match driver_request(addr, "DELETE", &format!("/session/{session_id}"), "")? {
+        (200, _) => Ok(()),
+        (status, body) => Err(std::io::Error::other(format!("chromedriver answered {status}: {body}"))),
+    }
+}
+
+/// A plain blocking request to chromedriver: its status and JSON body
+/// (`Null` when the body is not JSON).
+fn driver_request(addr: SocketAddr, method: &str, path: &str, body: &str) -> std::io::Result<(u16, Value)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "DELETE /session/{session_id} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n")?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
     // chromedriver keeps the connection open: read the head, then Content-Length bytes.
     let mut reader = BufReader::new(stream);
     let mut status = String::new();
@@ -759,15 +895,8 @@ fn delete_session(addr: SocketAddr, session_id: &str) -> std::io::Result<()> {
             }
         }
     }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    if status.split_whitespace().nth(1) == Some("200") {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!(
-            "chromedriver answered {:?}: {}",
-            status.trim(),
-            String::from_utf8_lossy(&body)
-        )))
-    }
+    let mut answer = vec![0; length];
+    reader.read_exact(&mut answer)?;
+    let code = status.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((code, serde_json::from_slice(&answer).unwrap_or(Value::Null)))
 }

@@ -30,5 +30,7 @@ mod streams_reset;
 mod terminal;
 mod tools;
 mod ui;
+mod ui_layout;
+mod ui_session;
 mod webhooks;
 mod ws;

@@ -43,6 +43,13 @@ fn tree(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Sends `text` and returns its turn's events (the cursor read before sending).
+async fn turn(client: &tether_sdk::Client, id: &str, text: &str) -> Vec<tether_sdk::Event> {
+    let after = client.get_session(id).await.unwrap().last_seq;
+    client.send_text(id, text).await.unwrap();
+    collect_turn(client, id, after).await
+}
+
 /// Options of a server started in `launch_dir` with the relative `--data-dir data`.
 fn relative_data_dir(launch_dir: &Path) -> ServerOptions {
     ServerOptions { data_dir: Some("data".into()), cwd: Some(launch_dir.to_path_buf()), ..Default::default() }
@@ -65,12 +72,10 @@ async fn a_relative_data_dir_from_another_cwd_still_gives_the_mock_its_mcp_serve
         ..Default::default()
     };
     let s = client.create_session(&create).await.unwrap();
-    client.send_text(&s.id, "[mock:skills]").await.unwrap();
-    let events = collect_turn(&client, &s.id, 0).await;
+    let events = turn(&client, &s.id, "[mock:skills]").await;
     assert_eq!(final_text(&events), "MCP servers: own; skills: release-notes", "{}", events::describe(&events));
     // A second turn: the mock's own state (kept between its turns) works too.
-    client.send_text(&s.id, "[mock:text] again").await.unwrap();
-    collect_turn(&client, &s.id, client.get_session(&s.id).await.unwrap().last_seq).await;
+    turn(&client, &s.id, "[mock:text] again").await;
 
     let found = tree(server.workspace());
     assert!(found.is_empty(), "tether wrote into the workspace: {found:?}");
@@ -241,8 +246,7 @@ async fn a_session_stream_ends_once_it_has_sent_session_ended() {
     let http = reqwest::Client::new();
     let mut sse = RawSse::connect(http.get(&url)).await;
     let mut ws = RawWs::connect(&server, &format!("/v1/sessions/{}/events/ws", s.id)).await;
-    client.send_text(&s.id, "hello").await.unwrap();
-    collect_turn(&client, &s.id, 0).await;
+    turn(&client, &s.id, "hello").await;
     client.delete_session(&s.id, false).await.unwrap();
 
     // SSE: every event through session.ended, a stream.ended frame, then the end of the body.
@@ -308,10 +312,8 @@ async fn the_session_list_says_what_each_session_is_and_a_restart_keeps_its_last
     assert_eq!(fresh.summary, Default::default(), "a new session has an empty summary");
 
     let long = format!("  \n  Fix the flaky login test {}\nsecond line", "x".repeat(300));
-    client.send_text(&s.id, &long).await.unwrap();
-    collect_turn(&client, &s.id, 0).await;
-    client.send_text(&s.id, "[mock:text] and then").await.unwrap();
-    let events = collect_turn(&client, &s.id, client.get_session(&s.id).await.unwrap().last_seq).await;
+    turn(&client, &s.id, &long).await;
+    let events = turn(&client, &s.id, "[mock:text] and then").await;
     let answer = final_text(&events);
 
     let listed = client.list_sessions(&Default::default()).await.unwrap();
@@ -347,8 +349,7 @@ async fn the_session_list_says_what_each_session_is_and_a_restart_keeps_its_last
     assert!(after.last_seq >= before.last_seq);
     assert_eq!(after.updated_at, before.updated_at, "a clean restart moved the last activity");
     assert_eq!(after.summary, before.summary);
-    client.send_text(&s.id, "[mock:text] once more").await.unwrap();
-    collect_turn(&client, &s.id, after.last_seq).await;
+    turn(&client, &s.id, "[mock:text] once more").await;
     let before = client.get_session(&s.id).await.unwrap();
     assert!(before.updated_at > after.updated_at, "a turn is activity");
     server.kill9_and_restart_same_port().await;

@@ -118,7 +118,8 @@ export const streams = {
   listeners: new Set(),
   changed() { for (const fn of this.listeners) fn(this.summary()); },
   summary() {
-    const states = [...this.all].map((s) => s.state);
+    // A stream refused for good (4xx) is its view's to explain, not the connection's.
+    const states = [...this.all].map((s) => s.state).filter((s) => s !== "failed");
     if (states.includes("unauthorized")) return "unauthorized";
     if (states.includes("reconnecting")) return "reconnecting";
     if (states.includes("connecting")) return "connecting";
@@ -131,14 +132,19 @@ export const streams = {
  * `onEvents(list)` gets each batch of parsed frames ({cursor, event, data});
  * on a drop it reconnects (backing off up to 2 s) with `?after=<last cursor>`,
  * so nothing is missed or repeated. `after: null` starts from now (no
- * cursor sent until the first frame). Returns {close(), state, cursor}.
+ * cursor sent until the first frame). A stream that has a last event
+ * (`final: "session.ended"`: the server ends a session's stream after it,
+ * with a `stream.ended` frame) is over once that event or a `stream.ended`
+ * frame came: its end is final, not a drop, and `onEnd()` is called instead
+ * of reconnecting (state "ended"). Returns {close(), state, cursor}.
  */
-export function follow(path, { after = 0, onEvents, onState, onFatal } = {}) {
+export function follow(path, { after = 0, onEvents, onState, onFatal, onEnd, final = null } = {}) {
   const ctl = new AbortController();
   const s = { state: "connecting", cursor: after, reconnects: 0, close: () => { ctl.abort(); streams.all.delete(s); streams.changed(); } };
   const set = (state) => { s.state = state; onState?.(state); streams.changed(); };
   streams.all.add(s);
   streams.changed();
+  let over = false; // the `final` event arrived: nothing comes after it
   (async () => {
     let delay = 250;
     while (!ctl.signal.aborted) {
@@ -172,6 +178,7 @@ export function follow(path, { after = 0, onEvents, onState, onFatal } = {}) {
               let data;
               try { data = JSON.parse(frame.data); } catch { data = frame.data; }
               if (frame.id !== null && /^\d+$/.test(frame.id)) s.cursor = Number(frame.id);
+              if (frame.event === "stream.ended" || final && (frame.event === final || data?.type === final)) over = true;
               batch.push({ cursor: s.cursor, event: frame.event, data });
             }
             onEvents(batch);
@@ -181,6 +188,12 @@ export function follow(path, { after = 0, onEvents, onState, onFatal } = {}) {
         if (ctl.signal.aborted) return;
       }
       if (ctl.signal.aborted) return;
+      if (over) {
+        streams.all.delete(s);
+        set("ended");
+        onEnd?.();
+        return;
+      }
       s.reconnects++;
       set("reconnecting");
       await new Promise((r) => { const t = setTimeout(r, delay); ctl.signal.addEventListener("abort", () => { clearTimeout(t); r(); }); });

@@ -3,16 +3,20 @@
 // errors, lifecycle notes) that the session view renders by windows. Pure:
 // no DOM, no I/O. Deltas are appended to their item, so the page holds the
 // conversation, not the events (a 200,000-event session is a few thousand rows).
+// One happening is one row: a failed turn's error, its end and the agent's
+// exit (or the server's restart) fold into the turn's end; a tool call a
+// card shows is marked so.
 
 export class Conversation {
   constructor() {
     this.rows = [];
     this.items = new Map(); // item_id -> row
-    this.turns = new Map(); // turn_id -> {row, usage}
+    this.turns = new Map(); // turn_id -> {row, usage, error, end}
     this.turn = null; // the latest started turn's entry
     this.cards = new Map(); // permission_id / question_id -> row
     this.status = null;
     this.started = null; // session.started data
+    this.ended = null; // {reason, message, time} once the session is over
     this.lastSeq = 0;
     this.changed = new Set(); // rows changed since the last take
   }
@@ -47,20 +51,18 @@ export class Conversation {
         break;
       case "session.started":
         this.started = d;
-        this.push({ kind: "system", type: ev.type, text: `${d.agent} ${d.agent_version || ""} started · ${d.model || "default model"} · ${d.permission_mode || ""}`.trim(), time: ev.time }, ev);
+        this.push({ kind: "system", type: ev.type, started: d, time: ev.time }, ev);
         break;
       case "turn.started": {
         const text = (d.input || []).map(partText).join("\n");
         const row = this.push({ kind: "user", turn_id: d.turn_id, text, time: ev.time }, ev);
-        this.turn = { row, usage: null };
+        this.turn = { row, usage: null, error: null, end: null };
         this.turns.set(d.turn_id, this.turn);
         break;
       }
-      case "turn.completed": {
-        const t = this.turns.get(d.turn_id);
-        this.push({ kind: "turn", turn_id: d.turn_id, stop_reason: d.stop_reason, usage: d.usage || t?.usage || null, error: d.error, time: ev.time }, ev);
+      case "turn.completed":
+        this.turnEnd(ev, d);
         break;
-      }
       case "usage.updated":
         if (this.turn) this.turn.usage = { ...(this.turn.usage || {}), ...d };
         break;
@@ -70,7 +72,7 @@ export class Conversation {
         let row = this.items.get(item.item_id);
         if (!row) {
           if (item.kind === "message" && item.role === "user") break; // shown by turn.started
-          row = this.push({ kind: "item", item: { ...item }, text: "", reasoning: "", output: "", args: "" }, ev);
+          row = this.push({ kind: "item", item: { ...item }, text: "", reasoning: "", output: "", args: "", card: null }, ev);
           this.items.set(item.item_id, row);
         } else {
           row.item = { ...row.item, ...item, tool: item.tool ? { ...(row.item.tool || {}), ...item.tool } : row.item.tool };
@@ -92,6 +94,8 @@ export class Conversation {
       case "permission.requested": {
         const row = this.push({ kind: "permission", req: d, resolved: null, time: ev.time }, ev);
         this.cards.set(d.permission_id, row);
+        // The tool call it asks about shows its input in the card: the call itself stays folded.
+        this.link(d.item_id ? this.items.get(d.item_id) : null, "permission", ev);
         break;
       }
       case "permission.resolved": {
@@ -102,6 +106,8 @@ export class Conversation {
       case "question.requested": {
         const row = this.push({ kind: "question", req: d, resolved: null, time: ev.time }, ev);
         this.cards.set(d.question_id, row);
+        // A question names no item: it is the open tool call of this turn that carries the questions.
+        this.link(this.askingTool(), "question", ev);
         break;
       }
       case "question.resolved": {
@@ -109,21 +115,40 @@ export class Conversation {
         if (row) { row.resolved = d; this.touch(row, ev); }
         break;
       }
-      case "error":
-        this.push({ kind: "error", error: d, time: ev.time }, ev);
+      case "error": {
+        const row = this.push({ kind: "error", error: d, turn_id: this.openTurnId(), time: ev.time }, ev);
+        if (row.turn_id) this.turn.error = row;
         break;
+      }
       case "agent.exited":
-        this.push({ kind: "system", type: ev.type, text: `agent exited${d.exit_code !== undefined && d.exit_code !== null ? ` with code ${d.exit_code}` : ""}${d.signal ? ` by signal ${d.signal}` : ""}${d.expected ? "" : " (unexpected)"}`, detail: d.stderr_tail, time: ev.time }, ev);
+        this.exited(ev, d);
         break;
-      case "server.restarted":
-        this.push({ kind: "system", type: ev.type, text: "the server restarted; open turns were closed", time: ev.time }, ev);
+      case "server.restarted": {
+        // The turn the restart closed already says so.
+        const end = this.turn?.end;
+        if (end && end.error?.code === "server_restarted" && !end.restarted) {
+          end.restarted = true;
+          this.touch(end, ev);
+        } else {
+          this.push({ kind: "system", type: ev.type, time: ev.time }, ev);
+        }
         break;
+      }
       case "server.resumed":
-        this.push({ kind: "system", type: ev.type, text: `the machine was paused for ${d.paused_ms} ms`, time: ev.time }, ev);
+        this.push({ kind: "system", type: ev.type, paused_ms: d.paused_ms, time: ev.time }, ev);
         break;
-      case "session.ended":
-        this.push({ kind: "system", type: ev.type, text: `session ended: ${d.reason}${d.message ? ` (${d.message})` : ""}`, time: ev.time }, ev);
+      case "session.ended": {
+        this.ended = { reason: d.reason, message: d.message || null, time: ev.time };
+        // "The agent process stopped" just before says nothing the end does not.
+        const last = this.rows[this.rows.length - 1];
+        if (last && last.type === "agent.exited" && last.exit.expected) {
+          Object.assign(last, { type: ev.type, ended: this.ended, time: ev.time });
+          this.touch(last, ev);
+        } else {
+          this.push({ kind: "system", type: ev.type, ended: this.ended, time: ev.time }, ev);
+        }
         break;
+      }
       case "agent.log":
         this.log(ev, d.text);
         break;
@@ -131,14 +156,82 @@ export class Conversation {
         this.log(ev, `unparsed: ${d.line} (${d.error})`);
         break;
       default:
-        this.push({ kind: "system", type: ev.type, text: ev.type, detail: JSON.stringify(d), time: ev.time }, ev);
+        this.push({ kind: "system", type: ev.type, detail: JSON.stringify(d), time: ev.time }, ev);
     }
+  }
+
+  /** The id of the turn that is running (started, not completed), if any. */
+  openTurnId() {
+    return this.turn && !this.turn.end ? this.turn.row.turn_id : null;
+  }
+
+  /**
+   * A turn ended: one row says how. A failed turn has already reported its
+   * error (the server sends `error` first): that row becomes the turn's end
+   * rather than a second message about the same failure.
+   */
+  turnEnd(ev, d) {
+    const t = this.turns.get(d.turn_id);
+    const usage = d.usage || t?.usage || null;
+    const fields = { kind: "turn", turn_id: d.turn_id, stop_reason: d.stop_reason, usage, error: d.error || null, time: ev.time };
+    let row;
+    if (d.stop_reason === "error" && t?.error) {
+      row = t.error;
+      Object.assign(row, fields, { reported: row.error, error: d.error || null });
+      this.touch(row, ev);
+    } else {
+      row = this.push(fields, ev);
+    }
+    if (t) t.end = row;
+  }
+
+  /**
+   * The agent process ended. Right after a turn it failed, that turn's row
+   * tells it (with the exit code and the agent's last output); an expected
+   * stop is a quiet note, an unexpected one outside a turn a row of its own.
+   */
+  exited(ev, d) {
+    const end = this.turn?.end;
+    if (!d.expected && end && end.stop_reason === "error" && !end.exit) {
+      end.exit = d;
+      this.touch(end, ev);
+      // The agent's log lines of that end are in the exit's output now.
+      const tail = d.stderr_tail || "";
+      for (let i = this.rows.length - 1; i > this.turn.row.index && tail; i--) {
+        const row = this.rows[i];
+        if (row.kind === "log" && !row.folded && row.lines.every((l) => tail.includes(l.trim()))) {
+          row.folded = true;
+          this.touch(row, ev);
+        }
+      }
+      return;
+    }
+    this.push({ kind: "system", type: ev.type, exit: d, time: ev.time }, ev);
+  }
+
+  /** The open tool call of the running turn that asks the user questions. */
+  askingTool() {
+    for (let i = this.rows.length - 1; i >= 0; i--) {
+      const row = this.rows[i];
+      if (row.kind === "user") return null;
+      if (row.kind !== "item" || row.item.kind !== "tool_call" || row.card) continue;
+      const tool = row.item.tool || {};
+      if (Array.isArray(tool.input?.questions) || /question/i.test(tool.name || "")) return row;
+    }
+    return null;
+  }
+
+  /** Marks a tool call row as shown by a card. */
+  link(row, card, ev) {
+    if (!row || row.kind !== "item") return;
+    row.card = card;
+    this.touch(row, ev);
   }
 
   /** Consecutive log lines share one collapsed row. */
   log(ev, text) {
     const last = this.rows[this.rows.length - 1];
-    if (last && last.kind === "log" && last.lines.length < 500) {
+    if (last && last.kind === "log" && !last.folded && last.lines.length < 500) {
       last.lines.push(text);
       this.touch(last, ev);
     } else {

@@ -2,10 +2,12 @@
 // event, virtualized by seq (rows have a fixed height and are fetched by
 // pages as they scroll into view, so a 200,000-event session costs what is
 // on screen). Selecting a line shows the whole event with the agent's native
-// message (`include_raw=true`).
+// message (`include_raw=true`). Each line says what happened in the same
+// words as the Activity view (summary.js).
 
 import { h, fill, json, fmtTime } from "../dom.js";
 import { api } from "../api.js";
+import { summarize } from "../summary.js";
 
 const ROW = 24;
 const PAGE = 200;
@@ -47,7 +49,7 @@ export function mountEvents(root, { base, lastSeq, select }) {
       rows.push(h("div.ev-row", {
         role: "option", "aria-selected": String(seq === selected), style: { top: `${(seq - 1) * ROW}px` }, dataset: { seq },
         on: { click: () => show(seq) },
-      }, h("span.seq", seq), h("span.type", ev ? ev.type : "…"), h("span.sum", ev ? summary(ev) : ""), h("time", ev ? fmtTime(ev.time) : "")));
+      }, h("span.seq", seq), h("span.type", ev ? ev.type : "…"), h("span.sum", ev ? summaryText(ev) : ""), h("time", ev ? fmtTime(ev.time) : "")));
     }
     spacer.replaceChildren(...rows);
   }
@@ -104,19 +106,8 @@ export function mountEvents(root, { base, lastSeq, select }) {
   };
 }
 
-function summary(ev) {
-  const d = ev.data || {};
-  switch (ev.type) {
-    case "item.delta": return JSON.stringify(d.delta).slice(0, 120);
-    case "item.started": case "item.completed": return `${d.item?.kind} ${d.item?.tool?.name || d.item?.role || ""} ${d.item?.status || ""}`;
-    case "session.status": return d.status;
-    case "turn.completed": return d.stop_reason;
-    case "turn.started": return (d.input || []).map((p) => p.text || p.type).join(" ").slice(0, 120);
-    case "permission.requested": return d.title;
-    case "permission.resolved": return `${d.decision} by ${d.by}`;
-    case "question.requested": return d.questions?.[0]?.prompt || "";
-    case "agent.log": return d.text?.slice(0, 120);
-    case "error": return `${d.code}: ${d.message}`;
-    default: return JSON.stringify(d).slice(0, 120);
-  }
+/** "Tool · Bash ls · Done": the shared summary of an event, on one line. */
+function summaryText(ev) {
+  const { label, text } = summarize(ev);
+  return text ? `${label} · ${text}` : label;
 }

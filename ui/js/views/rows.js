@@ -1,10 +1,13 @@
 // How each conversation row looks: user turns, assistant text (streaming),
-// reasoning (collapsed), tool calls (input, output, exit code, diff), plans,
-// permission and question cards answered inline, turn endings with usage
-// and cost, errors and lifecycle notes.
+// reasoning (collapsed), tool calls (input, output, exit code, diff; folded
+// where a card shows them), plans, permission and question cards answered
+// inline, one line per turn end (how it ended, tokens, cost; a failure's
+// error and the agent's exit with it), errors and lifecycle notes, in the
+// words of `words.js`. Also how a failed request is shown (`problemView`).
 
 import { h, json, fmtTime } from "../dom.js";
 import { itemText } from "../conversation.js";
+import * as words from "../words.js";
 
 /** Text shown at most this long (the rest behind a button). */
 const SHOW_CHARS = 20_000;
@@ -12,14 +15,27 @@ const SHOW_CHARS = 20_000;
 const STREAM_CHARS = 20_000;
 
 export function renderRow(row, ctx) {
+  // A row folded into another (log lines now shown with the agent's exit) keeps its place, empty.
+  if (row.folded) return h("div.row", { hidden: true, dataset: { kind: row.kind, first: row.first, index: row.index, folded: "" } });
   const el = body(row, ctx);
   el.classList.add("row");
   el.dataset.kind = row.kind === "item" ? row.item.kind : row.kind;
   el.dataset.first = row.first;
   el.dataset.index = row.index;
-  const raw = h("button.raw", { type: "button", title: "raw events", "aria-label": "raw events", on: { click: () => ctx.showRaw(row) } }, "{ }");
+  const raw = h("button.raw", { type: "button", title: "Raw events", "aria-label": "raw events", on: { click: () => ctx.showRaw(row) } }, "{ }");
   el.prepend(raw);
   return el;
+}
+
+/**
+ * A failed request, shown to people: one sentence (`words.failureSentence`)
+ * and the server's problem details behind a toggle.
+ */
+export function problemView(err, doing) {
+  const facts = err?.problem ? { status: err.status, ...err.problem } : { error: String(err?.message || err) };
+  return h("div.problem", { role: "alert" },
+    h("p.problem-text", words.failureSentence(doing, err)),
+    h("details.problem-details", h("summary", "Details"), h("pre", json(facts))));
 }
 
 /** Updates a streaming text row in place; false when it must be redrawn. */
@@ -61,7 +77,7 @@ function textBlock(text, cls = ".text") {
 function body(row, ctx) {
   switch (row.kind) {
     case "user":
-      return h("div", { dataset: { role: "user" } }, h("div.who", "you"), textBlock(row.text));
+      return h("div", { dataset: { role: "user" } }, h("div.who", "You"), textBlock(row.text));
     case "item":
       return item(row);
     case "turn":
@@ -71,28 +87,67 @@ function body(row, ctx) {
     case "question":
       return question(row, ctx);
     case "error":
-      return h("div", { role: "alert" }, h("div.who", `error · ${row.error.code || ""}${row.error.retryable ? " (retryable)" : ""}`), h("div.text", row.error.message || ""), row.error.detail ? h("pre", json(row.error.detail)) : null);
+      return h("div", h("div.who", row.error.retryable ? "Error (the agent retries)" : "Error"), h("div.text", row.error.message || words.humanize(row.error.code)),
+        details("Details", json(row.error)));
     case "log":
-      return h("details", h("summary", `agent log · ${row.lines.length} line${row.lines.length === 1 ? "" : "s"}`), h("pre", row.lines.join("\n")));
+      return h("details", h("summary", `Agent output · ${words.plural(row.lines.length, "line")}`), h("pre", row.lines.join("\n")));
     default:
-      return h("div", h("div.note", row.text, row.time ? h("time", ` · ${fmtTime(row.time)}`) : null), row.detail ? h("pre.detail", row.detail) : null);
+      return system(row);
   }
+}
+
+/** A collapsed block of text: `<details><summary>label</summary><pre>text</pre></details>`. */
+function details(label, text, cls = "") {
+  return h(`details.more${cls}`, h("summary", label), h("pre", text));
+}
+
+function at(row) {
+  return row.time ? h("time", { datetime: row.time, title: row.time }, ` · ${fmtTime(row.time)}`) : null;
+}
+
+function system(row) {
+  let text;
+  let more = null;
+  switch (row.type) {
+    case "session.started": {
+      const s = row.started;
+      text = `Started ${s.agent}${s.agent_version ? ` ${s.agent_version}` : ""} · ${s.model || "default model"} · ${words.modeWord(s.permission_mode)}`;
+      break;
+    }
+    case "agent.exited":
+      text = row.exit.expected ? "The agent process stopped" : `The agent stopped unexpectedly: it ${words.exitWord(row.exit)}`;
+      if (row.exit.stderr_tail) more = details("What it printed last", row.exit.stderr_tail);
+      break;
+    case "server.restarted":
+      text = "The server restarted; the turn that was open was closed";
+      break;
+    case "server.resumed":
+      text = `The machine was paused for ${(row.paused_ms / 1000).toFixed(1)} s`;
+      break;
+    case "session.ended":
+      text = `${words.endedWord(row.ended.reason)}${row.ended.message ? `: ${row.ended.message}` : ""}`;
+      break;
+    default:
+      text = row.type;
+      if (row.detail && row.detail !== "{}") more = details("Data", row.detail);
+  }
+  return h("div", { dataset: { type: row.type } }, h("div.note", text, at(row)), more);
 }
 
 function item(row) {
   const it = row.item;
-  const status = h("span.status", { dataset: { status: it.status } }, it.status);
+  const status = h("span.status", { dataset: { status: it.status } }, words.itemStatusWord(it.status));
   switch (it.kind) {
     case "message":
-      return h("div", { dataset: { role: it.role || "assistant", item: it.item_id, status: it.status } }, h("div.who", it.role || "assistant", " ", it.status !== "completed" ? status : null), itemBlock(row, itemText(row)));
+      return h("div", { dataset: { role: it.role || "assistant", item: it.item_id, status: it.status } }, h("div.who", it.role === "user" ? "You" : "Agent", it.status !== "completed" ? [" · ", status] : null), itemBlock(row, itemText(row)));
     case "reasoning":
-      return h("details", { dataset: { item: it.item_id, status: it.status } }, h("summary", "reasoning ", status), itemBlock(row, itemText(row)));
+      return h("details", { dataset: { item: it.item_id, status: it.status } }, h("summary", "Thinking", it.status !== "completed" ? [" · ", status] : null), itemBlock(row, itemText(row)));
     case "plan":
-      return h("div", { dataset: { item: it.item_id } }, h("div.who", "plan"), h("ul.plan", (it.plan || []).map((s) => h("li", { dataset: { status: s.status } }, s.text))));
+      return h("div", { dataset: { item: it.item_id } }, h("div.who", "Plan"), h("ul.plan", (it.plan || []).map((s) => h("li", { dataset: { status: s.status }, title: words.planStatusWord(s.status) }, s.text))));
     case "tool_call":
       return tool(row, status);
     default:
-      return h("div", { dataset: { item: it.item_id } }, h("div.who", it.kind), h("pre", json(it)));
+      return h("div", { dataset: { item: it.item_id } }, h("div.who", words.humanize(it.kind)), h("pre", json(it)));
   }
 }
 
@@ -100,16 +155,19 @@ function tool(row, status) {
   const it = row.item;
   const t = it.tool || {};
   const input = t.input && Object.keys(t.input).length ? t.input : parseArgs(row.args);
-  const brief = input?.command || input?.file_path || input?.path || input?.pattern || input?.url || "";
+  // A question's card shows what it asks; a permission's card what it would do.
+  const asks = row.card === "question";
+  const brief = asks ? "" : input?.command || input?.file_path || input?.path || input?.pattern || input?.url || "";
   const output = t.output ?? row.output;
-  const open = it.status === "in_progress" || it.status === "failed";
-  return h("details.tool", { open, dataset: { item: it.item_id, status: it.status, tool: t.name || "" } },
-    h("summary", h("span.tool-name", t.name || "tool"), " ", h("code.brief", String(brief).slice(0, 200)), " ", status,
-      t.exit_code !== undefined && t.exit_code !== null ? h("span.exit", { dataset: { ok: String(t.exit_code === 0) } }, `exit ${t.exit_code}`) : null),
-    input ? h("div.section", h("div.label", "input"), h("pre.input", json(input))) : row.args ? h("pre.input", row.args) : null,
-    output ? h("div.section", h("div.label", "output"), itemBlock(row, output, ".text.output")) : null,
+  const open = !row.card && (it.status === "in_progress" || it.status === "failed");
+  return h("details.tool", { open, dataset: { item: it.item_id, status: it.status, tool: t.name || "", card: row.card || "" } },
+    h("summary", h("span.tool-name", t.name || "tool"), " ", brief ? h("code.brief", String(brief).slice(0, 200)) : null, " ", status,
+      t.exit_code !== undefined && t.exit_code !== null ? h("span.exit", { dataset: { ok: String(t.exit_code === 0) } }, `exit ${t.exit_code}`) : null,
+      asks ? h("span.note", " · the question is below") : null),
+    asks ? null : input ? h("div.section", h("div.label", "Input"), h("pre.input", json(input))) : row.args ? h("pre.input", row.args) : null,
+    output ? h("div.section", h("div.label", "Output"), itemBlock(row, output, ".text.output")) : null,
     t.diff ? diff(t.diff) : null,
-    t.paths && t.paths.length ? h("div.section", h("div.label", "paths"), h("ul", t.paths.map((p) => h("li", h("code", p))))) : null);
+    t.paths && t.paths.length ? h("div.section", h("div.label", "Paths"), h("ul", t.paths.map((p) => h("li", h("code", p))))) : null);
 }
 
 function parseArgs(args) {
@@ -118,24 +176,45 @@ function parseArgs(args) {
 }
 
 export function diff(text) {
-  return h("div.section", h("div.label", "diff"), h("pre.diff", text.split("\n").map((line) => {
+  return h("div.section", h("div.label", "Diff"), h("pre.diff", text.split("\n").map((line) => {
     const cls = line.startsWith("+++") || line.startsWith("---") ? "meta" : line[0] === "+" ? "add" : line[0] === "-" ? "del" : line.startsWith("@@") ? "hunk" : "";
     return h("span", { class: cls }, line + "\n");
   })));
 }
 
-function turnEnd(row) {
-  const u = row.usage || {};
+/** "20 in / 9 out tokens · $0.0001", or "" without usage. */
+function usageText(u) {
+  if (!u) return "";
   const parts = [];
-  if (u.input_tokens !== undefined) parts.push(`${u.input_tokens} in`);
-  if (u.output_tokens !== undefined) parts.push(`${u.output_tokens} out`);
+  if (u.input_tokens !== undefined && u.input_tokens !== null) parts.push(`${u.input_tokens} in`);
+  if (u.output_tokens !== undefined && u.output_tokens !== null) parts.push(`${u.output_tokens} out`);
   if (u.cached_input_tokens) parts.push(`${u.cached_input_tokens} cached`);
   if (u.reasoning_tokens) parts.push(`${u.reasoning_tokens} reasoning`);
-  const cost = u.cost_usd !== undefined && u.cost_usd !== null ? ` · $${Number(u.cost_usd).toFixed(4)}` : "";
-  return h("div", { dataset: { turn: row.turn_id, stop: row.stop_reason } },
-    h("div.note", h("span.stop", { dataset: { stop: row.stop_reason } }, `turn ${row.stop_reason.replace("_", " ")}`),
-      parts.length ? ` · ${parts.join(" / ")} tokens` : "", cost, row.time ? h("time", ` · ${fmtTime(row.time)}`) : null),
-    row.error ? h("div.text", `${row.error.code}: ${row.error.message}`) : null);
+  let text = parts.length ? ` · ${parts.join(" / ")} tokens` : "";
+  if (u.cost_usd) text += ` · $${Number(u.cost_usd).toFixed(4)}`;
+  return text;
+}
+
+/**
+ * One line per turn end: "Finished · 20 in / 9 out tokens · $0.0001",
+ * "Interrupted", "Stopped by an error: …" (the error event, the turn's end
+ * and the agent's exit of one failure are this one row; their details open
+ * on demand).
+ */
+function turnEnd(row) {
+  const stop = row.stop_reason;
+  const err = row.error || row.reported;
+  let what = words.stopWord(stop);
+  if (err?.message) what += `: ${err.message}`;
+  const facts = {};
+  if (row.reported) facts.error = row.reported;
+  if (row.error && row.error.message !== row.reported?.message) facts.turn_error = row.error;
+  if (row.exit) facts.agent = { exit_code: row.exit.exit_code, signal: row.exit.signal };
+  return h("div", { dataset: { turn: row.turn_id, stop } },
+    h("div.turn-line", h("span.stop", { dataset: { stop } }, what), h("span.usage", usageText(row.usage)), at(row)),
+    row.exit ? h("div.note", `The agent ${words.exitWord(row.exit)}; the next message starts it again.`) : null,
+    row.exit?.stderr_tail ? details("What the agent printed last", row.exit.stderr_tail) : null,
+    Object.keys(facts).length ? details("Details", json(facts)) : null);
 }
 
 function permission(row, ctx) {
@@ -143,22 +222,23 @@ function permission(row, ctx) {
   const id = r.permission_id;
   const done = row.resolved;
   const card = h("div.card.card-permission", { role: "group", "aria-label": "permission request", dataset: { permission: id, resolved: done ? done.decision : "" } },
-    h("div.who", `permission · ${r.action}`),
+    h("div.who", done ? "Permission" : "Permission needed", " · ", words.actionWord(r.action)),
     h("div.title", r.title || ""),
     r.command ? h("pre", r.command) : null,
-    r.path && !r.diff ? h("code", r.path) : null,
+    r.path && !r.diff ? h("code.path", r.path) : null,
     r.diff ? diff(r.diff) : null,
-    !r.command && !r.diff && r.input ? h("pre", json(r.input)) : null);
+    !r.command && !r.diff && r.input ? details("Input", json(r.input)) : null);
   if (done) {
-    card.append(h("div.resolved", `${done.decision.replace("_", " ")} (by ${done.by})`));
+    card.append(h("div.resolved", { dataset: { decision: done.decision, by: done.by } }, words.decisionWord(done.decision, done.by)));
   } else {
-    const err = h("div.error-text", { role: "status" });
-    const labels = { allow_once: "Allow once", allow_always: "Always allow", deny: "Deny" };
+    const err = h("div.card-error");
+    const buttons = () => card.querySelectorAll("button[data-decision]");
     card.append(h("div.actions", (r.options || ["allow_once", "allow_always", "deny"]).map((opt) =>
-      h("button", { type: "button", class: opt === "deny" ? "danger" : opt === "allow_once" ? "primary" : "", dataset: { decision: opt }, on: { click: async (e) => {
-        for (const b of card.querySelectorAll("button[data-decision]")) b.disabled = true;
-        try { await ctx.answerPermission(id, opt); } catch (x) { err.textContent = x.describe ? x.describe() : String(x); for (const b of card.querySelectorAll("button[data-decision]")) b.disabled = false; }
-      } } }, labels[opt] || opt))), err);
+      h("button", { type: "button", class: opt === "deny" ? "danger" : opt === "allow_once" ? "primary" : "", dataset: { decision: opt }, on: { click: async () => {
+        for (const b of buttons()) b.disabled = true;
+        err.replaceChildren();
+        try { await ctx.answerPermission(id, opt); } catch (x) { err.replaceChildren(problemView(x, "answer the permission")); for (const b of buttons()) b.disabled = false; }
+      } } }, words.decisionAction(opt)))), err);
   }
   return card;
 }
@@ -169,14 +249,15 @@ function question(row, ctx) {
   const done = row.resolved;
   const card = h("div.card.card-question", { role: "group", "aria-label": "question", dataset: { question: id, resolved: done ? (done.rejected ? "rejected" : "answered") : "" } });
   const picks = r.questions.map(() => new Set());
-  const err = h("div.error-text", { role: "status" });
+  const err = h("div.card-error");
   const send = async (body) => {
     for (const b of card.querySelectorAll("button")) b.disabled = true;
-    try { await ctx.answerQuestion(id, body); } catch (x) { err.textContent = x.describe ? x.describe() : String(x); for (const b of card.querySelectorAll("button")) b.disabled = false; }
+    err.replaceChildren();
+    try { await ctx.answerQuestion(id, body); } catch (x) { err.replaceChildren(problemView(x, "answer the question")); for (const b of card.querySelectorAll("button")) b.disabled = false; }
   };
   const single = r.questions.length === 1 && !r.questions[0].multi_select;
   r.questions.forEach((q, qi) => {
-    card.append(h("div.who", q.header || "question"), h("div.title", q.prompt));
+    card.append(h("div.who", q.header || "Question"), h("div.title", q.prompt));
     if (done) return;
     card.append(h("div.choices", q.options.map((o) => {
       if (single) return h("button", { type: "button", dataset: { choice: o.label }, title: o.description || "", on: { click: () => send({ answers: [[o.label]] }) } }, o.label, o.description ? h("small", ` — ${o.description}`) : null);
@@ -188,7 +269,7 @@ function question(row, ctx) {
     })));
   });
   if (done) {
-    card.append(h("div.resolved", done.rejected ? "rejected" : `answered: ${(done.answers || []).map((a) => a.join(", ")).join(" / ")}`));
+    card.append(h("div.resolved", words.answerWord(done)));
   } else {
     card.append(h("div.actions",
       single ? null : h("button.primary", { type: "button", dataset: { submit: "" }, on: { click: () => send({ answers: picks.map((p) => [...p]) }) } }, "Answer"),

@@ -1,0 +1,109 @@
+// One universal event in a few human words, for the Activity view and the
+// raw Events list: summarize(ev) → {label, text}, `label` a short name for
+// what happened ("You", "Assistant", "Tool", "Needs permission") and `text`
+// the gist of it on one line. Pure: no DOM, no network.
+
+import { statusWord, stopWord, endedWord, exitWord, decisionWord, answerWord, actionWord, itemStatusWord, plural } from "./words.js";
+
+/** The longest `text` returned. */
+const MAX = 160;
+
+/** `s` on one line, cut to `max` characters. */
+export function oneLine(s, max = MAX) {
+  const flat = String(s ?? "").replace(/\s+/g, " ").trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+/** The text parts of a list of `Part`s, joined. */
+function partsText(parts) {
+  return (parts || []).map((p) => (p.type === "text" ? p.text : p.type === "image" ? "[image]" : p.path || `[${p.type}]`)).join(" ");
+}
+
+/** "1,234 tokens · $0.0123" from a `Usage`, or "". */
+export function usageText(u) {
+  if (!u) return "";
+  const tokens = (u.input_tokens || 0) + (u.output_tokens || 0);
+  const bits = [];
+  if (tokens) bits.push(`${fmtCount(tokens)} ${tokens === 1 ? "token" : "tokens"}`);
+  if (typeof u.cost_usd === "number") bits.push(fmtCost(u.cost_usd));
+  return bits.join(" · ");
+}
+
+/** 950, 1.2k, 3.4M. */
+export function fmtCount(n) {
+  if (n < 1000) return String(n);
+  if (n < 1e6) return `${(n / 1000).toFixed(n < 1e4 ? 1 : 0).replace(/\.0$/, "")}k`;
+  return `${(n / 1e6).toFixed(1).replace(/\.0$/, "")}M`;
+}
+
+/** "$0.42", "$0.0031", "<$0.0001". */
+export function fmtCost(usd) {
+  if (typeof usd !== "number") return "";
+  if (usd === 0) return "$0";
+  if (usd < 0.0001) return "<$0.0001";
+  return `$${usd < 1 ? usd.toPrecision(2).replace(/0+$/, "") : usd.toFixed(2)}`;
+}
+
+function toolText(item) {
+  const t = item.tool || {};
+  const input = t.input || {};
+  const brief = input.command || input.file_path || input.path || input.pattern || input.url || input.query || (t.paths || [])[0] || "";
+  return [t.name || "tool", brief ? oneLine(Array.isArray(brief) ? brief.join(" ") : brief, 80) : ""].filter(Boolean).join(" ");
+}
+
+function itemSummary(item, done) {
+  if (!item) return { label: "Item", text: "" };
+  switch (item.kind) {
+    case "message": {
+      const text = oneLine(partsText(item.content));
+      if (item.role === "user") return { label: "You", text };
+      return { label: "Assistant", text: done ? text : "is writing…" };
+    }
+    case "reasoning": return { label: "Thinking", text: done ? oneLine(partsText(item.content)) || "done" : "…" };
+    case "tool_call": {
+      const exit = done && typeof item.tool?.exit_code === "number" ? ` (exit ${item.tool.exit_code})` : "";
+      return { label: "Tool", text: `${toolText(item)} · ${itemStatusWord(item.status)}${exit}` };
+    }
+    case "plan": return { label: "Plan", text: plural((item.plan || []).length, "step") };
+    default: return { label: "Item", text: `${item.kind || "item"} · ${itemStatusWord(item.status)}` };
+  }
+}
+
+const DELTA = { text: "Assistant", reasoning: "Thinking", output: "Tool output", arguments: "Tool input" };
+
+/** What `ev` (a universal event) says, in words: {label, text}. */
+export function summarize(ev) {
+  const d = ev?.data || {};
+  switch (ev?.type) {
+    case "session.started":
+      return { label: "Started", text: [d.agent, d.model, d.cwd].filter(Boolean).join(" · ") };
+    case "session.status": return { label: "Status", text: statusWord(d.status) };
+    case "session.ended": return { label: "Ended", text: oneLine([endedWord(d.reason), d.message].filter(Boolean).join(": ")) };
+    case "agent.exited":
+      return { label: "Agent", text: `${exitWord(d)}${d.expected ? "" : " unexpectedly"}${d.stderr_tail ? `: ${oneLine(d.stderr_tail, 100)}` : ""}` };
+    case "server.restarted": return { label: "Server", text: "restarted" };
+    case "server.resumed": return { label: "Server", text: "woke from a pause" };
+    case "stream.reset": return { label: "Server", text: "the store was reset" };
+    case "turn.started": return { label: "You", text: oneLine(partsText(d.input)) || "(new turn)" };
+    case "turn.completed": {
+      const bits = [stopWord(d.stop_reason), usageText(d.usage), d.error ? oneLine(d.error.message, 100) : ""].filter(Boolean);
+      return { label: "Turn", text: bits.join(" · ") };
+    }
+    case "item.started": return itemSummary(d.item, false);
+    case "item.completed": return itemSummary(d.item, true);
+    case "item.delta": {
+      const [kind, value] = Object.entries(d.delta || {})[0] || ["", ""];
+      return { label: DELTA[kind] || "Delta", text: oneLine(typeof value === "string" ? value : JSON.stringify(value)) };
+    }
+    case "permission.requested":
+      return { label: "Needs permission", text: oneLine(d.title || d.command || d.path || actionWord(d.action)) };
+    case "permission.resolved": return { label: "Permission", text: decisionWord(d.decision, d.by) };
+    case "question.requested": return { label: "Question", text: oneLine(d.questions?.[0]?.prompt || "") };
+    case "question.resolved": return { label: "Question", text: answerWord(d) };
+    case "usage.updated": return { label: "Usage", text: usageText(d) };
+    case "error": return { label: "Error", text: oneLine(d.message || d.code) };
+    case "agent.log": return { label: d.stream === "stderr" ? "Agent stderr" : "Agent output", text: oneLine(d.text) };
+    case "agent.unparsed": return { label: "Unreadable", text: oneLine(d.line) };
+    default: return { label: oneLine(String(ev?.type || "event").replace(/[._]/g, " "), 40), text: oneLine(JSON.stringify(d)) };
+  }
+}
