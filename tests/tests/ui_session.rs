@@ -199,6 +199,9 @@ async fn a_finished_turn_is_one_line_with_its_tokens_and_cost() {
     wait_status(&client, &session.id, SessionStatus::Idle, TURN_TIMEOUT).await;
     let b = signed_in(&server).await;
     open_session(&b, &server, &session.id, true).await;
+    // An untitled session is called by its first prompt, as in the list; its id is in the meta line.
+    assert_eq!(b.wait_text("h1.title", "hello").await, "hello");
+    b.wait_text(".meta code", &session.id).await;
 
     let events = read_all(&client, &session.id).await;
     let done = the_turn_completed(&events);

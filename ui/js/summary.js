@@ -107,3 +107,15 @@ export function summarize(ev) {
     default: return { label: oneLine(String(ev?.type || "event").replace(/[._]/g, " "), 40), text: oneLine(JSON.stringify(d)) };
   }
 }
+
+/**
+ * What to call a session: its title, else the first line of its first
+ * prompt (`summary.first_prompt`), else "New <agent> session". The list, the
+ * session's own page and Activity all use it.
+ */
+export function sessionTitle(s) {
+  if (s.title && s.title.trim()) return oneLine(s.title, 120);
+  const first = (s.summary?.first_prompt || "").split("\n").map((l) => l.trim()).find(Boolean);
+  if (first) return oneLine(first, 120);
+  return `New ${s.agent} session`;
+}

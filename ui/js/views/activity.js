@@ -7,8 +7,7 @@
 import { h, fill, fmtTime } from "../dom.js";
 import { api, follow, enc } from "../api.js";
 import { failureSentence } from "../words.js";
-import { summarize } from "../summary.js";
-import { sessionTitle } from "./sessions.js";
+import { summarize, sessionTitle } from "../summary.js";
 
 const KEEP = 1000;
 /** Events that repeat what others say whole: shown only with "Show streaming". */

@@ -13,6 +13,7 @@ import { WindowedList } from "../window.js";
 import { renderRow, updateRow, problemView } from "./rows.js";
 import { mountEvents } from "./events.js";
 import * as words from "../words.js";
+import { sessionTitle } from "../summary.js";
 
 /** History is read in pages of this many events. */
 const PAGE = 5000;
@@ -68,7 +69,7 @@ function open(root, { id, tab, query, base, stats, t0, session }) {
   let over = false;
 
   const status = h("span#status.badge");
-  const title = h("h1.title", session.title || session.id);
+  const title = h("h1.title", sessionTitle(session));
   const count = h("span#event-count.count", { role: "status", "aria-live": "off" }, "Loading history…");
   const meta = h("div.meta");
   const interrupt = h("button#interrupt", { type: "button", hidden: true, on: { click: () => act("interrupt the turn", () => api.post(`${base}/interrupt`, {})) } }, "Interrupt");
@@ -150,9 +151,9 @@ function open(root, { id, tab, query, base, stats, t0, session }) {
   }
 
   function setMeta(s) {
-    title.textContent = s.title || s.id;
-    fill(meta, s.title ? [h("code", s.id), " · "] : null, s.agent, ` · ${s.model || "default model"}`, ` · ${words.modeWord(s.permission_mode)}`, " · ", h("code", s.cwd), ` · created ${fmtTime(s.created_at)}`);
-    document.title = `${s.title || s.id} · tether`;
+    title.textContent = sessionTitle(s);
+    fill(meta, h("code", s.id), " · ", s.agent, ` · ${s.model || "default model"}`, ` · ${words.modeWord(s.permission_mode)}`, " · ", h("code", s.cwd), ` · created ${fmtTime(s.created_at)}`);
+    document.title = `${sessionTitle(s)} · tether`;
   }
 
   function setStatus(s) {

@@ -9,18 +9,11 @@
 import { h, fill, fmtAgo } from "../dom.js";
 import { api, enc } from "../api.js";
 import { statusShort, STATUS_HINT, MODE, modeWord, failureSentence } from "../words.js";
-import { fmtCount, fmtCost, oneLine } from "../summary.js";
+import { fmtCount, fmtCost, oneLine, sessionTitle } from "../summary.js";
 
 const STATUSES = ["waiting", "running", "idle", "starting", "ended", "failed"];
 
 /** What a session is called: its title, its first prompt's first line, or "New <agent> session". */
-export function sessionTitle(s) {
-  if (s.title && s.title.trim()) return oneLine(s.title, 120);
-  const first = (s.summary?.first_prompt || "").split("\n").map((l) => l.trim()).find(Boolean);
-  if (first) return oneLine(first, 120);
-  return `New ${s.agent} session`;
-}
-
 /** "1.2k tokens · $0.03 · 4 turns", or "". */
 function usageLine(summary) {
   if (!summary) return "";
