@@ -73,17 +73,28 @@ async fn run_streams_the_turn_and_asks_permissions_and_questions_on_the_terminal
     // Colour on a terminal: the prompt is bold, the diff's added line green.
     assert!(pty.text().contains("\x1b[1mallow?"), "{:?}", pty.text());
     assert!(pty.text().contains("\x1b[32m+written by the mock agent"), "{:?}", pty.text());
+    // The diff is shown once: with the permission, where it is decided on, not again when the edit is done.
+    assert_eq!(pty.text().matches("+written by the mock agent").count(), 1, "{}", pty.text());
+    assert_eq!(pty.text().matches("+++ ").count(), 1, "{}", pty.text());
+    let allowed = pty.wait_for_from(asked, "allowed once", SHOWN).await;
+    pty.wait_for_from(allowed, "● Write", SHOWN).await;
 
     // A question in the same session (--session): a wrong answer is asked again, `2` picks Blue.
     let mut pty = Pty::spawn(client_command(&server, &["run", "--session", &session, "[mock:question]"]));
     let asked = pty.wait_for("  2. Blue", SHOWN).await;
-    pty.wait_for_from(asked, "a number, or type an answer: ", SHOWN).await;
+    pty.wait_for_from(asked, "Which colour? Type a number, or your own answer: ", SHOWN).await;
     pty.type_in(b"7\r");
-    let again = pty.wait_for_from(asked, "no choice 7", SHOWN).await;
-    pty.wait_for_from(again, "a number, or type an answer: ", SHOWN).await;
+    let again = pty.wait_for_from(asked, "there is no choice 7", SHOWN).await;
+    pty.wait_for_from(again, "Type a number, or your own answer: ", SHOWN).await;
     pty.type_in(b"2\r");
-    pty.wait_for_from(again, "You chose: Blue", SHOWN).await;
+    // The question and the answer chosen, as a sentence; then the agent goes on.
+    let answered = pty.wait_for_from(again, "Which colour? You answered \"Blue\".", SHOWN).await;
+    pty.wait_for_from(answered, "You chose: Blue", SHOWN).await;
     assert!(pty.wait_exit(SHOWN).await.success(), "{}", pty.text());
+    // Not the question tool's input or output: no JSON, whole or cut.
+    let shown = pty.text();
+    assert!(!shown.contains("{\"") && !shown.contains("\":"), "{shown}");
+    assert!(!shown.contains("AskUserQuestion") && !shown.contains("User has answered"), "{shown}");
 
     // Text is shown as it streams: the first ticks of a slow turn are on the
     // terminal while the turn is still running.
@@ -145,6 +156,7 @@ async fn run_json_prints_the_events_as_json_lines_without_colour() {
     assert_eq!(code, 0);
     assert!(stdout.contains("● Bash echo mock-tool-output"), "{stdout}");
     assert!(stdout.contains("│ mock-tool-output"), "{stdout}");
+    assert!(!stdout.contains("{\""), "{stdout}");
     assert!(!stdout.contains('\x1b'), "{stdout:?}");
 
     // A failing turn exits 1.
@@ -237,7 +249,7 @@ async fn the_other_commands_and_their_exit_codes() {
     wrong.env("TETHER_TOKEN", "wrong");
     let (code, _, stderr) = output(wrong).await;
     assert_eq!(code, 3);
-    assert!(stderr.contains("unauthorized"), "{stderr}");
+    assert!(stderr.contains("refused this token"), "{stderr}");
     // Bad usage exits 2, an unreachable server 4.
     assert_eq!(output(client_command(&server, &["sessions", "--status", "sleepy"])).await.0, 2);
     assert_eq!(output(client_command(&server, &["show"])).await.0, 2);
@@ -245,7 +257,7 @@ async fn the_other_commands_and_their_exit_codes() {
     nowhere.env("TETHER_URL", "http://127.0.0.1:1");
     let (code, _, stderr) = output(nowhere).await;
     assert_eq!(code, 4);
-    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert!(stderr.contains("cannot reach tether at http://127.0.0.1:1: nothing is listening there"), "{stderr}");
 
     // Through the Sprites TCP proxy with --sprite.
     let proxy = FakeSpritesProxy::start("my-sprite", "sprites-secret", None).await;
@@ -265,4 +277,66 @@ async fn the_other_commands_and_their_exit_codes() {
     assert_eq!(client.get_session(&session.id).await.unwrap().status, SessionStatus::Ended);
     // A message to a deleted session is refused.
     assert_eq!(output(client_command(&server, &["send", &session.id, "hi"])).await.0, 3);
+}
+
+/// A port nobody listens on: bound, read back, released.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// `tether ARGS` on a terminal; returns what it showed (waiting for `needle`) and its exit code.
+async fn on_terminal(cmd: tokio::process::Command, needle: &str) -> (String, Option<i32>) {
+    let mut pty = Pty::spawn(cmd);
+    pty.wait_for(needle, SHOWN).await;
+    let code = pty.wait_exit(SHOWN).await.code();
+    (pty.text(), code)
+}
+
+#[tokio::test]
+async fn an_unreachable_server_and_a_missing_token_are_explained_in_one_sentence() {
+    let server = TestServer::start_with(ServerOptions::with_token(TOKEN)).await;
+
+    // Nothing listens at the URL: it is named, with the fix.
+    let url = format!("http://127.0.0.1:{}", free_port());
+    for args in [&["sessions"][..], &["run", "--agent", "mock", "hello"]] {
+        let mut cmd = client_command(&server, args);
+        cmd.env("TETHER_URL", &url);
+        let sentence = format!(
+            "tether: cannot reach tether at {url}: nothing is listening there. Start it with ./scripts/serve (or \
+             tether serve), or pass --url / TETHER_URL."
+        );
+        let (shown, code) = on_terminal(cmd, &sentence).await;
+        assert_eq!(code, Some(4), "{shown}");
+        assert!(!shown.contains("os error") && !shown.contains("tcp connect"), "{shown}");
+    }
+
+    // A name that does not resolve, and TLS asked of a server that speaks plain HTTP.
+    let mut cmd = client_command(&server, &["sessions"]);
+    cmd.env("TETHER_URL", "http://tether.invalid:7419");
+    let (shown, code) = on_terminal(cmd, "cannot reach tether at http://tether.invalid:7419: the name").await;
+    assert!(shown.contains("tether.invalid does not resolve. Check the host name"), "{shown}");
+    assert_eq!(code, Some(4), "{shown}");
+    let https = server.endpoint("").replace("http://", "https://");
+    let mut cmd = client_command(&server, &["sessions"]);
+    cmd.env("TETHER_URL", &https);
+    let (shown, code) = on_terminal(cmd, &format!("cannot reach tether at {https}: the TLS handshake failed")).await;
+    assert!(shown.contains("Use http:// if the server does not speak TLS"), "{shown}");
+    assert_eq!(code, Some(4), "{shown}");
+
+    // The server wants a token: none given, then a wrong one. Both exit 3.
+    let mut cmd = client_command(&server, &["sessions"]);
+    cmd.env_remove("TETHER_TOKEN");
+    let needs = format!(
+        "tether: the server at {} needs a token: pass --token (or --token-file) or set TETHER_TOKEN.",
+        server.endpoint("")
+    );
+    let (shown, code) = on_terminal(cmd, &needs).await;
+    assert_eq!(code, Some(3), "{shown}");
+    let mut cmd = client_command(&server, &["run", "--agent", "mock", "hello"]);
+    cmd.env("TETHER_TOKEN", "not-the-token");
+    let refused =
+        format!("tether: the server at {} refused this token: pass the token it was started with", server.endpoint(""));
+    let (shown, code) = on_terminal(cmd, &refused).await;
+    assert_eq!(code, Some(3), "{shown}");
 }

@@ -8,6 +8,7 @@
 //! problem is printed: not found, conflict, unauthorized, …); 4 the server
 //! could not be reached; 130 interrupted with Ctrl-C.
 
+mod failure;
 mod render;
 mod run;
 
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 
 use tether_sdk::{Client, Error as SdkError, ListSessions, SessionStatus};
 
+use failure::{Place, Target};
 pub use render::{Renderer, Style};
 
 /// Exit codes of the client commands.
@@ -132,12 +134,12 @@ pub fn main(command: ClientCommand) -> ExitCode {
         Err(e) => return fail(exit::UNREACHABLE, format!("cannot start the runtime: {e}")).into(),
     };
     let code = runtime.block_on(async move {
-        let client = match command.connect().client() {
+        let (client, target) = match command.connect().client() {
             Ok(c) => c,
             Err(code) => return code,
         };
         let outcome = match command {
-            ClientCommand::Run { args, .. } => return run::run(&client, args).await,
+            ClientCommand::Run { args, .. } => return run::run(&client, &target, args).await,
             ClientCommand::Events { session, follow, after, text, .. } => {
                 events(&client, &session, follow, after, text).await
             }
@@ -158,7 +160,7 @@ pub fn main(command: ClientCommand) -> ExitCode {
         };
         match outcome {
             Ok(()) => exit::OK,
-            Err(e) => report(&e),
+            Err(e) => report(&e, &target),
         }
     });
     // The stdin reader of `run` may still block in read(): do not wait for it.
@@ -180,21 +182,27 @@ impl ClientCommand {
 }
 
 impl ConnectArgs {
-    fn client(&self) -> Result<Client, u8> {
+    /// The client, and where it goes (for the messages when that fails).
+    fn client(&self) -> Result<(Client, Target), u8> {
         let token = crate::util::read_token(self.token.as_deref(), self.token_file.as_deref())
-            .map_err(|e| fail(exit::USAGE, e))?;
+            .map_err(|e| fail(exit::USAGE, e))?
+            .filter(|t| !t.is_empty());
+        let mut target =
+            Target { place: Place::Url(self.url.clone()), token_sent: token.is_some(), edge_token_sent: false };
         let client = match (&self.sprite, &self.sprites_token) {
             (Some(name), Some(sprites_token)) => {
                 let proxy = tether_sdk::sprites::SpritesProxy::new(name, sprites_token)
                     .with_api_url(&self.sprites_api)
                     .with_target("localhost", self.sprite_port);
-                Client::through_sprites_proxy(proxy).map_err(|e| fail(exit::UNREACHABLE, e))?
+                target.place = Place::Sprite { name: name.clone(), port: self.sprite_port };
+                Client::through_sprites_proxy(proxy).map_err(|e| report(&CommandError::from(e), &target))?
             }
             (Some(_), None) => {
                 return Err(fail(exit::USAGE, "--sprite needs a Sprites token (--sprites-token or SPRITES_TOKEN)"));
             }
             (None, Some(sprites_token)) if self.url.starts_with("https://") => {
-                Client::sprite_url(&self.url, sprites_token)
+                target.edge_token_sent = true;
+                with_connect_timeout(Client::sprite_url(&self.url, sprites_token))
             }
             (None, _) => {
                 if !self.url.starts_with("http://") && !self.url.starts_with("https://") {
@@ -203,13 +211,24 @@ impl ConnectArgs {
                         format!("--url must start with http:// or https://: {:?}", self.url),
                     ));
                 }
-                Client::new(&self.url)
+                with_connect_timeout(Client::new(&self.url))
             }
         };
-        Ok(match token {
+        let client = match token {
             Some(token) => client.with_token(token),
             None => client,
-        })
+        };
+        Ok((client, target))
+    }
+}
+
+/// A server that does not answer is reported after [`failure::CONNECT_TIMEOUT`],
+/// not after the system's own (minutes).
+fn with_connect_timeout(client: Client) -> Client {
+    let builder = || tether_sdk::reqwest::Client::builder().connect_timeout(failure::CONNECT_TIMEOUT);
+    match tether_sdk::http_client(builder) {
+        Ok(http) => client.with_http_client(http),
+        Err(_) => client,
     }
 }
 
@@ -240,16 +259,16 @@ async fn sessions(
         writeln!(
             out,
             "{}",
-            style.bold(&format!("{:<30} {:<9} {:<8} {:<24} TITLE", "ID", "AGENT", "STATUS", "CREATED"))
+            style.bold(&format!("{:<30} {:<9} {:<8} {:<23} TITLE", "ID", "AGENT", "STATUS", "CREATED"))
         )?;
         for s in &list.sessions {
             writeln!(
                 out,
-                "{:<30} {:<9} {:<8} {:<24} {}",
+                "{:<30} {:<9} {:<8} {:<23} {}",
                 s.id,
                 s.agent,
                 s.status.as_str(),
-                s.created_at,
+                render::when(&s.created_at),
                 s.title.as_deref().unwrap_or("")
             )?;
         }
@@ -269,13 +288,13 @@ async fn show(client: &Client, session: &str, json: bool) -> Result<(), CommandE
         ("id", s.id.clone()),
         ("agent", s.agent.clone()),
         ("status", s.status.as_str().to_owned()),
-        ("cwd", s.cwd.clone()),
+        ("directory", s.cwd.clone()),
         ("model", s.model.clone().unwrap_or_default()),
-        ("permission mode", s.permission_mode.as_str().to_owned()),
+        ("permissions", render::permission_mode(s.permission_mode)),
         ("title", s.title.clone().unwrap_or_default()),
-        ("native session", s.native_session_id.clone().unwrap_or_default()),
-        ("created", s.created_at.clone()),
-        ("updated", s.updated_at.clone()),
+        ("agent's own id", s.native_session_id.clone().unwrap_or_default()),
+        ("created", render::when(&s.created_at)),
+        ("updated", render::when(&s.updated_at)),
         ("events", s.last_seq.to_string()),
     ];
     let style = stdout_style();
@@ -322,8 +341,8 @@ async fn events(client: &Client, session: &str, follow: bool, after: u64, text: 
                 }
             }
             // Skipped (an event type newer than this client) or moved back by the stream itself.
-            Err(SdkError::Decode(e)) => eprintln!("tether: skipped an event: {e}"),
-            Err(e @ SdkError::CursorAhead(_)) => eprintln!("tether: {e}"),
+            Err(SdkError::Decode(e)) => eprintln!("tether: {}", failure::skipped_event(&e)),
+            Err(SdkError::CursorAhead(reset)) => eprintln!("tether: {}", failure::store_restored(&reset)),
             Err(e) => return Err(e.into()),
         }
     }
@@ -351,38 +370,16 @@ impl From<std::io::Error> for CommandError {
     }
 }
 
-/// Prints the error and returns the exit code for it.
-pub(crate) fn report(e: &CommandError) -> u8 {
+/// Prints the error as a sentence about `target` and returns the exit code for it.
+pub(crate) fn report(e: &CommandError, target: &Target) -> u8 {
     match e {
         CommandError::Output => exit::OK,
         CommandError::Usage(msg) => fail(exit::USAGE, msg),
-        CommandError::Sdk(e) => match e.as_ref() {
-            SdkError::Api { status, problem, .. } => {
-                let detail = if problem.detail.is_empty() { &problem.title } else { &problem.detail };
-                fail(exit::REFUSED, format!("{} ({status} {})", detail, problem.code()))
-            }
-            e @ (SdkError::Http(_) | SdkError::Tunnel(_) | SdkError::Timeout(_)) => {
-                fail(exit::UNREACHABLE, error_chain(e))
-            }
-            e @ SdkError::SessionEnded(_) => fail(exit::TURN_FAILED, e),
-            e => fail(exit::REFUSED, error_chain(e)),
-        },
-    }
-}
-
-/// An error and its sources, for people ("error sending request: connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
+        CommandError::Sdk(e) => {
+            let (code, message) = failure::describe(e, target);
+            fail(code, message)
         }
-        source = s.source();
     }
-    text
 }
 
 pub(crate) fn fail(code: u8, msg: impl std::fmt::Display) -> u8 {

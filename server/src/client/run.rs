@@ -9,7 +9,8 @@ use tether_sdk::{
 };
 use tokio::sync::mpsc;
 
-use super::{exit, fail, report, stdout_style, CommandError, Renderer, Style};
+use super::failure::{self, Target};
+use super::{exit, report, stdout_style, CommandError, Renderer, Style};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -65,14 +66,14 @@ enum Answer {
     Invalid(String),
 }
 
-pub async fn run(client: &Client, args: RunArgs) -> u8 {
-    match turn(client, &args).await {
+pub async fn run(client: &Client, target: &Target, args: RunArgs) -> u8 {
+    match turn(client, target, &args).await {
         Ok(code) => code,
-        Err(e) => report(&e),
+        Err(e) => report(&e, target),
     }
 }
 
-async fn turn(client: &Client, args: &RunArgs) -> Result<u8, CommandError> {
+async fn turn(client: &Client, target: &Target, args: &RunArgs) -> Result<u8, CommandError> {
     let (session, after) = match &args.session {
         Some(id) => {
             let s = client.get_session(id).await?;
@@ -121,15 +122,21 @@ async fn turn(client: &Client, args: &RunArgs) -> Result<u8, CommandError> {
                 let event = match next {
                     Some(Ok(event)) => event,
                     Some(Err(SdkError::Decode(e))) => {
-                        renderer.note(&format!("tether: skipped an event: {e}"))?;
+                        renderer.note(&format!("tether: {}", failure::skipped_event(&e)))?;
                         continue;
                     }
-                    Some(Err(e @ SdkError::CursorAhead(_))) => {
-                        renderer.note(&format!("tether: {e}"))?;
+                    Some(Err(SdkError::CursorAhead(reset))) => {
+                        renderer.note(&format!("tether: {}", failure::store_restored(&reset)))?;
                         continue;
                     }
                     Some(Err(e)) => return Err(e.into()),
-                    None => break fail(exit::UNREACHABLE, "the event stream ended"),
+                    None => {
+                        renderer.note(&format!(
+                            "tether: the server stopped sending this turn before it ended. See what happened \
+                             with: tether events {session} --text"
+                        ))?;
+                        break exit::UNREACHABLE;
+                    }
                 };
                 if args.json {
                     show_json(&event)?;
@@ -162,7 +169,7 @@ async fn turn(client: &Client, args: &RunArgs) -> Result<u8, CommandError> {
                 let Some(line) = line else {
                     // No one can answer: refuse what is asked rather than wait forever.
                     stdin_open = false;
-                    renderer.note("tether: stdin is closed: denying what is asked")?;
+                    renderer.note("tether: nothing more can be typed here (stdin is closed), so what is asked is denied")?;
                     while let Some(pending) = queue.pop_front() {
                         decline(client, &session, &pending).await?;
                     }
@@ -177,14 +184,16 @@ async fn turn(client: &Client, args: &RunArgs) -> Result<u8, CommandError> {
                 }
                 renderer.note(&err_style.yellow("^C interrupting the turn (Ctrl-C again to quit)"))?;
                 if let Err(e) = client.interrupt(&session).await {
-                    renderer.note(&format!("tether: cannot interrupt: {e}"))?;
+                    let (_, why) = failure::describe(&e, target);
+                    renderer.note(&format!("tether: cannot interrupt the turn: {why}"))?;
                 }
             }
         }
     };
     if args.rm {
         if let Err(e) = client.delete_session(&session, false).await {
-            renderer.note(&format!("tether: cannot delete {session}: {e}"))?;
+            let (_, why) = failure::describe(&e, target);
+            renderer.note(&format!("tether: cannot delete the session {session}: {why}"))?;
         }
     }
     Ok(code)
@@ -234,13 +243,13 @@ fn ask<O: Write, E: Write>(r: &mut Renderer<O, E>, queue: &VecDeque<Pending>, js
                 r.question(q)?;
             }
             let Some(question) = q.questions.get(answered.len()) else { return Ok(()) };
-            let many = if question.multi_select { " (several: 1,3)" } else { "" };
+            let many = if question.multi_select { " (or several, like 1,3)" } else { "" };
             let which = if q.questions.len() > 1 {
-                format!("{} [{}/{}]", question.prompt, answered.len() + 1, q.questions.len())
+                format!("{} ({} of {})", question.prompt, answered.len() + 1, q.questions.len())
             } else {
                 question.prompt.clone()
             };
-            r.ask(&format!("{which}: a number{many}, or type an answer: "))
+            r.ask(&format!("{which} Type a number{many}, or your own answer: "))
         }
     }
 }
@@ -304,7 +313,7 @@ fn parse(pending: &Pending, line: &str) -> Answer {
                 "y" | "yes" | "allow" | "allow_once" => Decision::AllowOnce,
                 "a" | "always" | "allow_always" => Decision::AllowAlways,
                 "n" | "no" | "d" | "deny" => Decision::Deny,
-                _ => return Answer::Invalid(format!("answer y, a or n (not {line:?})")),
+                _ => return Answer::Invalid(format!("type y, a or n (not {line:?})")),
             };
             if p.options.contains(&decision) {
                 Answer::Permission(decision)
@@ -317,20 +326,20 @@ fn parse(pending: &Pending, line: &str) -> Answer {
                 return Answer::Invalid("nothing is asked".to_owned());
             };
             if line.is_empty() {
-                return Answer::Invalid("type a number or an answer".to_owned());
+                return Answer::Invalid("type a number or your own answer".to_owned());
             }
             let numbers: Option<Vec<usize>> =
                 line.split(',').map(|n| n.trim().parse::<usize>().ok()).collect::<Option<Vec<_>>>();
             match numbers {
                 Some(numbers) => {
                     if numbers.len() > 1 && !question.multi_select {
-                        return Answer::Invalid("choose one".to_owned());
+                        return Answer::Invalid("choose only one".to_owned());
                     }
                     let mut labels = Vec::new();
                     for n in numbers {
                         match n.checked_sub(1).and_then(|i| question.options.get(i)) {
                             Some(option) => labels.push(option.label.clone()),
-                            None => return Answer::Invalid(format!("no choice {n}")),
+                            None => return Answer::Invalid(format!("there is no choice {n}")),
                         }
                     }
                     Answer::Choice(labels)
