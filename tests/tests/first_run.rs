@@ -162,7 +162,8 @@ impl Serve {
                 }
             }
         });
-        let first = rx.recv_timeout(WAIT).unwrap_or_else(|e| {
+        // A blocking wait: this worker thread gives its tasks to the other first.
+        let first = tokio::task::block_in_place(|| rx.recv_timeout(WAIT)).unwrap_or_else(|e| {
             panic!("scripts/serve printed no address ({e}): {}", std::fs::read_to_string(&stderr).unwrap_or_default())
         });
         let url = first.rsplit_once(" listening on ").map(|(_, u)| u.to_string()).expect("the address line");
@@ -214,7 +215,7 @@ async fn the_readme_server_lists_what_tether_agents_install_put_in_the_one_defau
     let elsewhere = tempfile::tempdir().unwrap();
     let serve = Serve::start(home.path(), elsewhere.path());
     serve.ready().await;
-    let second = serve.rest.recv_timeout(WAIT).expect("a second stdout line");
+    let second = tokio::task::block_in_place(|| serve.rest.recv_timeout(WAIT)).expect("a second stdout line");
     assert_eq!(second, format!("inspector: {}/ui/", serve.url));
     let stderr = std::fs::read_to_string(&serve.stderr).unwrap();
     assert!(stderr.contains("export PATH="), "scripts/serve says how to put tether on PATH: {stderr}");

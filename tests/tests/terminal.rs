@@ -280,9 +280,12 @@ async fn the_other_commands_and_their_exit_codes() {
 }
 
 /// A port nobody listens on: bound, read back, released.
+/// A loopback port nothing listens on: 1 (tcpmux) is never served here,
+/// unlike a port freed by a test, which another test may bind meanwhile.
 fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("its address").port()
+    let port = 1;
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "something listens on 127.0.0.1:{port}");
+    port
 }
 
 /// `tether ARGS` on a terminal; returns what it showed (waiting for `needle`) and its exit code.

@@ -206,13 +206,12 @@ async fn a_finished_turn_is_one_line_with_its_tokens_and_cost() {
     let events = read_all(&client, &session.id).await;
     let done = the_turn_completed(&events);
     let usage = done.usage.clone().expect("the mock reports usage");
-    let mut want =
-        format!("Finished · {} in / {} out tokens", usage.input_tokens.unwrap(), usage.output_tokens.unwrap());
-    if let Some(cost) = usage.cost_usd.filter(|c| *c > 0.0) {
-        want.push_str(&format!(" · ${cost:.4}"));
-    }
+    let tokens = format!("{} in / {} out tokens", usage.input_tokens.unwrap(), usage.output_tokens.unwrap());
+    // The mock's cost is $0.0001: two significant digits, trailing zeros dropped.
+    assert_eq!(usage.cost_usd, Some(0.0001));
     let line = b.wait_text(".row[data-kind='turn'][data-stop='end_turn'] .turn-line", "Finished").await;
-    assert!(line.starts_with(&want), "{line:?} does not start with {want:?}");
+    let parts: Vec<&str> = line.split(" · ").collect();
+    assert_eq!(parts[..3], ["Finished", tokens.as_str(), "$0.0001"], "{line:?}");
     assert_eq!(b.count(".row[data-kind='turn']").await, 1);
     let all = shown_rows(&b).await.join("\n");
     assert!(!all.contains("turn end") && !all.contains("end_turn"), "{all}");

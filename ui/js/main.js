@@ -111,11 +111,16 @@ async function countWaiting() {
   } catch { /* the indicator says why */ }
 }
 
+// Which start of the shell is current: an /v1/info answer that arrives
+// after a later start or a stop opens nothing.
+let shellGen = 0;
+
 function startShell() {
   stopShell();
+  const gen = shellGen;
   countWaiting();
   api.get("/v1/info").then((info) => {
-    if (document.body.dataset.auth === "required") return;
+    if (gen !== shellGen || document.body.dataset.auth === "required") return;
     shell = follow("/v1/events/stream", {
       after: info.last_gseq || 0,
       // Anything missed while the stream was down: count again.
@@ -133,6 +138,7 @@ function startShell() {
 }
 
 function stopShell() {
+  shellGen++;
   shell?.close();
   shell = null;
   clearTimeout(countTimer);

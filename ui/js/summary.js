@@ -41,7 +41,9 @@ export function fmtCost(usd) {
   if (typeof usd !== "number") return "";
   if (usd === 0) return "$0";
   if (usd < 0.0001) return "<$0.0001";
-  return `$${usd < 1 ? usd.toPrecision(2).replace(/0+$/, "") : usd.toFixed(2)}`;
+  if (usd >= 1) return `$${usd.toFixed(2)}`;
+  // Two significant digits, trailing zeros dropped (0.995 rounds to "$1").
+  return `$${String(Number(usd.toPrecision(2)))}`;
 }
 
 function toolText(item) {

@@ -276,8 +276,10 @@ impl Normalizer {
     }
 
     pub fn begin_turn(&mut self, turn_id: String, input: Vec<Part>) {
+        // The first text that says something (a blank one would stick as the
+        // session's first prompt and show as none).
         let text = input.iter().find_map(|p| match p {
-            Part::Text { text } => Some(crate::store::summary_text(text, true)),
+            Part::Text { text } if !text.trim().is_empty() => Some(crate::store::summary_text(text, true)),
             _ => None,
         });
         self.emit(

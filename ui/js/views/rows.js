@@ -8,6 +8,7 @@
 import { h, json, fmtTime } from "../dom.js";
 import { itemText } from "../conversation.js";
 import * as words from "../words.js";
+import { fmtCost } from "../summary.js";
 
 /** Text shown at most this long (the rest behind a button). */
 const SHOW_CHARS = 20_000;
@@ -191,7 +192,7 @@ function usageText(u) {
   if (u.cached_input_tokens) parts.push(`${u.cached_input_tokens} cached`);
   if (u.reasoning_tokens) parts.push(`${u.reasoning_tokens} reasoning`);
   let text = parts.length ? ` · ${parts.join(" / ")} tokens` : "";
-  if (u.cost_usd) text += ` · $${Number(u.cost_usd).toFixed(4)}`;
+  if (u.cost_usd) text += ` · ${fmtCost(u.cost_usd)}`;
   return text;
 }
 

@@ -9,20 +9,15 @@
 import { h, fill, fmtAgo } from "../dom.js";
 import { api, enc } from "../api.js";
 import { statusShort, STATUS_HINT, MODE, modeWord, failureSentence } from "../words.js";
-import { fmtCount, fmtCost, oneLine, sessionTitle } from "../summary.js";
+import { oneLine, sessionTitle, usageText } from "../summary.js";
 
 const STATUSES = ["waiting", "running", "idle", "starting", "ended", "failed"];
 
-/** What a session is called: its title, its first prompt's first line, or "New <agent> session". */
-/** "1.2k tokens · $0.03 · 4 turns", or "". */
+/** "4 turns · 1.2k tokens · $0.03", or "". */
 function usageLine(summary) {
   if (!summary) return "";
-  const tokens = (summary.input_tokens || 0) + (summary.output_tokens || 0);
-  const bits = [];
-  if (summary.turns) bits.push(`${summary.turns} ${summary.turns === 1 ? "turn" : "turns"}`);
-  if (tokens) bits.push(`${fmtCount(tokens)} tokens`);
-  if (typeof summary.cost_usd === "number") bits.push(fmtCost(summary.cost_usd));
-  return bits.join(" · ");
+  const turns = summary.turns ? `${summary.turns} ${summary.turns === 1 ? "turn" : "turns"}` : "";
+  return [turns, usageText(summary)].filter(Boolean).join(" · ");
 }
 
 /** A status pill: `<span class="pill" data-status>` in words. */
@@ -84,7 +79,7 @@ export function mount(root, { query }) {
   }
 
   function draw() {
-    // Waiting for a person first; otherwise the server's order (latest activity first).
+    // Waiting for a person first; otherwise the server's order (newest first).
     const shown = [...sessions].sort((a, b) => (b.status === "waiting") - (a.status === "waiting"));
     const waiting = shown.filter((s) => s.status === "waiting").length;
     count.textContent = sessions.length
