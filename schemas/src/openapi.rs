@@ -203,7 +203,7 @@ fn routes() -> Vec<Route> {
             "/v1/sessions/{id}/events/stream",
             "SSE of one session; resumes after Last-Event-ID or `after` (seq); a cursor beyond the session's last \
              seq gets a first `stream.reset` frame (id: the last seq), then the events after it",
-            &[("after", "integer"), ("include_raw", "boolean")],
+            &[("after", "integer"), ("include_raw", "boolean"), ("types", "string")],
             None,
             200,
             Sse,
@@ -214,7 +214,7 @@ fn routes() -> Vec<Route> {
             "The same stream over a WebSocket: one text message per event (the JSON of SSE `data:`), control \
              frames as `{\"type\":\"stream.reset\",\"data\":{..}}`, pings as keepalive; a request that is not an \
              upgrade is 426 `upgrade_required`",
-            &[("after", "integer"), ("include_raw", "boolean")],
+            &[("after", "integer"), ("include_raw", "boolean"), ("types", "string")],
             None,
             101,
             Ws,
@@ -223,8 +223,9 @@ fn routes() -> Vec<Route> {
             "get",
             "/v1/events/stream",
             "SSE of every session; resumes after Last-Event-ID or `after` (gseq); a cursor beyond the store's last \
-             gseq gets a first `stream.reset` frame (`last_seq` and id: the last gseq), then the events after it",
-            &[("after", "integer"), ("include_raw", "boolean")],
+             gseq gets a first `stream.reset` frame (`last_seq` and id: the last gseq), then the events after it; \
+             `types` (comma-separated event types, on every stream) sends only those",
+            &[("after", "integer"), ("include_raw", "boolean"), ("types", "string")],
             None,
             200,
             Sse,
@@ -233,7 +234,7 @@ fn routes() -> Vec<Route> {
             "get",
             "/v1/events/ws",
             "The global stream over a WebSocket (cursor gseq), framed as /v1/sessions/{id}/events/ws",
-            &[("after", "integer"), ("include_raw", "boolean")],
+            &[("after", "integer"), ("include_raw", "boolean"), ("types", "string")],
             None,
             101,
             Ws,

@@ -370,3 +370,46 @@ async fn the_session_list_says_what_each_session_is_and_a_restart_keeps_its_last
         .unwrap();
     assert_eq!(raw["summary"]["turns"], 3, "{raw}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_can_be_limited_to_some_event_types() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let http = reqwest::Client::new();
+    let s = mock_session(&client).await;
+    turn(&client, &s.id, "[mock:tool]").await;
+    let all = read_all(&client, &s.id).await;
+    let want: Vec<u64> =
+        all.iter().filter(|e| matches!(e.event_type(), "turn.completed" | "session.status")).map(|e| e.gseq).collect();
+    assert!(want.len() >= 3 && want.len() < all.len(), "{want:?}");
+
+    // SSE, from the start: only those types, each with its own gseq as id.
+    let url = server.endpoint("/v1/events/stream?after=0&types=turn.completed,session.status");
+    let mut sse = RawSse::connect(http.get(&url)).await;
+    let last = *want.last().unwrap();
+    let frames = sse.read_until(WAIT, |f| f.gseq(), |f| f.gseq() == last).await;
+    assert_eq!(frames.iter().map(|f| f.gseq()).collect::<Vec<_>>(), want);
+    // Live: a new turn's deltas are not sent, its end is.
+    turn(&client, &s.id, "[mock:text] more").await;
+    let next = sse.read_until(WAIT, |f| f.gseq(), |f| f.event_type() == "turn.completed").await;
+    assert!(next.iter().all(|f| matches!(f.event_type(), "turn.completed" | "session.status")), "{next:?}");
+
+    // WebSocket, the same filter.
+    let mut ws = RawWs::connect(&server, "/v1/events/ws?after=0&types=turn.completed").await;
+    let got = ws.read_until(WAIT, |v| v["type"] == "turn.completed").await;
+    assert_eq!(got.len(), 1, "{got:?}");
+
+    // A session's stream with a filter still ends with the session.
+    let session_url = server.endpoint(&format!("/v1/sessions/{}/events/stream?types=turn.completed", s.id));
+    let mut one = RawSse::connect(http.get(&session_url)).await;
+    client.delete_session(&s.id, false).await.unwrap();
+    let mut seen = Vec::new();
+    while let Some(f) = one.next_frame(WAIT).await {
+        seen.push(f.event.unwrap_or_default());
+    }
+    assert_eq!(seen, ["turn.completed", "turn.completed", "stream.ended"]);
+
+    // An unknown type is refused, naming it and the known ones.
+    let bad = http.get(server.endpoint("/v1/events/stream?types=turn.completed,turn.done")).send().await.unwrap();
+    tether_e2e::http::expect_problem(bad, 400, "invalid_request", &["turn.done", "session.status"]).await;
+}

@@ -111,6 +111,14 @@ async function countWaiting() {
   } catch { /* the indicator says why */ }
 }
 
+// What the shell's global stream carries: what changes a session's row or
+// the waiting count, not every streamed token (the server filters).
+const SHELL_TYPES = [
+  "session.started", "session.status", "session.ended",
+  "turn.started", "turn.completed",
+  "permission.requested", "permission.resolved", "question.requested", "question.resolved",
+].join(",");
+
 // Which start of the shell is current: an /v1/info answer that arrives
 // after a later start or a stop opens nothing.
 let shellGen = 0;
@@ -121,7 +129,7 @@ function startShell() {
   countWaiting();
   api.get("/v1/info").then((info) => {
     if (gen !== shellGen || document.body.dataset.auth === "required") return;
-    shell = follow("/v1/events/stream", {
+    shell = follow(`/v1/events/stream?types=${SHELL_TYPES}`, {
       after: info.last_gseq || 0,
       // Anything missed while the stream was down: count again.
       onState: (state) => { if (state === "live" && shell?.reconnects) countWaiting(); },

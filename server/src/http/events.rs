@@ -11,6 +11,10 @@
 //! frames look ([`pump::Framing`]): `text/event-stream` here, WebSocket
 //! messages in [`ws`].
 //!
+//! `?types=a,b` limits any stream to those event types (the cursor moves
+//! past the others all the same), so a client that only watches statuses
+//! is not sent every streamed token.
+//!
 //! A session's stream ends after its last event, `session.ended` (at once
 //! for a session already over whose cursor is past it); the global stream
 //! goes on.
@@ -73,7 +77,32 @@ struct StreamQuery {
     after: Option<u64>,
     #[serde(default)]
     include_raw: bool,
+    /// Comma-separated event types: only these are sent.
+    types: Option<String>,
 }
+
+impl StreamQuery {
+    /// The `types` filter, checked: known event types, at least one.
+    fn types(&self) -> Result<Option<Types>, ApiError> {
+        let Some(list) = &self.types else { return Ok(None) };
+        let mut types: Vec<&'static str> = Vec::new();
+        for t in list.split(',').map(str::trim) {
+            let Some(known) = tether_protocol::EVENT_TYPES.iter().find(|k| **k == t) else {
+                return Err(ApiError::invalid(format!(
+                    "`types`: {t:?} is not an event type (give a comma-separated list of: {})",
+                    tether_protocol::EVENT_TYPES.join(", ")
+                )));
+            };
+            if !types.contains(known) {
+                types.push(known);
+            }
+        }
+        Ok(Some(types.into()))
+    }
+}
+
+/// The event types a stream is limited to (`?types=`).
+type Types = Arc<[&'static str]>;
 
 /// Which events a stream carries and which cursor it counts in.
 #[derive(Clone)]
@@ -109,6 +138,8 @@ struct Opened {
     reset: Option<StreamReset>,
     /// A session stream whose session was over (ended or failed) when it opened.
     over: bool,
+    /// Only events of these types are sent (the cursor still moves past the others).
+    types: Option<Types>,
     bus: broadcast::Receiver<Arc<Committed>>,
 }
 
@@ -116,7 +147,8 @@ struct Opened {
 /// that does not exist is `404`). Subscribing first means nothing committed
 /// between the two is missed; reading after it means a cursor above the
 /// last one read was never committed in this store.
-async fn open(app: &AppRef, scope: Scope, after: u64, include_raw: bool) -> Result<Opened, ApiError> {
+async fn open(app: &AppRef, scope: Scope, after: u64, q: &StreamQuery) -> Result<Opened, ApiError> {
+    let (include_raw, types) = (q.include_raw, q.types()?);
     let bus = app.shared.store.subscribe();
     let (last, over) = match &scope {
         Scope::Session(id) => {
@@ -133,7 +165,7 @@ async fn open(app: &AppRef, scope: Scope, after: u64, include_raw: bool) -> Resu
     if let Some(reset) = &reset {
         tracing::info!(after, last = reset.last_seq, "a stream asked for a cursor beyond the store: stream.reset");
     }
-    Ok(Opened { scope, cursor: after.min(last), include_raw, reset, over, bus })
+    Ok(Opened { scope, cursor: after.min(last), include_raw, reset, over, types, bus })
 }
 
 async fn session_stream(
@@ -143,7 +175,7 @@ async fn session_stream(
     ApiQuery(q): ApiQuery<StreamQuery>,
 ) -> Result<Response, ApiError> {
     let cursor = resume_cursor(&headers, q.after)?;
-    let opened = open(&app, Scope::Session(Arc::from(id)), cursor, q.include_raw).await?;
+    let opened = open(&app, Scope::Session(Arc::from(id)), cursor, &q).await?;
     Ok(sse(app, opened))
 }
 
@@ -153,7 +185,7 @@ async fn global_stream(
     ApiQuery(q): ApiQuery<StreamQuery>,
 ) -> Result<Response, ApiError> {
     let cursor = resume_cursor(&headers, q.after)?;
-    let opened = open(&app, Scope::Global, cursor, q.include_raw).await?;
+    let opened = open(&app, Scope::Global, cursor, &q).await?;
     Ok(sse(app, opened))
 }
 

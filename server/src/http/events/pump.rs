@@ -162,7 +162,8 @@ async fn until(deadline: Option<Instant>) {
 }
 
 async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::Sender<F::Chunk>) -> End {
-    let Opened { scope, mut cursor, include_raw, reset, over, mut bus } = opened;
+    let Opened { scope, mut cursor, include_raw, reset, over, types, mut bus } = opened;
+    let sent = |e: &Committed| types.as_ref().is_none_or(|t| t.contains(&e.etype));
     // Only a session's own stream ends with it.
     let ends = |e: &Committed| matches!(scope, Scope::Session(_)) && e.etype == "session.ended";
     let mut shutdown = app.shutdown.clone();
@@ -202,7 +203,9 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
             let mut ended = false;
             for e in &page {
                 cursor = scope.cursor(e);
-                out.event(e, cursor, include_raw);
+                if sent(e) {
+                    out.event(e, cursor, include_raw);
+                }
                 ended |= ends(e);
                 if out.buffered() >= CHUNK_BYTES {
                     if let Some(chunk) = out.take() {
@@ -254,7 +257,9 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
                     Ok(e) => {
                         if scope.wants(&e) && scope.cursor(&e) > cursor {
                             cursor = scope.cursor(&e);
-                            out.event(&e, cursor, include_raw);
+                            if sent(&e) {
+                                out.event(&e, cursor, include_raw);
+                            }
                             ended |= ends(&e);
                         }
                     }

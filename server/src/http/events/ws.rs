@@ -69,7 +69,7 @@ async fn start(
         Ok(u) => u,
         Err(rejection) => return refuse(path, rejection),
     };
-    match open(&app, scope, cursor, q.include_raw).await {
+    match open(&app, scope, cursor, &q).await {
         Ok(opened) => upgrade.on_upgrade(move |socket| drive(app, socket, opened)),
         Err(e) => e.into_response(),
     }
