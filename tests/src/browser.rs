@@ -447,6 +447,18 @@ impl<'a> Wait<'a> {
 }
 
 impl Browser {
+    /// A browser on the inspector (`/ui/`) of `server`, signed in with
+    /// `token` through the page's own sign-in form.
+    pub async fn signed_in(server: &crate::TestServer, token: &str) -> Browser {
+        let b = Browser::open().await;
+        b.goto(&server.endpoint("/ui/")).await;
+        b.wait_for("#login #token").await;
+        b.fill("#token", token).await;
+        b.click("#login button[type=submit]").await;
+        b.wait_for("#sessions").await;
+        b
+    }
+
     /// Starts a Chromium (waiting for a free slot of [`MAX_BROWSERS`]) on `about:blank`.
     pub async fn open() -> Browser {
         let driver = driver().await;

@@ -19,13 +19,7 @@ async fn server() -> TestServer {
 
 /// A browser on `/ui/` of `server`, signed in with its token.
 async fn signed_in(server: &TestServer) -> Browser {
-    let b = Browser::open().await;
-    b.goto(&server.endpoint("/ui/")).await;
-    b.wait_for("#login #token").await;
-    b.fill("#token", TOKEN).await;
-    b.click("#login button[type=submit]").await;
-    b.wait_for("#sessions").await;
-    b
+    Browser::signed_in(server, TOKEN).await
 }
 
 /// Opens one session's page and waits until its history is loaded and it follows the live stream.

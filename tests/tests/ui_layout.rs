@@ -19,13 +19,7 @@ async fn with_token() -> TestServer {
 
 /// A browser on `/ui/` of `server` (which has [`TOKEN`]), signed in.
 async fn signed_in(server: &TestServer) -> Browser {
-    let b = Browser::open().await;
-    b.goto(&server.endpoint("/ui/")).await;
-    b.wait_for("#login #token").await;
-    b.fill("#token", TOKEN).await;
-    b.click("#login button[type=submit]").await;
-    b.wait_for("#sessions").await;
-    b
+    Browser::signed_in(server, TOKEN).await
 }
 
 async fn create(client: &tether_sdk::Client, prompt: Option<&str>, title: Option<&str>) -> tether_sdk::Session {

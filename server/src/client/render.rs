@@ -144,7 +144,7 @@ impl<O: Write, E: Write> Renderer<O, E> {
                 self.note(&s.dim(&format!("{}{version} started in {} ({})", d.agent, d.cwd, event.session_id)))
             }
             EventBody::TurnStarted(d) => {
-                let input = parts_text(&d.input);
+                let input = Part::joined_text(&d.input);
                 self.line(&s.cyan(&format!("> {}", first_line(&input))))
             }
             EventBody::ItemStarted(d) => self.item_started(&d.item),
@@ -259,7 +259,7 @@ impl<O: Write, E: Write> Renderer<O, E> {
                     return Ok(());
                 }
                 if !self.streamed.remove(&item.item_id) {
-                    let text = parts_text(&item.content);
+                    let text = item.text();
                     self.text(&text, item.kind == ItemKind::Reasoning)?;
                 }
                 self.end_line()
@@ -479,18 +479,6 @@ pub fn when(rfc3339: &str) -> String {
     let Some((date, time)) = utc.split_once('T') else { return rfc3339.to_owned() };
     let seconds = time.split('.').next().unwrap_or(time);
     format!("{date} {seconds} UTC")
-}
-
-/// The text parts, joined.
-pub fn parts_text(parts: &[Part]) -> String {
-    parts
-        .iter()
-        .filter_map(|p| match p {
-            Part::Text { text } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join("")
 }
 
 /// A tool's input in one line: its command, path or pattern when it has
