@@ -117,6 +117,8 @@ pub enum EventBody {
     AgentUnparsed(AgentUnparsed),
     #[serde(rename = "mcp.status")]
     McpStatus(McpStatus),
+    #[serde(rename = "server.keep_awake")]
+    ServerKeepAwake(ServerKeepAwake),
 }
 
 /// Every event `type`, in the order of the contract.
@@ -141,6 +143,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "agent.log",
     "agent.unparsed",
     "mcp.status",
+    "server.keep_awake",
 ];
 
 impl EventBody {
@@ -168,6 +171,7 @@ impl EventBody {
             "agent.log" => EventBody::AgentLog(de(data)?),
             "agent.unparsed" => EventBody::AgentUnparsed(de(data)?),
             "mcp.status" => EventBody::McpStatus(de(data)?),
+            "server.keep_awake" => EventBody::ServerKeepAwake(de(data)?),
             other => return Err(serde::de::Error::custom(format!("unknown event type {other:?}"))),
         })
     }
@@ -194,6 +198,7 @@ impl EventBody {
             EventBody::AgentLog(_) => "agent.log",
             EventBody::AgentUnparsed(_) => "agent.unparsed",
             EventBody::McpStatus(_) => "mcp.status",
+            EventBody::ServerKeepAwake(_) => "server.keep_awake",
         }
     }
 }
@@ -284,6 +289,21 @@ pub struct ServerRestarted {
 pub struct ServerResumed {
     /// How long the server was frozen, as far as its clocks can tell.
     pub paused_ms: u64,
+}
+
+/// Inside a Sprite, whether tether holds the Sprite awake for this session.
+/// Sent to sessions that only wait for a person (a permission or a
+/// question) when tether stops holding the Sprite after the configured time
+/// (`held: false`; the Sprite may then pause, which a waiting agent does not
+/// mind), and again when work resumes and it holds it again (`held: true`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ServerKeepAwake {
+    pub held: bool,
+    /// `waiting_for_person` (released) or `work_resumed` (held again).
+    pub reason: String,
+    /// How long every busy session had only waited for a person, when released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

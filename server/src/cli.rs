@@ -95,7 +95,8 @@ struct SpriteTarget {
 struct SpriteInstallArgs {
     #[command(flatten)]
     target: SpriteTarget,
-    /// Port to serve on: the Sprite URL reaches the service registered with it.
+    /// Port to serve on. The Sprite URL reaches 8080 (another port is registered as the service's http_port, which
+    /// the platform may not honour: install warns).
     #[arg(long, default_value_t = 8080)]
     port: u16,
     /// Address to listen on (all interfaces, dual stack: the Sprite proxy connects from outside loopback).
@@ -116,6 +117,9 @@ struct SpriteInstallArgs {
     /// Seconds to wait for the service to answer.
     #[arg(long, default_value_t = 60)]
     wait_secs: u64,
+    /// Restart the service even when its definition is unchanged (after replacing the binary).
+    #[arg(long)]
+    restart: bool,
 }
 
 #[derive(clap::Args)]
@@ -181,6 +185,10 @@ struct ServeArgs {
     /// Inside a Sprite, do not hold a Sprite Task while agents work.
     #[arg(long)]
     no_keep_awake: bool,
+    /// Inside a Sprite, how long sessions that only wait for a person (a permission or a question) keep the
+    /// Sprite awake, in seconds; after that it may pause until a turn runs again.
+    #[arg(long, env = "TETHER_KEEP_AWAKE_WAIT_SECS", default_value_t = 900)]
+    keep_awake_wait_secs: u64,
     /// Keep-awake task expiry, in seconds.
     #[arg(long, default_value_t = 300, hide = true)]
     keep_awake_expire_secs: u64,
@@ -224,6 +232,12 @@ fn sprite_command(command: SpriteCommand) -> ExitCode {
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
     let mut out = std::io::stdout();
+    if matches!(command, SpriteCommand::Install(_) | SpriteCommand::Uninstall(_)) {
+        if let Some(why) = crate::sprite::install::refused_inside_a_session() {
+            eprintln!("tether: {why}");
+            return ExitCode::from(2);
+        }
+    }
     runtime.block_on(async move {
         match command {
             SpriteCommand::Install(a) => {
@@ -252,6 +266,7 @@ fn sprite_command(command: SpriteCommand) -> ExitCode {
                     exe,
                     keep_awake: !a.no_keep_awake,
                     wait: Duration::from_secs(a.wait_secs),
+                    restart: a.restart,
                 };
                 match crate::sprite::install::install(&options, &mut out).await {
                     Ok(()) => ExitCode::SUCCESS,
@@ -439,6 +454,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         sprite_socket: (!args.no_keep_awake).then_some(args.sprite_socket.clone()),
         keep_awake_expire: Duration::from_secs(args.keep_awake_expire_secs.max(1)),
         keep_awake_refresh: Duration::from_millis(args.keep_awake_refresh_ms.max(10)),
+        keep_awake_wait: Duration::from_secs(args.keep_awake_wait_secs),
         pause_threshold: Duration::from_millis(args.pause_threshold_ms.max(100)),
         stream_idle: (args.stream_idle_secs > 0).then(|| Duration::from_secs(args.stream_idle_secs)),
         store_stall_limit: Duration::from_millis(args.store_stall_limit_ms),

@@ -19,6 +19,8 @@ pub struct Config {
     pub sprite_socket: Option<PathBuf>,
     pub keep_awake_expire: Duration,
     pub keep_awake_refresh: Duration,
+    /// How long sessions that only wait for a person keep the Sprite awake.
+    pub keep_awake_wait: Duration,
     /// How late a tick must be to count as a pause of the machine.
     pub pause_threshold: Duration,
     /// An event stream with no event to send for this long ends (`--stream-idle-secs`; None: never).

@@ -38,6 +38,7 @@ struct Platform {
     sprite: Option<SpriteApi>,
     keep_awake_expire: Duration,
     keep_awake_refresh: Duration,
+    keep_awake_wait: Duration,
     pause_threshold: Duration,
 }
 
@@ -100,6 +101,7 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         sprite,
         keep_awake_expire: config.keep_awake_expire,
         keep_awake_refresh: config.keep_awake_refresh,
+        keep_awake_wait: config.keep_awake_wait,
         pause_threshold: config.pause_threshold,
     };
     Ok(Prepared { app, shutdown_tx, platform })
@@ -201,6 +203,7 @@ pub async fn run(
         let config = KeepAwakeConfig {
             expire: platform.keep_awake_expire,
             refresh: platform.keep_awake_refresh,
+            wait_limit: platform.keep_awake_wait,
             ..KeepAwakeConfig::for_port(port)
         };
         Keeper::start(api, config, shared.clone())

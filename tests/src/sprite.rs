@@ -1,9 +1,23 @@
 //! A fake of the in-Sprite API (`/.sprite/api.sock`): HTTP over a Unix
 //! socket at a path of the test's, with the services, tasks and info routes
-//! in the shapes of shared/platform/SPRITES.md. It records every call, and
-//! it runs services for real: a PUT spawns the service's command (its own
-//! process group, output in a log file), a DELETE stops it. Tasks expire on
-//! the clock like the platform's.
+//! answering as the platform does (shared/platform/SPRITES.md, and the
+//! sources it cites: superfly/sprites-go `services.go`/`types.go`, Fly's
+//! in-Sprite code, live reports). It records every call, and it runs
+//! services for real: a PUT or a start spawns the service's command (its own
+//! process group, output in a log file), a stop ends it. Where the platform
+//! is unkind, so is the fake:
+//! - a PUT over an existing name answers 200 "already running" and keeps the
+//!   old definition, whatever the new one says;
+//! - a second service with an `http_port` gets 409;
+//! - `args`, `needs`, `env`, `dir` and `http_port` read back as `null` when
+//!   unset;
+//! - a service stopped on purpose shows as `failed` (`exited with code 143`);
+//! - DELETE answers 204, and 409 while the service runs;
+//! - a service that dies while starting streams its output, `exit`, and then
+//!   `started` again (the runtime restarts crashed services);
+//! - tasks read back as `{name, started_at, expires_at}` timestamps, DELETE 204.
+//!
+//! Tasks expire on the clock like the platform's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,14 +51,19 @@ impl Call {
 }
 
 struct Service {
+    /// The definition of the first PUT: later ones do not change it.
     def: Value,
     child: Option<tokio::process::Child>,
     pid: Option<u32>,
-    started_at: String,
+    started_at: Option<String>,
+    restart_count: u32,
+    /// Stopped through the API: shows as `failed`, "exited with code 143".
+    stopped: bool,
 }
 
 struct Task {
     started_at: Instant,
+    started_wall: std::time::SystemTime,
     expires_at: Instant,
 }
 
@@ -80,6 +99,7 @@ impl FakeSprite {
             .route("/info", get(info))
             .route("/v1/services", get(list_services))
             .route("/v1/services/{name}", get(get_service).put(put_service).delete(delete_service))
+            .route("/v1/services/{name}/{action}", axum::routing::post(service_action))
             .route("/v1/tasks", get(list_tasks).post(post_task))
             .route("/v1/tasks/{name}", get(get_task).put(put_task).delete(delete_task))
             .fallback(|| async { (StatusCode::NOT_FOUND, "no such route") })
@@ -122,12 +142,29 @@ impl FakeSprite {
     /// Puts a task in place as a previous run would have left it.
     pub fn plant_task(&self, name: &str, expire: Duration) {
         let now = Instant::now();
-        self.shared
-            .0
-            .lock()
-            .expect("fake state")
-            .tasks
-            .insert(name.into(), Task { started_at: now, expires_at: now + expire });
+        self.shared.0.lock().expect("fake state").tasks.insert(
+            name.into(),
+            Task { started_at: now, started_wall: std::time::SystemTime::now(), expires_at: now + expire },
+        );
+    }
+
+    /// Registers a service without running it, as another program would have.
+    pub fn plant_service(&self, name: &str, def: Value) {
+        let service = Service { def, child: None, pid: None, started_at: None, restart_count: 0, stopped: false };
+        self.shared.0.lock().expect("fake state").services.insert(name.into(), service);
+    }
+
+    /// Stops a service as `sprite-env services stop` would (not recorded as a call).
+    pub async fn stop_service(&self, name: &str) {
+        let taken = {
+            let mut inner = self.shared.0.lock().expect("fake state");
+            inner.services.get_mut(name).map(|s| (s.child.take(), s.pid.take()))
+        };
+        let Some((child, pid)) = taken else { return };
+        stop_process(child, pid).await;
+        if let Some(s) = self.shared.0.lock().expect("fake state").services.get_mut(name) {
+            s.stopped = true;
+        }
     }
 
     /// Waits until `cond` holds of the calls so far; panics with them after `timeout`.
@@ -214,23 +251,43 @@ async fn info() -> Json<Value> {
     }))
 }
 
+/// `null` for an unset or empty field, as the platform answers.
+fn or_null(v: &Value) -> Value {
+    match v {
+        Value::Array(a) if a.is_empty() => Value::Null,
+        Value::Object(o) if o.is_empty() => Value::Null,
+        Value::String(s) if s.is_empty() => Value::Null,
+        other => other.clone(),
+    }
+}
+
 fn service_json(name: &str, s: &mut Service) -> Value {
-    let status = match s.child.as_mut().map(|c| c.try_wait()) {
-        Some(Ok(None)) => "running",
-        Some(_) => "failed",
-        None => "stopped",
+    let exited = s.child.as_mut().map(|c| c.try_wait());
+    let (status, error) = match exited {
+        Some(Ok(None)) => ("running", None),
+        Some(Ok(Some(st))) => ("failed", Some(format!("exited with code {}", st.code().unwrap_or(-1)))),
+        Some(Err(e)) => ("failed", Some(e.to_string())),
+        None if s.stopped => ("failed", Some("exited with code 143".to_string())),
+        None => ("stopped", None),
     };
-    let mut v = s.def.clone();
-    v["name"] = json!(name);
-    v["state"] = json!({
+    json!({
         "name": name,
-        "status": status,
-        "pid": s.pid,
-        "started_at": s.started_at,
-        "restart_count": 0,
-        "error": null
-    });
-    v
+        "cmd": s.def["cmd"],
+        "args": or_null(&s.def["args"]),
+        "needs": or_null(&s.def["needs"]),
+        "env": or_null(&s.def["env"]),
+        "dir": or_null(&s.def["dir"]),
+        "http_port": s.def["http_port"],
+        "state": {
+            "name": name,
+            "status": status,
+            "pid": if status == "running" { json!(s.pid) } else { Value::Null },
+            "started_at": s.started_at,
+            "restart_count": s.restart_count,
+            "error": error,
+            "next_restart_at": null,
+        }
+    })
 }
 
 async fn list_services(State(shared): State<Shared>) -> Json<Value> {
@@ -247,86 +304,171 @@ async fn get_service(State(shared): State<Shared>, UrlPath(name): UrlPath<String
     }
 }
 
+fn ndjson(lines: Vec<Value>) -> Response {
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    (StatusCode::OK, [("content-type", "application/x-ndjson")], body).into_response()
+}
+
+fn spawn(def: &Value, log_path: &Path) -> Result<tokio::process::Child, String> {
+    let cmd = def["cmd"].as_str().unwrap_or_default();
+    let args: Vec<String> = def["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).map_err(|e| e.to_string())?;
+    let log2 = log.try_clone().map_err(|e| e.to_string())?;
+    let mut command = tokio::process::Command::new(cmd);
+    command.args(&args).stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log2));
+    command.process_group(0).kill_on_drop(true);
+    crate::server::scrub_env_tokio(&mut command);
+    command.spawn().map_err(|e| e.to_string())
+}
+
+/// Starts the registered service `name` and answers its progress as the
+/// platform streams it: `started`, then `complete`; or, when it dies within
+/// the monitoring window, its output as `stderr`, `exit`, and `started`
+/// again for the automatic restart (which is left running or dead).
+async fn start(shared: &Shared, name: &str) -> Response {
+    let log_path = shared.1.join(format!("{name}.log"));
+    let Some(def) = shared.0.lock().expect("fake state").services.get(name).map(|s| s.def.clone()) else {
+        return (StatusCode::NOT_FOUND, "service not found").into_response();
+    };
+    let _ = std::fs::write(&log_path, b"");
+    let mut lines = Vec::new();
+    let mut child = match spawn(&def, &log_path) {
+        Ok(c) => c,
+        Err(e) => return ndjson(vec![json!({"type": "error", "data": e, "timestamp": 0})]),
+    };
+    lines.push(json!({"type": "started", "data": format!("pid {}", child.id().unwrap_or(0)), "timestamp": 0}));
+    let early = tokio::time::timeout(Duration::from_millis(400), child.wait()).await;
+    let mut restarts = 0;
+    if let Ok(Ok(status)) = early {
+        let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if !output.trim().is_empty() {
+            lines.push(json!({"type": "stderr", "data": output, "timestamp": 0}));
+        }
+        lines.push(json!({"type": "exit", "exit_code": status.code(), "timestamp": 0}));
+        // The runtime restarts a crashed service.
+        restarts = 1;
+        child = match spawn(&def, &log_path) {
+            Ok(c) => c,
+            Err(e) => return ndjson(vec![json!({"type": "error", "data": e, "timestamp": 0})]),
+        };
+        lines.push(json!({"type": "started", "timestamp": 0}));
+    } else {
+        lines.push(json!({"type": "complete", "log_files": {"combined": log_path.display().to_string()}}));
+    }
+    let pid = child.id();
+    if let Some(s) = shared.0.lock().expect("fake state").services.get_mut(name) {
+        s.child = Some(child);
+        s.pid = pid;
+        s.started_at = Some(rfc3339(std::time::SystemTime::now()));
+        s.restart_count += restarts;
+        s.stopped = false;
+    }
+    ndjson(lines)
+}
+
 async fn put_service(
     State(shared): State<Shared>,
     UrlPath(name): UrlPath<String>,
     Query(_q): Query<BTreeMap<String, String>>,
     Json(def): Json<Value>,
 ) -> Response {
-    let Some(cmd) = def["cmd"].as_str().map(str::to_string) else {
+    if def["cmd"].as_str().is_none() {
         return (StatusCode::BAD_REQUEST, "cmd is required").into_response();
-    };
-    let args: Vec<String> = def["args"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-        .unwrap_or_default();
+    }
     {
-        let inner = shared.0.lock().expect("fake state");
-        if let Some(existing) = inner.services.get(&name) {
-            // The platform: the same definition again is a no-op; a changed one needs a delete first.
-            return if existing.def == def {
-                (StatusCode::OK, "already running").into_response()
-            } else {
-                (StatusCode::CONFLICT, "service exists with another definition").into_response()
-            };
+        let mut inner = shared.0.lock().expect("fake state");
+        if inner.services.contains_key(&name) {
+            // Five live reports: 200, this message, and the OLD definition kept.
+            let message = format!(
+                "Service already running with that command, use POST /v1/services/{name}/restart if you want to \
+                 restart it"
+            );
+            return (StatusCode::OK, Json(json!({"message": message, "name": name}))).into_response();
+        }
+        if !def["http_port"].is_null() && inner.services.values().any(|s| !s.def["http_port"].is_null()) {
+            return (StatusCode::CONFLICT, Json(json!({"error": "another service already has an http_port"})))
+                .into_response();
+        }
+        let service = Service { def, child: None, pid: None, started_at: None, restart_count: 0, stopped: false };
+        inner.services.insert(name.clone(), service);
+    }
+    start(&shared, &name).await
+}
+
+/// SIGTERM to the process group, SIGKILL after 5 s.
+async fn stop_process(child: Option<tokio::process::Child>, pid: Option<u32>) {
+    if let Some(pid) = pid {
+        unsafe_kill(-(pid as i32), libc::SIGTERM);
+    }
+    if let Some(mut child) = child {
+        if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+            if let Some(pid) = pid {
+                unsafe_kill(-(pid as i32), libc::SIGKILL);
+            }
+            let _ = child.kill().await;
         }
     }
-    let log_path = shared.1.join(format!("{name}.log"));
-    let log = match std::fs::File::create(&log_path) {
-        Ok(f) => f,
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    };
-    let log2 = match log.try_clone() {
-        Ok(f) => f,
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    };
-    let mut command = tokio::process::Command::new(&cmd);
-    command.args(&args).stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log2));
-    command.process_group(0).kill_on_drop(true);
-    crate::server::scrub_env_tokio(&mut command);
-    let mut child = match command.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            return (StatusCode::OK, format!("{}\n", json!({"type": "exit", "exit_code": 127, "error": e.to_string()})))
-                .into_response()
-        }
-    };
-    let pid = child.id();
-    // Like the platform: progress as NDJSON, `exit` if the service dies at once, else `complete`.
-    let early = tokio::time::timeout(Duration::from_millis(300), child.wait()).await;
-    let mut lines = format!("{}\n", json!({"type": "started", "pid": pid}));
-    match early {
-        Ok(Ok(status)) => {
-            lines.push_str(&format!("{}\n", json!({"type": "exit", "exit_code": status.code()})));
-            return (StatusCode::OK, lines).into_response();
-        }
-        _ => lines.push_str(&format!(
-            "{}\n",
-            json!({"type": "complete", "log_files": {"combined": log_path.display().to_string()}})
-        )),
+}
+
+async fn service_action(State(shared): State<Shared>, UrlPath((name, action)): UrlPath<(String, String)>) -> Response {
+    if !shared.0.lock().expect("fake state").services.contains_key(&name) {
+        return (StatusCode::NOT_FOUND, "service not found").into_response();
     }
-    let started_at = format!("{:?}", std::time::SystemTime::now());
-    shared.0.lock().expect("fake state").services.insert(name, Service { def, child: Some(child), pid, started_at });
-    (StatusCode::OK, [("content-type", "application/x-ndjson")], lines).into_response()
+    let stop = |shared: Shared, name: String| async move {
+        let taken =
+            shared.0.lock().expect("fake state").services.get_mut(&name).map(|s| (s.child.take(), s.pid.take()));
+        if let Some((child, pid)) = taken {
+            stop_process(child, pid).await;
+        }
+        if let Some(s) = shared.0.lock().expect("fake state").services.get_mut(&name) {
+            s.stopped = true;
+        }
+    };
+    match action.as_str() {
+        "start" => start(&shared, &name).await,
+        "stop" => {
+            stop(shared.clone(), name).await;
+            ndjson(vec![json!({"type": "stopping", "timestamp": 0}), json!({"type": "stopped", "timestamp": 0})])
+        }
+        "restart" => {
+            stop(shared.clone(), name.clone()).await;
+            start(&shared, &name).await
+        }
+        _ => (StatusCode::NOT_FOUND, "no such action").into_response(),
+    }
 }
 
 async fn delete_service(State(shared): State<Shared>, UrlPath(name): UrlPath<String>) -> Response {
-    let removed = shared.0.lock().expect("fake state").services.remove(&name);
-    match removed {
-        Some(mut s) => {
-            if let Some(pid) = s.pid {
-                unsafe_kill(-(pid as i32), libc::SIGTERM);
-            }
-            if let Some(child) = s.child.as_mut() {
-                if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
-                    stop_group(&mut s);
-                }
-            }
-            s.pid = None;
-            (StatusCode::OK, Json(json!({"deleted": name}))).into_response()
-        }
-        None => (StatusCode::NOT_FOUND, "service not found").into_response(),
+    let mut inner = shared.0.lock().expect("fake state");
+    let Some(s) = inner.services.get_mut(&name) else {
+        return (StatusCode::NOT_FOUND, "service not found").into_response();
+    };
+    if s.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None))) {
+        // The SDKs handle this: stop first.
+        return (StatusCode::CONFLICT, "service is running; stop it first").into_response();
     }
+    inner.services.remove(&name);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// RFC 3339 UTC (seconds), as the platform writes `started_at`/`expires_at`.
+fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days to civil date (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", sod / 3600, (sod / 60) % 60, sod % 60)
 }
 
 /// `"5m"`, `"300s"`, `"1h"`, `"1500ms"` (the subset of Go durations tests use).
@@ -343,12 +485,13 @@ fn parse_expire(s: &str) -> Option<Duration> {
     (d <= Duration::from_secs(3600)).then_some(d)
 }
 
+/// `{name, started_at, expires_at}` with timestamps, as sprites-go's task type has it.
 fn task_json(name: &str, t: &Task) -> Value {
-    let now = Instant::now();
+    let expires_wall = t.started_wall + t.expires_at.saturating_duration_since(t.started_at);
     json!({
         "name": name,
-        "started_at_ms_ago": now.saturating_duration_since(t.started_at).as_millis() as u64,
-        "expires_in_ms": t.expires_at.saturating_duration_since(now).as_millis() as u64,
+        "started_at": rfc3339(t.started_wall),
+        "expires_at": rfc3339(expires_wall),
     })
 }
 
@@ -362,8 +505,9 @@ fn upsert_task(shared: &Shared, name: &str, body: &Value, create_only: bool) -> 
     if create_only && inner.tasks.contains_key(name) {
         return (StatusCode::CONFLICT, "task exists").into_response();
     }
-    let started_at = inner.tasks.get(name).map(|t| t.started_at).unwrap_or(now);
-    let task = Task { started_at, expires_at: now + expire };
+    let (started_at, started_wall) =
+        inner.tasks.get(name).map(|t| (t.started_at, t.started_wall)).unwrap_or((now, std::time::SystemTime::now()));
+    let task = Task { started_at, started_wall, expires_at: now + expire };
     let v = task_json(name, &task);
     inner.tasks.insert(name.to_string(), task);
     (if create_only { StatusCode::CREATED } else { StatusCode::OK }, Json(v)).into_response()
@@ -398,7 +542,7 @@ async fn get_task(State(shared): State<Shared>, UrlPath(name): UrlPath<String>) 
 async fn delete_task(State(shared): State<Shared>, UrlPath(name): UrlPath<String>) -> Response {
     let removed = shared.0.lock().expect("fake state").tasks.remove(&name);
     match removed.filter(|t| t.expires_at > Instant::now()) {
-        Some(_) => (StatusCode::OK, Json(json!({"deleted": name}))).into_response(),
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
         None => (StatusCode::NOT_FOUND, "task not found").into_response(),
     }
 }

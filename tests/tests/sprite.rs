@@ -76,6 +76,10 @@ async fn install_registers_a_running_service_once_and_uninstall_removes_it() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("registered") && stdout.contains(FAKE_SPRITE_URL), "{stdout}");
     assert!(stdout.contains("X-Tether-Token"), "install says how to call it: {stdout}");
+    assert!(
+        stdout.contains("warning: the Sprite URL reaches port 8080") && stdout.contains("--port 8080"),
+        "a port other than 8080 is warned about: {stdout}"
+    );
 
     // The registration: the wrapper, no args, the HTTP port.
     let data_dir = data.path().canonicalize().unwrap();
@@ -109,19 +113,53 @@ async fn install_registers_a_running_service_once_and_uninstall_removes_it() {
     assert!(changes(later).is_empty(), "the second install changed something: {:?}", changes(later));
     assert_eq!(std::fs::read_to_string(&token_file).unwrap().trim(), token, "the token is kept");
 
-    // A changed definition replaces the service.
+    // Every GET answered nulls for what tether did not set (as the platform does): read as empty.
+    let got = fake.service("tether").unwrap();
+    assert!(got.get("needs").is_none() || got["needs"].is_null() || got["needs"] == serde_json::json!([]));
+
+    // A changed option only the wrapper carries: the wrapper is rewritten and the service restarted.
     let mut changed = install_args.to_vec();
     changed.push("--no-keep-awake");
     let before = fake.calls().len();
     let out = sprite_cli(&changed).await;
     assert!(out.status.success(), "changed install failed: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("restarted"), "{}", text(&out.stdout));
+    assert_eq!(changes(&fake.calls()[before..]), vec!["POST /v1/services/tether/restart".to_string()]);
+    assert!(std::fs::read_to_string(&wrapper).unwrap().contains("'--no-keep-awake'"));
+    assert_eq!(answers(port, Some(&token)).await, Some(200));
+
+    // Stopped from outside (`sprite-env services stop`): the platform then says `failed`; install starts it.
+    fake.stop_service("tether").await;
+    assert_eq!(answers(port, Some(&token)).await, None, "stopped");
+    let before = fake.calls().len();
+    let out = sprite_cli(&changed).await;
+    assert!(out.status.success(), "install after a stop failed: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("started"), "{}", text(&out.stdout));
+    assert_eq!(changes(&fake.calls()[before..]), vec!["POST /v1/services/tether/start".to_string()]);
+    assert_eq!(answers(port, Some(&token)).await, Some(200));
+
+    // A changed definition (another port): the platform keeps an existing one, so stop, delete, register.
+    let new_port = free_port();
+    let new_port_s = new_port.to_string();
+    let mut moved = changed.clone();
+    let at = moved.iter().position(|a| *a == "--port").unwrap() + 1;
+    moved[at] = &new_port_s;
+    let before = fake.calls().len();
+    let out = sprite_cli(&moved).await;
+    assert!(out.status.success(), "changed install failed: {}", text(&out.stderr));
     assert!(text(&out.stdout).contains("replaced"), "{}", text(&out.stdout));
     assert_eq!(
         changes(&fake.calls()[before..]),
-        vec!["DELETE /v1/services/tether".to_string(), "PUT /v1/services/tether".to_string()]
+        vec![
+            "POST /v1/services/tether/stop".to_string(),
+            "DELETE /v1/services/tether".to_string(),
+            "PUT /v1/services/tether".to_string()
+        ]
     );
-    assert!(std::fs::read_to_string(&wrapper).unwrap().contains("'--no-keep-awake'"));
-    assert_eq!(answers(port, Some(&token)).await, Some(200));
+    assert_eq!(fake.service("tether").unwrap()["http_port"], new_port);
+    assert_eq!(answers(new_port, Some(&token)).await, Some(200));
+    assert_eq!(answers(port, Some(&token)).await, None, "the old port is free");
+    let port = new_port;
 
     let out = sprite_cli(&["status", "--socket", &socket]).await;
     let status = text(&out.stdout);
@@ -131,9 +169,15 @@ async fn install_registers_a_running_service_once_and_uninstall_removes_it() {
         "{status}"
     );
 
+    let before = fake.calls().len();
     let out = sprite_cli(&["uninstall", "--socket", &socket]).await;
     assert!(out.status.success(), "uninstall: {}", text(&out.stderr));
     assert!(fake.service("tether").is_none());
+    // The platform refuses to delete a running service: stop, then delete.
+    assert_eq!(
+        changes(&fake.calls()[before..])[..2],
+        ["POST /v1/services/tether/stop".to_string(), "DELETE /v1/services/tether".to_string()]
+    );
     // The fake stopped the service's process: nothing answers on the port any more.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while answers(port, Some(&token)).await.is_some() {
@@ -143,6 +187,88 @@ async fn install_registers_a_running_service_once_and_uninstall_removes_it() {
     let out = sprite_cli(&["status", "--socket", &socket]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("not installed"), "{}", text(&out.stdout));
+}
+
+/// `tether sprite install` options for a fresh data dir and workspace.
+struct Install {
+    _data: tempfile::TempDir,
+    _ws: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+impl Install {
+    fn new(fake: &FakeSprite, port: u16) -> Install {
+        let data = tempfile::tempdir().unwrap();
+        let ws = tempfile::tempdir().unwrap();
+        let args = [
+            "install",
+            "--socket",
+            fake.socket().to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+            "--host",
+            "127.0.0.1",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--workspace",
+            ws.path().to_str().unwrap(),
+            "--wait-secs",
+            "10",
+        ]
+        .map(str::to_string)
+        .to_vec();
+        Install { _data: data, _ws: ws, args }
+    }
+
+    async fn run(&self) -> Output {
+        sprite_cli(&self.args.iter().map(String::as_str).collect::<Vec<_>>()).await
+    }
+}
+
+#[tokio::test]
+async fn a_service_that_dies_while_starting_is_reported_with_its_own_words() {
+    let fake = FakeSprite::start().await;
+    // Something else holds the port: tether serve exits at once, and the runtime restarts it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = Install::new(&fake, port).run().await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("exited with code") && err.contains("while starting"), "{err}");
+    assert!(err.contains(&port.to_string()), "tether's own words about the port reach the user: {err}");
+    assert!(err.contains("/.sprite/logs/services/tether.log"), "{err}");
+}
+
+#[tokio::test]
+async fn the_service_holding_the_url_port_is_named() {
+    let fake = FakeSprite::start().await;
+    fake.plant_service("webapp", serde_json::json!({"cmd": "/usr/bin/webapp", "http_port": 8080}));
+    let out = Install::new(&fake, free_port()).run().await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("\"webapp\"") && err.contains("sprite-env services delete webapp"), "{err}");
+}
+
+#[tokio::test]
+async fn install_and_uninstall_refuse_to_run_inside_a_session() {
+    let fake = FakeSprite::start().await;
+    let install = Install::new(&fake, free_port());
+    for args in [install.args.clone(), vec!["uninstall".into(), "--socket".into(), fake.socket().display().to_string()]]
+    {
+        let mut cmd = tokio::process::Command::new(tether_bin());
+        cmd.arg("sprite").args(&args);
+        tether_e2e::server::scrub_env_tokio(&mut cmd);
+        // What every agent tether runs has in its environment.
+        cmd.env("TETHER_SESSION_ID", "ses_0123456789abcdef01234567");
+        let out = cmd.output().await.unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("inside the tether session ses_0123456789abcdef01234567") && err.contains("stop tether"),
+            "{err}"
+        );
+    }
+    assert!(fake.calls().is_empty(), "nothing reached the Sprite API: {:?}", fake.call_lines());
 }
 
 #[tokio::test]
@@ -278,4 +404,54 @@ async fn a_frozen_server_tells_sessions_with_a_live_agent_it_resumed_and_the_tur
     // The idle session's agent is live too: it is told as well.
     let idle_events = read_all(&client, &idle.id).await;
     assert_eq!(of_type(&idle_events, "server.resumed").len(), 1, "{}", describe_tail(&idle_events, 5));
+}
+
+#[tokio::test]
+async fn a_permission_left_open_lets_the_sprite_sleep_after_the_wait_limit_and_an_answer_takes_it_again() {
+    let fake = FakeSprite::start().await;
+    let mut options = keep_awake_server(&fake, 60_000);
+    options.extra_args.extend(["--keep-awake-wait-secs".to_string(), "1".to_string()]);
+    let server = TestServer::start_with(options).await;
+    let put = format!("PUT /v1/tasks/tether-{}", server.port());
+    let delete = format!("DELETE /v1/tasks/tether-{}", server.port());
+    let client = server.client();
+    let session = mock_session(&client).await;
+    let mut stream = client.session_events(&session.id, Some(0));
+
+    client.send_text(&session.id, "[mock:permission]").await.unwrap();
+    let asked = wait_for_type(&mut stream, TURN_TIMEOUT, "permission.requested").await;
+    let Some(EventBody::PermissionRequested(p)) = asked.last().map(|e| &e.body) else { unreachable!() };
+    // Nobody answers: after the wait limit the task is let go, and the session is told.
+    let released = wait_for_type(&mut stream, Duration::from_secs(20), "server.keep_awake").await;
+    let Some(EventBody::ServerKeepAwake(k)) = released.last().map(|e| &e.body) else { unreachable!() };
+    assert!(!k.held && k.reason == "waiting_for_person", "{k:?}");
+    assert!(k.waited_ms.is_some_and(|w| w >= 1000), "{k:?}");
+    let calls = fake.call_lines();
+    let taken = calls.iter().position(|c| *c == put).expect("the task was taken while the permission was new");
+    assert!(calls[taken..].contains(&delete), "{calls:?}");
+    assert!(fake.live_tasks().is_empty(), "{:?}", fake.live_tasks());
+
+    // The answer sets the agent working again: the task is taken again, and the session told.
+    let n = fake.calls().len();
+    let reply = tether_sdk::PermissionReply { decision: tether_sdk::Decision::AllowOnce, message: None };
+    client.reply_permission(&session.id, &p.permission_id, &reply).await.unwrap();
+    let rest = wait_for_type(&mut stream, TURN_TIMEOUT, "turn.completed").await;
+    assert_eq!(the_turn_completed(&rest).stop_reason, StopReason::EndTurn);
+    let held = |events: &[tether_sdk::Event]| {
+        events.iter().find_map(|e| match &e.body {
+            EventBody::ServerKeepAwake(k) if k.held => Some(k.clone()),
+            _ => None,
+        })
+    };
+    // The keeper tells the session on its own task: before or after the turn's end.
+    let held_again = match held(&rest) {
+        Some(k) => Some(k),
+        None => held(&wait_for_type(&mut stream, Duration::from_secs(10), "server.keep_awake").await),
+    };
+    assert_eq!(held_again.map(|k| k.reason), Some("work_resumed".to_string()), "{}", describe_tail(&rest, 8));
+    fake.wait_for_calls("the task taken again, then let go when the turn ended", Duration::from_secs(10), |c| {
+        let after: Vec<String> = c[n..].iter().map(Call::line).collect();
+        after.iter().position(|l| *l == put).is_some_and(|i| after[i..].contains(&delete))
+    })
+    .await;
 }

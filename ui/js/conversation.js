@@ -137,6 +137,9 @@ export class Conversation {
       case "server.resumed":
         this.push({ kind: "system", type: ev.type, paused_ms: d.paused_ms, time: ev.time }, ev);
         break;
+      case "server.keep_awake":
+        this.push({ kind: "system", type: ev.type, held: d.held, time: ev.time }, ev);
+        break;
       case "session.ended": {
         this.ended = { reason: d.reason, message: d.message || null, time: ev.time };
         // "The agent process stopped" just before says nothing the end does not.

@@ -85,6 +85,8 @@ export function summarize(ev) {
       return { label: "Agent", text: `${exitWord(d)}${d.expected ? "" : " unexpectedly"}${d.stderr_tail ? `: ${oneLine(d.stderr_tail, 100)}` : ""}` };
     case "server.restarted": return { label: "Server", text: "restarted" };
     case "server.resumed": return { label: "Server", text: "woke from a pause" };
+    case "server.keep_awake":
+      return { label: "Server", text: d.held ? "keeps the Sprite awake again" : "lets the Sprite sleep while it waits for you" };
     case "stream.reset": return { label: "Server", text: "the store was reset" };
     case "turn.started": return { label: "You", text: oneLine(partsText(d.input)) || "(new turn)" };
     case "turn.completed": {

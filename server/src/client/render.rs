@@ -217,6 +217,11 @@ impl<O: Write, E: Write> Renderer<O, E> {
                 self.note(&s.yellow(&format!("{what}{message}")))
             }
             EventBody::ServerRestarted(_) => self.note(&s.yellow("the server restarted")),
+            EventBody::ServerKeepAwake(d) if !d.held => self.note(&s.dim(
+                "tether stopped keeping the Sprite awake while this waits for you; it may pause, and wakes when you \
+                 answer",
+            )),
+            EventBody::ServerKeepAwake(_) => Ok(()),
             EventBody::AgentUnparsed(d) => self.note(
                 &s.dim(&format!("the agent printed a line tether does not understand: {}", clip(first_line(&d.line)))),
             ),

@@ -236,6 +236,7 @@ impl TestApp {
             sprite_socket: None,
             keep_awake_expire: Duration::from_secs(300),
             keep_awake_refresh: Duration::from_secs(60),
+            keep_awake_wait: crate::sprite::keepawake::DEFAULT_WAIT_LIMIT,
             pause_threshold: crate::wake::DEFAULT_THRESHOLD,
             stream_idle: None,
             store_stall_limit: crate::config::DEFAULT_STORE_STALL_LIMIT,

@@ -61,6 +61,10 @@ pub enum Command {
     StoreStalled {
         stall: crate::store::StallEnded,
     },
+    /// Keep-awake stopped or started holding the Sprite for this session.
+    KeepAwake {
+        data: tether_protocol::ServerKeepAwake,
+    },
 }
 
 /// What the actor needs to (re)start its agent.
@@ -188,6 +192,7 @@ impl Actor {
                     self.norm.resumed(paused_ms);
                 }
             }
+            Command::KeepAwake { data } => self.norm.keep_awake(data),
             Command::StoreStalled { stall } => {
                 if self.norm.status() == tether_protocol::SessionStatus::Running {
                     let (code, what) = match stall.kind {

@@ -480,6 +480,16 @@ impl Shared {
         }
         told
     }
+    /// Tells the session `id` that keep-awake stopped or started holding the
+    /// Sprite for it (`server.keep_awake`); false when it has no actor.
+    pub async fn notify_keep_awake(&self, id: &str, data: tether_protocol::ServerKeepAwake) -> bool {
+        let tx = self.actors.lock().ok().and_then(|a| a.get(id).cloned());
+        match tx {
+            Some(tx) => tx.send(Command::KeepAwake { data }).await.is_ok(),
+            None => false,
+        }
+    }
+
     /// After a stall of the store that lasted `limit` or longer, ends every
     /// turn that was running through it: an `error` (`store_full` or
     /// `store_unavailable`, retryable) and an interrupt through the actor's

@@ -109,6 +109,7 @@ fn data_of(body: &EventBody) -> String {
     }
     match body {
         EventBody::SessionStarted(d) => s(d),
+        EventBody::ServerKeepAwake(d) => s(d),
         EventBody::SessionStatus(d) => s(d),
         EventBody::SessionEnded(d) => s(d),
         EventBody::AgentExited(d) => s(d),
@@ -754,6 +755,11 @@ impl Normalizer {
     /// The server was frozen with this session's agent running: `server.resumed`.
     pub fn resumed(&mut self, paused_ms: u64) {
         self.emit(Source::Server, EventBody::ServerResumed(ServerResumed { paused_ms }), vec![Effect::Quiet]);
+    }
+
+    /// Keep-awake released or took the Sprite again: `server.keep_awake`.
+    pub fn keep_awake(&mut self, data: tether_protocol::ServerKeepAwake) {
+        self.emit(Source::Server, EventBody::ServerKeepAwake(data), vec![Effect::Quiet]);
     }
 
     /// The session is over for good: `session.status` ended, then `session.ended` (the last event).

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::api::{ServiceDef, SpriteApi};
+use super::api::{Action, Put, ServiceDef, SpriteApi, SpriteError};
 use super::keepawake::KeepAwakeConfig;
 
 /// What `tether sprite install` sets up.
@@ -31,6 +31,23 @@ pub struct InstallOptions {
     pub keep_awake: bool,
     /// How long to wait for the service to answer.
     pub wait: Duration,
+    /// Restart the service even when its definition is unchanged (a new binary in place).
+    pub restart: bool,
+}
+
+/// The port the Sprite URL reaches unless a service says otherwise.
+pub const URL_PORT: u16 = 8080;
+
+/// Why `tether sprite install|uninstall` must not run here: from inside a
+/// session tether runs, the command would stop the service that runs the
+/// agent that runs it (the agent is in the service's cgroup).
+pub fn refused_inside_a_session() -> Option<String> {
+    let session = std::env::var(crate::process::SESSION_ENV).ok().filter(|s| !s.is_empty())?;
+    Some(format!(
+        "this runs inside the tether session {session}: changing the tether service from here would stop tether \
+         and, with it, the agent that ran this command. Run it from a shell of your own in the Sprite \
+         (`sprite console`) or use `tether sprite deploy` from your machine."
+    ))
 }
 
 fn api(socket: &Path) -> Result<SpriteApi, String> {
@@ -144,26 +161,99 @@ async fn wait_ready(host: IpAddr, port: u16, token: &str, wait: Duration) -> Res
     Err(format!("the service did not answer within {} s ({last}); see /.sprite/logs/services/", wait.as_secs()))
 }
 
+/// Registers `def`; a 409 names the service that already has the HTTP port.
+async fn register(api: &SpriteApi, name: &str, def: &ServiceDef) -> Result<(), String> {
+    match api.put_service(name, def).await {
+        Ok(Put::Started) => Ok(()),
+        Ok(Put::Exists(message)) => Err(format!(
+            "the Sprite kept an older service {name:?} ({message}); run `tether sprite uninstall` and install again"
+        )),
+        Err(SpriteError::Status { status: 409, body, .. }) => {
+            // Only one service may have an http_port (the URL reaches one).
+            let holder = api
+                .services()
+                .await
+                .ok()
+                .and_then(|list| list.into_iter().find(|s| s.name != name && s.http_port.is_some()));
+            Err(match holder {
+                Some(h) => format!(
+                    "the service {:?} already has the Sprite's HTTP port ({}), and a Sprite routes its URL to one \
+                     service only: remove that one (`sprite-env services delete {}`) and install again",
+                    h.name,
+                    h.http_port.unwrap_or_default(),
+                    h.name
+                ),
+                None => format!("the Sprite refused the service {name:?} (409: {body})"),
+            })
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// `tether sprite install`.
 pub async fn install(o: &InstallOptions, out: &mut impl Write) -> Result<(), String> {
     let api = api(&o.socket)?;
+    if o.port != URL_PORT {
+        let _ = writeln!(
+            out,
+            "warning: the Sprite URL reaches port {URL_PORT} unless the platform honours the service's http_port \
+             ({}); live reports saw it stay on {URL_PORT}. If the URL does not answer, install with --port {URL_PORT}.",
+            o.port
+        );
+    }
     let (token, token_created) = ensure_token(&o.token_file)?;
     let wrapper = o.data_dir.join("sprite-service.sh");
     let wrapper_changed = write_if_changed(&wrapper, wrapper_script(o).as_bytes(), 0o755)?;
-    let def = ServiceDef { cmd: wrapper.display().to_string(), args: vec![], needs: vec![], http_port: Some(o.port) };
+    let def = ServiceDef {
+        cmd: wrapper.display().to_string(),
+        args: vec![],
+        needs: vec![],
+        http_port: Some(o.port),
+        env: Default::default(),
+        dir: None,
+    };
     let current = api.service(&o.name).await.map_err(|e| e.to_string())?;
     let action = match current {
-        Some(s) if s.matches(&def) && !wrapper_changed => "unchanged",
+        Some(s) if s.matches(&def) => {
+            if !s.is_up() {
+                // Stopped on purpose (it then shows as `failed`), or crashed for good.
+                api.service_action(&o.name, Action::Start).await.map_err(|e| e.to_string())?;
+                "started"
+            } else if wrapper_changed || o.restart {
+                api.service_action(&o.name, Action::Restart).await.map_err(|e| e.to_string())?;
+                "restarted"
+            } else {
+                "unchanged"
+            }
+        }
         Some(_) => {
+            // The platform keeps an existing definition: stop, delete (refused while running), register.
+            api.service_action(&o.name, Action::Stop).await.map_err(|e| e.to_string())?;
             api.delete_service(&o.name).await.map_err(|e| e.to_string())?;
-            api.put_service(&o.name, &def).await.map_err(|e| e.to_string())?;
+            register(&api, &o.name, &def).await?;
             "replaced"
         }
         None => {
-            api.put_service(&o.name, &def).await.map_err(|e| e.to_string())?;
+            register(&api, &o.name, &def).await?;
             "registered"
         }
     };
+    // Read it back: the port the URL should reach must have been kept.
+    match api.service(&o.name).await {
+        Ok(Some(s)) if s.http_port != Some(o.port) => {
+            let _ = writeln!(
+                out,
+                "warning: the Sprite did not keep http_port {} for the service (it reads {}); the Sprite URL may \
+                 not reach tether unless it listens on {URL_PORT}",
+                o.port,
+                s.http_port.map(|p| p.to_string()).unwrap_or_else(|| "nothing".into())
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let _ = writeln!(out, "warning: could not read the service back: {e}");
+        }
+    }
     let took = wait_ready(o.host, o.port, &token, o.wait).await?;
     let info = api.info().await.ok();
     let url = info.as_ref().and_then(|i| i.sprite_url.clone());
@@ -223,12 +313,14 @@ pub async fn status(socket: &Path, name: &str, out: &mut impl Write) -> Result<b
 /// `tether sprite uninstall`: removes the service and its keep-awake task.
 pub async fn uninstall(socket: &Path, name: &str, out: &mut impl Write) -> Result<(), String> {
     let api = api(socket)?;
-    let service = api.service(name).await.map_err(|e| e.to_string())?;
-    if !api.delete_service(name).await.map_err(|e| e.to_string())? {
+    let Some(service) = api.service(name).await.map_err(|e| e.to_string())? else {
         let _ = writeln!(out, "service {name:?}: not installed");
         return Ok(());
-    }
-    if let Some(port) = service.and_then(|s| s.http_port) {
+    };
+    // The platform refuses to delete a running service: stop it first.
+    api.service_action(name, Action::Stop).await.map_err(|e| e.to_string())?;
+    api.delete_service(name).await.map_err(|e| e.to_string())?;
+    if let Some(port) = service.http_port {
         let task = KeepAwakeConfig::for_port(port).task;
         if api.delete_task(&task).await.map_err(|e| e.to_string())? {
             let _ = writeln!(out, "deleted the keep-awake task {task:?}");

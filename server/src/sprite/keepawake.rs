@@ -4,18 +4,27 @@
 //! permission or question open), tether holds a Sprite Task; it refreshes it
 //! well before it expires and deletes it when the last busy session settles.
 //!
+//! Waiting for a person is not work: once no turn has run for `wait_limit`
+//! and sessions only wait for an answer, the Task is released (each waiting
+//! session gets `server.keep_awake {held: false}`) so a forgotten permission
+//! does not keep the Sprite billing for hours; a paused Sprite does not hurt
+//! an agent blocked on its stdin. When a turn runs again the Task is taken
+//! again (`server.keep_awake {held: true}` to the sessions told before).
+//!
 //! Busy-ness is read from the event bus (`session.status` events), and from
 //! the store whenever the bus lagged, so no status change is missed. The task
 //! has one name per tether instance (`tether-<port>`): a task left by a
 //! previous run that was killed is deleted when the next one starts.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
+
+use tether_protocol::SessionStatus;
 
 use super::api::SpriteApi;
 use crate::session::Shared;
@@ -30,7 +39,12 @@ pub struct KeepAwakeConfig {
     pub expire: Duration,
     /// How often a held task is refreshed (well under `expire`).
     pub refresh: Duration,
+    /// How long sessions that only wait for a person keep the Sprite awake.
+    pub wait_limit: Duration,
 }
+
+/// Default of [`KeepAwakeConfig::wait_limit`].
+pub const DEFAULT_WAIT_LIMIT: Duration = Duration::from_secs(15 * 60);
 
 impl KeepAwakeConfig {
     pub fn for_port(port: u16) -> KeepAwakeConfig {
@@ -38,6 +52,7 @@ impl KeepAwakeConfig {
             task: format!("tether-{port}"),
             expire: Duration::from_secs(300),
             refresh: Duration::from_secs(60),
+            wait_limit: DEFAULT_WAIT_LIMIT,
         }
     }
 }
@@ -75,17 +90,25 @@ struct StatusEvent {
 
 #[derive(Deserialize)]
 struct StatusData {
-    status: tether_protocol::SessionStatus,
+    status: SessionStatus,
 }
 
-fn is_busy(status: tether_protocol::SessionStatus) -> bool {
-    use tether_protocol::SessionStatus::{Running, Waiting};
-    matches!(status, Running | Waiting)
+type Busy = HashMap<Arc<str>, SessionStatus>;
+
+fn is_busy(status: SessionStatus) -> bool {
+    matches!(status, SessionStatus::Running | SessionStatus::Waiting)
 }
 
-async fn busy_from_store(shared: &Shared) -> Option<HashSet<Arc<str>>> {
+async fn busy_from_store(shared: &Shared) -> Option<Busy> {
     match shared.store.read(reader::busy_sessions).await {
-        Ok(ids) => Some(ids.into_iter().map(Arc::from).collect()),
+        Ok(rows) => Some(
+            rows.into_iter()
+                .map(|(id, status)| {
+                    let status = if status == "waiting" { SessionStatus::Waiting } else { SessionStatus::Running };
+                    (Arc::from(id), status)
+                })
+                .collect(),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "keep-awake could not read the sessions");
             None
@@ -93,12 +116,12 @@ async fn busy_from_store(shared: &Shared) -> Option<HashSet<Arc<str>>> {
     }
 }
 
-/// Applies one committed event to the busy set.
-fn apply(busy: &mut HashSet<Arc<str>>, e: &Committed) {
+/// Applies one committed event to the busy sessions.
+fn apply(busy: &mut Busy, e: &Committed) {
     match e.etype {
         "session.status" => match serde_json::from_str::<StatusEvent>(&e.json) {
             Ok(ev) if is_busy(ev.data.status) => {
-                busy.insert(e.session_id.clone());
+                busy.insert(e.session_id.clone(), ev.data.status);
             }
             Ok(_) => {
                 busy.remove(&e.session_id);
@@ -109,6 +132,18 @@ fn apply(busy: &mut HashSet<Arc<str>>, e: &Committed) {
             busy.remove(&e.session_id);
         }
         _ => {}
+    }
+}
+
+/// When sessions only wait for a person (none running), since when.
+fn only_waiting(busy: &Busy, since: Option<Instant>, now: Instant) -> Option<Instant> {
+    let running = busy.values().any(|s| *s == SessionStatus::Running);
+    (!running && !busy.is_empty()).then(|| since.unwrap_or(now))
+}
+
+async fn tell(shared: &Shared, ids: impl IntoIterator<Item = Arc<str>>, data: &tether_protocol::ServerKeepAwake) {
+    for id in ids {
+        shared.notify_keep_awake(&id, data.clone()).await;
     }
 }
 
@@ -129,9 +164,15 @@ async fn run(
     // The next refresh of a held task, and the earliest retry after a failed call.
     let mut refresh_at: Option<Instant> = None;
     let mut retry_at: Option<Instant> = None;
+    // Since when sessions have only waited for a person, and who was told the task was released.
+    let mut waiting_since: Option<Instant> = None;
+    let mut released_to: HashSet<Arc<str>> = HashSet::new();
     loop {
-        let want = !busy.is_empty();
         let now = Instant::now();
+        waiting_since = only_waiting(&busy, waiting_since, now);
+        let release_at = waiting_since.map(|t| t + config.wait_limit);
+        let released = release_at.is_some_and(|r| r <= now);
+        let want = !busy.is_empty() && !released;
         let needed = want != held || refresh_at.is_some_and(|d| d <= now);
         if needed && retry_at.is_none_or(|r| r <= now) {
             let r = if want {
@@ -143,7 +184,15 @@ async fn run(
                 Ok(()) => {
                     if want != held {
                         let what = if want { "created" } else { "deleted" };
-                        tracing::info!(task = %config.task, busy = busy.len(), "keep-awake task {what}");
+                        tracing::info!(task = %config.task, busy = busy.len(), released, "keep-awake task {what}");
+                    }
+                    if want && !released_to.is_empty() {
+                        let data = tether_protocol::ServerKeepAwake {
+                            held: true,
+                            reason: "work_resumed".into(),
+                            waited_ms: None,
+                        };
+                        tell(&shared, std::mem::take(&mut released_to), &data).await;
                     }
                     held = want;
                     refresh_at = want.then(|| Instant::now() + config.refresh);
@@ -155,9 +204,25 @@ async fn run(
                 }
             }
         }
-        let wake_at = match (refresh_at, retry_at) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
+        if released && !held {
+            let new: Vec<Arc<str>> = busy.keys().filter(|id| !released_to.contains(*id)).cloned().collect();
+            if !new.is_empty() {
+                let waited = waiting_since.map(|t| now.saturating_duration_since(t)).unwrap_or_default();
+                let data = tether_protocol::ServerKeepAwake {
+                    held: false,
+                    reason: "waiting_for_person".into(),
+                    waited_ms: Some(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)),
+                };
+                released_to.extend(new.iter().cloned());
+                tell(&shared, new, &data).await;
+            }
+        }
+        // Sessions that ended or settled are not told the task is back.
+        released_to.retain(|id| busy.contains_key(id));
+        let wake_at = [refresh_at, retry_at, release_at.filter(|_| !released)].into_iter().flatten().min();
+        let wake_at = match retry_at {
+            Some(r) => wake_at.map(|w| w.max(r)),
+            None => wake_at,
         };
         tokio::select! {
             r = bus.recv() => match r {
@@ -199,14 +264,27 @@ mod tests {
 
     #[test]
     fn running_and_waiting_sessions_are_busy_until_they_settle_or_end() {
-        let mut busy = HashSet::new();
+        let mut busy = Busy::new();
         apply(&mut busy, &ev("a", "session.status", r#"{"data":{"status":"running"}}"#));
         apply(&mut busy, &ev("b", "session.status", r#"{"data":{"status":"waiting"}}"#));
         apply(&mut busy, &ev("b", "item.delta", r#"{"data":{}}"#));
         assert_eq!(busy.len(), 2);
         apply(&mut busy, &ev("a", "session.status", r#"{"data":{"status":"idle"}}"#));
-        assert_eq!(busy.iter().map(|s| &**s).collect::<Vec<_>>(), vec!["b"]);
+        assert_eq!(busy.keys().map(|s| &**s).collect::<Vec<_>>(), vec!["b"]);
         apply(&mut busy, &ev("b", "session.ended", r#"{"data":{"reason":"terminated"}}"#));
         assert!(busy.is_empty());
+    }
+
+    #[test]
+    fn only_sessions_that_all_wait_for_a_person_start_the_wait_clock() {
+        let now = Instant::now();
+        let mut busy = Busy::new();
+        assert_eq!(only_waiting(&busy, None, now), None, "nothing busy");
+        busy.insert(Arc::from("a"), SessionStatus::Waiting);
+        assert_eq!(only_waiting(&busy, None, now), Some(now));
+        let earlier = now - Duration::from_secs(5);
+        assert_eq!(only_waiting(&busy, Some(earlier), now), Some(earlier), "the clock keeps its start");
+        busy.insert(Arc::from("b"), SessionStatus::Running);
+        assert_eq!(only_waiting(&busy, Some(earlier), now), None, "a running turn is work");
     }
 }

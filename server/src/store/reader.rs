@@ -112,9 +112,9 @@ pub fn interrupted_sessions(conn: &Connection) -> Result<Vec<SessionRow>, StoreE
 }
 
 /// Ids of the sessions whose agent is working: a turn running or a permission or question open.
-pub fn busy_sessions(conn: &Connection) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare("SELECT id FROM sessions WHERE status IN ('running', 'waiting')")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
+pub fn busy_sessions(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = conn.prepare("SELECT id, status FROM sessions WHERE status IN ('running', 'waiting')")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

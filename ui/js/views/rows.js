@@ -125,6 +125,11 @@ function system(row) {
     case "server.resumed":
       text = `The machine was paused for ${(row.paused_ms / 1000).toFixed(1)} s`;
       break;
+    case "server.keep_awake":
+      text = row.held
+        ? "Work resumed: tether keeps the Sprite awake again"
+        : "Waiting for you: tether stopped keeping the Sprite awake, so it may pause until you answer";
+      break;
     case "session.ended":
       text = `${words.endedWord(row.ended.reason)}${row.ended.message ? `: ${row.ended.message}` : ""}`;
       break;
