@@ -525,6 +525,52 @@ pub struct Info {
     /// Whether the store commits, or is stalled and why.
     #[serde(default)]
     pub store: StoreStatus,
+    /// Inside a Fly.io Sprite (its API socket exists): who it is, whether
+    /// tether keeps it awake, and its network policy. Absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sprite: Option<SpriteStatus>,
+}
+
+/// The Sprite tether runs in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SpriteStatus {
+    /// The Sprite's name and URL, as its API tells (`GET /info` on the socket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Whether tether holds a Sprite Task while agents work.
+    pub keep_awake: bool,
+    /// How long sessions that only wait for a person keep it awake, in seconds.
+    pub keep_awake_wait_secs: u64,
+    /// The DNS allow/deny rules set for the Sprite from outside
+    /// (`/.sprite/policy/network.json`), when there are any: a name they
+    /// block resolves to REFUSED for every agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicy>,
+    /// Why the policy file could not be read, when it exists but is not valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy_error: Option<String>,
+}
+
+/// A Sprite's network policy: rules applied in order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NetworkPolicy {
+    #[serde(default)]
+    pub rules: Vec<NetworkRule>,
+}
+
+/// One rule: a domain (wildcards allowed) allowed or denied, or a named
+/// list included.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NetworkRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// `allow` or `deny`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<String>,
 }
 
 /// RFC 7807 problem details, as every error is answered.

@@ -17,6 +17,8 @@ pub struct Config {
     pub keepalive: Duration,
     /// The Sprite API socket to keep the Sprite awake through (`None`: keep-awake off).
     pub sprite_socket: Option<PathBuf>,
+    /// Inside a Sprite, hold a Sprite Task while agents work.
+    pub keep_awake: bool,
     pub keep_awake_expire: Duration,
     pub keep_awake_refresh: Duration,
     /// How long sessions that only wait for a person keep the Sprite awake.

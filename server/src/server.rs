@@ -82,6 +82,13 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
     let webhooks =
         crate::webhooks::Webhooks::start(shared.store.clone(), config.webhook_retry).await.map_err(StartError)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let sprite = config.sprite_socket.as_deref().and_then(SpriteApi::detect);
+    if let Some(api) = &sprite {
+        let what = if config.keep_awake { "keeping it awake while agents work" } else { "not keeping it awake" };
+        tracing::info!(socket = %api.socket().display(), "inside a Sprite: {what}");
+    }
+    let here = sprite.clone().map(|api| crate::sprite::Here::new(api, config.keep_awake, config.keep_awake_wait));
+    let sprite = sprite.filter(|_| config.keep_awake);
     let app = Arc::new(AppState {
         shared,
         token: config.token.clone(),
@@ -92,11 +99,8 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         max_upload_bytes: config.max_upload_bytes,
         shutdown: shutdown_rx,
         webhooks,
+        sprite: here,
     });
-    let sprite = config.sprite_socket.as_deref().and_then(SpriteApi::detect);
-    if let Some(api) = &sprite {
-        tracing::info!(socket = %api.socket().display(), "inside a Sprite: keeping it awake while agents work");
-    }
     let platform = Platform {
         sprite,
         keep_awake_expire: config.keep_awake_expire,

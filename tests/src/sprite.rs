@@ -148,6 +148,14 @@ impl FakeSprite {
         );
     }
 
+    /// Writes the network policy the platform mounts read-only beside the
+    /// socket (`/.sprite/policy/network.json`; sprites-go `NetworkPolicy`).
+    pub fn write_network_policy(&self, policy: &str) {
+        let dir = self.socket.parent().expect("the socket's dir").join("policy");
+        std::fs::create_dir_all(&dir).expect("create the policy dir");
+        std::fs::write(dir.join("network.json"), policy).expect("write the network policy");
+    }
+
     /// Registers a service without running it, as another program would have.
     pub fn plant_service(&self, name: &str, def: Value) {
         let service = Service { def, child: None, pid: None, started_at: None, restart_count: 0, stopped: false };

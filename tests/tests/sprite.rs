@@ -455,3 +455,44 @@ async fn a_permission_left_open_lets_the_sprite_sleep_after_the_wait_limit_and_a
     })
     .await;
 }
+
+#[tokio::test]
+async fn info_and_the_server_view_show_the_sprite_and_its_network_policy() {
+    let fake = FakeSprite::start().await;
+    let mut options = keep_awake_server(&fake, 60_000);
+    options.extra_args.extend(["--keep-awake-wait-secs".to_string(), "600".to_string()]);
+    let token = "sprite-view-token";
+    options.token = Some(token.into());
+    let server = TestServer::start_with(options).await;
+    let client = server.client();
+
+    // No policy file: none shown.
+    let sprite = client.info().await.unwrap().sprite.expect("inside the fake Sprite, /v1/info says so");
+    assert_eq!((sprite.name.as_deref(), sprite.url.as_deref()), (Some("fake-sprite"), Some(FAKE_SPRITE_URL)));
+    assert!(sprite.keep_awake && sprite.keep_awake_wait_secs == 600, "{sprite:?}");
+    assert!(sprite.network_policy.is_none() && sprite.network_policy_error.is_none(), "{sprite:?}");
+
+    fake.write_network_policy(
+        r#"{"rules":[{"domain":"registry.npmjs.org","action":"allow"},{"include":"defaults"},{"domain":"*","action":"deny"}]}"#,
+    );
+    let policy = client.info().await.unwrap().sprite.unwrap().network_policy.expect("the policy is read");
+    assert_eq!(policy.rules.len(), 3);
+    assert_eq!(policy.rules[2].domain.as_deref(), Some("*"));
+    assert_eq!(policy.rules[2].action.as_deref(), Some("deny"));
+
+    let b = tether_e2e::browser::Browser::signed_in(&server, token).await;
+    b.set_window(390, 844).await;
+    b.goto(&server.endpoint("/ui/#/server")).await;
+    let shown = b.wait_text("#network-policy", "deny *").await;
+    assert!(shown.contains("allow registry.npmjs.org") && shown.contains("include defaults"), "{shown}");
+    let facts = b.wait_text("#info", "fake-sprite").await;
+    assert!(facts.contains("10 min") || facts.contains("10m"), "the wait limit is shown: {facts}");
+    b.assert_fits_viewport("the server view in a Sprite").await;
+
+    // A file that is not a policy is said so, not hidden.
+    fake.write_network_policy("{not json");
+    let sprite = client.info().await.unwrap().sprite.unwrap();
+    assert!(sprite.network_policy.is_none());
+    assert!(sprite.network_policy_error.is_some_and(|e| e.contains("network.json")));
+    b.close().await;
+}

@@ -41,6 +41,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The webhook subscriptions and their delivery tasks.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// The Sprite tether runs in, if any (shown in `/v1/info`).
+    pub sprite: Option<crate::sprite::Here>,
 }
 
 pub type AppRef = Arc<AppState>;
@@ -234,6 +236,7 @@ impl TestApp {
             max_upload_bytes: crate::fs::DEFAULT_MAX_UPLOAD_BYTES,
             keepalive: Duration::from_secs(15),
             sprite_socket: None,
+            keep_awake: true,
             keep_awake_expire: Duration::from_secs(300),
             keep_awake_refresh: Duration::from_secs(60),
             keep_awake_wait: crate::sprite::keepawake::DEFAULT_WAIT_LIMIT,

@@ -28,6 +28,10 @@ async fn health() -> Json<Health> {
 
 async fn info(State(app): State<AppRef>) -> Result<Json<Info>, ApiError> {
     let last_gseq = app.shared.store.read(reader::last_gseq).await?;
+    let sprite = match &app.sprite {
+        Some(here) => Some(here.status().await),
+        None => None,
+    };
     Ok(Json(Info {
         version: env!("CARGO_PKG_VERSION").to_string(),
         uptime_ms: app.started.elapsed().as_millis() as u64,
@@ -41,6 +45,7 @@ async fn info(State(app): State<AppRef>) -> Result<Json<Info>, ApiError> {
         store_id: app.shared.store.store_id().to_string(),
         boot_id: app.shared.boot_id.clone(),
         store: store_status(app.shared.store.health()),
+        sprite,
     }))
 }
 

@@ -23,7 +23,8 @@ export function mount(root) {
     try {
       const i = await api.get("/v1/info");
       fill(info, [["Version", i.version], ["Up for", fmtDuration(i.uptime_ms)], ["Workspace", h("code", i.workspace_root)], ["Data", h("code", i.data_dir)],
-        ["Can", h("span.chips", i.capabilities.map((c) => h("span.chip", humanize(c))))], ["Events", String(i.last_gseq ?? "")]]
+        ["Can", h("span.chips", i.capabilities.map((c) => h("span.chip", humanize(c))))], ["Events", String(i.last_gseq ?? "")],
+        ...spriteFacts(i.sprite)]
         .map(([k, v]) => h("div.fact", h("dt", k), h("dd", v))));
       const { agents: list } = await api.get("/v1/agents");
       fill(agents, list.map(agentRow));
@@ -31,6 +32,21 @@ export function mount(root) {
     } catch (e) {
       error.textContent = failureSentence("load the server's details", e);
     }
+  }
+
+  // Inside a Sprite: who it is, keep-awake, and the network policy agents live under.
+  function spriteFacts(s) {
+    if (!s) return [];
+    const facts = [["Sprite", s.url ? h("a", { href: s.url, target: "_blank", rel: "noopener" }, s.name || s.url) : (s.name || "this machine")]];
+    facts.push(["Keeps awake", s.keep_awake
+      ? `while agents work; while they only wait for you, for ${fmtDuration(s.keep_awake_wait_secs * 1000)}`
+      : "no (the Sprite may pause mid-turn)"]);
+    if (s.network_policy_error) facts.push(["Network", h("span.error-text", s.network_policy_error)]);
+    else if (s.network_policy) {
+      const rules = s.network_policy.rules.map((r) => h("li", r.include ? `include ${r.include}` : `${r.action || "?"} ${r.domain || "?"}`));
+      facts.push(["Network", h("div", h("span.note", "Names a rule denies do not resolve for agents."), h("ul.rules", { id: "network-policy" }, rules))]);
+    } else facts.push(["Network", "no policy: every name resolves"]);
+    return facts;
   }
 
   function agentRow(a) {
