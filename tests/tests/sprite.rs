@@ -131,6 +131,10 @@ async fn install_registers_a_running_service_once_and_uninstall_removes_it() {
     // Stopped from outside (`sprite-env services stop`): the platform then says `failed`; install starts it.
     fake.stop_service("tether").await;
     assert_eq!(answers(port, Some(&token)).await, None, "stopped");
+    let out = sprite_cli(&["status", "--socket", &socket]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let status = text(&out.stdout);
+    assert!(status.contains("failed") && status.contains("`tether sprite install` starts it again"), "{status}");
     let before = fake.calls().len();
     let out = sprite_cli(&changed).await;
     assert!(out.status.success(), "install after a stop failed: {}", text(&out.stderr));

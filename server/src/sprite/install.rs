@@ -294,6 +294,10 @@ pub async fn status(socket: &Path, name: &str, out: &mut impl Write) -> Result<b
         state.error.map(|e| format!(", error: {e}")).unwrap_or_default()
     );
     let _ = writeln!(out, "command: {} {}", service.cmd, service.args.join(" "));
+    if !service.is_up() {
+        // A stop from outside shows as `failed` too: say how to bring it back.
+        let _ = writeln!(out, "it is not running: `tether sprite install` starts it again");
+    }
     let mut healthy = false;
     if let Some(port) = service.http_port {
         let url = format!("http://127.0.0.1:{port}/v1/health");
