@@ -103,23 +103,27 @@ impl Client {
 
     /// A client of the tether inside the Sprite `name`, through the Sprites
     /// TCP proxy (`wss://api.sprites.dev/v1/sprites/{name}/proxy`) with this
-    /// Sprites token; tether's own token still goes with
-    /// [`with_token`](Self::with_token). Each HTTP connection is a tunnel of
-    /// its own, so event streams resume across tunnel drops. Must be called
-    /// inside a tokio runtime. See [`sprites`] for the details.
+    /// Sprites token. tether's own token is the one `tether sprite deploy
+    /// NAME` saved on this machine ([`sprites::saved_token`]), if any;
+    /// [`with_token`](Self::with_token) overrides it. Each HTTP connection is
+    /// a tunnel of its own, so event streams resume across tunnel drops.
+    /// Must be called inside a tokio runtime. See [`sprites`] for the details.
     #[cfg(feature = "sprites")]
     pub fn sprite(name: impl Into<String>, sprites_token: impl Into<String>) -> Result<Client> {
         Client::through_sprites_proxy(sprites::SpritesProxy::new(name, sprites_token))
     }
 
-    /// [`sprite`](Self::sprite) with every option of the proxy.
+    /// [`sprite`](Self::sprite) with every option of the proxy (the saved
+    /// token too, [`with_token`](Self::with_token) overriding it).
     #[cfg(feature = "sprites")]
     pub fn through_sprites_proxy(proxy: sprites::SpritesProxy) -> Result<Client> {
+        let saved = sprites::saved_token(proxy.sprite());
         let relay = sprites::Relay::start(proxy)?;
         let http = http_client(|| reqwest::Client::builder().unix_socket(relay.socket.as_path()))
             .map_err(|e| Error::Tunnel(format!("cannot build the HTTP client: {e}")))?;
         let mut client = Client::new("http://sprite").with_http_client(http);
         client.relay = Some(Arc::new(relay));
+        client.token = saved.map(Into::into);
         Ok(client)
     }
 

@@ -14,6 +14,10 @@
 //! with a problem: `502 sprite_unreachable` (retryable), or `401
 //! unauthorized` when the proxy refused the Sprites token.
 //!
+//! `tether sprite deploy NAME` saves the deployed tether's token on this
+//! machine ([`saved_token_path`]); [`Client::sprite`] sends it when the
+//! caller gives none.
+//!
 //! [`Client::sprite`]: crate::Client::sprite
 
 use std::sync::Arc;
@@ -79,9 +83,10 @@ impl SpritesProxy {
         }
     }
 
-    /// Another Sprites API (`wss://…` or `ws://…`, without a path).
+    /// Another Sprites API, without a path: `wss://…` or `ws://…`, or the
+    /// REST form `https://…` / `http://…` (the same host serves both).
     pub fn with_api_url(mut self, url: impl Into<String>) -> SpritesProxy {
-        self.api_url = url.into().trim_end_matches('/').to_owned();
+        self.api_url = websocket_api_url(&url.into());
         self
     }
 
@@ -215,6 +220,61 @@ fn tls_config(
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The WebSocket form of a Sprites API URL (`https://` → `wss://`,
+/// `http://` → `ws://`; `ws[s]://` kept), without a trailing `/`.
+pub fn websocket_api_url(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    if let Some(rest) = url.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        url.to_owned()
+    }
+}
+
+/// The REST form of a Sprites API URL (`wss://` → `https://`, `ws://` →
+/// `http://`; `http[s]://` kept), without a trailing `/`.
+pub fn rest_api_url(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    if let Some(rest) = url.strip_prefix("wss://") {
+        format!("https://{rest}")
+    } else if let Some(rest) = url.strip_prefix("ws://") {
+        format!("http://{rest}")
+    } else {
+        url.to_owned()
+    }
+}
+
+/// Where `tether sprite deploy NAME` saves the token of the tether it
+/// deployed: `$XDG_CONFIG_HOME/tether/sprites/NAME/token`, or
+/// `$HOME/.config/tether/sprites/NAME/token` when `XDG_CONFIG_HOME` is unset
+/// or not absolute. `None` when there is no home to put it in, or when
+/// `sprite` is not a plain name (empty, `.`, `..`, or containing `/`).
+pub fn saved_token_path(sprite: &str) -> Option<std::path::PathBuf> {
+    if sprite.is_empty() || sprite == "." || sprite == ".." || sprite.contains(['/', '\\', '\0']) {
+        return None;
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(std::path::PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .map(|h| h.join(".config"))
+        })?;
+    Some(config.join("tether").join("sprites").join(sprite).join("token"))
+}
+
+/// The token `tether sprite deploy` saved for the Sprite `sprite`
+/// ([`saved_token_path`]), trimmed; `None` when there is none (or it is empty).
+pub fn saved_token(sprite: &str) -> Option<String> {
+    let text = std::fs::read_to_string(saved_token_path(sprite)?).ok()?;
+    let token = text.trim();
+    (!token.is_empty()).then(|| token.to_owned())
+}
 
 /// Why a tunnel could not be opened.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -364,6 +424,33 @@ async fn serve(proxy: &SpritesProxy, mut local: UnixStream) {
             let _ = tokio::time::timeout(Duration::from_secs(5), read_request_head(&mut local)).await;
             let _ = local.write_all(answer.as_bytes()).await;
             let _ = local.shutdown().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn either_form_of_the_api_url_gives_the_other() {
+        assert_eq!(websocket_api_url("https://api.sprites.dev/"), "wss://api.sprites.dev");
+        assert_eq!(websocket_api_url("http://127.0.0.1:9"), "ws://127.0.0.1:9");
+        assert_eq!(websocket_api_url("wss://api.sprites.dev"), "wss://api.sprites.dev");
+        assert_eq!(rest_api_url("wss://api.sprites.dev"), "https://api.sprites.dev");
+        assert_eq!(rest_api_url("ws://127.0.0.1:9/"), "http://127.0.0.1:9");
+        assert_eq!(rest_api_url("https://api.sprites.dev"), "https://api.sprites.dev");
+        let proxy = SpritesProxy::new("demo", "t").with_api_url("https://api.sprites.dev");
+        assert_eq!(proxy.tunnel_url(), "wss://api.sprites.dev/v1/sprites/demo/proxy");
+    }
+
+    #[test]
+    fn a_saved_token_is_only_looked_for_under_a_plain_name() {
+        for bad in ["", ".", "..", "a/b", "../x", "a\\b"] {
+            assert_eq!(saved_token_path(bad), None, "{bad:?}");
+        }
+        if let Some(path) = saved_token_path("demo") {
+            assert!(path.ends_with("tether/sprites/demo/token"), "{}", path.display());
         }
     }
 }
