@@ -26,6 +26,8 @@ pub struct Target {
     pub token_sent: bool,
     /// A Sprites token goes to an edge in front of tether (a Sprite URL).
     pub edge_token_sent: bool,
+    /// The token sent is the one `tether sprite deploy` saved in this file.
+    pub saved_token: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -185,14 +187,24 @@ pub fn describe(e: &SdkError, target: &Target) -> (u8, String) {
     match e {
         SdkError::Api { status: 401, code: ErrorCode::Unauthorized, .. } => (
             exit::REFUSED,
-            if target.token_sent {
-                format!(
+            match (&target.saved_token, &target.place) {
+                (Some(file), Place::Sprite { name, .. }) => format!(
+                    "{} refused the token saved in {}: run `tether sprite deploy {name}` again to save its current \
+                     one, or pass --token.",
+                    target.server(),
+                    file.display()
+                ),
+                _ if target.token_sent => format!(
                     "{} refused this token: pass the token it was started with (--token, --token-file or \
                      TETHER_TOKEN).",
                     target.server()
-                )
-            } else {
-                format!("{} needs a token: pass --token (or --token-file) or set TETHER_TOKEN.", target.server())
+                ),
+                (_, Place::Sprite { name, .. }) => format!(
+                    "{} needs a token: run `tether sprite deploy {name}` (it saves the token on this machine), or \
+                     pass --token (or --token-file) or set TETHER_TOKEN.",
+                    target.server()
+                ),
+                _ => format!("{} needs a token: pass --token (or --token-file) or set TETHER_TOKEN.", target.server()),
             },
         ),
         SdkError::Api { status: 401 | 403, problem, .. } if target.edge_token_sent => (
@@ -267,7 +279,7 @@ mod tests {
     use super::*;
 
     fn at(url: &str, token_sent: bool) -> Target {
-        Target { place: Place::Url(url.to_owned()), token_sent, edge_token_sent: false }
+        Target { place: Place::Url(url.to_owned()), token_sent, edge_token_sent: false, saved_token: None }
     }
 
     #[test]
@@ -291,6 +303,7 @@ mod tests {
             place: Place::Sprite { name: "box".into(), port: 8080 },
             token_sent: true,
             edge_token_sent: false,
+            saved_token: None,
         };
         let refused = unreachable_message(&sprite, &Unreachable::Refused);
         assert!(refused.starts_with("cannot reach tether in the Sprite box: nothing is listening on port 8080"));
@@ -341,5 +354,16 @@ mod tests {
         );
         let (_, refused) = describe(&e, &at("http://h:1", true));
         assert!(refused.starts_with("the server at http://h:1 refused this token: pass the token"), "{refused}");
+        let sprite = |saved: Option<&str>| Target {
+            place: Place::Sprite { name: "box".into(), port: 8080 },
+            token_sent: saved.is_some(),
+            edge_token_sent: false,
+            saved_token: saved.map(Into::into),
+        };
+        let (_, stale) = describe(&e, &sprite(Some("/cfg/tether/sprites/box/token")));
+        assert!(stale.contains("refused the token saved in /cfg/tether/sprites/box/token"), "{stale}");
+        assert!(stale.contains("`tether sprite deploy box`"), "{stale}");
+        let (_, none) = describe(&e, &sprite(None));
+        assert!(none.contains("needs a token: run `tether sprite deploy box`"), "{none}");
     }
 }

@@ -43,14 +43,15 @@ pub struct ConnectArgs {
     /// Read the server's token from this file.
     #[arg(long, conflicts_with = "token")]
     token_file: Option<PathBuf>,
-    /// Reach the tether inside this Sprite through the Sprites TCP proxy (instead of --url).
+    /// Reach the tether inside this Sprite through the Sprites TCP proxy (instead of --url). With no
+    /// token given, the one `tether sprite deploy` saved for this Sprite is sent.
     #[arg(long, env = "TETHER_SPRITE")]
     sprite: Option<String>,
     /// The Sprites token: for --sprite, or for a Sprite URL given as --url (its edge takes it
     /// as the bearer; tether's token then goes as X-Tether-Token).
     #[arg(long, env = "SPRITES_TOKEN", hide_env_values = true)]
     sprites_token: Option<String>,
-    /// The Sprites API, for --sprite.
+    /// The Sprites API, for --sprite (wss://… or https://…).
     #[arg(long, env = "SPRITES_API_URL", default_value = tether_sdk::sprites::DEFAULT_API_URL)]
     sprites_api: String,
     /// The port tether serves on inside the Sprite, for --sprite.
@@ -187,14 +188,23 @@ impl ConnectArgs {
         let token = crate::util::read_token(self.token.as_deref(), self.token_file.as_deref())
             .map_err(|e| fail(exit::USAGE, e))?
             .filter(|t| !t.is_empty());
-        let mut target =
-            Target { place: Place::Url(self.url.clone()), token_sent: token.is_some(), edge_token_sent: false };
+        let mut target = Target {
+            place: Place::Url(self.url.clone()),
+            token_sent: token.is_some(),
+            edge_token_sent: false,
+            saved_token: None,
+        };
         let client = match (&self.sprite, &self.sprites_token) {
             (Some(name), Some(sprites_token)) => {
                 let proxy = tether_sdk::sprites::SpritesProxy::new(name, sprites_token)
                     .with_api_url(&self.sprites_api)
                     .with_target("localhost", self.sprite_port);
                 target.place = Place::Sprite { name: name.clone(), port: self.sprite_port };
+                // No token given: the client sends the one `tether sprite deploy` saved, if any.
+                if token.is_none() && tether_sdk::sprites::saved_token(name).is_some() {
+                    target.token_sent = true;
+                    target.saved_token = tether_sdk::sprites::saved_token_path(name);
+                }
                 Client::through_sprites_proxy(proxy).map_err(|e| report(&CommandError::from(e), &target))?
             }
             (Some(_), None) => {
