@@ -32,7 +32,7 @@ enum Commands {
     /// tether's MCP tools over stdio, for clients that start MCP servers as
     /// commands: a bridge to a running tether's /mcp.
     Mcp(McpArgs),
-    /// Run tether as a Fly.io Sprite service (inside a Sprite).
+    /// Run tether as a Fly.io Sprite service: `deploy` from your machine, the rest inside a Sprite.
     Sprite {
         #[command(subcommand)]
         command: SpriteCommand,
@@ -73,6 +73,9 @@ enum AgentsCommand {
 
 #[derive(Subcommand)]
 enum SpriteCommand {
+    /// From your machine: put this tether into the Sprite NAME and run it there as its service (idempotent),
+    /// saving its token where `tether sessions --sprite NAME` and the SDK find it.
+    Deploy(SpriteDeployArgs),
     /// Register tether as the Sprite service serving the Sprite URL (idempotent).
     Install(SpriteInstallArgs),
     /// Whether the service is registered, running and answering.
@@ -89,6 +92,34 @@ struct SpriteTarget {
     /// The service's name.
     #[arg(long, default_value = "tether")]
     name: String,
+}
+
+#[derive(clap::Args)]
+struct SpriteDeployArgs {
+    /// The Sprite's name.
+    name: String,
+    /// The Sprites token (of the Sprite's organization).
+    #[arg(long, env = "SPRITES_TOKEN", hide_env_values = true)]
+    sprites_token: Option<String>,
+    /// The Sprites API (https://… or wss://…).
+    #[arg(long, env = "SPRITES_API_URL", default_value = crate::sprite::rest::DEFAULT_API_URL)]
+    sprites_api: String,
+    /// The static Linux tether binary to upload [default: this one].
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// The port tether serves on in the Sprite (the Sprite URL reaches 8080).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// The workspace root in the Sprite.
+    #[arg(long, default_value = crate::sprite::deploy::REMOTE_HOME)]
+    workspace: String,
+    /// Replace the binary even when it is the same, and restart the service so the new one runs
+    /// (running turns are interrupted; sessions come back as after a restart).
+    #[arg(long)]
+    upgrade: bool,
+    /// Seconds install waits for the service to answer.
+    #[arg(long, default_value_t = 60)]
+    wait_secs: u64,
 }
 
 #[derive(clap::Args)]
@@ -240,6 +271,26 @@ fn sprite_command(command: SpriteCommand) -> ExitCode {
     }
     runtime.block_on(async move {
         match command {
+            SpriteCommand::Deploy(a) => {
+                let binary = match a.binary.map(Ok).unwrap_or_else(std::env::current_exe) {
+                    Ok(b) => b,
+                    Err(e) => return fail(format!("cannot find this tether binary: {e} (pass --binary)")),
+                };
+                let options = crate::sprite::deploy::DeployOptions {
+                    sprite: a.name,
+                    api_url: a.sprites_api,
+                    sprites_token: a.sprites_token,
+                    binary,
+                    port: a.port,
+                    workspace: a.workspace,
+                    upgrade: a.upgrade,
+                    wait: Duration::from_secs(a.wait_secs),
+                };
+                match crate::sprite::deploy::deploy(&options, &mut out).await {
+                    Ok(_) => ExitCode::SUCCESS,
+                    Err(e) => fail(e),
+                }
+            }
             SpriteCommand::Install(a) => {
                 let data_dir = a.data_dir.unwrap_or_else(default_data_dir);
                 let workspace =

@@ -1,10 +1,14 @@
 //! Fly.io Sprites: the in-Sprite API (`api`), keeping the Sprite awake while
 //! agents work (`keepawake`), and `tether sprite install|status|uninstall`
-//! (`install`). Outside a Sprite (no API socket) none of this runs.
+//! (`install`). Outside a Sprite (no API socket) none of this runs, except
+//! `tether sprite deploy` (`deploy`), which reaches a Sprite from a laptop
+//! through the Sprites REST API (`rest`).
 
 pub mod api;
+pub mod deploy;
 pub mod install;
 pub mod keepawake;
+pub mod rest;
 
 use std::path::PathBuf;
 use std::time::Duration;
