@@ -45,6 +45,7 @@ pub mod rig;
 pub mod scripted;
 pub mod server;
 pub mod sprite;
+pub mod sprites_api;
 pub mod tar;
 pub mod tether_mcp;
 pub mod webhook_receiver;

@@ -9,6 +9,7 @@ mod browser_smoke;
 mod claude;
 mod codex;
 mod conversation;
+mod deploy;
 mod durability;
 mod errors;
 mod first_run;
