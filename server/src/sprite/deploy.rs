@@ -190,7 +190,7 @@ fn read_binary(path: &Path) -> Result<Vec<u8>, String> {
     if !bytes.starts_with(b"\x7fELF") {
         return Err(format!(
             "{} is not a Linux executable, and a Sprite runs Linux: pass --binary with tether's static Linux build \
-             (x86_64-unknown-linux-musl)",
+             (`./scripts/release` makes dist/tether-x86_64-linux)",
             path.display()
         ));
     }
