@@ -76,6 +76,9 @@ enum SpriteCommand {
     /// From your machine: put this tether into the Sprite NAME and run it there as its service (idempotent),
     /// saving its token where `tether sessions --sprite NAME` and the SDK find it.
     Deploy(SpriteDeployArgs),
+    /// From your machine, a live check: deploy, the Sprite URL, the TCP proxy, and slow turns left with
+    /// no client attached; prints a table of what held (exit 1 if anything did not).
+    Smoke(SpriteSmokeArgs),
     /// Register tether as the Sprite service serving the Sprite URL (idempotent).
     Install(SpriteInstallArgs),
     /// Whether the service is registered, running and answering.
@@ -120,6 +123,38 @@ struct SpriteDeployArgs {
     /// Seconds install waits for the service to answer.
     #[arg(long, default_value_t = 60)]
     wait_secs: u64,
+}
+
+#[derive(clap::Args)]
+struct SpriteSmokeArgs {
+    #[command(flatten)]
+    deploy: SpriteDeployArgs,
+    /// Seconds the turns are left with no client (a Sprite pauses about 30 s after its last client leaves).
+    #[arg(long, default_value_t = 75)]
+    idle_secs: u64,
+    /// How many slow mock turns (about 10 s each) to queue.
+    #[arg(long, default_value_t = 6)]
+    turns: u32,
+}
+
+impl SpriteDeployArgs {
+    fn options(self) -> Result<crate::sprite::deploy::DeployOptions, String> {
+        let binary = self
+            .binary
+            .map(Ok)
+            .unwrap_or_else(std::env::current_exe)
+            .map_err(|e| format!("cannot find this tether binary: {e} (pass --binary)"))?;
+        Ok(crate::sprite::deploy::DeployOptions {
+            sprite: self.name,
+            api_url: self.sprites_api,
+            sprites_token: self.sprites_token,
+            binary,
+            port: self.port,
+            workspace: self.workspace,
+            upgrade: self.upgrade,
+            wait: Duration::from_secs(self.wait_secs),
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -272,23 +307,28 @@ fn sprite_command(command: SpriteCommand) -> ExitCode {
     runtime.block_on(async move {
         match command {
             SpriteCommand::Deploy(a) => {
-                let binary = match a.binary.map(Ok).unwrap_or_else(std::env::current_exe) {
-                    Ok(b) => b,
-                    Err(e) => return fail(format!("cannot find this tether binary: {e} (pass --binary)")),
-                };
-                let options = crate::sprite::deploy::DeployOptions {
-                    sprite: a.name,
-                    api_url: a.sprites_api,
-                    sprites_token: a.sprites_token,
-                    binary,
-                    port: a.port,
-                    workspace: a.workspace,
-                    upgrade: a.upgrade,
-                    wait: Duration::from_secs(a.wait_secs),
+                let options = match a.options() {
+                    Ok(o) => o,
+                    Err(e) => return fail(e),
                 };
                 match crate::sprite::deploy::deploy(&options, &mut out).await {
                     Ok(_) => ExitCode::SUCCESS,
                     Err(e) => fail(e),
+                }
+            }
+            SpriteCommand::Smoke(a) => {
+                let options = match a.deploy.options() {
+                    Ok(deploy) => crate::sprite::smoke::SmokeOptions {
+                        deploy,
+                        idle: Duration::from_secs(a.idle_secs),
+                        turns: a.turns,
+                    },
+                    Err(e) => return fail(e),
+                };
+                if crate::sprite::smoke::smoke(&options, &mut out).await {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
                 }
             }
             SpriteCommand::Install(a) => {

@@ -81,6 +81,8 @@ struct Shared {
     root: PathBuf,
     socket: PathBuf,
     calls: Mutex<Vec<RestCall>>,
+    /// The `url` `GET /v1/sprites/{name}` answers, when set.
+    sprite_url: Mutex<Option<String>>,
 }
 
 /// A running fake; dropping it stops everything it started.
@@ -117,6 +119,7 @@ impl FakeSpritesApi {
             root: root.path().to_path_buf(),
             socket: sprite.socket().to_path_buf(),
             calls: Mutex::new(Vec::new()),
+            sprite_url: Mutex::new(None),
         });
         let app = Router::new()
             .route("/v1/sprites/{name}", get(get_sprite))
@@ -154,6 +157,12 @@ impl FakeSpritesApi {
     /// The in-Sprite API the Sprite's commands talk to.
     pub fn sprite(&self) -> &FakeSprite {
         &self.sprite
+    }
+
+    /// Makes `GET /v1/sprites/{name}` name this URL (a [`crate::remote::TlsFront`]
+    /// standing in for the Sprite URL) instead of `https://NAME-org.sprites.app`.
+    pub fn set_sprite_url(&self, url: &str) {
+        *self.shared.sprite_url.lock().unwrap() = Some(url.to_owned());
     }
 
     /// Where a path of the Sprite is on this machine.
@@ -240,12 +249,13 @@ async fn get_sprite(State(shared): State<Arc<Shared>>, UrlPath(name): UrlPath<St
     if let Some(r) = other_sprite(&shared, &name) {
         return r;
     }
+    let url = shared.sprite_url.lock().unwrap().clone().unwrap_or_else(|| format!("https://{name}-org.sprites.app"));
     Json(json!({
         "id": "01234567-89ab-cdef-0123-456789abcdef",
         "name": name,
         "organization": "org",
         "status": "running",
-        "url": format!("https://{name}-org.sprites.app"),
+        "url": url,
         "url_settings": {"auth": "sprite"},
         "created_at": "2026-01-01T00:00:00Z",
         "updated_at": "2026-01-01T00:00:00Z",

@@ -2,13 +2,15 @@
 //! API (tests/src/sprites_api.rs): the binary arrives 0755, install runs in
 //! the Sprite (a service that really serves), the token lands here 0600, a
 //! second deploy changes nothing, `--upgrade` replaces and restarts, and
-//! `tether sessions --sprite NAME` then needs no token.
+//! `tether sessions --sprite NAME` then needs no token. `tether sprite
+//! smoke`, the live check, runs here against the same fakes.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use tether_e2e::remote::{TestCa, TlsFront};
 use tether_e2e::sprite::Call;
 use tether_e2e::sprites_api::FakeSpritesApi;
 use tether_e2e::*;
@@ -216,4 +218,44 @@ async fn deploy_failures_say_what_to_do() {
     assert_eq!(std::fs::read(&other).unwrap(), b"an older tether");
     assert!(api.writes().is_empty(), "nothing was uploaded: {:?}", api.writes());
     assert!(api.sprite().calls().is_empty(), "install never ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_smoke_check_holds_against_the_fakes() {
+    let api = FakeSpritesApi::start(NAME, SPRITES_TOKEN).await;
+    let config = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // The Sprite URL: TLS, the edge taking the Sprites token as its bearer, relaying to the service.
+    let ca = TestCa::new();
+    let front = TlsFront::start(&ca, &format!("http://127.0.0.1:{port}"), Some(SPRITES_TOKEN)).await;
+    api.set_sprite_url(&front.url);
+    let ca_file = config.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.ca_pem()).unwrap();
+
+    let port_s = port.to_string();
+    let args =
+        ["sprite", "smoke", NAME, "--sprites-api", &api.url, "--port", &port_s, "--idle-secs", "0", "--turns", "2"];
+    let mut cmd = tokio::process::Command::new(tether_bin());
+    cmd.args(args)
+        .env("XDG_CONFIG_HOME", config.path())
+        .env("SSL_CERT_FILE", &ca_file)
+        .env("SPRITES_TOKEN", SPRITES_TOKEN)
+        .env_remove("SPRITES_API_URL");
+    tether_e2e::server::scrub_env_tokio(&mut cmd);
+    let out = tokio::time::timeout(Duration::from_secs(180), cmd.output()).await.unwrap().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "smoke failed: {}\n{stdout}", text(&out.stderr));
+    let table: Vec<&str> = stdout.lines().skip_while(|l| !l.starts_with("CHECK")).collect();
+    assert_eq!(table.len(), 5, "a header and four checks: {stdout}");
+    for (row, check) in table[1..].iter().zip([
+        "deploy",
+        "the Sprite URL with X-Tether-Token",
+        "the TCP proxy",
+        "2 slow turn(s) with no client attached finish",
+    ]) {
+        assert!(row.starts_with(check) && row.contains(" yes "), "{row}\n{stdout}");
+    }
+    // The edge got the Sprites token and took it off; tether got its own in X-Tether-Token.
+    assert!(front.forwarded_auth().iter().all(Option::is_none), "{:?}", front.forwarded_auth());
+    assert!(table[2].contains(&front.url), "{stdout}");
 }

@@ -2,13 +2,15 @@
 //! agents work (`keepawake`), and `tether sprite install|status|uninstall`
 //! (`install`). Outside a Sprite (no API socket) none of this runs, except
 //! `tether sprite deploy` (`deploy`), which reaches a Sprite from a laptop
-//! through the Sprites REST API (`rest`).
+//! through the Sprites REST API (`rest`), and its live check `tether sprite
+//! smoke` (`smoke`).
 
 pub mod api;
 pub mod deploy;
 pub mod install;
 pub mod keepawake;
 pub mod rest;
+pub mod smoke;
 
 use std::path::PathBuf;
 use std::time::Duration;
