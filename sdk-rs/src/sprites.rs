@@ -12,7 +12,7 @@
 //! after their last event on a new tunnel like after any other network
 //! failure. A tunnel that cannot be opened is answered, on that connection,
 //! with a problem: `502 sprite_unreachable` (retryable), `401
-//! unauthorized` when the proxy refused the Sprites token, or `404
+//! sprites_token_refused` when the proxy refused the Sprites token, or `404
 //! sprite_not_found` when the handshake answered 404: the Sprites API has no
 //! Sprite of that name (SPRITES.md, "Reaching a port from outside"; not
 //! retryable).
@@ -352,7 +352,7 @@ async fn serve(proxy: &SpritesProxy, mut local: UnixStream) {
         Ok(tunnel) => tunnel.relay(local).await,
         Err(e) => {
             let (status, code) = match e {
-                TunnelError::Unauthorized(_) => ("401 Unauthorized", "unauthorized"),
+                TunnelError::Unauthorized(_) => ("401 Unauthorized", "sprites_token_refused"),
                 TunnelError::NoSuchSprite(_) => ("404 Not Found", "sprite_not_found"),
                 TunnelError::Unreachable(_) => ("502 Bad Gateway", "sprite_unreachable"),
             };

@@ -143,10 +143,11 @@ async fn the_sprites_proxy_over_wss_and_its_refusals_are_clear_errors() {
     let report = client.run_turn(&session.id, "over wss", &mut DenyAll).await.unwrap();
     assert_eq!(report.text, "Mock reply to turn 1: over wss");
 
-    // A wrong Sprites token: 401 unauthorized, and an event stream ends on it rather than retrying forever.
+    // A wrong Sprites token: 401 sprites_token_refused (not tether's token: tether never saw the request),
+    // and an event stream ends on it rather than retrying forever.
     let refused = through("bad", server.port());
     let err = refused.health().await.unwrap_err();
-    assert!(matches!(err, Error::Api { status: 401, code: ErrorCode::Unauthorized, .. }), "{err:?}");
+    assert!(matches!(err, Error::Api { status: 401, code: ErrorCode::SpritesTokenRefused, .. }), "{err:?}");
     assert!(err.to_string().contains("refused the token"), "{err}");
     let mut stream = refused.session_events(&session.id, None);
     let first = tokio::time::timeout(TURN_TIMEOUT, stream.next_event()).await.unwrap();

@@ -185,7 +185,12 @@ pub fn describe(e: &SdkError, target: &Target) -> (u8, String) {
     match e {
         SdkError::Api { code: ErrorCode::SpritesTokenRefused, .. } => (
             exit::REFUSED,
-            if target.edge_token_sent {
+            if let Place::Sprite { name, .. } = &target.place {
+                format!(
+                    "the Sprites API refused the Sprites token for the Sprite {name}: check SPRITES_TOKEN or \
+                     --sprites-token, and that this token's organization owns the Sprite."
+                )
+            } else if target.edge_token_sent {
                 format!(
                     "the Sprite URL's edge in front of {} refused the Sprites token (it redirected to the Sprites \
                      login): check SPRITES_TOKEN or --sprites-token, and that this token's organization may reach \
@@ -416,6 +421,12 @@ mod tests {
         let (code, message) = describe(&e, &t);
         assert_eq!(code, exit::REFUSED);
         assert!(message.starts_with("there is no Sprite named box: check the name (sprite list"), "{message}");
+
+        // The proxy refused the Sprites token: that token is named, not tether's.
+        let e = sdk_problem(401, ErrorCode::SpritesTokenRefused, "the Sprites API refused the token (401)");
+        let (code, message) = describe(&e, &t);
+        assert_eq!(code, exit::REFUSED);
+        assert!(message.starts_with("the Sprites API refused the Sprites token for the Sprite box"), "{message}");
     }
 
     #[test]
