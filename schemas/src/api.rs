@@ -689,6 +689,19 @@ error_codes! {
     /// 502: the SDK's Sprites transport could not open a tunnel to the
     /// Sprite (answered by the SDK, not by a server).
     SpriteUnreachable = "sprite_unreachable",
+    /// 404: the Sprites API has no Sprite of that name (the proxy's
+    /// handshake answered 404; answered by the SDK, not by a server).
+    SpriteNotFound = "sprite_not_found",
+    /// The Sprites token is missing, wrong, or may not reach this Sprite:
+    /// a 3xx from the edge in front of tether (the Sprite URL) to the
+    /// Sprites login (`sprites.dev`, `/auth/sprite`), never followed; or a
+    /// 401 from the SDK's Sprites transport when the proxy refused the token
+    /// (401/403 at its handshake). Synthesized by the SDK, not answered by a server.
+    SpritesTokenRefused = "sprites_token_refused",
+    /// 3xx: a redirect elsewhere; never followed, since it would carry
+    /// tether's token to another place. The detail names the `Location`
+    /// (synthesized by the SDK, not answered by a server).
+    Redirected = "redirected",
 }
 
 impl std::fmt::Display for ErrorCode {

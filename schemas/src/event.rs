@@ -289,6 +289,35 @@ pub struct ServerRestarted {
 pub struct ServerResumed {
     /// How long the server was frozen, as far as its clocks can tell.
     pub paused_ms: u64,
+    /// Which clock gave the pause away (absent from servers older than this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_by: Option<PauseSignal>,
+}
+
+/// The clock that showed a pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseSignal {
+    /// The monotonic clock ran on while the server did not (a stopped
+    /// process: SIGSTOP, a debugger, a starved machine).
+    Monotonic,
+    /// The wall clock moved ahead of the monotonic one (a frozen VM whose
+    /// clock is stepped on wake, maybe well after the wake).
+    WallClock,
+    /// The boot-time clock moved ahead of the monotonic one (a suspended
+    /// machine: `CLOCK_BOOTTIME` counts the suspension, `CLOCK_MONOTONIC` does not).
+    BootClock,
+}
+
+impl PauseSignal {
+    /// The wire form (`wall_clock`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseSignal::Monotonic => "monotonic",
+            PauseSignal::WallClock => "wall_clock",
+            PauseSignal::BootClock => "boot_clock",
+        }
+    }
 }
 
 /// Inside a Sprite, whether tether holds the Sprite awake for this session.

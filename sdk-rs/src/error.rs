@@ -1,7 +1,8 @@
 //! The error type of the SDK: an API problem (RFC 7807), a transport error,
 //! or a body that could not be decoded.
 
-use reqwest::StatusCode;
+use reqwest::header::LOCATION;
+use reqwest::{StatusCode, Url};
 use serde_json::Value;
 use tether_protocol::{ErrorCode, Problem, StreamReset};
 
@@ -15,7 +16,10 @@ pub enum Error {
     /// `application/problem+json` body, or one synthesized with type
     /// `urn:tether:error:unknown` and the body text as `detail`. `code` is
     /// the problem's code as an enum, to match on
-    /// (`Error::Api { code: ErrorCode::SessionNotFound, .. }`).
+    /// (`Error::Api { code: ErrorCode::SessionNotFound, .. }`). A redirect
+    /// (3xx) is never followed: it is `ErrorCode::SpritesTokenRefused` when it
+    /// points at the Sprites login, otherwise `ErrorCode::Redirected` with the
+    /// `Location` in the detail; neither is retryable.
     #[error("HTTP {status} {code}: {detail}", code = .problem.code(), detail = .problem.detail)]
     Api { status: u16, code: ErrorCode, problem: Problem },
     /// The request could not be sent or the answer could not be read.
@@ -77,7 +81,8 @@ impl Error {
 
     /// Whether retrying the same request later can succeed: a transport
     /// failure, a 5xx, `starting`, `store_unavailable` or
-    /// `insufficient_storage`.
+    /// `insufficient_storage`. Never a redirect (`sprites_token_refused`,
+    /// `redirected`) nor `sprite_not_found`.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Http(_) => true,
@@ -106,13 +111,73 @@ impl Error {
     }
 }
 
-/// Reads a non-2xx answer into an [`Error::Api`].
+/// Reads a non-2xx answer into an [`Error::Api`]; a 3xx is not read (see [`redirected`]).
 pub(crate) async fn from_response(resp: reqwest::Response) -> Error {
     let status = resp.status();
+    if status.is_redirection() {
+        let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok());
+        let target = location.map(|l| resp.url().join(l).map_err(|_| l.to_owned()));
+        return redirected(status, target, false);
+    }
     match resp.bytes().await {
         Ok(body) => api_error(status, &body),
         Err(e) => Error::Http(e),
     }
+}
+
+/// Where the Sprites login lives: the Sprite URL's edge redirects a request
+/// whose Sprites token is missing, wrong or not allowed there to
+/// `https://sprites.dev/auth/sprite?return_url=…` (SPRITES.md, "The Sprite URL").
+fn is_sprites_login(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    host == "sprites.dev" || host.ends_with(".sprites.dev") || url.path().starts_with("/auth/sprite")
+}
+
+/// A redirect, never followed (it would carry tether's token with it): to
+/// the Sprites login, `sprites_token_refused`; anywhere else, `redirected`,
+/// naming where. `target` is the `Location` resolved, or as given when it
+/// is not a URL; `followed` when the caller's HTTP client followed it.
+pub(crate) fn redirected(
+    status: StatusCode,
+    target: Option<std::result::Result<Url, String>>,
+    followed: bool,
+) -> Error {
+    let shown = match &target {
+        Some(Ok(url)) => url.as_str().to_owned(),
+        Some(Err(raw)) => raw.clone(),
+        None => "nowhere (no Location)".to_owned(),
+    };
+    let how = if followed {
+        "the HTTP client given to the SDK followed a redirect there, and the SDK did not read the answer"
+    } else {
+        "not followed"
+    };
+    let (code, title, detail) = match target {
+        Some(Ok(url)) if is_sprites_login(&url) => (
+            ErrorCode::SpritesTokenRefused,
+            "Sprites token refused",
+            format!(
+                "the Sprite URL's edge redirected to the Sprites login ({shown}; {how}): the Sprites token is \
+                 missing, wrong, or may not reach this Sprite"
+            ),
+        ),
+        _ => (ErrorCode::Redirected, "Redirected", format!("redirected to {shown} ({how})")),
+    };
+    let problem = Problem {
+        type_: format!("urn:tether:error:{code}"),
+        title: title.to_owned(),
+        status: status.as_u16(),
+        detail,
+        last_seq: None,
+        store_id: None,
+    };
+    Error::Api { status: status.as_u16(), code, problem }
+}
+
+/// An answer that came from `url` instead of the URL asked: the caller's
+/// HTTP client followed a redirect.
+pub(crate) fn followed_redirect(url: &Url) -> Error {
+    redirected(StatusCode::FOUND, Some(Ok(url.clone())), true)
 }
 
 /// The problem of a non-2xx answer. Lenient: a JSON object with a string
@@ -210,6 +275,27 @@ mod tests {
         // Without its members it stays a plain problem.
         let bare = api_error(StatusCode::CONFLICT, br#"{"type":"urn:tether:error:cursor_ahead"}"#);
         assert!(matches!(bare, Error::Api { status: 409, .. }), "{bare:?}");
+    }
+
+    #[test]
+    fn redirects_are_typed_and_never_retryable() {
+        let to = |url: &str| Some(Ok(Url::parse(url).unwrap()));
+        for login in ["https://sprites.dev/auth/sprite?return_url=x", "https://127.0.0.1:9/auth/sprite?return_url=y"] {
+            let err = redirected(StatusCode::FOUND, to(login), false);
+            assert!(matches!(err, Error::Api { status: 302, code: ErrorCode::SpritesTokenRefused, .. }), "{err:?}");
+            assert_eq!(err.code(), Some("sprites_token_refused"));
+            assert!(!err.is_retryable());
+            assert!(err.to_string().contains(login), "{err}");
+        }
+        let elsewhere = redirected(StatusCode::MOVED_PERMANENTLY, to("https://example.com/v1/info"), false);
+        assert!(matches!(elsewhere, Error::Api { status: 301, code: ErrorCode::Redirected, .. }), "{elsewhere:?}");
+        assert!(elsewhere.to_string().contains("redirected to https://example.com/v1/info (not followed)"));
+        assert!(!elsewhere.is_retryable());
+        let nowhere = redirected(StatusCode::FOUND, None, false);
+        assert_eq!(nowhere.kind(), Some(ErrorCode::Redirected));
+        let followed = followed_redirect(&Url::parse("https://sprites.dev/auth/sprite").unwrap());
+        assert_eq!(followed.kind(), Some(ErrorCode::SpritesTokenRefused));
+        assert!(followed.to_string().contains("followed a redirect"), "{followed}");
     }
 
     #[test]

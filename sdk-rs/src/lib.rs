@@ -21,6 +21,13 @@
 //! [`protocol`]). Every non-2xx answer becomes [`Error::Api`] with its
 //! problem details. Event streams ([`EventStream`]) reconnect by themselves
 //! and never yield a duplicate.
+//!
+//! Redirects are never followed: a client that follows one sends tether's
+//! token on to wherever it points (HTTP libraries strip `Authorization`
+//! across hosts, not `X-Tether-Token`). The SDK's own HTTP clients follow
+//! none ([`client_builder`]); a 3xx answer is an error: `sprites_token_refused`
+//! when it points at the Sprites login (the Sprite URL's edge refused the
+//! Sprites token), `redirected` otherwise (see [`ErrorCode`]).
 #![forbid(unsafe_code)]
 
 mod error;
@@ -91,7 +98,7 @@ impl Client {
     pub fn new(base_url: impl Into<String>) -> Client {
         let base_url: String = base_url.into();
         Client {
-            http: http_client(reqwest::Client::builder).unwrap_or_default(),
+            http: http_client(client_builder).unwrap_or_default(),
             base_url: base_url.trim_end_matches('/').into(),
             token: None,
             token_header: TokenHeader::Authorization,
@@ -119,7 +126,7 @@ impl Client {
     pub fn through_sprites_proxy(proxy: sprites::SpritesProxy) -> Result<Client> {
         let saved = sprites::saved_token(proxy.sprite());
         let relay = sprites::Relay::start(proxy)?;
-        let http = http_client(|| reqwest::Client::builder().unix_socket(relay.socket.as_path()))
+        let http = http_client(|| client_builder().unix_socket(relay.socket.as_path()))
             .map_err(|e| Error::Tunnel(format!("cannot build the HTTP client: {e}")))?;
         let mut client = Client::new("http://sprite").with_http_client(http);
         client.relay = Some(Arc::new(relay));
@@ -150,9 +157,32 @@ impl Client {
     }
 
     /// Uses this `reqwest` client (timeouts, proxies, TLS) for every request.
+    /// Build it from [`client_builder`] to keep the SDK's redirect policy:
+    /// a client that follows redirects (reqwest's default) sends tether's
+    /// token on to wherever one points, before the SDK sees the answer. The
+    /// SDK still acts on no redirect: a 3xx it gets, or an answer that came
+    /// from another URL than the one asked (a redirect the client followed),
+    /// is an [`Error::Api`] (`sprites_token_refused` or `redirected`).
     pub fn with_http_client(mut self, http: reqwest::Client) -> Client {
         self.http = http;
         self
+    }
+
+    /// Also trusts this root certificate (DER) for `https://`, besides the
+    /// platform's roots (a private CA in front of tether), with the SDK's
+    /// own HTTP client (no redirects). Replaces a client given with
+    /// [`with_http_client`](Self::with_http_client). A client through the
+    /// Sprites proxy keeps its own (its TLS is the proxy's: see
+    /// `SpritesProxy::with_root_certificate`).
+    #[cfg(feature = "rustls")]
+    pub fn with_root_certificate(mut self, der: impl AsRef<[u8]>) -> Result<Client> {
+        #[cfg(feature = "sprites")]
+        if self.relay.is_some() {
+            return Ok(self);
+        }
+        let cert = reqwest::Certificate::from_der(der.as_ref())?;
+        self.http = http_client(|| client_builder().tls_certs_merge([cert.clone()]))?;
+        Ok(self)
     }
 
     /// The base URL, without a trailing `/`.
@@ -338,6 +368,13 @@ impl fmt::Debug for Client {
     }
 }
 
+/// A `reqwest` client builder with the SDK's policy: it follows no redirect
+/// (one would carry tether's token to wherever it points). Start from it for
+/// [`Client::with_http_client`].
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none())
+}
+
 /// Builds a `reqwest` client from the builder `make` gives, and still gets
 /// one where the system has no CA certificates (an empty container or
 /// chroot), where the platform verifier refuses to start: then with no
@@ -353,9 +390,22 @@ pub fn http_client(make: impl Fn() -> reqwest::ClientBuilder) -> reqwest::Result
     }
 }
 
+/// Sends a request. An answer from another URL than the one asked (the HTTP
+/// client followed a redirect) is an error, never read.
+pub(crate) async fn execute(request: RequestBuilder) -> Result<Response> {
+    let (http, request) = request.build_split();
+    let request = request?;
+    let asked = request.url().clone();
+    let response = http.execute(request).await?;
+    if response.url() != &asked {
+        return Err(error::followed_redirect(response.url()));
+    }
+    Ok(response)
+}
+
 /// Sends a request; a non-2xx answer becomes [`Error::Api`].
 async fn send(request: RequestBuilder) -> Result<Response> {
-    let response = request.send().await?;
+    let response = execute(request).await?;
     if response.status().is_success() {
         Ok(response)
     } else {

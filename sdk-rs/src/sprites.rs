@@ -11,8 +11,11 @@
 //! tunnel that drops is a connection that drops, so event streams resume
 //! after their last event on a new tunnel like after any other network
 //! failure. A tunnel that cannot be opened is answered, on that connection,
-//! with a problem: `502 sprite_unreachable` (retryable), or `401
-//! unauthorized` when the proxy refused the Sprites token.
+//! with a problem: `502 sprite_unreachable` (retryable), `401
+//! sprites_token_refused` when the proxy refused the Sprites token, or `404
+//! sprite_not_found` when the handshake answered 404: the Sprites API has no
+//! Sprite of that name (SPRITES.md, "Reaching a port from outside"; not
+//! retryable).
 //!
 //! `tether sprite deploy NAME` saves the deployed tether's token on this
 //! machine ([`saved_token_path`]); [`Client::sprite`] sends it when the
@@ -144,6 +147,9 @@ impl SpritesProxy {
         let (mut ws, _) = tokio_tungstenite::client_async(request, stream).await.map_err(|e| match e {
             WsError::Http(resp) if matches!(resp.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
                 TunnelError::Unauthorized(format!("the Sprites API refused the token ({})", resp.status()))
+            }
+            WsError::Http(resp) if resp.status() == StatusCode::NOT_FOUND => {
+                TunnelError::NoSuchSprite(format!("the Sprites API has no Sprite named {:?}", self.sprite))
             }
             WsError::Http(resp) => TunnelError::Unreachable(format!("the Sprites API answered {}", resp.status())),
             other => TunnelError::Unreachable(other.to_string()),
@@ -282,6 +288,9 @@ pub enum TunnelError {
     /// The Sprites API refused the token (401/403).
     #[error("{0}")]
     Unauthorized(String),
+    /// The Sprites API has no Sprite of that name (the handshake's 404).
+    #[error("{0}")]
+    NoSuchSprite(String),
     /// Anything else: no route, TLS, the proxy's own failure to reach the port.
     #[error("{0}")]
     Unreachable(String),
@@ -403,7 +412,8 @@ async fn serve(proxy: &SpritesProxy, mut local: UnixStream) {
         Ok(tunnel) => tunnel.relay(local).await,
         Err(e) => {
             let (status, code) = match e {
-                TunnelError::Unauthorized(_) => ("401 Unauthorized", "unauthorized"),
+                TunnelError::Unauthorized(_) => ("401 Unauthorized", "sprites_token_refused"),
+                TunnelError::NoSuchSprite(_) => ("404 Not Found", "sprite_not_found"),
                 TunnelError::Unreachable(_) => ("502 Bad Gateway", "sprite_unreachable"),
             };
             let body = json!({

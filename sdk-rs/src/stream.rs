@@ -3,7 +3,8 @@
 //! A small state machine: connect, read and parse the body, and when the
 //! connection ends or fails, wait a backoff (50 ms doubling up to 2 s) and
 //! reconnect with `Last-Event-ID` (and `?after=`) set to the last delivered
-//! cursor. A 4xx answer ends the stream after yielding it as an error. Events
+//! cursor. A 4xx answer, or a redirect (3xx, never followed: see
+//! [`Error::Api`]), ends the stream after yielding it as an error. Events
 //! at or before the last delivered cursor are skipped, so the stream never
 //! yields a duplicate, and since the server replays everything after the
 //! cursor it never has a gap.
@@ -55,7 +56,7 @@ pub(crate) enum CursorKind {
 enum State {
     /// Not connected; connects on the next poll.
     Idle,
-    Connecting(BoxFuture<reqwest::Result<Response>>),
+    Connecting(BoxFuture<Result<Response>>),
     Reading {
         body: ByteStream,
         parser: SseParser,
@@ -113,8 +114,8 @@ struct Inner {
 /// connection ends or fails (EOF, network error, 5xx, or no byte for the idle
 /// timeout), forever unless [`with_max_reconnects`](Self::with_max_reconnects)
 /// says otherwise, and resumes after the last delivered event. A 4xx answer
-/// (unknown session, bad token) is yielded as [`Error::Api`] and ends the
-/// stream. An event whose JSON cannot be decoded (for example a type newer
+/// (unknown session, bad token) or a redirect (`sprites_token_refused`,
+/// `redirected`) is yielded as [`Error::Api`] and ends the stream. An event whose JSON cannot be decoded (for example a type newer
 /// than this SDK) is yielded as [`Error::Decode`] and the stream goes on.
 /// A cursor beyond the server's store (it was restored from an older copy)
 /// is yielded as [`Error::CursorAhead`], never waited on: the stream goes
@@ -213,7 +214,7 @@ impl Inner {
         self.cursor.or(self.after)
     }
 
-    fn connect(&self) -> BoxFuture<reqwest::Result<Response>> {
+    fn connect(&self) -> BoxFuture<Result<Response>> {
         let mut request = self
             .client
             .request(Method::GET, &self.path)
@@ -225,7 +226,7 @@ impl Inner {
         if let Some(floor) = self.floor() {
             request = request.query(&[("after", floor)]).header("Last-Event-ID", floor.to_string());
         }
-        Box::pin(request.send())
+        Box::pin(crate::execute(request))
     }
 
     fn idle_timer(&self) -> Option<Pin<Box<Sleep>>> {
@@ -337,13 +338,18 @@ impl Stream for EventStream {
                             };
                         }
                         Ok(resp) => {
-                            let fatal = resp.status().is_client_error();
+                            let fatal = resp.status().is_client_error() || resp.status().is_redirection();
                             this.state = State::Failing { error: Box::pin(error::from_response(resp)), fatal };
                         }
-                        Err(e) => {
-                            if let Some(poll) = this.retry(Some(Error::Http(e))) {
+                        Err(e @ Error::Http(_)) => {
+                            if let Some(poll) = this.retry(Some(e)) {
                                 return poll;
                             }
+                        }
+                        // An answer from elsewhere (the HTTP client followed a redirect).
+                        Err(e) => {
+                            this.state = State::Done;
+                            return Poll::Ready(Some(Err(e)));
                         }
                     }
                 }

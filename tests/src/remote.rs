@@ -1,7 +1,9 @@
 //! What stands between a remote client and tether, faked for the tests: a
-//! TLS terminator (optionally doing the Sprite URL edge's auth) and the
-//! Sprites TCP proxy (a WebSocket server doing the documented handshake and
-//! relaying to a local port). Both relay to the real binary.
+//! TLS terminator (optionally doing the Sprite URL edge's auth, with the
+//! Sprites login it redirects to as a recording server) and the Sprites TCP
+//! proxy (a WebSocket server doing the documented handshake and relaying to
+//! a local port). Both relay to the real binary. How the platform answers
+//! is taken from ../shared/platform/SPRITES.md, cited where it matters.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -90,15 +92,100 @@ impl Default for TestCa {
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
+/// One request a [`RecordingServer`] received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Every header, names lower-case, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Recorded {
+    /// The first value of a header (name in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// An HTTPS server (`https://127.0.0.1:PORT`, a certificate of the test CA)
+/// that records every request it gets, headers and all, and answers each
+/// with a 200 HTML page: the stand-in for the Sprites login
+/// (`https://sprites.dev/auth/sprite`), where the Sprite URL's edge sends a
+/// refused request. Reachable and trusted, so a client that followed the
+/// redirect would really arrive here and show what it carried.
+pub struct RecordingServer {
+    pub url: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RecordingServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl RecordingServer {
+    pub async fn start(ca: &TestCa) -> RecordingServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let acceptor = ca.acceptor.clone();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { break };
+                let (acceptor, seen) = (acceptor.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let recorded = Recorded {
+                            method: req.method().to_string(),
+                            path: req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default(),
+                            headers: req
+                                .headers()
+                                .iter()
+                                .map(|(k, v)| {
+                                    (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())
+                                })
+                                .collect(),
+                        };
+                        seen.lock().unwrap().push(recorded);
+                        let page = "<!doctype html><title>Sign in to Sprites</title>";
+                        async move { Ok::<_, Infallible>(full(200, &[("content-type", "text/html")], page)) }
+                    });
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+                });
+            }
+        });
+        RecordingServer { url, requests, task }
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
 /// An HTTPS reverse proxy in front of a tether: `https://127.0.0.1:PORT`.
 /// With an edge token it behaves like the Sprite URL in its `sprite` auth
 /// mode: a request without `Authorization: Bearer <edge token>` gets a 302
-/// to a login page, and the header is taken off before forwarding.
+/// to the Sprites login, `Location: <login>/auth/sprite?return_url=<the URL
+/// asked>` (SPRITES.md, "The Sprite URL": "a missing, bad or not-allowed
+/// token gets 302 to `https://sprites.dev/auth/sprite?return_url=…`, not
+/// 401"), the login being a [`RecordingServer`] ([`login`](Self::login));
+/// and the header is taken off before forwarding.
 pub struct TlsFront {
     pub url: String,
     backend: Arc<Mutex<Arc<str>>>,
     /// The `Authorization` headers that reached the backend, in order.
     forwarded_auth: Arc<Mutex<Vec<Option<String>>>>,
+    /// Where refused requests are redirected (with an edge token).
+    login: Option<RecordingServer>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -115,7 +202,15 @@ impl TlsFront {
         let acceptor = ca.acceptor.clone();
         let backend = Arc::new(Mutex::new(Arc::<str>::from(backend.trim_end_matches('/'))));
         let target = backend.clone();
-        let edge: Option<Arc<str>> = edge_token.map(Into::into);
+        let login = match edge_token {
+            Some(_) => Some(RecordingServer::start(ca).await),
+            None => None,
+        };
+        let edge: Option<Edge> = edge_token.map(|token| Edge {
+            token: token.into(),
+            login: login.as_ref().map(|l| l.url.as_str()).unwrap_or_default().into(),
+            front: url.as_str().into(),
+        });
         let forwarded_auth = Arc::new(Mutex::new(Vec::new()));
         let seen = forwarded_auth.clone();
         let client: HyperClient<HttpConnector, Incoming> = HyperClient::builder(TokioExecutor::new()).build_http();
@@ -129,16 +224,14 @@ impl TlsFront {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let (backend, edge, client, seen) =
                             (backend.clone(), edge.clone(), client.clone(), seen.clone());
-                        async move {
-                            Ok::<_, Infallible>(forward(req, &backend, edge.as_deref(), &client, &seen, peer).await)
-                        }
+                        async move { Ok::<_, Infallible>(forward(req, &backend, edge.as_ref(), &client, &seen, peer).await) }
                     });
                     let _ =
                         hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
                 });
             }
         });
-        TlsFront { url, backend, forwarded_auth, task }
+        TlsFront { url, backend, forwarded_auth, login, task }
     }
 
     /// Relays new connections to another backend (a restarted server's new port).
@@ -150,6 +243,31 @@ impl TlsFront {
     pub fn forwarded_auth(&self) -> Vec<Option<String>> {
         self.forwarded_auth.lock().unwrap().clone()
     }
+
+    /// The Sprites login refused requests are redirected to (a front with an edge token).
+    pub fn login(&self) -> &RecordingServer {
+        self.login.as_ref().expect("a front with an edge token has a login")
+    }
+}
+
+/// The Sprite URL edge's auth: its token, and where it sends the refused.
+#[derive(Clone)]
+struct Edge {
+    token: Arc<str>,
+    /// The Sprites login's origin (`https://127.0.0.1:PORT`).
+    login: Arc<str>,
+    /// This front's own origin, for `return_url`.
+    front: Arc<str>,
+}
+
+/// Percent-encodes everything but the RFC 3986 unreserved characters.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn full(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Body> {
@@ -163,15 +281,17 @@ fn full(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Body> {
 async fn forward(
     mut req: Request<Incoming>,
     backend: &str,
-    edge: Option<&str>,
+    edge: Option<&Edge>,
     client: &HyperClient<HttpConnector, Incoming>,
     seen: &Mutex<Vec<Option<String>>>,
     peer: std::net::SocketAddr,
 ) -> Response<Body> {
     if let Some(edge) = edge {
         let given = req.headers().get("authorization").and_then(|v| v.to_str().ok());
-        if given != Some(format!("Bearer {edge}").as_str()) {
-            return full(302, &[("location", "https://sprites.example/login")], "");
+        if given != Some(format!("Bearer {}", edge.token).as_str()) {
+            let asked = format!("{}{}", edge.front, req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+            let location = format!("{}/auth/sprite?return_url={}", edge.login, encode(&asked));
+            return full(302, &[("location", &location)], "");
         }
         req.headers_mut().remove("authorization");
         req.headers_mut().insert("sprite-client-ip", peer.ip().to_string().parse().unwrap());
@@ -189,7 +309,9 @@ async fn forward(
 /// The Sprites TCP proxy: `ws[s]://127.0.0.1:PORT/v1/sprites/{name}/proxy`
 /// with `Authorization: Bearer <token>`; a text frame `{"host","port"}`,
 /// then a `port_opened` message and `{"status":"connected",..}`, then raw
-/// bytes in binary frames to `127.0.0.1:port` (text frames dropped).
+/// bytes in binary frames to `127.0.0.1:port` (text frames dropped). It
+/// knows one Sprite: any other name's handshake gets 404, a wrong token
+/// 401 (SPRITES.md, "Reaching a port from outside").
 pub struct FakeSpritesProxy {
     /// `ws://…` or `wss://…`, no path.
     pub url: String,
@@ -287,6 +409,9 @@ async fn tunnel<S: AsyncRead + AsyncWrite + Unpin>(
             *r.status_mut() = status.try_into().unwrap();
             r
         };
+        // Another Sprite's name: 404 (SPRITES.md, "Reaching a port from
+        // outside": "A handshake 404 means no such Sprite (not retryable);
+        // 401/403 a refused token").
         if req.uri().path() != expected_path {
             return Err(refuse(404));
         }

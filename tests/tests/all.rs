@@ -19,6 +19,7 @@ mod mcp;
 mod mock_turns;
 mod opencode;
 mod orchestrate;
+mod pause;
 mod recovery;
 mod release;
 mod remote;

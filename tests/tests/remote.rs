@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use tether_e2e::events::*;
-use tether_e2e::remote::{FakeSpritesProxy, TestCa, TlsFront};
+use tether_e2e::remote::{FakeSpritesProxy, RecordingServer, TestCa, TlsFront};
 use tether_e2e::*;
 use tether_sdk::sprites::SpritesProxy;
 use tether_sdk::{
@@ -74,10 +74,11 @@ async fn through_the_sprite_url_the_edge_gets_the_sprites_token_and_tether_its_o
     // The edge took Authorization; tether's token came in X-Tether-Token.
     assert!(front.forwarded_auth().iter().all(Option::is_none), "{:?}", front.forwarded_auth());
 
-    // Tether's token as the bearer header is taken by the edge: a redirect to its login.
+    // Tether's token as the bearer header is taken by the edge: a redirect to its login. This
+    // caller's own HTTP client follows it (reqwest's default); the SDK still does not read the page.
     let bearer_only = Client::new(&front.url).with_http_client(ca.http_client()).with_token(TOKEN);
     let err = bearer_only.info().await.unwrap_err();
-    assert!(matches!(err, Error::Api { status: 302, .. }) || matches!(err, Error::Http(_)), "{err:?}");
+    assert!(matches!(err, Error::Api { status: 302, code: ErrorCode::SpritesTokenRefused, .. }), "{err:?}");
     // And the Sprites token alone does not open tether.
     let no_tether_token = Client::sprite_url(&front.url, "sprites-org-token").with_http_client(ca.http_client());
     let err = no_tether_token.info().await.unwrap_err();
@@ -142,10 +143,11 @@ async fn the_sprites_proxy_over_wss_and_its_refusals_are_clear_errors() {
     let report = client.run_turn(&session.id, "over wss", &mut DenyAll).await.unwrap();
     assert_eq!(report.text, "Mock reply to turn 1: over wss");
 
-    // A wrong Sprites token: 401 unauthorized, and an event stream ends on it rather than retrying forever.
+    // A wrong Sprites token: 401 sprites_token_refused (not tether's token: tether never saw the request),
+    // and an event stream ends on it rather than retrying forever.
     let refused = through("bad", server.port());
     let err = refused.health().await.unwrap_err();
-    assert!(matches!(err, Error::Api { status: 401, code: ErrorCode::Unauthorized, .. }), "{err:?}");
+    assert!(matches!(err, Error::Api { status: 401, code: ErrorCode::SpritesTokenRefused, .. }), "{err:?}");
     assert!(err.to_string().contains("refused the token"), "{err}");
     let mut stream = refused.session_events(&session.id, None);
     let first = tokio::time::timeout(TURN_TIMEOUT, stream.next_event()).await.unwrap();
@@ -232,4 +234,141 @@ async fn run_turn_decides_through_callbacks_and_wait_for_status_follows_the_sess
     assert!(matches!(err, Error::SessionEnded(_)), "{err:?}");
     let err = client.run_turn(id, "too late", &mut AllowAll).await.unwrap_err();
     assert_eq!(err.kind(), Some(ErrorCode::Conflict), "{err:?}");
+}
+
+/// What the Sprites login (a recording server) received from the clients
+/// the edge sent there: nothing at all, so certainly no tether token.
+fn assert_nothing_reached(login: &RecordingServer) {
+    let requests = login.requests();
+    let leaked: Vec<_> = requests.iter().filter_map(|r| r.header("x-tether-token")).collect();
+    assert!(leaked.is_empty(), "the tether token reached the Sprites login: {leaked:?}");
+    assert!(requests.is_empty(), "the redirect was followed: {requests:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sprites_token_is_a_typed_error_and_the_tether_token_never_follows_the_redirect() {
+    let server = TestServer::start_with(ServerOptions::with_token(TOKEN)).await;
+    let ca = TestCa::new();
+    let front = TlsFront::start(&ca, &server.url, Some("sprites-org-token")).await;
+
+    // The SDK's own HTTP client (only the test CA added): the 302 to the login is the typed error.
+    let wrong = Client::sprite_url(&front.url, "wrong-sprites-token")
+        .with_root_certificate(&ca.ca_der)
+        .unwrap()
+        .with_token(TOKEN);
+    let err = wrong.info().await.unwrap_err();
+    assert!(matches!(err, Error::Api { status: 302, code: ErrorCode::SpritesTokenRefused, .. }), "{err:?}");
+    assert_eq!(err.code(), Some("sprites_token_refused"));
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("/auth/sprite?return_url="), "{err}");
+    // An event stream ends on it instead of retrying forever.
+    let mut stream = wrong.all_events(None);
+    let first = tokio::time::timeout(TURN_TIMEOUT, stream.next_event()).await.unwrap();
+    assert!(matches!(first, Some(Err(Error::Api { code: ErrorCode::SpritesTokenRefused, .. }))), "{first:?}");
+    assert!(tokio::time::timeout(TURN_TIMEOUT, stream.next_event()).await.unwrap().is_none());
+    assert_nothing_reached(front.login());
+
+    // The right Sprites token through the same client setup: tether answers.
+    let right = Client::sprite_url(&front.url, "sprites-org-token")
+        .with_root_certificate(&ca.ca_der)
+        .unwrap()
+        .with_token(TOKEN);
+    right.info().await.unwrap();
+
+    // The terminal client: exit 3, a sentence to act on, and nothing sent to the login.
+    let ca_file = server.data_dir().join("test-ca.pem");
+    std::fs::write(&ca_file, ca.ca_pem()).unwrap();
+    let (code, stdout, stderr) = tether_command(
+        &["sessions", "--url", &front.url, "--sprites-token", "wrong-sprites-token", "--token", TOKEN],
+        &ca_file,
+    )
+    .await;
+    assert_eq!(code, 3, "stdout {stdout:?} stderr {stderr:?}");
+    assert!(
+        stderr.contains(&format!(
+            "the Sprite URL's edge in front of tether at {} refused the Sprites token (it redirected to the Sprites \
+             login): check SPRITES_TOKEN or --sprites-token, and that this token's organization may reach the \
+             Sprite.",
+            front.url
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("302") && !stderr.contains("HTTP"), "no transport jargon: {stderr}");
+    // And with no Sprites token at all, it says one is needed.
+    let (code, _, stderr) = tether_command(&["sessions", "--url", &front.url, "--token", TOKEN], &ca_file).await;
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("asks for a Sprites token (it redirected to the Sprites login)"), "{stderr}");
+    assert_nothing_reached(front.login());
+}
+
+/// Runs the terminal client with `args` through pipes, trusting `ca_file`
+/// (`SSL_CERT_FILE`) and nothing from the environment: (exit code, stdout, stderr).
+async fn tether_command(args: &[&str], ca_file: &std::path::Path) -> (i32, String, String) {
+    let mut cmd = tokio::process::Command::new(tether_bin());
+    server::scrub_env_tokio(&mut cmd);
+    cmd.args(args)
+        .env("SSL_CERT_FILE", ca_file)
+        .env_remove("SPRITES_TOKEN")
+        .env_remove("TETHER_URL")
+        .env_remove("TETHER_TOKEN")
+        .env_remove("TETHER_SPRITE")
+        .env_remove("SPRITES_API_URL")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(TURN_TIMEOUT, cmd.output()).await.expect("the command ends").expect("run tether");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sprite_the_proxy_does_not_know_is_sprite_not_found_and_not_retried() {
+    let server = TestServer::start_with(ServerOptions::with_token(TOKEN)).await;
+    let proxy = FakeSpritesProxy::start("my-sprite", "sprites-token", None).await;
+    let client = Client::through_sprites_proxy(
+        SpritesProxy::new("no-such-sprite", "sprites-token")
+            .with_api_url(&proxy.url)
+            .with_target("localhost", server.port()),
+    )
+    .unwrap()
+    .with_token(TOKEN);
+    let err = client.health().await.unwrap_err();
+    assert!(matches!(err, Error::Api { status: 404, code: ErrorCode::SpriteNotFound, .. }), "{err:?}");
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("no Sprite named \"no-such-sprite\""), "{err}");
+    // An event stream ends on it.
+    let mut stream = client.all_events(None);
+    let first = tokio::time::timeout(TURN_TIMEOUT, stream.next_event()).await.unwrap();
+    assert!(matches!(first, Some(Err(Error::Api { code: ErrorCode::SpriteNotFound, .. }))), "{first:?}");
+    assert!(tokio::time::timeout(TURN_TIMEOUT, stream.next_event()).await.unwrap().is_none());
+    assert!(proxy.paths().is_empty(), "no handshake was accepted: {:?}", proxy.paths());
+
+    // The terminal client names the Sprite and says what to check; exit 3.
+    let (code, stdout, stderr) = tether_command(
+        &[
+            "sessions",
+            "--sprite",
+            "no-such-sprite",
+            "--sprites-token",
+            "sprites-token",
+            "--sprites-api",
+            &proxy.url,
+            "--sprite-port",
+            &server.port().to_string(),
+            "--token",
+            TOKEN,
+        ],
+        std::path::Path::new("/nonexistent-ca.pem"),
+    )
+    .await;
+    assert_eq!(code, 3, "stdout {stdout:?} stderr {stderr:?}");
+    assert!(
+        stderr.contains(
+            "there is no Sprite named no-such-sprite: check the name (sprite list shows yours), and that \
+             SPRITES_TOKEN belongs to its organization."
+        ),
+        "{stderr}"
+    );
 }

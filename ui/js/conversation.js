@@ -135,7 +135,7 @@ export class Conversation {
         break;
       }
       case "server.resumed":
-        this.push({ kind: "system", type: ev.type, paused_ms: d.paused_ms, time: ev.time }, ev);
+        this.push({ kind: "system", type: ev.type, paused_ms: d.paused_ms, detected_by: d.detected_by || null, time: ev.time }, ev);
         break;
       case "server.keep_awake":
         this.push({ kind: "system", type: ev.type, held: d.held, time: ev.time }, ev);

@@ -185,6 +185,50 @@ fn detail(why: &Unreachable) -> &str {
 /// The exit code and the sentence for an error of the SDK.
 pub fn describe(e: &SdkError, target: &Target) -> (u8, String) {
     match e {
+        SdkError::Api { code: ErrorCode::SpritesTokenRefused, .. } => (
+            exit::REFUSED,
+            if let Place::Sprite { name, .. } = &target.place {
+                format!(
+                    "the Sprites API refused the Sprites token for the Sprite {name}: check SPRITES_TOKEN or \
+                     --sprites-token, and that this token's organization owns the Sprite."
+                )
+            } else if target.edge_token_sent {
+                format!(
+                    "the Sprite URL's edge in front of {} refused the Sprites token (it redirected to the Sprites \
+                     login): check SPRITES_TOKEN or --sprites-token, and that this token's organization may reach \
+                     the Sprite.",
+                    target.tether()
+                )
+            } else {
+                format!(
+                    "the Sprite URL's edge in front of {} asks for a Sprites token (it redirected to the Sprites \
+                     login): pass --sprites-token or set SPRITES_TOKEN.",
+                    target.tether()
+                )
+            },
+        ),
+        SdkError::Api { code: ErrorCode::Redirected, problem, .. } => (
+            exit::REFUSED,
+            format!(
+                "{} sent this client elsewhere ({}); it does not follow, so the token never goes anywhere but to \
+                 tether. Check that --url or TETHER_URL is tether's own address.",
+                target.server(),
+                problem.detail
+            ),
+        ),
+        SdkError::Api { code: ErrorCode::SpriteNotFound, .. } => {
+            let name = match &target.place {
+                Place::Sprite { name, .. } => name.as_str(),
+                Place::Url(_) => "asked for",
+            };
+            (
+                exit::REFUSED,
+                format!(
+                    "there is no Sprite named {name}: check the name (sprite list shows yours), and that \
+                     SPRITES_TOKEN belongs to its organization."
+                ),
+            )
+        }
         SdkError::Api { status: 401, code: ErrorCode::Unauthorized, .. } => (
             exit::REFUSED,
             match (&target.saved_token, &target.place) {
@@ -336,6 +380,66 @@ mod tests {
         let (code, message) = describe(&e, &at(&url, false));
         assert_eq!(code, exit::UNREACHABLE);
         assert!(message.starts_with(&format!("cannot reach tether at {url}: nothing is listening")), "{message}");
+    }
+
+    fn sdk_problem(status: u16, code: ErrorCode, detail: &str) -> SdkError {
+        let problem = tether_sdk::Problem {
+            type_: format!("urn:tether:error:{code}"),
+            title: String::new(),
+            status,
+            detail: detail.to_owned(),
+            last_seq: None,
+            store_id: None,
+        };
+        SdkError::Api { status, code, problem }
+    }
+
+    #[test]
+    fn a_redirect_to_the_sprites_login_says_which_token_to_check() {
+        let e = sdk_problem(302, ErrorCode::SpritesTokenRefused, "the Sprite URL's edge redirected");
+        let mut t = at("https://box-org.sprites.app", true);
+        t.edge_token_sent = true;
+        let (code, refused) = describe(&e, &t);
+        assert_eq!(code, exit::REFUSED);
+        assert_eq!(
+            refused,
+            "the Sprite URL's edge in front of tether at https://box-org.sprites.app refused the Sprites token (it \
+             redirected to the Sprites login): check SPRITES_TOKEN or --sprites-token, and that this token's \
+             organization may reach the Sprite."
+        );
+        t.edge_token_sent = false;
+        let (code, missing) = describe(&e, &t);
+        assert_eq!(code, exit::REFUSED);
+        assert!(
+            missing.ends_with(
+                "asks for a Sprites token (it redirected to the Sprites login): pass \
+             --sprites-token or set SPRITES_TOKEN."
+            ),
+            "{missing}"
+        );
+        let elsewhere = sdk_problem(301, ErrorCode::Redirected, "redirected to https://x.example/ (not followed)");
+        let (code, message) = describe(&elsewhere, &t);
+        assert_eq!(code, exit::REFUSED);
+        assert!(message.contains("(redirected to https://x.example/ (not followed))"), "{message}");
+    }
+
+    #[test]
+    fn an_unknown_sprite_is_named() {
+        let e = sdk_problem(404, ErrorCode::SpriteNotFound, "the Sprites API has no Sprite named \"box\"");
+        let t = Target {
+            place: Place::Sprite { name: "box".into(), port: 8080 },
+            token_sent: true,
+            edge_token_sent: false,
+        };
+        let (code, message) = describe(&e, &t);
+        assert_eq!(code, exit::REFUSED);
+        assert!(message.starts_with("there is no Sprite named box: check the name (sprite list"), "{message}");
+
+        // The proxy refused the Sprites token: that token is named, not tether's.
+        let e = sdk_problem(401, ErrorCode::SpritesTokenRefused, "the Sprites API refused the token (401)");
+        let (code, message) = describe(&e, &t);
+        assert_eq!(code, exit::REFUSED);
+        assert!(message.starts_with("the Sprites API refused the Sprites token for the Sprite box"), "{message}");
     }
 
     #[test]

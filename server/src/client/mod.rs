@@ -233,9 +233,10 @@ impl ConnectArgs {
 }
 
 /// A server that does not answer is reported after [`failure::CONNECT_TIMEOUT`],
-/// not after the system's own (minutes).
+/// not after the system's own (minutes). Like the SDK's own client, it
+/// follows no redirect: one would carry the tether token elsewhere.
 fn with_connect_timeout(client: Client) -> Client {
-    let builder = || tether_sdk::reqwest::Client::builder().connect_timeout(failure::CONNECT_TIMEOUT);
+    let builder = || tether_sdk::client_builder().connect_timeout(failure::CONNECT_TIMEOUT);
     match tether_sdk::http_client(builder) {
         Ok(http) => client.with_http_client(http),
         Err(_) => client,

@@ -1,6 +1,7 @@
 //! The only unsafe code of the server: thin wrappers over the libc calls the
 //! PTY host needs (openpty, termios raw mode, session and controlling
-//! terminal, parent-death signal, process-group signals, poll, winsize).
+//! terminal, parent-death signal, process-group signals, poll, winsize),
+//! and the clocks pause detection reads (`crate::wake`).
 //! Each block is a direct FFI call whose arguments are valid for its duration.
 #![allow(unsafe_code)]
 
@@ -145,3 +146,24 @@ pub fn limit_malloc_arenas() {
 
 #[cfg(not(target_env = "gnu"))]
 pub fn limit_malloc_arenas() {}
+
+/// `CLOCK_MONOTONIC` and `CLOCK_BOOTTIME`, read one after the other: the
+/// boot-time clock also counts the time the machine was suspended, the
+/// monotonic one does not. `None` where there is no `CLOCK_BOOTTIME`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn monotonic_and_boot_clocks() -> Option<(std::time::Duration, std::time::Duration)> {
+    fn read(clock: libc::clockid_t) -> Option<std::time::Duration> {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: a valid clock id and a valid out-pointer to a timespec.
+        if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+            return None;
+        }
+        Some(std::time::Duration::new(u64::try_from(ts.tv_sec).ok()?, u32::try_from(ts.tv_nsec).ok()?))
+    }
+    Some((read(libc::CLOCK_MONOTONIC)?, read(libc::CLOCK_BOOTTIME)?))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn monotonic_and_boot_clocks() -> Option<(std::time::Duration, std::time::Duration)> {
+    None
+}

@@ -54,9 +54,7 @@ pub enum Command {
         reply: oneshot::Sender<()>,
     },
     /// The server was frozen for this long and woke (see `crate::wake`).
-    Resumed {
-        paused_ms: u64,
-    },
+    Resumed(tether_protocol::ServerResumed),
     /// The store was stalled for long and has recovered: end the running turn.
     StoreStalled {
         stall: crate::store::StallEnded,
@@ -187,9 +185,9 @@ impl Actor {
                 let _ = reply.send(r);
                 return Flow::Stop;
             }
-            Command::Resumed { paused_ms } => {
+            Command::Resumed(resumed) => {
                 if self.proc.is_some() {
-                    self.norm.resumed(paused_ms);
+                    self.norm.resumed(resumed);
                 }
             }
             Command::KeepAwake { data } => self.norm.keep_awake(data),

@@ -467,14 +467,14 @@ impl Shared {
         Ok(n)
     }
 
-    /// Tells every live session the server was paused for `paused_ms` (each
-    /// with an agent running writes `server.resumed`); answers how many were told.
-    pub async fn notify_resumed(&self, paused_ms: u64) -> usize {
+    /// Tells every live session the server was paused (each with an agent
+    /// running writes this `server.resumed`); answers how many were told.
+    pub async fn notify_resumed(&self, resumed: tether_protocol::ServerResumed) -> usize {
         let actors: Vec<mpsc::Sender<Command>> =
             self.actors.lock().map(|a| a.values().cloned().collect()).unwrap_or_default();
         let mut told = 0;
         for tx in actors {
-            if tx.send(Command::Resumed { paused_ms }).await.is_ok() {
+            if tx.send(Command::Resumed(resumed.clone())).await.is_ok() {
                 told += 1;
             }
         }

@@ -753,8 +753,8 @@ impl Normalizer {
     }
 
     /// The server was frozen with this session's agent running: `server.resumed`.
-    pub fn resumed(&mut self, paused_ms: u64) {
-        self.emit(Source::Server, EventBody::ServerResumed(ServerResumed { paused_ms }), vec![Effect::Quiet]);
+    pub fn resumed(&mut self, resumed: ServerResumed) {
+        self.emit(Source::Server, EventBody::ServerResumed(resumed), vec![Effect::Quiet]);
     }
 
     /// Keep-awake released or took the Sprite again: `server.keep_awake`.

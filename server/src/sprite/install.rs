@@ -146,7 +146,8 @@ fn ensure_token(path: &Path) -> Result<(String, bool), String> {
 /// Waits until tether answers `/v1/info` on `port` with `token`.
 async fn wait_ready(host: IpAddr, port: u16, token: &str, wait: Duration) -> Result<Duration, String> {
     let started = Instant::now();
-    let client = tether_sdk::http_client(|| reqwest::Client::builder().timeout(Duration::from_secs(5)))
+    // No redirects (`client_builder`): the token goes nowhere but to tether.
+    let client = tether_sdk::http_client(|| tether_sdk::client_builder().timeout(Duration::from_secs(5)))
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
     let url = format!("http://{}:{port}/v1/info", crate::util::local_host(host));
     let mut last = String::from("no answer yet");

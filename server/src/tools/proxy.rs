@@ -29,8 +29,9 @@ pub fn endpoint(url: &str) -> Result<String, String> {
 /// Bridges stdin/stdout to `url` until either side ends.
 pub async fn run(url: &str, token: Option<&str>) -> Result<(), String> {
     let endpoint = endpoint(url)?;
-    let http =
-        tether_sdk::http_client(reqwest::Client::builder).map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    // No redirects (`client_builder`): the token goes nowhere but to tether.
+    let http = tether_sdk::http_client(tether_sdk::client_builder)
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let mut config = StreamableHttpClientTransportConfig::with_uri(endpoint.as_str());
     if let Some(token) = token {
         config = config.auth_header(token);

@@ -123,7 +123,7 @@ function system(row) {
       text = "The server restarted; the turn that was open was closed";
       break;
     case "server.resumed":
-      text = `The machine was paused for ${(row.paused_ms / 1000).toFixed(1)} s`;
+      text = `The machine was paused for ${(row.paused_ms / 1000).toFixed(1)} s${row.detected_by ? ` (seen by the ${row.detected_by.replace("_", " ")})` : ""}`;
       break;
     case "server.keep_awake":
       text = row.held
