@@ -430,6 +430,7 @@ mod tests {
             place: Place::Sprite { name: "box".into(), port: 8080 },
             token_sent: true,
             edge_token_sent: false,
+            saved_token: None,
         };
         let (code, message) = describe(&e, &t);
         assert_eq!(code, exit::REFUSED);
