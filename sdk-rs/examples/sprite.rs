@@ -4,7 +4,7 @@
 //! last event whenever a tunnel drops.
 //!
 //! ```sh
-//! SPRITES_TOKEN=… TETHER_TOKEN=… cargo run -p tether-sdk --example sprite -- my-sprite
+//! SPRITES_TOKEN=… cargo run -p tether-sdk --example sprite -- my-sprite   # after `tether sprite deploy my-sprite`
 //! ```
 
 use tether_sdk::{Client, EventBody, ListSessions};
@@ -13,6 +13,7 @@ use tether_sdk::{Client, EventBody, ListSessions};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = std::env::args().nth(1).ok_or("usage: sprite NAME")?;
     let sprites_token = std::env::var("SPRITES_TOKEN")?;
+    // tether's token: the one `tether sprite deploy NAME` saved on this machine, unless TETHER_TOKEN is set.
     let mut client = Client::sprite(name, sprites_token)?;
     if let Ok(token) = std::env::var("TETHER_TOKEN") {
         client = client.with_token(token);
