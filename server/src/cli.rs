@@ -76,8 +76,9 @@ enum SpriteCommand {
     /// From your machine: put this tether into the Sprite NAME and run it there as its service (idempotent),
     /// saving its token where `tether sessions --sprite NAME` and the SDK find it.
     Deploy(SpriteDeployArgs),
-    /// From your machine, a live check: deploy, the Sprite URL, the TCP proxy, and slow turns left with
-    /// no client attached; prints a table of what held (exit 1 if anything did not).
+    /// From your machine, a live check: deploy, the Sprite URL, the TCP proxy, slow turns left with no
+    /// client attached, and a checkpoint made and restored (files changed in the Sprite meanwhile go back);
+    /// prints a table of what held (exit 1 if anything did not).
     Smoke(SpriteSmokeArgs),
     /// Register tether as the Sprite service serving the Sprite URL (idempotent).
     Install(SpriteInstallArgs),

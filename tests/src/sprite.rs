@@ -156,6 +156,21 @@ impl FakeSprite {
         std::fs::write(dir.join("network.json"), policy).expect("write the network policy");
     }
 
+    /// Stops every service that runs, as a checkpoint restore does (it
+    /// restarts the environment like a cold boot); answers their names.
+    pub async fn stop_all(&self) -> Vec<String> {
+        let names: Vec<String> = self.shared.0.lock().expect("fake state").services.keys().cloned().collect();
+        for name in &names {
+            self.stop_service(name).await;
+        }
+        names
+    }
+
+    /// Starts a registered service, as a cold boot does (not recorded as a call).
+    pub async fn start_service(&self, name: &str) {
+        let _ = start(&self.shared, name).await;
+    }
+
     /// Registers a service without running it, as another program would have.
     pub fn plant_service(&self, name: &str, def: Value) {
         let service = Service { def, child: None, pid: None, started_at: None, restart_count: 0, stopped: false };
@@ -463,7 +478,7 @@ async fn delete_service(State(shared): State<Shared>, UrlPath(name): UrlPath<Str
 }
 
 /// RFC 3339 UTC (seconds), as the platform writes `started_at`/`expires_at`.
-fn rfc3339(t: std::time::SystemTime) -> String {
+pub(crate) fn rfc3339(t: std::time::SystemTime) -> String {
     let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Days to civil date (proleptic Gregorian).

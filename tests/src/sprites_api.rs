@@ -26,6 +26,15 @@
 //!   sprites-go `proxy.go` and SPRITES.md describe), which relays to the
 //!   port the client asks for on 127.0.0.1.
 //!
+//! - `POST /v1/sprites/{name}/checkpoint {"comment"}` copies the whole
+//!   Sprite root aside and answers NDJSON progress (`info` lines, then
+//!   `complete` "Checkpoint vN created successfully": the API reference's
+//!   stream events); `GET …/checkpoints` lists `{id, create_time, comment}`
+//!   (sprites-go `types.go` `Checkpoint`); `POST …/checkpoints/{id}/restore`
+//!   stops every service, puts the root back as it was, and starts the
+//!   services again, like the cold boot a restore is (SPRITES.md,
+//!   "Checkpoints"); an unknown id is 404.
+//!
 //! Every REST call is recorded.
 
 use std::collections::BTreeMap;
@@ -83,6 +92,11 @@ struct Shared {
     calls: Mutex<Vec<RestCall>>,
     /// The `url` `GET /v1/sprites/{name}` answers, when set.
     sprite_url: Mutex<Option<String>>,
+    /// The in-Sprite API whose services a restore stops and starts.
+    sprite: Arc<FakeSprite>,
+    /// Where checkpoints are kept, and each one's id, time and comment.
+    checkpoint_dir: PathBuf,
+    checkpoints: Mutex<Vec<(String, String, String)>>,
 }
 
 /// A running fake; dropping it stops everything it started.
@@ -92,10 +106,11 @@ pub struct FakeSpritesApi {
     /// `ws://127.0.0.1:PORT`: the same API in the proxy's form.
     pub ws_url: String,
     shared: Arc<Shared>,
-    sprite: FakeSprite,
+    sprite: Arc<FakeSprite>,
     _proxy: FakeSpritesProxy,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _root: TempDir,
+    _checkpoints: TempDir,
 }
 
 impl Drop for FakeSpritesApi {
@@ -111,8 +126,10 @@ impl FakeSpritesApi {
     pub async fn start(name: &str, token: &str) -> FakeSpritesApi {
         let root = tempfile::Builder::new().prefix("tether-fake-sprite-root-").tempdir().expect("a temporary root");
         std::fs::create_dir_all(root.path().join("home/sprite")).expect("the Sprite's home");
-        let sprite = FakeSprite::start().await;
+        let sprite = Arc::new(FakeSprite::start().await);
         let proxy = FakeSpritesProxy::start(name, token, None).await;
+        let checkpoints =
+            tempfile::Builder::new().prefix("tether-fake-checkpoints-").tempdir().expect("a checkpoint dir");
         let shared = Arc::new(Shared {
             name: name.to_owned(),
             token: token.to_owned(),
@@ -120,12 +137,18 @@ impl FakeSpritesApi {
             socket: sprite.socket().to_path_buf(),
             calls: Mutex::new(Vec::new()),
             sprite_url: Mutex::new(None),
+            sprite: sprite.clone(),
+            checkpoint_dir: checkpoints.path().to_path_buf(),
+            checkpoints: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/v1/sprites/{name}", get(get_sprite))
             .route("/v1/sprites/{name}/fs/write", put(fs_write))
             .route("/v1/sprites/{name}/fs/read", get(fs_read))
             .route("/v1/sprites/{name}/exec", post(exec))
+            .route("/v1/sprites/{name}/checkpoint", post(checkpoint))
+            .route("/v1/sprites/{name}/checkpoints", get(list_checkpoints))
+            .route("/v1/sprites/{name}/checkpoints/{id}/restore", post(restore))
             .fallback(|| async { not_found("no such route") })
             .layer(axum::extract::DefaultBodyLimit::max(512 << 20))
             .layer(axum::middleware::from_fn_with_state(shared.clone(), auth_and_record))
@@ -151,6 +174,7 @@ impl FakeSpritesApi {
             _proxy: proxy,
             tasks: vec![rest_task, front_task],
             _root: root,
+            _checkpoints: checkpoints,
         }
     }
 
@@ -403,4 +427,105 @@ async fn exec(
         Err(e) => framed(b"", format!("{program}: {e}\n").as_bytes(), 127),
     };
     (StatusCode::OK, [("content-type", "application/octet-stream")], body).into_response()
+}
+
+/// Copies the tree at `from` into `to` (modes and symlinks kept).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if kind.is_file() {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+fn ndjson(lines: &[serde_json::Value]) -> Response {
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    (StatusCode::OK, [("content-type", "application/x-ndjson")], body).into_response()
+}
+
+fn stream_line(kind: &str, data: &str) -> serde_json::Value {
+    let time = crate::sprite::rfc3339(std::time::SystemTime::now());
+    if kind == "error" {
+        json!({"type": kind, "error": data, "time": time})
+    } else {
+        json!({"type": kind, "data": data, "time": time})
+    }
+}
+
+async fn checkpoint(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(name): UrlPath<String>,
+    body: Option<Json<serde_json::Value>>,
+) -> Response {
+    if let Some(r) = other_sprite(&shared, &name) {
+        return r;
+    }
+    let comment = body.and_then(|Json(b)| b["comment"].as_str().map(str::to_owned)).unwrap_or_default();
+    let id = format!("v{}", shared.checkpoints.lock().unwrap().len() + 1);
+    if let Err(e) = copy_tree(&shared.root, &shared.checkpoint_dir.join(&id)) {
+        return ndjson(&[stream_line("error", &format!("Checkpoint failed: {e}"))]);
+    }
+    let time = crate::sprite::rfc3339(std::time::SystemTime::now());
+    shared.checkpoints.lock().unwrap().push((id.clone(), time, comment));
+    ndjson(&[
+        stream_line("info", "Creating checkpoint..."),
+        stream_line("info", "Saving filesystem state"),
+        stream_line("complete", &format!("Checkpoint {id} created successfully")),
+    ])
+}
+
+async fn list_checkpoints(State(shared): State<Arc<Shared>>, UrlPath(name): UrlPath<String>) -> Response {
+    if let Some(r) = other_sprite(&shared, &name) {
+        return r;
+    }
+    let list: Vec<serde_json::Value> = shared
+        .checkpoints
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|(id, time, comment)| json!({"id": id, "create_time": time, "comment": comment}))
+        .collect();
+    Json(list).into_response()
+}
+
+async fn restore(State(shared): State<Arc<Shared>>, UrlPath((name, id)): UrlPath<(String, String)>) -> Response {
+    if let Some(r) = other_sprite(&shared, &name) {
+        return r;
+    }
+    if !shared.checkpoints.lock().unwrap().iter().any(|(c, _, _)| *c == id) {
+        return not_found(&format!("checkpoint not found: {id}"));
+    }
+    // Like a cold boot: every process stops, the filesystem goes back, services start fresh.
+    let services = shared.sprite.stop_all().await;
+    let put_back = (|| -> std::io::Result<()> {
+        for entry in std::fs::read_dir(&shared.root)? {
+            let path = entry?.path();
+            if path.is_dir() && !path.is_symlink() {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        copy_tree(&shared.checkpoint_dir.join(&id), &shared.root)
+    })();
+    if let Err(e) = put_back {
+        return ndjson(&[stream_line("error", &format!("Restore failed: {e}"))]);
+    }
+    for service in &services {
+        shared.sprite.start_service(service).await;
+    }
+    ndjson(&[
+        stream_line("info", &format!("Restoring to checkpoint {id}...")),
+        stream_line("complete", &format!("Restored to checkpoint {id}")),
+    ])
 }

@@ -246,16 +246,22 @@ async fn the_live_smoke_check_holds_against_the_fakes() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "smoke failed: {}\n{stdout}", text(&out.stderr));
     let table: Vec<&str> = stdout.lines().skip_while(|l| !l.starts_with("CHECK")).collect();
-    assert_eq!(table.len(), 5, "a header and four checks: {stdout}");
+    assert_eq!(table.len(), 6, "a header and five checks: {stdout}");
     for (row, check) in table[1..].iter().zip([
         "deploy",
         "the Sprite URL with X-Tether-Token",
         "the TCP proxy",
         "2 slow turn(s) with no client attached finish",
+        "a checkpoint restored gives stream.reset",
     ]) {
         assert!(row.starts_with(check) && row.contains(" yes "), "{row}\n{stdout}");
     }
     // The edge got the Sprites token and took it off; tether got its own in X-Tether-Token.
     assert!(front.forwarded_auth().iter().all(Option::is_none), "{:?}", front.forwarded_auth());
     assert!(table[2].contains(&front.url), "{stdout}");
+    // The restore really went through the platform's API, and the store went back.
+    let lines: Vec<String> = api.calls().iter().map(|c| c.line()).collect();
+    let restore = format!("POST /v1/sprites/{NAME}/checkpoints/v1/restore");
+    assert!(lines.contains(&format!("POST /v1/sprites/{NAME}/checkpoint")) && lines.contains(&restore), "{lines:?}");
+    assert!(table[5].contains("stream.reset"), "{stdout}");
 }

@@ -134,11 +134,11 @@ impl SpritesRest {
         method: Method,
         url: Url,
         timeout: Duration,
-        body: Option<Vec<u8>>,
+        body: Option<(Vec<u8>, &'static str)>,
     ) -> Result<reqwest::Response, RestError> {
         let mut request = self.http.request(method, url).bearer_auth(&self.token).timeout(timeout);
-        if let Some(body) = body {
-            request = request.header(reqwest::header::CONTENT_TYPE, "application/octet-stream").body(body);
+        if let Some((body, content_type)) = body {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
         }
         let response = request.send().await.map_err(|e| self.unreachable(&e))?;
         match response.status() {
@@ -191,7 +191,8 @@ impl SpritesRest {
             .append_pair("mode", &format!("{mode:04o}"))
             .append_pair("mkdirParents", "true");
         let what = format!("writing {path}");
-        let response = self.send(&what, Method::PUT, url, UPLOAD_TIMEOUT, Some(bytes)).await?;
+        let response =
+            self.send(&what, Method::PUT, url, UPLOAD_TIMEOUT, Some((bytes, "application/octet-stream"))).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Err(self.no_such_sprite());
         }
@@ -235,6 +236,92 @@ impl SpritesRest {
             detail: "the output ended without an exit code (the connection may have dropped)".into(),
         })
     }
+
+    /// `POST …/checkpoint {"comment"}`: captures the Sprite's filesystem.
+    /// Answers the new checkpoint's id, found in the list by its comment.
+    pub async fn checkpoint(&self, comment: &str) -> Result<String, RestError> {
+        let what = "creating a checkpoint".to_string();
+        let body = serde_json::json!({ "comment": comment }).to_string().into_bytes();
+        let response = self
+            .send(&what, Method::POST, self.url(&["checkpoint"]), UPLOAD_TIMEOUT, Some((body, "application/json")))
+            .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(self.no_such_sprite());
+        }
+        let text = response.text().await.map_err(|e| self.unreachable(&e))?;
+        let done = progress(&what, &text)?;
+        let list = self.checkpoints().await?;
+        let found = list.into_iter().filter(|c| c.comment.as_deref() == Some(comment)).map(|c| c.id).next_back();
+        // The list names it by its comment; the completion message ("Checkpoint v3 created") otherwise.
+        found
+            .or_else(|| {
+                done.split_whitespace().find(|w| w.starts_with('v') && w[1..].parse::<u32>().is_ok()).map(str::to_owned)
+            })
+            .ok_or(RestError::Decode { what, detail: format!("no id for the new checkpoint ({done})") })
+    }
+
+    /// `GET …/checkpoints`.
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, RestError> {
+        let what = "listing the checkpoints".to_string();
+        let response = self.send(&what, Method::GET, self.url(&["checkpoints"]), CALL_TIMEOUT, None).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(self.no_such_sprite());
+        }
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
+        serde_json::from_slice(&bytes).map_err(|e| RestError::Decode { what, detail: e.to_string() })
+    }
+
+    /// `POST …/checkpoints/{id}/restore`: the filesystem goes back to the
+    /// checkpoint and the Sprite restarts like a cold boot.
+    pub async fn restore(&self, id: &str) -> Result<(), RestError> {
+        let what = format!("restoring checkpoint {id}");
+        let url = self.url(&["checkpoints", id, "restore"]);
+        let response = self.send(&what, Method::POST, url, UPLOAD_TIMEOUT, None).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(RestError::Status { what, status: 404, body: ": no such checkpoint or Sprite".into() });
+        }
+        let text = response.text().await.map_err(|e| self.unreachable(&e))?;
+        progress(&what, &text).map(|_| ())
+    }
+}
+
+/// A checkpoint, as `GET …/checkpoints` lists it (sprites-go `types.go` `Checkpoint`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Checkpoint {
+    pub id: String,
+    #[serde(default)]
+    pub create_time: Option<String>,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// Reads a checkpoint or restore's NDJSON progress (`info`, `error`,
+/// `complete`; sprites-go `StreamMessage`, the API docs' stream events):
+/// an `error` line fails it, else answers the `complete` message.
+fn progress(what: &str, text: &str) -> Result<String, RestError> {
+    #[derive(Deserialize)]
+    struct Line {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        data: Option<String>,
+        error: Option<String>,
+    }
+    let mut complete = None;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(l) = serde_json::from_str::<Line>(line) else { continue };
+        match l.kind.as_deref() {
+            Some("error") => {
+                let why = l.error.or(l.data).unwrap_or_else(|| "no detail given".into());
+                return Err(RestError::Status { what: what.to_owned(), status: 200, body: format!(": {why}") });
+            }
+            Some("complete") => complete = Some(l.data.unwrap_or_default()),
+            _ => {}
+        }
+    }
+    complete.ok_or_else(|| RestError::Decode {
+        what: what.to_owned(),
+        detail: "the progress ended without `complete`".into(),
+    })
 }
 
 /// An exec answer: the exit code from the final exit frame, and the rest

@@ -7,7 +7,9 @@
 //! `X-Tether-Token`; the TCP proxy with the token the deploy saved; and
 //! slow mock turns (`[mock:slow]`, queued back to back) left with no client
 //! attached for a while, which must all have finished with no pause seen
-//! (no `server.resumed`): keep-awake holding the Sprite. This module only
+//! (no `server.resumed`): keep-awake holding the Sprite; and a checkpoint
+//! restored behind a client's back, which the client is told about
+//! (`stream.reset`). This module only
 //! runs the checks and prints the table; it must not print a token.
 
 use std::io::Write;
@@ -106,8 +108,73 @@ async fn run(o: &SmokeOptions, out: &mut impl Write) -> Vec<Check> {
     if proxy_ok {
         let what = format!("{} slow turn(s) with no client attached finish", o.turns.max(1));
         checks.push(check(what, turns_alone(o, &proxy, out).await));
+        checks.push(check("a checkpoint restored gives stream.reset", restored(o, &sprites_token, &proxy, out).await));
     }
     checks
+}
+
+/// A turn, a checkpoint, another turn, then a restore: the store goes back
+/// in time, and a client that saw the second turn is told so (`409
+/// cursor_ahead` on a page, a `stream.reset` frame on a stream) instead of
+/// silently getting new events under numbers it already had.
+async fn restored(
+    o: &SmokeOptions,
+    sprites_token: &str,
+    proxy: &impl Fn() -> Result<Client, String>,
+    out: &mut impl Write,
+) -> Result<String, String> {
+    let rest = super::rest::SpritesRest::new(&o.deploy.api_url, sprites_token, &o.deploy.sprite)?;
+    let client = proxy()?;
+    let session = client
+        .create_session(&CreateSession { agent: "mock".into(), ..Default::default() })
+        .await
+        .map_err(|e| format!("creating a mock session: {e}"))?;
+    let first = client
+        .run_turn(&session.id, "before the checkpoint", &mut tether_sdk::DenyAll)
+        .await
+        .map_err(|e| format!("the first turn: {e}"))?;
+    let comment = format!("tether smoke {}", session.id);
+    let checkpoint = rest.checkpoint(&comment).await.map_err(|e| e.to_string())?;
+    let second = client
+        .run_turn(&session.id, "after the checkpoint", &mut tether_sdk::DenyAll)
+        .await
+        .map_err(|e| format!("the second turn: {e}"))?;
+    let seen = second.last_seq;
+    let _ = writeln!(out, "smoke: restoring checkpoint {checkpoint} (events up to {seen} seen)");
+    let _ = out.flush();
+    rest.restore(&checkpoint).await.map_err(|e| e.to_string())?;
+
+    // The Sprite restarts like a cold boot: wait for tether to answer again.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let reset = loop {
+        let answer = match proxy() {
+            Ok(client) => client.events_page(&session.id, seen, Some(1), false).await,
+            Err(e) => Err(tether_sdk::Error::Tunnel(e)),
+        };
+        match answer {
+            // What is wanted: the page refuses the cursor, saying where the store is now.
+            Err(tether_sdk::Error::CursorAhead(r)) => break r.last_seq,
+            Ok(page) => {
+                return Err(format!(
+                    "after the restore, events after {seen} were served as if nothing went back ({} of them)",
+                    page.events.len()
+                ))
+            }
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(500)).await,
+            Err(e) => return Err(format!("tether did not answer after the restore: {e}")),
+        }
+    };
+    if !(first.last_seq..seen).contains(&reset) {
+        return Err(format!("the store went back to {reset}, not between {} and {seen}", first.last_seq));
+    }
+    // A stream from the same cursor opens with `stream.reset`.
+    let client = proxy()?;
+    let mut stream = client.session_events(&session.id, Some(seen));
+    match tokio::time::timeout(Duration::from_secs(30), stream.next_event()).await {
+        Ok(Some(Err(tether_sdk::Error::CursorAhead(r)))) if r.last_seq == reset => {}
+        other => return Err(format!("a stream after {seen} did not open with stream.reset: {other:?}")),
+    }
+    Ok(format!("checkpoint {checkpoint}: events {seen} → {reset}, told by cursor_ahead and stream.reset"))
 }
 
 /// Queues the slow turns, lets every connection go for `o.idle`, then
