@@ -664,6 +664,13 @@ error_codes! {
     PathOutsideRoot = "path_outside_root",
     /// 403: the filesystem refused access.
     PermissionDenied = "permission_denied",
+    /// 403: a web page of another origin may not open a WebSocket or change
+    /// state here (the `Origin` is not the server's own nor in `--allow-origin`).
+    OriginNotAllowed = "origin_not_allowed",
+    /// 403: without a token, only requests naming this server by a loopback
+    /// name, its bound address or an `--allow-host` name are served (DNS
+    /// rebinding); or the request had more than one `Host`.
+    HostNotAllowed = "host_not_allowed",
     /// 415: the body's media type is not accepted.
     UnsupportedMediaType = "unsupported_media_type",
     /// 405: the route exists but not with this method.

@@ -128,7 +128,9 @@ impl Client {
         let relay = sprites::Relay::start(proxy)?;
         let http = http_client(|| client_builder().unix_socket(relay.socket.as_path()))
             .map_err(|e| Error::Tunnel(format!("cannot build the HTTP client: {e}")))?;
-        let mut client = Client::new("http://sprite").with_http_client(http);
+        // The host is not used to connect (the relay's socket is); it is the
+        // `Host` tether sees, and a loopback name is one it serves without a token.
+        let mut client = Client::new("http://localhost").with_http_client(http);
         client.relay = Some(Arc::new(relay));
         client.token = saved.map(Into::into);
         Ok(client)

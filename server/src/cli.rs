@@ -231,6 +231,14 @@ struct ServeArgs {
     /// Allow binding a non-loopback address without a token.
     #[arg(long)]
     no_token: bool,
+    /// Without a token, also serve requests naming the server by this host name (repeatable; loopback names and the
+    /// bound address always are). Anything else is refused: a web page cannot reach tether by DNS rebinding.
+    #[arg(long = "allow-host", env = "TETHER_ALLOW_HOSTS", value_delimiter = ',', value_name = "NAME")]
+    allow_hosts: Vec<String>,
+    /// Let web pages of this origin (`https://app.example`) open WebSockets and change state here, besides tether's
+    /// own pages (repeatable).
+    #[arg(long = "allow-origin", env = "TETHER_ALLOW_ORIGINS", value_delimiter = ',', value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
     /// Largest JSON body accepted, in bytes.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     max_body_bytes: usize,
@@ -545,6 +553,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         keepalive: Duration::from_secs(args.keepalive_secs.max(1)),
         sprite_socket: Some(args.sprite_socket.clone()),
         keep_awake: !args.no_keep_awake,
+        allow_hosts: args.allow_hosts.clone(),
+        allow_origins: args.allow_origins.clone(),
         keep_awake_expire: Duration::from_secs(args.keep_awake_expire_secs.max(1)),
         keep_awake_refresh: Duration::from_millis(args.keep_awake_refresh_ms.max(10)),
         keep_awake_wait: Duration::from_secs(args.keep_awake_wait_secs),

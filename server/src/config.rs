@@ -19,6 +19,10 @@ pub struct Config {
     pub sprite_socket: Option<PathBuf>,
     /// Inside a Sprite, hold a Sprite Task while agents work.
     pub keep_awake: bool,
+    /// Host names served without a token besides the loopback names and the bound address.
+    pub allow_hosts: Vec<String>,
+    /// Origins whose pages may open WebSockets and change state, besides the server's own.
+    pub allow_origins: Vec<String>,
     pub keep_awake_expire: Duration,
     pub keep_awake_refresh: Duration,
     /// How long sessions that only wait for a person keep the Sprite awake.

@@ -100,6 +100,12 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         shutdown: shutdown_rx,
         webhooks,
         sprite: here,
+        edge: crate::http::edge::EdgePolicy::new(
+            config.token.is_some(),
+            config.host,
+            &config.allow_hosts,
+            &config.allow_origins,
+        ),
     });
     let platform = Platform {
         sprite,
@@ -212,6 +218,15 @@ pub async fn run(
         };
         Keeper::start(api, config, shared.clone())
     });
+    if app.sprite.is_some() {
+        // Read the Sprite's identity now: the edge allows its URL's host.
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Some(here) = &app.sprite {
+                here.status().await;
+            }
+        });
+    }
     let _ = gate.0.set(router(app));
     tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
     tokio::select! {

@@ -33,6 +33,12 @@ pub struct RawWs {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
+impl std::fmt::Debug for RawWs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RawWs(an open WebSocket)")
+    }
+}
+
 /// A refused handshake: the HTTP status and body the server answered.
 #[derive(Debug)]
 pub struct Refused {

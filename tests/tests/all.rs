@@ -11,6 +11,7 @@ mod codex;
 mod conversation;
 mod deploy;
 mod durability;
+mod edges;
 mod errors;
 mod first_run;
 mod fs;

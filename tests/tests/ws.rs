@@ -165,7 +165,7 @@ async fn global_websocket_raw_events_pings_auth_and_refusals() {
     let ws_path = format!("/v1/sessions/{}/events/ws", a.id);
     let bearer = [("authorization", "Bearer ws-t0ken".to_string())];
     RawWs::connect_with(&server, &ws_path, &bearer).await.expect("a bearer token is accepted").close().await;
-    let refused = RawWs::connect_with(&server, &ws_path, &[]).await.err().expect("no token is refused");
+    let refused = RawWs::connect_with(&server, &ws_path, &[]).await.expect_err("no token is refused");
     assert_eq!(refused.status, 401);
     let resp = send(upgrade(server.client().request(Method::GET, &ws_path)).header("x-tether-token", "nope")).await;
     expect_problem(resp, 401, "unauthorized", &["x-tether-token"]).await;

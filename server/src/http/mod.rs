@@ -2,6 +2,7 @@
 //! auth, body limits and problem+json errors apply to all of them.
 
 mod agents;
+pub mod edge;
 mod events;
 mod fs;
 mod mcp;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// The Sprite tether runs in, if any (shown in `/v1/info`).
     pub sprite: Option<crate::sprite::Here>,
+    /// Which `Host`s and `Origin`s browsers may reach the server with.
+    pub edge: edge::EdgePolicy,
 }
 
 pub type AppRef = Arc<AppState>;
@@ -65,6 +68,7 @@ pub fn router(state: AppRef) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .layer(middleware::from_fn_with_state(state.clone(), edge::check))
         .with_state(state)
 }
 
@@ -237,6 +241,8 @@ impl TestApp {
             keepalive: Duration::from_secs(15),
             sprite_socket: None,
             keep_awake: true,
+            allow_hosts: vec![],
+            allow_origins: vec![],
             keep_awake_expire: Duration::from_secs(300),
             keep_awake_refresh: Duration::from_secs(60),
             keep_awake_wait: crate::sprite::keepawake::DEFAULT_WAIT_LIMIT,

@@ -33,6 +33,13 @@ impl Here {
         Here { api, keep_awake, wait, identity: tokio::sync::OnceCell::new() }
     }
 
+    /// The Sprite URL's host, once the Sprite's identity has been read
+    /// (`status()` reads it; the server asks once at start).
+    pub fn url_host(&self) -> Option<String> {
+        let url = self.identity.get()?.as_ref()?.sprite_url.as_deref()?;
+        reqwest::Url::parse(url).ok()?.host_str().map(str::to_ascii_lowercase)
+    }
+
     /// The network policy file: `policy/network.json` beside the socket
     /// (`/.sprite/policy/network.json`).
     fn policy_file(&self) -> Option<PathBuf> {

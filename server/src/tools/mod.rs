@@ -69,16 +69,13 @@ pub fn service(app: AppRef) -> StreamableHttpService<Tools, LocalSessionManager>
         }
         on_shutdown.cancel();
     });
-    let mut config = StreamableHttpServerConfig::default()
+    let config = StreamableHttpServerConfig::default()
         .with_cancellation_token(cancel)
         .with_max_request_body_bytes(app.max_body_bytes)
         .with_sse_keep_alive(Some(app.keepalive));
-    // With a token every request is authenticated, so any Host may reach this
-    // server (the Sprites proxy, a public URL). Without one, only loopback
-    // names: a page on another site cannot rebind its way in.
-    if app.token.is_some() {
-        config = config.disable_allowed_hosts();
-    }
+    // `Host` and `Origin` are checked for every route, this one included,
+    // by `crate::http::edge` (problem+json answers, `--allow-host`).
+    let config = config.disable_allowed_hosts();
     StreamableHttpService::new(move || Ok(Tools { app: app.clone() }), Default::default(), config)
 }
 

@@ -1,0 +1,139 @@
+//! Browser-facing defences (server/src/http/edge.rs): a web page the
+//! developer visits must not read a local tether's events over a WebSocket
+//! (cross-site WebSocket hijacking), nor write through it by rebinding its
+//! own name to 127.0.0.1 (DNS rebinding), while tether's own inspector,
+//! curl, the SDK and configured names keep working.
+
+use serde_json::Value;
+use tether_e2e::events::*;
+use tether_e2e::ws::{RawWs, WsItem};
+use tether_e2e::*;
+
+const EVIL: &str = "https://evil.example";
+
+async fn problem(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert!(ct.starts_with("application/problem+json"), "content type {ct:?}");
+    (status, resp.json().await.unwrap())
+}
+
+fn code(p: &Value) -> &str {
+    p["type"].as_str().unwrap_or("").trim_start_matches("urn:tether:error:")
+}
+
+#[tokio::test]
+async fn a_cross_origin_websocket_is_refused_and_a_same_origin_one_works() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let session = mock_session(&client).await;
+    client.send_text(&session.id, "a secret prompt").await.unwrap();
+
+    // Any web page can try this: the browser sends its page's Origin on the upgrade.
+    for path in ["/v1/events/ws?after=0".to_string(), format!("/v1/sessions/{}/events/ws?after=0", session.id)] {
+        let refused = RawWs::connect_with(&server, &path, &[("origin", EVIL.to_string())]).await.unwrap_err();
+        assert_eq!(refused.status, 403, "{path}: {}", refused.body);
+        assert!(!refused.body.contains("secret"), "{}", refused.body);
+        let p: Value = serde_json::from_str(&refused.body).unwrap();
+        assert_eq!(code(&p), "origin_not_allowed");
+        assert!(p["detail"].as_str().unwrap().contains("--allow-origin https://evil.example"), "{p}");
+    }
+    // Another port of the same host is another site, and so is a sandboxed page ("null").
+    for origin in ["http://127.0.0.1:1".to_string(), "null".to_string()] {
+        let refused = RawWs::connect_with(&server, "/v1/events/ws?after=0", &[("origin", origin)]).await.unwrap_err();
+        assert_eq!(refused.status, 403);
+    }
+
+    // tether's own page (same origin) and a client that is not a browser (no Origin) are served.
+    let own = format!("http://127.0.0.1:{}", server.port());
+    let mut ws = RawWs::connect_with(&server, "/v1/events/ws?after=0", &[("origin", own)]).await.unwrap();
+    let first = ws.next_event(TURN_TIMEOUT).await;
+    assert_eq!((first["gseq"].as_u64(), first["session_id"].as_str()), (Some(1), Some(session.id.as_str())), "{first}");
+    let mut plain = RawWs::connect(&server, &format!("/v1/sessions/{}/events/ws?after=0", session.id)).await;
+    assert!(matches!(plain.next(TURN_TIMEOUT).await, WsItem::Event(_)));
+
+    // An origin the operator allows is served.
+    let allowing = TestServer::start_with(ServerOptions {
+        extra_args: vec!["--allow-origin".into(), "https://dashboard.example".into()],
+        ..Default::default()
+    })
+    .await;
+    let dashboard = [("origin", "https://dashboard.example".to_string())];
+    assert!(RawWs::connect_with(&allowing, "/v1/events/ws?after=0", &dashboard).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_cross_origin_write_is_refused_and_the_same_origin_one_is_not() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    let create = serde_json::json!({"agent": "mock"});
+    let (status, p) =
+        problem(http.post(server.endpoint("/v1/sessions")).header("origin", EVIL).json(&create).send().await.unwrap())
+            .await;
+    assert_eq!((status, code(&p)), (403, "origin_not_allowed"), "{p}");
+    let put = http.put(server.endpoint("/v1/fs/file?path=planted.txt")).header("origin", EVIL).body("x");
+    assert_eq!(problem(put.send().await.unwrap()).await.0, 403);
+    assert!(!server.workspace().join("planted.txt").exists());
+    assert!(server.client().list_sessions(&Default::default()).await.unwrap().sessions.is_empty());
+
+    let own = format!("http://127.0.0.1:{}", server.port());
+    let made = http.post(server.endpoint("/v1/sessions")).header("origin", own).json(&create).send().await.unwrap();
+    assert_eq!(made.status().as_u16(), 201);
+    // Reading is not a write: another origin's page cannot read the answer anyway (no CORS headers).
+    let read = http.get(server.endpoint("/v1/sessions")).header("origin", EVIL).send().await.unwrap();
+    assert_eq!(read.status().as_u16(), 200);
+    assert!(read.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn a_foreign_host_is_refused_without_a_token_and_served_with_one_or_when_allowed() {
+    // DNS rebinding: attacker.example resolves to 127.0.0.1, the browser sends Host: attacker.example.
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    let foreign = format!("attacker.example:{}", server.port());
+    let put = http.put(server.endpoint("/v1/fs/file?path=rebound.txt")).header("host", &foreign).body("x");
+    let (status, p) = problem(put.send().await.unwrap()).await;
+    assert_eq!((status, code(&p)), (403, "host_not_allowed"), "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("--allow-host attacker.example"), "{p}");
+    assert!(!server.workspace().join("rebound.txt").exists());
+    let create =
+        http.post(server.endpoint("/v1/sessions")).header("host", &foreign).json(&serde_json::json!({"agent": "mock"}));
+    assert_eq!(problem(create.send().await.unwrap()).await.0, 403);
+    let events = http.get(server.endpoint("/v1/events?after=0")).header("host", &foreign).send().await.unwrap();
+    assert_eq!(events.status().as_u16(), 403, "reading is refused too");
+    // tether's own MCP endpoint: the same rule, the same kind of answer.
+    let mcp = http
+        .post(server.endpoint("/mcp"))
+        .header("host", &foreign)
+        .header("accept", "application/json, text/event-stream")
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}));
+    let (status, p) = problem(mcp.send().await.unwrap()).await;
+    assert_eq!((status, code(&p)), (403, "host_not_allowed"), "{p}");
+    // Loopback names are served.
+    for host in [format!("localhost:{}", server.port()), format!("127.0.0.1:{}", server.port())] {
+        let ok = http.get(server.endpoint("/v1/info")).header("host", host).send().await.unwrap();
+        assert_eq!(ok.status().as_u16(), 200);
+    }
+    // Two Host headers are never served.
+    let two = http.get(server.endpoint("/v1/info")).header("host", "127.0.0.1").header("host", "attacker.example");
+    assert_eq!(two.send().await.unwrap().status().as_u16(), 403);
+
+    // A name the operator allows is served.
+    let allowing = TestServer::start_with(ServerOptions {
+        extra_args: vec!["--allow-host".into(), "devbox.lan".into()],
+        ..Default::default()
+    })
+    .await;
+    let named = http.get(allowing.endpoint("/v1/info")).header("host", format!("devbox.lan:{}", allowing.port()));
+    assert_eq!(named.send().await.unwrap().status().as_u16(), 200);
+
+    // With a token, any name reaches it (a proxy, the Sprite URL): the token is the protection.
+    let guarded = TestServer::start_with(ServerOptions::with_token("edge-token")).await;
+    let with_token = http
+        .get(guarded.endpoint("/v1/info"))
+        .header("host", "attacker.example")
+        .header("authorization", "Bearer edge-token");
+    assert_eq!(with_token.send().await.unwrap().status().as_u16(), 200);
+    let without = http.get(guarded.endpoint("/v1/info")).header("host", "attacker.example");
+    assert_eq!(without.send().await.unwrap().status().as_u16(), 401);
+}
