@@ -337,3 +337,35 @@ async fn tether_mcp_serves_the_same_tools_over_stdio() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("401") || stderr.to_lowercase().contains("unauthorized"), "{stderr}");
 }
+
+/// The official MCP TypeScript SDK (and the MCP Inspector, built on it)
+/// refused the whole `tools/list` while a property schema was the boolean
+/// `true`; it lists and calls every tool now.
+#[tokio::test]
+async fn the_official_typescript_sdk_lists_and_calls_the_tools() {
+    let sdk = tether_e2e::anthropic::agents_dir().join("mcp-sdk-1.32.2").join("node_modules");
+    assert!(
+        sdk.join("@modelcontextprotocol/sdk/package.json").exists(),
+        "the MCP TypeScript SDK is not installed at {} (scripts/install-agents installs it)",
+        sdk.display()
+    );
+    let (server, rust_client) = server().await;
+    let expected: Vec<String> =
+        rust_client.list_all_tools().await.unwrap().into_iter().map(|t| t.name.into()).collect();
+    // ES modules find packages next to the script, not through NODE_PATH.
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&sdk, dir.path().join("node_modules")).unwrap();
+    let script = dir.path().join("mcp-list-tools.mjs");
+    std::fs::write(&script, include_str!("../js/mcp-list-tools.mjs")).unwrap();
+    let run = tokio::process::Command::new("node").arg(&script).arg(server.endpoint("/mcp")).arg(TOKEN).output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let answer: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let listed: Vec<String> = serde_json::from_value(answer["tools"].clone()).unwrap();
+    assert_eq!(listed, expected, "{answer}");
+    assert_eq!(answer["isError"], false, "{answer}");
+    assert_eq!(answer["call"]["sessions"], json!([]), "{answer}");
+    assert!(!stderr.contains("unknown format"), "the schemas use only JSON Schema's formats: {stderr}");
+}

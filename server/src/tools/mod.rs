@@ -93,7 +93,53 @@ fn tool<A: JsonSchema + 'static, R: JsonSchema + 'static>(
 ) -> Tool {
     // The argument types are structs: their schemas are objects, as MCP requires.
     let input = schema_for_input::<A>().unwrap_or_default();
-    Tool::new(name, description, input).with_raw_output_schema(schema_for_output::<R>()).with_annotations(annotations)
+    Tool::new(name, description, objects_only(input))
+        .with_raw_output_schema(objects_only(schema_for_output::<R>()))
+        .with_annotations(annotations)
+}
+
+/// The schema with every boolean subschema written as an object (`true` as
+/// `{}`, `false` as `{"not": {}}`): JSON Schema allows both, but the official
+/// TypeScript SDK (and so the MCP Inspector) refuses a whole `tools/list`
+/// whose property schema is a boolean (schemars gives `serde_json::Value`
+/// fields the schema `true`).
+/// Number formats schemars writes that JSON Schema does not define.
+const NUMERIC_FORMATS: &[&str] =
+    &["int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64", "float", "double"];
+
+fn objects_only(schema: std::sync::Arc<rmcp::model::JsonObject>) -> std::sync::Arc<rmcp::model::JsonObject> {
+    fn subschema(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Bool(true) => *v = serde_json::json!({}),
+            serde_json::Value::Bool(false) => *v = serde_json::json!({"not": {}}),
+            serde_json::Value::Object(o) => walk(o),
+            _ => {}
+        }
+    }
+    fn walk(o: &mut rmcp::model::JsonObject) {
+        // schemars' integer formats (`uint64`, ..) are not JSON Schema's: validators warn on each.
+        if o.get("format").and_then(|f| f.as_str()).is_some_and(|f| NUMERIC_FORMATS.contains(&f)) {
+            o.remove("format");
+        }
+        for (key, value) in o.iter_mut() {
+            match (key.as_str(), value) {
+                ("properties" | "patternProperties" | "$defs" | "definitions", serde_json::Value::Object(map)) => {
+                    map.values_mut().for_each(subschema)
+                }
+                ("anyOf" | "oneOf" | "allOf" | "prefixItems", serde_json::Value::Array(list)) => {
+                    list.iter_mut().for_each(subschema)
+                }
+                ("items" | "not" | "if" | "then" | "else" | "contains", v) => subschema(v),
+                (_, serde_json::Value::Object(inner)) if key != "const" && key != "default" && key != "examples" => {
+                    walk(inner)
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut schema = (*schema).clone();
+    walk(&mut schema);
+    std::sync::Arc::new(schema)
 }
 
 /// Every tool, in the order they are listed.
