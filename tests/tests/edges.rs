@@ -137,3 +137,49 @@ async fn a_foreign_host_is_refused_without_a_token_and_served_with_one_or_when_a
     let without = http.get(guarded.endpoint("/v1/info")).header("host", "attacker.example");
     assert_eq!(without.send().await.unwrap().status().as_u16(), 401);
 }
+
+/// The environment of a process, as `KEY=value` strings.
+fn environ(pid: i32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    raw.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+}
+
+#[tokio::test]
+async fn an_agent_inherits_no_tether_setting_unless_its_session_sets_one() {
+    const SECRET: &str = "tether-secret-in-the-environment";
+    // The token, as an operator often passes it: in tether's environment.
+    let server = TestServer::start_with(ServerOptions {
+        env: vec![
+            ("TETHER_TOKEN".into(), SECRET.into()),
+            ("TETHER_ALLOW_HOSTS".into(), "devbox.lan".into()),
+            ("NOT_TETHERS".into(), "kept".into()),
+        ],
+        token: Some(SECRET.into()),
+        ..Default::default()
+    })
+    .await;
+    let client = server.client();
+    let plain = mock_session(&client).await;
+    let pid = tether_e2e::procs::wait_some_processes(&plain.id, TURN_TIMEOUT).await[0];
+    let env = environ(pid);
+    assert!(!env.is_empty(), "the agent's environment is readable");
+    assert!(env.iter().all(|kv| !kv.contains(SECRET)), "the token reached the agent: {env:?}");
+    // What tether sets for the agent (its session id, the mock's own state dir), nothing of tether's own.
+    let tethers: Vec<&String> = env.iter().filter(|kv| kv.starts_with("TETHER_")).collect();
+    assert!(tethers.contains(&&format!("TETHER_SESSION_ID={}", plain.id)), "{tethers:?}");
+    assert!(
+        tethers.iter().all(|kv| kv.starts_with("TETHER_SESSION_ID=") || kv.starts_with("TETHER_MOCK_")),
+        "tether's settings reached the agent: {tethers:?}"
+    );
+    assert!(env.contains(&"NOT_TETHERS=kept".to_string()), "the rest of the environment is inherited");
+
+    // The orchestration case: a session that drives tether is given what it asks for.
+    let create = tether_sdk::CreateSession {
+        agent: "mock".into(),
+        env: [("TETHER_TOKEN".to_string(), SECRET.to_string())].into(),
+        ..Default::default()
+    };
+    let driver = client.create_session(&create).await.unwrap();
+    let pid = tether_e2e::procs::wait_some_processes(&driver.id, TURN_TIMEOUT).await[0];
+    assert!(environ(pid).contains(&format!("TETHER_TOKEN={SECRET}")));
+}

@@ -125,12 +125,19 @@ fn spawner() -> io::Result<std_mpsc::Sender<SpawnJob>> {
 }
 
 /// Starts `spec` in `cwd` with `env` (the session's) added to the server's
-/// environment and the spec's own env over both (an adapter that needs a
+/// environment less tether's own `TETHER_*` settings, and the spec's own env over both (an adapter that needs a
 /// variable the session also sets merges it itself). Blocking (briefly).
 pub fn spawn(spec: &LaunchSpec, cwd: &Path, env: &BTreeMap<String, String>, session_id: &str) -> io::Result<Process> {
     let (master, slave) = sys::open_raw_pty(200, 50)?;
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args).current_dir(cwd);
+    // tether's own settings (`TETHER_TOKEN` above all) are not the agent's:
+    // it gets them only when the session sets them (an agent that drives tether).
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| k.starts_with("TETHER_")) {
+            cmd.env_remove(&key);
+        }
+    }
     cmd.envs(env);
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     cmd.env(SESSION_ENV, session_id).env("TERM", "xterm-256color");
