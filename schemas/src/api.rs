@@ -664,6 +664,8 @@ error_codes! {
     PathOutsideRoot = "path_outside_root",
     /// 403: the filesystem refused access.
     PermissionDenied = "permission_denied",
+    /// 400: a file or directory name in the path is longer than 255 bytes.
+    NameTooLong = "name_too_long",
     /// 403: a web page of another origin may not open a WebSocket or change
     /// state here (the `Origin` is not the server's own nor in `--allow-origin`).
     OriginNotAllowed = "origin_not_allowed",

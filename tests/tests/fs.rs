@@ -645,3 +645,31 @@ mod tar {
         assert_eq!(std::fs::read(outside.join("secret")).unwrap(), b"keep");
     }
 }
+
+/// A name longer than the file systems take (255 bytes) was a 500 ("File
+/// name too long") on every route; it is a 400 naming the limit.
+#[tokio::test]
+async fn a_name_over_255_bytes_is_a_400_on_every_fs_route() {
+    let server = TestServer::start().await;
+    let http = tether_sdk::reqwest::Client::new();
+    let long = "n".repeat(256);
+    let path = format!("dir/{long}");
+    let q = |route: &str| server.endpoint(&format!("{route}?path={path}"));
+    let requests: Vec<RequestBuilder> = vec![
+        http.get(q("/v1/fs/file")),
+        http.put(q("/v1/fs/file")).body("x"),
+        http.get(q("/v1/fs/stat")),
+        http.get(q("/v1/fs/entries")),
+        http.delete(q("/v1/fs/entries")),
+        http.get(q("/v1/fs/download")),
+        http.request(Method::POST, server.endpoint("/v1/fs/mkdir")).json(&json!({"path": path})),
+        http.request(Method::POST, server.endpoint("/v1/fs/move")).json(&json!({"from": "a.txt", "to": path})),
+    ];
+    for request in requests {
+        expect_problem(send(request).await, 400, "name_too_long", &["255 bytes"]).await;
+    }
+    // 255 bytes is a name like any other, and the server kept serving.
+    let ok = "m".repeat(255);
+    server.client().fs_write(&ok, b"fits".to_vec()).await.unwrap();
+    assert_eq!(&server.client().fs_read(&ok).await.unwrap()[..], b"fits");
+}

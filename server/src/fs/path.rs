@@ -31,6 +31,9 @@ impl RelPath {
     }
 }
 
+/// The longest file or directory name Linux file systems take (`NAME_MAX`), in bytes.
+pub const NAME_MAX: usize = 255;
+
 /// The lexical half: `user` relative to `root` (or absolute under it).
 pub fn confine(root: &Path, user: &str) -> Result<RelPath, ApiError> {
     if user.contains('\0') {
@@ -41,6 +44,18 @@ pub fn confine(root: &Path, user: &str) -> Result<RelPath, ApiError> {
     let mut out = PathBuf::new();
     for component in relative.components() {
         match component {
+            Component::Normal(c) if c.len() > NAME_MAX => {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "name_too_long",
+                    format!(
+                        "the name {:?}… in path {user:?} is {} bytes long; a file or directory name may be at most \
+                         {NAME_MAX} bytes",
+                        c.to_string_lossy().chars().take(24).collect::<String>(),
+                        c.len()
+                    ),
+                ))
+            }
             Component::Normal(c) => out.push(c),
             Component::CurDir => {}
             Component::ParentDir => {
@@ -233,6 +248,8 @@ mod tests {
     fn dotdot_escapes_are_refused() {
         let root = Path::new("/ws");
         assert_eq!(code(confine(root, "..")), "path_outside_root");
+        assert_eq!(code(confine(root, &format!("a/{}/b", "x".repeat(256)))), "name_too_long");
+        assert!(confine(root, &format!("a/{}", "x".repeat(255))).is_ok());
         assert_eq!(code(confine(root, "../x")), "path_outside_root");
         assert_eq!(code(confine(root, "a/../../x")), "path_outside_root");
         assert_eq!(code(confine(root, "/ws/../etc/passwd")), "path_outside_root");
