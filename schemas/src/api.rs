@@ -664,6 +664,9 @@ error_codes! {
     PathOutsideRoot = "path_outside_root",
     /// 403: the filesystem refused access.
     PermissionDenied = "permission_denied",
+    /// 406: the `Accept` header does not take what the route answers (`/mcp`
+    /// needs `application/json, text/event-stream`).
+    NotAcceptable = "not_acceptable",
     /// 400: a file or directory name in the path is longer than 255 bytes.
     NameTooLong = "name_too_long",
     /// 403: a web page of another origin may not open a WebSocket or change

@@ -369,3 +369,37 @@ async fn the_official_typescript_sdk_lists_and_calls_the_tools() {
     assert_eq!(answer["call"]["sessions"], json!([]), "{answer}");
     assert!(!stderr.contains("unknown format"), "the schemas use only JSON Schema's formats: {stderr}");
 }
+
+/// The MCP transport's refusals were `text/plain` (or untyped), and a body
+/// that is not JSON a 415; they are problems like every other route's.
+#[tokio::test]
+async fn the_mcp_transports_refusals_are_problems() {
+    use tether_e2e::http::{expect_problem, send};
+    let (server, _client) = server().await;
+    let http = reqwest::Client::new();
+    let url = server.endpoint("/mcp");
+    let post = || http.post(&url).bearer_auth(TOKEN);
+    let both = "application/json, text/event-stream";
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
+    let bad_json = post().header("content-type", "application/json").header("accept", both).body("{bad");
+    expect_problem(send(bad_json).await, 400, "invalid_request", &["not JSON-RPC"]).await;
+    let text = post().header("content-type", "text/plain").header("accept", both).body("x");
+    expect_problem(send(text).await, 415, "unsupported_media_type", &["Content-Type: application/json"]).await;
+    let no_accept = post().header("content-type", "application/json").body(ping.clone());
+    expect_problem(send(no_accept).await, 406, "not_acceptable", &["Accept: application/json, text/event-stream"])
+        .await;
+    let unknown = post()
+        .header("content-type", "application/json")
+        .header("accept", both)
+        .header("mcp-session-id", "no-such-session")
+        .body(ping.clone());
+    expect_problem(send(unknown).await, 404, "not_found", &["initialize a new session"]).await;
+    let no_session = http.delete(&url).bearer_auth(TOKEN);
+    expect_problem(send(no_session).await, 400, "invalid_request", &["Session ID"]).await;
+    let huge = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{}"}}}}"#, "x".repeat(9 << 20));
+    let too_large = post().header("content-type", "application/json").header("accept", both).body(huge);
+    let resp = send(too_large).await;
+    expect_problem(resp, 413, "payload_too_large", &[]).await;
+    // And it keeps serving.
+    assert_eq!(server.client().health().await.unwrap().status, "ok");
+}

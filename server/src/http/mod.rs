@@ -81,7 +81,54 @@ where
     S::Future: Send + 'static,
 {
     use axum::routing::{delete_service, get_service, post_service};
-    post_service(service.clone()).merge(get_service(service.clone())).merge(delete_service(service))
+    post_service(service.clone())
+        .merge(get_service(service.clone()))
+        .merge(delete_service(service))
+        .layer(middleware::from_fn(mcp_problems))
+}
+
+/// The MCP transport's own refusals (rmcp answers them as `text/plain`, or
+/// with no type) as problem+json like every other route; a body that is not
+/// JSON is a 400, not the transport's 415.
+async fn mcp_problems(req: Request, next: Next) -> Response {
+    let json_body = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json") || ct.contains("event-stream"));
+    if status.is_success() || is_problem {
+        return resp;
+    }
+    let text = match axum::body::to_bytes(resp.into_body(), 4096).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => String::new(),
+    };
+    // "Bad Request: Session ID is required" → "Session ID is required".
+    let said = text.split_once(": ").map(|(_, t)| t).unwrap_or(&text).trim().to_string();
+    let (status, code, detail) = match status.as_u16() {
+        415 if json_body => (StatusCode::BAD_REQUEST, "invalid_request", format!("the body is not JSON-RPC: {said}")),
+        400 => (status, "invalid_request", format!("the MCP request was refused: {said}")),
+        404 => (
+            status,
+            "not_found",
+            format!("{said}: the MCP session ended or the server restarted; initialize a new session"),
+        ),
+        406 => (status, "not_acceptable", format!("{said} (send Accept: application/json, text/event-stream)")),
+        413 => (status, "payload_too_large", said),
+        415 => (status, "unsupported_media_type", format!("{said} (send Content-Type: application/json)")),
+        405 => (status, "method_not_allowed", said),
+        401 => (status, "unauthorized", said),
+        s if s < 500 => (status, "invalid_request", said),
+        _ => (status, "internal", said),
+    };
+    ApiError::new(status, code, detail).into_response()
 }
 
 async fn fallback(method: Method, uri: axum::http::Uri) -> ApiError {
