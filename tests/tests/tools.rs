@@ -67,14 +67,16 @@ async fn a_mock_session_is_driven_end_to_end_through_the_tools() {
     assert_eq!((report["done"].clone(), report["timed_out"].clone()), (json!(true), json!(false)));
     assert_eq!(report["stop_reason"], "end_turn");
     assert_eq!(report["text"], "Mock reply to turn 1: hello from mcp");
+    // The status after the turn, not the `running` of the turn that just ended.
+    assert_eq!(report["session_status"], "idle", "{report}");
     // The same session as the HTTP API sees it.
     let http = server.client();
     let events = read_all(&http, &id).await;
     assert_eq!(final_text(&events), report["text"].as_str().unwrap());
-    // The report covers the turn through its end; the idle status may land after it returned.
-    let ended = events.iter().find(|e| e.event_type() == "turn.completed").map(|e| e.seq).unwrap();
+    // The report covers the turn through its end and the idle status after it.
+    let idle = events.iter().rfind(|e| e.event_type() == "session.status").map(|e| e.seq).unwrap();
     let last_seq = report["last_seq"].as_u64().unwrap();
-    assert!((ended..=events.last().unwrap().seq).contains(&last_seq), "last_seq {last_seq}, turn ended at {ended}");
+    assert!((idle..=events.last().unwrap().seq).contains(&last_seq), "last_seq {last_seq}, idle at {idle}");
 
     // A tool call, in brief.
     let turn = send(&client, &id, "[mock:tool] look").await;

@@ -44,6 +44,8 @@ pub struct TurnFold {
     questions: Vec<QuestionRequested>,
     status: SessionStatus,
     session_ended: bool,
+    /// Another turn started after the one followed completed (a queued message).
+    next_turn_started: bool,
     last_seq: u64,
 }
 
@@ -57,6 +59,7 @@ impl TurnFold {
             questions: Vec::new(),
             status,
             session_ended: false,
+            next_turn_started: false,
             last_seq: 0,
         }
     }
@@ -84,6 +87,9 @@ impl TurnFold {
         match body {
             EventBody::TurnStarted(t) if self.want.as_deref().is_none_or(|w| w == t.turn_id) => {
                 self.turn = Some(TurnSoFar { turn_id: t.turn_id, ..TurnSoFar::default() });
+            }
+            EventBody::TurnStarted(_) if self.turn.as_ref().is_some_and(|t| t.completed.is_some()) => {
+                self.next_turn_started = true;
             }
             EventBody::TurnCompleted(t) => {
                 if let Some(turn) = self.turn.as_mut().filter(|turn| turn.turn_id == t.turn_id) {
@@ -146,7 +152,15 @@ impl TurnFold {
     /// Nothing more will come for this wait: the turn is over or waits for
     /// an answer, there is no turn to follow, or the session is over.
     pub fn settled(&self) -> bool {
-        !matches!(self.state(), TurnState::Running | TurnState::Queued) || self.session_ended
+        match self.state() {
+            _ if self.session_ended => true,
+            TurnState::Running | TurnState::Queued => false,
+            // The session's status after the turn (idle, or running the next
+            // queued turn) follows `turn.completed`: report that one, not the
+            // `running` of the turn that just ended.
+            TurnState::Completed => self.status != SessionStatus::Running || self.next_turn_started,
+            TurnState::Waiting | TurnState::None => true,
+        }
     }
 
     fn state(&self) -> TurnState {
@@ -382,5 +396,35 @@ mod tests {
         feed(&mut fold, &[committed(4, "question.requested", json!({"question_id": "qst_1", "questions": []}))]);
         assert_eq!(fold.report(false).questions.len(), 1);
         assert!(fold.settled());
+    }
+
+    #[test]
+    fn a_completed_turn_is_reported_with_the_status_that_follows_it() {
+        let mut fold = TurnFold::new("ses_x", Some("trn_a".into()), SessionStatus::Running);
+        feed(
+            &mut fold,
+            &[
+                committed(1, "turn.started", json!({"turn_id": "trn_a", "input": []})),
+                committed(2, "turn.completed", json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
+            ],
+        );
+        assert!(!fold.settled(), "the session still says running: its status after the turn is on its way");
+        feed(&mut fold, &[committed(3, "session.status", json!({"status": "idle"}))]);
+        assert!(fold.settled());
+        let r = fold.report(false);
+        assert_eq!((r.done, r.session_status), (true, SessionStatus::Idle));
+
+        // A queued message starts the next turn at once: that is the status to report.
+        let mut fold = TurnFold::new("ses_x", Some("trn_a".into()), SessionStatus::Running);
+        feed(
+            &mut fold,
+            &[
+                committed(1, "turn.started", json!({"turn_id": "trn_a", "input": []})),
+                committed(2, "turn.completed", json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
+                committed(3, "turn.started", json!({"turn_id": "trn_b", "input": []})),
+            ],
+        );
+        assert!(fold.settled());
+        assert_eq!(fold.report(false).turn_id.as_deref(), Some("trn_a"));
     }
 }
