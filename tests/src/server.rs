@@ -38,9 +38,17 @@ pub fn tether_bin() -> &'static Path {
     })
 }
 
+/// The repository the tests run from. `cargo test` says so at run time; the
+/// path compiled in is only a fallback, because two checkouts sharing one
+/// target dir share this crate's compiled library (cargo names it by the
+/// path relative to the workspace), and the server must be built from the
+/// checkout under test, not from whichever compiled the library last.
 pub fn workspace_root() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.join("Cargo.toml").is_file())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir.parent().map(Path::to_path_buf).unwrap_or(manifest_dir)
 }
 
 /// The target dir this test binary was built in (`<target>/<profile>/deps/<exe>`),

@@ -405,3 +405,40 @@ async fn the_mcp_transports_refusals_are_problems() {
     // And it keeps serving.
     assert_eq!(server.client().health().await.unwrap().status, "ok");
 }
+
+/// Ending an MCP session answered 202, which the official Python SDK logs as
+/// a failed termination (it takes 200 or 204); it is a 204, and the session is gone.
+#[tokio::test]
+async fn deleting_an_mcp_session_answers_204_and_ends_it() {
+    let (server, _client) = server().await;
+    let http = reqwest::Client::new();
+    let url = server.endpoint("/mcp");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let resp = http
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .header("accept", "application/json, text/event-stream")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let session = resp.headers().get("mcp-session-id").unwrap().to_str().unwrap().to_string();
+    let deleted = http.delete(&url).bearer_auth(TOKEN).header("mcp-session-id", &session).send().await.unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    // Idempotent, like deleting a tether session; and the MCP session is gone.
+    let again = http.delete(&url).bearer_auth(TOKEN).header("mcp-session-id", &session).send().await.unwrap();
+    assert_eq!(again.status().as_u16(), 204);
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"});
+    let after = http
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .json(&ping)
+        .send()
+        .await
+        .unwrap();
+    tether_e2e::http::expect_problem(after, 404, "not_found", &["initialize a new session"]).await;
+}

@@ -89,15 +89,22 @@ where
 
 /// The MCP transport's own refusals (rmcp answers them as `text/plain`, or
 /// with no type) as problem+json like every other route; a body that is not
-/// JSON is a 400, not the transport's 415.
+/// JSON is a 400, not the transport's 415; a session ended by `DELETE` is a
+/// 204, not the transport's 202.
 async fn mcp_problems(req: Request, next: Next) -> Response {
+    let delete = req.method() == Method::DELETE;
     let json_body = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/json"));
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
     let status = resp.status();
+    if delete && status == StatusCode::ACCEPTED {
+        // A session ended: the SDKs take 200 or 204 as done, and log a 202 as a failed termination.
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        return resp;
+    }
     let is_problem = resp
         .headers()
         .get(header::CONTENT_TYPE)
