@@ -305,6 +305,21 @@ fn fs_error(status: StatusCode, error: &str, code: &str, path: &str) -> Response
     (status, Json(json!({"error": error, "code": code, "path": path}))).into_response()
 }
 
+/// The Sprite's path of an fs call (`path`, `workingDir`) and where it is
+/// here; or the platform's answer when the Sprite or the path is wrong.
+fn fs_target(shared: &Shared, name: &str, q: &BTreeMap<String, String>) -> Result<(String, PathBuf), Box<Response>> {
+    if let Some(r) = other_sprite(shared, name) {
+        return Err(Box::new(r));
+    }
+    let Some(path) = q.get("path") else {
+        return Err(Box::new(fs_error(StatusCode::BAD_REQUEST, "path is required", "EINVAL", "")));
+    };
+    match resolve(shared, path, q.get("workingDir")) {
+        Some(local) => Ok((path.clone(), local)),
+        None => Err(Box::new(fs_error(StatusCode::BAD_REQUEST, "invalid path", "EINVAL", path))),
+    }
+}
+
 async fn fs_write(
     State(shared): State<Arc<Shared>>,
     UrlPath(name): UrlPath<String>,
@@ -312,13 +327,11 @@ async fn fs_write(
     body: Bytes,
 ) -> Response {
     use std::os::unix::fs::PermissionsExt;
-    if let Some(r) = other_sprite(&shared, &name) {
-        return r;
-    }
-    let Some(path) = q.get("path") else { return fs_error(StatusCode::BAD_REQUEST, "path is required", "EINVAL", "") };
-    let Some(local) = resolve(&shared, path, q.get("workingDir")) else {
-        return fs_error(StatusCode::BAD_REQUEST, "invalid path", "EINVAL", path);
+    let (path, local) = match fs_target(&shared, &name, &q) {
+        Ok(t) => t,
+        Err(r) => return *r,
     };
+    let path = path.as_str();
     let mode = match q.get("mode").map(|m| u32::from_str_radix(m, 8)) {
         None => 0o644,
         Some(Ok(m)) => m,
@@ -351,13 +364,11 @@ async fn fs_read(
     UrlPath(name): UrlPath<String>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
-    if let Some(r) = other_sprite(&shared, &name) {
-        return r;
-    }
-    let Some(path) = q.get("path") else { return fs_error(StatusCode::BAD_REQUEST, "path is required", "EINVAL", "") };
-    let Some(local) = resolve(&shared, path, q.get("workingDir")) else {
-        return fs_error(StatusCode::BAD_REQUEST, "invalid path", "EINVAL", path);
+    let (path, local) = match fs_target(&shared, &name, &q) {
+        Ok(t) => t,
+        Err(r) => return *r,
     };
+    let path = path.as_str();
     match std::fs::read(&local) {
         Ok(bytes) => (StatusCode::OK, [("content-type", "application/octet-stream")], bytes).into_response(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

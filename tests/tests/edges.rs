@@ -4,23 +4,12 @@
 //! own name to 127.0.0.1 (DNS rebinding), while tether's own inspector,
 //! curl, the SDK and configured names keep working.
 
-use serde_json::Value;
 use tether_e2e::events::*;
+use tether_e2e::http::{expect_problem, send};
 use tether_e2e::ws::{RawWs, WsItem};
 use tether_e2e::*;
 
 const EVIL: &str = "https://evil.example";
-
-async fn problem(resp: reqwest::Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    assert!(ct.starts_with("application/problem+json"), "content type {ct:?}");
-    (status, resp.json().await.unwrap())
-}
-
-fn code(p: &Value) -> &str {
-    p["type"].as_str().unwrap_or("").trim_start_matches("urn:tether:error:")
-}
 
 #[tokio::test]
 async fn a_cross_origin_websocket_is_refused_and_a_same_origin_one_works() {
@@ -34,9 +23,9 @@ async fn a_cross_origin_websocket_is_refused_and_a_same_origin_one_works() {
         let refused = RawWs::connect_with(&server, &path, &[("origin", EVIL.to_string())]).await.unwrap_err();
         assert_eq!(refused.status, 403, "{path}: {}", refused.body);
         assert!(!refused.body.contains("secret"), "{}", refused.body);
-        let p: Value = serde_json::from_str(&refused.body).unwrap();
-        assert_eq!(code(&p), "origin_not_allowed");
-        assert!(p["detail"].as_str().unwrap().contains("--allow-origin https://evil.example"), "{p}");
+        let p: tether_sdk::Problem = serde_json::from_str(&refused.body).unwrap();
+        assert_eq!(p.code(), "origin_not_allowed");
+        assert!(p.detail.contains("--allow-origin https://evil.example"), "{p:?}");
     }
     // Another port of the same host is another site, and so is a sandboxed page ("null").
     for origin in ["http://127.0.0.1:1".to_string(), "null".to_string()] {
@@ -67,12 +56,10 @@ async fn a_cross_origin_write_is_refused_and_the_same_origin_one_is_not() {
     let server = TestServer::start().await;
     let http = reqwest::Client::new();
     let create = serde_json::json!({"agent": "mock"});
-    let (status, p) =
-        problem(http.post(server.endpoint("/v1/sessions")).header("origin", EVIL).json(&create).send().await.unwrap())
-            .await;
-    assert_eq!((status, code(&p)), (403, "origin_not_allowed"), "{p}");
+    let post = http.post(server.endpoint("/v1/sessions")).header("origin", EVIL).json(&create);
+    expect_problem(send(post).await, 403, "origin_not_allowed", &["--allow-origin https://evil.example"]).await;
     let put = http.put(server.endpoint("/v1/fs/file?path=planted.txt")).header("origin", EVIL).body("x");
-    assert_eq!(problem(put.send().await.unwrap()).await.0, 403);
+    expect_problem(send(put).await, 403, "origin_not_allowed", &[]).await;
     assert!(!server.workspace().join("planted.txt").exists());
     assert!(server.client().list_sessions(&Default::default()).await.unwrap().sessions.is_empty());
 
@@ -92,23 +79,20 @@ async fn a_foreign_host_is_refused_without_a_token_and_served_with_one_or_when_a
     let http = reqwest::Client::new();
     let foreign = format!("attacker.example:{}", server.port());
     let put = http.put(server.endpoint("/v1/fs/file?path=rebound.txt")).header("host", &foreign).body("x");
-    let (status, p) = problem(put.send().await.unwrap()).await;
-    assert_eq!((status, code(&p)), (403, "host_not_allowed"), "{p}");
-    assert!(p["detail"].as_str().unwrap().contains("--allow-host attacker.example"), "{p}");
+    expect_problem(send(put).await, 403, "host_not_allowed", &["--allow-host attacker.example"]).await;
     assert!(!server.workspace().join("rebound.txt").exists());
     let create =
         http.post(server.endpoint("/v1/sessions")).header("host", &foreign).json(&serde_json::json!({"agent": "mock"}));
-    assert_eq!(problem(create.send().await.unwrap()).await.0, 403);
-    let events = http.get(server.endpoint("/v1/events?after=0")).header("host", &foreign).send().await.unwrap();
-    assert_eq!(events.status().as_u16(), 403, "reading is refused too");
+    expect_problem(send(create).await, 403, "host_not_allowed", &[]).await;
+    let events = http.get(server.endpoint("/v1/events?after=0")).header("host", &foreign);
+    expect_problem(send(events).await, 403, "host_not_allowed", &[]).await;
     // tether's own MCP endpoint: the same rule, the same kind of answer.
     let mcp = http
         .post(server.endpoint("/mcp"))
         .header("host", &foreign)
         .header("accept", "application/json, text/event-stream")
         .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}));
-    let (status, p) = problem(mcp.send().await.unwrap()).await;
-    assert_eq!((status, code(&p)), (403, "host_not_allowed"), "{p}");
+    expect_problem(send(mcp).await, 403, "host_not_allowed", &[]).await;
     // Loopback names are served.
     for host in [format!("localhost:{}", server.port()), format!("127.0.0.1:{}", server.port())] {
         let ok = http.get(server.endpoint("/v1/info")).header("host", host).send().await.unwrap();

@@ -1,7 +1,7 @@
 //! tether in a Sprite, against the fake in-Sprite API (tests/src/sprite.rs):
 //! `tether sprite install|status|uninstall` registering a service that
 //! really runs, keep-awake Tasks while turns run (and their cleanup after a
-//! kill -9), and `server.resumed` after the server was frozen.
+//! kill -9). Pause detection (`server.resumed`) is in pause.rs.
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
@@ -375,39 +375,6 @@ async fn after_a_kill9_mid_turn_the_next_start_deletes_the_stale_task() {
     // Recovery closed the turn, so nothing takes the task again.
     let all = read_all(&server.client(), &session.id).await;
     assert!(of_type(&all, "server.restarted").len() == 1, "{}", describe_tail(&all, 10));
-}
-
-#[tokio::test]
-async fn a_frozen_server_tells_sessions_with_a_live_agent_it_resumed_and_the_turn_finishes() {
-    let server = TestServer::start_with(ServerOptions {
-        extra_args: vec!["--pause-threshold-ms".into(), "1500".into()],
-        ..Default::default()
-    })
-    .await;
-    let client = server.client();
-    let busy = mock_session(&client).await;
-    let idle = mock_session(&client).await;
-    let mut stream = client.session_events(&busy.id, Some(0));
-    client.send_text(&busy.id, "[mock:slow]").await.unwrap();
-    wait_for_count(&mut stream, TURN_TIMEOUT, "item.delta", 2).await;
-
-    assert!(server.signal(libc::SIGSTOP));
-    // The pause itself is the stimulus: the server is frozen for this long.
-    tokio::time::sleep(Duration::from_millis(3000)).await;
-    assert!(server.signal(libc::SIGCONT));
-
-    let got = wait_for_type(&mut stream, Duration::from_secs(20), "server.resumed").await;
-    let Some(EventBody::ServerResumed(r)) = got.last().map(|e| &e.body) else { unreachable!() };
-    assert!((1500..60_000).contains(&r.paused_ms), "paused_ms {}", r.paused_ms);
-    let rest = wait_for_type(&mut stream, TURN_TIMEOUT, "turn.completed").await;
-    assert_eq!(the_turn_completed(&rest).stop_reason, StopReason::EndTurn, "the agent kept running");
-    let all = read_all(&client, &busy.id).await;
-    assert_well_formed(&all);
-    assert_eq!(of_type(&all, "server.resumed").len(), 1);
-
-    // The idle session's agent is live too: it is told as well.
-    let idle_events = read_all(&client, &idle.id).await;
-    assert_eq!(of_type(&idle_events, "server.resumed").len(), 1, "{}", describe_tail(&idle_events, 5));
 }
 
 #[tokio::test]

@@ -74,14 +74,14 @@ pub enum Verdict {
 /// Checks `Host` and `Origin` of a request against `policy`; `sprite_host`
 /// is the Sprite URL's host when tether runs in a Sprite.
 pub fn judge(policy: &EdgePolicy, method: &Method, headers: &HeaderMap, sprite_host: Option<&str>) -> Verdict {
-    let hosts: Vec<&str> = headers.get_all(header::HOST).iter().filter_map(|v| v.to_str().ok()).collect();
-    if headers.get_all(header::HOST).iter().count() > 1 {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = hosts.next().map(|h| h.to_str().unwrap_or("").trim().to_ascii_lowercase());
+    if hosts.next().is_some() {
         return Verdict::Refuse(
             "host_not_allowed",
             "the request has more than one Host header; send exactly one".into(),
         );
     }
-    let host = hosts.first().map(|h| h.trim().to_ascii_lowercase());
     if let (false, Some(h)) = (policy.token, host.as_deref()) {
         let name = host_only(h);
         if !policy.hosts.contains(name) && Some(name) != sprite_host {
