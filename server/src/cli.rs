@@ -239,6 +239,10 @@ struct ServeArgs {
     /// own pages (repeatable).
     #[arg(long = "allow-origin", env = "TETHER_ALLOW_ORIGINS", value_delimiter = ',', value_name = "ORIGIN")]
     allow_origins: Vec<String>,
+    /// When tether runs as root: run agents (and everything they start) as this unprivileged user, so they cannot
+    /// read tether's token or store, nor signal it. The workspace is given to that user.
+    #[arg(long, env = "TETHER_AGENT_USER", value_name = "USER")]
+    agent_user: Option<String>,
     /// Largest JSON body accepted, in bytes.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     max_body_bytes: usize,
@@ -531,6 +535,12 @@ fn serve(args: ServeArgs) -> ExitCode {
         },
         Err(e) => return fail(format!("cannot read the current directory: {e}")),
     };
+    if let Some(name) = &args.agent_user {
+        match crate::process::user::AgentUser::resolve(name) {
+            Ok(user) => crate::process::user::run_agents_as(user),
+            Err(e) => return fail(e),
+        }
+    }
     // Absolute from here on: agents run in the workspace, so every path
     // tether hands them (MCP configs, plugin folders, state) must not depend
     // on the directory tether was started from.

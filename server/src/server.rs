@@ -70,7 +70,9 @@ pub fn check_data_dir(dir: &Path) -> Result<(), StartError> {
 pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, StartError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
+    protect_data_dir(&config.data_dir, &config.workspace)?;
     let store = Store::open(&config.data_dir.join("tether.db")).map_err(|e| open_error(&config.data_dir, e))?;
+    owner_only_files(&config.data_dir);
     // Paths handed to agents (which run in the workspace) must be absolute.
     let data_dir = std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
     let shared = Shared::new(store, data_dir, config.workspace.clone());
@@ -115,6 +117,66 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         pause_threshold: config.pause_threshold,
     };
     Ok(Prepared { app, shutdown_tx, platform })
+}
+
+/// The data dir holds the token and every session's record: 0700 (0711 when
+/// agents run as another user, who may then reach its own session's folder
+/// under `sessions/` by name and nothing else). With `--agent-user`, the
+/// workspace is given to that user.
+fn protect_data_dir(data_dir: &Path, workspace: &Path) -> Result<(), StartError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let agent_user = crate::process::user::agent_user();
+    let mode = if agent_user.is_some() { 0o711 } else { 0o700 };
+    let shown = data_dir.display();
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| StartError(format!("cannot restrict the data dir {shown} to its owner: {e}")))?;
+    if data_dir.starts_with(workspace) {
+        tracing::warn!(
+            data_dir = %shown,
+            workspace = %workspace.display(),
+            "the data dir is inside the workspace: agents working there can read or delete it; pass --data-dir outside it"
+        );
+    }
+    if let Some(user) = agent_user {
+        if data_dir.starts_with(workspace) {
+            return Err(StartError(format!(
+                "the data dir {shown} is inside the workspace {}, which --agent-user gives to {}: \
+                 pass --data-dir outside the workspace",
+                workspace.display(),
+                user.name
+            )));
+        }
+        let sessions = crate::session::sessions_dir(data_dir);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&sessions)
+            .and_then(|_| std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o711)))
+            .map_err(|e| StartError(format!("cannot prepare {}: {e}", sessions.display())))?;
+        crate::process::user::give_tree_to_agent(workspace).map_err(|e| {
+            StartError(format!(
+                "cannot give the workspace {} to the agent user {}: {e}",
+                workspace.display(),
+                user.name
+            ))
+        })?;
+        tracing::info!(user = %user.name, uid = user.uid, "agents run as another user");
+    }
+    Ok(())
+}
+
+/// The store and the token file: readable by their owner only (SQLite gives
+/// its -wal and -shm files the database's mode).
+fn owner_only_files(data_dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for name in ["tether.db", "tether.db-wal", "tether.db-shm", "token"] {
+        let path = data_dir.join(name);
+        if path.exists() {
+            if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
+                tracing::warn!(path = %path.display(), "cannot make the file readable by its owner only: {e}");
+            }
+        }
+    }
 }
 
 fn open_error(dir: &Path, e: StoreError) -> StartError {

@@ -19,6 +19,7 @@
 //! | `text` (or none, or unknown) | text `Scripted reply: <prompt, 40 chars>` | |
 //! | `thinking` | a thinking block (with a signature), then text | |
 //! | `bash` | tool_use `Bash` `echo scripted-bash-output` | text `The command printed: <result>` |
+//! | `sh` | tool_use `Bash` running the prompt's text after the tag | text `The command printed: <result>` |
 //! | `write` | tool_use `Write` `<cwd>/claude-written.txt` | text `Write result: <result, 60 chars>` |
 //! | `question` | tool_use `AskUserQuestion` (Red / Blue) | text `Answer seen: <result, 80 chars>` |
 //! | `todo` | tool_use `TodoWrite` (two todos) | text `Todos result: <result, 60 chars>` |
@@ -215,11 +216,16 @@ fn messages_reply(shared: &Recorder, request: &Value, request_id: &str) -> Respo
             sse.text_paced(&ticks, Duration::from_millis(100));
             sse.finish("end_turn");
         }
-        "bash" | "write" | "question" | "todo" | "task" => {
+        "bash" | "sh" | "write" | "question" | "todo" | "task" => {
             let (name, input, after) = match prompt.tag.as_str() {
                 "bash" => (
                     "Bash",
                     json!({"command": "echo scripted-bash-output", "description": "Print a line"}),
+                    format!("The command printed: {}", prompt.last_result.trim()),
+                ),
+                "sh" => (
+                    "Bash",
+                    json!({"command": prompt.after_tag(), "description": "Run the given command"}),
                     format!("The command printed: {}", prompt.last_result.trim()),
                 ),
                 "write" => (
@@ -327,6 +333,14 @@ impl Prompt {
 
 impl Prompt {
     /// Up to 40 characters of the prompt without its tag, trimmed.
+    /// The prompt's text after its tag, trimmed.
+    fn after_tag(&self) -> String {
+        match find_tag(TAG_OPEN, &self.text) {
+            Some((_, end, _)) => self.text[end..].trim().to_owned(),
+            None => self.text.trim().to_owned(),
+        }
+    }
+
     fn echo(&self) -> String {
         let without = match find_tag(TAG_OPEN, &self.text) {
             Some((start, end, _)) => format!("{}{}", &self.text[..start], &self.text[end..]),

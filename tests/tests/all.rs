@@ -4,6 +4,7 @@
 //! run in parallel. Set `TETHER_BIN` to test a prebuilt binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agent_user;
 mod auth;
 mod browser_smoke;
 mod claude;

@@ -136,6 +136,7 @@ async fn an_agent_inherits_no_tether_setting_unless_its_session_sets_one() {
         env: vec![
             ("TETHER_TOKEN".into(), SECRET.into()),
             ("TETHER_ALLOW_HOSTS".into(), "devbox.lan".into()),
+            ("SPRITES_TOKEN".into(), format!("{SECRET}-sprites")),
             ("NOT_TETHERS".into(), "kept".into()),
         ],
         token: Some(SECRET.into()),

@@ -8,6 +8,7 @@
 
 mod bridge;
 mod sys;
+pub mod user;
 
 pub use bridge::HttpBridge;
 
@@ -131,12 +132,17 @@ pub fn spawn(spec: &LaunchSpec, cwd: &Path, env: &BTreeMap<String, String>, sess
     let (master, slave) = sys::open_raw_pty(200, 50)?;
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args).current_dir(cwd);
-    // tether's own settings (`TETHER_TOKEN` above all) are not the agent's:
-    // it gets them only when the session sets them (an agent that drives tether).
+    // tether's own settings (`TETHER_TOKEN` above all) and the Sprites token
+    // are not the agent's: it gets them only when the session sets them (an
+    // agent that drives tether).
     for (key, _) in std::env::vars_os() {
-        if key.to_str().is_some_and(|k| k.starts_with("TETHER_")) {
+        if key.to_str().is_some_and(|k| k.starts_with("TETHER_") || k == "SPRITES_TOKEN") {
             cmd.env_remove(&key);
         }
+    }
+    // Run as another user, the agent gets that user's home and name.
+    if let Some(user) = user::agent_user() {
+        cmd.env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name).env("SHELL", &user.shell);
     }
     cmd.envs(env);
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));

@@ -1,4 +1,4 @@
-//! The only unsafe code of the server: thin wrappers over the libc calls the
+//! Thin unsafe wrappers over the libc calls the
 //! PTY host needs (openpty, termios raw mode, session and controlling
 //! terminal, parent-death signal, process-group signals, poll, winsize),
 //! and the clocks pause detection reads (`crate::wake`).
@@ -123,9 +123,17 @@ pub fn set_winsize(fd: &impl AsRawFd, cols: u16, rows: u16) -> io::Result<()> {
 pub fn spawn_in_session(cmd: &mut std::process::Command) -> io::Result<std::process::Child> {
     use std::os::unix::process::CommandExt;
     let parent = current_pid();
-    // SAFETY: child_setup only makes async-signal-safe calls and allocates nothing.
+    // Prepared before the fork: the child may not allocate.
+    let user = super::user::agent_user().map(|u| (u.uid, u.gid, u.groups.clone()));
+    // SAFETY: become_user and child_setup only make async-signal-safe calls and allocate nothing.
+    // The user is changed first: a change of credentials clears the parent-death signal.
     unsafe {
-        cmd.pre_exec(move || child_setup(parent));
+        cmd.pre_exec(move || {
+            if let Some((uid, gid, groups)) = &user {
+                super::user::become_user(*uid, *gid, groups)?;
+            }
+            child_setup(parent)
+        });
     }
     cmd.spawn()
 }

@@ -410,12 +410,13 @@ async fn prepare_session_dir(dir: PathBuf, data_dir: PathBuf, skills: Vec<String
     let r = tokio::task::spawn_blocking(move || -> std::io::Result<Option<PathBuf>> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
-        if skills.is_empty() {
-            return Ok(None);
-        }
         let skills_dir = dir.join("skills");
-        crate::skills::materialize(&data_dir, &skills, &skills_dir).map_err(std::io::Error::other)?;
-        Ok(Some(skills_dir))
+        if !skills.is_empty() {
+            crate::skills::materialize(&data_dir, &skills, &skills_dir).map_err(std::io::Error::other)?;
+        }
+        // An agent run as another user (`--agent-user`) owns its folder and nothing else of the data dir.
+        crate::process::user::give_tree_to_agent(&dir)?;
+        Ok((!skills.is_empty()).then_some(skills_dir))
     })
     .await;
     r.unwrap_or_else(|e| Err(std::io::Error::other(e)))

@@ -53,7 +53,12 @@ async fn agent_version(agent: &str, program: &Path) -> Option<String> {
 
 /// The folder tether owns for a session's generated agent configuration.
 pub fn session_dir(data_dir: &Path, session_id: &str) -> PathBuf {
-    data_dir.join("sessions").join(session_id)
+    sessions_dir(data_dir).join(session_id)
+}
+
+/// Where the sessions' folders are.
+pub fn sessions_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("sessions")
 }
 
 /// The launch configuration stored with a session.

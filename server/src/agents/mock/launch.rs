@@ -41,7 +41,9 @@ pub fn launch(program: &Path, ctx: &LaunchContext<'_>) -> LaunchSpec {
     }
     // The same files Claude Code gets: the mock lists them in its init.
     args.extend(crate::agents::claude::session_config_args(ctx));
-    let state = ctx.data_dir.join("mock-state");
+    // In the session's own folder: the agent may run as another user (`--agent-user`)
+    // that can write nowhere else in the data dir.
+    let state = ctx.session_dir.join("mock-state");
     let env = vec![("TETHER_MOCK_STATE_DIR".to_string(), state.display().to_string())];
     LaunchSpec { program: program.to_path_buf(), args, env, stdin: StdinMode::Pipe }
 }
