@@ -669,6 +669,12 @@ error_codes! {
     NotAcceptable = "not_acceptable",
     /// 400: a file or directory name in the path is longer than 255 bytes.
     NameTooLong = "name_too_long",
+    /// 400: a path is not valid UTF-8 once percent-decoded (`%FF`): the API
+    /// names files by UTF-8 paths only, and never creates one under another name.
+    NameNotUtf8 = "name_not_utf8",
+    /// 415: the body's `Content-Encoding` is not one the route decodes
+    /// (uploads take `gzip` or `identity`).
+    UnsupportedEncoding = "unsupported_encoding",
     /// 403: a web page of another origin may not open a WebSocket or change
     /// state here (the `Origin` is not the server's own nor in `--allow-origin`).
     OriginNotAllowed = "origin_not_allowed",
@@ -741,6 +747,12 @@ pub struct FsEntry {
     pub size: u64,
     /// RFC 3339 UTC with milliseconds.
     pub modified: String,
+    /// `true` when the name on disk is not valid UTF-8: `name` and `path`
+    /// show it with U+FFFD in place of the bytes that are not, so they do not
+    /// name the file, and the API (whose paths are UTF-8) cannot reach it
+    /// (a request naming such a path is `400 name_not_utf8`). Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_utf8: bool,
 }
 
 /// `GET /v1/fs/entries`: a directory's entries, sorted by name.

@@ -269,7 +269,8 @@ fn routes() -> Vec<Route> {
         r(
             "put",
             "/v1/fs/file",
-            "Write the body to a file (streamed, atomic: temp file + rename); creates parents",
+            "Write the body to a file (streamed, atomic: temp file + rename); creates parents. A body sent with \
+             `Content-Encoding: gzip` is stored decoded; another encoding is 415 `unsupported_encoding`",
             &[("path", "string")],
             None,
             200,
@@ -296,8 +297,9 @@ fn routes() -> Vec<Route> {
         r(
             "post",
             "/v1/fs/upload",
-            "Extract a tar body (`application/x-tar`; gzip as `Content-Encoding: gzip` or `application/gzip`) under \
-             `path`; entries that climb out are refused",
+            "Extract a tar body (`application/x-tar`; gzip as `Content-Encoding: gzip` or `application/gzip`; another \
+             encoding is 415 `unsupported_encoding`) under `path`; entries that climb out, or whose names are not \
+             UTF-8, are refused",
             &[("path", "string")],
             None,
             200,

@@ -673,3 +673,226 @@ async fn a_name_over_255_bytes_is_a_400_on_every_fs_route() {
     server.client().fs_write(&ok, b"fits".to_vec()).await.unwrap();
     assert_eq!(&server.client().fs_read(&ok).await.unwrap()[..], b"fits");
 }
+
+/// `%FF` once percent-decoded is not UTF-8. It was read with U+FFFD in its
+/// place, so `PUT ?path=bad/%FF.txt` created a file with another name; now
+/// every fs route answers 400 `name_not_utf8` and creates nothing.
+#[tokio::test]
+async fn a_non_utf8_path_is_a_400_name_not_utf8_and_nothing_is_created() {
+    let server = TestServer::start().await;
+    let http = tether_sdk::reqwest::Client::new();
+    let url = |route: &str| server.endpoint(&format!("{route}?path=bad/%FF.txt"));
+    let requests: Vec<RequestBuilder> = vec![
+        http.put(url("/v1/fs/file")).body("x"),
+        http.get(url("/v1/fs/file")),
+        http.get(url("/v1/fs/stat")),
+        http.get(url("/v1/fs/entries")),
+        http.delete(url("/v1/fs/entries")),
+        http.get(url("/v1/fs/download")),
+        http.get(url("/v1/fs/watch")),
+        http.post(url("/v1/fs/upload")).header("content-type", "application/x-tar").body(vec![0u8; 1024]),
+    ];
+    for request in requests {
+        expect_problem(send(request).await, 400, "name_not_utf8", &["UTF-8", "not_utf8"]).await;
+    }
+    // Another parameter that is not UTF-8 is a plain 400, never read lossily.
+    let resp = send(http.delete(server.endpoint("/v1/fs/entries?path=x&recursive=%FF"))).await;
+    expect_problem(resp, 400, "invalid_request", &["recursive", "UTF-8"]).await;
+    let left: Vec<_> = std::fs::read_dir(server.workspace()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "something was created: {left:?}");
+    // The UTF-8 name of the same characters works as ever.
+    let put = http.put(server.endpoint("/v1/fs/file?path=bad/%C3%BF.txt")).body("y");
+    assert_eq!(send(put).await.status().as_u16(), 200);
+    assert_eq!(std::fs::read(server.workspace().join("bad/\u{ff}.txt")).unwrap(), b"y");
+}
+
+/// A name on disk that is not UTF-8 was listed with U+FFFD as if it were a
+/// name; the entry now says `not_utf8: true` (and only such entries carry
+/// the field), and the name it shows reaches nothing.
+#[tokio::test]
+async fn a_non_utf8_name_is_listed_flagged_not_utf8() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let server = TestServer::start().await;
+    let client = server.client();
+    let ws = server.workspace();
+    std::fs::write(ws.join(OsStr::from_bytes(b"caf\xe9.txt")), b"latin-1").unwrap();
+    std::fs::write(ws.join("plain.txt"), b"utf-8").unwrap();
+    let raw: serde_json::Value = send(q(&client, Method::GET, "/v1/fs/entries", "")).await.json().await.unwrap();
+    assert_eq!(
+        raw["entries"],
+        json!([
+            {"name": "caf\u{fffd}.txt", "path": "caf\u{fffd}.txt", "kind": "file", "size": 7,
+             "modified": raw["entries"][0]["modified"], "not_utf8": true},
+            {"name": "plain.txt", "path": "plain.txt", "kind": "file", "size": 5,
+             "modified": raw["entries"][1]["modified"]},
+        ])
+    );
+    let listed = client.fs_list("").await.unwrap();
+    assert_eq!(listed.entries.iter().map(|e| e.not_utf8).collect::<Vec<_>>(), [true, false]);
+    // The shown name is another name: not found, and never the file's bytes.
+    let resp = send(q(&client, Method::GET, "/v1/fs/file", "caf\u{fffd}.txt")).await;
+    expect_problem(resp, 404, "not_found", &[]).await;
+}
+
+/// A gzip `Content-Encoding` on `PUT /v1/fs/file` stored the compressed bytes;
+/// they are decoded (the limit counting what is written), and a body that
+/// is not valid gzip is a 400 that leaves nothing behind.
+#[tokio::test]
+async fn a_gzip_encoded_upload_is_stored_decoded() {
+    let options =
+        ServerOptions { extra_args: vec!["--max-upload-bytes".into(), "100000".into()], ..Default::default() };
+    let server = TestServer::start_with(options).await;
+    let client = server.client();
+    let ws = server.workspace();
+    let text: Vec<u8> = (0..20_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let gz = gzip(&text);
+    let put =
+        q(&client, Method::PUT, "/v1/fs/file", "dir/text.txt").header("content-encoding", "gzip").body(gz.clone());
+    let resp = send(put).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let entry: tether_sdk::FsEntry = resp.json().await.unwrap();
+    assert_eq!(entry.size, text.len() as u64);
+    assert_eq!(std::fs::read(ws.join("dir/text.txt")).unwrap(), text);
+    // Truncated, or not gzip at all: 400, no file, no temporary file.
+    for body in [gz[..gz.len() - 10].to_vec(), b"plain text, not gzip".to_vec()] {
+        let put = q(&client, Method::PUT, "/v1/fs/file", "dir/bad.txt").header("content-encoding", "gzip").body(body);
+        expect_problem(send(put).await, 400, "invalid_request", &["gzip"]).await;
+    }
+    let names: Vec<_> = std::fs::read_dir(ws.join("dir")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["text.txt"]);
+    // 1 MB of zeros is a 1 KB body, but over the 100 kB limit once decoded.
+    let put = q(&client, Method::PUT, "/v1/fs/file", "dir/bomb")
+        .header("content-encoding", "gzip")
+        .body(gzip(&vec![0u8; 1 << 20]));
+    expect_problem(send(put).await, 413, "payload_too_large", &["limit"]).await;
+    assert!(!ws.join("dir/bomb").exists());
+}
+
+/// An encoding tether does not decode was stored as is; it is refused on
+/// every upload route with 415 `unsupported_encoding` naming the accepted ones.
+#[tokio::test]
+async fn an_unknown_content_encoding_is_415_unsupported_encoding() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    for encoding in ["br", "deflate", "gzip, zstd", "compress"] {
+        let put = q(&client, Method::PUT, "/v1/fs/file", "f.txt").header("content-encoding", encoding).body("x");
+        expect_problem(send(put).await, 415, "unsupported_encoding", &["gzip", "identity"]).await;
+        let upload = q(&client, Method::POST, "/v1/fs/upload", "up")
+            .header("content-type", "application/x-tar")
+            .header("content-encoding", encoding)
+            .body(vec![0u8; 1024]);
+        expect_problem(send(upload).await, 415, "unsupported_encoding", &["gzip"]).await;
+        let skill = client
+            .request(Method::PUT, "/v1/skills/encoded")
+            .header("content-type", "application/x-tar")
+            .header("content-encoding", encoding)
+            .body(vec![0u8; 1024]);
+        expect_problem(send(skill).await, 415, "unsupported_encoding", &["gzip"]).await;
+    }
+    let left: Vec<_> = std::fs::read_dir(server.workspace()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "something was written: {left:?}");
+    // identity is no encoding at all.
+    let put = q(&client, Method::PUT, "/v1/fs/file", "f.txt").header("content-encoding", "identity").body("x");
+    assert_eq!(send(put).await.status().as_u16(), 200);
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("gzip").arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// The check-then-open race: a directory of the workspace is swapped for a
+/// symlink to outside (two renames, in a loop, from a thread) while requests
+/// read, write, list, stat, create, extract and archive through it. Paths are looked
+/// up beneath the open root, so whatever the interleaving: the canary
+/// outside is never answered, nothing is ever created outside, and no
+/// listing or archive shows what is there.
+#[tokio::test]
+async fn a_directory_swapped_for_a_symlink_never_lets_a_request_out() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let server = TestServer::start().await;
+    let client = server.client();
+    let ws = server.workspace().to_path_buf();
+    let outside_tmp = tempfile::Builder::new().prefix("tether-e2e-outside-").tempdir().unwrap();
+    let outside = outside_tmp.path().canonicalize().unwrap();
+    std::fs::write(outside.join("file"), b"CANARY").unwrap();
+    std::fs::write(outside.join("only-outside"), b"CANARY").unwrap();
+    std::fs::create_dir(ws.join("d")).unwrap();
+    std::fs::write(ws.join("d/file"), b"inside").unwrap();
+    symlink(&outside, ws.join("evil")).unwrap();
+    let before = snapshot(&outside);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let swaps = Arc::new(AtomicU64::new(0));
+    let swapper = {
+        let (ws, stop, swaps) = (ws.clone(), stop.clone(), swaps.clone());
+        // A write or mkdir that finds `d` missing (between two renames)
+        // creates it anew, inside: cleared out of the way.
+        let put = move |from: &str, to: &str| {
+            for _ in 0..1000 {
+                if std::fs::rename(ws.join(from), ws.join(to)).is_ok() {
+                    return;
+                }
+                let _ = std::fs::remove_dir_all(ws.join(to));
+            }
+            panic!("could not rename {from} to {to}");
+        };
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                // d (a directory) aside, the symlink in its place, then back.
+                put("d", "aside");
+                put("evil", "d");
+                put("d", "evil");
+                put("aside", "d");
+                swaps.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut rounds = 0;
+    let mut answered = [0u32; 6];
+    while rounds < 400 && Instant::now() < deadline {
+        rounds += 1;
+        let tar = tether_e2e::tar::archive(&[tether_e2e::tar::entry(&format!("up{rounds}/f"), b'0', b"pwned", "")]);
+        let (read, write, list, stat, mkdir, download, upload) = tokio::join!(
+            send(q(&client, Method::GET, "/v1/fs/file", "d/file")),
+            send(q(&client, Method::PUT, "/v1/fs/file", &format!("d/new{rounds}")).body("pwned")),
+            send(q(&client, Method::GET, "/v1/fs/entries", "d")),
+            send(q(&client, Method::GET, "/v1/fs/stat", "d/only-outside")),
+            send(client.request(Method::POST, "/v1/fs/mkdir").json(&json!({"path": format!("d/dir{rounds}")}))),
+            send(q(&client, Method::GET, "/v1/fs/download", "d")),
+            send(q(&client, Method::POST, "/v1/fs/upload", "d").header("content-type", "application/x-tar").body(tar)),
+        );
+        let ok = [&read, &write, &list, &mkdir, &download, &upload].map(|r| r.status().is_success());
+        for (count, ok) in answered.iter_mut().zip(ok) {
+            *count += u32::from(ok);
+        }
+        assert_eq!(stat.status().as_u16() / 100, 4, "stat reached outside");
+        let body = read.bytes().await.unwrap();
+        assert!(!body.windows(6).any(|w| w == b"CANARY"), "read the canary outside: {body:?}");
+        let listing = list.text().await.unwrap();
+        assert!(!listing.contains("only-outside"), "listed outside: {listing}");
+        let tar = download.bytes().await.unwrap();
+        assert!(!tar.windows(6).any(|w| w == b"CANARY") && !tar.windows(12).any(|w| w == b"only-outside"));
+        assert_eq!(snapshot(&outside), before, "something changed outside the root (round {rounds})");
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert_eq!(snapshot(&outside), before, "something changed outside the root");
+    let swaps = swaps.load(Ordering::Relaxed);
+    println!("race over HTTP: {rounds} rounds of 7 requests during {swaps} swaps; 2xx (read, write, list, mkdir, download, upload) {answered:?}");
+    assert!(swaps > 0 && rounds > 10);
+    // The writes that were answered 200 are inside, where they belong.
+    assert!(answered[1] > 0, "no write went through at all");
+}

@@ -2,15 +2,24 @@
 //! climbs out, through `..`, an absolute name or a symlink, is refused) and
 //! download (a directory as a tar stream; symlinks stored as links, never
 //! followed). Both run on the blocking pool, bridged to the async body by
-//! bounded channels, so memory stays constant whatever the size.
+//! bounded channels, so memory stays constant whatever the size. Both walk
+//! the tree by descriptors beneath the root ([`super::beneath`]), never by
+//! path strings, so a directory swapped for a symlink meanwhile leads nowhere.
 
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use bytes::Bytes;
+use rustix::fs::{openat, readlinkat, symlinkat, unlinkat, AtFlags, Mode, OFlags};
 use tokio::sync::mpsc;
 
-use super::path::{self as fspath, canonical_inside, confine, create_parents, io_error, mkdir_all, RelPath};
+use super::beneath::{is_utf8, lstat_at, names};
+use super::path::{self as fspath, confine, create_parents, io_error, mkdir_all, open_root, RelPath};
+use super::PendingWrite;
 use crate::error::ApiError;
 
 /// A `Read` over chunks sent from the async side.
@@ -75,8 +84,10 @@ impl Write for ChannelWriter {
 /// root, created if missing); answers the number of entries written.
 pub fn extract(root: &Path, dest: &str, input: impl Read, gzip: bool) -> Result<u64, ApiError> {
     let dest_rel = confine(root, dest)?;
-    mkdir_all(root, &dest_rel.0, dest)?;
-    let input: Box<dyn Read> = if gzip { Box::new(flate2::read::GzDecoder::new(input)) } else { Box::new(input) };
+    let root_path = root;
+    let root = open_root(root_path)?;
+    mkdir_all(&root, &dest_rel.0, dest)?;
+    let input: Box<dyn Read> = if gzip { Box::new(flate2::read::MultiGzDecoder::new(input)) } else { Box::new(input) };
     let mut archive = tar::Archive::new(input);
     let bad = |e: io::Error| ApiError::invalid(format!("not a valid tar archive: {e}"));
     let mut count = 0;
@@ -84,6 +95,9 @@ pub fn extract(root: &Path, dest: &str, input: impl Read, gzip: bool) -> Result<
         let mut entry = entry.map_err(bad)?;
         let name = entry.path().map_err(bad)?.into_owned();
         let shown = name.to_string_lossy().into_owned();
+        if !is_utf8(name.as_os_str()) {
+            return Err(fspath::name_not_utf8(&format!("tar entry {shown:?}")));
+        }
         // Every entry stays under `dest`: no absolute names, no `..` above it.
         let mut rel = dest_rel.0.clone();
         let depth = rel.components().count();
@@ -104,21 +118,18 @@ pub fn extract(root: &Path, dest: &str, input: impl Read, gzip: bool) -> Result<
         let rel = RelPath(rel);
         let kind = entry.header().entry_type();
         if kind.is_dir() {
-            mkdir_all(root, &rel.0, &shown)?;
+            mkdir_all(&root, &rel.0, &shown)?;
         } else if kind.is_file() || kind == tar::EntryType::Continuous {
             if rel.0 == dest_rel.0 {
                 continue;
             }
-            let (dir, file_name) = create_parents(root, &rel, &shown)?;
-            // A symlink (or directory) in the way is replaced, never written through.
-            let target = dir.join(&file_name);
-            if let Ok(meta) = std::fs::symlink_metadata(&target) {
-                if meta.is_dir() {
-                    return Err(ApiError::conflict(format!("tar entry {shown:?} would replace a directory")));
-                }
+            let (dir, file_name) = create_parents(&root, &rel, &shown)?;
+            // A symlink in the way is replaced, never written through; a directory is not.
+            if lstat_at(dir.as_fd(), &file_name).is_ok_and(|m| m.is_dir()) {
+                return Err(ApiError::conflict(format!("tar entry {shown:?} would replace a directory")));
             }
-            let (temp, mut file) = fspath::create_temp(&dir).map_err(|e| io_error(e, &shown))?;
-            let guard = TempFile(Some(temp.clone()));
+            let (temp, mut file) = fspath::create_temp(dir.as_fd()).map_err(|e| io_error(e, &shown))?;
+            let pending = PendingWrite { dir, name: file_name, temp: Some(temp), rel, user: shown.clone() };
             io::copy(&mut entry, &mut file).map_err(|e| match e.kind() {
                 io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => bad(e),
                 _ => io_error(e, &shown),
@@ -127,15 +138,14 @@ pub fn extract(root: &Path, dest: &str, input: impl Read, gzip: bool) -> Result<
                 use std::os::unix::fs::PermissionsExt;
                 let _ = file.set_permissions(std::fs::Permissions::from_mode(mode & 0o777));
             }
-            std::fs::rename(&temp, &target).map_err(|e| io_error(e, &shown))?;
-            drop(guard.disarm());
+            pending.put_in_place().map_err(|e| io_error(e, &shown))?;
         } else if kind.is_symlink() {
             let link =
                 entry.link_name().map_err(bad)?.ok_or_else(|| bad(io::Error::other("symlink without a target")))?;
-            let (dir, file_name) = create_parents(root, &rel, &shown)?;
-            // The link's target, resolved lexically from where it lives, stays inside the root.
-            let parent_rel = dir.strip_prefix(root).map(Path::to_path_buf).unwrap_or_default();
-            let joined = if link.is_absolute() { link.to_path_buf() } else { root.join(&parent_rel).join(&link) };
+            // The link's target, resolved lexically from where it lives, stays
+            // inside the root (and every later lookup through it is beneath the root anyway).
+            let parent_rel = rel.0.parent().unwrap_or(Path::new(""));
+            let joined = if link.is_absolute() { link.to_path_buf() } else { root_path.join(parent_rel).join(&link) };
             let mut check = PathBuf::new();
             for c in joined.components() {
                 match c {
@@ -146,12 +156,12 @@ pub fn extract(root: &Path, dest: &str, input: impl Read, gzip: bool) -> Result<
                     other => check.push(other),
                 }
             }
-            if !check.starts_with(root) {
+            if !check.starts_with(root_path) {
                 return Err(ApiError::path_outside_root(format!("tar symlink {shown:?} points outside the root")));
             }
-            let target = dir.join(&file_name);
-            let _ = std::fs::remove_file(&target);
-            std::os::unix::fs::symlink(&link, &target).map_err(|e| io_error(e, &shown))?;
+            let (dir, file_name) = create_parents(&root, &rel, &shown)?;
+            let _ = unlinkat(&dir, &file_name, AtFlags::empty());
+            symlinkat(link.as_os_str(), &dir, &file_name).map_err(|e| io_error(e.into(), &shown))?;
         } else if kind.is_hard_link() {
             return Err(ApiError::invalid(format!("tar entry {shown:?}: hard links are not supported")));
         } else {
@@ -163,39 +173,72 @@ pub fn extract(root: &Path, dest: &str, input: impl Read, gzip: bool) -> Result<
     Ok(count)
 }
 
-struct TempFile(Option<PathBuf>);
-
-impl TempFile {
-    fn disarm(mut self) -> Self {
-        self.0 = None;
-        self
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-/// Checks that `dir` is a directory inside the root; answers its real path.
-pub fn download_dir(root: &Path, dir: &str) -> Result<PathBuf, ApiError> {
+/// Checks that `dir` is a directory inside the root; answers it, open.
+pub fn download_dir(root: &Path, dir: &str) -> Result<OwnedFd, ApiError> {
     let rel = confine(root, dir)?;
-    let real = canonical_inside(root, &root.join(&rel.0), dir)?;
-    if !real.is_dir() {
-        return Err(ApiError::invalid(format!("{dir:?} is not a directory")));
-    }
-    Ok(real)
+    fspath::open_existing_dir(&open_root(root)?, &rel, dir)
 }
 
-/// Writes `real` (a directory) as a tar to `out`; symlinks stored as links.
-pub fn archive(real: &Path, out: impl Write) -> io::Result<()> {
+/// Writes the directory `dir` as a tar to `out` (entries under `./`);
+/// symlinks stored as links; sockets, FIFOs and devices left out.
+pub fn archive(dir: OwnedFd, out: impl Write) -> io::Result<()> {
     let mut builder = tar::Builder::new(out);
-    builder.follow_symlinks(false);
-    builder.mode(tar::HeaderMode::Complete);
-    builder.append_dir_all(".", real)?;
+    let meta = File::from(rustix::io::dup(&dir)?).metadata()?;
+    append_dir(&mut builder, dir.as_fd(), Path::new("."), &meta)?;
     let mut out = builder.into_inner()?;
     out.flush()
+}
+
+fn header(meta: &std::fs::Metadata) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+    header
+}
+
+/// Appends `dir` (open, named `at` in the archive) and everything under it.
+fn append_dir<W: Write>(
+    builder: &mut tar::Builder<W>,
+    dir: BorrowedFd<'_>,
+    at: &Path,
+    meta: &std::fs::Metadata,
+) -> io::Result<()> {
+    builder.append_data(&mut header(meta), at, io::empty())?;
+    let mut children = names(dir)?;
+    children.sort();
+    for name in children {
+        let path = at.join(&name);
+        let meta = match lstat_at(dir, &name) {
+            Ok(meta) => meta,
+            // Removed since the directory was read.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            match openat(dir, &name, flags, Mode::empty()) {
+                Ok(sub) => append_dir(builder, sub.as_fd(), &path, &meta)?,
+                // Swapped for something else since: left out.
+                Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR | rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        } else if kind.is_symlink() {
+            let Ok(target) = readlinkat(dir, &name, Vec::new()) else { continue };
+            let target = OsStr::from_bytes(target.as_bytes());
+            builder.append_link(&mut header(&meta), &path, target)?;
+        } else if kind.is_file() {
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+            let Ok(fd) = openat(dir, &name, flags, Mode::empty()) else { continue };
+            let file = File::from(fd);
+            let meta = file.metadata()?;
+            if !meta.is_file() {
+                continue;
+            }
+            // Exactly the size the header states, even if the file changes while read.
+            let size = meta.len();
+            let body = file.take(size).chain(io::repeat(0)).take(size);
+            builder.append_data(&mut header(&meta), &path, body)?;
+        }
+    }
+    Ok(())
 }

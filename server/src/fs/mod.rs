@@ -3,27 +3,33 @@
 //! blocking pool.
 
 pub mod archive;
+pub mod beneath;
 pub mod path;
 pub mod watch;
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fs::{File, Metadata};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 use std::time::UNIX_EPOCH;
 
+use rustix::fs::{renameat, unlinkat, AtFlags, OFlags};
 use tether_protocol::{FsEntries, FsEntry, FsKind};
 
 use crate::error::ApiError;
+use beneath::{is_utf8, lstat_at};
 use path::{
-    canonical_inside, confine, create_parents, create_temp, io_error, mkdir_all, open_read, parent_and_name,
-    resolve_existing, RelPath,
+    confine, create_parents, create_temp, io_error, mkdir_all, open_existing_dir, open_read, open_root,
+    parent_and_name, RelPath,
 };
 
 /// The default upload limit (`--max-upload-bytes`): 4 GiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 4 << 30;
 
-/// An entry as the API answers it, from its `lstat`.
+/// An entry as the API answers it, from its `lstat`. A name that is not
+/// UTF-8 is shown with U+FFFD in its place and flagged `not_utf8`: the API
+/// names files by UTF-8 paths, so such an entry cannot be asked for.
 pub fn entry(rel: &RelPath, meta: &Metadata) -> FsEntry {
     let kind = if meta.file_type().is_symlink() {
         FsKind::Symlink
@@ -40,16 +46,57 @@ pub fn entry(rel: &RelPath, meta: &Metadata) -> FsEntry {
         kind,
         size: meta.len(),
         modified: crate::util::rfc3339_ms(modified_ms),
+        not_utf8: !is_utf8(rel.0.as_os_str()),
     }
 }
 
-/// A file being written: a new temporary file in the target's folder, put in
-/// place by [`commit_write`] (so a reader never sees half a file).
+/// A file being written: a new temporary file in the target's folder
+/// ([`NewFile::file`]), put in place by [`PendingWrite::commit`] (so a reader
+/// never sees half a file).
 pub struct NewFile {
-    pub dir: PathBuf,
-    pub name: OsString,
-    pub temp: PathBuf,
     pub file: File,
+    pub pending: PendingWrite,
+}
+
+/// Where a written temporary file goes: the target's folder, held open, and
+/// the names. Dropped without a commit (an error, the client gone), the
+/// temporary file is removed.
+pub struct PendingWrite {
+    dir: OwnedFd,
+    name: OsString,
+    temp: Option<OsString>,
+    rel: RelPath,
+    user: String,
+}
+
+impl PendingWrite {
+    /// Renames the temporary file over the target (atomic).
+    pub fn put_in_place(mut self) -> io::Result<()> {
+        let Some(temp) = self.temp.take() else { return Ok(()) };
+        renameat(&self.dir, &temp, &self.dir, &self.name).inspect_err(|_| {
+            let _ = unlinkat(&self.dir, &temp, AtFlags::empty());
+        })?;
+        Ok(())
+    }
+
+    /// Puts the file in place, syncs its folder, and answers its entry (at
+    /// the path asked, which may be a symlink written through).
+    pub fn commit(self) -> Result<FsEntry, ApiError> {
+        let dir = rustix::io::dup(&self.dir).map_err(|e| io_error(e.into(), &self.user))?;
+        let (name, rel, user) = (self.name.clone(), self.rel.clone(), self.user.clone());
+        self.put_in_place().map_err(|e| io_error(e, &user))?;
+        let _ = rustix::fs::fsync(&dir);
+        let meta = lstat_at(dir.as_fd(), &name).map_err(|e| io_error(e, &user))?;
+        Ok(entry(&rel, &meta))
+    }
+}
+
+impl Drop for PendingWrite {
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            let _ = unlinkat(&self.dir, &temp, AtFlags::empty());
+        }
+    }
 }
 
 /// Starts writing `user`: creates its parent folders and a temporary file
@@ -57,47 +104,30 @@ pub struct NewFile {
 /// is written through only when it points inside the root (the link stays).
 pub fn begin_write(root: &Path, user: &str) -> Result<NewFile, ApiError> {
     let rel = confine(root, user)?;
-    let (dir, name) = create_parents(root, &rel, user)?;
-    if let Ok(meta) = std::fs::metadata(dir.join(&name)) {
-        if meta.is_dir() {
-            return Err(ApiError::conflict(format!("{user:?} is a directory")));
-        }
-    }
-    let (dir, name) = match std::fs::symlink_metadata(dir.join(&name)) {
+    let root = open_root(root)?;
+    let (dir, name) = create_parents(&root, &rel, user)?;
+    let is_dir = || ApiError::conflict(format!("{user:?} is a directory"));
+    let (dir, name) = match lstat_at(dir.as_fd(), &name) {
+        Ok(meta) if meta.is_dir() => return Err(is_dir()),
         Ok(meta) if meta.file_type().is_symlink() => {
-            let real = canonical_inside(root, &dir.join(&name), user)?;
-            let parent = real.parent().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
-            let name = real.file_name().map(|n| n.to_os_string()).unwrap_or(name);
-            (parent, name)
+            let (dir, name) = root.parent_following(&rel.0).map_err(|e| io_error(e, user))?;
+            if lstat_at(dir.as_fd(), &name).is_ok_and(|m| m.is_dir()) {
+                return Err(is_dir());
+            }
+            (dir, name)
         }
         _ => (dir, name),
     };
-    let (temp, file) = create_temp(&dir).map_err(|e| io_error(e, user))?;
-    Ok(NewFile { dir, name, temp, file })
-}
-
-/// Puts a written temporary file in place (an atomic rename) and answers its entry.
-pub fn commit_write(root: &Path, dir: &Path, name: &OsStr, temp: &Path, user: &str) -> Result<FsEntry, ApiError> {
-    let target = dir.join(name);
-    std::fs::rename(temp, &target).map_err(|e| io_error(e, user))?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    let meta = std::fs::symlink_metadata(&target).map_err(|e| io_error(e, user))?;
-    let rel = target.strip_prefix(root).map(Path::to_path_buf).unwrap_or_default();
-    Ok(entry(&RelPath(rel), &meta))
+    let (temp, file) = create_temp(dir.as_fd()).map_err(|e| io_error(e, user))?;
+    Ok(NewFile { file, pending: PendingWrite { dir, name, temp: Some(temp), rel, user: user.to_string() } })
 }
 
 /// Writes `bytes` as the whole of `user`, atomically.
 pub fn write_file(root: &Path, user: &str, bytes: &[u8]) -> Result<FsEntry, ApiError> {
-    let NewFile { dir, name, temp, mut file } = begin_write(root, user)?;
-    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    let NewFile { mut file, pending } = begin_write(root, user)?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| io_error(e, user))?;
     drop(file);
-    let result = written.map_err(|e| io_error(e, user)).and_then(|()| commit_write(root, &dir, &name, &temp, user));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
+    pending.commit()
 }
 
 /// Reads at most `max` bytes of the file `user` from `offset`; answers them
@@ -114,33 +144,29 @@ pub fn read_range(root: &Path, user: &str, offset: u64, max: u64) -> Result<(Vec
 /// `GET /v1/fs/stat`: the entry itself (a symlink is not followed).
 pub fn stat(root: &Path, user: &str) -> Result<FsEntry, ApiError> {
     let rel = confine(root, user)?;
-    if rel.is_root() {
-        let meta = std::fs::symlink_metadata(root).map_err(|e| io_error(e, user))?;
-        return Ok(entry(&rel, &meta));
-    }
-    let (dir, name) = parent_and_name(root, &rel, user)?;
-    let meta = std::fs::symlink_metadata(dir.join(name)).map_err(|e| io_error(e, user))?;
-    Ok(entry(&rel, &meta))
+    let root = open_root(root)?;
+    let meta = if rel.is_root() {
+        File::from(root.open_at(&rel.0, OFlags::PATH).map_err(|e| io_error(e, user))?).metadata()
+    } else {
+        let (dir, name) = parent_and_name(&root, &rel, user)?;
+        lstat_at(dir.as_fd(), &name)
+    };
+    Ok(entry(&rel, &meta.map_err(|e| io_error(e, user))?))
 }
 
 /// `GET /v1/fs/entries`: a directory's entries, sorted by name.
 pub fn list(root: &Path, user: &str) -> Result<FsEntries, ApiError> {
     let rel = confine(root, user)?;
-    let real = resolve_existing(root, &rel, user)?;
-    let meta = std::fs::metadata(&real).map_err(|e| io_error(e, user))?;
-    if !meta.is_dir() {
-        return Err(ApiError::invalid(format!("{user:?} is not a directory")));
-    }
+    let dir = open_existing_dir(&open_root(root)?, &rel, user)?;
     let mut entries = Vec::new();
-    for item in std::fs::read_dir(&real).map_err(|e| io_error(e, user))? {
-        let item = item.map_err(|e| io_error(e, user))?;
-        let meta = match item.path().symlink_metadata() {
+    for name in beneath::names(dir.as_fd()).map_err(|e| io_error(e, user))? {
+        let meta = match lstat_at(dir.as_fd(), &name) {
             Ok(meta) => meta,
             // Removed since the directory was read.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(io_error(e, user)),
         };
-        entries.push(entry(&RelPath(rel.0.join(item.file_name())), &meta));
+        entries.push(entry(&RelPath(rel.0.join(name)), &meta));
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(FsEntries { entries })
@@ -153,18 +179,17 @@ pub fn delete(root: &Path, user: &str, recursive: bool) -> Result<(), ApiError> 
     if rel.is_root() {
         return Err(ApiError::invalid("the workspace root itself cannot be deleted"));
     }
-    let (dir, name) = parent_and_name(root, &rel, user)?;
-    let target = dir.join(name);
-    let meta = std::fs::symlink_metadata(&target).map_err(|e| io_error(e, user))?;
+    let root = open_root(root)?;
+    let (dir, name) = parent_and_name(&root, &rel, user)?;
+    let meta = lstat_at(dir.as_fd(), &name).map_err(|e| io_error(e, user))?;
     let result = if meta.is_dir() {
         if recursive {
-            // std's remove_dir_all never follows symlinks inside the tree.
-            std::fs::remove_dir_all(&target)
+            beneath::remove_tree(dir.as_fd(), &name)
         } else {
-            std::fs::remove_dir(&target)
+            unlinkat(&dir, &name, AtFlags::REMOVEDIR).map_err(io::Error::from)
         }
     } else {
-        std::fs::remove_file(&target)
+        unlinkat(&dir, &name, AtFlags::empty()).map_err(io::Error::from)
     };
     result.map_err(|e| match e.raw_os_error() {
         Some(libc::ENOTEMPTY) | Some(libc::EEXIST) => {
@@ -182,8 +207,8 @@ pub fn mkdir(root: &Path, user: &str) -> Result<(FsEntry, bool), ApiError> {
         Ok(_) => return Err(ApiError::conflict(format!("{user:?} exists and is not a directory"))),
         Err(_) => false,
     };
-    let real = mkdir_all(root, &rel.0, user)?;
-    let meta = std::fs::symlink_metadata(&real).map_err(|e| io_error(e, user))?;
+    let dir = mkdir_all(&open_root(root)?, &rel.0, user)?;
+    let meta = File::from(dir).metadata().map_err(|e| io_error(e, user))?;
     Ok((entry(&rel, &meta), !existed))
 }
 
@@ -195,26 +220,30 @@ pub fn rename(root: &Path, from: &str, to: &str, overwrite: bool) -> Result<FsEn
     if from_rel.is_root() || to_rel.is_root() {
         return Err(ApiError::invalid("the workspace root itself cannot be moved or replaced"));
     }
-    let (from_dir, from_name) = parent_and_name(root, &from_rel, from)?;
-    let source = from_dir.join(from_name);
-    std::fs::symlink_metadata(&source).map_err(|e| io_error(e, from))?;
-    let (to_dir, to_name) = create_parents(root, &to_rel, to)?;
-    let target = to_dir.join(to_name);
-    if target == source {
-        let meta = std::fs::symlink_metadata(&target).map_err(|e| io_error(e, to))?;
+    let root = open_root(root)?;
+    let (from_dir, from_name) = parent_and_name(&root, &from_rel, from)?;
+    lstat_at(from_dir.as_fd(), &from_name).map_err(|e| io_error(e, from))?;
+    let (to_dir, to_name) = create_parents(&root, &to_rel, to)?;
+    let same_dir = |a: &OwnedFd, b: &OwnedFd| match (rustix::fs::fstat(a), rustix::fs::fstat(b)) {
+        (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
+        _ => false,
+    };
+    if from_name == to_name && same_dir(&from_dir, &to_dir) {
+        let meta = lstat_at(to_dir.as_fd(), &to_name).map_err(|e| io_error(e, to))?;
         return Ok(entry(&to_rel, &meta));
     }
-    match std::fs::symlink_metadata(&target) {
-        Ok(_) if !overwrite => return Err(ApiError::conflict(format!("{to:?} exists (use overwrite=true)"))),
-        Ok(_) | Err(_) => {}
+    if lstat_at(to_dir.as_fd(), &to_name).is_ok() && !overwrite {
+        return Err(ApiError::conflict(format!("{to:?} exists (use overwrite=true)")));
     }
-    std::fs::rename(&source, &target).map_err(|e| match e.raw_os_error() {
-        Some(libc::EINVAL) => ApiError::invalid(format!("cannot move {from:?} into itself")),
-        Some(libc::ENOTEMPTY) | Some(libc::EEXIST) | Some(libc::EISDIR) | Some(libc::ENOTDIR) => {
-            ApiError::conflict(format!("cannot replace {to:?}: {e}"))
-        }
-        _ => io_error(e, to),
+    renameat(&from_dir, &from_name, &to_dir, &to_name).map_err(|e| match e {
+        rustix::io::Errno::INVAL => ApiError::invalid(format!("cannot move {from:?} into itself")),
+        rustix::io::Errno::XDEV => ApiError::conflict(format!("{from:?} and {to:?} are on different file systems")),
+        rustix::io::Errno::NOTEMPTY
+        | rustix::io::Errno::EXIST
+        | rustix::io::Errno::ISDIR
+        | rustix::io::Errno::NOTDIR => ApiError::conflict(format!("cannot replace {to:?}: {e}")),
+        _ => io_error(e.into(), to),
     })?;
-    let meta = std::fs::symlink_metadata(&target).map_err(|e| io_error(e, to))?;
+    let meta = lstat_at(to_dir.as_fd(), &to_name).map_err(|e| io_error(e, to))?;
     Ok(entry(&to_rel, &meta))
 }

@@ -2,18 +2,21 @@
 //!
 //! A path is first normalized lexically (relative to the root, or absolute
 //! under it; `..` may never climb above the root; NUL bytes are refused).
-//! Then the directory that holds its last component is canonicalized (every
-//! symlink on the way followed) and must still be inside the root; the last
-//! component itself is never followed implicitly: files are opened with
-//! `O_NOFOLLOW`, so a symlink swapped in after the check is refused (ELOOP),
-//! and renames and deletions act on the link, not on what it points to.
+//! Then it is looked up beneath the open root directory ([`super::beneath`]):
+//! never by a path string checked first and opened after, so a directory
+//! swapped for a symlink between the two cannot lead outside. Symlinks inside
+//! the root that point inside are followed; the last component of a stat, a
+//! deletion or a rename is the entry itself, never followed.
 
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
+use rustix::fs::{mkdirat, openat, Mode, OFlags};
+
+pub use super::beneath::Root;
 use crate::error::ApiError;
 
 /// A user path, normalized and relative to the root (empty for the root).
@@ -69,87 +72,97 @@ pub fn confine(root: &Path, user: &str) -> Result<RelPath, ApiError> {
     Ok(RelPath(out))
 }
 
+/// A name that is not UTF-8 (`what` says where): the API, whose paths are
+/// strings, could not name it.
+pub fn name_not_utf8(what: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "name_not_utf8",
+        format!(
+            "{what} is not valid UTF-8: tether names files by UTF-8 paths only (percent-encode the UTF-8 bytes of \
+             the name); an entry whose name on disk is not UTF-8 is listed with \"not_utf8\": true and cannot be \
+             asked for"
+        ),
+    )
+}
+
 fn outside(user: &str) -> ApiError {
     ApiError::path_outside_root(format!("path {user:?} is outside the workspace root"))
 }
 
-/// Canonicalizes `path` and checks that it is inside `root`.
-pub fn canonical_inside(root: &Path, path: &Path, user: &str) -> Result<PathBuf, ApiError> {
-    let real = path.canonicalize().map_err(|e| io_error(e, user))?;
-    if !real.starts_with(root) {
-        return Err(outside(user));
-    }
-    Ok(real)
+/// The workspace root, held open for one operation.
+pub fn open_root(root: &Path) -> Result<Root, ApiError> {
+    Root::open(root).map_err(|e| ApiError::internal(format!("the workspace root {}: {e}", root.display())))
 }
 
-/// The real (canonical, inside the root) directory holding the last
-/// component of `rel`, and that component. The root itself has no parent.
-pub fn parent_and_name(root: &Path, rel: &RelPath, user: &str) -> Result<(PathBuf, OsString), ApiError> {
-    let name = rel.0.file_name().ok_or_else(|| ApiError::invalid("this is the workspace root itself"))?;
-    let parent = rel.0.parent().unwrap_or(Path::new(""));
-    let real = canonical_inside(root, &root.join(parent), user)?;
-    Ok((real, name.to_os_string()))
+/// The directory holding the last component of `rel` (every symlink on the
+/// way followed, inside the root), and that component. The root itself has
+/// no parent.
+pub fn parent_and_name(root: &Root, rel: &RelPath, user: &str) -> Result<(OwnedFd, OsString), ApiError> {
+    root.parent(&rel.0)
+        .map_err(|e| io_error(e, user))?
+        .ok_or_else(|| ApiError::invalid("this is the workspace root itself"))
 }
 
 /// Like [`parent_and_name`], creating the missing parents one by one, each
-/// checked inside the root first (a symlink to elsewhere is refused, never
-/// written through).
-pub fn create_parents(root: &Path, rel: &RelPath, user: &str) -> Result<(PathBuf, OsString), ApiError> {
+/// beneath the root (a symlink to elsewhere is refused, never written through).
+pub fn create_parents(root: &Root, rel: &RelPath, user: &str) -> Result<(OwnedFd, OsString), ApiError> {
     let name = rel.0.file_name().ok_or_else(|| ApiError::invalid("this is the workspace root itself"))?;
     let parent = rel.0.parent().unwrap_or(Path::new(""));
     let dir = mkdir_all(root, parent, user)?;
     Ok((dir, name.to_os_string()))
 }
 
-/// Creates `rel` (relative to `root`) and its parents; answers its real path.
-pub fn mkdir_all(root: &Path, rel: &Path, user: &str) -> Result<PathBuf, ApiError> {
-    let mut cur = root.to_path_buf();
-    for component in rel.components() {
-        let next = cur.join(component);
-        match std::fs::symlink_metadata(&next) {
-            Ok(meta) if meta.is_dir() => cur = next,
-            Ok(meta) if meta.file_type().is_symlink() => {
-                let real = canonical_inside(root, &next, user)?;
-                if !real.is_dir() {
-                    return Err(ApiError::conflict(format!("a parent of {user:?} is not a directory")));
-                }
-                cur = real;
-            }
-            Ok(_) => return Err(ApiError::conflict(format!("a parent of {user:?} is not a directory"))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                match std::fs::create_dir(&next) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(io_error(e, user)),
-                }
-                // Whatever is there now (ours, or a racing creator's) is checked again.
-                let real = canonical_inside(root, &next, user)?;
-                if !real.is_dir() {
-                    return Err(ApiError::conflict(format!("a parent of {user:?} is not a directory")));
-                }
-                cur = real;
-            }
-            Err(e) => return Err(io_error(e, user)),
-        }
+/// Creates `rel` (relative to the root) and its parents; answers it, open.
+pub fn mkdir_all(root: &Root, rel: &Path, user: &str) -> Result<OwnedFd, ApiError> {
+    let not_a_dir = |e: io::Error| match e.raw_os_error() {
+        Some(libc::ENOTDIR) => ApiError::conflict(format!("a parent of {user:?} is not a directory")),
+        _ => io_error(e, user),
+    };
+    match root.open_dir(rel) {
+        Ok(dir) => return Ok(dir),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        Err(e) => return Err(not_a_dir(e)),
     }
-    Ok(cur)
+    let mut done = PathBuf::new();
+    for component in rel.components() {
+        let Component::Normal(name) = component else { continue };
+        let dir = root.open_dir(&done).map_err(not_a_dir)?;
+        match mkdirat(&dir, name, Mode::from_raw_mode(0o755)) {
+            // Whatever is there (ours, a racing creator's, a symlink) is looked up again next.
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(io_error(e.into(), user)),
+        }
+        done.push(name);
+    }
+    root.open_dir(rel).map_err(not_a_dir)
 }
 
-/// The real path of an existing entry, every symlink followed, inside the
-/// root: what a read or a listing acts on.
-pub fn resolve_existing(root: &Path, rel: &RelPath, user: &str) -> Result<PathBuf, ApiError> {
-    canonical_inside(root, &root.join(&rel.0), user)
+/// An existing entry, every symlink followed, inside the root (opened
+/// `O_PATH`: to check it is there, or to look at it).
+pub fn resolve_existing(root: &Path, rel: &RelPath, user: &str) -> Result<OwnedFd, ApiError> {
+    open_root(root)?.open_at(&rel.0, OFlags::PATH).map_err(|e| io_error(e, user))
 }
 
-/// Opens an existing file for reading: resolved inside the root, then opened
-/// with `O_NOFOLLOW` so a symlink swapped in after the check is refused.
+/// An existing directory, every symlink followed, inside the root; opened
+/// for listing. A file is `invalid_request`.
+pub fn open_existing_dir(root: &Root, rel: &RelPath, user: &str) -> Result<OwnedFd, ApiError> {
+    let found = root.open_at(&rel.0, OFlags::PATH).map_err(|e| io_error(e, user))?;
+    let dir = openat(&found, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty());
+    match dir {
+        Ok(dir) => Ok(dir),
+        Err(rustix::io::Errno::NOTDIR) => Err(ApiError::invalid(format!("{user:?} is not a directory"))),
+        Err(e) => Err(io_error(e.into(), user)),
+    }
+}
+
+/// Opens an existing regular file for reading, inside the root (a FIFO or a
+/// device is refused, without blocking on it).
 pub fn open_read(root: &Path, rel: &RelPath, user: &str) -> Result<File, ApiError> {
-    let real = resolve_existing(root, rel, user)?;
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&real)
+    let fd = open_root(root)?
+        .open_at(&rel.0, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)
         .map_err(|e| io_error(e, user))?;
+    let file = File::from(fd);
     let meta = file.metadata().map_err(|e| io_error(e, user))?;
     if meta.is_dir() {
         return Err(ApiError::invalid(format!("{user:?} is a directory")));
@@ -160,20 +173,15 @@ pub fn open_read(root: &Path, rel: &RelPath, user: &str) -> Result<File, ApiErro
     Ok(file)
 }
 
-/// Creates a new temporary file in `dir` (`O_EXCL | O_NOFOLLOW`).
-pub fn create_temp(dir: &Path) -> io::Result<(PathBuf, File)> {
+/// Creates a new temporary file in `dir` (`O_EXCL | O_NOFOLLOW`); answers its name.
+pub fn create_temp(dir: BorrowedFd<'_>) -> io::Result<(OsString, File)> {
     loop {
-        let path = dir.join(format!(".{}.tmp", crate::util::new_id("tether")));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-        {
-            Ok(file) => return Ok((path, file)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
+        let name = OsString::from(format!(".{}.tmp", crate::util::new_id("tether")));
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match openat(dir.as_fd(), &name, flags, Mode::from_raw_mode(0o644)) {
+            Ok(fd) => return Ok((name, File::from(fd))),
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -182,6 +190,8 @@ pub fn create_temp(dir: &Path) -> io::Result<(PathBuf, File)> {
 pub fn io_error(e: io::Error, user: &str) -> ApiError {
     match e.raw_os_error() {
         Some(libc::ENOENT) | Some(libc::ENOTDIR) => return ApiError::not_found(format!("no such file: {user:?}")),
+        // A lookup beneath the root that would have left it.
+        Some(libc::EXDEV) => return outside(user),
         Some(libc::ELOOP) => {
             return ApiError::path_outside_root(format!("path {user:?} is a symlink that may not be followed"))
         }
@@ -281,11 +291,12 @@ mod tests {
     fn a_symlink_in_the_middle_is_refused() {
         let r = rig();
         symlink(&r.outside, r.root.join("out")).unwrap();
+        let root = Root::open(&r.root).unwrap();
         let rel = confine(&r.root, "out/secret").unwrap();
         assert_eq!(code(open_read(&r.root, &rel, "out/secret")), "path_outside_root");
-        assert_eq!(code(parent_and_name(&r.root, &rel, "out/secret")), "path_outside_root");
+        assert_eq!(code(parent_and_name(&root, &rel, "out/secret")), "path_outside_root");
         let rel = confine(&r.root, "out/new/file").unwrap();
-        assert_eq!(code(create_parents(&r.root, &rel, "out/new/file")), "path_outside_root");
+        assert_eq!(code(create_parents(&root, &rel, "out/new/file")), "path_outside_root");
         assert!(!r.outside.join("new").exists());
     }
 
@@ -301,23 +312,29 @@ mod tests {
     }
 
     #[test]
-    fn o_nofollow_refuses_a_swapped_in_symlink() {
+    fn a_fifo_is_refused_without_blocking() {
         let r = rig();
-        // What a racer would leave after the check: the final component a symlink.
-        symlink(r.outside.join("secret"), r.root.join("swapped")).unwrap();
-        let err =
-            OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(r.root.join("swapped")).unwrap_err();
-        assert_eq!(io_error(err, "swapped").code, "path_outside_root");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            r.root.join("fifo"),
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let rel = confine(&r.root, "fifo").unwrap();
+        assert_eq!(code(open_read(&r.root, &rel, "fifo")), "invalid_request");
     }
 
     #[test]
     fn parents_are_created_inside() {
         let r = rig();
+        let root = Root::open(&r.root).unwrap();
         let rel = confine(&r.root, "x/y/z.txt").unwrap();
-        let (dir, name) = create_parents(&r.root, &rel, "x/y/z.txt").unwrap();
-        assert_eq!(dir, r.root.join("x/y"));
+        let (_, name) = create_parents(&root, &rel, "x/y/z.txt").unwrap();
         assert_eq!(name, "z.txt");
+        assert!(r.root.join("x/y").is_dir());
         let rel = confine(&r.root, "sub/a.txt/z").unwrap();
-        assert_eq!(code(create_parents(&r.root, &rel, "sub/a.txt/z")), "conflict");
+        assert_eq!(code(create_parents(&root, &rel, "sub/a.txt/z")), "conflict");
     }
 }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use tether_protocol::{FsEntries, FsEntry, MkdirRequest, MoveRequest};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use super::encoding::{self, Encoding, Gunzip};
 use super::{ApiJson, ApiQuery, AppRef};
 use crate::error::ApiError;
 use crate::fs::{self, path};
@@ -180,59 +181,76 @@ async fn read(
     Ok(resp)
 }
 
-/// Removes the temporary file of an unfinished write (an error, or the
-/// client gone and the handler dropped).
-struct TempGuard(Option<PathBuf>);
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
+/// `PUT /v1/fs/file?path=`: the body (decoded when `Content-Encoding: gzip`)
+/// becomes the whole file, atomically; the limit counts the bytes written.
 async fn write(
     State(app): State<AppRef>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<PathQuery>,
     body: Body,
 ) -> Result<Json<FsEntry>, ApiError> {
+    let encoding = encoding::upload_encoding(&headers)?;
     let limit = app.max_upload_bytes;
-    let too_large = || ApiError::payload_too_large(format!("the file is larger than the upload limit ({limit} bytes)"));
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
+    if encoding == Encoding::Identity && declared.is_some_and(|n| n > limit) {
+        return Err(file_too_large(limit));
     }
     let root = workspace(&app);
     let user = q.path.clone();
-    let fs::NewFile { dir, name, temp, file } = blocking(move || fs::begin_write(&root, &user)).await?;
-    let mut guard = TempGuard(Some(temp.clone()));
-    let mut file = tokio::fs::File::from_std(file);
-    let mut written: u64 = 0;
+    // Dropped before the commit (an error, the client gone), it removes the temporary file.
+    let fs::NewFile { file, pending } = blocking(move || fs::begin_write(&root, &user)).await?;
+    let mut out = Written { file: tokio::fs::File::from_std(file), written: 0, limit, user: &q.path };
+    let mut gunzip = (encoding == Encoding::Gzip).then(Gunzip::default);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::invalid(format!("could not read the request body: {e}")))?;
-        written += chunk.len() as u64;
-        if written > limit {
-            return Err(too_large());
+        match gunzip.as_mut() {
+            None => out.put(&chunk).await?,
+            Some(gunzip) => {
+                gunzip.push(chunk);
+                while let Some(piece) = gunzip.next_piece().map_err(encoding::bad_gzip)? {
+                    out.put(&piece).await?;
+                }
+            }
         }
-        file.write_all(&chunk).await.map_err(|e| path::io_error(e, &q.path))?;
     }
+    if let Some(gunzip) = gunzip {
+        out.put(&gunzip.finish().map_err(encoding::bad_gzip)?).await?;
+    }
+    let mut file = out.file;
     file.flush().await.map_err(|e| path::io_error(e, &q.path))?;
     file.sync_all().await.map_err(|e| path::io_error(e, &q.path))?;
     drop(file);
-    let user = q.path.clone();
-    let root = workspace(&app);
-    let entry = blocking(move || fs::commit_write(&root, &dir, &name, &temp, &user)).await?;
-    guard.0 = None;
-    Ok(Json(entry))
+    Ok(Json(blocking(move || pending.commit()).await?))
+}
+
+fn file_too_large(limit: u64) -> ApiError {
+    ApiError::payload_too_large(format!("the file is larger than the upload limit ({limit} bytes)"))
+}
+
+/// The file of a write, counting the bytes against the limit.
+struct Written<'a> {
+    file: tokio::fs::File,
+    written: u64,
+    limit: u64,
+    user: &'a str,
+}
+
+impl Written<'_> {
+    async fn put(&mut self, bytes: &[u8]) -> Result<(), ApiError> {
+        self.written += bytes.len() as u64;
+        if self.written > self.limit {
+            return Err(file_too_large(self.limit));
+        }
+        self.file.write_all(bytes).await.map_err(|e| path::io_error(e, self.user))
+    }
 }
 
 /// Whether the body is a tar: `Some(gzip)` for `application/x-tar`
-/// (gzip-compressed with `Content-Encoding: gzip`) or `application/gzip`.
-pub(super) fn tar_body(headers: &HeaderMap) -> Option<bool> {
+/// (gzip-compressed with `Content-Encoding: gzip`) or `application/gzip`;
+/// a `Content-Encoding` other than gzip or identity is refused.
+pub(super) fn tar_body(headers: &HeaderMap) -> Result<Option<bool>, ApiError> {
     let header_is = |name: header::HeaderName, values: &[&str]| {
         headers
             .get(name)
@@ -240,10 +258,11 @@ pub(super) fn tar_body(headers: &HeaderMap) -> Option<bool> {
             .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
             .is_some_and(|v| values.contains(&v.as_str()))
     };
-    let gzip = header_is(header::CONTENT_ENCODING, &["gzip", "x-gzip"])
+    // One gzip layer, whether it is said by the encoding, the type, or both.
+    let gzip = encoding::upload_encoding(headers)? == Encoding::Gzip
         || header_is(header::CONTENT_TYPE, &["application/gzip", "application/x-gzip", "application/x-tar+gzip"]);
     let is_tar = gzip || header_is(header::CONTENT_TYPE, &["application/x-tar", "application/tar"]);
-    is_tar.then_some(gzip)
+    Ok(is_tar.then_some(gzip))
 }
 
 /// `POST /v1/fs/upload?path=`: extracts a tar body under `path`
@@ -254,7 +273,7 @@ async fn upload(
     ApiQuery(q): ApiQuery<PathQuery>,
     body: Body,
 ) -> Result<Json<FsEntry>, ApiError> {
-    let Some(gzip) = tar_body(&headers) else {
+    let Some(gzip) = tar_body(&headers)? else {
         return Err(ApiError::unsupported_media_type(
             "the body must be a tar archive (Content-Type: application/x-tar, or application/gzip)",
         ));
@@ -314,10 +333,10 @@ async fn upload(
 async fn download(State(app): State<AppRef>, ApiQuery(q): ApiQuery<PathQuery>) -> Result<Response, ApiError> {
     let root = workspace(&app);
     let user = q.path.clone();
-    let real = blocking(move || fs::archive::download_dir(&root, &user)).await?;
+    let dir = blocking(move || fs::archive::download_dir(&root, &user)).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = fs::archive::archive(&real, fs::archive::ChannelWriter::new(tx)) {
+        if let Err(e) = fs::archive::archive(dir, fs::archive::ChannelWriter::new(tx)) {
             if e.kind() != std::io::ErrorKind::BrokenPipe {
                 tracing::warn!(error = %e, "tar download failed");
             }

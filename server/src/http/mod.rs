@@ -3,6 +3,7 @@
 
 mod agents;
 pub mod edge;
+mod encoding;
 mod events;
 mod fs;
 mod mcp;
@@ -231,9 +232,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
+        utf8_query(query)?;
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| invalid_at("query parameter", e))
     }
+}
+
+/// Refuses a query whose names or values are not UTF-8 once percent-decoded
+/// (`?path=%FF`), rather than reading them with U+FFFD in their place: a
+/// `path` so decoded would name another file.
+fn utf8_query(query: &str) -> Result<(), ApiError> {
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if [key, value].iter().all(|part| percent_encoding::percent_decode_str(part).decode_utf8().is_ok()) {
+            continue;
+        }
+        let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+        return Err(if key == "path" {
+            crate::fs::path::name_not_utf8(&format!("the path {value:?} (percent-decoded)"))
+        } else {
+            ApiError::invalid(format!("query parameter {key:?} is not valid UTF-8 once percent-decoded"))
+        });
+    }
+    Ok(())
 }
 
 /// A `text/event-stream` answer (no caching, no proxy buffering) whose body is `frames`.

@@ -106,7 +106,7 @@ async fn put(
             "the request body is larger than a skill install accepts ({MAX_REQUEST_BYTES} bytes, MAX_REQUEST_BYTES)"
         ))
     };
-    let installed = if let Some(gzip) = super::fs::tar_body(req.headers()) {
+    let installed = if let Some(gzip) = super::fs::tar_body(req.headers())? {
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
