@@ -97,6 +97,10 @@ async fn an_agent_run_as_the_agent_user_cannot_read_the_token_or_the_store_nor_s
     assert_eq!(mode(&data.join("tether.db")), 0o600);
     assert_eq!(std::fs::metadata(server.workspace()).unwrap().uid(), uid, "the workspace is the agent user's");
 
+    // What a client puts in the workspace through tether is the agent's to change too.
+    client.fs_write("from-api/notes.txt", "from the API\n").await.unwrap();
+    client.fs_mkdir("from-api/empty").await.unwrap();
+
     let create = CreateSession {
         agent: "claude".into(),
         permission_mode: PermissionMode::Bypass,
@@ -106,7 +110,8 @@ async fn an_agent_run_as_the_agent_user_cannot_read_the_token_or_the_store_nor_s
     let session = client.create_session(&create).await.unwrap();
     let command = format!(
         "id -un; cat {token}; echo token=$?; head -c 16 {db}; echo store=$?; ls {data}; echo list=$?; \
-         kill -0 {pid}; echo signal=$?; echo agent > agent-was-here.txt; echo wrote=$?",
+         kill -0 {pid}; echo signal=$?; echo agent > agent-was-here.txt; echo wrote=$?; \
+         echo more >> from-api/notes.txt; echo appended=$?; touch from-api/empty/x; echo created=$?",
         token = token_file.display(),
         db = data.join("tether.db").display(),
         data = data.display(),
@@ -128,7 +133,9 @@ async fn an_agent_run_as_the_agent_user_cannot_read_the_token_or_the_store_nor_s
     }
     assert!(output.contains("Permission denied"), "{output}");
     assert!(output.contains("Operation not permitted"), "the signal is refused: {output}");
-    assert!(output.contains("wrote=0"), "the workspace is writable to the agent: {output}");
+    for allowed in ["wrote=0", "appended=0", "created=0"] {
+        assert!(output.contains(allowed), "the workspace is writable to the agent ({allowed}): {output}");
+    }
     let written = server.workspace().join("agent-was-here.txt");
     assert_eq!(std::fs::metadata(&written).unwrap().uid(), uid);
     // tether is still there and serving.

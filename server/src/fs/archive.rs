@@ -162,6 +162,7 @@ pub fn extract(root: &Path, dest: &str, input: impl Read, gzip: bool) -> Result<
             let (dir, file_name) = create_parents(&root, &rel, &shown)?;
             let _ = unlinkat(&dir, &file_name, AtFlags::empty());
             symlinkat(link.as_os_str(), &dir, &file_name).map_err(|e| io_error(e.into(), &shown))?;
+            crate::process::user::give_entry_to_agent(dir.as_fd(), &file_name).map_err(|e| io_error(e, &shown))?;
         } else if kind.is_hard_link() {
             return Err(ApiError::invalid(format!("tar entry {shown:?}: hard links are not supported")));
         } else {

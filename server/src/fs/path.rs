@@ -129,8 +129,10 @@ pub fn mkdir_all(root: &Root, rel: &Path, user: &str) -> Result<OwnedFd, ApiErro
         let Component::Normal(name) = component else { continue };
         let dir = root.open_dir(&done).map_err(not_a_dir)?;
         match mkdirat(&dir, name, Mode::from_raw_mode(0o755)) {
-            // Whatever is there (ours, a racing creator's, a symlink) is looked up again next.
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            // With `--agent-user`, what tether creates in the workspace is the agents' to change.
+            Ok(()) => crate::process::user::give_entry_to_agent(dir.as_fd(), name).map_err(|e| io_error(e, user))?,
+            // Whatever is there (a racing creator's, a symlink) is looked up again next.
+            Err(rustix::io::Errno::EXIST) => {}
             Err(e) => return Err(io_error(e.into(), user)),
         }
         done.push(name);
@@ -179,7 +181,14 @@ pub fn create_temp(dir: BorrowedFd<'_>) -> io::Result<(OsString, File)> {
         let name = OsString::from(format!(".{}.tmp", crate::util::new_id("tether")));
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         match openat(dir.as_fd(), &name, flags, Mode::from_raw_mode(0o644)) {
-            Ok(fd) => return Ok((name, File::from(fd))),
+            Ok(fd) => {
+                let file = File::from(fd);
+                if let Err(e) = crate::process::user::give_fd_to_agent(file.as_fd()) {
+                    let _ = rustix::fs::unlinkat(dir, &name, rustix::fs::AtFlags::empty());
+                    return Err(e);
+                }
+                return Ok((name, file));
+            }
             Err(rustix::io::Errno::EXIST) => continue,
             Err(e) => return Err(e.into()),
         }

@@ -128,6 +128,22 @@ pub fn give_tree_to_agent(root: &Path) -> io::Result<()> {
     give_tree(root, user.uid, user.gid)
 }
 
+/// Gives a file or folder tether just created in the workspace (open as
+/// `fd`) to the agent user, if there is one, so agents can change it.
+pub fn give_fd_to_agent(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    let Some(user) = agent_user() else { return Ok(()) };
+    let (uid, gid) = (rustix::fs::Uid::from_raw_unchecked(user.uid), rustix::fs::Gid::from_raw_unchecked(user.gid));
+    rustix::fs::fchown(fd, Some(uid), Some(gid)).map_err(io::Error::from)
+}
+
+/// As [`give_fd_to_agent`], for the entry `name` of the folder `dir` (a
+/// symbolic link is changed itself).
+pub fn give_entry_to_agent(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> {
+    let Some(user) = agent_user() else { return Ok(()) };
+    let (uid, gid) = (rustix::fs::Uid::from_raw_unchecked(user.uid), rustix::fs::Gid::from_raw_unchecked(user.gid));
+    rustix::fs::chownat(dir, name, Some(uid), Some(gid), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).map_err(io::Error::from)
+}
+
 fn give_tree(root: &Path, uid: libc::uid_t, gid: libc::gid_t) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let mut stack = vec![root.to_path_buf()];
