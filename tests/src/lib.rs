@@ -64,7 +64,7 @@ pub use mcp::{mcp_test_server_bin, McpHttpServer, McpLog};
 pub use openai::{codex_bin, codex_env, ScriptedOpenAI, CODEX_VERSION};
 pub use opencode::{opencode_bin, opencode_env, ScriptedChat, OPENCODE_VERSION};
 pub use procs::{processes_of_session, wait_no_processes};
-pub use server::{tether_bin, ServerOptions, TestServer};
+pub use server::{tether_bin, workspace_root, ServerOptions, TestServer};
 
 use tether_sdk::{Client, CreateSession, Session};
 

@@ -185,7 +185,7 @@ pub fn download_dir(root: &Path, dir: &str) -> Result<PathBuf, ApiError> {
     let rel = confine(root, dir)?;
     let real = canonical_inside(root, &root.join(&rel.0), dir)?;
     if !real.is_dir() {
-        return Err(ApiError::invalid(format!("{dir:?} is not a directory")));
+        return Err(ApiError::conflict(format!("{dir:?} is not a directory")));
     }
     Ok(real)
 }

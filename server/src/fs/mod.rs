@@ -129,7 +129,7 @@ pub fn list(root: &Path, user: &str) -> Result<FsEntries, ApiError> {
     let real = resolve_existing(root, &rel, user)?;
     let meta = std::fs::metadata(&real).map_err(|e| io_error(e, user))?;
     if !meta.is_dir() {
-        return Err(ApiError::invalid(format!("{user:?} is not a directory")));
+        return Err(ApiError::conflict(format!("{user:?} is not a directory")));
     }
     let mut entries = Vec::new();
     for item in std::fs::read_dir(&real).map_err(|e| io_error(e, user))? {
@@ -151,7 +151,7 @@ pub fn list(root: &Path, user: &str) -> Result<FsEntries, ApiError> {
 pub fn delete(root: &Path, user: &str, recursive: bool) -> Result<(), ApiError> {
     let rel = confine(root, user)?;
     if rel.is_root() {
-        return Err(ApiError::invalid("the workspace root itself cannot be deleted"));
+        return Err(ApiError::conflict("the workspace root itself cannot be deleted"));
     }
     let (dir, name) = parent_and_name(root, &rel, user)?;
     let target = dir.join(name);
@@ -193,7 +193,7 @@ pub fn rename(root: &Path, from: &str, to: &str, overwrite: bool) -> Result<FsEn
     let from_rel = confine(root, from)?;
     let to_rel = confine(root, to)?;
     if from_rel.is_root() || to_rel.is_root() {
-        return Err(ApiError::invalid("the workspace root itself cannot be moved or replaced"));
+        return Err(ApiError::conflict("the workspace root itself cannot be moved or replaced"));
     }
     let (from_dir, from_name) = parent_and_name(root, &from_rel, from)?;
     let source = from_dir.join(from_name);

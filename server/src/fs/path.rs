@@ -69,6 +69,12 @@ pub fn confine(root: &Path, user: &str) -> Result<RelPath, ApiError> {
     Ok(RelPath(out))
 }
 
+/// The root is a directory that is always there: it cannot be written,
+/// moved or deleted as an entry (a conflict with its state, like any directory).
+fn root_itself() -> ApiError {
+    ApiError::conflict("this is the workspace root itself, a directory")
+}
+
 fn outside(user: &str) -> ApiError {
     ApiError::path_outside_root(format!("path {user:?} is outside the workspace root"))
 }
@@ -85,7 +91,7 @@ pub fn canonical_inside(root: &Path, path: &Path, user: &str) -> Result<PathBuf,
 /// The real (canonical, inside the root) directory holding the last
 /// component of `rel`, and that component. The root itself has no parent.
 pub fn parent_and_name(root: &Path, rel: &RelPath, user: &str) -> Result<(PathBuf, OsString), ApiError> {
-    let name = rel.0.file_name().ok_or_else(|| ApiError::invalid("this is the workspace root itself"))?;
+    let name = rel.0.file_name().ok_or_else(root_itself)?;
     let parent = rel.0.parent().unwrap_or(Path::new(""));
     let real = canonical_inside(root, &root.join(parent), user)?;
     Ok((real, name.to_os_string()))
@@ -95,7 +101,7 @@ pub fn parent_and_name(root: &Path, rel: &RelPath, user: &str) -> Result<(PathBu
 /// checked inside the root first (a symlink to elsewhere is refused, never
 /// written through).
 pub fn create_parents(root: &Path, rel: &RelPath, user: &str) -> Result<(PathBuf, OsString), ApiError> {
-    let name = rel.0.file_name().ok_or_else(|| ApiError::invalid("this is the workspace root itself"))?;
+    let name = rel.0.file_name().ok_or_else(root_itself)?;
     let parent = rel.0.parent().unwrap_or(Path::new(""));
     let dir = mkdir_all(root, parent, user)?;
     Ok((dir, name.to_os_string()))
@@ -152,10 +158,10 @@ pub fn open_read(root: &Path, rel: &RelPath, user: &str) -> Result<File, ApiErro
         .map_err(|e| io_error(e, user))?;
     let meta = file.metadata().map_err(|e| io_error(e, user))?;
     if meta.is_dir() {
-        return Err(ApiError::invalid(format!("{user:?} is a directory")));
+        return Err(ApiError::conflict(format!("{user:?} is a directory")));
     }
     if !meta.is_file() {
-        return Err(ApiError::invalid(format!("{user:?} is not a regular file")));
+        return Err(ApiError::conflict(format!("{user:?} is not a regular file")));
     }
     Ok(file)
 }

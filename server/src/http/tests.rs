@@ -112,7 +112,12 @@ async fn bad_requests_get_problems_that_say_what_was_wrong() {
     assert_problem(&call(&app, post_json("/v1/sessions", &big)).await, 413, "payload_too_large", "larger");
     assert_problem(&call(&app, get("/v1/sessions/ses_nope")).await, 404, "session_not_found", "ses_nope");
     assert_problem(&call(&app, get("/v1/sessions?limit=abc")).await, 400, "invalid_request", "invalid digit");
-    assert_problem(&call(&app, get("/v1/sessions?bogus=1")).await, 400, "invalid_request", "unknown field `bogus`");
+    assert_problem(
+        &call(&app, get("/v1/sessions?bogus=1")).await,
+        400,
+        "invalid_request",
+        "unknown query parameter `bogus`",
+    );
     assert_problem(&call(&app, get("/v1/nowhere")).await, 404, "not_found", "/v1/nowhere");
     let del = Request::delete("/v1/health").body(Body::empty()).unwrap();
     assert_problem(&call(&app, del).await, 405, "method_not_allowed", "DELETE");
