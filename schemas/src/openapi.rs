@@ -137,10 +137,11 @@ impl Route {
 fn operation_id(method: &str, path: &str) -> String {
     let words: Vec<&str> =
         path.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty() && *w != "v1").collect();
-    if words.is_empty() {
-        format!("{method}_root")
-    } else {
-        format!("{method}_{}", words.join("_"))
+    match (words.is_empty(), path.len() > 1 && path.ends_with('/')) {
+        (true, _) => format!("{method}_root"),
+        // `/ui/` beside `/ui`.
+        (false, true) => format!("{method}_{}_index", words.join("_")),
+        (false, false) => format!("{method}_{}", words.join("_")),
     }
 }
 
@@ -807,6 +808,35 @@ mod tests {
         assert!(doc["paths"]["/v1/sessions"]["post"]["requestBody"].is_object());
         for ws in ["/v1/sessions/{id}/events/ws", "/v1/events/ws"] {
             assert!(doc["paths"][ws]["get"]["responses"]["101"]["x-websocket-message"]["oneOf"].is_array(), "{ws}");
+        }
+    }
+
+    #[test]
+    fn links_name_operations_that_exist_and_streams_list_every_frame() {
+        let doc = openapi();
+        let mut ids = std::collections::BTreeSet::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                assert!(ids.insert(op["operationId"].as_str().unwrap().to_owned()), "duplicate {}", op["operationId"]);
+            }
+        }
+        let mut links = 0;
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                for answer in op["responses"].as_object().unwrap().values() {
+                    for link in answer["links"].as_object().into_iter().flat_map(|l| l.values()) {
+                        assert!(ids.contains(link["operationId"].as_str().unwrap()), "{link}");
+                        links += 1;
+                    }
+                }
+            }
+        }
+        assert!(links >= 15, "{links} links");
+        let frames = doc["paths"]["/v1/events/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+            ["itemSchema"]["oneOf"]
+            .to_string();
+        for name in ["stream.reset", "stream.idle", "stream.ended", "session.started", "StreamIdle"] {
+            assert!(frames.contains(name), "{name} is not a documented frame");
         }
     }
 

@@ -10,7 +10,7 @@ use crate::api::SessionStatus;
 use crate::event::EVENT_TYPES;
 
 /// `GET /v1/sessions`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionListQuery {
     /// Only sessions in this status.
