@@ -76,9 +76,8 @@ impl SessionStatus {
 /// or `{"url":..,"headers":{..}}`, with an optional `"type": "stdio" | "http"`;
 /// anything else (both kinds at once, unknown fields) is refused with a message
 /// that says what was wrong.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "McpServerWire", into = "McpServerWire")]
-#[schemars(with = "McpServerWire")]
 pub enum McpServer {
     Stdio {
         command: String,
@@ -93,8 +92,108 @@ pub enum McpServer {
     },
 }
 
+/// The schema of [`McpServer`]: one of the two kinds, each with only its own
+/// fields (a field of the other kind may be there only `null` or empty, as
+/// the server reads those as absent); no NUL byte anywhere.
+impl JsonSchema for McpServer {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "McpServer".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let no_nul = || serde_json::json!({"type": "string", "pattern": NO_NUL_PATTERN});
+        let env = serde_json::json!({"type": "object", "propertyNames": {"pattern": ENV_NAME_PATTERN},
+            "additionalProperties": no_nul()});
+        let headers = serde_json::json!({"type": "object",
+            "propertyNames": {"pattern": HEADER_NAME_PATTERN},
+            "additionalProperties": {"type": "string", "pattern": HEADER_VALUE_PATTERN}});
+        let empty_list = serde_json::json!({"type": "array", "maxItems": 0});
+        let empty_map = serde_json::json!({"type": "object", "maxProperties": 0});
+        schemars::json_schema!({
+            "description": "An MCP server given to an agent: a local command (stdio: `command`, `args`, `env`, \
+                `cwd`) or a remote URL (streamable HTTP: `url`, `headers`); `type` may say which.",
+            "oneOf": [
+                {"title": "stdio", "type": "object", "additionalProperties": false, "required": ["command"],
+                 "properties": {
+                    "type": {"enum": ["stdio", null]},
+                    "command": {"type": "string", "pattern": COMMAND_PATTERN,
+                                "description": "The program (looked up on PATH), not empty"},
+                    "args": {"type": "array", "items": no_nul()},
+                    "env": env,
+                    "cwd": {"type": ["string", "null"], "minLength": 1, "pattern": NO_NUL_PATTERN,
+                            "description": "Where the command runs (absolute, or relative to the session's cwd); \
+                                the session's cwd if unset"},
+                    "url": {"type": "null"},
+                    "headers": empty_map,
+                 }},
+                {"title": "http", "type": "object", "additionalProperties": false, "required": ["url"],
+                 "properties": {
+                    "type": {"enum": ["http", null]},
+                    "url": {"type": "string", "pattern": HTTP_URL_PATTERN, "maxLength": MAX_URL_LEN},
+                    "headers": headers,
+                    "command": {"type": "null"},
+                    "args": empty_list,
+                    "env": empty_map,
+                    "cwd": {"type": "null"},
+                 }},
+            ]
+        })
+    }
+}
+
+/// No NUL byte.
+pub const NO_NUL_PATTERN: &str = "^[^\\x00]*$";
+/// A command: something besides whitespace, no NUL byte.
+pub const COMMAND_PATTERN: &str = "^[^\\x00]*[^\\s\\x00][^\\x00]*$";
+/// An environment variable name: not empty, no `=`, no NUL byte.
+pub const ENV_NAME_PATTERN: &str = "^[^=\\x00]+$";
+/// An HTTP header name (an RFC 9110 token).
+pub const HEADER_NAME_PATTERN: &str = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+/// An HTTP header value: visible ASCII, spaces and tabs.
+pub const HEADER_VALUE_PATTERN: &str = "^[\\t\\x20-\\x7e]*$";
+/// A global or session MCP server name: 1-48 ASCII letters, digits, `-`
+/// and `_`, starting with a letter or digit, without `__` (Claude names
+/// MCP tools `mcp__<server>__<tool>`).
+pub const MCP_SERVER_NAME_PATTERN: &str = "^[A-Za-z0-9](_?[A-Za-z0-9-])*_?$";
+/// The longest MCP server name.
+pub const MCP_SERVER_NAME_MAX: usize = 48;
+/// A skill name: 1-64 lowercase letters, digits and single hyphens, not
+/// starting or ending with a hyphen.
+pub const SKILL_NAME_PATTERN: &str = "^[a-z0-9]+(-[a-z0-9]+)*$";
+/// A file's path inside a skill: 1 to 16 `/`-separated segments, each with
+/// a character besides `.`, and no backslash or control character.
+pub const SKILL_PATH_PATTERN: &str = concat!(
+    "^[^/\\\\\\x00-\\x1f\\x7f-\\x9f]*[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*",
+    "(/[^/\\\\\\x00-\\x1f\\x7f-\\x9f]*[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*){0,15}$",
+);
+/// The longest skill name.
+pub const SKILL_NAME_MAX: usize = 64;
+/// A session id as the API names one: `ses_` then letters, digits, `_`, `-`.
+pub const SESSION_ID_PATTERN: &str = "^ses_[A-Za-z0-9_-]+$";
+/// The longest URL a webhook or an MCP server takes, in bytes (the pattern
+/// allows only ASCII, so characters and bytes agree).
+pub const MAX_URL_LEN: usize = 4096;
+/// The URLs tether calls out to (webhooks, remote MCP servers): `http://` or
+/// `https://`; optional `user[:password]@`; a host name whose last label
+/// starts with a letter, a dotted IPv4 address or a bracketed IPv6 one
+/// (`[::1]`); an optional port (0-65535); then printable ASCII.
+pub const HTTP_URL_PATTERN: &str = concat!(
+    "^https?://",
+    "([A-Za-z0-9._~%!$&'()*+,;=-]+(:[A-Za-z0-9._~%!$&'()*+,;=-]*)?@)?",
+    "(",
+    "([A-Za-z0-9]+(-[A-Za-z0-9]+)*\\.)*[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*",
+    "|((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])",
+    "|\\[([0-9A-Fa-f]{1,4}(:[0-9A-Fa-f]{1,4}){7}",
+    "|([0-9A-Fa-f]{1,4}(:[0-9A-Fa-f]{1,4}){0,2})?::([0-9A-Fa-f]{1,4}(:[0-9A-Fa-f]{1,4}){0,2})?)\\]",
+    ")",
+    "(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?",
+    "([/?#][\\x21-\\x7e]*)?$",
+);
+/// The agents sessions can be created with in this build.
+pub const SESSION_AGENTS: &[&str] = &["mock", "claude", "codex", "opencode"];
+
 /// The JSON shape of [`McpServer`]: one object for both kinds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct McpServerWire {
     /// `stdio` or `http`; inferred from `command` / `url` when absent.
@@ -221,7 +320,13 @@ pub struct SkillList {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SkillFiles {
-    /// Relative path → UTF-8 content; must hold `SKILL.md`.
+    /// Relative path → UTF-8 content; must hold `SKILL.md`, whose YAML front
+    /// matter (`---` lines around `name:` and `description:`) names this
+    /// skill. Paths are `/`-separated, at most 16 segments of at most 255
+    /// bytes, with no empty, `.`-only or `..` segment, no backslash or
+    /// control character; a file cannot also be a folder. At most 256 files,
+    /// 1 MiB per file and 8 MiB in all (in bytes; 413 past a limit).
+    #[schemars(extend("propertyNames" = {"pattern": SKILL_PATH_PATTERN}, "required" = ["SKILL.md"]))]
     pub files: BTreeMap<String, String>,
 }
 
@@ -240,9 +345,13 @@ pub struct SkillDetail {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
+    /// One of [`SESSION_AGENTS`]; it must be installed (422 `agent_not_installed`).
+    #[schemars(extend("enum" = SESSION_AGENTS))]
     pub agent: String,
-    /// Defaults to the workspace root; a relative path is resolved against it.
+    /// An existing directory in the workspace (404 when there is none);
+    /// defaults to the workspace root; a relative path is resolved against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(NO_NUL_PATTERN))]
     pub cwd: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
@@ -253,11 +362,17 @@ pub struct CreateSession {
     pub prompt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// Environment of the agent: names not empty, without `=`; no NUL byte.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = {"pattern": ENV_NAME_PATTERN}, "additionalProperties" = {"type": "string", "pattern": NO_NUL_PATTERN}))]
     pub env: BTreeMap<String, String>,
+    /// The session's own MCP servers, by name (merged over the global ones).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = {"pattern": MCP_SERVER_NAME_PATTERN, "maxLength": MCP_SERVER_NAME_MAX}))]
     pub mcp_servers: BTreeMap<String, McpServer>,
+    /// Installed or bundled skills, by name, each once (404 for one that is not installed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("uniqueItems" = true, "items" = {"type": "string", "pattern": SKILL_NAME_PATTERN, "maxLength": SKILL_NAME_MAX}))]
     pub skills: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
@@ -320,6 +435,10 @@ pub struct SessionList {
 /// `POST /v1/sessions/{id}/messages`: `{"text":..}` or `{"parts":[..]}` (exactly one).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    {"required": ["text"], "properties": {"text": {"type": "string"}, "parts": {"type": "null"}}},
+    {"required": ["parts"], "properties": {"text": {"type": "null"}, "parts": {"type": "array", "minItems": 1}}},
+]))]
 pub struct SendMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -360,6 +479,10 @@ pub struct PermissionReply {
 /// `{"answers":[["choice",..],..]}` (one list per question) or `{"reject":true}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    {"required": ["answers"], "properties": {"answers": {"type": "array"}, "reject": {"const": false}}},
+    {"required": ["reject"], "properties": {"answers": {"type": "null"}, "reject": {"const": true}}},
+]))]
 pub struct QuestionReply {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answers: Option<Vec<Vec<String>>>,
@@ -765,6 +888,8 @@ pub struct FsEntries {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MkdirRequest {
+    /// The directory (`""`, the root, already exists: 200).
+    #[schemars(pattern(NO_NUL_PATTERN))]
     pub path: String,
 }
 
@@ -772,7 +897,11 @@ pub struct MkdirRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveRequest {
+    /// The entry to move (not the root).
+    #[schemars(pattern(NO_NUL_PATTERN))]
     pub from: String,
+    /// Where it goes (not the root); its parent must exist.
+    #[schemars(pattern(NO_NUL_PATTERN))]
     pub to: String,
     /// Replace an existing `to` (otherwise 409).
     #[serde(default)]
@@ -834,7 +963,9 @@ impl TryFrom<Value> for WebhookFrom {
     type Error = String;
 
     fn try_from(v: Value) -> Result<Self, String> {
-        match (&v, v.as_u64()) {
+        // JSON has one number type: `5.0` is the integer 5, as JSON Schema reads it.
+        let integral = v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64).map(|f| f as u64);
+        match (&v, v.as_u64().or(integral)) {
             (_, Some(gseq)) => Ok(WebhookFrom::Gseq(gseq)),
             (Value::String(s), _) if s == "now" => Ok(WebhookFrom::Now),
             (Value::String(s), _) if s == "start" => Ok(WebhookFrom::Start),
@@ -858,16 +989,22 @@ impl From<WebhookFrom> for Value {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
-    /// Absolute `http://` or `https://` URL with a host; each delivery is a POST to it.
+    /// Absolute `http://` or `https://` URL with a host ([`HTTP_URL_PATTERN`]);
+    /// each delivery is a POST to it.
+    #[schemars(pattern(HTTP_URL_PATTERN), length(max = MAX_URL_LEN))]
     pub url: String,
-    /// 16 to 1024 bytes; the key of the `X-Tether-Signature` HMAC. Never answered back.
+    /// 16 to 1024 characters; the key of the `X-Tether-Signature` HMAC. Never answered back.
     #[serde(deserialize_with = "secret_string")]
+    #[schemars(length(min = 16, max = 1024))]
     pub secret: String,
     /// Event types to deliver (universal event types); empty or absent: every type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("items" = {"enum": crate::event::EVENT_TYPES}))]
     pub events: Option<Vec<String>>,
-    /// Session ids whose events to deliver; absent: every session.
+    /// Session ids whose events to deliver (each an existing session: 404
+    /// otherwise); absent: every session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1), extend("items" = {"type": "string", "pattern": SESSION_ID_PATTERN, "maxLength": 128}))]
     pub sessions: Option<Vec<String>>,
     /// Where delivery starts; `now` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]

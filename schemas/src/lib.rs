@@ -9,10 +9,12 @@
 pub mod api;
 pub mod event;
 pub mod openapi;
+pub mod query;
 pub mod tools;
 
 pub use api::*;
 pub use event::*;
+pub use query::*;
 
 /// The version of this API, as served in the OpenAPI document.
 pub const API_VERSION: &str = "1.0.0";

@@ -83,14 +83,8 @@ pub enum TokenHeader {
     XTetherToken,
 }
 
-/// Filters of `GET /v1/sessions`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListSessions {
-    pub status: Option<SessionStatus>,
-    pub agent: Option<String>,
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
-}
+/// Filters of `GET /v1/sessions`: the protocol's query type.
+pub type ListSessions = tether_protocol::SessionListQuery;
 
 impl Client {
     /// A client of the server at `base_url` (e.g. `http://127.0.0.1:7419`;
@@ -250,20 +244,7 @@ impl Client {
 
     /// `GET /v1/sessions?status=&agent=&limit=&cursor=`.
     pub async fn list_sessions(&self, query: &ListSessions) -> Result<SessionList> {
-        let mut params: Vec<(&str, String)> = Vec::new();
-        if let Some(status) = query.status {
-            params.push(("status", status.as_str().to_owned()));
-        }
-        if let Some(agent) = &query.agent {
-            params.push(("agent", agent.clone()));
-        }
-        if let Some(limit) = query.limit {
-            params.push(("limit", limit.to_string()));
-        }
-        if let Some(cursor) = &query.cursor {
-            params.push(("cursor", cursor.clone()));
-        }
-        json(self.request(Method::GET, "/v1/sessions").query(&params)).await
+        json(self.request(Method::GET, "/v1/sessions").query(query)).await
     }
 
     /// `GET /v1/sessions/{id}`.

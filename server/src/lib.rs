@@ -18,6 +18,7 @@ pub mod error;
 pub mod fs;
 pub mod http;
 pub mod mcp;
+pub mod patterns;
 pub mod process;
 pub mod server;
 pub mod session;

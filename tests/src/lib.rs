@@ -15,6 +15,8 @@
 //! - [`mcp`]: the test MCP server (rmcp; tools echo, add, whoami, mint) over stdio
 //!   ([`mcp_test_server_bin`]) or streamable HTTP ([`McpHttpServer`]), and
 //!   its call log ([`McpLog`]);
+//! - [`pinned_tools`]: outside tools run against the server, pinned and
+//!   cached by the project's scripts (schemathesis, the MCP Inspector);
 //! - [`procs`]: the processes of a session (by their `TETHER_SESSION_ID`);
 //! - [`anthropic`]: the real Claude Code CLI ([`claude_bin`], [`claude_env`])
 //!   against a scripted Anthropic model ([`ScriptedAnthropic`]);
@@ -38,6 +40,7 @@ pub mod http;
 pub mod mcp;
 pub mod openai;
 pub mod opencode;
+pub mod pinned_tools;
 pub mod procs;
 pub mod pty;
 pub mod remote;
@@ -61,7 +64,7 @@ pub use mcp::{mcp_test_server_bin, McpHttpServer, McpLog};
 pub use openai::{codex_bin, codex_env, ScriptedOpenAI, CODEX_VERSION};
 pub use opencode::{opencode_bin, opencode_env, ScriptedChat, OPENCODE_VERSION};
 pub use procs::{processes_of_session, wait_no_processes};
-pub use server::{tether_bin, ServerOptions, TestServer};
+pub use server::{tether_bin, workspace_root, ServerOptions, TestServer};
 
 use tether_sdk::{Client, CreateSession, Session};
 

@@ -25,6 +25,7 @@ mod pause;
 mod recovery;
 mod release;
 mod remote;
+mod schemathesis;
 mod service;
 mod session_config;
 mod skills;

@@ -113,7 +113,7 @@ async fn fs_escape_attempts_are_refused_and_nothing_outside_is_touched() {
     expect_problem(send(put).await, 400, "invalid_request", &["nul"]).await;
     // The root itself cannot be deleted.
     let del = q(&client, Method::DELETE, "/v1/fs/entries", "").query(&[("recursive", "true")]);
-    expect_problem(send(del).await, 400, "invalid_request", &["root"]).await;
+    expect_problem(send(del).await, 409, "conflict", &["root"]).await;
 
     assert_eq!(snapshot(&outside), before, "something outside the root changed");
     assert!(ws.join("inside").is_dir());
@@ -201,8 +201,7 @@ async fn fs_round_trip_of_every_route() {
     }
     let resp = send(client.request(Method::POST, "/v1/fs/move").json(&json!({"from": "nope", "to": "x"}))).await;
     expect_problem(resp, 404, "not_found", &[]).await;
-    expect_problem(send(q(&client, Method::GET, "/v1/fs/file", "f")).await, 400, "invalid_request", &["directory"])
-        .await;
+    expect_problem(send(q(&client, Method::GET, "/v1/fs/file", "f")).await, 409, "conflict", &["directory"]).await;
     let put = q(&client, Method::PUT, "/v1/fs/file", "f/g").body("x");
     expect_problem(send(put).await, 409, "conflict", &["directory"]).await;
 

@@ -79,12 +79,14 @@ async fn a_create_with_bad_mcp_servers_or_unknown_skills_is_refused_saying_why()
         (json!({"agent": "mock", "mcp_servers": {"ok": {"command": "x", "colour": 1}}}), vec!["colour"]),
         (json!({"agent": "mock", "mcp_servers": {"ok": {"url": "ftp://h"}}}), vec!["http"]),
         (json!({"agent": "mock", "mcp_servers": {"ok": {"command": "x", "env": {"A=B": "1"}}}}), vec!["env"]),
-        (json!({"agent": "mock", "skills": ["no-such-skill"]}), vec!["no-such-skill", "not installed"]),
         (json!({"agent": "mock", "skills": ["sandbox-dev-servers", "sandbox-dev-servers"]}), vec!["twice"]),
     ];
     for (body, mentions) in cases {
         expect_problem(send(post(body.clone())).await, 400, "invalid_request", &mentions).await;
     }
+    // A well-formed skill name that is not installed is missing, like any other missing thing.
+    let unknown = post(json!({"agent": "mock", "skills": ["no-such-skill"]}));
+    expect_problem(send(unknown).await, 404, "not_found", &["no-such-skill", "not installed"]).await;
     let sessions = client.list_sessions(&Default::default()).await.unwrap();
     assert!(sessions.sessions.is_empty(), "a refused create left a session: {:?}", sessions.sessions);
     // The server keeps serving.

@@ -442,3 +442,59 @@ async fn deleting_an_mcp_session_answers_204_and_ends_it() {
         .unwrap();
     tether_e2e::http::expect_problem(after, 404, "not_found", &["initialize a new session"]).await;
 }
+
+/// Runs the MCP Inspector's CLI (`mcp-inspector --cli`) against tether's
+/// `/mcp` over streamable HTTP with the token, with `args` after the
+/// connection flags; answers its exit status, stdout and stderr.
+async fn inspector(server: &TestServer, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let bin = tether_e2e::pinned_tools::mcp_inspector_bin();
+    // It keeps a catalog and state under $HOME: a home of its own, not the user's.
+    let home = tempfile::tempdir().unwrap();
+    let run = tokio::process::Command::new(bin)
+        .arg("--cli")
+        .arg(server.endpoint("/mcp"))
+        .args(["--transport", "http", "--header", &format!("Authorization: Bearer {TOKEN}")])
+        .args(args)
+        .env("HOME", home.path())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run).await.expect("the inspector answers in 60 s").unwrap();
+    (out.status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The MCP Inspector (the official client people point at an MCP server)
+/// lists every tool, with no schema its strict portability check calls an
+/// error, and calls one: `list_sessions` finds a session made over HTTP.
+#[tokio::test]
+async fn the_mcp_inspector_cli_lists_and_calls_the_tools() {
+    let (server, rust_client) = server().await;
+    let expected: Vec<String> =
+        rust_client.list_all_tools().await.unwrap().into_iter().map(|t| t.name.into()).collect();
+    let (status, stdout, stderr) = inspector(&server, &["--method", "tools/list", "--strict"]).await;
+    // --strict: exit 6 when a tool schema has an error-severity portability problem.
+    assert!(status.success(), "tools/list failed ({status}):\n{stdout}\n{stderr}");
+    let listed: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let names: Vec<&str> = listed["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, expected, "{stdout}");
+    assert!(stderr.contains("0 errors"), "the portability summary counts no error: {stderr}");
+
+    let session = server
+        .client()
+        .create_session(&tether_sdk::protocol::CreateSession { agent: "mock".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let (status, stdout, stderr) =
+        inspector(&server, &["--method", "tools/call", "--tool-name", "list_sessions", "--tool-arg", "agent=mock"])
+            .await;
+    assert!(status.success(), "tools/call failed ({status}):\n{stdout}\n{stderr}");
+    let called: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(called["isError"], false, "{stdout}");
+    let ids: Vec<&str> = called["structuredContent"]["sessions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no sessions in {stdout}"))
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [session.id.as_str()], "{stdout}");
+}

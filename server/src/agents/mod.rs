@@ -310,7 +310,7 @@ pub fn find(id: &str) -> Option<&'static AgentDef> {
 
 /// Whether sessions of this agent can run in this build.
 pub fn is_supported(id: &str) -> bool {
-    matches!(id, "mock" | "claude" | "codex" | "opencode")
+    tether_protocol::SESSION_AGENTS.contains(&id)
 }
 
 /// Where the agent's binary is: `TETHER_<AGENT>_PATH`, the data dir's install, or PATH.

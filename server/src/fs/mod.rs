@@ -177,7 +177,7 @@ pub fn list(root: &Path, user: &str) -> Result<FsEntries, ApiError> {
 pub fn delete(root: &Path, user: &str, recursive: bool) -> Result<(), ApiError> {
     let rel = confine(root, user)?;
     if rel.is_root() {
-        return Err(ApiError::invalid("the workspace root itself cannot be deleted"));
+        return Err(ApiError::conflict("the workspace root itself cannot be deleted"));
     }
     let root = open_root(root)?;
     let (dir, name) = parent_and_name(&root, &rel, user)?;
@@ -218,7 +218,7 @@ pub fn rename(root: &Path, from: &str, to: &str, overwrite: bool) -> Result<FsEn
     let from_rel = confine(root, from)?;
     let to_rel = confine(root, to)?;
     if from_rel.is_root() || to_rel.is_root() {
-        return Err(ApiError::invalid("the workspace root itself cannot be moved or replaced"));
+        return Err(ApiError::conflict("the workspace root itself cannot be moved or replaced"));
     }
     let root = open_root(root)?;
     let (from_dir, from_name) = parent_and_name(&root, &from_rel, from)?;

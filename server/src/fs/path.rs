@@ -86,6 +86,12 @@ pub fn name_not_utf8(what: &str) -> ApiError {
     )
 }
 
+/// The root is a directory that is always there: it cannot be written,
+/// moved or deleted as an entry (a conflict with its state, like any directory).
+fn root_itself() -> ApiError {
+    ApiError::conflict("this is the workspace root itself, a directory")
+}
+
 fn outside(user: &str) -> ApiError {
     ApiError::path_outside_root(format!("path {user:?} is outside the workspace root"))
 }
@@ -99,15 +105,13 @@ pub fn open_root(root: &Path) -> Result<Root, ApiError> {
 /// way followed, inside the root), and that component. The root itself has
 /// no parent.
 pub fn parent_and_name(root: &Root, rel: &RelPath, user: &str) -> Result<(OwnedFd, OsString), ApiError> {
-    root.parent(&rel.0)
-        .map_err(|e| io_error(e, user))?
-        .ok_or_else(|| ApiError::invalid("this is the workspace root itself"))
+    root.parent(&rel.0).map_err(|e| io_error(e, user))?.ok_or_else(root_itself)
 }
 
 /// Like [`parent_and_name`], creating the missing parents one by one, each
 /// beneath the root (a symlink to elsewhere is refused, never written through).
 pub fn create_parents(root: &Root, rel: &RelPath, user: &str) -> Result<(OwnedFd, OsString), ApiError> {
-    let name = rel.0.file_name().ok_or_else(|| ApiError::invalid("this is the workspace root itself"))?;
+    let name = rel.0.file_name().ok_or_else(root_itself)?;
     let parent = rel.0.parent().unwrap_or(Path::new(""));
     let dir = mkdir_all(root, parent, user)?;
     Ok((dir, name.to_os_string()))
@@ -147,13 +151,13 @@ pub fn resolve_existing(root: &Path, rel: &RelPath, user: &str) -> Result<OwnedF
 }
 
 /// An existing directory, every symlink followed, inside the root; opened
-/// for listing. A file is `invalid_request`.
+/// for listing. A file is a `conflict`.
 pub fn open_existing_dir(root: &Root, rel: &RelPath, user: &str) -> Result<OwnedFd, ApiError> {
     let found = root.open_at(&rel.0, OFlags::PATH).map_err(|e| io_error(e, user))?;
     let dir = openat(&found, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty());
     match dir {
         Ok(dir) => Ok(dir),
-        Err(rustix::io::Errno::NOTDIR) => Err(ApiError::invalid(format!("{user:?} is not a directory"))),
+        Err(rustix::io::Errno::NOTDIR) => Err(ApiError::conflict(format!("{user:?} is not a directory"))),
         Err(e) => Err(io_error(e.into(), user)),
     }
 }
@@ -167,10 +171,10 @@ pub fn open_read(root: &Path, rel: &RelPath, user: &str) -> Result<File, ApiErro
     let file = File::from(fd);
     let meta = file.metadata().map_err(|e| io_error(e, user))?;
     if meta.is_dir() {
-        return Err(ApiError::invalid(format!("{user:?} is a directory")));
+        return Err(ApiError::conflict(format!("{user:?} is a directory")));
     }
     if !meta.is_file() {
-        return Err(ApiError::invalid(format!("{user:?} is not a regular file")));
+        return Err(ApiError::conflict(format!("{user:?} is not a regular file")));
     }
     Ok(file)
 }
@@ -332,7 +336,7 @@ mod tests {
         )
         .unwrap();
         let rel = confine(&r.root, "fifo").unwrap();
-        assert_eq!(code(open_read(&r.root, &rel, "fifo")), "invalid_request");
+        assert_eq!(code(open_read(&r.root, &rel, "fifo")), "conflict");
     }
 
     #[test]

@@ -34,8 +34,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use serde::Deserialize;
-use tether_protocol::{SessionStatus, StreamReset};
+use tether_protocol::{EventPageQuery, SessionStatus, StreamQuery, StreamReset};
 use tokio::sync::{broadcast, mpsc};
 
 use super::{resume_cursor, ApiQuery, AppRef};
@@ -51,54 +50,13 @@ pub fn router() -> Router<AppRef> {
         .route("/v1/events/ws", get(ws::global_ws))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PageQuery {
-    #[serde(default)]
-    after: u64,
-    limit: Option<u32>,
-    #[serde(default)]
-    include_raw: bool,
-}
-
 async fn page(
     State(app): State<AppRef>,
     Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<EventPageQuery>,
 ) -> Result<Response, ApiError> {
     let body = app.shared.events_page(&id, q.after, q.limit, q.include_raw).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
-}
-
-/// The query of every event stream, SSE or WebSocket.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StreamQuery {
-    after: Option<u64>,
-    #[serde(default)]
-    include_raw: bool,
-    /// Comma-separated event types: only these are sent.
-    types: Option<String>,
-}
-
-impl StreamQuery {
-    /// The `types` filter, checked: known event types, at least one.
-    fn types(&self) -> Result<Option<Types>, ApiError> {
-        let Some(list) = &self.types else { return Ok(None) };
-        let mut types: Vec<&'static str> = Vec::new();
-        for t in list.split(',').map(str::trim) {
-            let Some(known) = tether_protocol::EVENT_TYPES.iter().find(|k| **k == t) else {
-                return Err(ApiError::invalid(format!(
-                    "`types`: {t:?} is not an event type (give a comma-separated list of: {})",
-                    tether_protocol::EVENT_TYPES.join(", ")
-                )));
-            };
-            if !types.contains(known) {
-                types.push(known);
-            }
-        }
-        Ok(Some(types.into()))
-    }
 }
 
 /// The event types a stream is limited to (`?types=`).
@@ -148,7 +106,8 @@ struct Opened {
 /// between the two is missed; reading after it means a cursor above the
 /// last one read was never committed in this store.
 async fn open(app: &AppRef, scope: Scope, after: u64, q: &StreamQuery) -> Result<Opened, ApiError> {
-    let (include_raw, types) = (q.include_raw, q.types()?);
+    let types: Option<Types> = q.types().map_err(ApiError::invalid)?.map(Into::into);
+    let include_raw = q.include_raw;
     let bus = app.shared.store.subscribe();
     let (last, over) = match &scope {
         Scope::Session(id) => {

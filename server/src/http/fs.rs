@@ -12,8 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
-use serde::Deserialize;
-use tether_protocol::{FsEntries, FsEntry, MkdirRequest, MoveRequest};
+use tether_protocol::{FsDeleteQuery, FsEntries, FsEntry, FsPathQuery, FsWatchQuery, MkdirRequest, MoveRequest};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::encoding::{self, Encoding, Gunzip};
@@ -45,32 +44,17 @@ fn workspace(app: &AppRef) -> PathBuf {
     app.shared.workspace.clone()
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PathQuery {
-    #[serde(default)]
-    path: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeleteQuery {
-    path: String,
-    #[serde(default)]
-    recursive: bool,
-}
-
-async fn list(State(app): State<AppRef>, ApiQuery(q): ApiQuery<PathQuery>) -> Result<Json<FsEntries>, ApiError> {
+async fn list(State(app): State<AppRef>, ApiQuery(q): ApiQuery<FsPathQuery>) -> Result<Json<FsEntries>, ApiError> {
     let root = workspace(&app);
     Ok(Json(blocking(move || fs::list(&root, &q.path)).await?))
 }
 
-async fn stat(State(app): State<AppRef>, ApiQuery(q): ApiQuery<PathQuery>) -> Result<Json<FsEntry>, ApiError> {
+async fn stat(State(app): State<AppRef>, ApiQuery(q): ApiQuery<FsPathQuery>) -> Result<Json<FsEntry>, ApiError> {
     let root = workspace(&app);
     Ok(Json(blocking(move || fs::stat(&root, &q.path)).await?))
 }
 
-async fn delete(State(app): State<AppRef>, ApiQuery(q): ApiQuery<DeleteQuery>) -> Result<StatusCode, ApiError> {
+async fn delete(State(app): State<AppRef>, ApiQuery(q): ApiQuery<FsDeleteQuery>) -> Result<StatusCode, ApiError> {
     let root = workspace(&app);
     blocking(move || fs::delete(&root, &q.path, q.recursive)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -119,7 +103,7 @@ fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
 async fn read(
     State(app): State<AppRef>,
     headers: HeaderMap,
-    ApiQuery(q): ApiQuery<PathQuery>,
+    ApiQuery(q): ApiQuery<FsPathQuery>,
 ) -> Result<Response, ApiError> {
     let root = workspace(&app);
     let user = q.path.clone();
@@ -186,7 +170,7 @@ async fn read(
 async fn write(
     State(app): State<AppRef>,
     headers: HeaderMap,
-    ApiQuery(q): ApiQuery<PathQuery>,
+    ApiQuery(q): ApiQuery<FsPathQuery>,
     body: Body,
 ) -> Result<Json<FsEntry>, ApiError> {
     let encoding = encoding::upload_encoding(&headers)?;
@@ -270,7 +254,7 @@ pub(super) fn tar_body(headers: &HeaderMap) -> Result<Option<bool>, ApiError> {
 async fn upload(
     State(app): State<AppRef>,
     headers: HeaderMap,
-    ApiQuery(q): ApiQuery<PathQuery>,
+    ApiQuery(q): ApiQuery<FsPathQuery>,
     body: Body,
 ) -> Result<Json<FsEntry>, ApiError> {
     let Some(gzip) = tar_body(&headers)? else {
@@ -330,7 +314,7 @@ async fn upload(
 }
 
 /// `GET /v1/fs/download?path=`: the directory as a tar stream.
-async fn download(State(app): State<AppRef>, ApiQuery(q): ApiQuery<PathQuery>) -> Result<Response, ApiError> {
+async fn download(State(app): State<AppRef>, ApiQuery(q): ApiQuery<FsPathQuery>) -> Result<Response, ApiError> {
     let root = workspace(&app);
     let user = q.path.clone();
     let dir = blocking(move || fs::archive::download_dir(&root, &user)).await?;
@@ -351,27 +335,13 @@ async fn download(State(app): State<AppRef>, ApiQuery(q): ApiQuery<PathQuery>) -
         .map_err(|_| ApiError::internal("could not build the tar response"))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WatchQuery {
-    #[serde(default)]
-    path: String,
-    #[serde(default = "yes")]
-    recursive: bool,
-    after: Option<u64>,
-}
-
-fn yes() -> bool {
-    true
-}
-
 /// `GET /v1/fs/watch`: SSE of changes under `path`. Frames carry the hub's
 /// event id; a reconnect with `Last-Event-ID` (or `after`) replays from the
 /// window, or gets `watch.overflow` when the window no longer covers it.
 async fn watch(
     State(app): State<AppRef>,
     headers: HeaderMap,
-    ApiQuery(q): ApiQuery<WatchQuery>,
+    ApiQuery(q): ApiQuery<FsWatchQuery>,
 ) -> Result<Response, ApiError> {
     let root = workspace(&app);
     let user = q.path.clone();

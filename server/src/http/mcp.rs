@@ -9,8 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use serde::Deserialize;
-use tether_protocol::{McpServer, McpServerList, McpToolList};
+use tether_protocol::{McpServer, McpServerList, McpToolList, McpToolsQuery};
 
 use super::{ApiJson, ApiQuery, AppRef};
 use crate::error::ApiError;
@@ -64,18 +63,12 @@ async fn delete_server(State(app): State<AppRef>, Path(name): Path<String>) -> R
     mcp::delete_global_server(&app.shared.store, &name).await?.map(Json).ok_or_else(|| unknown(&name))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ToolsQuery {
-    timeout_ms: Option<u64>,
-}
-
 /// Connects to the server and lists its tools: 502 `mcp_unavailable` when it
 /// cannot be started or does not speak MCP, 504 when it does not answer in time.
 async fn tools(
     State(app): State<AppRef>,
     Path(name): Path<String>,
-    ApiQuery(q): ApiQuery<ToolsQuery>,
+    ApiQuery(q): ApiQuery<McpToolsQuery>,
 ) -> Result<Json<McpToolList>, ApiError> {
     checked_name(&name)?;
     let timeout = match q.timeout_ms {

@@ -67,6 +67,7 @@ pub fn router(state: AppRef) -> Router {
         .route("/mcp", mcp_endpoint(crate::tools::service(state.clone())))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(documented_query))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(middleware::from_fn_with_state(state.clone(), edge::check))
@@ -137,6 +138,54 @@ async fn mcp_problems(req: Request, next: Next) -> Response {
         _ => (status, "internal", said),
     };
     ApiError::new(status, code, detail).into_response()
+}
+
+/// The query parameters each route takes, by method and path template, as
+/// the OpenAPI document lists them.
+fn documented_queries() -> &'static std::collections::HashMap<(String, String), Vec<String>> {
+    static TABLE: std::sync::OnceLock<std::collections::HashMap<(String, String), Vec<String>>> =
+        std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let doc = tether_protocol::openapi::openapi();
+        let mut table = std::collections::HashMap::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let names = op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["in"] == "query")
+                    .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                    .collect();
+                table.insert((method.to_ascii_uppercase(), path.clone()), names);
+            }
+        }
+        table
+    })
+}
+
+/// One rule for every route: a query parameter the OpenAPI document does
+/// not list for the route is refused (400), whether or not its handler
+/// reads a query. The inspector's pages (`/`, `/ui/...`) are a browser's
+/// addresses and take any.
+async fn documented_query(matched: Option<axum::extract::MatchedPath>, req: Request, next: Next) -> Response {
+    let (Some(matched), Some(query)) = (matched, req.uri().query()) else { return next.run(req).await };
+    if ui::is_ui_path(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let key = (req.method().as_str().to_owned(), matched.as_str().replace("{*", "{"));
+    let Some(known) = documented_queries().get(&key) else { return next.run(req).await };
+    if let Some((name, _)) = form_urlencoded::parse(query.as_bytes()).find(|(name, _)| !known.iter().any(|k| k == name))
+    {
+        let takes = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
+        return ApiError::invalid(format!(
+            "unknown query parameter `{name}`: {} {} takes {takes}",
+            req.method(),
+            matched.as_str()
+        ))
+        .into_response();
+    }
+    next.run(req).await
 }
 
 async fn fallback(method: Method, uri: axum::http::Uri) -> ApiError {
@@ -282,8 +331,11 @@ pub fn resume_cursor(headers: &HeaderMap, after: Option<u64>) -> Result<u64, Api
         Some(v) => v
             .to_str()
             .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .ok_or_else(|| ApiError::invalid("Last-Event-ID must be a non-negative integer cursor")),
+            .map(str::trim)
+            // 1 to 19 digits, as documented: always a u64, no sign.
+            .filter(|s| (1..=19).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| ApiError::invalid("Last-Event-ID must be a cursor: 1 to 19 digits")),
         None => Ok(after.unwrap_or(0)),
     }
 }

@@ -5,9 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use tether_protocol::{
-    CreateSession, MessageAccepted, PermissionReply, QuestionReply, SendMessage, Session, SessionList, SessionStatus,
+    CreateSession, MessageAccepted, PermissionReply, QuestionReply, SendMessage, Session, SessionDeleteQuery,
+    SessionList, SessionListQuery,
 };
 
 use super::{ApiJson, ApiQuery, AppRef};
@@ -31,16 +31,10 @@ async fn create(
     Ok((StatusCode::CREATED, Json(session)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    status: Option<SessionStatus>,
-    agent: Option<String>,
-    limit: Option<u32>,
-    cursor: Option<String>,
-}
-
-async fn list(State(app): State<AppRef>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<SessionList>, ApiError> {
+async fn list(
+    State(app): State<AppRef>,
+    ApiQuery(q): ApiQuery<SessionListQuery>,
+) -> Result<Json<SessionList>, ApiError> {
     Ok(Json(app.shared.list(q.status, q.agent, q.limit, q.cursor.as_deref()).await?))
 }
 
@@ -48,17 +42,10 @@ async fn one(State(app): State<AppRef>, Path(id): Path<String>) -> Result<Json<S
     Ok(Json(app.shared.get(&id).await?.to_api()))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeleteQuery {
-    #[serde(default)]
-    purge: bool,
-}
-
 async fn delete(
     State(app): State<AppRef>,
     Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<DeleteQuery>,
+    ApiQuery(q): ApiQuery<SessionDeleteQuery>,
 ) -> Result<Json<Session>, ApiError> {
     Ok(Json(app.shared.delete(&id, q.purge).await?))
 }

@@ -112,7 +112,12 @@ async fn bad_requests_get_problems_that_say_what_was_wrong() {
     assert_problem(&call(&app, post_json("/v1/sessions", &big)).await, 413, "payload_too_large", "larger");
     assert_problem(&call(&app, get("/v1/sessions/ses_nope")).await, 404, "session_not_found", "ses_nope");
     assert_problem(&call(&app, get("/v1/sessions?limit=abc")).await, 400, "invalid_request", "invalid digit");
-    assert_problem(&call(&app, get("/v1/sessions?bogus=1")).await, 400, "invalid_request", "unknown field `bogus`");
+    assert_problem(
+        &call(&app, get("/v1/sessions?bogus=1")).await,
+        400,
+        "invalid_request",
+        "unknown query parameter `bogus`",
+    );
     assert_problem(&call(&app, get("/v1/nowhere")).await, 404, "not_found", "/v1/nowhere");
     let del = Request::delete("/v1/health").body(Body::empty()).unwrap();
     assert_problem(&call(&app, del).await, 405, "method_not_allowed", "DELETE");
@@ -395,4 +400,23 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
     assert!(missing.is_empty(), "served but not in openapi.json: {missing:?}");
     assert!(stale.is_empty(), "in openapi.json but not served: {stale:?}");
     assert!(served.contains(&("POST".to_owned(), "/v1/agents/{agent}/install".to_owned())));
+}
+
+/// Routes whose handlers read no query ignored unknown parameters, though
+/// the document says they are refused: one rule now holds on every route
+/// but the inspector's pages, from the document's own parameter lists.
+#[tokio::test]
+async fn a_query_parameter_the_document_does_not_list_is_refused_on_every_route() {
+    let app = app(None, 1 << 20).await;
+    for uri in ["/v1/info?verbose=1", "/v1/health?x=", "/v1/webhooks?page=2", "/v1/skills?all", "/metrics?x=1"] {
+        assert_problem(&call(&app, get(uri)).await, 400, "invalid_request", "takes none");
+    }
+    let mcp = Request::post("/mcp?debug=1").header("content-type", "application/json").body(Body::from("{}")).unwrap();
+    assert_problem(&call(&app, mcp).await, 400, "invalid_request", "unknown query parameter `debug`");
+    // A listed parameter passes this rule (and the route's own checks its value).
+    assert_problem(&call(&app, get("/v1/fs/stat?path=nope&x=1")).await, 400, "invalid_request", "takes path");
+    assert_eq!(call(&app, get("/v1/sessions?limit=5")).await.0, StatusCode::OK);
+    assert_eq!(call(&app, get("/v1/info")).await.0, StatusCode::OK);
+    // The inspector's pages are a browser's addresses: any query is theirs.
+    assert_eq!(call(&app, get("/ui/?session=ses_x")).await.0, StatusCode::OK);
 }

@@ -20,6 +20,9 @@ fn api_error(app: &AppRef, e: WebhookError) -> ApiError {
     match e {
         WebhookError::Invalid(detail) => ApiError::invalid(detail),
         WebhookError::NotFound(id) => ApiError::webhook_not_found(&id),
+        e @ WebhookError::UnknownSession { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, "session_not_found", e.to_string())
+        }
         WebhookError::CursorAhead { after, last } => ApiError::cursor_ahead(
             "gseq",
             StreamReset { last_seq: last, store_id: app.shared.store.store_id().to_string(), after: Some(after) },

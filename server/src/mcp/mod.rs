@@ -98,12 +98,26 @@ pub fn validate(name: &str, server: &McpServer) -> Result<(), String> {
             if parsed.host_str().is_none_or(str::is_empty) {
                 return Err(format!("MCP server {name:?}: `url` has no host"));
             }
+            if url.len() > tether_protocol::MAX_URL_LEN
+                || !crate::patterns::matches(tether_protocol::HTTP_URL_PATTERN, url)
+            {
+                return Err(format!(
+                    "MCP server {name:?}: `url` is not one tether calls: http(s)://, a host name, an IPv4 or a \
+                     [IPv6] address, an optional port, then printable ASCII with no space, at most {} bytes",
+                    tether_protocol::MAX_URL_LEN
+                ));
+            }
             for (key, value) in headers {
                 reqwest::header::HeaderName::from_bytes(key.as_bytes())
                     .map_err(|_| format!("MCP server {name:?}: {key:?} is not a valid HTTP header name"))?;
-                reqwest::header::HeaderValue::from_str(value).map_err(|_| {
-                    format!("MCP server {name:?}: the value of header {key:?} is not a valid HTTP header value")
-                })?;
+                let valid = crate::patterns::matches(tether_protocol::HEADER_VALUE_PATTERN, value)
+                    && reqwest::header::HeaderValue::from_str(value).is_ok();
+                if !valid {
+                    return Err(format!(
+                        "MCP server {name:?}: the value of header {key:?} is not a valid HTTP header value \
+                         (visible ASCII, spaces and tabs)"
+                    ));
+                }
             }
         }
     }

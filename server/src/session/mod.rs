@@ -101,13 +101,18 @@ impl Shared {
             return Err(ApiError::invalid("`cwd` contains a NUL byte"));
         }
         let joined = self.workspace.join(cwd);
-        let real =
-            joined.canonicalize().map_err(|e| ApiError::invalid(format!("`cwd` {cwd:?} cannot be used: {e}")))?;
+        let real = joined.canonicalize().map_err(|e| match e.kind() {
+            // A well-formed cwd the workspace does not hold: like any missing path, 404.
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => {
+                ApiError::not_found(format!("`cwd` {cwd:?} does not exist in the workspace"))
+            }
+            _ => ApiError::invalid(format!("`cwd` {cwd:?} cannot be used: {e}")),
+        })?;
         if !real.starts_with(&self.workspace) {
             return Err(ApiError::path_outside_root(format!("`cwd` {cwd:?} is outside the workspace root")));
         }
         if !real.is_dir() {
-            return Err(ApiError::invalid(format!("`cwd` {cwd:?} is not a directory")));
+            return Err(ApiError::conflict(format!("`cwd` {cwd:?} is not a directory")));
         }
         Ok(real)
     }
@@ -127,9 +132,9 @@ impl Shared {
         let cursor = match cursor {
             None => None,
             Some(c) => {
-                let bad = || ApiError::invalid("`cursor` is not a valid cursor");
-                let (at, id) = c.split_once('.').ok_or_else(bad)?;
-                Some((at.parse::<i64>().map_err(|_| bad())?, id.to_string()))
+                let (at, id) = tether_protocol::parse_session_cursor(c)
+                    .ok_or_else(|| ApiError::invalid("`cursor` is not a valid cursor (a page's `next_cursor`)"))?;
+                Some((at, id.to_string()))
             }
         };
         let rows =
@@ -192,9 +197,10 @@ impl Shared {
             ApiError::invalid(format!("unknown agent {:?}; known agents: {}", req.agent, known.join(", ")))
         })?;
         if !agents::is_supported(def.id) {
-            return Err(ApiError::agent_unavailable(format!(
-                "sessions of the {} agent are not supported by this build yet",
-                def.id
+            return Err(ApiError::invalid(format!(
+                "sessions of the {} agent are not supported by this build yet; supported: {}",
+                def.id,
+                tether_protocol::SESSION_AGENTS.join(", ")
             )));
         }
         let program = agents::locate(def, &self.data_dir).ok_or_else(|| {
@@ -205,9 +211,12 @@ impl Shared {
                 def.id.to_ascii_uppercase()
             ))
         })?;
-        for key in req.env.keys() {
+        for (key, value) in &req.env {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 return Err(ApiError::invalid(format!("`env` has an invalid variable name {key:?}")));
+            }
+            if value.contains('\0') {
+                return Err(ApiError::invalid(format!("the value of `env.{key}` contains a NUL byte")));
             }
         }
         let cwd = self.resolve_cwd(req.cwd.as_deref())?;
@@ -291,7 +300,7 @@ impl Shared {
                 return Err(ApiError::invalid(format!("`skills` names {name:?} twice")));
             }
             if crate::skills::find(&self.data_dir, name).is_none() {
-                return Err(ApiError::invalid(format!(
+                return Err(ApiError::not_found(format!(
                     "`skills` names {name:?}, which is not installed (see GET /v1/skills)"
                 )));
             }

@@ -33,7 +33,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bounds of a secret, in bytes.
 pub const SECRET_LEN: std::ops::RangeInclusive<usize> = 16..=1024;
 /// Longest URL accepted.
-const MAX_URL_LEN: usize = 4096;
+const MAX_URL_LEN: usize = tether_protocol::MAX_URL_LEN;
 
 /// Why a webhook request cannot be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,9 @@ pub enum WebhookError {
     Invalid(String),
     #[error("no webhook with id {0:?}")]
     NotFound(String),
+    /// `sessions[index]` names no session of the store.
+    #[error("`sessions[{index}]`: no session with id {id:?}")]
+    UnknownSession { index: usize, id: String },
     /// `from` is beyond the last gseq of the store.
     #[error("from={after} is beyond the store's last gseq {last}")]
     CursorAhead { after: u64, last: u64 },
@@ -87,12 +90,17 @@ pub fn check(req: CreateWebhook) -> Result<Checked, String> {
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err("`url` has no host".into());
     }
-    if !SECRET_LEN.contains(&secret.len()) {
+    if !crate::patterns::matches(tether_protocol::HTTP_URL_PATTERN, &url) {
+        return Err("`url` is not one tether calls: http(s)://, a host name, an IPv4 or a [IPv6] address, an \
+                    optional port, then printable ASCII with no space (see HTTP_URL_PATTERN in the OpenAPI document)"
+            .into());
+    }
+    let secret_chars = secret.chars().count();
+    if !SECRET_LEN.contains(&secret_chars) {
         return Err(format!(
-            "`secret` must be {} to {} bytes long (it is {})",
+            "`secret` must be {} to {} characters long (it is {secret_chars})",
             SECRET_LEN.start(),
             SECRET_LEN.end(),
-            secret.len()
         ));
     }
     let events = match events {
@@ -307,7 +315,7 @@ impl Webhooks {
             })
             .await?;
         if let Some((i, id)) = missing {
-            return Err(WebhookError::Invalid(format!("`sessions[{i}]`: no session with id {id:?}")));
+            return Err(WebhookError::UnknownSession { index: i, id });
         }
         let cursor = match checked.from {
             WebhookFrom::Now => last,

@@ -128,7 +128,10 @@ fn webhook_create_rules_name_what_is_wrong_and_never_the_secret() {
     assert!(err(req("/relative/path", SECRET)).contains("not an absolute URL"));
     assert!(err(req("http://", SECRET)).contains("url"));
     let short = err(req("http://h", "short-secret"));
-    assert!(short.contains("16 to 1024 bytes") && short.contains("12") && !short.contains("short-secret"), "{short}");
+    assert!(
+        short.contains("16 to 1024 characters") && short.contains("12") && !short.contains("short-secret"),
+        "{short}"
+    );
     let long = "x".repeat(1025);
     assert!(!err(req("http://h", &long)).contains(&long));
     assert!(check(req("http://h", &"y".repeat(1024))).is_ok());

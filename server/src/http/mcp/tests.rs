@@ -83,7 +83,7 @@ async fn bad_names_and_bodies_are_refused_naming_the_problem() {
     }
     assert_invalid(&call(&app, "GET", "/v1/mcp/servers/s/tools?timeout_ms=50", None).await, "outside 100..=60000");
     assert_invalid(&call(&app, "GET", "/v1/mcp/servers/s/tools?timeout_ms=60001", None).await, "outside 100..=60000");
-    assert_invalid(&call(&app, "GET", "/v1/mcp/servers/s/tools?wait=1", None).await, "unknown field `wait`");
+    assert_invalid(&call(&app, "GET", "/v1/mcp/servers/s/tools?wait=1", None).await, "unknown query parameter `wait`");
     // Nothing was stored, and the server still serves.
     assert_eq!(call(&app, "GET", "/v1/mcp/servers", None).await.2, json!({"servers": {}}));
 }

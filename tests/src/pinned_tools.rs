@@ -1,0 +1,52 @@
+//! Outside tools the tests run against the server, pinned and installed by
+//! the project's scripts into caches reused across runs: schemathesis from
+//! PyPI (`scripts/install-tools`) and the MCP Inspector from npm
+//! (`scripts/install-agents`, next to the agent CLIs).
+
+use std::path::PathBuf;
+
+/// The schemathesis version `scripts/install-tools` installs.
+pub const SCHEMATHESIS_VERSION: &str = "4.32.5";
+/// The MCP Inspector version `scripts/install-agents` installs.
+pub const MCP_INSPECTOR_VERSION: &str = "2.12.0";
+
+/// Where `scripts/install-tools` installs: `${TETHER_TOOLS_DIR:-$HOME/.cache/tether-tools}`.
+pub fn tools_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TETHER_TOOLS_DIR").filter(|d| !d.is_empty()) {
+        return std::path::absolute(&dir).unwrap_or_else(|_| PathBuf::from(dir));
+    }
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).expect("HOME or TETHER_TOOLS_DIR must be set");
+    PathBuf::from(home).join(".cache").join("tether-tools")
+}
+
+/// The `schemathesis` CLI of the pinned virtualenv.
+///
+/// # Panics
+/// When it is not installed: run `scripts/install-tools`.
+pub fn schemathesis_bin() -> PathBuf {
+    let path = tools_dir().join(format!("schemathesis-{SCHEMATHESIS_VERSION}")).join("bin").join("schemathesis");
+    assert!(
+        path.is_file(),
+        "schemathesis {SCHEMATHESIS_VERSION} is not installed at {}: run scripts/install-tools",
+        path.display()
+    );
+    path
+}
+
+/// The MCP Inspector's launcher (`mcp-inspector --cli ...` is its CLI mode).
+///
+/// # Panics
+/// When it is not installed: run `scripts/install-agents`.
+pub fn mcp_inspector_bin() -> PathBuf {
+    let path = crate::anthropic::agents_dir()
+        .join(format!("mcp-inspector-{MCP_INSPECTOR_VERSION}"))
+        .join("node_modules")
+        .join(".bin")
+        .join("mcp-inspector");
+    assert!(
+        path.is_file(),
+        "the MCP Inspector {MCP_INSPECTOR_VERSION} is not installed at {}: run scripts/install-agents",
+        path.display()
+    );
+    path
+}
