@@ -213,7 +213,7 @@ async fn write(
     let mut written: u64 = 0;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::invalid(format!("could not read the request body: {e}")))?;
+        let chunk = chunk.map_err(|e| super::body_read_error(&e))?;
         written += chunk.len() as u64;
         if written > limit {
             return Err(too_large());
@@ -293,7 +293,7 @@ async fn upload(
                 }
             }
             Err(e) => {
-                failure = Some(ApiError::invalid(format!("could not read the request body: {e}")));
+                failure = Some(super::body_read_error(&e));
                 break;
             }
         }
