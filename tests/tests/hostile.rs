@@ -282,3 +282,40 @@ async fn past_the_connection_and_stream_caps_clients_get_503_with_retry_after() 
     assert_eq!(ws.status, 503, "{}", ws.body);
     assert!(ws.body.contains("urn:tether:error:too_many_streams"), "{}", ws.body);
 }
+
+/// Sends `head` and part of a body on a raw connection, then nothing; the
+/// answer the server gives (read to the end of the connection).
+async fn stalled_upload(addr: SocketAddr, head: &str, part: &[u8]) -> String {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(part).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), tcp.read_to_end(&mut answer))
+        .await
+        .expect("the server neither answered nor closed a stalled upload within 15 s")
+        .expect("read the answer");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_stalls_is_answered_408_and_the_connection_closed() {
+    let server = TestServer::start_with(options(&["--body-read-timeout-secs", "1"])).await;
+    let addr = addr(&server);
+    let uploads = [
+        ("PUT /v1/fs/file?path=stalled.txt", "application/octet-stream", &b"0123456789"[..]),
+        ("POST /v1/sessions", "application/json", &br#"{"agent":"#[..]),
+    ];
+    for (request, content_type, part) in uploads {
+        let head = format!(
+            "{request} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: 100\r\n\r\n"
+        );
+        let started = Instant::now();
+        let answer = stalled_upload(addr, &head, part).await;
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{request}: {answer}");
+        assert!(answer.to_ascii_lowercase().contains("content-type: application/problem+json"), "{request}: {answer}");
+        assert!(answer.contains("urn:tether:error:request_timeout"), "{request}: {answer}");
+        assert!(started.elapsed() >= Duration::from_millis(900), "{request}: answered before the body timeout");
+    }
+    let file = server.workspace().join("stalled.txt");
+    assert!(!file.exists(), "the stalled upload left {}", file.display());
+}
