@@ -825,6 +825,16 @@ error_codes! {
     StoreUnavailable = "store_unavailable",
     /// 503: the server is starting (recovery running); retry after the `Retry-After`.
     Starting = "starting",
+    /// 503: the server holds as many connections as it takes
+    /// (`--max-connections`); retry after the `Retry-After`.
+    TooManyConnections = "too_many_connections",
+    /// 503: this client address holds as many event streams (SSE or
+    /// WebSocket) as one client may (`--max-streams-per-client`); close one,
+    /// or retry after the `Retry-After`.
+    TooManyStreams = "too_many_streams",
+    /// 408: the request body stopped arriving (nothing for
+    /// `--body-read-timeout-secs`); send the request again.
+    RequestTimeout = "request_timeout",
     /// 500: a bug or an unexpected failure (details are in the server log).
     Internal = "internal",
     /// 502: the SDK's Sprites transport could not open a tunnel to the

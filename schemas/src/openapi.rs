@@ -709,6 +709,18 @@ pub fn openapi() -> Value {
             }
             responses.insert(answer.status.to_string(), r);
         }
+        if route.path.contains("/events/stream") || route.path.contains("/events/ws") {
+            responses.insert(
+                "503".into(),
+                json!({
+                    "description": "`too_many_streams`: this client address already holds --max-streams-per-client \
+                        event streams (SSE and WebSocket counted together); close one or retry after `Retry-After`. \
+                        Any route may also answer `too_many_connections` past --max-connections",
+                    "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+                    "content": {"application/problem+json": {"schema": problem.clone()}}
+                }),
+            );
+        }
         responses.insert(
             "default".into(),
             json!({"description": "an error", "content": {"application/problem+json": {"schema": problem.clone()}}}),
@@ -810,6 +822,12 @@ mod tests {
         assert!(doc["paths"]["/v1/sessions"]["post"]["requestBody"].is_object());
         for ws in ["/v1/sessions/{id}/events/ws", "/v1/events/ws"] {
             assert!(doc["paths"][ws]["get"]["responses"]["101"]["x-websocket-message"]["oneOf"].is_array(), "{ws}");
+        }
+        for stream in
+            ["/v1/sessions/{id}/events/stream", "/v1/events/stream", "/v1/sessions/{id}/events/ws", "/v1/events/ws"]
+        {
+            let refused = &doc["paths"][stream]["get"]["responses"]["503"];
+            assert!(refused["headers"]["Retry-After"].is_object(), "{stream}: no 503 with Retry-After");
         }
     }
 

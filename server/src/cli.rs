@@ -290,6 +290,32 @@ struct ServeArgs {
     /// Longest wait between attempts at a webhook batch, in milliseconds.
     #[arg(long, default_value_t = 60_000, hide = true)]
     webhook_retry_max_ms: u64,
+    /// Most connections served at once; past it a client is answered 503 `too_many_connections` with Retry-After
+    /// at once (health still answers) [default: the open-files limit less a reserve for agents and the store, at
+    /// most 4096].
+    #[arg(long, env = "TETHER_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+    /// Most event streams (SSE or WebSocket) one client address holds open; past it a stream is answered 503
+    /// `too_many_streams` with Retry-After. Behind a proxy, or on loopback, every client shares one address.
+    #[arg(long, env = "TETHER_MAX_STREAMS_PER_CLIENT", default_value_t = crate::config::DEFAULT_MAX_STREAMS_PER_CLIENT as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_streams_per_client: u64,
+    /// Seconds a client has to send a whole request head (after connecting, or between requests on a kept-alive
+    /// connection); then the connection is closed.
+    #[arg(long, env = "TETHER_HEADER_READ_TIMEOUT_SECS",
+          default_value_t = crate::connections::DEFAULT_HEADER_READ_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_read_timeout_secs: u64,
+    /// Seconds a request body may send nothing; then the request fails (408 `request_timeout`).
+    #[arg(long, env = "TETHER_BODY_READ_TIMEOUT_SECS",
+          default_value_t = crate::connections::DEFAULT_BODY_READ_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    body_read_timeout_secs: u64,
+    /// Seconds a client may take none of the bytes waiting for it (a response, event-stream frames); then it is
+    /// disconnected (event-stream clients resume with their cursor).
+    #[arg(long, env = "TETHER_SEND_TIMEOUT_SECS", default_value_t = crate::connections::DEFAULT_SEND_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    send_timeout_secs: u64,
 }
 
 pub fn main() -> ExitCode {
@@ -514,6 +540,16 @@ fn serve(args: ServeArgs) -> ExitCode {
     let started = Instant::now();
     crate::process::limit_malloc_arenas();
     init_logging(args.log_format);
+    let open_files = match crate::process::raise_open_files_limit() {
+        Ok((before, now)) => {
+            tracing::debug!(before, now, "the soft limit of open files");
+            now
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the limit of open files");
+            1024
+        }
+    };
     let token = match crate::util::read_token(args.token.as_deref(), args.token_file.as_deref()) {
         Ok(t) => t,
         Err(e) => return fail(e),
@@ -576,6 +612,16 @@ fn serve(args: ServeArgs) -> ExitCode {
             min: Duration::from_millis(args.webhook_retry_min_ms.max(1)),
             max: Duration::from_millis(args.webhook_retry_max_ms.max(args.webhook_retry_min_ms).max(1)),
         },
+        connections: crate::connections::Limits {
+            max_connections: args.max_connections.map_or_else(
+                || crate::connections::Limits::default_max_connections(open_files),
+                |n| usize::try_from(n).unwrap_or(usize::MAX),
+            ),
+            header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
+            body_read_timeout: Duration::from_secs(args.body_read_timeout_secs),
+            send_timeout: Duration::from_secs(args.send_timeout_secs),
+        },
+        max_streams_per_client: usize::try_from(args.max_streams_per_client).unwrap_or(usize::MAX),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

@@ -37,7 +37,14 @@ pub struct Config {
     pub start_gate: Option<PathBuf>,
     /// Back-off between attempts at an unacknowledged webhook batch.
     pub webhook_retry: crate::webhooks::Retry,
+    /// The connection cap and the read and send timeouts of every connection.
+    pub connections: crate::connections::Limits,
+    /// Event streams (SSE or WebSocket) one client address may hold open.
+    pub max_streams_per_client: usize,
 }
+
+/// Default of [`Config::max_streams_per_client`].
+pub const DEFAULT_MAX_STREAMS_PER_CLIENT: usize = 128;
 
 /// Default of [`Config::store_stall_limit`].
 pub const DEFAULT_STORE_STALL_LIMIT: Duration = Duration::from_secs(30);

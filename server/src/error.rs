@@ -103,11 +103,25 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "starting", detail)
     }
 
+    /// The server holds as many connections as it takes (`--max-connections`).
+    pub fn too_many_connections(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_connections", detail)
+    }
+    /// This client holds as many event streams as one client may (`--max-streams-per-client`).
+    pub fn too_many_streams(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_streams", detail)
+    }
+    /// The request body stopped arriving (`--body-read-timeout-secs`).
+    pub fn request_timeout(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", detail)
+    }
+
     /// Seconds a client should wait before trying again, for errors that pass by themselves.
     fn retry_after(&self) -> Option<&'static str> {
         match self.code {
             "starting" => Some("1"),
-            "insufficient_storage" | "store_unavailable" => Some("5"),
+            "too_many_connections" => Some("2"),
+            "insufficient_storage" | "store_unavailable" | "too_many_streams" => Some("5"),
             _ => None,
         }
     }

@@ -6,14 +6,16 @@
 //! `agents` (one folder per agent: launch, wire, convert), `session` (the
 //! per-session actor and the normalizer), `fs` (the workspace's files),
 //! `mcp` (global MCP servers and probing them), `skills` (installed and
-//! bundled skills), `webhooks` (subscriptions and their delivery), `http`
-//! (one module per route group), `client` (the terminal client: `tether
+//! bundled skills), `webhooks` (subscriptions and their delivery),
+//! `connections` (the accept loop: connection cap, read and send timeouts),
+//! `http` (one module per route group), `client` (the terminal client: `tether
 //! run`, `sessions`, …), `cli` (the `tether` command).
 
 pub mod agents;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod fs;
 pub mod http;

@@ -2,7 +2,6 @@
 //! `starting`) while the store opens and crash recovery runs, then serve the
 //! API until a shutdown signal, then stop every agent within the grace period.
 
-use std::io::ErrorKind;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -108,6 +107,7 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
             &config.allow_hosts,
             &config.allow_origins,
         ),
+        streams: crate::http::StreamSlots::new(config.max_streams_per_client),
     });
     let platform = Platform {
         sprite,
@@ -240,15 +240,9 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let gate = Gate::default();
-    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
     let front = gate.router();
-    let mut http = tokio::spawn(async move {
-        axum::serve(listener, front)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let mut http = tokio::spawn(crate::connections::serve(listener, front, config.connections, stop_rx));
     tokio::pin!(shutdown);
     let ready = async {
         if let Some(file) = &config.start_gate {
@@ -294,11 +288,13 @@ pub async fn run(
     tokio::select! {
         _ = &mut shutdown => {}
         r = &mut http => {
-            // The server ended by itself (the listener failed).
-            let r = r.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            // The accept loop ended by itself (it panicked).
             webhooks.shutdown();
             shared.shutdown().await;
-            return r.map_err(|e| StartError(format!("server error: {e}")));
+            return Err(StartError(match r {
+                Ok(()) => "the server stopped accepting connections".to_string(),
+                Err(e) => format!("server error: {e}"),
+            }));
         }
     }
     tracing::info!("shutting down");
@@ -320,10 +316,8 @@ pub async fn run(
             Err(e) => tracing::warn!(error = %e, "WAL checkpoint at shutdown failed"),
         }
     }
-    match tokio::time::timeout(Duration::from_millis(500), http).await {
-        Ok(Ok(Err(e))) if e.kind() != ErrorKind::Interrupted => Err(StartError(format!("server error: {e}"))),
-        _ => Ok(()),
-    }
+    let _ = tokio::time::timeout(Duration::from_millis(500), http).await;
+    Ok(())
 }
 
 /// Stops the agents; bounded when the store is stalled, since their last

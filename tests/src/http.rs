@@ -112,6 +112,16 @@ impl RawSse {
 
     /// The next frame with data; `None` at the end of the body. Panics after `timeout`.
     pub async fn next_frame(&mut self, timeout: Duration) -> Option<RawFrame> {
+        self.frame(timeout, false).await
+    }
+
+    /// [`next_frame`](Self::next_frame), where a connection the server cut
+    /// (a body that fails mid-way) is the end too: `None`.
+    pub async fn next_frame_or_cut(&mut self, timeout: Duration) -> Option<RawFrame> {
+        self.frame(timeout, true).await
+    }
+
+    async fn frame(&mut self, timeout: Duration, cut_is_end: bool) -> Option<RawFrame> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(frame) = self.parser.next_frame() {
@@ -129,6 +139,7 @@ impl RawSse {
             match tokio::time::timeout_at(deadline, self.resp.chunk()).await {
                 Ok(Ok(Some(chunk))) => self.parser.feed(&chunk),
                 Ok(Ok(None)) => self.ended = true,
+                Ok(Err(_)) if cut_is_end => self.ended = true,
                 Ok(Err(e)) => panic!("SSE body failed: {e}"),
                 Err(_) => panic!("no SSE frame within {timeout:?}"),
             }

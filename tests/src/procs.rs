@@ -106,3 +106,17 @@ pub fn processes_with_arg(needle: &str) -> Vec<i32> {
 pub async fn wait_no_processes_with_arg(needle: &str, timeout: Duration) {
     wait_none(&format!("processes with {needle:?}"), timeout, || processes_with_arg(needle)).await
 }
+
+/// Raises this process's soft limit of open files to its hard limit (the
+/// tests that hold hundreds of connections at once run beside others).
+#[allow(unsafe_code)]
+pub fn raise_open_files_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: a valid resource and a valid out-pointer, then a pointer to an initialised rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

@@ -123,6 +123,9 @@ pub struct ServerOptions {
     pub data_dir: Option<PathBuf>,
     /// The directory the server is started in (the test's own by default).
     pub cwd: Option<PathBuf>,
+    /// The soft limit of open files the server starts with (its hard limit
+    /// stays as it is), as a shell's `ulimit -Sn` would set it.
+    pub soft_open_files: Option<u64>,
 }
 
 impl ServerOptions {
@@ -275,6 +278,9 @@ impl TestServer {
         }
         scrub_env(&mut cmd);
         cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
+        if let Some(soft) = self.options.soft_open_files {
+            set_soft_open_files(&mut cmd, soft);
+        }
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(log));
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         self.pid = child.id();
@@ -481,6 +487,24 @@ impl TestServer {
         assert_eq!(self.url, url, "the server restarted on port {port} but printed another url");
     }
 
+    /// The server's resident memory (`VmRSS` of `/proc/<pid>/status`), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS for the server (pid {})", self.pid))
+    }
+
+    /// The server's soft and hard limits of open files (`/proc/<pid>/limits`).
+    pub fn open_files_limits(&self) -> (u64, u64) {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.pid)).unwrap_or_default();
+        let line = limits.lines().find(|l| l.starts_with("Max open files")).expect("a Max open files line");
+        let nums: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        (nums[0], nums[1])
+    }
+
     /// The last `n` lines of the current run's log.
     pub fn log_tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
@@ -506,6 +530,27 @@ impl Drop for TestServer {
                 eprintln!("kept {} and {}", self.data_dir.path().display(), self.workspace.path().display());
             }
         }
+    }
+}
+
+/// The child starts with a soft limit of `soft` open files (the hard limit unchanged).
+#[allow(unsafe_code)]
+fn set_soft_open_files(cmd: &mut Command, soft: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure makes only getrlimit and
+    // setrlimit calls (async-signal-safe) on plain data, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            lim.rlim_cur = soft.min(lim.rlim_max);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 

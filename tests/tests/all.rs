@@ -16,6 +16,7 @@ mod edges;
 mod errors;
 mod first_run;
 mod fs;
+mod hostile;
 mod lifecycle;
 mod mcp;
 mod mock_turns;

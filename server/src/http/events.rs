@@ -23,9 +23,16 @@
 //! a checkpoint restore) is answered explicitly: the page route with `409
 //! cursor_ahead`, a stream with a first `stream.reset` frame naming the real
 //! last cursor, after which it goes on from there.
+//!
+//! One client address holds at most `--max-streams-per-client` streams
+//! ([`slots`]); past that a stream is `503 too_many_streams` with
+//! `Retry-After`.
 
 mod pump;
+mod slots;
 mod ws;
+
+pub use slots::{StreamSlot, StreamSlots};
 
 use std::sync::Arc;
 
@@ -33,11 +40,13 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use tether_protocol::{EventPageQuery, SessionStatus, StreamQuery, StreamReset};
 use tokio::sync::{broadcast, mpsc};
 
 use super::{resume_cursor, ApiQuery, AppRef};
+use crate::connections::ClientAddr;
 use crate::error::ApiError;
 use crate::store::{reader, Committed};
 
@@ -127,29 +136,53 @@ async fn open(app: &AppRef, scope: Scope, after: u64, q: &StreamQuery) -> Result
     Ok(Opened { scope, cursor: after.min(last), include_raw, reset, over, types, bus })
 }
 
+/// A stream slot of the client the request came from, or `503
+/// too_many_streams`. A request with no client address (the router called
+/// in-process) is not counted.
+fn slot(app: &AppRef, client: Option<Extension<ClientAddr>>) -> Result<Option<StreamSlot>, ApiError> {
+    let Some(Extension(ClientAddr(addr))) = client else { return Ok(None) };
+    match app.streams.take(addr.ip()) {
+        Some(slot) => Ok(Some(slot)),
+        None => Err(ApiError::too_many_streams(format!(
+            "this client ({}) already holds {} event streams (--max-streams-per-client); close one, or try again \
+             after the Retry-After",
+            addr.ip(),
+            app.streams.per_client()
+        ))),
+    }
+}
+
 async fn session_stream(
     State(app): State<AppRef>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    client: Option<Extension<ClientAddr>>,
     ApiQuery(q): ApiQuery<StreamQuery>,
 ) -> Result<Response, ApiError> {
     let cursor = resume_cursor(&headers, q.after)?;
+    let slot = slot(&app, client)?;
     let opened = open(&app, Scope::Session(Arc::from(id)), cursor, &q).await?;
-    Ok(sse(app, opened))
+    Ok(sse(app, opened, slot))
 }
 
 async fn global_stream(
     State(app): State<AppRef>,
     headers: HeaderMap,
+    client: Option<Extension<ClientAddr>>,
     ApiQuery(q): ApiQuery<StreamQuery>,
 ) -> Result<Response, ApiError> {
     let cursor = resume_cursor(&headers, q.after)?;
+    let slot = slot(&app, client)?;
     let opened = open(&app, Scope::Global, cursor, &q).await?;
-    Ok(sse(app, opened))
+    Ok(sse(app, opened, slot))
 }
 
-fn sse(app: AppRef, opened: Opened) -> Response {
-    let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(pump::pump(app, opened, pump::Sse::default(), tx));
+/// The stream's pump on a task of its own (holding the client's slot), its chunks as the body.
+fn sse(app: AppRef, opened: Opened, slot: Option<StreamSlot>) -> Response {
+    let (tx, rx) = mpsc::channel(pump::CHANNEL_CHUNKS);
+    tokio::spawn(async move {
+        let _slot = slot;
+        pump::pump(app, opened, pump::Sse::default(), tx).await
+    });
     super::sse_response(super::frames_of(rx))
 }

@@ -188,7 +188,7 @@ async fn write(
     let mut gunzip = (encoding == Encoding::Gzip).then(Gunzip::default);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::invalid(format!("could not read the request body: {e}")))?;
+        let chunk = chunk.map_err(|e| super::body_read_error(&e))?;
         match gunzip.as_mut() {
             None => out.put(&chunk).await?,
             Some(gunzip) => {
@@ -296,7 +296,7 @@ async fn upload(
                 }
             }
             Err(e) => {
-                failure = Some(ApiError::invalid(format!("could not read the request body: {e}")));
+                failure = Some(super::body_read_error(&e));
                 break;
             }
         }

@@ -29,6 +29,8 @@ use tokio::sync::watch;
 use crate::error::ApiError;
 use crate::session::Shared;
 
+pub use events::StreamSlots;
+
 pub struct AppState {
     pub shared: Arc<Shared>,
     pub token: Option<String>,
@@ -47,6 +49,8 @@ pub struct AppState {
     pub sprite: Option<crate::sprite::Here>,
     /// Which `Host`s and `Origin`s browsers may reach the server with.
     pub edge: edge::EdgePolicy,
+    /// Event streams open per client address (`--max-streams-per-client`).
+    pub streams: StreamSlots,
 }
 
 pub type AppRef = Arc<AppState>;
@@ -269,8 +273,24 @@ fn body_error(e: BytesRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::payload_too_large("the request body is larger than the server accepts (--max-body-bytes)")
     } else {
-        ApiError::invalid(format!("could not read the request body: {e}"))
+        body_read_error(&e)
     }
+}
+
+/// A request body that could not be read: `408 request_timeout` when it
+/// stopped arriving (`--body-read-timeout-secs`, see `crate::connections`),
+/// else `400`.
+pub(crate) fn body_read_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<tower_http::timeout::TimeoutError>() {
+            return ApiError::request_timeout(
+                "the request body stopped arriving (nothing for --body-read-timeout-secs); send the request again",
+            );
+        }
+        cause = c.source();
+    }
+    ApiError::invalid(format!("could not read the request body: {e}"))
 }
 
 /// Query parameters with unknown or ill-typed fields refused as problem+json.
@@ -378,6 +398,13 @@ impl TestApp {
             store_stall_limit: crate::config::DEFAULT_STORE_STALL_LIMIT,
             start_gate: None,
             webhook_retry: crate::webhooks::Retry::default(),
+            connections: crate::connections::Limits {
+                max_connections: 64,
+                header_read_timeout: crate::connections::DEFAULT_HEADER_READ_TIMEOUT,
+                body_read_timeout: crate::connections::DEFAULT_BODY_READ_TIMEOUT,
+                send_timeout: crate::connections::DEFAULT_SEND_TIMEOUT,
+            },
+            max_streams_per_client: 8,
         };
         let prepared = crate::server::prepare(&config, Instant::now()).await.unwrap();
         TestApp { router: router(prepared.app.clone()), data: data.path().to_path_buf(), _dirs: (data, ws) }

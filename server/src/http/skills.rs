@@ -118,7 +118,7 @@ async fn put(
         let mut body = Vec::new();
         let mut stream = req.into_body().into_data_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::invalid(format!("could not read the request body: {e}")))?;
+            let chunk = chunk.map_err(|e| super::body_read_error(&e))?;
             if body.len() + chunk.len() > MAX_REQUEST_BYTES {
                 return Err(too_large());
             }

@@ -26,7 +26,10 @@ use tokio::sync::mpsc;
 
 use crate::agents::{LaunchSpec, StdinMode};
 
-pub use sys::{limit_malloc_arenas, monotonic_and_boot_clocks, signal_group, signal_pid};
+pub use sys::{
+    limit_malloc_arenas, monotonic_and_boot_clocks, raise_open_files_limit, release_free_memory, signal_group,
+    signal_pid,
+};
 
 /// The environment variable that tags every process of a session (inherited
 /// by all descendants), so a restarted server can find leftovers.

@@ -1,7 +1,9 @@
 //! Thin unsafe wrappers over the libc calls the
 //! PTY host needs (openpty, termios raw mode, session and controlling
 //! terminal, parent-death signal, process-group signals, poll, winsize),
-//! and the clocks pause detection reads (`crate::wake`).
+//! the clocks pause detection reads (`crate::wake`), and the process limits
+//! the server sets at start (open files, malloc arenas) and after a burst of
+//! clients (`malloc_trim`).
 //! Each block is a direct FFI call whose arguments are valid for its duration.
 #![allow(unsafe_code)]
 
@@ -154,6 +156,42 @@ pub fn limit_malloc_arenas() {
 
 #[cfg(not(target_env = "gnu"))]
 pub fn limit_malloc_arenas() {}
+
+/// Gives the pages malloc holds free back to the system (glibc keeps freed
+/// memory in its arenas; after a burst of clients that is most of the heap).
+/// Returns whether any memory was released.
+#[cfg(target_env = "gnu")]
+pub fn release_free_memory() -> bool {
+    // SAFETY: malloc_trim takes a plain integer (the pad to keep) and is thread-safe.
+    unsafe { libc::malloc_trim(0) == 1 }
+}
+
+#[cfg(not(target_env = "gnu"))]
+pub fn release_free_memory() -> bool {
+    false
+}
+
+/// Raises the soft limit on open files to the hard one (clients, agents'
+/// PTYs and pipes, the store all need descriptors; a soft limit of 256 or
+/// 1024 is far below what the hard limit allows). Returns the soft limit
+/// before and after.
+pub fn raise_open_files_limit() -> io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: a valid resource and a valid out-pointer to an rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let before = lim.rlim_cur;
+    if lim.rlim_cur == lim.rlim_max {
+        return Ok((before, before));
+    }
+    let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+    // SAFETY: a valid resource and a pointer to an initialised rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((before, lim.rlim_max))
+}
 
 /// `CLOCK_MONOTONIC` and `CLOCK_BOOTTIME`, read one after the other: the
 /// boot-time clock also counts the time the machine was suspended, the

@@ -335,6 +335,10 @@ pub struct Store {
     health: Arc<StoreHealth>,
     bus: broadcast::Sender<Arc<Committed>>,
     pub reads: Arc<ReadPool>,
+    /// Reads running at once: at most [`reader::READERS`], so a burst of
+    /// readers (hundreds of streams catching up) queues here rather than
+    /// opening a connection (and its page cache) and a thread each.
+    reading: Arc<tokio::sync::Semaphore>,
     path: Arc<PathBuf>,
     store_id: Arc<str>,
 }
@@ -423,6 +427,7 @@ impl Store {
             health,
             bus,
             reads: Arc::new(ReadPool::new(path.to_path_buf())),
+            reading: Arc::new(tokio::sync::Semaphore::new(reader::READERS)),
             path: Arc::new(path.to_path_buf()),
             store_id: store_id.into(),
         })
@@ -545,9 +550,14 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.reads.clone();
-        tokio::task::spawn_blocking(move || pool.with(f))
-            .await
-            .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
+        // The permit goes with the read, which runs to its end even if the caller gives up on it.
+        let permit = self.reading.clone().acquire_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            pool.with(f)
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
     }
 }
 

@@ -8,6 +8,9 @@ use tether_protocol::{PermissionMode, SessionStatus, SessionSummary};
 
 use super::{open_connection, Committed, SessionRow, StoreError, WebhookProgress, WebhookRow};
 
+/// Read connections kept open, and reads run at once through `Store::read`.
+pub const READERS: usize = 8;
+
 /// A small pool of read-only connections (WAL lets them read while the writer writes).
 pub struct ReadPool {
     path: PathBuf,
@@ -28,7 +31,7 @@ impl ReadPool {
         };
         let out = f(&conn);
         if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < 8 {
+            if idle.len() < READERS {
                 idle.push(conn);
             }
         }
@@ -161,6 +164,48 @@ pub fn global_events(conn: &Connection, after: u64, limit: u32) -> Result<Vec<Co
     )?;
     let rows = stmt.query_map(params![after as i64, limit], committed_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One catch-up page of an event stream: the events after `after` (of the
+/// session `session`, else of every session over `gseq`), in order, until
+/// `max_rows` or until their JSON reaches `max_bytes` (a page holds at least
+/// one event), so a stream waiting on a slow client holds a small page
+/// however large its events are. `raw` is read only when `with_raw`. The
+/// flag says whether the page stopped at a limit (more may follow).
+pub fn stream_page(
+    conn: &Connection,
+    session: Option<&str>,
+    after: u64,
+    max_rows: u32,
+    max_bytes: usize,
+    with_raw: bool,
+) -> Result<(Vec<Committed>, bool), StoreError> {
+    const COLUMNS: &str = "session_id, seq, gseq, type, json, CASE WHEN ?1 THEN raw END";
+    let mut stmt;
+    let mut rows = match session {
+        Some(id) => {
+            stmt = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM events WHERE session_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
+            ))?;
+            stmt.query(params![with_raw, id, after as i64, max_rows])?
+        }
+        None => {
+            stmt =
+                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE gseq > ?2 ORDER BY gseq LIMIT ?3"))?;
+            stmt.query(params![with_raw, after as i64, max_rows])?
+        }
+    };
+    let (mut page, mut bytes) = (Vec::new(), 0usize);
+    while let Some(row) = rows.next()? {
+        let e = committed_from_row(row)?;
+        bytes += e.json.len() + e.raw.as_ref().map_or(0, |r| r.len());
+        page.push(e);
+        if bytes >= max_bytes {
+            return Ok((page, true));
+        }
+    }
+    let full = page.len() == max_rows as usize;
+    Ok((page, full))
 }
 
 /// The newest event's `gseq` (0 when the store is empty).

@@ -6,6 +6,15 @@
 //! is over and already has it); the end at shutdown. It knows
 //! nothing of the wire: a [`Framing`] turns events and control frames into
 //! the chunks a transport sends (SSE bytes here, WebSocket messages in `ws`).
+//!
+//! What a client that does not read costs is bounded in bytes, whatever it
+//! asked for: a catch-up page holds at most [`CATCH_UP_BYTES`] of events, a
+//! chunk at most [`CHUNK_BYTES`], and the transport takes one chunk at a
+//! time (the HTTP connection buffers at most `connections::WRITE_BUFFER`
+//! more, the kernel `connections::UNSENT_LOWAT`). A client that takes
+//! nothing of what waits for it for `--send-timeout-secs` is disconnected
+//! (by the connection, `crate::connections`), which ends its pump; like any
+//! dropped client it resumes with its cursor, with no gap.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -19,10 +28,15 @@ use super::{Opened, Scope};
 use crate::http::AppRef;
 use crate::store::{reader, Committed};
 
-/// Events read from the store per catch-up query.
+/// Most events read from the store per catch-up query.
 const CATCH_UP_PAGE: u32 = 2000;
-/// Most bytes gathered into one chunk.
-const CHUNK_BYTES: usize = 64 * 1024;
+/// Most bytes of events read per catch-up query (a page may pass it by one event).
+pub(super) const CATCH_UP_BYTES: usize = 16 * 1024;
+/// Most bytes gathered into one chunk (a chunk may pass it by one event).
+pub(super) const CHUNK_BYTES: usize = 16 * 1024;
+/// Chunks waiting for the transport: one, so a client that does not read
+/// holds one chunk here and one in the pump.
+pub(super) const CHANNEL_CHUNKS: usize = 1;
 
 /// Why a stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +105,18 @@ impl Framing for Sse {
     }
 
     fn take(&mut self) -> Option<Bytes> {
-        (!self.buf.is_empty()).then(|| Bytes::from(std::mem::take(&mut self.buf)))
+        if self.buf.is_empty() {
+            return None;
+        }
+        // A chunk exactly its size (a Vec grown by doubling has up to twice
+        // the room, and a chunk keeps it while it waits for the client); the
+        // buffer is kept for the next one unless one large event grew it.
+        let chunk = Bytes::copy_from_slice(&self.buf);
+        self.buf.clear();
+        if self.buf.capacity() > 2 * CHUNK_BYTES {
+            self.buf = Vec::new();
+        }
+        Some(chunk)
     }
 
     fn opened(&self) -> Option<Bytes> {
@@ -187,19 +212,21 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
             let store = app.shared.store.clone();
             let s = scope.clone();
             let page = store
-                .read(move |c| match &s {
-                    Scope::Session(id) => reader::session_events(c, id, cursor, CATCH_UP_PAGE),
-                    Scope::Global => reader::global_events(c, cursor, CATCH_UP_PAGE),
+                .read(move |c| {
+                    let session = match &s {
+                        Scope::Session(id) => Some(&**id),
+                        Scope::Global => None,
+                    };
+                    reader::stream_page(c, session, cursor, CATCH_UP_PAGE, CATCH_UP_BYTES, include_raw)
                 })
                 .await;
-            let page = match page {
+            let (page, full) = match page {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "event stream catch-up read failed; closing the stream");
                     return End::Failed;
                 }
             };
-            let full = page.len() == CATCH_UP_PAGE as usize;
             let mut ended = false;
             for e in &page {
                 cursor = scope.cursor(e);
@@ -242,6 +269,8 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
                     }
                     continue;
                 }
+                // A client that left frees its stream slot at once, not at the next keepalive.
+                _ = tx.closed() => return End::Gone,
                 _ = shutdown.changed() => return End::Shutdown,
                 _ = until(idle.map(|d| active + d)) => {
                     if let Some(d) = idle {

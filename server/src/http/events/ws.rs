@@ -17,38 +17,47 @@ use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, W
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tether_protocol::{StreamControl, StreamEnded};
 use tokio::sync::mpsc;
 
 use super::pump::{self, End, Framing};
-use super::{open, Opened, Scope, StreamQuery};
+use super::{open, slot, Opened, Scope, StreamQuery, StreamSlot};
+use crate::connections::ClientAddr;
 use crate::error::ApiError;
 use crate::http::{resume_cursor, ApiQuery, AppRef};
 use crate::store::Committed;
 
 /// How long a closing stream waits for the client's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// Largest message (and frame) taken from a client, which only sends pongs and its close.
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// The socket's read buffer: small, since the client sends next to nothing
+/// (tungstenite allocates it up front, 128 KiB by default).
+const READ_BUFFER: usize = 4 * 1024;
 
 pub(super) async fn session_ws(
     State(app): State<AppRef>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    client: Option<Extension<ClientAddr>>,
     ApiQuery(q): ApiQuery<StreamQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let path = format!("/v1/sessions/{id}/events/ws");
-    start(app, Scope::Session(id.into()), &path, &headers, q, upgrade).await
+    start(app, Scope::Session(id.into()), &path, &headers, client, q, upgrade).await
 }
 
 pub(super) async fn global_ws(
     State(app): State<AppRef>,
     headers: HeaderMap,
+    client: Option<Extension<ClientAddr>>,
     ApiQuery(q): ApiQuery<StreamQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    start(app, Scope::Global, "/v1/events/ws", &headers, q, upgrade).await
+    start(app, Scope::Global, "/v1/events/ws", &headers, client, q, upgrade).await
 }
 
 /// Checks everything (upgrade, cursor, session) before upgrading, so every
@@ -58,6 +67,7 @@ async fn start(
     scope: Scope,
     path: &str,
     headers: &HeaderMap,
+    client: Option<Extension<ClientAddr>>,
     q: StreamQuery,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -69,8 +79,19 @@ async fn start(
         Ok(u) => u,
         Err(rejection) => return refuse(path, rejection),
     };
+    let slot = match slot(&app, client) {
+        Ok(slot) => slot,
+        Err(e) => return e.into_response(),
+    };
+    // Bounded like SSE: a small read buffer, messages written once they
+    // reach a chunk, nothing large taken from the client.
+    let upgrade = upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(pump::CHUNK_BYTES)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE);
     match open(&app, scope, cursor, &q).await {
-        Ok(opened) => upgrade.on_upgrade(move |socket| drive(app, socket, opened)),
+        Ok(opened) => upgrade.on_upgrade(move |socket| drive(app, socket, opened, slot)),
         Err(e) => e.into_response(),
     }
 }
@@ -181,9 +202,9 @@ impl Drop for AbortOnDrop {
 }
 
 /// Moves the pump's messages to the socket and reads the client's side
-/// (pongs, its close) until either ends.
-async fn drive(app: AppRef, socket: WebSocket, opened: Opened) {
-    let (tx, mut rx) = mpsc::channel::<Vec<Message>>(4);
+/// (pongs, its close) until either ends; the client's stream slot is held until then.
+async fn drive(app: AppRef, socket: WebSocket, opened: Opened, _slot: Option<StreamSlot>) {
+    let (tx, mut rx) = mpsc::channel::<Vec<Message>>(pump::CHANNEL_CHUNKS);
     let _pump = AbortOnDrop(tokio::spawn(pump::pump(app, opened, Ws::default(), tx)));
     let (mut sink, mut incoming) = socket.split();
     loop {
