@@ -224,10 +224,14 @@ async fn deploy_failures_say_what_to_do() {
 async fn the_live_smoke_check_holds_against_the_fakes() {
     let api = FakeSpritesApi::start(NAME, SPRITES_TOKEN).await;
     let config = tempfile::tempdir().unwrap();
-    let port = free_port();
     // The Sprite URL: TLS, the edge taking the Sprites token as its bearer, relaying to the service.
     let ca = TestCa::new();
-    let front = TlsFront::start(&ca, &format!("http://127.0.0.1:{port}"), Some(SPRITES_TOKEN)).await;
+    let front = TlsFront::start(&ca, "http://127.0.0.1:9", Some(SPRITES_TOKEN)).await;
+    // The service's port, chosen once the front holds its own (a port just
+    // released by free_port may be the next one the OS hands out).
+    let front_port = front.url.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).expect("the front's port");
+    let port = std::iter::repeat_with(free_port).find(|p| *p != front_port).expect("a free port");
+    front.set_backend(&format!("http://127.0.0.1:{port}"));
     api.set_sprite_url(&front.url);
     let ca_file = config.path().join("ca.pem");
     std::fs::write(&ca_file, ca.ca_pem()).unwrap();

@@ -2,7 +2,8 @@
 //! real binary end to end with the mock agent and prints a table (also as JSON
 //! with `--json`). Figures: start-to-healthy time, idle RSS, events/s from the
 //! agent to 1 and 10 SSE clients with persistence, write-to-receipt latency,
-//! replay rate of a finished session, and peak RSS.
+//! replay rate of a finished session, peak RSS, and the server's RSS with
+//! 300 event-stream clients that never read during a flood.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::io::{BufRead, BufReader};
@@ -176,6 +177,62 @@ async fn fs_large(server: &TestServer) -> (f64, f64, u64) {
     (write, read, rss_kib(server.pid, "VmHWM:"))
 }
 
+/// Server RSS (KiB) before, at the peak and after `clients` event-stream
+/// clients that never read (SSE and WebSocket, 4 KiB receive buffers) sit
+/// through a flood of `events`; a fresh server that drops a client taking
+/// nothing for 3 s.
+async fn stalled_clients(events: usize, clients: usize) -> (u64, u64, u64) {
+    use tokio::io::AsyncWriteExt;
+    tether_e2e::procs::raise_open_files_limit();
+    let server = TestServer::start_with(tether_e2e::ServerOptions {
+        extra_args: ["--max-streams-per-client", "1000", "--send-timeout-secs", "3"].map(String::from).to_vec(),
+        ..Default::default()
+    })
+    .await;
+    let client = server.client();
+    let session = mock_session(&client).await.id;
+    let before = rss_kib(server.pid, "VmRSS:");
+    let addr: std::net::SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
+    let mut idle = Vec::new();
+    for i in 0..clients {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut tcp = socket.connect(addr).await.unwrap();
+        let head = if i % 2 == 0 {
+            format!("GET /v1/sessions/{session}/events/stream HTTP/1.1\r\nHost: {addr}\r\n\r\n")
+        } else {
+            format!(
+                "GET /v1/sessions/{session}/events/ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\n\
+                 Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+        };
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        idle.push(tcp);
+    }
+    let pid = server.pid;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sampler = tokio::spawn(async move {
+        let mut peak = 0;
+        while !*stop_rx.borrow() {
+            peak = peak.max(rss_kib(pid, "VmRSS:"));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        peak
+    });
+    let after_seq = client.get_session(&session).await.unwrap().last_seq;
+    let reader = tokio::spawn(read_turn(client.clone(), session.clone(), after_seq));
+    client.send_text(&session, format!("[mock:flood:{events}]")).await.unwrap();
+    reader.await.unwrap();
+    // Past the send timeout every stalled client has been dropped.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let _ = stop_tx.send(true);
+    let peak = sampler.await.unwrap();
+    drop(idle);
+    // Free memory is handed back about a second after the streams close.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    (before, peak, rss_kib(server.pid, "VmRSS:"))
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -201,6 +258,7 @@ async fn main() {
     let (nr, sr) = replay(&server, events).await;
     let peak = rss_kib(server.pid, "VmHWM:");
     let after = rss_kib(server.pid, "VmRSS:");
+    let (stalled_before, stalled_peak, stalled_after) = stalled_clients(events, 300).await;
 
     let report = json!({
         "events": events,
@@ -218,6 +276,7 @@ async fn main() {
         "fs_1gib_write_mib_per_s": fs_write,
         "fs_1gib_read_mib_per_s": fs_read,
         "fs_1gib_peak_rss_mib": fs_peak as f64 / 1024.0,
+        "stalled_300_rss_mib": [stalled_before as f64 / 1024.0, stalled_peak as f64 / 1024.0, stalled_after as f64 / 1024.0],
     });
     if as_json {
         println!("{report:#}");
@@ -246,5 +305,11 @@ async fn main() {
     println!(
         "| 1 GiB file through `PUT` / `GET /v1/fs/file` (streamed) | write {fs_write:.0} MiB/s, read {fs_read:.0} MiB/s, server peak RSS {:.1} MiB |",
         fs_peak as f64 / 1024.0
+    );
+    println!(
+        "| server RSS with 300 stream clients that never read, `[mock:flood:{events}]`: before / peak / after they leave | {:.1} / {:.1} / {:.1} MiB |",
+        stalled_before as f64 / 1024.0,
+        stalled_peak as f64 / 1024.0,
+        stalled_after as f64 / 1024.0
     );
 }
