@@ -184,7 +184,9 @@ async fn write(
     let user = q.path.clone();
     // Dropped before the commit (an error, the client gone), it removes the temporary file.
     let fs::NewFile { file, pending } = blocking(move || fs::begin_write(&root, &user)).await?;
-    let mut out = Written { file: tokio::fs::File::from_std(file), written: 0, limit, user: &q.path };
+    // Writes of 1 MiB, not one blocking write per body chunk (chunks are at most the connection's 32 KiB buffer).
+    let file = tokio::io::BufWriter::with_capacity(WRITE_BATCH, tokio::fs::File::from_std(file));
+    let mut out = Written { file, written: 0, limit, user: &q.path };
     let mut gunzip = (encoding == Encoding::Gzip).then(Gunzip::default);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
@@ -202,7 +204,9 @@ async fn write(
     if let Some(gunzip) = gunzip {
         out.put(&gunzip.finish().map_err(encoding::bad_gzip)?).await?;
     }
-    let mut file = out.file;
+    let mut buffered = out.file;
+    buffered.flush().await.map_err(|e| path::io_error(e, &q.path))?;
+    let mut file = buffered.into_inner();
     file.flush().await.map_err(|e| path::io_error(e, &q.path))?;
     file.sync_all().await.map_err(|e| path::io_error(e, &q.path))?;
     drop(file);
@@ -214,8 +218,11 @@ fn file_too_large(limit: u64) -> ApiError {
 }
 
 /// The file of a write, counting the bytes against the limit.
+/// How much of an upload is gathered before each write to the file.
+const WRITE_BATCH: usize = 1024 * 1024;
+
 struct Written<'a> {
-    file: tokio::fs::File,
+    file: tokio::io::BufWriter<tokio::fs::File>,
     written: u64,
     limit: u64,
     user: &'a str,
