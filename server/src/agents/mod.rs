@@ -8,6 +8,8 @@ pub mod codex;
 pub mod install;
 pub mod mock;
 pub mod opencode;
+#[cfg(test)]
+pub(crate) mod snapshots;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -45,6 +45,7 @@ fn recording(case: &str) -> (&'static str, &'static str) {
         "two_turns",
         "resume_first",
         "resume",
+        "resume_full_history",
         "mcp_bypass",
         "mcp_approved",
         "mcp_declined",
@@ -54,6 +55,13 @@ fn recording(case: &str) -> (&'static str, &'static str) {
 
 fn lines(text: &str) -> Vec<Value> {
     text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn every_recording_replays_to_its_snapshot() {
+    for case in crate::agents::snapshots::cases("codex", ".out.jsonl") {
+        crate::agents::snapshots::check("codex", &case, &replay(&case));
+    }
 }
 
 /// Replays a case: returns every draft, and checks the adapter sent what the recording client sent.

@@ -29,11 +29,19 @@ fn recording(case: &str) -> (&'static str, &'static str) {
         "question",
         "slow_abort",
         "error_401",
+        "error_500",
         "two_turns",
         "resume_first",
         "resume",
         "mcp"
     )
+}
+
+#[test]
+fn every_recording_replays_to_its_snapshot() {
+    for case in crate::agents::snapshots::cases("opencode", ".events.jsonl") {
+        crate::agents::snapshots::check("opencode", &case, &replay(&case));
+    }
 }
 
 /// Replays the events of a case; each prompt the recorder sent starts a turn.
