@@ -775,7 +775,6 @@ pub fn generated_files() -> Vec<(&'static str, String)> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

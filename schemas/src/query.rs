@@ -174,7 +174,6 @@ pub struct McpToolsQuery {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -221,7 +221,6 @@ pub(crate) fn api_error(status: StatusCode, body: &[u8]) -> Error {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

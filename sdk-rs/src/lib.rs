@@ -441,7 +441,6 @@ fn path(segments: &[&str]) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::stream::tests::{header, serve, Answer};
 

@@ -139,7 +139,6 @@ impl SseParser {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     type Simple = (Option<String>, Option<String>, String);

@@ -23,7 +23,6 @@ pub fn matches(pattern: &'static str, text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use tether_protocol as p;
 
     use super::*;

@@ -108,7 +108,6 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::unwrap_used)]
     fn a_token_comes_from_the_flag_or_the_file_trimmed() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");

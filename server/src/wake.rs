@@ -145,7 +145,6 @@ pub async fn watch(shared: Arc<Shared>, threshold: Duration) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const S: fn(u64) -> Duration = Duration::from_secs;

@@ -4,7 +4,6 @@
 //! equals its snapshot fails with the first line that differs; after an
 //! intended change, `TETHER_BLESS=1 cargo test -p tether --lib snapshot`
 //! writes them again (and the diff shows what changed).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 

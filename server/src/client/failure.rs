@@ -319,7 +319,6 @@ pub fn store_restored(reset: &StreamReset) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn at(url: &str, token_sent: bool) -> Target {

@@ -376,7 +376,6 @@ fn tolerate_resolved(result: tether_sdk::Result<()>) -> Result<(), CommandError>
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
 

@@ -229,7 +229,6 @@ pub fn io_error(e: io::Error, user: &str) -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use std::os::unix::fs::symlink;
 
     use super::*;

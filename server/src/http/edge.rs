@@ -131,7 +131,6 @@ pub async fn check(State(app): State<AppRef>, req: Request, next: Next) -> Respo
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

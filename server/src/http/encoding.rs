@@ -102,7 +102,6 @@ impl Gunzip {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use axum::http::HeaderValue;
     use flate2::write::GzEncoder;
 

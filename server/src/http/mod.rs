@@ -373,7 +373,6 @@ pub(crate) struct TestApp {
 
 #[cfg(test)]
 impl TestApp {
-    #[allow(clippy::unwrap_used)]
     pub async fn new(token: Option<&str>, max_body_bytes: usize) -> TestApp {
         let data = tempfile::tempdir().unwrap();
         let ws = tempfile::tempdir().unwrap();

@@ -1,5 +1,4 @@
 //! The router in-process: auth, problem+json errors, limits and a mock session.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,6 @@
 //! Names, configurations, the registry on a real store, and probes of
 //! servers that fail in each way (a real MCP server is probed end to end
 //! in the e2e suite).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

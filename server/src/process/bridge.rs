@@ -217,7 +217,6 @@ async fn call(http: &reqwest::Client, bridge: &HttpBridge, r: Request) -> Value 
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use std::sync::Arc;
     use std::time::Duration;

@@ -167,7 +167,6 @@ fn chown(path: &Path, uid: libc::uid_t, gid: libc::gid_t) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

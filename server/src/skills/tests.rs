@@ -2,7 +2,6 @@
 //! (atomic replace, crash leftovers, no symlink followed), `materialize`, and
 //! the routes in-process (JSON and tar installs, every refusal as
 //! problem+json, limits as 413, bundled skills read-only).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

@@ -411,7 +411,6 @@ impl Progress {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn progress(lines: &[&str]) -> Result<Put, SpriteError> {

@@ -255,7 +255,6 @@ async fn sleep_until(at: Option<Instant>) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn ev(sid: &str, etype: &'static str, json: &str) -> Committed {

@@ -437,7 +437,6 @@ impl ServerHandler for Tools {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

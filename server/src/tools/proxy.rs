@@ -82,7 +82,6 @@ pub async fn run(url: &str, token: Option<&str>) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

@@ -1,6 +1,5 @@
 //! The signature format, the back-off schedule, the filters, the create
 //! rules and the delivery body — all pure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -389,7 +389,6 @@ impl Adapter for CodexAdapter {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -60,7 +60,6 @@ impl StateFile {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::super::ids;
     use super::*;
 

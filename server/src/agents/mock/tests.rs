@@ -1,6 +1,5 @@
 //! Whole turns driven in-process: a [`Mock`] on a thread, input sent as the
 //! host's JSON lines, output read back line by line.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
 use std::io::{self, Write};

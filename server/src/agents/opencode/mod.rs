@@ -474,7 +474,6 @@ impl Adapter for OpencodeAdapter {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use std::collections::BTreeMap;
     use std::path::Path;

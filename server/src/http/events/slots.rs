@@ -85,7 +85,6 @@ impl Drop for StreamSlot {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[tokio::test]

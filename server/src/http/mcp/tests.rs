@@ -1,6 +1,5 @@
 //! The MCP routes in-process: every name and body rule answers 400
 //! problem+json naming the problem; the registry round trip and its statuses.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 

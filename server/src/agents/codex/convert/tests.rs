@@ -2,7 +2,6 @@
 //! transcripts (testdata/<case>.out.jsonl, what codex wrote; <case>.in.jsonl,
 //! what the recording client sent). The adapter must send the same requests
 //! in the same order and turn every line into the expected drafts.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,6 +1,5 @@
 //! The OpenCode converter on recorded `opencode serve` 1.18.33 event streams
 //! (testdata/<case>.events.jsonl; the calls that drove them in <case>.calls.jsonl).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
 use tether_protocol::{Delta, ItemKind, ItemStatus, PermissionAction, StopReason, ToolKind};
