@@ -68,11 +68,7 @@ pub const CLAUDE_VERSION: &str = "2.1.330";
 /// Where `scripts/install-agents` installs the agent CLIs:
 /// `${TETHER_AGENTS_DIR:-$HOME/.cache/tether-agents}`.
 pub fn agents_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("TETHER_AGENTS_DIR").filter(|d| !d.is_empty()) {
-        return std::path::absolute(&dir).unwrap_or_else(|_| PathBuf::from(dir));
-    }
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).expect("HOME or TETHER_AGENTS_DIR must be set");
-    PathBuf::from(home).join(".cache").join("tether-agents")
+    crate::pinned_tools::cache_dir("TETHER_AGENTS_DIR", "tether-agents")
 }
 
 /// The Claude Code CLI: `$TETHER_CLAUDE_PATH` if set, else the pinned install

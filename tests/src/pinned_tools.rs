@@ -12,11 +12,18 @@ pub const MCP_INSPECTOR_VERSION: &str = "2.12.0";
 
 /// Where `scripts/install-tools` installs: `${TETHER_TOOLS_DIR:-$HOME/.cache/tether-tools}`.
 pub fn tools_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("TETHER_TOOLS_DIR").filter(|d| !d.is_empty()) {
+    cache_dir("TETHER_TOOLS_DIR", "tether-tools")
+}
+
+/// A cache the project's install scripts fill: `$<env>` (made absolute) if
+/// set, else `$HOME/.cache/<name>`.
+pub fn cache_dir(env: &str, name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os(env).filter(|d| !d.is_empty()) {
         return std::path::absolute(&dir).unwrap_or_else(|_| PathBuf::from(dir));
     }
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).expect("HOME or TETHER_TOOLS_DIR must be set");
-    PathBuf::from(home).join(".cache").join("tether-tools")
+    let home =
+        std::env::var_os("HOME").filter(|h| !h.is_empty()).unwrap_or_else(|| panic!("HOME or {env} must be set"));
+    PathBuf::from(home).join(".cache").join(name)
 }
 
 /// The `schemathesis` CLI of the pinned virtualenv.

@@ -299,7 +299,7 @@ pub fn is_utf8(name: &OsStr) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::Read;
     use std::os::unix::fs::symlink;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -308,13 +308,15 @@ mod tests {
 
     use super::*;
 
-    struct Rig {
+    /// A workspace `root` (with `sub/a.txt` and `sub/deeper/`) beside an
+    /// `outside` folder holding `secret`; the fs tests' common ground.
+    pub(crate) struct Rig {
         _tmp: tempfile::TempDir,
-        root: PathBuf,
-        outside: PathBuf,
+        pub(crate) root: PathBuf,
+        pub(crate) outside: PathBuf,
     }
 
-    fn rig() -> Rig {
+    pub(crate) fn rig() -> Rig {
         let tmp = tempfile::tempdir().unwrap();
         let base = tmp.path().canonicalize().unwrap();
         let root = base.join("root");

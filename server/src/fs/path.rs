@@ -232,24 +232,7 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     use super::*;
-
-    struct Rig {
-        _tmp: tempfile::TempDir,
-        root: PathBuf,
-        outside: PathBuf,
-    }
-
-    fn rig() -> Rig {
-        let tmp = tempfile::tempdir().unwrap();
-        let base = tmp.path().canonicalize().unwrap();
-        let root = base.join("root");
-        let outside = base.join("outside");
-        std::fs::create_dir_all(root.join("sub")).unwrap();
-        std::fs::create_dir_all(&outside).unwrap();
-        std::fs::write(outside.join("secret"), b"secret").unwrap();
-        std::fs::write(root.join("sub/a.txt"), b"a").unwrap();
-        Rig { _tmp: tmp, root, outside }
-    }
+    use crate::fs::beneath::tests::rig;
 
     fn code(r: Result<impl std::fmt::Debug, ApiError>) -> &'static str {
         r.unwrap_err().code
