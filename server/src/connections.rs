@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -43,8 +43,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
-
-use crate::error::ApiError;
 
 /// The most the HTTP layer buffers per connection, in each direction: the
 /// request head must fit (as nginx's default, 32 KiB), and a response body
@@ -96,8 +94,15 @@ impl Limits {
 pub struct ClientAddr(pub SocketAddr);
 
 /// Accepts connections until `stop` flips, then lets the open ones finish
-/// (answered requests end, idle connections close).
-pub async fn serve(listener: TcpListener, front: Router, limits: Limits, mut stop: watch::Receiver<bool>) {
+/// (answered requests end, idle connections close). A connection past the
+/// cap is answered `refusal()` (the API's `503 too_many_connections`).
+pub async fn serve(
+    listener: TcpListener,
+    front: Router,
+    limits: Limits,
+    refusal: fn() -> Response,
+    mut stop: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let overflow = Arc::new(Semaphore::new(OVERFLOW));
     let mut last_warning: Option<Instant> = None;
@@ -123,6 +128,7 @@ pub async fn serve(listener: TcpListener, front: Router, limits: Limits, mut sto
                 }
             },
         };
+        let refuse = refuse.then_some(refusal);
         tokio::spawn(connection(tcp, peer, front.clone(), limits, refuse, permit, stop.clone()));
     }
     // Every slot back means every connection is over.
@@ -161,14 +167,14 @@ fn tune(tcp: &TcpStream) {
 }
 
 /// Serves one connection (HTTP/1.1, upgrades to WebSocket allowed). A
-/// connection past the cap (`refuse`) is answered 503 but for the health
-/// check, then closed.
+/// connection past the cap (`refuse`) is answered with it (a 503) but for
+/// the health check, then closed.
 async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     front: Router,
     limits: Limits,
-    refuse: bool,
+    refuse: Option<fn() -> Response>,
     permit: OwnedSemaphorePermit,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -179,21 +185,23 @@ async fn connection(
         async move {
             let mut req: Request = req.map(|b| Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, b)));
             req.extensions_mut().insert(ClientAddr(peer));
-            if refuse && req.uri().path() != "/v1/health" {
-                return Ok(too_many_connections());
+            if let Some(refusal) = refuse.filter(|_| req.uri().path() != "/v1/health") {
+                let mut resp = refusal();
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return Ok(resp);
             }
             front.oneshot(req).await
         }
     });
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(if refuse {
+        .header_read_timeout(if refuse.is_some() {
             OVERFLOW_HEADER_TIMEOUT.min(limits.header_read_timeout)
         } else {
             limits.header_read_timeout
         })
         .max_buf_size(WRITE_BUFFER)
-        .keep_alive(!refuse);
+        .keep_alive(refuse.is_none());
     let conn = http.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let stopping = tokio::select! {
@@ -209,15 +217,6 @@ async fn connection(
         conn.as_mut().graceful_shutdown();
         let _ = conn.await;
     }
-}
-
-fn too_many_connections() -> Response {
-    let mut resp = ApiError::too_many_connections(
-        "the server holds as many connections as it takes (--max-connections); try again after the Retry-After",
-    )
-    .into_response();
-    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    resp
 }
 
 /// A connection's socket, holding its slot under the cap for as long as it

@@ -12,6 +12,7 @@
 //! run`, `sessions`, …), `cli` (the `tether` command).
 
 pub mod agents;
+pub mod app;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -1,6 +1,9 @@
 //! Wiring: check the data dir, answer on the listener at once (health says
 //! `starting`) while the store opens and crash recovery runs, then serve the
 //! API until a shutdown signal, then stop every agent within the grace period.
+//! Here the two edges meet: [`router`] mounts tether's own MCP tools
+//! (`crate::tools`) on the HTTP API (`crate::http`), which know nothing of
+//! each other and share the application core (`crate::app`).
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -14,9 +17,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+use crate::app::App;
 use crate::config::Config;
-use crate::error::ApiError;
-use crate::http::{router, AppState};
+use crate::error::AsProblem;
+use crate::http::AppState;
 use crate::session::Shared;
 use crate::sprite::{KeepAwakeConfig, Keeper, SpriteApi};
 use crate::store::{StallKind, Store, StoreError};
@@ -76,7 +80,8 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
     let data_dir = std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
     let shared = Shared::new(store, data_dir, config.workspace.clone());
     shared.close_turns_after_stalls(config.store_stall_limit);
-    let recovered = shared.recover().await.map_err(|e| StartError(format!("recovery failed: {e}")))?;
+    let recovered =
+        shared.recover().await.map_err(|e| StartError(format!("recovery failed: {}: {}", e.code(), e.detail())))?;
     if recovered > 0 {
         tracing::info!(sessions = recovered, "closed turns left open by a previous run");
     }
@@ -90,7 +95,7 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
     }
     let here = sprite.clone().map(|api| crate::sprite::Here::new(api, config.keep_awake, config.keep_awake_wait));
     let sprite = sprite.filter(|_| config.keep_awake);
-    let app = Arc::new(AppState {
+    let core = Arc::new(App {
         shared,
         token: config.token.clone(),
         started,
@@ -101,6 +106,9 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         shutdown: shutdown_rx,
         webhooks,
         sprite: here,
+    });
+    let app = Arc::new(AppState {
+        core,
         edge: crate::http::edge::EdgePolicy::new(
             config.token.is_some(),
             config.host,
@@ -222,11 +230,16 @@ fn starting(req: &Request) -> Response {
         let body = serde_json::to_vec(&tether_protocol::Health { status: "starting".into() }).unwrap_or_default();
         (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/json")], body).into_response()
     } else {
-        ApiError::starting("the server is starting (opening the store, recovering sessions); try again in a moment")
-            .into_response()
+        crate::http::starting()
     };
     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     resp
+}
+
+/// The whole API of `app`, tether's own MCP tools at `/mcp` among its routes.
+pub fn router(app: Arc<AppState>) -> Router {
+    let mcp = crate::tools::service(app.core.clone());
+    crate::http::router(app, mcp)
 }
 
 /// Serves on `listener` at once, prepares the server behind it, then serves
@@ -242,7 +255,13 @@ pub async fn run(
     let gate = Gate::default();
     let (stop_tx, stop_rx) = watch::channel(false);
     let front = gate.router();
-    let mut http = tokio::spawn(crate::connections::serve(listener, front, config.connections, stop_rx));
+    let mut http = tokio::spawn(crate::connections::serve(
+        listener,
+        front,
+        config.connections,
+        crate::http::too_many_connections,
+        stop_rx,
+    ));
     tokio::pin!(shutdown);
     let ready = async {
         if let Some(file) = &config.start_gate {

@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 
 use super::beneath::{is_utf8, lstat_at, names};
 use super::path::{self as fspath, confine, create_parents, io_error, mkdir_all, open_root, RelPath};
+use super::FsError;
 use super::PendingWrite;
-use crate::error::ApiError;
 
 /// A `Read` over chunks sent from the async side.
 pub struct ChannelReader {
@@ -82,21 +82,21 @@ impl Write for ChannelWriter {
 
 /// Extracts the tar read from `input` under `dest` (a path relative to the
 /// root, created if missing); answers the number of entries written.
-pub fn extract(root: &Path, dest: &str, input: impl Read, gzip: bool) -> Result<u64, ApiError> {
+pub fn extract(root: &Path, dest: &str, input: impl Read, gzip: bool) -> Result<u64, FsError> {
     let dest_rel = confine(root, dest)?;
     let root_path = root;
     let root = open_root(root_path)?;
     mkdir_all(&root, &dest_rel.0, dest)?;
     let input: Box<dyn Read> = if gzip { Box::new(flate2::read::MultiGzDecoder::new(input)) } else { Box::new(input) };
     let mut archive = tar::Archive::new(input);
-    let bad = |e: io::Error| ApiError::invalid(format!("not a valid tar archive: {e}"));
+    let bad = FsError::BadArchive;
     let mut count = 0;
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let name = entry.path().map_err(bad)?.into_owned();
         let shown = name.to_string_lossy().into_owned();
         if !is_utf8(name.as_os_str()) {
-            return Err(fspath::name_not_utf8(&format!("tar entry {shown:?}")));
+            return Err(FsError::NameNotUtf8 { what: format!("tar entry {shown:?}") });
         }
         // Every entry stays under `dest`: no absolute names, no `..` above it.
         let mut rel = dest_rel.0.clone();
@@ -108,11 +108,7 @@ pub fn extract(root: &Path, dest: &str, input: impl Read, gzip: bool) -> Result<
                 Component::ParentDir if rel.components().count() > depth => {
                     rel.pop();
                 }
-                _ => {
-                    return Err(ApiError::path_outside_root(format!(
-                        "tar entry {shown:?} climbs out of the upload directory"
-                    )))
-                }
+                _ => return Err(FsError::ArchiveEscapes { entry: shown }),
             }
         }
         let rel = RelPath(rel);
@@ -126,7 +122,7 @@ pub fn extract(root: &Path, dest: &str, input: impl Read, gzip: bool) -> Result<
             let (dir, file_name) = create_parents(&root, &rel, &shown)?;
             // A symlink in the way is replaced, never written through; a directory is not.
             if lstat_at(dir.as_fd(), &file_name).is_ok_and(|m| m.is_dir()) {
-                return Err(ApiError::conflict(format!("tar entry {shown:?} would replace a directory")));
+                return Err(FsError::ArchiveReplacesDirectory { entry: shown });
             }
             let (temp, mut file) = fspath::create_temp(dir.as_fd()).map_err(|e| io_error(e, &shown))?;
             let pending = PendingWrite { dir, name: file_name, temp: Some(temp), rel, user: shown.clone() };
@@ -157,14 +153,14 @@ pub fn extract(root: &Path, dest: &str, input: impl Read, gzip: bool) -> Result<
                 }
             }
             if !check.starts_with(root_path) {
-                return Err(ApiError::path_outside_root(format!("tar symlink {shown:?} points outside the root")));
+                return Err(FsError::ArchiveSymlinkOutside { entry: shown });
             }
             let (dir, file_name) = create_parents(&root, &rel, &shown)?;
             let _ = unlinkat(&dir, &file_name, AtFlags::empty());
             symlinkat(link.as_os_str(), &dir, &file_name).map_err(|e| io_error(e.into(), &shown))?;
             crate::process::user::give_entry_to_agent(dir.as_fd(), &file_name).map_err(|e| io_error(e, &shown))?;
         } else if kind.is_hard_link() {
-            return Err(ApiError::invalid(format!("tar entry {shown:?}: hard links are not supported")));
+            return Err(FsError::ArchiveHardLink { entry: shown });
         } else {
             // Devices, fifos, extended headers already applied: nothing to write.
             continue;
@@ -175,7 +171,7 @@ pub fn extract(root: &Path, dest: &str, input: impl Read, gzip: bool) -> Result<
 }
 
 /// Checks that `dir` is a directory inside the root; answers it, open.
-pub fn download_dir(root: &Path, dir: &str) -> Result<OwnedFd, ApiError> {
+pub fn download_dir(root: &Path, dir: &str) -> Result<OwnedFd, FsError> {
     let rel = confine(root, dir)?;
     fspath::open_existing_dir(&open_root(root)?, &rel, dir)
 }

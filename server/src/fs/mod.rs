@@ -1,9 +1,12 @@
 //! The workspace filesystem: every operation confined to the workspace root
-//! (see [`path`]). These are blocking; the HTTP layer runs them on the
-//! blocking pool.
+//! (see [`path`]). These are blocking; the HTTP routes and the MCP tools
+//! run them on the blocking pool. Every failure is an [`FsError`], in the
+//! filesystem's terms, with its code and status beside it (`error.rs`);
+//! this module knows nothing of HTTP.
 
 pub mod archive;
 pub mod beneath;
+mod error;
 pub mod path;
 pub mod watch;
 
@@ -17,8 +20,8 @@ use std::time::UNIX_EPOCH;
 use rustix::fs::{renameat, unlinkat, AtFlags, OFlags};
 use tether_protocol::{FsEntries, FsEntry, FsKind};
 
-use crate::error::ApiError;
 use beneath::{is_utf8, lstat_at};
+pub use error::FsError;
 use path::{
     confine, create_parents, create_temp, io_error, mkdir_all, open_existing_dir, open_read, open_root,
     parent_and_name, RelPath,
@@ -81,7 +84,7 @@ impl PendingWrite {
 
     /// Puts the file in place, syncs its folder, and answers its entry (at
     /// the path asked, which may be a symlink written through).
-    pub fn commit(self) -> Result<FsEntry, ApiError> {
+    pub fn commit(self) -> Result<FsEntry, FsError> {
         let dir = rustix::io::dup(&self.dir).map_err(|e| io_error(e.into(), &self.user))?;
         let (name, rel, user) = (self.name.clone(), self.rel.clone(), self.user.clone());
         self.put_in_place().map_err(|e| io_error(e, &user))?;
@@ -102,11 +105,11 @@ impl Drop for PendingWrite {
 /// Starts writing `user`: creates its parent folders and a temporary file
 /// beside it. A folder cannot be replaced; a symlink as the last component
 /// is written through only when it points inside the root (the link stays).
-pub fn begin_write(root: &Path, user: &str) -> Result<NewFile, ApiError> {
+pub fn begin_write(root: &Path, user: &str) -> Result<NewFile, FsError> {
     let rel = confine(root, user)?;
     let root = open_root(root)?;
     let (dir, name) = create_parents(&root, &rel, user)?;
-    let is_dir = || ApiError::conflict(format!("{user:?} is a directory"));
+    let is_dir = || FsError::IsADirectory { path: user.to_string() };
     let (dir, name) = match lstat_at(dir.as_fd(), &name) {
         Ok(meta) if meta.is_dir() => return Err(is_dir()),
         Ok(meta) if meta.file_type().is_symlink() => {
@@ -123,7 +126,7 @@ pub fn begin_write(root: &Path, user: &str) -> Result<NewFile, ApiError> {
 }
 
 /// Writes `bytes` as the whole of `user`, atomically.
-pub fn write_file(root: &Path, user: &str, bytes: &[u8]) -> Result<FsEntry, ApiError> {
+pub fn write_file(root: &Path, user: &str, bytes: &[u8]) -> Result<FsEntry, FsError> {
     let NewFile { mut file, pending } = begin_write(root, user)?;
     file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| io_error(e, user))?;
     drop(file);
@@ -132,7 +135,7 @@ pub fn write_file(root: &Path, user: &str, bytes: &[u8]) -> Result<FsEntry, ApiE
 
 /// Reads at most `max` bytes of the file `user` from `offset`; answers them
 /// and the file's size.
-pub fn read_range(root: &Path, user: &str, offset: u64, max: u64) -> Result<(Vec<u8>, u64), ApiError> {
+pub fn read_range(root: &Path, user: &str, offset: u64, max: u64) -> Result<(Vec<u8>, u64), FsError> {
     let mut file = open_read(root, &confine(root, user)?, user)?;
     let size = file.metadata().map_err(|e| io_error(e, user))?.len();
     file.seek(SeekFrom::Start(offset)).map_err(|e| io_error(e, user))?;
@@ -142,7 +145,7 @@ pub fn read_range(root: &Path, user: &str, offset: u64, max: u64) -> Result<(Vec
 }
 
 /// `GET /v1/fs/stat`: the entry itself (a symlink is not followed).
-pub fn stat(root: &Path, user: &str) -> Result<FsEntry, ApiError> {
+pub fn stat(root: &Path, user: &str) -> Result<FsEntry, FsError> {
     let rel = confine(root, user)?;
     let root = open_root(root)?;
     let meta = if rel.is_root() {
@@ -155,7 +158,7 @@ pub fn stat(root: &Path, user: &str) -> Result<FsEntry, ApiError> {
 }
 
 /// `GET /v1/fs/entries`: a directory's entries, sorted by name.
-pub fn list(root: &Path, user: &str) -> Result<FsEntries, ApiError> {
+pub fn list(root: &Path, user: &str) -> Result<FsEntries, FsError> {
     let rel = confine(root, user)?;
     let dir = open_existing_dir(&open_root(root)?, &rel, user)?;
     let mut entries = Vec::new();
@@ -174,10 +177,10 @@ pub fn list(root: &Path, user: &str) -> Result<FsEntries, ApiError> {
 
 /// `DELETE /v1/fs/entries`: a file or symlink (the link itself), an empty
 /// directory, or any directory with `recursive`.
-pub fn delete(root: &Path, user: &str, recursive: bool) -> Result<(), ApiError> {
+pub fn delete(root: &Path, user: &str, recursive: bool) -> Result<(), FsError> {
     let rel = confine(root, user)?;
     if rel.is_root() {
-        return Err(ApiError::conflict("the workspace root itself cannot be deleted"));
+        return Err(FsError::DeleteRoot);
     }
     let root = open_root(root)?;
     let (dir, name) = parent_and_name(&root, &rel, user)?;
@@ -192,19 +195,17 @@ pub fn delete(root: &Path, user: &str, recursive: bool) -> Result<(), ApiError> 
         unlinkat(&dir, &name, AtFlags::empty()).map_err(io::Error::from)
     };
     result.map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOTEMPTY) | Some(libc::EEXIST) => {
-            ApiError::conflict(format!("directory {user:?} is not empty (use recursive=true)"))
-        }
+        Some(libc::ENOTEMPTY) | Some(libc::EEXIST) => FsError::NotEmpty { path: user.to_string() },
         _ => io_error(e, user),
     })
 }
 
 /// `POST /v1/fs/mkdir`: the directory and its parents; `true` when created.
-pub fn mkdir(root: &Path, user: &str) -> Result<(FsEntry, bool), ApiError> {
+pub fn mkdir(root: &Path, user: &str) -> Result<(FsEntry, bool), FsError> {
     let rel = confine(root, user)?;
     let existed = match stat(root, user) {
         Ok(e) if e.kind == FsKind::Dir => true,
-        Ok(_) => return Err(ApiError::conflict(format!("{user:?} exists and is not a directory"))),
+        Ok(_) => return Err(FsError::ExistsNotADirectory { path: user.to_string() }),
         Err(_) => false,
     };
     let dir = mkdir_all(&open_root(root)?, &rel.0, user)?;
@@ -214,11 +215,11 @@ pub fn mkdir(root: &Path, user: &str) -> Result<(FsEntry, bool), ApiError> {
 
 /// `POST /v1/fs/move`: renames `from` (the entry itself, a symlink not
 /// followed) to `to`, creating `to`'s parents.
-pub fn rename(root: &Path, from: &str, to: &str, overwrite: bool) -> Result<FsEntry, ApiError> {
+pub fn rename(root: &Path, from: &str, to: &str, overwrite: bool) -> Result<FsEntry, FsError> {
     let from_rel = confine(root, from)?;
     let to_rel = confine(root, to)?;
     if from_rel.is_root() || to_rel.is_root() {
-        return Err(ApiError::conflict("the workspace root itself cannot be moved or replaced"));
+        return Err(FsError::MoveRoot);
     }
     let root = open_root(root)?;
     let (from_dir, from_name) = parent_and_name(&root, &from_rel, from)?;
@@ -233,15 +234,15 @@ pub fn rename(root: &Path, from: &str, to: &str, overwrite: bool) -> Result<FsEn
         return Ok(entry(&to_rel, &meta));
     }
     if lstat_at(to_dir.as_fd(), &to_name).is_ok() && !overwrite {
-        return Err(ApiError::conflict(format!("{to:?} exists (use overwrite=true)")));
+        return Err(FsError::TargetExists { to: to.to_string() });
     }
     renameat(&from_dir, &from_name, &to_dir, &to_name).map_err(|e| match e {
-        rustix::io::Errno::INVAL => ApiError::invalid(format!("cannot move {from:?} into itself")),
-        rustix::io::Errno::XDEV => ApiError::conflict(format!("{from:?} and {to:?} are on different file systems")),
+        rustix::io::Errno::INVAL => FsError::MoveIntoItself { from: from.to_string() },
+        rustix::io::Errno::XDEV => FsError::CrossDevice { from: from.to_string(), to: to.to_string() },
         rustix::io::Errno::NOTEMPTY
         | rustix::io::Errno::EXIST
         | rustix::io::Errno::ISDIR
-        | rustix::io::Errno::NOTDIR => ApiError::conflict(format!("cannot replace {to:?}: {e}")),
+        | rustix::io::Errno::NOTDIR => FsError::CannotReplace { to: to.to_string(), source: e.into() },
         _ => io_error(e.into(), to),
     })?;
     let meta = lstat_at(to_dir.as_fd(), &to_name).map_err(|e| io_error(e, to))?;

@@ -17,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 use rustix::fs::{mkdirat, openat, Mode, OFlags};
 
 pub use super::beneath::Root;
-use crate::error::ApiError;
+use super::FsError;
 
 /// A user path, normalized and relative to the root (empty for the root).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,9 +38,9 @@ impl RelPath {
 pub const NAME_MAX: usize = 255;
 
 /// The lexical half: `user` relative to `root` (or absolute under it).
-pub fn confine(root: &Path, user: &str) -> Result<RelPath, ApiError> {
+pub fn confine(root: &Path, user: &str) -> Result<RelPath, FsError> {
     if user.contains('\0') {
-        return Err(ApiError::invalid("a path may not contain a NUL byte"));
+        return Err(FsError::NulByte);
     }
     let given = Path::new(user);
     let relative = if given.is_absolute() { given.strip_prefix(root).map_err(|_| outside(user))? } else { given };
@@ -48,16 +48,11 @@ pub fn confine(root: &Path, user: &str) -> Result<RelPath, ApiError> {
     for component in relative.components() {
         match component {
             Component::Normal(c) if c.len() > NAME_MAX => {
-                return Err(ApiError::new(
-                    axum::http::StatusCode::BAD_REQUEST,
-                    "name_too_long",
-                    format!(
-                        "the name {:?}… in path {user:?} is {} bytes long; a file or directory name may be at most \
-                         {NAME_MAX} bytes",
-                        c.to_string_lossy().chars().take(24).collect::<String>(),
-                        c.len()
-                    ),
-                ))
+                return Err(FsError::NameTooLong {
+                    name: c.to_string_lossy().chars().take(24).collect(),
+                    path: user.to_string(),
+                    len: c.len(),
+                })
             }
             Component::Normal(c) => out.push(c),
             Component::CurDir => {}
@@ -72,55 +67,35 @@ pub fn confine(root: &Path, user: &str) -> Result<RelPath, ApiError> {
     Ok(RelPath(out))
 }
 
-/// A name that is not UTF-8 (`what` says where): the API, whose paths are
-/// strings, could not name it.
-pub fn name_not_utf8(what: &str) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::BAD_REQUEST,
-        "name_not_utf8",
-        format!(
-            "{what} is not valid UTF-8: tether names files by UTF-8 paths only (percent-encode the UTF-8 bytes of \
-             the name); an entry whose name on disk is not UTF-8 is listed with \"not_utf8\": true and cannot be \
-             asked for"
-        ),
-    )
-}
-
-/// The root is a directory that is always there: it cannot be written,
-/// moved or deleted as an entry (a conflict with its state, like any directory).
-fn root_itself() -> ApiError {
-    ApiError::conflict("this is the workspace root itself, a directory")
-}
-
-fn outside(user: &str) -> ApiError {
-    ApiError::path_outside_root(format!("path {user:?} is outside the workspace root"))
+fn outside(user: &str) -> FsError {
+    FsError::Outside { path: user.to_string() }
 }
 
 /// The workspace root, held open for one operation.
-pub fn open_root(root: &Path) -> Result<Root, ApiError> {
-    Root::open(root).map_err(|e| ApiError::internal(format!("the workspace root {}: {e}", root.display())))
+pub fn open_root(root: &Path) -> Result<Root, FsError> {
+    Root::open(root).map_err(|source| FsError::RootUnavailable { root: root.to_path_buf(), source })
 }
 
 /// The directory holding the last component of `rel` (every symlink on the
 /// way followed, inside the root), and that component. The root itself has
 /// no parent.
-pub fn parent_and_name(root: &Root, rel: &RelPath, user: &str) -> Result<(OwnedFd, OsString), ApiError> {
-    root.parent(&rel.0).map_err(|e| io_error(e, user))?.ok_or_else(root_itself)
+pub fn parent_and_name(root: &Root, rel: &RelPath, user: &str) -> Result<(OwnedFd, OsString), FsError> {
+    root.parent(&rel.0).map_err(|e| io_error(e, user))?.ok_or(FsError::RootItself)
 }
 
 /// Like [`parent_and_name`], creating the missing parents one by one, each
 /// beneath the root (a symlink to elsewhere is refused, never written through).
-pub fn create_parents(root: &Root, rel: &RelPath, user: &str) -> Result<(OwnedFd, OsString), ApiError> {
-    let name = rel.0.file_name().ok_or_else(root_itself)?;
+pub fn create_parents(root: &Root, rel: &RelPath, user: &str) -> Result<(OwnedFd, OsString), FsError> {
+    let name = rel.0.file_name().ok_or(FsError::RootItself)?;
     let parent = rel.0.parent().unwrap_or(Path::new(""));
     let dir = mkdir_all(root, parent, user)?;
     Ok((dir, name.to_os_string()))
 }
 
 /// Creates `rel` (relative to the root) and its parents; answers it, open.
-pub fn mkdir_all(root: &Root, rel: &Path, user: &str) -> Result<OwnedFd, ApiError> {
+pub fn mkdir_all(root: &Root, rel: &Path, user: &str) -> Result<OwnedFd, FsError> {
     let not_a_dir = |e: io::Error| match e.raw_os_error() {
-        Some(libc::ENOTDIR) => ApiError::conflict(format!("a parent of {user:?} is not a directory")),
+        Some(libc::ENOTDIR) => FsError::ParentNotADirectory { path: user.to_string() },
         _ => io_error(e, user),
     };
     match root.open_dir(rel) {
@@ -146,35 +121,35 @@ pub fn mkdir_all(root: &Root, rel: &Path, user: &str) -> Result<OwnedFd, ApiErro
 
 /// An existing entry, every symlink followed, inside the root (opened
 /// `O_PATH`: to check it is there, or to look at it).
-pub fn resolve_existing(root: &Path, rel: &RelPath, user: &str) -> Result<OwnedFd, ApiError> {
+pub fn resolve_existing(root: &Path, rel: &RelPath, user: &str) -> Result<OwnedFd, FsError> {
     open_root(root)?.open_at(&rel.0, OFlags::PATH).map_err(|e| io_error(e, user))
 }
 
 /// An existing directory, every symlink followed, inside the root; opened
 /// for listing. A file is a `conflict`.
-pub fn open_existing_dir(root: &Root, rel: &RelPath, user: &str) -> Result<OwnedFd, ApiError> {
+pub fn open_existing_dir(root: &Root, rel: &RelPath, user: &str) -> Result<OwnedFd, FsError> {
     let found = root.open_at(&rel.0, OFlags::PATH).map_err(|e| io_error(e, user))?;
     let dir = openat(&found, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty());
     match dir {
         Ok(dir) => Ok(dir),
-        Err(rustix::io::Errno::NOTDIR) => Err(ApiError::conflict(format!("{user:?} is not a directory"))),
+        Err(rustix::io::Errno::NOTDIR) => Err(FsError::NotADirectory { path: user.to_string() }),
         Err(e) => Err(io_error(e.into(), user)),
     }
 }
 
 /// Opens an existing regular file for reading, inside the root (a FIFO or a
 /// device is refused, without blocking on it).
-pub fn open_read(root: &Path, rel: &RelPath, user: &str) -> Result<File, ApiError> {
+pub fn open_read(root: &Path, rel: &RelPath, user: &str) -> Result<File, FsError> {
     let fd = open_root(root)?
         .open_at(&rel.0, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)
         .map_err(|e| io_error(e, user))?;
     let file = File::from(fd);
     let meta = file.metadata().map_err(|e| io_error(e, user))?;
     if meta.is_dir() {
-        return Err(ApiError::conflict(format!("{user:?} is a directory")));
+        return Err(FsError::IsADirectory { path: user.to_string() });
     }
     if !meta.is_file() {
-        return Err(ApiError::conflict(format!("{user:?} is not a regular file")));
+        return Err(FsError::NotARegularFile { path: user.to_string() });
     }
     Ok(file)
 }
@@ -199,32 +174,9 @@ pub fn create_temp(dir: BorrowedFd<'_>) -> io::Result<(OsString, File)> {
     }
 }
 
-/// An I/O error as the API answers it.
-pub fn io_error(e: io::Error, user: &str) -> ApiError {
-    match e.raw_os_error() {
-        Some(libc::ENOENT) | Some(libc::ENOTDIR) => return ApiError::not_found(format!("no such file: {user:?}")),
-        // A lookup beneath the root that would have left it.
-        Some(libc::EXDEV) => return outside(user),
-        Some(libc::ELOOP) => {
-            return ApiError::path_outside_root(format!("path {user:?} is a symlink that may not be followed"))
-        }
-        Some(libc::ENOTEMPTY) | Some(libc::EEXIST) => {
-            return ApiError::conflict(format!("{user:?}: {e}"));
-        }
-        Some(libc::EISDIR) => return ApiError::conflict(format!("{user:?} is a directory")),
-        Some(libc::EACCES) | Some(libc::EPERM) => {
-            return ApiError::new(
-                axum::http::StatusCode::FORBIDDEN,
-                "permission_denied",
-                format!("permission denied: {user:?}"),
-            )
-        }
-        Some(libc::ENOSPC) => {
-            return ApiError::new(axum::http::StatusCode::INSUFFICIENT_STORAGE, "no_space", "no space left on device")
-        }
-        _ => {}
-    }
-    ApiError::internal(format!("{user:?}: {e}"))
+/// An I/O error met on `user`, in the filesystem's terms.
+pub fn io_error(e: io::Error, user: &str) -> FsError {
+    FsError::io(e, user)
 }
 
 #[cfg(test)]
@@ -234,8 +186,8 @@ mod tests {
     use super::*;
     use crate::fs::beneath::tests::rig;
 
-    fn code(r: Result<impl std::fmt::Debug, ApiError>) -> &'static str {
-        r.unwrap_err().code
+    fn code(r: Result<impl std::fmt::Debug, FsError>) -> &'static str {
+        crate::error::AsProblem::code(&r.unwrap_err()).as_str()
     }
 
     #[test]

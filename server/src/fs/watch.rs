@@ -13,7 +13,7 @@ use notify::{RecursiveMode, Watcher};
 use tether_protocol::{WatchEvent, WatchKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::error::ApiError;
+use super::FsError;
 
 /// Events of a burst within this long of each other are delivered together.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -102,10 +102,10 @@ impl Hub {
 }
 
 /// The hub of `root`, started on first use.
-pub fn hub(root: &Path) -> Result<Arc<Hub>, ApiError> {
+pub fn hub(root: &Path) -> Result<Arc<Hub>, FsError> {
     static HUBS: OnceLock<Mutex<HashMap<PathBuf, Arc<Hub>>>> = OnceLock::new();
     let hubs = HUBS.get_or_init(Default::default);
-    let mut hubs = hubs.lock().map_err(|_| ApiError::internal("watch registry poisoned"))?;
+    let mut hubs = hubs.lock().map_err(|_| FsError::Watch { what: "watch registry poisoned".into() })?;
     if let Some(hub) = hubs.get(root) {
         return Ok(hub.clone());
     }
@@ -129,15 +129,15 @@ fn env_ignore() -> Vec<String> {
     }
 }
 
-fn start(root: &Path) -> Result<Arc<Hub>, ApiError> {
+fn start(root: &Path) -> Result<Arc<Hub>, FsError> {
     let (tx, rx) = mpsc::unbounded_channel::<notify::Result<notify::Event>>();
     let mut watcher = notify::recommended_watcher(move |res| {
         let _ = tx.send(res);
     })
-    .map_err(|e| ApiError::internal(format!("cannot start the file watcher: {e}")))?;
+    .map_err(|e| FsError::Watch { what: format!("cannot start the file watcher: {e}") })?;
     watcher
         .watch(root, RecursiveMode::Recursive)
-        .map_err(|e| ApiError::internal(format!("cannot watch {}: {e}", root.display())))?;
+        .map_err(|e| FsError::Watch { what: format!("cannot watch {}: {e}", root.display()) })?;
     let (head_tx, _) = watch::channel(0);
     let hub = Arc::new(Hub {
         ring: Mutex::new(Ring { events: VecDeque::new(), head: 0 }),

@@ -11,7 +11,8 @@ use tether_protocol::{Agent, AgentList};
 
 use super::AppRef;
 use crate::agents::{self, install, AgentDef};
-use crate::error::ApiError;
+use crate::error::ErrorCode;
+use crate::http::ApiError;
 
 pub fn router() -> Router<AppRef> {
     Router::new()
@@ -40,7 +41,7 @@ fn install_error(e: install::InstallError) -> ApiError {
         install::InstallError::NotInstallable(_) => ApiError::invalid(e.to_string()),
         install::InstallError::Busy(_) => ApiError::conflict(e.to_string()),
         install::InstallError::NoNpm(_) | install::InstallError::Npm { .. } => {
-            ApiError::agent_unavailable(e.to_string())
+            ApiError::of(ErrorCode::AgentUnavailable, e.to_string())
         }
         install::InstallError::Io(_) => ApiError::internal(e.to_string()),
     }

@@ -26,7 +26,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppRef;
-use crate::error::ApiError;
+use crate::error::ErrorCode;
+use crate::http::ApiError;
 
 /// Who may reach the server from a browser, and by which names.
 #[derive(Debug, Clone, Default)]
@@ -68,7 +69,7 @@ fn host_only(authority: &str) -> &str {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
     Pass,
-    Refuse(&'static str, String),
+    Refuse(ErrorCode, String),
 }
 
 /// Checks `Host` and `Origin` of a request against `policy`; `sprite_host`
@@ -78,7 +79,7 @@ pub fn judge(policy: &EdgePolicy, method: &Method, headers: &HeaderMap, sprite_h
     let host = hosts.next().map(|h| h.to_str().unwrap_or("").trim().to_ascii_lowercase());
     if hosts.next().is_some() {
         return Verdict::Refuse(
-            "host_not_allowed",
+            ErrorCode::HostNotAllowed,
             "the request has more than one Host header; send exactly one".into(),
         );
     }
@@ -86,7 +87,7 @@ pub fn judge(policy: &EdgePolicy, method: &Method, headers: &HeaderMap, sprite_h
         let name = host_only(h);
         if !policy.hosts.contains(name) && Some(name) != sprite_host {
             return Verdict::Refuse(
-                "host_not_allowed",
+                ErrorCode::HostNotAllowed,
                 format!(
                     "this tether has no token, so it serves only requests that name it by a loopback address or an \
                      allowed name, and {name:?} is neither (a web page may be trying to reach it through DNS \
@@ -112,7 +113,7 @@ pub fn judge(policy: &EdgePolicy, method: &Method, headers: &HeaderMap, sprite_h
     }
     let what = if upgrade { "open a WebSocket" } else { "change anything" };
     Verdict::Refuse(
-        "origin_not_allowed",
+        ErrorCode::OriginNotAllowed,
         format!(
             "a web page from {origin:?} may not {what} here: only tether's own pages may. To let that page in, start \
              tether with --allow-origin {origin}."
@@ -125,7 +126,7 @@ pub async fn check(State(app): State<AppRef>, req: Request, next: Next) -> Respo
     let sprite_host = app.sprite.as_ref().and_then(|s| s.url_host());
     match judge(&app.edge, req.method(), req.headers(), sprite_host.as_deref()) {
         Verdict::Pass => next.run(req).await,
-        Verdict::Refuse(code, detail) => ApiError::new(axum::http::StatusCode::FORBIDDEN, code, detail).into_response(),
+        Verdict::Refuse(code, detail) => ApiError::of(code, detail).into_response(),
     }
 }
 
@@ -153,7 +154,7 @@ mod tests {
         }
         let refused = judge(&p, &Method::PUT, &headers(&[("host", "attacker.example:7419")]), None);
         assert!(
-            matches!(refused, Verdict::Refuse("host_not_allowed", ref d) if d.contains("--allow-host attacker.example"))
+            matches!(refused, Verdict::Refuse(ErrorCode::HostNotAllowed, ref d) if d.contains("--allow-host attacker.example"))
         );
         let allowed = EdgePolicy::new(false, "127.0.0.1".parse().unwrap(), &["box.lan".into()], &[]);
         assert_eq!(judge(&allowed, &Method::GET, &headers(&[("host", "BOX.lan:7419")]), None), Verdict::Pass);
@@ -166,7 +167,7 @@ mod tests {
         assert_eq!(judge(&token, &Method::GET, &headers(&[("host", "attacker.example")]), None), Verdict::Pass);
         // Two Host headers: never.
         let two = headers(&[("host", "127.0.0.1"), ("host", "attacker.example")]);
-        assert!(matches!(judge(&token, &Method::GET, &two, None), Verdict::Refuse("host_not_allowed", _)));
+        assert!(matches!(judge(&token, &Method::GET, &two, None), Verdict::Refuse(ErrorCode::HostNotAllowed, _)));
     }
 
     #[test]
@@ -176,13 +177,13 @@ mod tests {
         assert_eq!(judge(&p, &Method::GET, &ws("http://127.0.0.1:7419"), None), Verdict::Pass);
         assert!(matches!(
             judge(&p, &Method::GET, &ws("https://evil.example"), None),
-            Verdict::Refuse("origin_not_allowed", _)
+            Verdict::Refuse(ErrorCode::OriginNotAllowed, _)
         ));
-        assert!(matches!(judge(&p, &Method::GET, &ws("null"), None), Verdict::Refuse("origin_not_allowed", _)));
+        assert!(matches!(judge(&p, &Method::GET, &ws("null"), None), Verdict::Refuse(ErrorCode::OriginNotAllowed, _)));
         // Another port of the same host is another origin.
         assert!(matches!(judge(&p, &Method::GET, &ws("http://127.0.0.1:3000"), None), Verdict::Refuse(..)));
         let post = headers(&[("host", "127.0.0.1:7419"), ("origin", "https://evil.example")]);
-        assert!(matches!(judge(&p, &Method::POST, &post, None), Verdict::Refuse("origin_not_allowed", _)));
+        assert!(matches!(judge(&p, &Method::POST, &post, None), Verdict::Refuse(ErrorCode::OriginNotAllowed, _)));
         // A plain GET is not a browser write; a request with no Origin is not a browser.
         assert_eq!(judge(&p, &Method::GET, &post, None), Verdict::Pass);
         assert_eq!(judge(&p, &Method::POST, &headers(&[("host", "127.0.0.1:7419")]), None), Verdict::Pass);

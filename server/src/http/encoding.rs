@@ -6,10 +6,11 @@
 use std::io::{self, Write};
 
 use axum::body::Bytes;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use flate2::write::MultiGzDecoder;
 
-use crate::error::ApiError;
+use crate::error::ErrorCode;
+use crate::http::ApiError;
 
 /// How an upload body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,9 +40,8 @@ pub fn upload_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
 }
 
 fn unsupported(coding: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_encoding",
+    ApiError::of(
+        ErrorCode::UnsupportedEncoding,
         format!(
             "Content-Encoding {coding:?} is not accepted on uploads: send the body as is (no Content-Encoding, or \
              identity) or gzip-compressed (Content-Encoding: gzip)"
@@ -122,7 +122,7 @@ mod tests {
         assert_eq!(upload_encoding(&headers(&["GZIP"])).unwrap(), Encoding::Gzip);
         assert_eq!(upload_encoding(&headers(&["x-gzip, identity"])).unwrap(), Encoding::Gzip);
         for bad in [&["br"][..], &["gzip, br"], &["gzip", "gzip"], &["deflate"]] {
-            assert_eq!(upload_encoding(&headers(bad)).unwrap_err().code, "unsupported_encoding", "{bad:?}");
+            assert_eq!(upload_encoding(&headers(bad)).unwrap_err().code.as_str(), "unsupported_encoding", "{bad:?}");
         }
     }
 

@@ -47,7 +47,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::{resume_cursor, ApiQuery, AppRef};
 use crate::connections::ClientAddr;
-use crate::error::ApiError;
+use crate::http::ApiError;
 use crate::store::{reader, Committed};
 
 pub fn router() -> Router<AppRef> {

@@ -16,8 +16,8 @@ use tether_protocol::{FsDeleteQuery, FsEntries, FsEntry, FsPathQuery, FsWatchQue
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::encoding::{self, Encoding, Gunzip};
-use super::{ApiJson, ApiQuery, AppRef};
-use crate::error::ApiError;
+use super::{ApiError, ApiJson, ApiQuery, AppRef};
+use crate::error::ErrorCode;
 use crate::fs::{self, path};
 
 /// Bytes per read of a streamed file.
@@ -36,8 +36,13 @@ pub fn router() -> Router<AppRef> {
 }
 
 /// Runs blocking filesystem work on the blocking pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("filesystem task failed: {e}")))?
+async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    let done = tokio::task::spawn_blocking(f).await;
+    done.map_err(|e| ApiError::internal(format!("filesystem task failed: {e}")))?.map_err(Into::into)
 }
 
 fn workspace(app: &AppRef) -> PathBuf {
@@ -115,9 +120,8 @@ async fn read(
         Some(v) => match parse_range(v, size) {
             Ok(r) => r,
             Err(()) => {
-                let mut resp = ApiError::new(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "range_not_satisfiable",
+                let mut resp = ApiError::of(
+                    ErrorCode::RangeNotSatisfiable,
                     format!("range {v:?} is outside the file ({size} bytes)"),
                 )
                 .into_response();
@@ -234,7 +238,7 @@ impl Written<'_> {
         if self.written > self.limit {
             return Err(file_too_large(self.limit));
         }
-        self.file.write_all(bytes).await.map_err(|e| path::io_error(e, self.user))
+        self.file.write_all(bytes).await.map_err(|e| path::io_error(e, self.user).into())
     }
 }
 
@@ -356,7 +360,7 @@ async fn watch(
         let rel = path::confine(&root, &user)?;
         path::resolve_existing(&root, &rel, &user)?;
         let hub = fs::watch::hub(&root)?;
-        Ok((rel.display(), hub))
+        Ok::<_, fs::FsError>((rel.display(), hub))
     })
     .await?;
     let resume = headers.contains_key("last-event-id") || q.after.is_some();

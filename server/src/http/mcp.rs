@@ -12,7 +12,8 @@ use axum::{Json, Router};
 use tether_protocol::{McpServer, McpServerList, McpToolList, McpToolsQuery};
 
 use super::{ApiJson, ApiQuery, AppRef};
-use crate::error::ApiError;
+use crate::error::ErrorCode;
+use crate::http::ApiError;
 use crate::mcp::{self, ProbeError};
 
 pub fn router() -> Router<AppRef> {
@@ -83,11 +84,9 @@ async fn tools(
 
 fn probe_error(name: &str, e: ProbeError) -> ApiError {
     let detail = format!("MCP server {name:?} {e}");
-    if e.is_timeout() {
-        ApiError::mcp_timeout(detail)
-    } else {
-        ApiError::mcp_unavailable(detail)
-    }
+    // 504 when it did not answer in time, else 502.
+    let status = if e.is_timeout() { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
+    ApiError::new(status, ErrorCode::McpUnavailable, detail)
 }
 
 #[cfg(test)]

@@ -1,9 +1,17 @@
 //! The HTTP API: one module per route group, each returning a `Router`;
 //! auth, body limits and problem+json errors apply to all of them.
+//!
+//! Routes serve from [`AppState`]: the application core (`crate::app`)
+//! plus what only HTTP holds. Every failure is an [`ApiError`]
+//! ([`error`]), made from a room's own error by `From` at the handler's
+//! `?`; this module and its children alone build one for what HTTP itself
+//! refuses. tether's own MCP server is handed in ([`router`]'s `mcp`),
+//! not imported: the tools and the routes know nothing of each other.
 
 mod agents;
 pub mod edge;
 mod encoding;
+pub mod error;
 mod events;
 mod fs;
 mod mcp;
@@ -14,6 +22,7 @@ mod ui;
 mod webhooks;
 
 use std::sync::Arc;
+#[cfg(test)]
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::BytesRejection;
@@ -24,39 +33,43 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde::de::DeserializeOwned;
-use tokio::sync::watch;
 
-use crate::error::ApiError;
-use crate::session::Shared;
+pub use self::error::ApiError;
+use crate::app::App;
+use crate::error::ErrorCode;
 
 pub use events::StreamSlots;
 
+/// What the routes serve from: the application core, and what only HTTP
+/// holds (the `Host`/`Origin` policy, the event streams per client).
+/// Derefs to the core, so a handler reads `app.shared` either way.
 pub struct AppState {
-    pub shared: Arc<Shared>,
-    pub token: Option<String>,
-    pub started: Instant,
-    pub keepalive: Duration,
-    /// An event stream with no event to send for this long ends (`--stream-idle-secs`).
-    pub stream_idle: Option<Duration>,
-    pub max_body_bytes: usize,
-    /// Largest file or archive upload (`--max-upload-bytes`).
-    pub max_upload_bytes: u64,
-    /// Flips to true when the server is shutting down; open SSE streams end.
-    pub shutdown: watch::Receiver<bool>,
-    /// The webhook subscriptions and their delivery tasks.
-    pub webhooks: Arc<crate::webhooks::Webhooks>,
-    /// The Sprite tether runs in, if any (shown in `/v1/info`).
-    pub sprite: Option<crate::sprite::Here>,
+    pub core: Arc<App>,
     /// Which `Host`s and `Origin`s browsers may reach the server with.
     pub edge: edge::EdgePolicy,
     /// Event streams open per client address (`--max-streams-per-client`).
     pub streams: StreamSlots,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.core
+    }
+}
+
 pub type AppRef = Arc<AppState>;
 
-/// The whole API. Tests call this in-process; `server::serve` binds it.
-pub fn router(state: AppRef) -> Router {
+/// The whole API, with `mcp` (tether's own MCP server, which `server`
+/// builds) answering at `/mcp` behind the same auth and edge checks. Tests call
+/// this in-process; `server::serve` binds it.
+pub fn router<S>(state: AppRef, mcp: S) -> Router
+where
+    S: tower::Service<Request, Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
+    S::Response: IntoResponse + 'static,
+    S::Future: Send + 'static,
+{
     let limit = state.max_body_bytes;
     Router::new()
         .merge(service::router())
@@ -68,7 +81,7 @@ pub fn router(state: AppRef) -> Router {
         .merge(skills::router())
         .merge(ui::router())
         .merge(webhooks::router())
-        .route("/mcp", mcp_endpoint(crate::tools::service(state.clone())))
+        .route("/mcp", mcp_endpoint(mcp))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(documented_query))
@@ -126,20 +139,22 @@ async fn mcp_problems(req: Request, next: Next) -> Response {
     // "Bad Request: Session ID is required" → "Session ID is required".
     let said = text.split_once(": ").map(|(_, t)| t).unwrap_or(&text).trim().to_string();
     let (status, code, detail) = match status.as_u16() {
-        415 if json_body => (StatusCode::BAD_REQUEST, "invalid_request", format!("the body is not JSON-RPC: {said}")),
-        400 => (status, "invalid_request", format!("the MCP request was refused: {said}")),
+        415 if json_body => {
+            (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, format!("the body is not JSON-RPC: {said}"))
+        }
+        400 => (status, ErrorCode::InvalidRequest, format!("the MCP request was refused: {said}")),
         404 => (
             status,
-            "not_found",
+            ErrorCode::NotFound,
             format!("{said}: the MCP session ended or the server restarted; initialize a new session"),
         ),
-        406 => (status, "not_acceptable", format!("{said} (send Accept: application/json, text/event-stream)")),
-        413 => (status, "payload_too_large", said),
-        415 => (status, "unsupported_media_type", format!("{said} (send Content-Type: application/json)")),
-        405 => (status, "method_not_allowed", said),
-        401 => (status, "unauthorized", said),
-        s if s < 500 => (status, "invalid_request", said),
-        _ => (status, "internal", said),
+        406 => (status, ErrorCode::NotAcceptable, format!("{said} (send Accept: application/json, text/event-stream)")),
+        413 => (status, ErrorCode::PayloadTooLarge, said),
+        415 => (status, ErrorCode::UnsupportedMediaType, format!("{said} (send Content-Type: application/json)")),
+        405 => (status, ErrorCode::MethodNotAllowed, said),
+        401 => (status, ErrorCode::Unauthorized, said),
+        s if s < 500 => (status, ErrorCode::InvalidRequest, said),
+        _ => (status, ErrorCode::Internal, said),
     };
     ApiError::new(status, code, detail).into_response()
 }
@@ -190,6 +205,26 @@ async fn documented_query(matched: Option<axum::extract::MatchedPath>, req: Requ
         .into_response();
     }
     next.run(req).await
+}
+
+/// The answer to every route but the health check while the server starts
+/// (`crate::server`'s gate): 503 `starting`, `Retry-After: 1`.
+pub fn starting() -> Response {
+    ApiError::of(
+        ErrorCode::Starting,
+        "the server is starting (opening the store, recovering sessions); try again in a moment",
+    )
+    .into_response()
+}
+
+/// The answer on a connection past `--max-connections` (`crate::connections`):
+/// 503 `too_many_connections`, `Retry-After: 2`.
+pub fn too_many_connections() -> Response {
+    ApiError::of(
+        ErrorCode::TooManyConnections,
+        "the server holds as many connections as it takes (--max-connections); try again after the Retry-After",
+    )
+    .into_response()
 }
 
 async fn fallback(method: Method, uri: axum::http::Uri) -> ApiError {
@@ -258,15 +293,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// "invalid JSON body at `title`: invalid type: ..." — the error names the field.
-pub(crate) fn invalid_at<E: std::fmt::Display>(what: &str, e: serde_path_to_error::Error<E>) -> ApiError {
-    let path = e.path().to_string();
-    let inner = e.into_inner();
-    if path == "." || path.is_empty() {
-        ApiError::invalid(format!("invalid {what}: {inner}"))
-    } else {
-        ApiError::invalid(format!("invalid {what} at `{path}`: {inner}"))
-    }
+/// A value that did not decode, as a 400 naming the field (`crate::error::invalid_at`).
+fn invalid_at<E: std::fmt::Display>(what: &str, e: serde_path_to_error::Error<E>) -> ApiError {
+    ApiError::invalid(crate::error::invalid_at(what, e))
 }
 
 fn body_error(e: BytesRejection) -> ApiError {
@@ -318,7 +347,7 @@ fn utf8_query(query: &str) -> Result<(), ApiError> {
         }
         let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
         return Err(if key == "path" {
-            crate::fs::path::name_not_utf8(&format!("the path {value:?} (percent-decoded)"))
+            crate::fs::FsError::NameNotUtf8 { what: format!("the path {value:?} (percent-decoded)") }.into()
         } else {
             ApiError::invalid(format!("query parameter {key:?} is not valid UTF-8 once percent-decoded"))
         });
@@ -406,6 +435,10 @@ impl TestApp {
             max_streams_per_client: 8,
         };
         let prepared = crate::server::prepare(&config, Instant::now()).await.unwrap();
-        TestApp { router: router(prepared.app.clone()), data: data.path().to_path_buf(), _dirs: (data, ws) }
+        TestApp {
+            router: crate::server::router(prepared.app.clone()),
+            data: data.path().to_path_buf(),
+            _dirs: (data, ws),
+        }
     }
 }

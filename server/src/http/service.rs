@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use tether_protocol::{Health, Info, StoreStatus};
 
 use super::AppRef;
-use crate::error::ApiError;
+use crate::http::ApiError;
 use crate::store::{reader, StallKind};
 
 pub fn router() -> Router<AppRef> {

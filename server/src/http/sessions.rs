@@ -11,7 +11,7 @@ use tether_protocol::{
 };
 
 use super::{ApiJson, ApiQuery, AppRef};
-use crate::error::ApiError;
+use crate::http::ApiError;
 
 pub fn router() -> Router<AppRef> {
     Router::new()

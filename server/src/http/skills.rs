@@ -1,7 +1,7 @@
 //! Skill routes: list, read (JSON or tar), install (JSON files or a tar),
 //! remove. Storage and validation are `crate::skills`; this module only
-//! reads bodies, picks the representation and turns `SkillError` into
-//! problem+json.
+//! reads bodies, picks the representation and answers `SkillError` as
+//! problem+json (its code is `crate::skills`' own, through `From`).
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
@@ -14,32 +14,13 @@ use futures_util::StreamExt;
 use tether_protocol::{Skill, SkillDetail, SkillFiles, SkillList};
 
 use super::{ApiJson, AppRef};
-use crate::error::ApiError;
+use crate::http::ApiError;
 use crate::skills::{self, SkillError, MAX_REQUEST_BYTES};
 
 pub fn router() -> Router<AppRef> {
     Router::new()
         .route("/v1/skills", get(list))
         .route("/v1/skills/{name}", get(show).put(put.layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))).delete(remove))
-}
-
-impl From<SkillError> for ApiError {
-    fn from(e: SkillError) -> Self {
-        let detail = e.to_string();
-        match e {
-            SkillError::InvalidName { .. }
-            | SkillError::InvalidPath { .. }
-            | SkillError::SkillMd(_)
-            | SkillError::Archive(_) => ApiError::invalid(detail),
-            SkillError::TooLarge(_) => ApiError::payload_too_large(detail),
-            SkillError::NotFound(_) => ApiError::not_found(detail),
-            SkillError::Bundled(_) => ApiError::conflict(detail),
-            SkillError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
-                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "no_space", "no space left on device")
-            }
-            SkillError::Io { .. } => ApiError::internal(detail),
-        }
-    }
 }
 
 /// Runs blocking skill work on the blocking pool.

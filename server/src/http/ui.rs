@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::AppRef;
-use crate::error::ApiError;
+use crate::http::ApiError;
 
 /// One embedded file of `ui/`.
 pub(super) struct UiAsset {

@@ -9,7 +9,8 @@ use axum::{Json, Router};
 use tether_protocol::{CreateWebhook, StreamReset, Webhook, WebhookList};
 
 use super::{ApiJson, AppRef};
-use crate::error::ApiError;
+use crate::error::ErrorCode;
+use crate::http::ApiError;
 use crate::webhooks::WebhookError;
 
 pub fn router() -> Router<AppRef> {
@@ -19,10 +20,8 @@ pub fn router() -> Router<AppRef> {
 fn api_error(app: &AppRef, e: WebhookError) -> ApiError {
     match e {
         WebhookError::Invalid(detail) => ApiError::invalid(detail),
-        WebhookError::NotFound(id) => ApiError::webhook_not_found(&id),
-        e @ WebhookError::UnknownSession { .. } => {
-            ApiError::new(StatusCode::NOT_FOUND, "session_not_found", e.to_string())
-        }
+        WebhookError::NotFound(id) => ApiError::of(ErrorCode::WebhookNotFound, format!("no webhook with id {id:?}")),
+        e @ WebhookError::UnknownSession { .. } => ApiError::of(ErrorCode::SessionNotFound, e.to_string()),
         WebhookError::CursorAhead { after, last } => ApiError::cursor_ahead(
             "gseq",
             StreamReset { last_seq: last, store_id: app.shared.store.store_id().to_string(), after: Some(after) },

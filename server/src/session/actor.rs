@@ -13,9 +13,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::normalize::Normalizer;
+use super::SessionError;
 use super::Shared;
 use crate::agents::{Adapter, LaunchContext};
-use crate::error::ApiError;
+use crate::error::AsProblem;
 use crate::process::{self, ExitInfo, ProcEvent, Process};
 
 /// How long an agent gets to stop a turn after an interrupt before it is killed.
@@ -27,28 +28,28 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
 
 pub enum Command {
     Start {
-        reply: oneshot::Sender<Result<(), ApiError>>,
+        reply: oneshot::Sender<Result<(), SessionError>>,
     },
     Send {
         parts: Vec<Part>,
-        reply: oneshot::Sender<Result<String, ApiError>>,
+        reply: oneshot::Sender<Result<String, SessionError>>,
     },
     Interrupt {
-        reply: oneshot::Sender<Result<(), ApiError>>,
+        reply: oneshot::Sender<Result<(), SessionError>>,
     },
     Permission {
         id: String,
         decision: Decision,
         message: Option<String>,
-        reply: oneshot::Sender<Result<(), ApiError>>,
+        reply: oneshot::Sender<Result<(), SessionError>>,
     },
     Question {
         id: String,
         answer: QuestionReply,
-        reply: oneshot::Sender<Result<(), ApiError>>,
+        reply: oneshot::Sender<Result<(), SessionError>>,
     },
     Delete {
-        reply: oneshot::Sender<Result<(), ApiError>>,
+        reply: oneshot::Sender<Result<(), SessionError>>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -136,7 +137,7 @@ impl Actor {
                 let failed = r.is_err();
                 if let Err(e) = &r {
                     // A session whose agent cannot start at all is over, not left dangling.
-                    self.norm.end(EndReason::Failed, Some(e.detail.clone()));
+                    self.norm.end(EndReason::Failed, Some(e.detail()));
                 }
                 let _ = reply.send(r);
                 if failed {
@@ -157,7 +158,7 @@ impl Actor {
             }
             Command::Permission { id, decision, message, reply } => {
                 let r = match self.norm.resolve_permission(&id, decision) {
-                    None => Err(ApiError::not_found(format!("no open permission request {id} in this session"))),
+                    None => Err(SessionError::NoPermission { id }),
                     Some(p) => {
                         self.adapter.permission_reply(&p.native, decision, message.as_deref());
                         Ok(())
@@ -181,7 +182,7 @@ impl Actor {
                 self.queue.clear();
                 self.norm.end(EndReason::Terminated, None);
                 self.flush().await;
-                let r = self.shared.store.flush().await.map_err(ApiError::from);
+                let r = self.shared.store.flush().await.map_err(SessionError::from);
                 let _ = reply.send(r);
                 return Flow::Stop;
             }
@@ -205,7 +206,7 @@ impl Actor {
                     );
                     self.norm.fail_turn(code, message);
                     if let Err(e) = self.interrupt() {
-                        tracing::debug!(session = %self.id, error = %e.detail, "no turn to end after the stall");
+                        tracing::debug!(session = %self.id, error = %e.detail(), "no turn to end after the stall");
                     }
                 }
             }
@@ -221,27 +222,23 @@ impl Actor {
         Flow::Continue
     }
 
-    fn answer_question(&mut self, id: String, answer: QuestionReply) -> Result<(), ApiError> {
+    fn answer_question(&mut self, id: String, answer: QuestionReply) -> Result<(), SessionError> {
         let Some(pending) = self.norm.pending(&id).filter(|p| p.is_question) else {
-            return Err(ApiError::not_found(format!("no open question {id} in this session")));
+            return Err(SessionError::NoQuestion { id });
         };
         let answers = match (answer.answers, answer.reject) {
-            (Some(_), true) => return Err(ApiError::invalid("give either `answers` or `reject`, not both")),
-            (None, false) => return Err(ApiError::invalid("give `answers` (one list per question) or `reject: true`")),
+            (Some(_), true) => return Err(SessionError::AnswersAndReject),
+            (None, false) => return Err(SessionError::NoAnswer),
             (None, true) => None,
             (Some(a), false) => {
                 if a.len() != pending.question_count {
-                    return Err(ApiError::invalid(format!(
-                        "`answers` has {} lists but the request asked {} questions",
-                        a.len(),
-                        pending.question_count
-                    )));
+                    return Err(SessionError::AnswerCount { given: a.len(), asked: pending.question_count });
                 }
                 Some(a)
             }
         };
         let Some(p) = self.norm.resolve_question(&id, answers.clone()) else {
-            return Err(ApiError::not_found(format!("no open question {id} in this session")));
+            return Err(SessionError::NoQuestion { id });
         };
         self.adapter.question_reply(&p.native, answers.as_deref());
         Ok(())
@@ -260,9 +257,9 @@ impl Actor {
         }
     }
 
-    fn interrupt(&mut self) -> Result<(), ApiError> {
+    fn interrupt(&mut self) -> Result<(), SessionError> {
         if self.norm.turn_id().is_none() {
-            return Err(ApiError::conflict("no turn is running in this session"));
+            return Err(SessionError::NoTurn);
         }
         self.norm.request_interrupt();
         if !self.adapter.interrupt() {
@@ -284,7 +281,7 @@ impl Actor {
     }
 
     /// Spawns the agent if it is not running.
-    async fn ensure_process(&mut self) -> Result<(), ApiError> {
+    async fn ensure_process(&mut self) -> Result<(), SessionError> {
         if self.proc.is_some() {
             return Ok(());
         }
@@ -295,9 +292,8 @@ impl Actor {
         let skills_dir = match prepared {
             Ok(dir) => dir,
             Err(e) => {
-                let msg = format!("could not prepare the {} agent's configuration: {e}", self.launch.agent);
                 self.norm.agent_exited(ExitInfo { code: None, signal: None }, false);
-                return Err(ApiError::agent_unavailable(msg));
+                return Err(SessionError::Prepare { agent: self.launch.agent.clone(), reason: e.to_string() });
             }
         };
         let ctx = LaunchContext {
@@ -328,16 +324,15 @@ impl Actor {
                 Ok(())
             }
             Ok(Err(e)) => {
-                let msg = format!("could not start the {} agent: {e}", self.launch.agent);
                 self.norm.agent_exited(ExitInfo { code: None, signal: None }, false);
-                Err(ApiError::agent_unavailable(msg))
+                Err(SessionError::Spawn { agent: self.launch.agent.clone(), reason: e.to_string() })
             }
-            Err(e) => Err(ApiError::internal(e.to_string())),
+            Err(e) => Err(SessionError::Internal(e.to_string())),
         }
     }
 
     /// Starts the next queued message if no turn is running.
-    async fn start_next_turn(&mut self) -> Result<(), ApiError> {
+    async fn start_next_turn(&mut self) -> Result<(), SessionError> {
         if self.norm.turn_id().is_some() || self.queue.is_empty() {
             return Ok(());
         }
@@ -359,7 +354,7 @@ impl Actor {
                     self.interrupt_deadline = None;
                     // The turn ended: start what was queued meanwhile.
                     if let Err(e) = self.start_next_turn().await {
-                        tracing::warn!(session = %self.id, error = %e.detail, "could not start a queued turn");
+                        tracing::warn!(session = %self.id, error = %e.detail(), "could not start a queued turn");
                     }
                 }
             }
@@ -386,7 +381,7 @@ impl Actor {
         // A crashed agent leaves the session idle; anything queued respawns it.
         self.flush().await;
         if let Err(e) = self.start_next_turn().await {
-            tracing::warn!(session = %self.id, error = %e.detail, "could not respawn the agent");
+            tracing::warn!(session = %self.id, error = %e.detail(), "could not respawn the agent");
         }
     }
 

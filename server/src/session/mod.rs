@@ -2,9 +2,12 @@
 //! restart recovery and shutdown. Each live session is one actor task
 //! (`actor.rs`) that owns its agent process and normalizer (`normalize.rs`).
 //! A session without a live actor lives only in the store; the first command
-//! for it starts an actor from its stored row.
+//! for it starts an actor from its stored row. Every failure is a
+//! [`SessionError`] (`error.rs`), in the sessions' terms, with its code and
+//! status beside it; this module knows nothing of HTTP.
 
 pub mod actor;
+mod error;
 pub mod normalize;
 pub mod wait;
 
@@ -21,9 +24,9 @@ use tether_protocol::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::agents;
-use crate::error::ApiError;
 use crate::store::{reader, SessionRow, Store};
 use actor::{Actor, Command, LaunchConfig};
+pub use error::SessionError;
 use normalize::{Normalizer, SessionFacts};
 
 #[derive(Default)]
@@ -95,24 +98,24 @@ impl Shared {
     }
 
     /// Resolves a session's `cwd` inside the workspace root.
-    pub fn resolve_cwd(&self, cwd: Option<&str>) -> Result<PathBuf, ApiError> {
+    pub fn resolve_cwd(&self, cwd: Option<&str>) -> Result<PathBuf, SessionError> {
         let Some(cwd) = cwd else { return Ok(self.workspace.clone()) };
         if cwd.contains('\0') {
-            return Err(ApiError::invalid("`cwd` contains a NUL byte"));
+            return Err(SessionError::CwdNul);
         }
         let joined = self.workspace.join(cwd);
         let real = joined.canonicalize().map_err(|e| match e.kind() {
             // A well-formed cwd the workspace does not hold: like any missing path, 404.
             std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => {
-                ApiError::not_found(format!("`cwd` {cwd:?} does not exist in the workspace"))
+                SessionError::CwdMissing { cwd: cwd.to_string() }
             }
-            _ => ApiError::invalid(format!("`cwd` {cwd:?} cannot be used: {e}")),
+            _ => SessionError::CwdUnusable { cwd: cwd.to_string(), source: e },
         })?;
         if !real.starts_with(&self.workspace) {
-            return Err(ApiError::path_outside_root(format!("`cwd` {cwd:?} is outside the workspace root")));
+            return Err(SessionError::CwdOutside { cwd: cwd.to_string() });
         }
         if !real.is_dir() {
-            return Err(ApiError::conflict(format!("`cwd` {cwd:?} is not a directory")));
+            return Err(SessionError::CwdNotADirectory { cwd: cwd.to_string() });
         }
         Ok(real)
     }
@@ -124,16 +127,15 @@ impl Shared {
         agent: Option<String>,
         limit: Option<u32>,
         cursor: Option<&str>,
-    ) -> Result<SessionList, ApiError> {
+    ) -> Result<SessionList, SessionError> {
         let limit = limit.unwrap_or(50);
         if limit == 0 || limit > 1000 {
-            return Err(ApiError::invalid("`limit` must be between 1 and 1000"));
+            return Err(SessionError::Limit { max: 1000 });
         }
         let cursor = match cursor {
             None => None,
             Some(c) => {
-                let (at, id) = tether_protocol::parse_session_cursor(c)
-                    .ok_or_else(|| ApiError::invalid("`cursor` is not a valid cursor (a page's `next_cursor`)"))?;
+                let (at, id) = tether_protocol::parse_session_cursor(c).ok_or(SessionError::Cursor)?;
                 Some((at, id.to_string()))
             }
         };
@@ -153,16 +155,16 @@ impl Shared {
         after: u64,
         limit: Option<u32>,
         include_raw: bool,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, SessionError> {
         let limit = limit.unwrap_or(100);
         if limit == 0 || limit > 10_000 {
-            return Err(ApiError::invalid("`limit` must be between 1 and 10000"));
+            return Err(SessionError::Limit { max: 10_000 });
         }
         let row = self.get(id).await?;
         if after > row.last_seq {
             let reset =
                 StreamReset { last_seq: row.last_seq, store_id: self.store.store_id().to_string(), after: Some(after) };
-            return Err(ApiError::cursor_ahead("seq", reset));
+            return Err(SessionError::CursorAhead(reset));
         }
         let sid = id.to_string();
         let events = self.store.read(move |c| reader::session_events(c, &sid, after, limit + 1)).await?;
@@ -181,42 +183,38 @@ impl Shared {
         Ok(body)
     }
 
-    pub async fn get(&self, id: &str) -> Result<SessionRow, ApiError> {
+    pub async fn get(&self, id: &str) -> Result<SessionRow, SessionError> {
         let sid = id.to_string();
-        self.store.read(move |c| reader::get_session(c, &sid)).await?.ok_or_else(|| ApiError::session_not_found(id))
+        self.store
+            .read(move |c| reader::get_session(c, &sid))
+            .await?
+            .ok_or_else(|| SessionError::NotFound { id: id.to_string() })
     }
 
-    pub async fn create(self: &Arc<Self>, req: CreateSession) -> Result<Session, ApiError> {
+    pub async fn create(self: &Arc<Self>, req: CreateSession) -> Result<Session, SessionError> {
         Ok(self.create_with_turn(req).await?.0)
     }
 
     /// Creates a session; with a `prompt`, also the id of the turn it started.
-    pub async fn create_with_turn(self: &Arc<Self>, req: CreateSession) -> Result<(Session, Option<String>), ApiError> {
+    pub async fn create_with_turn(
+        self: &Arc<Self>,
+        req: CreateSession,
+    ) -> Result<(Session, Option<String>), SessionError> {
         let def = agents::find(&req.agent).ok_or_else(|| {
             let known: Vec<&str> = agents::AGENTS.iter().map(|a| a.id).collect();
-            ApiError::invalid(format!("unknown agent {:?}; known agents: {}", req.agent, known.join(", ")))
+            SessionError::UnknownAgent { agent: req.agent.clone(), known: known.join(", ") }
         })?;
         if !agents::is_supported(def.id) {
-            return Err(ApiError::invalid(format!(
-                "sessions of the {} agent are not supported by this build yet; supported: {}",
-                def.id,
-                tether_protocol::SESSION_AGENTS.join(", ")
-            )));
+            return Err(SessionError::Unsupported { agent: def.id.to_string() });
         }
-        let program = agents::locate(def, &self.data_dir).ok_or_else(|| {
-            ApiError::agent_not_installed(format!(
-                "the {} agent is not installed; install it with `tether agents install {}` or set TETHER_{}_PATH",
-                def.id,
-                def.id,
-                def.id.to_ascii_uppercase()
-            ))
-        })?;
+        let program = agents::locate(def, &self.data_dir)
+            .ok_or_else(|| SessionError::NotInstalled { agent: def.id.to_string() })?;
         for (key, value) in &req.env {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
-                return Err(ApiError::invalid(format!("`env` has an invalid variable name {key:?}")));
+                return Err(SessionError::EnvName { key: key.clone() });
             }
             if value.contains('\0') {
-                return Err(ApiError::invalid(format!("the value of `env.{key}` contains a NUL byte")));
+                return Err(SessionError::EnvNul { key: key.clone() });
             }
         }
         let cwd = self.resolve_cwd(req.cwd.as_deref())?;
@@ -246,14 +244,14 @@ impl Shared {
         let version = agent_version(&row.agent, &program).await;
         let tx = self.start_actor(&row, program, config, version)?;
         let (reply, rx) = oneshot::channel();
-        tx.send(Command::Start { reply }).await.map_err(|_| ApiError::internal("session actor stopped"))?;
-        rx.await.map_err(|_| ApiError::internal("session actor stopped"))??;
+        tx.send(Command::Start { reply }).await.map_err(|_| actor_stopped())?;
+        rx.await.map_err(|_| actor_stopped())??;
         let mut turn_id = None;
         if let Some(prompt) = req.prompt {
             let (reply, rx) = oneshot::channel();
             let parts = vec![Part::Text { text: prompt }];
-            tx.send(Command::Send { parts, reply }).await.map_err(|_| ApiError::internal("session actor stopped"))?;
-            turn_id = Some(rx.await.map_err(|_| ApiError::internal("session actor stopped"))??);
+            tx.send(Command::Send { parts, reply }).await.map_err(|_| actor_stopped())?;
+            turn_id = Some(rx.await.map_err(|_| actor_stopped())??);
         }
         self.store.flush().await?;
         Ok((self.get(&row.id).await?.to_api(), turn_id))
@@ -265,11 +263,11 @@ impl Shared {
         &self,
         def: &agents::AgentDef,
         own: BTreeMap<String, McpServer>,
-    ) -> Result<BTreeMap<String, McpServer>, ApiError> {
+    ) -> Result<BTreeMap<String, McpServer>, SessionError> {
         for (name, server) in &own {
             crate::mcp::validate_name(name)
                 .and_then(|()| crate::mcp::validate(name, server))
-                .map_err(|e| ApiError::invalid(format!("`mcp_servers.{name}`: {e}")))?;
+                .map_err(|reason| SessionError::McpServer { name: name.clone(), reason })?;
         }
         let mut servers = crate::mcp::global_servers(&self.store).await?;
         for (name, server) in servers.iter().chain(own.iter()) {
@@ -279,10 +277,7 @@ impl Shared {
             };
             if !ok {
                 let from = if own.contains_key(name) { "`mcp_servers`" } else { "the global servers" };
-                return Err(ApiError::invalid(format!(
-                    "the {} agent cannot be given {kind} MCP server; `{name}` (from {from}) is one",
-                    def.id
-                )));
+                return Err(SessionError::McpNotAccepted { agent: def.id.to_string(), kind, name: name.clone(), from });
             }
         }
         servers.extend(own);
@@ -290,19 +285,17 @@ impl Shared {
     }
 
     /// The session's skills: each must exist (installed or bundled), once.
-    fn session_skills(&self, def: &agents::AgentDef, names: Vec<String>) -> Result<Vec<String>, ApiError> {
+    fn session_skills(&self, def: &agents::AgentDef, names: Vec<String>) -> Result<Vec<String>, SessionError> {
         if !names.is_empty() && !def.accepts.skills {
-            return Err(ApiError::invalid(format!("the {} agent cannot be given skills", def.id)));
+            return Err(SessionError::SkillsNotAccepted { agent: def.id.to_string() });
         }
         let mut seen = std::collections::BTreeSet::new();
         for name in &names {
             if !seen.insert(name.as_str()) {
-                return Err(ApiError::invalid(format!("`skills` names {name:?} twice")));
+                return Err(SessionError::SkillTwice { name: name.clone() });
             }
             if crate::skills::find(&self.data_dir, name).is_none() {
-                return Err(ApiError::not_found(format!(
-                    "`skills` names {name:?}, which is not installed (see GET /v1/skills)"
-                )));
+                return Err(SessionError::SkillNotInstalled { name: name.clone() });
             }
         }
         Ok(names)
@@ -328,10 +321,10 @@ impl Shared {
         program: PathBuf,
         config: StoredConfig,
         agent_version: Option<String>,
-    ) -> Result<mpsc::Sender<Command>, ApiError> {
+    ) -> Result<mpsc::Sender<Command>, SessionError> {
         let adapter = agents::adapter(&row.agent, program.clone())
-            .ok_or_else(|| ApiError::agent_unavailable(format!("no adapter for the {} agent", row.agent)))?;
-        let mut actors = self.actors.lock().map_err(|_| ApiError::internal("session registry poisoned"))?;
+            .ok_or_else(|| SessionError::NoAdapter { agent: row.agent.clone() })?;
+        let mut actors = self.actors.lock().map_err(|_| SessionError::Internal("session registry poisoned".into()))?;
         if let Some(tx) = actors.get(row.id.as_str()) {
             return Ok(tx.clone());
         }
@@ -362,21 +355,17 @@ impl Shared {
     }
 
     /// The actor of a session, started from its stored row if needed.
-    async fn live(self: &Arc<Self>, id: &str) -> Result<mpsc::Sender<Command>, ApiError> {
+    async fn live(self: &Arc<Self>, id: &str) -> Result<mpsc::Sender<Command>, SessionError> {
         if let Some(tx) = self.actor(id) {
             return Ok(tx);
         }
         let row = self.get(id).await?;
         if matches!(row.status, SessionStatus::Ended | SessionStatus::Failed) {
-            return Err(ApiError::conflict(format!("session {id} has ended")));
+            return Err(ended(id));
         }
-        let def = agents::find(&row.agent).ok_or_else(|| ApiError::agent_unavailable("unknown agent"))?;
-        let program = agents::locate(def, &self.data_dir).ok_or_else(|| {
-            ApiError::agent_not_installed(format!(
-                "the {} agent is not installed; install it with `tether agents install {}`",
-                def.id, def.id
-            ))
-        })?;
+        let def = agents::find(&row.agent).ok_or(SessionError::UnknownStoredAgent)?;
+        let program = agents::locate(def, &self.data_dir)
+            .ok_or_else(|| SessionError::NoLongerInstalled { agent: def.id.to_string() })?;
         let config: StoredConfig = serde_json::from_str(&row.config).unwrap_or_default();
         let version = agent_version(&row.agent, &program).await;
         self.start_actor(&row, program, config, version)
@@ -384,9 +373,9 @@ impl Shared {
 
     /// Fails while the store is stalled: a command for a session would wait
     /// behind its held-back events (its actor is blocked on the full queue).
-    fn check_store(&self) -> Result<(), ApiError> {
+    fn check_store(&self) -> Result<(), SessionError> {
         match self.store.health().stall() {
-            Some(stall) => Err(ApiError::from(&stall)),
+            Some(stall) => Err(SessionError::Stalled(stall)),
             None => Ok(()),
         }
     }
@@ -394,23 +383,23 @@ impl Shared {
     async fn call<T>(
         self: &Arc<Self>,
         id: &str,
-        make: impl FnOnce(oneshot::Sender<Result<T, ApiError>>) -> Command,
-    ) -> Result<T, ApiError> {
+        make: impl FnOnce(oneshot::Sender<Result<T, SessionError>>) -> Command,
+    ) -> Result<T, SessionError> {
         self.check_store()?;
         let tx = self.live(id).await?;
         let (reply, rx) = oneshot::channel();
         if tx.send(make(reply)).await.is_err() {
             // The actor stopped between lookup and send (the session was deleted).
-            return Err(ApiError::conflict(format!("session {id} has ended")));
+            return Err(ended(id));
         }
-        rx.await.map_err(|_| ApiError::conflict(format!("session {id} has ended")))?
+        rx.await.map_err(|_| ended(id))?
     }
 
-    pub async fn send(self: &Arc<Self>, id: &str, parts: Vec<Part>) -> Result<String, ApiError> {
+    pub async fn send(self: &Arc<Self>, id: &str, parts: Vec<Part>) -> Result<String, SessionError> {
         self.call(id, |reply| Command::Send { parts, reply }).await
     }
 
-    pub async fn interrupt(self: &Arc<Self>, id: &str) -> Result<(), ApiError> {
+    pub async fn interrupt(self: &Arc<Self>, id: &str) -> Result<(), SessionError> {
         self.call(id, |reply| Command::Interrupt { reply }).await
     }
 
@@ -420,7 +409,7 @@ impl Shared {
         permission_id: String,
         decision: Decision,
         message: Option<String>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), SessionError> {
         self.call(id, |reply| Command::Permission { id: permission_id, decision, message, reply }).await
     }
 
@@ -429,17 +418,18 @@ impl Shared {
         id: &str,
         question_id: String,
         answer: QuestionReply,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), SessionError> {
         self.call(id, |reply| Command::Question { id: question_id, answer, reply }).await
     }
 
     /// Ends a session (its whole process group) and keeps or purges its history.
-    pub async fn delete(self: &Arc<Self>, id: &str, purge: bool) -> Result<Session, ApiError> {
+    pub async fn delete(self: &Arc<Self>, id: &str, purge: bool) -> Result<Session, SessionError> {
         let row = self.get(id).await?;
         if !matches!(row.status, SessionStatus::Ended | SessionStatus::Failed) {
             match self.call(id, |reply| Command::Delete { reply }).await {
                 Ok(()) => {}
-                Err(e) if e.code == "conflict" => {}
+                // Ended meanwhile: deleting it again is no error.
+                Err(SessionError::Ended { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -451,7 +441,7 @@ impl Shared {
     }
 
     /// On start: close what a crashed server left open, so every stream stays well formed.
-    pub async fn recover(self: &Arc<Self>) -> Result<usize, ApiError> {
+    pub async fn recover(self: &Arc<Self>) -> Result<usize, SessionError> {
         let rows = self.store.read(reader::interrupted_sessions).await?;
         let n = rows.len();
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
@@ -554,4 +544,14 @@ impl Shared {
     pub fn workspace(&self) -> &Path {
         &self.workspace
     }
+}
+
+/// The answer to a command for a session that has ended (or whose actor stopped meanwhile).
+fn ended(id: &str) -> SessionError {
+    SessionError::Ended { id: id.to_string() }
+}
+
+/// A session actor that went away while starting: a bug, not the client's doing.
+fn actor_stopped() -> SessionError {
+    SessionError::Internal("session actor stopped".into())
 }

@@ -14,8 +14,8 @@ use tether_protocol::{
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use super::SessionError;
 use super::Shared;
-use crate::error::ApiError;
 use crate::store::{reader, Committed};
 
 /// Events read from the store per catch-up query.
@@ -219,7 +219,7 @@ impl Shared {
         turn_id: Option<String>,
         deadline: Instant,
         mut progress: impl FnMut(&Committed),
-    ) -> Result<TurnReport, ApiError> {
+    ) -> Result<TurnReport, SessionError> {
         // Subscribe before the first store read, so nothing committed in between is missed.
         let mut bus = self.store.subscribe();
         let row = self.get(session_id).await?;

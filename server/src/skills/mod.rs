@@ -8,7 +8,8 @@
 //! or failed install leaves the previous version as it was.
 //!
 //! This module owns storage and validation only: it knows nothing of HTTP
-//! (errors are [`SkillError`], turned into problem+json in `http/`) nor of
+//! (errors are [`SkillError`], whose code and status `crate::error::AsProblem`
+//! gives, turned into problem+json in `http/`) nor of
 //! how each agent is given its skills (the session layer calls
 //! [`materialize`]). Everything here is blocking.
 
@@ -97,6 +98,33 @@ pub enum SkillError {
     Bundled(String),
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
+}
+
+/// The code and status each failure is answered with, by the HTTP API.
+impl crate::error::AsProblem for SkillError {
+    fn code(&self) -> crate::error::ErrorCode {
+        use crate::error::ErrorCode;
+        match self {
+            SkillError::InvalidName { .. }
+            | SkillError::InvalidPath { .. }
+            | SkillError::SkillMd(_)
+            | SkillError::Archive(_) => ErrorCode::InvalidRequest,
+            SkillError::TooLarge(_) => ErrorCode::PayloadTooLarge,
+            SkillError::NotFound(_) => ErrorCode::NotFound,
+            SkillError::Bundled(_) => ErrorCode::Conflict,
+            SkillError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => ErrorCode::NoSpace,
+            SkillError::Io { .. } => ErrorCode::Internal,
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            SkillError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
+                "no space left on device".to_string()
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 impl SkillError {

@@ -4,14 +4,18 @@
 //! Served as MCP streamable HTTP at `/mcp` ([`service`], mounted by the HTTP
 //! router behind its token auth) and over stdio by `tether mcp` ([`proxy`]).
 //!
-//! Every tool calls the same session and fs operations as the HTTP API; it
-//! owns none of its own. A failed operation is a tool error (`isError`) whose
-//! text is `<code> (<status>): <detail>`, the code and detail of the HTTP
-//! problem, which is also in `_meta["tether/problem"]`.
+//! Every tool calls the same session and fs operations as the HTTP API, on
+//! the same application core (`crate::app`); it owns none of its own and
+//! knows nothing of the HTTP routes (`crate::server` mounts [`service`]). A
+//! failed operation is a [`ToolError`] (the session's or the filesystem's
+//! own error, or the tool's) answered as a tool error (`isError`) whose
+//! text is `<code> (<status>): <detail>`: the problem the HTTP API answers
+//! for the same failure, through the same mapping (`crate::error::AsProblem`),
+//! also in `_meta["tether/problem"]`.
 
 pub mod proxy;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -38,8 +42,10 @@ use tether_protocol::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::error::ApiError;
-use crate::http::AppRef;
+use crate::app::App;
+use crate::error::{AsProblem, ErrorCode};
+use crate::fs::FsError;
+use crate::session::SessionError;
 
 /// `wait_for_turn`'s timeout when none is given, and its largest.
 const WAIT_DEFAULT_S: f64 = 60.0;
@@ -57,7 +63,7 @@ answer_permission and each question with answer_question, then wait again. A tim
 delete_session ends it and its processes. read_file, write_file and list_dir work inside the workspace.";
 
 /// The `/mcp` service: one [`Tools`] per MCP session, stopped when the server shuts down.
-pub fn service(app: AppRef) -> StreamableHttpService<Tools, LocalSessionManager> {
+pub fn service(app: Arc<App>) -> StreamableHttpService<Tools, LocalSessionManager> {
     let cancel = CancellationToken::new();
     let mut shutdown = app.shutdown.clone();
     let on_shutdown = cancel.clone();
@@ -74,7 +80,7 @@ pub fn service(app: AppRef) -> StreamableHttpService<Tools, LocalSessionManager>
         .with_max_request_body_bytes(app.max_body_bytes)
         .with_sse_keep_alive(Some(app.keepalive));
     // `Host` and `Origin` are checked for every route, this one included,
-    // by `crate::http::edge` (problem+json answers, `--allow-host`).
+    // by the HTTP edge in front of it (problem+json answers, `--allow-host`).
     let config = config.disable_allowed_hosts();
     StreamableHttpService::new(move || Ok(Tools { app: app.clone() }), Default::default(), config)
 }
@@ -82,7 +88,7 @@ pub fn service(app: AppRef) -> StreamableHttpService<Tools, LocalSessionManager>
 /// The tools of one MCP session.
 #[derive(Clone)]
 pub struct Tools {
-    app: AppRef,
+    app: Arc<App>,
 }
 
 /// A tool: its name, what it does, and the types of its arguments and result.
@@ -225,35 +231,111 @@ pub fn catalog() -> &'static [Tool] {
     })
 }
 
-/// Arguments decoded as the HTTP API decodes bodies: the error names the field.
-fn args<T: DeserializeOwned>(arguments: Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(arguments).map_err(|e| crate::http::invalid_at("arguments", e))
+/// What a tool call can fail with: the session's or the filesystem's own
+/// error, or one of the tool's. Answered as the HTTP API answers the same
+/// failure ([`AsProblem`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    /// The arguments did not decode (the sentence names the field).
+    #[error("{0}")]
+    Arguments(String),
+    #[error("no tool {name:?}")]
+    NoTool { name: String },
+    #[error("`timeout_s` must be between 0 and {max}")]
+    Timeout { max: f64 },
+    #[error("`max_bytes` must be between 1 and {max}")]
+    MaxBytes { max: u64 },
+    #[error("`content` is not valid base64: {0}")]
+    Base64(base64::DecodeError),
+    #[error("the file is larger than the upload limit ({limit} bytes)")]
+    TooLarge { limit: u64 },
+    #[error("the wait was cancelled by the client")]
+    Cancelled,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("cannot encode a tool result: {0}")]
+    Encode(serde_json::Error),
+    #[error("cannot read an event page: {0}")]
+    EventPage(serde_json::Error),
+    #[error("filesystem task failed: {0}")]
+    Task(tokio::task::JoinError),
 }
 
-fn json<T: Serialize>(value: &T) -> Result<Value, ApiError> {
-    serde_json::to_value(value).map_err(|e| ApiError::internal(format!("cannot encode a tool result: {e}")))
+impl AsProblem for ToolError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            ToolError::Session(e) => e.code(),
+            ToolError::Fs(e) => e.code(),
+            ToolError::Arguments(_) | ToolError::Timeout { .. } | ToolError::MaxBytes { .. } | ToolError::Base64(_) => {
+                ErrorCode::InvalidRequest
+            }
+            ToolError::NoTool { .. } => ErrorCode::NotFound,
+            ToolError::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ToolError::Cancelled => ErrorCode::Conflict,
+            ToolError::ShuttingDown => ErrorCode::AgentUnavailable,
+            ToolError::Encode(_) | ToolError::EventPage(_) | ToolError::Task(_) => ErrorCode::Internal,
+        }
+    }
+
+    fn status(&self) -> axum::http::StatusCode {
+        match self {
+            ToolError::Session(e) => e.status(),
+            ToolError::Fs(e) => e.status(),
+            other => crate::error::status_of(other.code()),
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            ToolError::Session(e) => e.detail(),
+            ToolError::Fs(e) => e.detail(),
+            other => other.to_string(),
+        }
+    }
+
+    fn reset(&self) -> Option<tether_protocol::StreamReset> {
+        match self {
+            ToolError::Session(e) => e.reset(),
+            _ => None,
+        }
+    }
+}
+
+/// Arguments decoded as the HTTP API decodes bodies: the error names the field.
+fn args<T: DeserializeOwned>(arguments: Value) -> Result<T, ToolError> {
+    serde_path_to_error::deserialize(arguments)
+        .map_err(|e| ToolError::Arguments(crate::error::invalid_at("arguments", e)))
+}
+
+fn json<T: Serialize>(value: &T) -> Result<Value, ToolError> {
+    serde_json::to_value(value).map_err(ToolError::Encode)
 }
 
 const DONE: Done = Done { ok: true };
 
 /// The tool error for a failed operation: the HTTP problem's code, status and detail.
-fn tool_error(e: ApiError) -> CallToolResult {
-    if e.status.is_server_error() {
-        tracing::error!(code = e.code, detail = %e.detail, "tool call failed");
+fn tool_error(e: &impl AsProblem) -> CallToolResult {
+    let (status, code, detail) = (e.status(), e.code(), e.detail());
+    if status.is_server_error() {
+        tracing::error!(%code, %detail, "tool call failed");
     }
-    let problem = e.to_problem();
-    let text = format!("{} ({}): {}", e.code, problem.status, problem.detail);
+    let problem = crate::error::problem(status, code, &detail, e.reset().as_ref());
+    let text = format!("{code} ({}): {}", problem.status, problem.detail);
     let mut meta = serde_json::Map::new();
     let mut problem = serde_json::to_value(&problem).unwrap_or(Value::Null);
     if let Some(p) = problem.as_object_mut() {
-        p.insert("code".into(), Value::from(e.code));
+        p.insert("code".into(), Value::from(code.as_str()));
     }
     meta.insert("tether/problem".into(), problem);
     CallToolResult::error(vec![ContentBlock::text(text)]).with_meta(Some(MetaObject(meta)))
 }
 
 impl Tools {
-    async fn call(&self, name: &str, arguments: Value, ctx: &RequestContext<RoleServer>) -> Result<Value, ApiError> {
+    async fn call(&self, name: &str, arguments: Value, ctx: &RequestContext<RoleServer>) -> Result<Value, ToolError> {
         let shared = &self.app.shared;
         match name {
             "list_agents" => {
@@ -274,7 +356,7 @@ impl Tools {
             "get_events" => {
                 let a: GetEventsArgs = args(arguments)?;
                 let page = shared.events_page(&a.session_id, a.after, a.limit, a.include_raw).await?;
-                serde_json::from_str(&page).map_err(|e| ApiError::internal(format!("cannot read an event page: {e}")))
+                serde_json::from_str(&page).map_err(ToolError::EventPage)
             }
             "answer_permission" => {
                 let a: AnswerPermissionArgs = args(arguments)?;
@@ -308,14 +390,14 @@ impl Tools {
                 let root = shared.workspace.clone();
                 json(&blocking(move || crate::fs::list(&root, &a.path)).await?)
             }
-            _ => Err(ApiError::not_found(format!("no tool {name:?}"))),
+            _ => Err(ToolError::NoTool { name: name.to_string() }),
         }
     }
 
-    async fn wait(&self, a: WaitForTurnArgs, ctx: &RequestContext<RoleServer>) -> Result<TurnReport, ApiError> {
+    async fn wait(&self, a: WaitForTurnArgs, ctx: &RequestContext<RoleServer>) -> Result<TurnReport, ToolError> {
         let timeout = a.timeout_s.unwrap_or(WAIT_DEFAULT_S);
         if !timeout.is_finite() || !(0.0..=WAIT_MAX_S).contains(&timeout) {
-            return Err(ApiError::invalid(format!("`timeout_s` must be between 0 and {WAIT_MAX_S}")));
+            return Err(ToolError::Timeout { max: WAIT_MAX_S });
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(timeout);
         // Progress goes out from its own task (the wait's callback cannot
@@ -344,9 +426,9 @@ impl Tools {
         let mut shutdown = self.app.shutdown.clone();
         let shared = self.app.shared.clone();
         let report = tokio::select! {
-            r = shared.wait_turn(&a.session_id, a.turn_id, deadline, progress) => r,
-            _ = ctx.ct.cancelled() => Err(ApiError::conflict("the wait was cancelled by the client")),
-            _ = shutdown.wait_for(|down| *down) => Err(ApiError::agent_unavailable("the server is shutting down")),
+            r = shared.wait_turn(&a.session_id, a.turn_id, deadline, progress) => r.map_err(ToolError::from),
+            _ = ctx.ct.cancelled() => Err(ToolError::Cancelled),
+            _ = shutdown.wait_for(|down| *down) => Err(ToolError::ShuttingDown),
         };
         drop(tx);
         if let Some(sender) = sender {
@@ -355,10 +437,10 @@ impl Tools {
         report
     }
 
-    async fn read_file(&self, a: ReadFileArgs) -> Result<FileContent, ApiError> {
+    async fn read_file(&self, a: ReadFileArgs) -> Result<FileContent, ToolError> {
         let max = a.max_bytes.unwrap_or(READ_DEFAULT_BYTES);
         if max == 0 || max > READ_MAX_BYTES {
-            return Err(ApiError::invalid(format!("`max_bytes` must be between 1 and {READ_MAX_BYTES}")));
+            return Err(ToolError::MaxBytes { max: READ_MAX_BYTES });
         }
         let root = self.app.shared.workspace.clone();
         let path = a.path.clone();
@@ -380,18 +462,16 @@ impl Tools {
         Ok(FileContent { path: a.path, size, offset, encoding, content, truncated })
     }
 
-    async fn write_file(&self, a: WriteFileArgs) -> Result<FsEntry, ApiError> {
+    async fn write_file(&self, a: WriteFileArgs) -> Result<FsEntry, ToolError> {
         let bytes = match a.encoding {
             Encoding::Utf8 => a.content.into_bytes(),
-            Encoding::Base64 => base64::engine::general_purpose::STANDARD
-                .decode(a.content.trim())
-                .map_err(|e| ApiError::invalid(format!("`content` is not valid base64: {e}")))?,
+            Encoding::Base64 => {
+                base64::engine::general_purpose::STANDARD.decode(a.content.trim()).map_err(ToolError::Base64)?
+            }
         };
         let limit = self.app.max_upload_bytes;
         if bytes.len() as u64 > limit {
-            return Err(ApiError::payload_too_large(format!(
-                "the file is larger than the upload limit ({limit} bytes)"
-            )));
+            return Err(ToolError::TooLarge { limit });
         }
         let root = self.app.shared.workspace.clone();
         blocking(move || crate::fs::write_file(&root, &a.path, &bytes)).await
@@ -399,8 +479,8 @@ impl Tools {
 }
 
 /// Runs blocking filesystem work on the blocking pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("filesystem task failed: {e}")))?
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, FsError> + Send + 'static) -> Result<T, ToolError> {
+    Ok(tokio::task::spawn_blocking(f).await.map_err(ToolError::Task)??)
 }
 
 impl ServerHandler for Tools {
@@ -429,7 +509,7 @@ impl ServerHandler for Tools {
         let arguments = Value::Object(request.arguments.unwrap_or_default());
         let result = match self.call(&request.name, arguments, &ctx).await {
             Ok(value) => CallToolResult::structured(value),
-            Err(e) => tool_error(e),
+            Err(e) => tool_error(&e),
         };
         Ok(result.into())
     }
@@ -455,7 +535,7 @@ mod tests {
 
     #[test]
     fn a_failed_operation_is_a_tool_error_with_the_problem_code_and_detail() {
-        let r = tool_error(ApiError::session_not_found("ses_x"));
+        let r = tool_error(&ToolError::from(SessionError::NotFound { id: "ses_x".into() }));
         assert_eq!(r.is_error, Some(true));
         let text = match &r.content[0] {
             ContentBlock::Text(t) => t.text.clone(),

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use super::pump::{self, End, Framing};
 use super::{open, slot, Opened, Scope, StreamQuery, StreamSlot};
 use crate::connections::ClientAddr;
-use crate::error::ApiError;
+use crate::http::ApiError;
 use crate::http::{resume_cursor, ApiQuery, AppRef};
 use crate::store::Committed;
 
@@ -118,7 +118,7 @@ fn refuse(path: &str, rejection: WebSocketUpgradeRejection) -> Response {
             if status == StatusCode::BAD_REQUEST || !status.is_client_error() {
                 ApiError::invalid(detail).into_response()
             } else {
-                ApiError::new(status, "invalid_request", detail).into_response()
+                ApiError::new(status, crate::error::ErrorCode::InvalidRequest, detail).into_response()
             }
         }
     }

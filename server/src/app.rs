@@ -1,0 +1,31 @@
+//! The application core: what one running server holds (the sessions and
+//! their store, the webhooks, the limits every edge applies, the shutdown
+//! signal), built once by `server::prepare`. Both edges are built on it
+//! and neither knows the other: the HTTP API (`http`, which adds its own
+//! edge state around it) and tether's own MCP tools (`tools`); `server`
+//! mounts the tools' service on the HTTP router at `/mcp`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::session::Shared;
+
+pub struct App {
+    pub shared: Arc<Shared>,
+    pub token: Option<String>,
+    pub started: Instant,
+    pub keepalive: Duration,
+    /// An event stream with no event to send for this long ends (`--stream-idle-secs`).
+    pub stream_idle: Option<Duration>,
+    pub max_body_bytes: usize,
+    /// Largest file or archive upload (`--max-upload-bytes`).
+    pub max_upload_bytes: u64,
+    /// Flips to true when the server is shutting down; open streams and MCP sessions end.
+    pub shutdown: watch::Receiver<bool>,
+    /// The webhook subscriptions and their delivery tasks.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// The Sprite tether runs in, if any (shown in `/v1/info`).
+    pub sprite: Option<crate::sprite::Here>,
+}
