@@ -80,13 +80,6 @@ impl ApiError {
     pub(super) fn internal(detail: impl Into<String>) -> Self {
         Self::of(ErrorCode::Internal, detail)
     }
-    /// A cursor beyond what the store holds (it was restored from an older
-    /// copy): 409 naming the real last cursor and the store.
-    pub(super) fn cursor_ahead(what: &str, reset: StreamReset) -> Self {
-        let detail = crate::error::cursor_ahead_detail(what, &reset);
-        ApiError { reset: Some(Box::new(reset)), ..Self::of(ErrorCode::CursorAhead, detail) }
-    }
-
     /// Seconds a client should wait before trying again, for errors that pass by themselves.
     fn retry_after(&self) -> Option<&'static str> {
         match self.code {

@@ -6,18 +6,85 @@
 //! Registry writes go through the store's single writer; reads use its read
 //! connections. Giving servers to an agent is each agent's own business
 //! (`agents/`), not this module's. Nothing here logs a server's `env` or
-//! `headers`: they hold secrets.
+//! `headers`: they hold secrets. A failure is an [`McpError`], whose code
+//! and status are beside it (`crate::error::AsProblem`); nothing here knows HTTP.
 
 mod probe;
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
 
+use axum::http::StatusCode;
 use rusqlite::params;
-use tether_protocol::McpServer;
+use tether_protocol::{McpServer, McpTool};
 
 pub use probe::{probe, ProbeError, PROBE_ENV, PROBE_TIMEOUT};
 
+use crate::error::{AsProblem, ErrorCode};
 use crate::store::{Store, StoreError};
+
+/// What can go wrong with a global MCP server.
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    /// A name or configuration breaks a rule ([`validate_name`], [`validate`]); the message says which.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no global MCP server named {name:?}")]
+    Unknown { name: String },
+    #[error("timeout_ms {ms} is outside 100..=60000")]
+    ProbeTimeout { ms: u64 },
+    /// The server could not be started or reached, did not speak MCP, or did not answer in time.
+    #[error("MCP server {name:?} {source}")]
+    Probe { name: String, source: ProbeError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AsProblem for McpError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            McpError::Invalid(_) | McpError::ProbeTimeout { .. } => ErrorCode::InvalidRequest,
+            McpError::Unknown { .. } => ErrorCode::NotFound,
+            McpError::Probe { .. } => ErrorCode::McpUnavailable,
+            McpError::Store(e) => e.code(),
+        }
+    }
+
+    /// A server that did not answer in time is a 504, any other probe failure a 502.
+    fn status(&self) -> StatusCode {
+        match self {
+            McpError::Probe { source, .. } if source.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
+            McpError::Store(e) => e.status(),
+            other => crate::error::status_of(other.code()),
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            McpError::Store(e) => e.detail(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Connects to the global server `name` and lists its tools, waiting
+/// `timeout_ms` (100 to 60000; [`PROBE_TIMEOUT`] when not given).
+pub async fn probe_global(
+    store: &Store,
+    workspace: &Path,
+    name: &str,
+    timeout_ms: Option<u64>,
+) -> Result<Vec<McpTool>, McpError> {
+    validate_name(name).map_err(McpError::Invalid)?;
+    let timeout = match timeout_ms {
+        None => PROBE_TIMEOUT,
+        Some(ms @ 100..=60_000) => Duration::from_millis(ms),
+        Some(ms) => return Err(McpError::ProbeTimeout { ms }),
+    };
+    let server = global_server(store, name).await?.ok_or_else(|| McpError::Unknown { name: name.to_string() })?;
+    probe(&server, workspace, timeout).await.map_err(|source| McpError::Probe { name: name.to_string(), source })
+}
 
 /// Longest MCP server name.
 pub const MAX_NAME_LEN: usize = 48;

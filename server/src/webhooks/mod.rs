@@ -8,7 +8,9 @@
 //! writer (control commands); the events are read back from the store, never
 //! kept in memory, so delivery is at-least-once, in `gseq` order, and
 //! resumes after a restart or a crash from the last acknowledged cursor.
-//! Nothing here logs or answers a secret. HTTP is `http::webhooks`'s business.
+//! Nothing here logs or answers a secret. A failure is a [`WebhookError`],
+//! whose code and status are beside it (`crate::error::AsProblem`); HTTP
+//! is `http::webhooks`'s business.
 
 pub mod delivery;
 pub mod signature;
@@ -21,11 +23,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tether_protocol::{CreateWebhook, Webhook, WebhookFrom, WebhookState};
+use tether_protocol::{CreateWebhook, StreamReset, Webhook, WebhookFrom, WebhookState};
 use tokio::task::JoinHandle;
 
 pub use delivery::Retry;
 
+use crate::error::{AsProblem, ErrorCode};
 use crate::store::{reader, Committed, Store, StoreError, WebhookProgress, WebhookRow};
 
 /// Longest time one delivery request may take.
@@ -46,11 +49,42 @@ pub enum WebhookError {
     /// `sessions[index]` names no session of the store.
     #[error("`sessions[{index}]`: no session with id {id:?}")]
     UnknownSession { index: usize, id: String },
-    /// `from` is beyond the last gseq of the store.
+    /// `from` is beyond the last gseq of the store (`store_id`): it was
+    /// restored from an older copy.
     #[error("from={after} is beyond the store's last gseq {last}")]
-    CursorAhead { after: u64, last: u64 },
+    CursorAhead { after: u64, last: u64, store_id: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The code and status each failure is answered with (`http::webhooks`).
+impl AsProblem for WebhookError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            WebhookError::Invalid(_) => ErrorCode::InvalidRequest,
+            WebhookError::NotFound(_) => ErrorCode::WebhookNotFound,
+            WebhookError::UnknownSession { .. } => ErrorCode::SessionNotFound,
+            WebhookError::CursorAhead { .. } => ErrorCode::CursorAhead,
+            WebhookError::Store(e) => e.code(),
+        }
+    }
+
+    fn detail(&self) -> String {
+        match (self, self.reset()) {
+            (_, Some(reset)) => crate::error::cursor_ahead_detail("gseq", &reset),
+            (WebhookError::Store(e), _) => e.detail(),
+            (other, _) => other.to_string(),
+        }
+    }
+
+    fn reset(&self) -> Option<StreamReset> {
+        match self {
+            WebhookError::CursorAhead { after, last, store_id } => {
+                Some(StreamReset { last_seq: *last, store_id: store_id.clone(), after: Some(*after) })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Which events a webhook delivers (`None`: no restriction), as stored in `filters`.
@@ -320,7 +354,10 @@ impl Webhooks {
         let cursor = match checked.from {
             WebhookFrom::Now => last,
             WebhookFrom::Start => 0,
-            WebhookFrom::Gseq(after) if after > last => return Err(WebhookError::CursorAhead { after, last }),
+            WebhookFrom::Gseq(after) if after > last => {
+                let store_id = self.ctx.store.store_id().to_string();
+                return Err(WebhookError::CursorAhead { after, last, store_id });
+            }
             WebhookFrom::Gseq(after) => after,
         };
         let id = crate::util::new_id("whk");
