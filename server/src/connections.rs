@@ -3,8 +3,9 @@
 //! that stops reading may cost.
 //!
 //! - A connection cap (`--max-connections`). Past it a connection is still
-//!   accepted and answered at once, `503 too_many_connections` with
-//!   `Retry-After` (`GET /v1/health` is answered as usual, so a supervisor
+//!   accepted and answered at once with the API's `503 too_many_connections`
+//!   and `Retry-After` (the answer is handed in to [`serve`], so this module
+//!   builds no problem of its own; `GET /v1/health` is answered as usual, so a supervisor
 //!   does not restart a busy server); past that small overflow too, it is
 //!   closed at once. The accept loop never waits for a slot.
 //! - A header read timeout (`--header-read-timeout-secs`): a client that has

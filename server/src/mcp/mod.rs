@@ -7,7 +7,8 @@
 //! connections. Giving servers to an agent is each agent's own business
 //! (`agents/`), not this module's. Nothing here logs a server's `env` or
 //! `headers`: they hold secrets. A failure is an [`McpError`], whose code
-//! and status are beside it (`crate::error::AsProblem`); nothing here knows HTTP.
+//! and status are beside it (`crate::error::AsProblem`); the routes are
+//! `http::mcp`'s business.
 
 mod probe;
 
