@@ -140,3 +140,31 @@ pub fn invalid_at<E: std::fmt::Display>(what: &str, e: serde_path_to_error::Erro
         format!("invalid {what} at `{path}`: {inner}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_failure_is_logged_not_sent() {
+        let p = problem(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "/secret/path: EIO", None);
+        assert_eq!(p.detail, "the server failed to handle this request; see its log");
+        assert_eq!((p.type_.as_str(), p.status), ("urn:tether:error:internal", 500));
+        let p = problem(StatusCode::CONFLICT, ErrorCode::Conflict, "session ses_x has ended", None);
+        assert_eq!(p.detail, "session ses_x has ended");
+    }
+
+    #[test]
+    fn every_code_a_server_answers_has_its_documented_status() {
+        let sdk_only = [
+            ErrorCode::SpriteUnreachable,
+            ErrorCode::SpriteNotFound,
+            ErrorCode::SpritesTokenRefused,
+            ErrorCode::Redirected,
+        ];
+        for &code in ErrorCode::ALL.iter().filter(|c| !sdk_only.contains(c)) {
+            let status = status_of(code);
+            assert_eq!(status == StatusCode::INTERNAL_SERVER_ERROR, code == ErrorCode::Internal, "{code}");
+        }
+    }
+}
