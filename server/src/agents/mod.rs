@@ -14,32 +14,12 @@ pub(crate) mod snapshots;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::process::LaunchSpec;
 use serde_json::Value;
 use tether_protocol::{
     Agent, Capabilities, Decision, Delta, ItemKind, ItemStatus, LogStream, McpServer, McpServerState, Part,
     PermissionAction, PermissionMode, PlanEntry, Question, Role, StopReason, Tool, Usage,
 };
-
-/// How the agent's protocol input reaches it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StdinMode {
-    /// stdin is the PTY, like stdout and stderr.
-    Pty,
-    /// stdin is a pipe (for CLIs that refuse a terminal on stdin); output stays on the PTY.
-    Pipe,
-    /// The protocol is the agent's own HTTP server, reached through the bridge;
-    /// stdin is /dev/null and the PTY carries its logs.
-    Http(crate::process::HttpBridge),
-}
-
-/// A command line ready for the process host.
-#[derive(Debug, Clone)]
-pub struct LaunchSpec {
-    pub program: PathBuf,
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub stdin: StdinMode,
-}
 
 /// What an adapter needs to know to start its agent for a session.
 pub struct LaunchContext<'a> {

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use tether_protocol::{Decision, McpServer, Part, PermissionMode};
 
-use super::{Adapter, Draft, LaunchContext, LaunchSpec, StdinMode};
+use super::{Adapter, Draft, LaunchContext};
+use crate::process::{LaunchSpec, StdinMode};
 use convert::ClaudeConverter;
 
 /// Builds the command line for a session.

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use tether_protocol::{Decision, McpServer, Part, PermissionMode, StopReason};
 
-use super::{Adapter, Draft, LaunchContext, LaunchSpec, StdinMode};
-use crate::process::SESSION_ENV;
+use super::{Adapter, Draft, LaunchContext};
+use crate::process::{LaunchSpec, StdinMode, SESSION_ENV};
 use convert::CodexConverter;
 use wire::Envelope;
 

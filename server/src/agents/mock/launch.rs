@@ -7,7 +7,8 @@ use std::path::Path;
 use tether_protocol::Capabilities;
 
 use crate::agents::claude::permission_mode_flag;
-use crate::agents::{LaunchContext, LaunchSpec, StdinMode};
+use crate::agents::LaunchContext;
+use crate::process::{LaunchSpec, StdinMode};
 
 /// The hidden subcommand of the tether binary that runs the mock agent.
 pub const SUBCOMMAND: &str = "__mock-agent";

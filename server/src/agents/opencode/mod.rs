@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use tether_protocol::{Decision, McpServer, McpServerState, Part, PermissionMode, StopReason};
 
-use super::{Adapter, Draft, LaunchContext, LaunchSpec, StdinMode};
-use crate::process::HttpBridge;
+use super::{Adapter, Draft, LaunchContext};
+use crate::process::{HttpBridge, LaunchSpec, StdinMode};
 use convert::OpencodeConverter;
 
 /// What one of our HTTP calls was for.
