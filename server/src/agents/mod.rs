@@ -6,6 +6,7 @@
 pub mod claude;
 pub mod codex;
 pub mod install;
+pub mod lenient;
 pub mod mock;
 pub mod opencode;
 #[cfg(test)]
@@ -132,8 +133,8 @@ pub enum Draft {
         error: Option<(String, String)>,
     },
     PermissionRequested {
-        /// Adapter context needed to answer (request id, input, suggestions...).
-        native: Value,
+        /// What the adapter needs to answer (the agent's request id, ...).
+        native: NativeRequest,
         /// The tool call this permission is about.
         native_item_id: Option<String>,
         action: PermissionAction,
@@ -144,11 +145,12 @@ pub enum Draft {
         input: Option<Value>,
     },
     QuestionRequested {
-        native: Value,
+        native: NativeRequest,
         native_item_id: Option<String>,
         questions: Vec<Question>,
     },
-    /// The agent withdrew a permission request or question it made (its `native["request_id"]`).
+    /// The agent withdrew a permission request or question it made
+    /// (its [`NativeRequest::request_id`]).
     RequestCancelled {
         native_request_id: String,
     },
@@ -174,6 +176,47 @@ pub enum Draft {
     },
 }
 
+/// A permission request or question as its agent made it: the agent's own id
+/// of the request (which its cancellations name) and what the adapter's reply
+/// needs, typed per agent. The session keeps it with the open request and
+/// hands it back to the adapter that made it; it reads nothing but the id.
+#[derive(Clone, PartialEq)]
+pub enum NativeRequest {
+    /// Claude Code and the mock: a `can_use_tool` control request.
+    Claude(claude::wire::ToolRequest),
+    /// A JSON-RPC request of Codex's app-server.
+    Codex(codex::wire::ServerRequest),
+    /// A permission or question of OpenCode's HTTP API.
+    Opencode(opencode::wire::AskedRequest),
+}
+
+impl NativeRequest {
+    /// The agent's id of the request, as its cancellations name it.
+    pub fn request_id(&self) -> String {
+        match self {
+            NativeRequest::Claude(r) => r.request_id.clone(),
+            NativeRequest::Codex(r) => r.request_id(),
+            NativeRequest::Opencode(r) => r.id().to_string(),
+        }
+    }
+
+    /// The request as JSON (what tether showed of it before it was typed):
+    /// its Debug form, and so the converter snapshots'.
+    pub fn to_json(&self) -> Value {
+        match self {
+            NativeRequest::Claude(r) => r.to_json(),
+            NativeRequest::Codex(r) => r.to_json(),
+            NativeRequest::Opencode(r) => r.to_json(),
+        }
+    }
+}
+
+impl std::fmt::Debug for NativeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.to_json(), f)
+    }
+}
+
 /// One agent's protocol: how to start it, encode input for it and convert its
 /// output. Input is queued: every method may append bytes, and the session
 /// writes whatever `take_output` returns after each step, in order.
@@ -186,16 +229,21 @@ pub trait Adapter: Send {
     fn user_message(&mut self, parts: &[Part]);
     /// Queue a request to stop the running turn; false if the protocol has none.
     fn interrupt(&mut self) -> bool;
-    fn permission_reply(&mut self, native: &Value, decision: Decision, message: Option<&str>);
-    /// `answers` is None when the question was rejected.
-    fn question_reply(&mut self, native: &Value, answers: Option<&[Vec<String>]>);
+    /// Queue the answer to a permission request this adapter's agent made.
+    fn permission_reply(&mut self, native: &NativeRequest, decision: Decision, message: Option<&str>);
+    /// Queue the answer to a question; `answers` is None when it was rejected.
+    fn question_reply(&mut self, native: &NativeRequest, answers: Option<&[Vec<String>]>);
     /// Converts one line of protocol output (a JSON object) into drafts.
     fn convert(&mut self, line: &str) -> Vec<Draft>;
     /// The bytes queued for the agent's input since the last call.
     fn take_output(&mut self) -> Vec<u8>;
 }
 
-/// A known agent: how to find it and what it can do.
+/// Makes a session's adapter, given the agent's binary.
+pub type NewAdapter = fn(PathBuf) -> Box<dyn Adapter>;
+
+/// A known agent: how to find it, what it can do and how to drive it. One
+/// entry of [`AGENTS`] per agent.
 pub struct AgentDef {
     pub id: &'static str,
     pub name: &'static str,
@@ -206,6 +254,16 @@ pub struct AgentDef {
     pub pinned: Option<install::Pinned>,
     /// The MCP servers and skills its sessions can be given.
     pub accepts: Accepts,
+    /// Its adapter; None for an agent that is known (listed, installable) but
+    /// not yet driven: sessions of it cannot start.
+    pub adapter: Option<NewAdapter>,
+}
+
+impl AgentDef {
+    /// A new adapter for a session of this agent, given its binary.
+    pub fn new_adapter(&self, program: PathBuf) -> Option<Box<dyn Adapter>> {
+        self.adapter.map(|new| new(program))
+    }
 }
 
 /// What the real agents tether drives (Claude Code, Codex, OpenCode) can do.
@@ -235,6 +293,8 @@ const fn pinned(package: &'static str, version: &'static str) -> Option<install:
     Some(install::Pinned { package, version })
 }
 
+/// The registry: every agent tether knows. Adding an agent is a folder under
+/// `agents/` and one entry here.
 pub const AGENTS: &[AgentDef] = &[
     AgentDef {
         id: "mock",
@@ -243,6 +303,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: mock::launch::capabilities,
         pinned: None,
         accepts: Accepts::ALL,
+        adapter: Some(mock::launch::adapter),
     },
     AgentDef {
         id: "claude",
@@ -251,6 +312,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: real_agent_caps,
         pinned: pinned("@anthropic-ai/claude-code", "2.1.330"),
         accepts: Accepts::ALL,
+        adapter: Some(claude::adapter),
     },
     AgentDef {
         id: "codex",
@@ -259,6 +321,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: real_agent_caps,
         pinned: pinned("@openai/codex", "0.169.0"),
         accepts: Accepts::ALL,
+        adapter: Some(codex::adapter),
     },
     AgentDef {
         id: "opencode",
@@ -267,6 +330,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: real_agent_caps,
         pinned: pinned("opencode-ai", "1.18.33"),
         accepts: Accepts::ALL,
+        adapter: Some(opencode::adapter),
     },
     AgentDef {
         id: "amp",
@@ -275,6 +339,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: planned_caps,
         pinned: pinned("@sourcegraph/amp", "0.0.1767830505-ga62310"),
         accepts: Accepts::NONE,
+        adapter: None,
     },
     AgentDef {
         id: "pi",
@@ -283,6 +348,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: planned_caps,
         pinned: pinned("@mariozechner/pi-coding-agent", "0.73.1"),
         accepts: Accepts::NONE,
+        adapter: None,
     },
 ];
 
@@ -290,9 +356,9 @@ pub fn find(id: &str) -> Option<&'static AgentDef> {
     AGENTS.iter().find(|a| a.id == id)
 }
 
-/// Whether sessions of this agent can run in this build.
+/// Whether sessions of this agent can run in this build (it has an adapter).
 pub fn is_supported(id: &str) -> bool {
-    tether_protocol::SESSION_AGENTS.contains(&id)
+    find(id).is_some_and(|a| a.adapter.is_some())
 }
 
 /// Where the agent's binary is: `TETHER_<AGENT>_PATH`, the data dir's install, or PATH.
@@ -338,13 +404,19 @@ pub async fn describe(def: &AgentDef, data_dir: &Path) -> Agent {
     }
 }
 
-/// A new adapter for a session of this agent, given its binary.
-pub fn adapter(id: &str, program: PathBuf) -> Option<Box<dyn Adapter>> {
-    match id {
-        "mock" => Some(Box::new(claude::ClaudeAdapter::with_launcher(program, mock::launch::launch))),
-        "claude" => Some(Box::new(claude::ClaudeAdapter::new(program))),
-        "codex" => Some(Box::new(codex::CodexAdapter::new(program))),
-        "opencode" => Some(Box::new(opencode::OpencodeAdapter::new(program))),
-        _ => None,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The protocol crate's list of session agents (the API's enum) is the
+    /// registry's agents that have an adapter, in order.
+    #[test]
+    fn the_session_agents_are_the_registered_adapters() {
+        let driven: Vec<&str> = AGENTS.iter().filter(|a| a.adapter.is_some()).map(|a| a.id).collect();
+        assert_eq!(driven, tether_protocol::SESSION_AGENTS);
+        let mut ids: Vec<&str> = AGENTS.iter().map(|a| a.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), AGENTS.len(), "agent ids are unique");
     }
 }

@@ -329,7 +329,8 @@ impl Shared {
         config: StoredConfig,
         agent_version: Option<String>,
     ) -> Result<mpsc::Sender<Command>, ApiError> {
-        let adapter = agents::adapter(&row.agent, program.clone())
+        let adapter = agents::find(&row.agent)
+            .and_then(|def| def.new_adapter(program.clone()))
             .ok_or_else(|| ApiError::agent_unavailable(format!("no adapter for the {} agent", row.agent)))?;
         let mut actors = self.actors.lock().map_err(|_| ApiError::internal("session registry poisoned"))?;
         if let Some(tx) = actors.get(row.id.as_str()) {

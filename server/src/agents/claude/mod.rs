@@ -11,12 +11,17 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use tether_protocol::{Decision, McpServer, Part, PermissionMode};
 
-use super::{Adapter, Draft, LaunchContext};
+use super::{lenient, Adapter, Draft, LaunchContext, NativeRequest};
 use crate::process::{LaunchSpec, StdinMode};
 use convert::ClaudeConverter;
 
 /// Builds the command line for a session.
 pub type Launcher = fn(&Path, &LaunchContext<'_>) -> LaunchSpec;
+
+/// The registry's constructor: an adapter for the real Claude Code CLI.
+pub fn adapter(program: PathBuf) -> Box<dyn Adapter> {
+    Box::new(ClaudeAdapter::new(program))
+}
 
 pub struct ClaudeAdapter {
     program: PathBuf,
@@ -175,7 +180,7 @@ fn content_blocks(parts: &[Part]) -> Value {
     )
 }
 
-fn control_response(request_id: &Value, response: Value) -> Vec<u8> {
+fn control_response(request_id: &str, response: Value) -> Vec<u8> {
     line(json!({"type": "control_response",
                 "response": {"subtype": "success", "request_id": request_id, "response": response}}))
 }
@@ -198,44 +203,43 @@ impl Adapter for ClaudeAdapter {
         true
     }
 
-    fn permission_reply(&mut self, native: &Value, decision: Decision, message: Option<&str>) {
-        let request_id = &native["request_id"];
+    fn permission_reply(&mut self, native: &NativeRequest, decision: Decision, message: Option<&str>) {
+        let NativeRequest::Claude(req) = native else { return };
         let response = match decision {
             Decision::Deny => json!({"behavior": "deny",
                                       "message": message.unwrap_or("The user denied this action.")}),
-            Decision::AllowOnce => json!({"behavior": "allow", "updatedInput": native["input"]}),
+            Decision::AllowOnce => json!({"behavior": "allow", "updatedInput": req.input}),
             Decision::AllowAlways => {
-                let mut r = json!({"behavior": "allow", "updatedInput": native["input"]});
-                if let Some(s) = native.get("permission_suggestions").filter(|s| !s.is_null()) {
+                let mut r = json!({"behavior": "allow", "updatedInput": req.input});
+                if let Some(s) = req.permission_suggestions.as_ref().filter(|s| !s.is_null()) {
                     r["updatedPermissions"] = s.clone();
                 }
                 r
             }
         };
-        self.out.extend(control_response(request_id, response));
+        self.out.extend(control_response(&req.request_id, response));
     }
 
-    fn question_reply(&mut self, native: &Value, answers: Option<&[Vec<String>]>) {
-        let request_id = &native["request_id"];
+    fn question_reply(&mut self, native: &NativeRequest, answers: Option<&[Vec<String>]>) {
+        let NativeRequest::Claude(req) = native else { return };
         let Some(answers) = answers else {
             let reply = json!({"behavior": "deny", "message": "The user declined to answer."});
-            self.out.extend(control_response(request_id, reply));
+            self.out.extend(control_response(&req.request_id, reply));
             return;
         };
-        let input = &native["input"];
+        // The answers go into the input, keyed by each question's text.
+        let asked: wire::ToolInput = lenient::decode(&req.input);
         let mut by_question = serde_json::Map::new();
-        if let Some(qs) = input.get("questions").and_then(Value::as_array) {
-            for (q, a) in qs.iter().zip(answers) {
-                if let Some(text) = q.get("question").and_then(Value::as_str) {
-                    by_question.insert(text.to_string(), Value::String(a.join(", ")));
-                }
+        for (q, a) in asked.questions.into_inner().unwrap_or_default().into_iter().zip(answers) {
+            if let Some(text) = q.into_inner().and_then(|q| q.question.into_inner()) {
+                by_question.insert(text, Value::String(a.join(", ")));
             }
         }
-        let mut updated = input.clone();
+        let mut updated = req.input.clone();
         if let Value::Object(m) = &mut updated {
             m.insert("answers".into(), Value::Object(by_question));
         }
-        self.out.extend(control_response(request_id, json!({"behavior": "allow", "updatedInput": updated})));
+        self.out.extend(control_response(&req.request_id, json!({"behavior": "allow", "updatedInput": updated})));
     }
 
     fn convert(&mut self, line: &str) -> Vec<Draft> {

@@ -14,10 +14,16 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use tether_protocol::{Decision, McpServer, Part, PermissionMode, StopReason};
 
-use super::{Adapter, Draft, LaunchContext};
+use super::{lenient, Adapter, Draft, LaunchContext, NativeRequest};
 use crate::process::{LaunchSpec, StdinMode, SESSION_ENV};
 use convert::CodexConverter;
-use wire::Envelope;
+use serde::Deserialize;
+use wire::{Envelope, Reply, RequestKind, ThreadOpened, TurnRef};
+
+/// The registry's constructor.
+pub fn adapter(program: PathBuf) -> Box<dyn Adapter> {
+    Box::new(CodexAdapter::new(program))
+}
 
 pub struct CodexAdapter {
     program: PathBuf,
@@ -233,8 +239,9 @@ impl CodexAdapter {
         let result = result.unwrap_or(Value::Null);
         match method {
             "thread/start" | "thread/resume" => {
-                let thread_id = result.pointer("/thread/id").and_then(Value::as_str).map(str::to_string);
-                let model = result.get("model").and_then(Value::as_str).map(str::to_string);
+                let opened: ThreadOpened = lenient::decode(&result);
+                let thread_id = opened.thread.into_inner().map(|t| t.id);
+                let model = opened.model.into_inner();
                 self.thread_id = thread_id.clone();
                 while let Some(parts) = self.waiting.pop_front() {
                     self.start_turn(parts);
@@ -242,7 +249,7 @@ impl CodexAdapter {
                 vec![Draft::SessionStarted { native_session_id: thread_id, model }]
             }
             "turn/start" => {
-                self.turn_id = result.pointer("/turn/id").and_then(Value::as_str).map(str::to_string);
+                self.turn_id = lenient::decode::<TurnRef>(&result).turn.into_inner().map(|t| t.id);
                 if self.interrupt_wanted {
                     self.send_interrupt();
                 }
@@ -258,6 +265,7 @@ impl Adapter for CodexAdapter {
         self.cwd = ctx.cwd.display().to_string();
         self.model = ctx.model.map(str::to_string);
         self.mode = ctx.permission_mode;
+        self.converter.set_accept_edits(self.mode == PermissionMode::AcceptEdits);
         self.resume = ctx.resume.map(str::to_string);
         self.mcp_config = mcp_config(ctx);
         self.skills_dir = ctx.skills_dir.map(|d| d.display().to_string());
@@ -291,42 +299,52 @@ impl Adapter for CodexAdapter {
         true
     }
 
-    fn permission_reply(&mut self, native: &Value, decision: Decision, _message: Option<&str>) {
-        if native["method"] == "mcpServer/elicitation/request" {
-            let action = if decision == Decision::Deny { "decline" } else { "accept" };
-            let mut result = json!({"action": action, "content": null});
-            // "Always" for tether is this session: codex's own "always" would write the user's config.toml.
-            let session_wide = native["persist"].as_array().is_some_and(|p| p.iter().any(|v| v == "session"));
-            if decision == Decision::AllowAlways && session_wide {
-                result["_meta"] = json!({"persist": "session"});
+    fn permission_reply(&mut self, native: &NativeRequest, decision: Decision, _message: Option<&str>) {
+        let NativeRequest::Codex(req) = native else { return };
+        let id = req.id.clone();
+        let reply = match &req.kind {
+            RequestKind::Elicitation { item_id, persist, .. } => {
+                // "Always" for tether is this session: codex's own "always" would write the user's config.toml.
+                let session_wide = persist
+                    .get()
+                    .and_then(|p| Vec::<Value>::deserialize(p).ok())
+                    .is_some_and(|p| p.iter().any(|v| v == "session"));
+                if let (Decision::Deny, Some(item_id)) = (decision, item_id) {
+                    self.converter.mcp_call_declined(item_id);
+                }
+                Reply::Elicitation {
+                    id,
+                    accept: decision != Decision::Deny,
+                    session: decision == Decision::AllowAlways && session_wide,
+                }
             }
-            if let (Decision::Deny, Some(item_id)) = (decision, native["item_id"].as_str()) {
-                self.converter.mcp_call_declined(item_id);
+            _ => {
+                let decision = match (decision, req.is_legacy()) {
+                    (Decision::AllowOnce, false) => "accept",
+                    (Decision::AllowAlways, false) => "acceptForSession",
+                    (Decision::Deny, false) => "decline",
+                    (Decision::AllowOnce, true) => "approved",
+                    (Decision::AllowAlways, true) => "approved_for_session",
+                    (Decision::Deny, true) => "denied",
+                };
+                Reply::Decision { id, decision }
             }
-            self.send(json!({"id": native["id"], "result": result}));
-            return;
-        }
-        let legacy = matches!(native["method"].as_str(), Some("execCommandApproval" | "applyPatchApproval"));
-        let decision = match (decision, legacy) {
-            (Decision::AllowOnce, false) => "accept",
-            (Decision::AllowAlways, false) => "acceptForSession",
-            (Decision::Deny, false) => "decline",
-            (Decision::AllowOnce, true) => "approved",
-            (Decision::AllowAlways, true) => "approved_for_session",
-            (Decision::Deny, true) => "denied",
         };
-        self.send(json!({"id": native["id"], "result": {"decision": decision}}));
+        self.send(reply.to_json());
     }
 
-    fn question_reply(&mut self, native: &Value, answers: Option<&[Vec<String>]>) {
-        let ids: Vec<&str> =
-            native["question_ids"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-        let mut by_id = serde_json::Map::new();
-        for (i, id) in ids.iter().enumerate() {
-            let a = answers.and_then(|a| a.get(i)).cloned().unwrap_or_default();
-            by_id.insert((*id).to_string(), json!({"answers": a}));
-        }
-        self.send(json!({"id": native["id"], "result": {"answers": by_id}}));
+    fn question_reply(&mut self, native: &NativeRequest, answers: Option<&[Vec<String>]>) {
+        let NativeRequest::Codex(req) = native else { return };
+        let ids = match &req.kind {
+            RequestKind::UserInput { question_ids } => question_ids.as_slice(),
+            _ => &[],
+        };
+        let answers = ids
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (q.clone(), answers.and_then(|a| a.get(i)).cloned().unwrap_or_default()))
+            .collect();
+        self.send(Reply::Answers { id: req.id.clone(), answers }.to_json());
     }
 
     fn convert(&mut self, line: &str) -> Vec<Draft> {
@@ -338,23 +356,18 @@ impl Adapter for CodexAdapter {
             // A request from codex.
             (Some(id), Some(method)) => {
                 let params = env.params.unwrap_or(Value::Null);
-                if method == "item/fileChange/requestApproval" && self.mode == PermissionMode::AcceptEdits {
-                    self.send(json!({"id": id, "result": {"decision": "accept"}}));
-                    return vec![];
+                let converted = self.converter.server_request(id, &method, params, line);
+                if let Some(reply) = converted.reply {
+                    self.send(reply.to_json());
                 }
-                match self.converter.server_request(id.clone(), &method, params) {
-                    Some(drafts) => drafts,
-                    None => {
-                        self.send(json!({"id": id, "error": {"code": -32601, "message": format!("tether does not handle {method}")}}));
-                        vec![Draft::Unparsed { line: line.to_string(), error: format!("unhandled request {method}") }]
-                    }
-                }
+                converted.drafts
             }
             // A notification.
             (None, Some(method)) => {
                 if method == "turn/started" {
-                    if let Some(id) = env.params.as_ref().and_then(|p| p.pointer("/turn/id")).and_then(Value::as_str) {
-                        self.turn_id = Some(id.to_string());
+                    let started: Option<TurnRef> = env.params.as_ref().map(lenient::decode);
+                    if let Some(turn) = started.and_then(|t| t.turn.into_inner()) {
+                        self.turn_id = Some(turn.id);
                         if self.interrupt_wanted {
                             self.send_interrupt();
                         }

@@ -17,6 +17,7 @@
 //! every turn, and only changes become `mcp.status` events.
 
 pub mod convert;
+pub mod wire;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use tether_protocol::{Decision, McpServer, McpServerState, Part, PermissionMode, StopReason};
 
-use super::{Adapter, Draft, LaunchContext};
+use super::{Adapter, Draft, LaunchContext, NativeRequest};
 use crate::process::{HttpBridge, LaunchSpec, StdinMode};
 use convert::OpencodeConverter;
 
@@ -36,6 +37,11 @@ enum Call {
     Config,
     McpStatus,
     Other,
+}
+
+/// The registry's constructor.
+pub fn adapter(program: PathBuf) -> Box<dyn Adapter> {
+    Box::new(OpencodeAdapter::new(program))
 }
 
 pub struct OpencodeAdapter {
@@ -427,7 +433,8 @@ impl Adapter for OpencodeAdapter {
         true
     }
 
-    fn permission_reply(&mut self, native: &Value, decision: Decision, message: Option<&str>) {
+    fn permission_reply(&mut self, native: &NativeRequest, decision: Decision, message: Option<&str>) {
+        let NativeRequest::Opencode(req) = native else { return };
         let reply = match decision {
             Decision::AllowOnce => "once",
             Decision::AllowAlways => "always",
@@ -437,12 +444,12 @@ impl Adapter for OpencodeAdapter {
         if let Some(m) = message {
             body["message"] = json!(m);
         }
-        let id = native["request_id"].as_str().unwrap_or_default().to_string();
-        self.call(Call::Other, "POST", format!("/permission/{id}/reply"), Some(body));
+        self.call(Call::Other, "POST", format!("/permission/{}/reply", req.id()), Some(body));
     }
 
-    fn question_reply(&mut self, native: &Value, answers: Option<&[Vec<String>]>) {
-        let id = native["request_id"].as_str().unwrap_or_default().to_string();
+    fn question_reply(&mut self, native: &NativeRequest, answers: Option<&[Vec<String>]>) {
+        let NativeRequest::Opencode(req) = native else { return };
+        let id = req.id();
         match answers {
             Some(a) => self.call(Call::Other, "POST", format!("/question/{id}/reply"), Some(json!({"answers": a}))),
             None => self.call(Call::Other, "POST", format!("/question/{id}/reject"), None),

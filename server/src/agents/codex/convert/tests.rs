@@ -11,8 +11,10 @@ use tether_protocol::{
     Decision, Delta, ItemKind, ItemStatus, Part, PermissionAction, PermissionMode, StopReason, ToolKind,
 };
 
+use crate::agents::codex::wire::{RequestKind, ServerRequest};
 use crate::agents::codex::CodexAdapter;
-use crate::agents::{Adapter, Draft, LaunchContext};
+use crate::agents::lenient::Lenient;
+use crate::agents::{Adapter, Draft, LaunchContext, NativeRequest};
 
 fn recording(case: &str) -> (&'static str, &'static str) {
     macro_rules! rec {
@@ -250,7 +252,7 @@ fn interrupts_end_the_turn_and_withdraw_an_open_approval() {
     let p = replay("touch_interrupted");
     assert_eq!(turn_ends(&p), vec![StopReason::Interrupted]);
     let asked = p.iter().find_map(|d| match d {
-        Draft::PermissionRequested { native, .. } => native["request_id"].as_str().map(str::to_string),
+        Draft::PermissionRequested { native, .. } => Some(native.request_id()),
         _ => None,
     });
     let withdrawn = p.iter().find_map(|d| match d {
@@ -346,8 +348,15 @@ fn an_mcp_approval_is_a_permission_on_its_call_and_a_decline_declines_it() {
 #[test]
 fn allow_always_on_an_mcp_approval_is_for_the_session_only() {
     let mut adapter = CodexAdapter::new("codex".into());
-    let native =
-        serde_json::json!({"id": 0, "method": "mcpServer/elicitation/request", "persist": ["session", "always"]});
+    let native = NativeRequest::Codex(ServerRequest {
+        id: serde_json::json!(0),
+        method: "mcpServer/elicitation/request".into(),
+        kind: RequestKind::Elicitation {
+            tool_call: true,
+            item_id: None,
+            persist: Lenient(Some(serde_json::json!(["session", "always"]))),
+        },
+    });
     adapter.permission_reply(&native, Decision::AllowAlways, None);
     adapter.permission_reply(&native, Decision::Deny, None);
     let sent = lines(std::str::from_utf8(&adapter.take_output()).unwrap());
