@@ -1,7 +1,44 @@
-//! The agents tether can run: one folder per agent holding its whole story —
-//! how it starts (launch), what it says (wire), how that becomes events
-//! (convert, pure). This module holds what they share: the `Adapter` trait,
-//! the `Draft` events adapters produce, and the registry of known agents.
+//! The agents tether can run: one folder per agent holding its whole story,
+//! every folder the same shape:
+//!
+//! - `launch.rs`: how it starts for a session: command, flags, environment,
+//!   and any file it is given (MCP config, skills), as a
+//!   [`LaunchSpec`](crate::process::LaunchSpec) for the process host.
+//! - `wire.rs`: what it says, as serde types: its native messages, the
+//!   token of a request it makes ([`NativeRequest`]) and the replies tether
+//!   sends. Fields a model or a loose protocol may fill with anything are
+//!   [`lenient::Lenient`]; serde `Value` is kept only for opaque payloads
+//!   (a tool's input) that are passed on, never dug into.
+//! - `convert.rs`: how that becomes events. Pure: a wire message in, event
+//!   [`Draft`]s (and for request/response protocols, typed replies) out; no
+//!   I/O, no clock, no writing to the agent. Anything it cannot place
+//!   becomes [`Draft::Unparsed`] (`agent.unparsed`), never dropped.
+//!   Replayed against the recordings in `testdata/` by the converter kit
+//!   (`snapshots.rs`).
+//! - `mod.rs`: the [`Adapter`]: the only part with effects: it queues input
+//!   and replies for the agent, tracks handshake state (threads, sessions,
+//!   our own requests) and answers permissions and questions from the
+//!   [`NativeRequest`] its converter made.
+//!
+//! The built-in `mock/` is the exception that proves the shape: a real
+//! process speaking Claude's dialect, so its server side is only `launch.rs`
+//! (Claude's adapter with the mock's launcher).
+//!
+//! This module holds what they share: the [`Adapter`] trait, the [`Draft`]s
+//! adapters produce, the [`NativeRequest`] token and the registry
+//! [`AGENTS`]. It must not know any agent's protocol beyond that token.
+//!
+//! # Adding an agent
+//!
+//! 1. A folder `agents/<id>/` with `launch.rs`, `wire.rs`, `convert.rs`
+//!    and the adapter in `mod.rs`, as above (Claude's is the model); record
+//!    real sessions into `testdata/` and add its replay test.
+//! 2. One entry in [`AGENTS`]: id, name, command, capabilities, pinned npm
+//!    package, what it accepts (MCP, skills), and `adapter: Some(<id>::adapter)`.
+//! 3. If it asks permissions or questions, a variant of [`NativeRequest`]
+//!    holding its `wire` type of such a request.
+//! 4. Its id in `tether_protocol::SESSION_AGENTS` (the API's enum; a test
+//!    keeps it equal to the registry's agents with an adapter).
 
 pub mod claude;
 pub mod codex;

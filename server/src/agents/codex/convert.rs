@@ -1,6 +1,7 @@
-//! Codex app-server notifications and requests → event drafts. Pure: the only
-//! state is what the protocol needs (file changes by item, for the diff of an
-//! approval request; the turn's usage so far).
+//! Codex app-server notifications and requests → event drafts, and the
+//! replies due at once ([`Converted`]). Pure: it writes nothing to codex; the
+//! only state is what the protocol needs (file changes by item, for the diff
+//! of an approval request; the turn's usage so far; open MCP calls).
 
 use std::collections::HashMap;
 

@@ -270,3 +270,51 @@ impl AskedRequest {
         }
     }
 }
+
+/// A line of the process host's HTTP bridge (not OpenCode's own):
+/// `{"bridge":"ready"}`, `{"bridge":"response","id","status","body"}` for
+/// one of the adapter's calls, `{"bridge":"error"|"closed","message"?}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct BridgeLine {
+    #[serde(default)]
+    pub bridge: Option<Lenient<String>>,
+    #[serde(default)]
+    pub id: Lenient<u64>,
+    #[serde(default)]
+    pub status: Lenient<u64>,
+    /// OpenCode's answer, decoded per call (and shown whole in errors).
+    #[serde(default)]
+    pub body: Value,
+    #[serde(default)]
+    pub message: Lenient<String>,
+}
+
+/// The answer to `GET /config` (the merged config), as far as tether reads it.
+#[derive(Debug, Default, Deserialize)]
+pub struct Config {
+    #[serde(default)]
+    pub mcp: Lenient<std::collections::BTreeMap<String, Lenient<ConfigMcpServer>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ConfigMcpServer {
+    #[serde(default)]
+    pub enabled: Lenient<bool>,
+}
+
+/// One server of the answer to `GET /mcp` (`{name: {status, error?}}`).
+#[derive(Debug, Default, Deserialize)]
+pub struct McpState {
+    /// `connected`, `disabled`, `failed`, `needs_auth`, `needs_client_registration`, ...
+    #[serde(default)]
+    pub status: Lenient<String>,
+    #[serde(default)]
+    pub error: Lenient<String>,
+}
+
+/// The answer to `POST /session`.
+#[derive(Debug, Default, Deserialize)]
+pub struct SessionCreated {
+    #[serde(default)]
+    pub id: Lenient<String>,
+}

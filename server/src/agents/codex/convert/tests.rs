@@ -377,3 +377,28 @@ fn a_server_that_fails_to_start_is_a_failed_status_with_codex_s_reason() {
     assert!(failed.2.as_deref().unwrap_or("").contains("failed to start"), "{failed:?}");
     assert_eq!(turn_ends(&d), vec![StopReason::EndTurn]);
 }
+
+/// The converter writes nothing: what codex must be answered at once comes
+/// back as a typed reply (a file change under accept_edits, a request tether
+/// does not handle), for the adapter to send.
+#[test]
+fn the_converter_returns_the_replies_due_at_once() {
+    use crate::agents::codex::convert::CodexConverter;
+    use crate::agents::codex::wire::Reply;
+    let params = serde_json::json!({"itemId": "i1", "threadId": "t", "turnId": "u"});
+    let mut c = CodexConverter::new();
+    let asked = c.server_request(serde_json::json!(7), "item/fileChange/requestApproval", params.clone(), "{}");
+    assert!(asked.reply.is_none());
+    assert!(matches!(&asked.drafts[..], [Draft::PermissionRequested { .. }]));
+    c.set_accept_edits(true);
+    let accepted = c.server_request(serde_json::json!(8), "item/fileChange/requestApproval", params, "{}");
+    assert!(accepted.drafts.is_empty());
+    assert_eq!(accepted.reply, Some(Reply::Decision { id: serde_json::json!(8), decision: "accept" }));
+    let unknown = c.server_request(serde_json::json!(9), "item/unknown", Value::Null, "{}");
+    assert!(matches!(&unknown.drafts[..], [Draft::Unparsed { .. }]));
+    let reply = unknown.reply.unwrap().to_json();
+    assert_eq!(
+        reply,
+        serde_json::json!({"id": 9, "error": {"code": -32601, "message": "tether does not handle item/unknown"}})
+    );
+}
