@@ -26,7 +26,6 @@ use crate::process::LaunchSpec;
 use convert::CodexConverter;
 use launch::trust_config;
 pub use launch::{launch, mcp_config, policy};
-use serde::Deserialize;
 use wire::{Envelope, Reply, RequestKind, ThreadOpened, TurnRef};
 
 /// The registry's constructor.
@@ -232,12 +231,9 @@ impl Adapter for CodexAdapter {
         let NativeRequest::Codex(req) = native else { return };
         let id = req.id.clone();
         let reply = match &req.kind {
-            RequestKind::Elicitation { item_id, persist, .. } => {
+            RequestKind::Elicitation { item_id, .. } => {
                 // "Always" for tether is this session: codex's own "always" would write the user's config.toml.
-                let session_wide = persist
-                    .get()
-                    .and_then(|p| Vec::<Value>::deserialize(p).ok())
-                    .is_some_and(|p| p.iter().any(|v| v == "session"));
+                let session_wide = req.may_persist_for_session();
                 if let (Decision::Deny, Some(item_id)) = (decision, item_id) {
                     self.converter.mcp_call_declined(item_id);
                 }

@@ -373,6 +373,7 @@ pub enum RequestKind {
     Approval,
     /// An MCP server's elicitation; `tool_call` when it approves an MCP tool
     /// call (of the open item `item_id`, whose approval may `persist`).
+    /// (`persist` is kept as codex sent it, `null` included.)
     Elicitation { tool_call: bool, item_id: Option<String>, persist: Lenient<Value> },
     /// `item/tool/requestUserInput`: the ids of its questions, in order.
     UserInput { question_ids: Vec<String> },
@@ -382,6 +383,14 @@ impl ServerRequest {
     /// The id as `serverRequest/resolved` names it.
     pub fn request_id(&self) -> String {
         self.id.to_string()
+    }
+
+    /// An MCP tool call's approval that codex lets last for the session
+    /// (`persist` lists `session`).
+    pub fn may_persist_for_session(&self) -> bool {
+        let RequestKind::Elicitation { persist, .. } = &self.kind else { return false };
+        let persist: Option<Vec<Value>> = persist.get().and_then(|p| Vec::deserialize(p).ok());
+        persist.is_some_and(|p| p.iter().any(|v| v == "session"))
     }
 
     /// The legacy approval methods answer with other words.

@@ -1,6 +1,7 @@
 //! How the server starts the mock agent: the tether binary itself, run with
 //! the hidden `__mock-agent` subcommand, under the PTY host like any agent,
-//! driven by the Claude adapter (the mock speaks Claude's stream-json).
+//! driven by the Claude adapter (the mock speaks Claude's stream-json): the
+//! whole server side of the mock, and its constructor in the registry.
 
 use std::path::{Path, PathBuf};
 

@@ -114,7 +114,7 @@ impl OpencodeConverter {
     /// `(server, tool)` when `name` is a tool of one of the session's MCP servers.
     fn mcp_tool<'a>(&self, name: &'a str) -> Option<(String, &'a str)> {
         self.mcp_servers.iter().find_map(|(prefix, server)| {
-            let tool = name.strip_prefix(prefix.as_str())?.strip_prefix('_')?;
+            let tool = name.strip_prefix(&prefix[..])?.strip_prefix('_')?;
             (!tool.is_empty()).then(|| (server.clone(), tool))
         })
     }
