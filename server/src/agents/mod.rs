@@ -1,11 +1,49 @@
-//! The agents tether can run: one folder per agent holding its whole story —
-//! how it starts (launch), what it says (wire), how that becomes events
-//! (convert, pure). This module holds what they share: the `Adapter` trait,
-//! the `Draft` events adapters produce, and the registry of known agents.
+//! The agents tether can run: one folder per agent holding its whole story,
+//! every folder the same shape:
+//!
+//! - `launch.rs`: how it starts for a session: command, flags, environment,
+//!   and any file it is given (MCP config, skills), as a
+//!   [`LaunchSpec`](crate::process::LaunchSpec) for the process host.
+//! - `wire.rs`: what it says, as serde types: its native messages, the
+//!   token of a request it makes ([`NativeRequest`]) and the replies tether
+//!   sends. Fields a model or a loose protocol may fill with anything are
+//!   [`lenient::Lenient`]; serde `Value` is kept only for opaque payloads
+//!   (a tool's input) that are passed on, never dug into.
+//! - `convert.rs`: how that becomes events. Pure: a wire message in, event
+//!   [`Draft`]s (and for request/response protocols, typed replies) out; no
+//!   I/O, no clock, no writing to the agent. Anything it cannot place
+//!   becomes [`Draft::Unparsed`] (`agent.unparsed`), never dropped.
+//!   Replayed against the recordings in `testdata/` by the converter kit
+//!   (`snapshots.rs`).
+//! - `mod.rs`: the [`Adapter`]: the only part with effects: it queues input
+//!   and replies for the agent, tracks handshake state (threads, sessions,
+//!   our own requests) and answers permissions and questions from the
+//!   [`NativeRequest`] its converter made.
+//!
+//! The built-in `mock/` is the exception that proves the shape: a real
+//! process speaking Claude's dialect, so its server side is only `launch.rs`
+//! (Claude's adapter with the mock's launcher).
+//!
+//! This module holds what they share: the [`Adapter`] trait, the [`Draft`]s
+//! adapters produce, the [`NativeRequest`] token and the registry
+//! [`AGENTS`]. It must not know any agent's protocol beyond that token.
+//!
+//! # Adding an agent
+//!
+//! 1. A folder `agents/<id>/` with `launch.rs`, `wire.rs`, `convert.rs`
+//!    and the adapter in `mod.rs`, as above (Claude's is the model); record
+//!    real sessions into `testdata/` and add its replay test.
+//! 2. One entry in [`AGENTS`]: id, name, command, capabilities, pinned npm
+//!    package, what it accepts (MCP, skills), and `adapter: Some(<id>::adapter)`.
+//! 3. If it asks permissions or questions, a variant of [`NativeRequest`]
+//!    holding its `wire` type of such a request.
+//! 4. Its id in `tether_protocol::SESSION_AGENTS` (the API's enum; a test
+//!    keeps it equal to the registry's agents with an adapter).
 
 pub mod claude;
 pub mod codex;
 pub mod install;
+pub mod lenient;
 pub mod mock;
 pub mod opencode;
 #[cfg(test)]
@@ -14,32 +52,12 @@ pub(crate) mod snapshots;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::process::LaunchSpec;
 use serde_json::Value;
 use tether_protocol::{
     Agent, Capabilities, Decision, Delta, ItemKind, ItemStatus, LogStream, McpServer, McpServerState, Part,
     PermissionAction, PermissionMode, PlanEntry, Question, Role, StopReason, Tool, Usage,
 };
-
-/// How the agent's protocol input reaches it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StdinMode {
-    /// stdin is the PTY, like stdout and stderr.
-    Pty,
-    /// stdin is a pipe (for CLIs that refuse a terminal on stdin); output stays on the PTY.
-    Pipe,
-    /// The protocol is the agent's own HTTP server, reached through the bridge;
-    /// stdin is /dev/null and the PTY carries its logs.
-    Http(crate::process::HttpBridge),
-}
-
-/// A command line ready for the process host.
-#[derive(Debug, Clone)]
-pub struct LaunchSpec {
-    pub program: PathBuf,
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub stdin: StdinMode,
-}
 
 /// What an adapter needs to know to start its agent for a session.
 pub struct LaunchContext<'a> {
@@ -152,8 +170,8 @@ pub enum Draft {
         error: Option<(String, String)>,
     },
     PermissionRequested {
-        /// Adapter context needed to answer (request id, input, suggestions...).
-        native: Value,
+        /// What the adapter needs to answer (the agent's request id, ...).
+        native: NativeRequest,
         /// The tool call this permission is about.
         native_item_id: Option<String>,
         action: PermissionAction,
@@ -164,11 +182,12 @@ pub enum Draft {
         input: Option<Value>,
     },
     QuestionRequested {
-        native: Value,
+        native: NativeRequest,
         native_item_id: Option<String>,
         questions: Vec<Question>,
     },
-    /// The agent withdrew a permission request or question it made (its `native["request_id"]`).
+    /// The agent withdrew a permission request or question it made
+    /// (its [`NativeRequest::request_id`]).
     RequestCancelled {
         native_request_id: String,
     },
@@ -194,6 +213,47 @@ pub enum Draft {
     },
 }
 
+/// A permission request or question as its agent made it: the agent's own id
+/// of the request (which its cancellations name) and what the adapter's reply
+/// needs, typed per agent. The session keeps it with the open request and
+/// hands it back to the adapter that made it; it reads nothing but the id.
+#[derive(Clone, PartialEq)]
+pub enum NativeRequest {
+    /// Claude Code and the mock: a `can_use_tool` control request.
+    Claude(claude::wire::ToolRequest),
+    /// A JSON-RPC request of Codex's app-server.
+    Codex(codex::wire::ServerRequest),
+    /// A permission or question of OpenCode's HTTP API.
+    Opencode(opencode::wire::AskedRequest),
+}
+
+impl NativeRequest {
+    /// The agent's id of the request, as its cancellations name it.
+    pub fn request_id(&self) -> String {
+        match self {
+            NativeRequest::Claude(r) => r.request_id.clone(),
+            NativeRequest::Codex(r) => r.request_id(),
+            NativeRequest::Opencode(r) => r.id().to_string(),
+        }
+    }
+
+    /// The request as JSON (what tether showed of it before it was typed):
+    /// its Debug form, and so the converter snapshots'.
+    pub fn to_json(&self) -> Value {
+        match self {
+            NativeRequest::Claude(r) => r.to_json(),
+            NativeRequest::Codex(r) => r.to_json(),
+            NativeRequest::Opencode(r) => r.to_json(),
+        }
+    }
+}
+
+impl std::fmt::Debug for NativeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.to_json(), f)
+    }
+}
+
 /// One agent's protocol: how to start it, encode input for it and convert its
 /// output. Input is queued: every method may append bytes, and the session
 /// writes whatever `take_output` returns after each step, in order.
@@ -206,16 +266,21 @@ pub trait Adapter: Send {
     fn user_message(&mut self, parts: &[Part]);
     /// Queue a request to stop the running turn; false if the protocol has none.
     fn interrupt(&mut self) -> bool;
-    fn permission_reply(&mut self, native: &Value, decision: Decision, message: Option<&str>);
-    /// `answers` is None when the question was rejected.
-    fn question_reply(&mut self, native: &Value, answers: Option<&[Vec<String>]>);
+    /// Queue the answer to a permission request this adapter's agent made.
+    fn permission_reply(&mut self, native: &NativeRequest, decision: Decision, message: Option<&str>);
+    /// Queue the answer to a question; `answers` is None when it was rejected.
+    fn question_reply(&mut self, native: &NativeRequest, answers: Option<&[Vec<String>]>);
     /// Converts one line of protocol output (a JSON object) into drafts.
     fn convert(&mut self, line: &str) -> Vec<Draft>;
     /// The bytes queued for the agent's input since the last call.
     fn take_output(&mut self) -> Vec<u8>;
 }
 
-/// A known agent: how to find it and what it can do.
+/// Makes a session's adapter, given the agent's binary.
+pub type NewAdapter = fn(PathBuf) -> Box<dyn Adapter>;
+
+/// A known agent: how to find it, what it can do and how to drive it. One
+/// entry of [`AGENTS`] per agent.
 pub struct AgentDef {
     pub id: &'static str,
     pub name: &'static str,
@@ -226,6 +291,16 @@ pub struct AgentDef {
     pub pinned: Option<install::Pinned>,
     /// The MCP servers and skills its sessions can be given.
     pub accepts: Accepts,
+    /// Its adapter; None for an agent that is known (listed, installable) but
+    /// not yet driven: sessions of it cannot start.
+    pub adapter: Option<NewAdapter>,
+}
+
+impl AgentDef {
+    /// A new adapter for a session of this agent, given its binary.
+    pub fn new_adapter(&self, program: PathBuf) -> Option<Box<dyn Adapter>> {
+        self.adapter.map(|new| new(program))
+    }
 }
 
 /// What the real agents tether drives (Claude Code, Codex, OpenCode) can do.
@@ -255,6 +330,8 @@ const fn pinned(package: &'static str, version: &'static str) -> Option<install:
     Some(install::Pinned { package, version })
 }
 
+/// The registry: every agent tether knows. Adding an agent is a folder under
+/// `agents/` and one entry here.
 pub const AGENTS: &[AgentDef] = &[
     AgentDef {
         id: "mock",
@@ -263,6 +340,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: mock::launch::capabilities,
         pinned: None,
         accepts: Accepts::ALL,
+        adapter: Some(mock::launch::adapter),
     },
     AgentDef {
         id: "claude",
@@ -271,6 +349,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: real_agent_caps,
         pinned: pinned("@anthropic-ai/claude-code", "2.1.330"),
         accepts: Accepts::ALL,
+        adapter: Some(claude::adapter),
     },
     AgentDef {
         id: "codex",
@@ -279,6 +358,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: real_agent_caps,
         pinned: pinned("@openai/codex", "0.169.0"),
         accepts: Accepts::ALL,
+        adapter: Some(codex::adapter),
     },
     AgentDef {
         id: "opencode",
@@ -287,6 +367,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: real_agent_caps,
         pinned: pinned("opencode-ai", "1.18.33"),
         accepts: Accepts::ALL,
+        adapter: Some(opencode::adapter),
     },
     AgentDef {
         id: "amp",
@@ -295,6 +376,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: planned_caps,
         pinned: pinned("@sourcegraph/amp", "0.0.1767830505-ga62310"),
         accepts: Accepts::NONE,
+        adapter: None,
     },
     AgentDef {
         id: "pi",
@@ -303,6 +385,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: planned_caps,
         pinned: pinned("@mariozechner/pi-coding-agent", "0.73.1"),
         accepts: Accepts::NONE,
+        adapter: None,
     },
 ];
 
@@ -310,9 +393,9 @@ pub fn find(id: &str) -> Option<&'static AgentDef> {
     AGENTS.iter().find(|a| a.id == id)
 }
 
-/// Whether sessions of this agent can run in this build.
+/// Whether sessions of this agent can run in this build (it has an adapter).
 pub fn is_supported(id: &str) -> bool {
-    tether_protocol::SESSION_AGENTS.contains(&id)
+    find(id).is_some_and(|a| a.adapter.is_some())
 }
 
 /// Where the agent's binary is: `TETHER_<AGENT>_PATH`, the data dir's install, or PATH.
@@ -358,13 +441,19 @@ pub async fn describe(def: &AgentDef, data_dir: &Path) -> Agent {
     }
 }
 
-/// A new adapter for a session of this agent, given its binary.
-pub fn adapter(id: &str, program: PathBuf) -> Option<Box<dyn Adapter>> {
-    match id {
-        "mock" => Some(Box::new(claude::ClaudeAdapter::with_launcher(program, mock::launch::launch))),
-        "claude" => Some(Box::new(claude::ClaudeAdapter::new(program))),
-        "codex" => Some(Box::new(codex::CodexAdapter::new(program))),
-        "opencode" => Some(Box::new(opencode::OpencodeAdapter::new(program))),
-        _ => None,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The protocol crate's list of session agents (the API's enum) is the
+    /// registry's agents that have an adapter, in order.
+    #[test]
+    fn the_session_agents_are_the_registered_adapters() {
+        let driven: Vec<&str> = AGENTS.iter().filter(|a| a.adapter.is_some()).map(|a| a.id).collect();
+        assert_eq!(driven, tether_protocol::SESSION_AGENTS);
+        let mut ids: Vec<&str> = AGENTS.iter().map(|a| a.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), AGENTS.len(), "agent ids are unique");
     }
 }

@@ -7,10 +7,12 @@
 //! This module knows nothing about agents' protocols or events.
 
 mod bridge;
+mod spec;
 mod sys;
 pub mod user;
 
 pub use bridge::HttpBridge;
+pub use spec::{LaunchSpec, StdinMode};
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -23,8 +25,6 @@ use std::sync::{mpsc as std_mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-
-use crate::agents::{LaunchSpec, StdinMode};
 
 pub use sys::{
     limit_malloc_arenas, monotonic_and_boot_clocks, raise_open_files_limit, release_free_memory, signal_group,

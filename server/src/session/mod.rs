@@ -322,7 +322,8 @@ impl Shared {
         config: StoredConfig,
         agent_version: Option<String>,
     ) -> Result<mpsc::Sender<Command>, SessionError> {
-        let adapter = agents::adapter(&row.agent, program.clone())
+        let adapter = agents::find(&row.agent)
+            .and_then(|def| def.new_adapter(program.clone()))
             .ok_or_else(|| SessionError::NoAdapter { agent: row.agent.clone() })?;
         let mut actors = self.actors.lock().map_err(|_| SessionError::Internal("session registry poisoned".into()))?;
         if let Some(tx) = actors.get(row.id.as_str()) {

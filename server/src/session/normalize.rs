@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tether_protocol::*;
 
-use crate::agents::Draft;
+use crate::agents::{Draft, NativeRequest};
 use crate::process::ExitInfo;
 use crate::store::{Effect, NewEvent};
 use crate::util::new_id;
@@ -38,7 +38,7 @@ struct OpenItem {
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub is_question: bool,
-    pub native: Value,
+    pub native: NativeRequest,
     pub native_item_id: Option<String>,
     pub question_count: usize,
 }
@@ -555,7 +555,7 @@ impl Normalizer {
                 let id = self
                     .pending
                     .iter()
-                    .find(|(_, p)| p.native.get("request_id").and_then(Value::as_str) == Some(&native_request_id))
+                    .find(|(_, p)| p.native.request_id() == native_request_id)
                     .map(|(id, _)| id.clone());
                 if let Some(id) = id {
                     if let Some(p) = self.pending.remove(&id) {

@@ -2,14 +2,15 @@
 //! the only state is what the dialect itself needs (which block of which
 //! message a line belongs to).
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tether_protocol::{
     Delta, ItemKind, ItemStatus, McpServerState, Part, PermissionAction, PlanEntry, PlanStatus, Question,
     QuestionOption, Role, StopReason, Tool, ToolKind, Usage,
 };
 
 use super::wire::*;
-use crate::agents::Draft;
+use crate::agents::lenient::{decode, Lenient};
+use crate::agents::{Draft, NativeRequest};
 
 #[derive(Debug, Default)]
 pub struct ClaudeConverter {
@@ -43,7 +44,7 @@ pub fn mcp_tool_name(name: &str) -> Option<(&str, &str)> {
 }
 
 fn mcp_status(s: super::wire::McpServerStatus) -> Draft {
-    let (status, error) = match s.status.as_str() {
+    let (status, error) = match &*s.status {
         "connected" => (McpServerState::Connected, None),
         "pending" => (McpServerState::Starting, None),
         "disabled" => (McpServerState::Disabled, None),
@@ -54,35 +55,35 @@ fn mcp_status(s: super::wire::McpServerStatus) -> Draft {
 }
 
 /// The file paths a tool input names.
-fn tool_paths(input: &Value) -> Vec<String> {
-    ["file_path", "notebook_path", "path"]
-        .iter()
-        .filter_map(|k| input.get(*k).and_then(Value::as_str))
-        .map(str::to_string)
-        .take(1)
+fn tool_paths(input: &ToolInput) -> Vec<String> {
+    [&input.file_path, &input.notebook_path, &input.path]
+        .into_iter()
+        .find_map(|p| p.get().cloned())
+        .into_iter()
         .collect()
 }
 
 /// A small unified diff for Write/Edit/MultiEdit inputs.
-fn tool_diff(name: &str, input: &Value) -> Option<String> {
-    let path = input.get("file_path").and_then(Value::as_str).unwrap_or("file");
+fn tool_diff(name: &str, input: &ToolInput) -> Option<String> {
+    let path = input.file_path.get().map_or("file", String::as_str);
     let lines = |prefix: char, s: &str| s.lines().map(|l| format!("{prefix}{l}\n")).collect::<String>();
+    let text = |s: &Lenient<String>| s.get().map_or("", String::as_str).to_string();
     match name {
         "Write" => {
-            let content = input.get("content")?.as_str()?;
+            let content = input.content.get()?;
             Some(format!("--- /dev/null\n+++ {path}\n{}", lines('+', content)))
         }
         "Edit" => {
-            let old = input.get("old_string")?.as_str()?;
-            let new = input.get("new_string")?.as_str()?;
+            let (old, new) = (input.old_string.get()?, input.new_string.get()?);
             Some(format!("--- {path}\n+++ {path}\n{}{}", lines('-', old), lines('+', new)))
         }
         "MultiEdit" => {
-            let edits = input.get("edits")?.as_array()?;
+            let edits = input.edits.get()?;
             let mut out = format!("--- {path}\n+++ {path}\n");
             for e in edits {
-                out.push_str(&lines('-', e.get("old_string").and_then(Value::as_str).unwrap_or("")));
-                out.push_str(&lines('+', e.get("new_string").and_then(Value::as_str).unwrap_or("")));
+                let e = e.get().cloned().unwrap_or_default();
+                out.push_str(&lines('-', &text(&e.old_string)));
+                out.push_str(&lines('+', &text(&e.new_string)));
             }
             Some(out)
         }
@@ -92,12 +93,13 @@ fn tool_diff(name: &str, input: &Value) -> Option<String> {
 
 fn tool_of(name: &str, input: Value) -> Tool {
     let mcp = mcp_tool_name(name);
+    let known: ToolInput = decode(&input);
     Tool {
         name: mcp.map_or(name, |(_, tool)| tool).to_string(),
         kind: tool_kind(name),
         server: mcp.map(|(server, _)| server.to_string()),
-        paths: tool_paths(&input),
-        diff: tool_diff(name, &input),
+        paths: tool_paths(&known),
+        diff: tool_diff(name, &known),
         input,
         output: None,
         exit_code: None,
@@ -115,63 +117,61 @@ fn usage_of(u: &ApiUsage, cost: Option<f64>) -> Usage {
 }
 
 /// The text of a tool_result's content (a string or a list of text blocks).
-fn result_text(content: &Value) -> String {
+fn result_text(content: ToolResultContent) -> String {
     match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
+        ToolResultContent::Text(s) => s,
+        ToolResultContent::Blocks(parts) => {
+            parts.into_iter().filter_map(|p| p.into_inner()?.text.into_inner()).collect::<Vec<_>>().join("\n")
         }
-        Value::Null => String::new(),
-        other => other.to_string(),
+        ToolResultContent::Other(None) => String::new(),
+        ToolResultContent::Other(Some(other)) => other.to_string(),
     }
 }
 
-fn plan_of(input: &Value) -> Vec<PlanEntry> {
-    input
-        .get("todos")
-        .and_then(Value::as_array)
-        .map(|todos| {
-            todos
-                .iter()
-                .map(|t| PlanEntry {
-                    text: t.get("content").and_then(Value::as_str).unwrap_or_default().to_string(),
-                    status: match t.get("status").and_then(Value::as_str) {
-                        Some("completed") => PlanStatus::Completed,
-                        Some("in_progress") => PlanStatus::InProgress,
-                        _ => PlanStatus::Pending,
-                    },
-                })
-                .collect()
+fn plan_of(input: ToolInput) -> Vec<PlanEntry> {
+    let todos = input.todos.into_inner().unwrap_or_default();
+    todos
+        .into_iter()
+        .map(|t| {
+            let t = t.into_inner().unwrap_or_default();
+            PlanEntry {
+                text: t.content.into_inner().unwrap_or_default(),
+                status: match t.status.get().map(String::as_str) {
+                    Some("completed") => PlanStatus::Completed,
+                    Some("in_progress") => PlanStatus::InProgress,
+                    _ => PlanStatus::Pending,
+                },
+            }
         })
-        .unwrap_or_default()
+        .collect()
 }
 
-fn questions_of(input: &Value) -> Vec<Question> {
-    input
-        .get("questions")
-        .and_then(Value::as_array)
-        .map(|qs| {
-            qs.iter()
-                .map(|q| Question {
-                    prompt: q.get("question").and_then(Value::as_str).unwrap_or_default().to_string(),
-                    header: q.get("header").and_then(Value::as_str).map(str::to_string),
-                    options: q
-                        .get("options")
-                        .and_then(Value::as_array)
-                        .map(|os| {
-                            os.iter()
-                                .map(|o| QuestionOption {
-                                    label: o.get("label").and_then(Value::as_str).unwrap_or_default().to_string(),
-                                    description: o.get("description").and_then(Value::as_str).map(str::to_string),
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    multi_select: q.get("multiSelect").and_then(Value::as_bool).unwrap_or(false),
-                })
-                .collect()
+fn questions_of(input: ToolInput) -> Vec<Question> {
+    let questions = input.questions.into_inner().unwrap_or_default();
+    questions
+        .into_iter()
+        .map(|q| {
+            let q = q.into_inner().unwrap_or_default();
+            Question {
+                prompt: q.question.into_inner().unwrap_or_default(),
+                header: q.header.into_inner(),
+                options: q
+                    .options
+                    .into_inner()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|o| {
+                        let o = o.into_inner().unwrap_or_default();
+                        QuestionOption {
+                            label: o.label.into_inner().unwrap_or_default(),
+                            description: o.description.into_inner(),
+                        }
+                    })
+                    .collect(),
+                multi_select: q.multi_select.into_inner().unwrap_or(false),
+            }
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 impl ClaudeConverter {
@@ -201,7 +201,7 @@ impl ClaudeConverter {
 
     fn convert_line(&mut self, parsed: Line, line: &str) -> Vec<Draft> {
         match parsed {
-            Line::System(s) => match s.subtype.as_str() {
+            Line::System(s) => match &*s.subtype {
                 "init" => {
                     let mut drafts = vec![Draft::SessionStarted { native_session_id: s.session_id, model: s.model }];
                     drafts.extend(s.mcp_servers.into_iter().map(mcp_status));
@@ -227,7 +227,7 @@ impl ClaudeConverter {
             Line::Assistant(a) => self.assistant(a),
             Line::User(u) => self.user(u),
             Line::Result(r) => {
-                let stop_reason = match r.subtype.as_str() {
+                let stop_reason = match &*r.subtype {
                     "error_max_turns" => StopReason::MaxTurns,
                     "error_during_execution" => StopReason::Interrupted,
                     _ if r.is_error => StopReason::Error,
@@ -253,7 +253,7 @@ impl ClaudeConverter {
     }
 
     fn stream_event(&mut self, ev: StreamEvent) -> Vec<Draft> {
-        match (ev.kind.as_str(), ev.index) {
+        match (&*ev.kind, ev.index) {
             ("message_start", _) => {
                 self.message_id = ev.message.and_then(|m| m.id);
                 self.blocks.clear();
@@ -287,7 +287,7 @@ impl ClaudeConverter {
                 if self.plan_tools.contains(native) {
                     return vec![];
                 }
-                let delta = match (d.kind.as_str(), d.text, d.thinking, d.partial_json) {
+                let delta = match (&*d.kind, d.text, d.thinking, d.partial_json) {
                     ("text_delta", Some(text), _, _) => Delta::Text(text),
                     ("thinking_delta", _, Some(thinking), _) => Delta::Reasoning(thinking),
                     ("input_json_delta", _, _, Some(json)) => Delta::Arguments(json),
@@ -308,12 +308,12 @@ impl ClaudeConverter {
                 .content
                 .iter()
                 .filter_map(|b| match b {
-                    ContentBlock::Text { text } => Some(text.as_str()),
+                    ContentBlock::Text { text } => Some(&text[..]),
                     _ => None,
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
-            let code = a.error.as_ref().and_then(Value::as_str).unwrap_or("api_error").to_string();
+            let code = a.error.and_then(Lenient::into_inner).unwrap_or_else(|| "api_error".into());
             return vec![Draft::Error { code, message, retryable: false }];
         }
         if self.assistant_seen.0 != msg {
@@ -365,7 +365,7 @@ impl ClaudeConverter {
                         status: ItemStatus::Completed,
                         content: vec![],
                         tool: None,
-                        plan: Some(plan_of(&input)),
+                        plan: Some(plan_of(decode(&input))),
                     });
                 }
                 ContentBlock::ToolUse { id, name, input } => out.push(Draft::ItemUpdated {
@@ -382,12 +382,7 @@ impl ClaudeConverter {
 
     fn user(&mut self, u: UserLine) -> Vec<Draft> {
         let UserContent::Blocks(blocks) = u.message.content else { return vec![] };
-        let exit_code = u
-            .tool_use_result
-            .as_ref()
-            .and_then(|r| r.get("exitCode").or_else(|| r.get("exit_code")))
-            .and_then(Value::as_i64)
-            .map(|c| c as i32);
+        let exit_code = u.tool_use_result.and_then(Lenient::into_inner).and_then(|r| r.exit_code()).map(|c| c as i32);
         blocks
             .into_iter()
             .filter_map(|b| match b {
@@ -398,7 +393,7 @@ impl ClaudeConverter {
                     }
                     Some(Draft::ToolResult {
                         native_id: tool_use_id,
-                        output: result_text(&content),
+                        output: result_text(content),
                         is_error: is_error.unwrap_or(false),
                         exit_code,
                     })
@@ -411,15 +406,16 @@ impl ClaudeConverter {
     fn control_request(&mut self, c: ControlRequestLine, line: &str) -> Vec<Draft> {
         match c.request {
             ControlRequest::CanUseTool { tool_name, input, tool_use_id, permission_suggestions, blocked_path } => {
-                let native = json!({
-                    "request_id": c.request_id,
-                    "tool_name": tool_name,
-                    "input": input,
-                    "permission_suggestions": permission_suggestions,
+                let known: ToolInput = decode(&input);
+                let native = NativeRequest::Claude(ToolRequest {
+                    request_id: c.request_id,
+                    tool_name: tool_name.clone(),
+                    input: input.clone(),
+                    permission_suggestions,
                 });
                 if tool_name == "AskUserQuestion" {
                     return vec![Draft::QuestionRequested {
-                        questions: questions_of(&input),
+                        questions: questions_of(known),
                         native,
                         native_item_id: tool_use_id,
                     }];
@@ -431,8 +427,8 @@ impl ClaudeConverter {
                     ToolKind::Mcp => PermissionAction::Mcp,
                     _ => PermissionAction::Other,
                 };
-                let command = input.get("command").and_then(Value::as_str).map(str::to_string);
-                let path = tool_paths(&input).into_iter().next().or(blocked_path);
+                let command = known.command.get().cloned();
+                let path = tool_paths(&known).into_iter().next().or(blocked_path);
                 let title = match (&command, &path) {
                     _ if mcp_tool_name(&tool_name).is_some() => {
                         let (server, tool) = mcp_tool_name(&tool_name).unwrap_or_default();
@@ -449,7 +445,7 @@ impl ClaudeConverter {
                     title,
                     command,
                     path,
-                    diff: tool_diff(&tool_name, &input),
+                    diff: tool_diff(&tool_name, &known),
                     input: Some(input),
                 }]
             }

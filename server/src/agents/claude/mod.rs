@@ -2,20 +2,32 @@
 //! stream-json on a stdin pipe (it refuses a terminal there) with its output
 //! on the PTY. The built-in mock agent speaks the same dialect and reuses
 //! this adapter with its own launcher.
+//!
+//! `launch` starts it, `wire` types its stream-json lines, `convert` turns
+//! them into drafts (pure); this adapter encodes user messages, interrupts
+//! and the `control_response`s answering its `can_use_tool` requests.
 
 pub mod convert;
+pub mod launch;
 pub mod wire;
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use tether_protocol::{Decision, McpServer, Part, PermissionMode};
+use tether_protocol::{Decision, Part};
 
-use super::{Adapter, Draft, LaunchContext, LaunchSpec, StdinMode};
+use super::{lenient, Adapter, Draft, LaunchContext, NativeRequest};
+use crate::process::LaunchSpec;
 use convert::ClaudeConverter;
+pub use launch::{launch, permission_mode_flag, session_config_args};
 
 /// Builds the command line for a session.
 pub type Launcher = fn(&Path, &LaunchContext<'_>) -> LaunchSpec;
+
+/// The registry's constructor: an adapter for the real Claude Code CLI.
+pub fn adapter(program: PathBuf) -> Box<dyn Adapter> {
+    Box::new(ClaudeAdapter::new(program))
+}
 
 pub struct ClaudeAdapter {
     program: PathBuf,
@@ -33,121 +45,6 @@ impl ClaudeAdapter {
     pub fn with_launcher(program: PathBuf, launcher: Launcher) -> Self {
         ClaudeAdapter { program, launcher, converter: ClaudeConverter::new(), next_request: 0, out: Vec::new() }
     }
-}
-
-/// Claude's name of a permission mode.
-pub fn permission_mode_flag(mode: PermissionMode) -> &'static str {
-    match mode {
-        PermissionMode::Default => "default",
-        PermissionMode::AcceptEdits => "acceptEdits",
-        PermissionMode::Bypass => "bypassPermissions",
-        PermissionMode::Plan => "plan",
-    }
-}
-
-fn running_as_root() -> bool {
-    // The effective uid of this process, read without unsafe code.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2)).map(|euid| euid == "0")
-        })
-        .unwrap_or(false)
-}
-
-/// The real Claude Code CLI in headless stream-json mode.
-pub fn launch(program: &Path, ctx: &LaunchContext<'_>) -> LaunchSpec {
-    let mut args: Vec<String> = [
-        "-p",
-        "--input-format",
-        "stream-json",
-        "--output-format",
-        "stream-json",
-        "--verbose",
-        "--include-partial-messages",
-        "--permission-prompt-tool",
-        "stdio",
-        "--permission-mode",
-        permission_mode_flag(ctx.permission_mode),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if let Some(model) = ctx.model {
-        args.extend(["--model".into(), model.into()]);
-    }
-    if let Some(resume) = ctx.resume {
-        args.extend(["--resume".into(), resume.into()]);
-    }
-    args.extend(session_config_args(ctx));
-    let mut env = vec![
-        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(), "1".into()),
-        ("DISABLE_AUTOUPDATER".into(), "1".into()),
-    ];
-    if ctx.permission_mode == PermissionMode::Bypass && running_as_root() {
-        env.push(("IS_SANDBOX".into(), "1".into()));
-    }
-    LaunchSpec { program: program.to_path_buf(), args, env, stdin: StdinMode::Pipe }
-}
-
-/// Claude's `--mcp-config` JSON for the session's MCP servers. A stdio
-/// server with a `cwd` runs through tether's `__exec-in` (Claude's config has
-/// no working directory).
-pub fn mcp_config(ctx: &LaunchContext<'_>) -> Value {
-    let servers: serde_json::Map<String, Value> = ctx
-        .mcp_servers
-        .iter()
-        .map(|(name, server)| {
-            let v = match server {
-                McpServer::Stdio { command, args, env, cwd } => {
-                    let (command, args) = ctx.mcp_command_in(command, args, cwd.as_deref());
-                    json!({"type": "stdio", "command": command, "args": args, "env": env})
-                }
-                McpServer::Http { url, headers } => json!({"type": "http", "url": url, "headers": headers}),
-            };
-            (name.clone(), v)
-        })
-        .collect();
-    json!({ "mcpServers": servers })
-}
-
-/// The name of the plugin that carries a session's skills (they appear as `tether:<skill>`).
-pub const SKILLS_PLUGIN: &str = "tether";
-
-/// `--mcp-config FILE` and `--plugin-dir DIR` for the session's MCP servers
-/// and skills, generated in the session's own folder. Claude merges them with
-/// the user's own configuration (`~/.claude.json`, `.mcp.json`, plugins) and
-/// writes into none of those.
-pub fn session_config_args(ctx: &LaunchContext<'_>) -> Vec<String> {
-    let mut args = Vec::new();
-    if !ctx.mcp_servers.is_empty() {
-        let path = ctx.session_dir.join("claude-mcp.json");
-        match write_private(&path, mcp_config(ctx).to_string().as_bytes()) {
-            Ok(()) => args.extend(["--mcp-config".into(), path.display().to_string()]),
-            Err(e) => tracing::error!(session = ctx.session_id, error = %e, "could not write the MCP config"),
-        }
-    }
-    if ctx.skills_dir.is_some() {
-        // The session folder is the plugin: `.claude-plugin/plugin.json` beside `skills/`.
-        let manifest = ctx.session_dir.join(".claude-plugin");
-        let written = std::fs::create_dir_all(&manifest).and_then(|()| {
-            let plugin = json!({"name": SKILLS_PLUGIN, "description": "Skills given to this session by tether"});
-            write_private(&manifest.join("plugin.json"), plugin.to_string().as_bytes())
-        });
-        match written {
-            Ok(()) => args.extend(["--plugin-dir".into(), ctx.session_dir.display().to_string()]),
-            Err(e) => tracing::error!(session = ctx.session_id, error = %e, "could not write the skills plugin"),
-        }
-    }
-    args
-}
-
-/// Writes `bytes` to `path`, readable by this user only (it may hold secrets).
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    f.write_all(bytes)
 }
 
 fn line(v: Value) -> Vec<u8> {
@@ -174,7 +71,7 @@ fn content_blocks(parts: &[Part]) -> Value {
     )
 }
 
-fn control_response(request_id: &Value, response: Value) -> Vec<u8> {
+fn control_response(request_id: &str, response: Value) -> Vec<u8> {
     line(json!({"type": "control_response",
                 "response": {"subtype": "success", "request_id": request_id, "response": response}}))
 }
@@ -197,44 +94,43 @@ impl Adapter for ClaudeAdapter {
         true
     }
 
-    fn permission_reply(&mut self, native: &Value, decision: Decision, message: Option<&str>) {
-        let request_id = &native["request_id"];
+    fn permission_reply(&mut self, native: &NativeRequest, decision: Decision, message: Option<&str>) {
+        let NativeRequest::Claude(req) = native else { return };
         let response = match decision {
             Decision::Deny => json!({"behavior": "deny",
                                       "message": message.unwrap_or("The user denied this action.")}),
-            Decision::AllowOnce => json!({"behavior": "allow", "updatedInput": native["input"]}),
+            Decision::AllowOnce => json!({"behavior": "allow", "updatedInput": req.input}),
             Decision::AllowAlways => {
-                let mut r = json!({"behavior": "allow", "updatedInput": native["input"]});
-                if let Some(s) = native.get("permission_suggestions").filter(|s| !s.is_null()) {
+                let mut r = json!({"behavior": "allow", "updatedInput": req.input});
+                if let Some(s) = req.permission_suggestions.as_ref().filter(|s| !s.is_null()) {
                     r["updatedPermissions"] = s.clone();
                 }
                 r
             }
         };
-        self.out.extend(control_response(request_id, response));
+        self.out.extend(control_response(&req.request_id, response));
     }
 
-    fn question_reply(&mut self, native: &Value, answers: Option<&[Vec<String>]>) {
-        let request_id = &native["request_id"];
+    fn question_reply(&mut self, native: &NativeRequest, answers: Option<&[Vec<String>]>) {
+        let NativeRequest::Claude(req) = native else { return };
         let Some(answers) = answers else {
             let reply = json!({"behavior": "deny", "message": "The user declined to answer."});
-            self.out.extend(control_response(request_id, reply));
+            self.out.extend(control_response(&req.request_id, reply));
             return;
         };
-        let input = &native["input"];
+        // The answers go into the input, keyed by each question's text.
+        let asked: wire::ToolInput = lenient::decode(&req.input);
         let mut by_question = serde_json::Map::new();
-        if let Some(qs) = input.get("questions").and_then(Value::as_array) {
-            for (q, a) in qs.iter().zip(answers) {
-                if let Some(text) = q.get("question").and_then(Value::as_str) {
-                    by_question.insert(text.to_string(), Value::String(a.join(", ")));
-                }
+        for (q, a) in asked.questions.into_inner().unwrap_or_default().into_iter().zip(answers) {
+            if let Some(text) = q.into_inner().and_then(|q| q.question.into_inner()) {
+                by_question.insert(text, Value::String(a.join(", ")));
             }
         }
-        let mut updated = input.clone();
+        let mut updated = req.input.clone();
         if let Value::Object(m) = &mut updated {
             m.insert("answers".into(), Value::Object(by_question));
         }
-        self.out.extend(control_response(request_id, json!({"behavior": "allow", "updatedInput": updated})));
+        self.out.extend(control_response(&req.request_id, json!({"behavior": "allow", "updatedInput": updated})));
     }
 
     fn convert(&mut self, line: &str) -> Vec<Draft> {

@@ -6,6 +6,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::agents::lenient::Lenient;
+
 /// One output line. Decoded in two steps (the `type`, then the payload) so
 /// the hot path — thousands of `stream_event` lines a second — never goes
 /// through serde's buffering of internally tagged enums.
@@ -156,7 +158,7 @@ pub enum ContentBlock {
     ToolResult {
         tool_use_id: String,
         #[serde(default)]
-        content: Value,
+        content: ToolResultContent,
         #[serde(default)]
         is_error: Option<bool>,
     },
@@ -187,15 +189,16 @@ pub struct AssistantLine {
     /// The message was cut short by an interrupt.
     #[serde(default)]
     pub aborted: bool,
+    /// Set on an API error: its code when it is a string.
     #[serde(default)]
-    pub error: Option<Value>,
+    pub error: Option<Lenient<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct UserLine {
     pub message: UserMessage,
     #[serde(default)]
-    pub tool_use_result: Option<Value>,
+    pub tool_use_result: Option<Lenient<ToolUseResult>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,4 +258,135 @@ pub enum ControlRequest {
     },
     #[serde(other)]
     Other,
+}
+
+/// The fields of a tool's input (written by the model) that tether reads:
+/// which exist depends on the tool; each is absent when of another type.
+#[derive(Debug, Default, Deserialize)]
+pub struct ToolInput {
+    #[serde(default)]
+    pub file_path: Lenient<String>,
+    #[serde(default)]
+    pub notebook_path: Lenient<String>,
+    #[serde(default)]
+    pub path: Lenient<String>,
+    /// Bash.
+    #[serde(default)]
+    pub command: Lenient<String>,
+    /// Write.
+    #[serde(default)]
+    pub content: Lenient<String>,
+    /// Edit.
+    #[serde(default)]
+    pub old_string: Lenient<String>,
+    #[serde(default)]
+    pub new_string: Lenient<String>,
+    /// MultiEdit.
+    #[serde(default)]
+    pub edits: Lenient<Vec<Lenient<Edit>>>,
+    /// TodoWrite.
+    #[serde(default)]
+    pub todos: Lenient<Vec<Lenient<Todo>>>,
+    /// AskUserQuestion.
+    #[serde(default)]
+    pub questions: Lenient<Vec<Lenient<AskedQuestion>>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Edit {
+    #[serde(default)]
+    pub old_string: Lenient<String>,
+    #[serde(default)]
+    pub new_string: Lenient<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Todo {
+    #[serde(default)]
+    pub content: Lenient<String>,
+    /// `pending`, `in_progress`, `completed`.
+    #[serde(default)]
+    pub status: Lenient<String>,
+}
+
+/// One question of `AskUserQuestion`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AskedQuestion {
+    #[serde(default)]
+    pub question: Lenient<String>,
+    #[serde(default)]
+    pub header: Lenient<String>,
+    #[serde(default)]
+    pub options: Lenient<Vec<Lenient<AskedOption>>>,
+    #[serde(default, rename = "multiSelect")]
+    pub multi_select: Lenient<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AskedOption {
+    #[serde(default)]
+    pub label: Lenient<String>,
+    #[serde(default)]
+    pub description: Lenient<String>,
+}
+
+/// A tool result's `content`: a string, a list of blocks (their text is
+/// read), or anything else (shown as JSON).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ToolResultContent {
+    Text(String),
+    Blocks(Vec<Lenient<TextBlock>>),
+    Other(Option<Value>),
+}
+
+impl Default for ToolResultContent {
+    fn default() -> Self {
+        ToolResultContent::Other(None)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TextBlock {
+    #[serde(default)]
+    pub text: Lenient<String>,
+}
+
+/// A user line's structured `tool_use_result` (a string for some errors).
+#[derive(Debug, Default, Deserialize)]
+pub struct ToolUseResult {
+    #[serde(default, rename = "exitCode")]
+    pub exit_code_camel: Option<Lenient<i64>>,
+    #[serde(default)]
+    pub exit_code: Option<Lenient<i64>>,
+}
+
+impl ToolUseResult {
+    /// `exitCode` (or, when that is absent, `exit_code`) if it is an integer.
+    pub fn exit_code(&self) -> Option<i64> {
+        self.exit_code_camel.as_ref().or(self.exit_code.as_ref()).and_then(|c| c.get().copied())
+    }
+}
+
+/// A permission or question Claude asked (`can_use_tool`): what the answer
+/// needs. The reply echoes `input` as `updatedInput` (with a question's
+/// answers added) and, for "always", the suggestions as `updatedPermissions`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolRequest {
+    pub request_id: String,
+    pub tool_name: String,
+    pub input: Value,
+    pub permission_suggestions: Option<Value>,
+}
+
+impl ToolRequest {
+    /// As tether showed it before it was typed (Debug, snapshots).
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "request_id": self.request_id,
+            "tool_name": self.tool_name,
+            "input": self.input,
+            "permission_suggestions": self.permission_suggestions,
+        })
+    }
 }

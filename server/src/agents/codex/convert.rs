@@ -1,9 +1,11 @@
-//! Codex app-server notifications and requests → event drafts. Pure: the only
-//! state is what the protocol needs (file changes by item, for the diff of an
-//! approval request; the turn's usage so far).
+//! Codex app-server notifications and requests → event drafts, and the
+//! replies due at once ([`Converted`]). Pure: it writes nothing to codex; the
+//! only state is what the protocol needs (file changes by item, for the diff
+//! of an approval request; the turn's usage so far; open MCP calls).
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tether_protocol::{
     Delta, ItemKind, ItemStatus, McpServerState, Part, PermissionAction, PlanEntry, PlanStatus, Question,
@@ -11,7 +13,8 @@ use tether_protocol::{
 };
 
 use super::wire::*;
-use crate::agents::Draft;
+use crate::agents::lenient::{decode, Lenient};
+use crate::agents::{Draft, NativeRequest};
 
 #[derive(Debug, Default)]
 pub struct CodexConverter {
@@ -24,6 +27,8 @@ pub struct CodexConverter {
     open_mcp_calls: Vec<(String, String, String)>,
     /// MCP tool calls whose approval the client declined (codex reports them failed).
     declined_mcp_calls: Vec<String>,
+    /// The permission mode accepts file edits: their approvals are answered at once.
+    accept_edits: bool,
 }
 
 fn add(a: &mut Option<u64>, b: u64) {
@@ -39,18 +44,12 @@ fn status_of(status: &str) -> ItemStatus {
     }
 }
 
-fn summary_text(parts: &[Value]) -> String {
-    parts
-        .iter()
-        .filter_map(|p| {
-            p.as_str().map(str::to_string).or_else(|| p.get("text").and_then(Value::as_str).map(str::to_string))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+fn summary_text(parts: &[Lenient<TextPart>]) -> String {
+    parts.iter().filter_map(|p| p.get()?.text()).collect::<Vec<_>>().join("\n")
 }
 
 fn diff_of(changes: &[FileChange]) -> Option<String> {
-    let diff: String = changes.iter().map(|c| c.diff.as_str()).collect::<Vec<_>>().join("\n");
+    let diff: String = changes.iter().map(|c| &*c.diff).collect::<Vec<_>>().join("\n");
     (!diff.is_empty()).then_some(diff)
 }
 
@@ -101,16 +100,19 @@ fn describe(item: &ThreadItem) -> Option<(String, ItemKind, Option<Role>, Option
 
 /// The text an MCP tool returned (its text content blocks), else its JSON.
 fn mcp_output(v: &Value) -> String {
-    if let Some(s) = v.as_str() {
-        return s.to_string();
+    if let Ok(s) = String::deserialize(v) {
+        return s;
     }
-    let texts: Vec<&str> = v
-        .get("content")
-        .and_then(Value::as_array)
-        .map(|blocks| blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect())
-        .unwrap_or_default();
+    let r: McpResult = decode(v);
+    let texts: Vec<String> = r
+        .content
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|b| b.into_inner()?.text.into_inner())
+        .collect();
     if texts.is_empty() {
-        v.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| v.to_string())
+        r.message.into_inner().unwrap_or_else(|| v.to_string())
     } else {
         texts.join("\n")
     }
@@ -119,6 +121,11 @@ fn mcp_output(v: &Value) -> String {
 impl CodexConverter {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// File-change approvals are accepted without asking (`accept_edits`).
+    pub fn set_accept_edits(&mut self, accept: bool) {
+        self.accept_edits = accept;
     }
 
     /// A notification (a line with `method` and no `id`).
@@ -180,13 +187,13 @@ impl CodexConverter {
                 vec![]
             }
             // Codex closed one of its requests (answered, or dropped with its turn).
-            "serverRequest/resolved" => match params.get("requestId") {
+            "serverRequest/resolved" => match decode::<RequestResolved>(&params).request_id.into_inner() {
                 Some(id) => vec![Draft::RequestCancelled { native_request_id: id.to_string() }],
                 None => vec![],
             },
             "turn/completed" => match serde_json::from_value::<TurnNotification>(params) {
                 Ok(n) => {
-                    let stop_reason = match n.turn.status.as_str() {
+                    let stop_reason = match &*n.turn.status {
                         "interrupted" => StopReason::Interrupted,
                         "failed" => StopReason::Error,
                         _ => StopReason::EndTurn,
@@ -223,7 +230,7 @@ impl CodexConverter {
                         .into_iter()
                         .map(|s| PlanEntry {
                             text: s.step,
-                            status: match s.status.as_str() {
+                            status: match &*s.status {
                                 "completed" => PlanStatus::Completed,
                                 "inProgress" | "in_progress" => PlanStatus::InProgress,
                                 _ => PlanStatus::Pending,
@@ -243,9 +250,10 @@ impl CodexConverter {
                 Err(e) => unparsed(e),
             },
             "mcpServer/startupStatus/updated" => {
-                let name = params.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-                let error = params.get("error").and_then(Value::as_str).map(str::to_string);
-                let status = match params.get("status").and_then(Value::as_str) {
+                let s: McpStartupStatus = decode(&params);
+                let name = s.name.into_inner().unwrap_or_default();
+                let error = s.error.into_inner();
+                let status = match s.status.get().map(String::as_str) {
                     Some("starting") => McpServerState::Starting,
                     Some("ready") => McpServerState::Connected,
                     Some("cancelled") => McpServerState::Disabled,
@@ -262,11 +270,7 @@ impl CodexConverter {
                 vec![]
             }
             "warning" | "configWarning" | "deprecationNotice" | "guardianWarning" => {
-                let text = params
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| params.to_string());
+                let text = decode::<Warning>(&params).message.into_inner().unwrap_or_else(|| params.to_string());
                 vec![Draft::Log { stream: tether_protocol::LogStream::Stderr, text }]
             }
             _ => vec![Draft::Unparsed { line: line.to_string(), error: format!("unknown notification {method}") }],
@@ -327,26 +331,36 @@ impl CodexConverter {
         }
     }
 
-    /// A request from the app-server (a line with `id` and `method`). `None`
-    /// when tether does not handle it (the adapter answers it with an error).
-    pub fn server_request(&mut self, id: Value, method: &str, params: Value) -> Option<Vec<Draft>> {
-        let native = json!({"id": id, "method": method, "request_id": id.to_string()});
+    /// A request from the app-server (a line with `id` and `method`): the
+    /// drafts it makes, and the reply when tether answers it at once (a
+    /// request it does not handle, a file change accepted by the mode).
+    pub fn server_request(&mut self, id: Value, method: &str, params: Value, line: &str) -> Converted {
+        if method == "item/fileChange/requestApproval" && self.accept_edits {
+            return Converted::reply(Reply::Decision { id, decision: "accept" });
+        }
+        match self.request_drafts(id.clone(), method, params) {
+            Some(drafts) => Converted { drafts, reply: None },
+            None => Converted {
+                drafts: vec![Draft::Unparsed { line: line.to_string(), error: format!("unhandled request {method}") }],
+                reply: Some(Reply::Unhandled { id, method: method.to_string() }),
+            },
+        }
+    }
+
+    /// The drafts of a request tether handles; `None` when it does not.
+    fn request_drafts(&mut self, id: Value, method: &str, params: Value) -> Option<Vec<Draft>> {
+        let native = |kind| NativeRequest::Codex(ServerRequest { id: id.clone(), method: method.to_string(), kind });
         match method {
             "item/commandExecution/requestApproval" | "execCommandApproval" => {
                 let a: CommandApproval = serde_json::from_value(params.clone()).ok()?;
-                let command = a.command.or_else(|| {
-                    params
-                        .get("command")
-                        .and_then(Value::as_array)
-                        .map(|parts| parts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
-                });
+                let command = a.command;
                 Some(vec![Draft::PermissionRequested {
-                    native,
+                    native: native(RequestKind::Approval),
                     native_item_id: Some(a.item_id),
                     action: PermissionAction::Shell,
                     title: command.as_deref().map(|c| format!("Run `{c}`")).unwrap_or_else(|| "Run a command".into()),
                     command,
-                    path: a.cwd.as_ref().and_then(Value::as_str).map(str::to_string),
+                    path: a.cwd,
                     diff: None,
                     input: Some(params),
                 }])
@@ -356,7 +370,7 @@ impl CodexConverter {
                 let changes = self.file_changes.get(&a.item_id).cloned().unwrap_or_default();
                 let path = changes.first().map(|c| c.path.clone());
                 Some(vec![Draft::PermissionRequested {
-                    native,
+                    native: native(RequestKind::Approval),
                     native_item_id: Some(a.item_id),
                     action: PermissionAction::FileEdit,
                     title: match &path {
@@ -370,35 +384,36 @@ impl CodexConverter {
                 }])
             }
             "mcpServer/elicitation/request" => {
-                let server = params.get("serverName").and_then(Value::as_str).unwrap_or("?").to_string();
-                let message = params.get("message").and_then(Value::as_str).unwrap_or("").to_string();
-                let meta = params.get("_meta").cloned().unwrap_or(Value::Null);
+                let e: ElicitationRequest = decode(&params);
+                let server = e.server_name.into_inner().unwrap_or_else(|| "?".into());
+                let message = e.message.into_inner().unwrap_or_default();
+                let meta = e.meta.into_inner().unwrap_or_default();
                 // Codex asks to approve an MCP tool call with an elicitation of its own,
                 // marked in `_meta` and naming the tool (not the item: the open call of
                 // that tool on that server is the one).
-                if meta["codex_approval_kind"] == "mcp_tool_call" {
-                    let tool = meta["tool_name"].as_str().unwrap_or("?").to_string();
+                if meta.codex_approval_kind.get().map(String::as_str) == Some("mcp_tool_call") {
+                    let tool = meta.tool_name.into_inner().unwrap_or_else(|| "?".into());
                     let item_id = self
                         .open_mcp_calls
                         .iter()
                         .rfind(|(_, s, t)| *s == server && *t == tool)
                         .map(|(id, _, _)| id.clone());
-                    let mut native = native;
-                    native["item_id"] = json!(item_id);
-                    native["persist"] = meta["persist"].clone();
+                    let kind =
+                        RequestKind::Elicitation { tool_call: true, item_id: item_id.clone(), persist: meta.persist };
                     return Some(vec![Draft::PermissionRequested {
-                        native,
+                        native: native(kind),
                         native_item_id: item_id,
                         action: PermissionAction::Mcp,
                         title: format!("Call {tool} on the MCP server {server}"),
                         command: None,
                         path: None,
                         diff: None,
-                        input: Some(meta.get("tool_params").cloned().unwrap_or_else(|| json!({}))),
+                        input: Some(meta.tool_params.unwrap_or_else(|| json!({}))),
                     }]);
                 }
+                let kind = RequestKind::Elicitation { tool_call: false, item_id: None, persist: Lenient::default() };
                 Some(vec![Draft::PermissionRequested {
-                    native,
+                    native: native(kind),
                     native_item_id: None,
                     action: PermissionAction::Mcp,
                     title: if message.is_empty() { format!("Allow the MCP server {server}") } else { message },
@@ -410,7 +425,7 @@ impl CodexConverter {
             }
             "item/tool/requestUserInput" => {
                 let r: UserInputRequest = serde_json::from_value(params).ok()?;
-                let ids: Vec<String> = r.questions.iter().map(|q| q.id.clone()).collect();
+                let question_ids: Vec<String> = r.questions.iter().map(|q| q.id.clone()).collect();
                 let questions = r
                     .questions
                     .into_iter()
@@ -427,13 +442,27 @@ impl CodexConverter {
                     })
                     .collect();
                 Some(vec![Draft::QuestionRequested {
-                    native: json!({"id": id, "method": method, "request_id": id.to_string(), "question_ids": ids}),
+                    native: native(RequestKind::UserInput { question_ids }),
                     native_item_id: r.item_id,
                     questions,
                 }])
             }
             _ => None,
         }
+    }
+}
+
+/// What one request of codex's converts to.
+#[derive(Debug, Default)]
+pub struct Converted {
+    pub drafts: Vec<Draft>,
+    /// The answer to send codex now, if tether answers it without asking.
+    pub reply: Option<Reply>,
+}
+
+impl Converted {
+    fn reply(reply: Reply) -> Self {
+        Converted { drafts: vec![], reply: Some(reply) }
     }
 }
 

@@ -4,20 +4,34 @@
 //! `turn/start` per message, `turn/interrupt` to stop a turn. Approval
 //! requests from the server become permission events; the client's decision
 //! is the JSON-RPC answer.
+//!
+//! `launch` starts it and holds the thread config, `wire` types the JSON-RPC
+//! messages and tether's replies, `convert` turns notifications and requests
+//! into drafts and the replies due at once (pure); this adapter alone writes
+//! to codex: the handshake, our requests and their answers, turns,
+//! interrupts, and the replies the converter or the client decide.
 
 pub mod convert;
+pub mod launch;
 pub mod wire;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use tether_protocol::{Decision, McpServer, Part, PermissionMode, StopReason};
+use tether_protocol::{Decision, Part, PermissionMode, StopReason};
 
-use super::{Adapter, Draft, LaunchContext, LaunchSpec, StdinMode};
-use crate::process::SESSION_ENV;
+use super::{lenient, Adapter, Draft, LaunchContext, NativeRequest};
+use crate::process::LaunchSpec;
 use convert::CodexConverter;
-use wire::Envelope;
+use launch::trust_config;
+pub use launch::{launch, mcp_config, policy};
+use wire::{Envelope, Reply, RequestKind, ThreadOpened, TurnRef};
+
+/// The registry's constructor.
+pub fn adapter(program: PathBuf) -> Box<dyn Adapter> {
+    Box::new(CodexAdapter::new(program))
+}
 
 pub struct CodexAdapter {
     program: PathBuf,
@@ -41,86 +55,6 @@ pub struct CodexAdapter {
     interrupt_wanted: bool,
     /// Messages that arrived before the thread was open.
     waiting: VecDeque<Vec<Part>>,
-}
-
-/// (approvalPolicy, sandbox) for a permission mode.
-pub fn policy(mode: PermissionMode) -> (&'static str, &'static str) {
-    match mode {
-        // Ask for commands and patches.
-        PermissionMode::Default => ("untrusted", "workspace-write"),
-        // Patches are accepted by the adapter; commands still ask.
-        PermissionMode::AcceptEdits => ("untrusted", "workspace-write"),
-        PermissionMode::Bypass => ("never", "danger-full-access"),
-        PermissionMode::Plan => ("never", "read-only"),
-    }
-}
-
-/// Codex's `mcp_servers` config for the session's MCP servers, layered over
-/// the user's `config.toml` by Codex itself (tether writes no file). Tools are
-/// pre-approved where the permission mode never asks (`bypass`); otherwise
-/// Codex asks through an elicitation, which becomes a permission.
-pub fn mcp_config(ctx: &LaunchContext<'_>) -> Option<Value> {
-    if ctx.mcp_servers.is_empty() {
-        return None;
-    }
-    let approve = ctx.permission_mode == PermissionMode::Bypass;
-    let servers: serde_json::Map<String, Value> = ctx
-        .mcp_servers
-        .iter()
-        .map(|(name, server)| {
-            let mut v = match server {
-                McpServer::Stdio { command, args, env, cwd } => {
-                    // Codex starts MCP servers with an environment of its own making (not
-                    // its own): tag them as the session's, so they are found and ended with it.
-                    let mut env = env.clone();
-                    env.insert(SESSION_ENV.to_string(), ctx.session_id.to_string());
-                    json!({
-                        "command": command, "args": args, "env": env,
-                        "cwd": ctx.mcp_cwd(cwd.as_deref()).display().to_string(),
-                    })
-                }
-                McpServer::Http { url, headers } => json!({"url": url, "http_headers": headers}),
-            };
-            if approve {
-                v["default_tools_approval_mode"] = json!("approve");
-            }
-            (name.clone(), v)
-        })
-        .collect();
-    Some(json!({ "mcp_servers": servers }))
-}
-
-/// The git repository `cwd` is in (its nearest ancestor holding `.git`), as
-/// Codex keys project trust by it.
-fn git_root(cwd: &Path) -> Option<PathBuf> {
-    cwd.ancestors().find(|dir| dir.join(".git").exists()).map(Path::to_path_buf)
-}
-
-/// `config.projects` marking the session's git repository trusted for this
-/// thread. `thread/start` with a sandbox that can write, on a cwd in a git
-/// repository that config.toml does not list yet, makes Codex trust the
-/// project *and write that into the user's config.toml*
-/// (`[projects."<root>"] trust_level = "trusted"`); trusting it in the
-/// thread's own config layer gives the same trust and leaves the file alone.
-fn trust_config(cwd: &Path, sandbox: &str) -> Option<Value> {
-    if sandbox == "read-only" {
-        return None;
-    }
-    let root = git_root(cwd)?;
-    let root = root.canonicalize().unwrap_or(root);
-    let mut projects = serde_json::Map::new();
-    projects.insert(root.display().to_string(), json!({"trust_level": "trusted"}));
-    Some(json!({ "projects": projects }))
-}
-
-pub fn launch(program: &Path, _ctx: &LaunchContext<'_>) -> LaunchSpec {
-    LaunchSpec {
-        program: program.to_path_buf(),
-        args: vec!["app-server".into()],
-        // Its tracing goes to the same terminal as the protocol: no colours.
-        env: vec![("NO_COLOR".into(), "1".into())],
-        stdin: StdinMode::Pty,
-    }
 }
 
 impl CodexAdapter {
@@ -233,8 +167,9 @@ impl CodexAdapter {
         let result = result.unwrap_or(Value::Null);
         match method {
             "thread/start" | "thread/resume" => {
-                let thread_id = result.pointer("/thread/id").and_then(Value::as_str).map(str::to_string);
-                let model = result.get("model").and_then(Value::as_str).map(str::to_string);
+                let opened: ThreadOpened = lenient::decode(&result);
+                let thread_id = opened.thread.into_inner().map(|t| t.id);
+                let model = opened.model.into_inner();
                 self.thread_id = thread_id.clone();
                 while let Some(parts) = self.waiting.pop_front() {
                     self.start_turn(parts);
@@ -242,7 +177,7 @@ impl CodexAdapter {
                 vec![Draft::SessionStarted { native_session_id: thread_id, model }]
             }
             "turn/start" => {
-                self.turn_id = result.pointer("/turn/id").and_then(Value::as_str).map(str::to_string);
+                self.turn_id = lenient::decode::<TurnRef>(&result).turn.into_inner().map(|t| t.id);
                 if self.interrupt_wanted {
                     self.send_interrupt();
                 }
@@ -258,6 +193,7 @@ impl Adapter for CodexAdapter {
         self.cwd = ctx.cwd.display().to_string();
         self.model = ctx.model.map(str::to_string);
         self.mode = ctx.permission_mode;
+        self.converter.set_accept_edits(self.mode == PermissionMode::AcceptEdits);
         self.resume = ctx.resume.map(str::to_string);
         self.mcp_config = mcp_config(ctx);
         self.skills_dir = ctx.skills_dir.map(|d| d.display().to_string());
@@ -291,42 +227,49 @@ impl Adapter for CodexAdapter {
         true
     }
 
-    fn permission_reply(&mut self, native: &Value, decision: Decision, _message: Option<&str>) {
-        if native["method"] == "mcpServer/elicitation/request" {
-            let action = if decision == Decision::Deny { "decline" } else { "accept" };
-            let mut result = json!({"action": action, "content": null});
-            // "Always" for tether is this session: codex's own "always" would write the user's config.toml.
-            let session_wide = native["persist"].as_array().is_some_and(|p| p.iter().any(|v| v == "session"));
-            if decision == Decision::AllowAlways && session_wide {
-                result["_meta"] = json!({"persist": "session"});
+    fn permission_reply(&mut self, native: &NativeRequest, decision: Decision, _message: Option<&str>) {
+        let NativeRequest::Codex(req) = native else { return };
+        let id = req.id.clone();
+        let reply = match &req.kind {
+            RequestKind::Elicitation { item_id, .. } => {
+                // "Always" for tether is this session: codex's own "always" would write the user's config.toml.
+                let session_wide = req.may_persist_for_session();
+                if let (Decision::Deny, Some(item_id)) = (decision, item_id) {
+                    self.converter.mcp_call_declined(item_id);
+                }
+                Reply::Elicitation {
+                    id,
+                    accept: decision != Decision::Deny,
+                    session: decision == Decision::AllowAlways && session_wide,
+                }
             }
-            if let (Decision::Deny, Some(item_id)) = (decision, native["item_id"].as_str()) {
-                self.converter.mcp_call_declined(item_id);
+            _ => {
+                let decision = match (decision, req.is_legacy()) {
+                    (Decision::AllowOnce, false) => "accept",
+                    (Decision::AllowAlways, false) => "acceptForSession",
+                    (Decision::Deny, false) => "decline",
+                    (Decision::AllowOnce, true) => "approved",
+                    (Decision::AllowAlways, true) => "approved_for_session",
+                    (Decision::Deny, true) => "denied",
+                };
+                Reply::Decision { id, decision }
             }
-            self.send(json!({"id": native["id"], "result": result}));
-            return;
-        }
-        let legacy = matches!(native["method"].as_str(), Some("execCommandApproval" | "applyPatchApproval"));
-        let decision = match (decision, legacy) {
-            (Decision::AllowOnce, false) => "accept",
-            (Decision::AllowAlways, false) => "acceptForSession",
-            (Decision::Deny, false) => "decline",
-            (Decision::AllowOnce, true) => "approved",
-            (Decision::AllowAlways, true) => "approved_for_session",
-            (Decision::Deny, true) => "denied",
         };
-        self.send(json!({"id": native["id"], "result": {"decision": decision}}));
+        self.send(reply.to_json());
     }
 
-    fn question_reply(&mut self, native: &Value, answers: Option<&[Vec<String>]>) {
-        let ids: Vec<&str> =
-            native["question_ids"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-        let mut by_id = serde_json::Map::new();
-        for (i, id) in ids.iter().enumerate() {
-            let a = answers.and_then(|a| a.get(i)).cloned().unwrap_or_default();
-            by_id.insert((*id).to_string(), json!({"answers": a}));
-        }
-        self.send(json!({"id": native["id"], "result": {"answers": by_id}}));
+    fn question_reply(&mut self, native: &NativeRequest, answers: Option<&[Vec<String>]>) {
+        let NativeRequest::Codex(req) = native else { return };
+        let ids = match &req.kind {
+            RequestKind::UserInput { question_ids } => question_ids.as_slice(),
+            _ => &[],
+        };
+        let answers = ids
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (q.clone(), answers.and_then(|a| a.get(i)).cloned().unwrap_or_default()))
+            .collect();
+        self.send(Reply::Answers { id: req.id.clone(), answers }.to_json());
     }
 
     fn convert(&mut self, line: &str) -> Vec<Draft> {
@@ -338,23 +281,18 @@ impl Adapter for CodexAdapter {
             // A request from codex.
             (Some(id), Some(method)) => {
                 let params = env.params.unwrap_or(Value::Null);
-                if method == "item/fileChange/requestApproval" && self.mode == PermissionMode::AcceptEdits {
-                    self.send(json!({"id": id, "result": {"decision": "accept"}}));
-                    return vec![];
+                let converted = self.converter.server_request(id, &method, params, line);
+                if let Some(reply) = converted.reply {
+                    self.send(reply.to_json());
                 }
-                match self.converter.server_request(id.clone(), &method, params) {
-                    Some(drafts) => drafts,
-                    None => {
-                        self.send(json!({"id": id, "error": {"code": -32601, "message": format!("tether does not handle {method}")}}));
-                        vec![Draft::Unparsed { line: line.to_string(), error: format!("unhandled request {method}") }]
-                    }
-                }
+                converted.drafts
             }
             // A notification.
             (None, Some(method)) => {
                 if method == "turn/started" {
-                    if let Some(id) = env.params.as_ref().and_then(|p| p.pointer("/turn/id")).and_then(Value::as_str) {
-                        self.turn_id = Some(id.to_string());
+                    let started: Option<TurnRef> = env.params.as_ref().map(lenient::decode);
+                    if let Some(turn) = started.and_then(|t| t.turn.into_inner()) {
+                        self.turn_id = Some(turn.id);
                         if self.interrupt_wanted {
                             self.send_interrupt();
                         }
@@ -384,23 +322,5 @@ impl Adapter for CodexAdapter {
 
     fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_git_repository_is_trusted_in_the_thread_config_unless_read_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        assert_eq!(trust_config(&root, "workspace-write"), None, "not a repository");
-        std::fs::create_dir_all(root.join(".git")).unwrap();
-        std::fs::create_dir_all(root.join("sub/dir")).unwrap();
-        let want = json!({"projects": {root.display().to_string(): {"trust_level": "trusted"}}});
-        assert_eq!(trust_config(&root.join("sub/dir"), "workspace-write"), Some(want.clone()));
-        assert_eq!(trust_config(&root, "danger-full-access"), Some(want));
-        assert_eq!(trust_config(&root, "read-only"), None);
     }
 }

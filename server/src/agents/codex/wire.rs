@@ -4,7 +4,9 @@
 //! relevant part is kept in `testdata/schema/`).
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
+
+use crate::agents::lenient::Lenient;
 
 /// Any line: a request (id + method), a notification (method), or a response (id + result|error).
 #[derive(Debug, Deserialize)]
@@ -59,9 +61,9 @@ pub enum ThreadItem {
     Reasoning {
         id: String,
         #[serde(default)]
-        summary: Vec<Value>,
+        summary: Vec<Lenient<TextPart>>,
         #[serde(default)]
-        content: Vec<Value>,
+        content: Vec<Lenient<TextPart>>,
     },
     #[serde(rename_all = "camelCase")]
     CommandExecution {
@@ -203,7 +205,7 @@ pub struct CommandApproval {
     #[serde(default)]
     pub command: Option<String>,
     #[serde(default)]
-    pub cwd: Option<Value>,
+    pub cwd: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
 }
@@ -243,4 +245,208 @@ pub struct UserInputOption {
     pub label: String,
     #[serde(default)]
     pub description: Option<String>,
+}
+
+/// One part of a reasoning item's `summary` or `content`: a string or a block with `text`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum TextPart {
+    Text(String),
+    Block {
+        #[serde(default)]
+        text: Lenient<String>,
+    },
+}
+
+impl TextPart {
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            TextPart::Text(s) => Some(s),
+            TextPart::Block { text } => text.get().map(String::as_str),
+        }
+    }
+}
+
+/// An MCP tool call's `result` or `error`, as far as tether reads it.
+#[derive(Debug, Default, Deserialize)]
+pub struct McpResult {
+    #[serde(default)]
+    pub content: Lenient<Vec<Lenient<McpContent>>>,
+    #[serde(default)]
+    pub message: Lenient<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct McpContent {
+    #[serde(default)]
+    pub text: Lenient<String>,
+}
+
+/// `serverRequest/resolved`: codex closed one of its requests.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestResolved {
+    #[serde(default)]
+    pub request_id: Lenient<Value>,
+}
+
+/// `mcpServer/startupStatus/updated`.
+#[derive(Debug, Default, Deserialize)]
+pub struct McpStartupStatus {
+    #[serde(default)]
+    pub name: Lenient<String>,
+    /// `starting`, `ready`, `failed`, `cancelled`.
+    #[serde(default)]
+    pub status: Lenient<String>,
+    #[serde(default)]
+    pub error: Lenient<String>,
+}
+
+/// `warning`, `configWarning`, `deprecationNotice`, `guardianWarning`.
+#[derive(Debug, Default, Deserialize)]
+pub struct Warning {
+    #[serde(default)]
+    pub message: Lenient<String>,
+}
+
+/// `mcpServer/elicitation/request`: an MCP server asks the user; codex also
+/// asks this way to approve an MCP tool call (marked in `_meta`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ElicitationRequest {
+    #[serde(default)]
+    pub server_name: Lenient<String>,
+    #[serde(default)]
+    pub message: Lenient<String>,
+    #[serde(default, rename = "_meta")]
+    pub meta: Lenient<ElicitationMeta>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ElicitationMeta {
+    /// `mcp_tool_call` when this approves an MCP tool call.
+    #[serde(default)]
+    pub codex_approval_kind: Lenient<String>,
+    #[serde(default)]
+    pub tool_name: Lenient<String>,
+    /// How long an approval may last: `session`, `always`.
+    #[serde(default)]
+    pub persist: Lenient<Value>,
+    #[serde(default)]
+    pub tool_params: Option<Value>,
+}
+
+/// The answer to `thread/start` and `thread/resume`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ThreadOpened {
+    #[serde(default)]
+    pub thread: Lenient<IdOnly>,
+    #[serde(default)]
+    pub model: Lenient<String>,
+}
+
+/// The answer to `turn/start`, and `turn/started`.
+#[derive(Debug, Default, Deserialize)]
+pub struct TurnRef {
+    #[serde(default)]
+    pub turn: Lenient<IdOnly>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct IdOnly {
+    pub id: String,
+}
+
+/// A request codex made that tether answers (an approval or a question):
+/// its JSON-RPC id (echoed in the answer, a number or a string) and what
+/// the answer needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerRequest {
+    pub id: Value,
+    pub method: String,
+    pub kind: RequestKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestKind {
+    /// A command or file-change approval (the `item/...` methods or the legacy ones).
+    Approval,
+    /// An MCP server's elicitation; `tool_call` when it approves an MCP tool
+    /// call (of the open item `item_id`, whose approval may `persist`).
+    /// (`persist` is kept as codex sent it, `null` included.)
+    Elicitation { tool_call: bool, item_id: Option<String>, persist: Lenient<Value> },
+    /// `item/tool/requestUserInput`: the ids of its questions, in order.
+    UserInput { question_ids: Vec<String> },
+}
+
+impl ServerRequest {
+    /// The id as `serverRequest/resolved` names it.
+    pub fn request_id(&self) -> String {
+        self.id.to_string()
+    }
+
+    /// An MCP tool call's approval that codex lets last for the session
+    /// (`persist` lists `session`).
+    pub fn may_persist_for_session(&self) -> bool {
+        let RequestKind::Elicitation { persist, .. } = &self.kind else { return false };
+        let persist: Option<Vec<Value>> = persist.get().and_then(|p| Vec::deserialize(p).ok());
+        persist.is_some_and(|p| p.iter().any(|v| v == "session"))
+    }
+
+    /// The legacy approval methods answer with other words.
+    pub fn is_legacy(&self) -> bool {
+        matches!(&*self.method, "execCommandApproval" | "applyPatchApproval")
+    }
+
+    /// As tether showed it before it was typed (Debug, snapshots).
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({"id": self.id, "method": self.method, "request_id": self.request_id()});
+        match &self.kind {
+            RequestKind::Approval | RequestKind::Elicitation { tool_call: false, .. } => {}
+            RequestKind::Elicitation { tool_call: true, item_id, persist } => {
+                v["item_id"] = json!(item_id);
+                v["persist"] = persist.get().cloned().unwrap_or(Value::Null);
+            }
+            RequestKind::UserInput { question_ids } => v["question_ids"] = json!(question_ids),
+        }
+        v
+    }
+}
+
+/// An answer tether sends to one of codex's requests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// An approval's decision (`accept`, `acceptForSession`, `decline`, or
+    /// the legacy `approved`, `approved_for_session`, `denied`).
+    Decision { id: Value, decision: &'static str },
+    /// An elicitation's answer; `session` keeps an approval for the session.
+    Elicitation { id: Value, accept: bool, session: bool },
+    /// Answers by question id.
+    Answers { id: Value, answers: Vec<(String, Vec<String>)> },
+    /// A request tether does not handle.
+    Unhandled { id: Value, method: String },
+}
+
+impl Reply {
+    /// The JSON-RPC answer.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Reply::Decision { id, decision } => json!({"id": id, "result": {"decision": decision}}),
+            Reply::Elicitation { id, accept, session } => {
+                let mut result = json!({"action": if *accept { "accept" } else { "decline" }, "content": null});
+                if *session {
+                    result["_meta"] = json!({"persist": "session"});
+                }
+                json!({"id": id, "result": result})
+            }
+            Reply::Answers { id, answers } => {
+                let by_id: serde_json::Map<String, Value> =
+                    answers.iter().map(|(q, a)| (q.clone(), json!({"answers": a}))).collect();
+                json!({"id": id, "result": {"answers": by_id}})
+            }
+            Reply::Unhandled { id, method } => {
+                json!({"id": id, "error": {"code": -32601, "message": format!("tether does not handle {method}")}})
+            }
+        }
+    }
 }

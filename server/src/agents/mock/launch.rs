@@ -1,13 +1,21 @@
 //! How the server starts the mock agent: the tether binary itself, run with
 //! the hidden `__mock-agent` subcommand, under the PTY host like any agent,
-//! driven by the Claude adapter (the mock speaks Claude's stream-json).
+//! driven by the Claude adapter (the mock speaks Claude's stream-json): the
+//! whole server side of the mock, and its constructor in the registry.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tether_protocol::Capabilities;
 
 use crate::agents::claude::permission_mode_flag;
-use crate::agents::{LaunchContext, LaunchSpec, StdinMode};
+use crate::agents::claude::ClaudeAdapter;
+use crate::agents::{Adapter, LaunchContext};
+use crate::process::{LaunchSpec, StdinMode};
+
+/// The registry's constructor: Claude's adapter with the mock's launcher.
+pub fn adapter(program: PathBuf) -> Box<dyn Adapter> {
+    Box::new(ClaudeAdapter::with_launcher(program, launch))
+}
 
 /// The hidden subcommand of the tether binary that runs the mock agent.
 pub const SUBCOMMAND: &str = "__mock-agent";

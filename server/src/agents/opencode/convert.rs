@@ -1,17 +1,19 @@
-//! OpenCode events (`GET /event`: `{"type","properties"}`) → event drafts.
+//! OpenCode events (`GET /event`, typed in [`super::wire`]) → event drafts.
 //! Pure; its state is what the stream needs: which session is ours, the role
 //! of each message, the kind of each part (deltas name only the part), tool
 //! call ids, and the turn's usage and outcome.
 
 use std::collections::HashMap;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tether_protocol::{
     Delta, ItemKind, ItemStatus, LogStream, Part, PermissionAction, PlanEntry, PlanStatus, Question, QuestionOption,
     Role, StopReason, Tool, ToolKind, Usage,
 };
 
-use crate::agents::Draft;
+use super::wire::*;
+use crate::agents::lenient::{decode, Lenient};
+use crate::agents::{Draft, NativeRequest};
 
 #[derive(Debug, Default)]
 pub struct OpencodeConverter {
@@ -50,22 +52,27 @@ fn add(a: &mut Option<u64>, v: Option<u64>) {
     }
 }
 
-fn plan_of(todos: &Value) -> Vec<PlanEntry> {
+fn plan_of(todos: Lenient<Vec<Lenient<Todo>>>) -> Vec<PlanEntry> {
     todos
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .map(|t| PlanEntry {
-                    text: t["content"].as_str().unwrap_or_default().to_string(),
-                    status: match t["status"].as_str() {
-                        Some("completed") => PlanStatus::Completed,
-                        Some("in_progress") => PlanStatus::InProgress,
-                        _ => PlanStatus::Pending,
-                    },
-                })
-                .collect()
-        })
+        .into_inner()
         .unwrap_or_default()
+        .into_iter()
+        .map(|t| {
+            let t = t.into_inner().unwrap_or_default();
+            PlanEntry {
+                text: t.content.into_inner().unwrap_or_default(),
+                status: match t.status.get().map(String::as_str) {
+                    Some("completed") => PlanStatus::Completed,
+                    Some("in_progress") => PlanStatus::InProgress,
+                    _ => PlanStatus::Pending,
+                },
+            }
+        })
+        .collect()
+}
+
+fn text(s: &Lenient<String>) -> Option<&str> {
+    s.get().map(String::as_str)
 }
 
 /// Events of no interest to the universal stream (global housekeeping).
@@ -107,7 +114,7 @@ impl OpencodeConverter {
     /// `(server, tool)` when `name` is a tool of one of the session's MCP servers.
     fn mcp_tool<'a>(&self, name: &'a str) -> Option<(String, &'a str)> {
         self.mcp_servers.iter().find_map(|(prefix, server)| {
-            let tool = name.strip_prefix(prefix.as_str())?.strip_prefix('_')?;
+            let tool = name.strip_prefix(&prefix[..])?.strip_prefix('_')?;
             (!tool.is_empty()).then(|| (server.clone(), tool))
         })
     }
@@ -136,49 +143,50 @@ impl OpencodeConverter {
     }
 
     pub fn event(&mut self, v: &Value, line: &str) -> Vec<Draft> {
-        let kind = v["type"].as_str().unwrap_or_default();
-        let p = &v["properties"];
-        let sid = p["sessionID"]
-            .as_str()
-            .or_else(|| p["info"]["sessionID"].as_str())
-            .or_else(|| p["part"]["sessionID"].as_str());
+        let event: Event = decode(v);
+        let kind = text(&event.kind).unwrap_or_default();
+        let p: Properties = decode(&event.properties);
         if IGNORED.contains(&kind) {
             return vec![];
         }
-        match sid {
+        match p.session_id() {
             // Another OpenCode session (e.g. a subagent's): not this stream.
             Some(s) if Some(s) != self.session.as_deref() => return vec![],
             None if kind.starts_with("message.") || kind.starts_with("session.") => return vec![],
             _ => {}
         }
+        let call_item = |p: &Properties| {
+            let call = p.tool.get().and_then(|t| text(&t.call_id))?;
+            self.calls.get(call).cloned()
+        };
         match kind {
             "message.updated" => {
-                if p["info"]["role"] == "user" {
-                    if let Some(id) = p["info"]["id"].as_str() {
-                        self.user_messages.push(id.to_string());
+                if let Some(info) = p.info.get().filter(|i| text(&i.role) == Some("user")) {
+                    if let Some(id) = info.id.get() {
+                        self.user_messages.push(id.clone());
                     }
                 }
                 vec![]
             }
-            "message.part.updated" => self.part(&p["part"]),
+            "message.part.updated" => self.part(p.part.into_inner().unwrap_or_default()),
             "message.part.delta" => {
-                let (Some(part), Some(delta)) = (p["partID"].as_str(), p["delta"].as_str()) else { return vec![] };
+                let (Some(part), Some(delta)) = (p.part_id.get(), p.delta.into_inner()) else { return vec![] };
                 let delta = match self.parts.get(part).copied() {
-                    Some("reasoning") => Delta::Reasoning(delta.to_string()),
-                    Some("text") => Delta::Text(delta.to_string()),
-                    Some("tool") => Delta::Arguments(delta.to_string()),
+                    Some("reasoning") => Delta::Reasoning(delta),
+                    Some("text") => Delta::Text(delta),
+                    Some("tool") => Delta::Arguments(delta),
                     // A part we never saw start (e.g. of a user message): nothing to add to.
                     _ => return vec![],
                 };
-                vec![Draft::ItemDelta { native_id: part.to_string(), delta }]
+                vec![Draft::ItemDelta { native_id: part.clone(), delta }]
             }
-            "session.status" => match p["status"]["type"].as_str() {
-                Some("retry") => vec![Draft::Error {
+            "session.status" => match p.status.into_inner() {
+                Some(status) if text(&status.kind) == Some("retry") => vec![Draft::Error {
                     code: "model_retry".into(),
                     message: format!(
                         "model request failed ({}); retry {}",
-                        p["status"]["message"].as_str().unwrap_or("error"),
-                        p["status"]["attempt"]
+                        text(&status.message).unwrap_or("error"),
+                        status.attempt
                     ),
                     retryable: true,
                 }],
@@ -196,19 +204,21 @@ impl OpencodeConverter {
                 self.end_turn(stop, error)
             }
             "session.error" => {
-                let name = p["error"]["name"].as_str().unwrap_or("error").to_string();
+                let error = p.error.into_inner().unwrap_or_default();
+                let name = error.name.into_inner().unwrap_or_else(|| "error".into());
                 if name == "MessageAbortedError" {
                     self.aborted = true;
                     return vec![];
                 }
-                let message = p["error"]["data"]["message"].as_str().unwrap_or("the model request failed").to_string();
-                let retryable = p["error"]["data"]["isRetryable"].as_bool().unwrap_or(false);
+                let data = error.data.into_inner().unwrap_or_default();
+                let message = data.message.into_inner().unwrap_or_else(|| "the model request failed".into());
+                let retryable = data.is_retryable.into_inner().unwrap_or(false);
                 self.error = Some((name.clone(), message.clone()));
                 vec![Draft::Error { code: name, message, retryable }]
             }
             "permission.asked" => {
-                let permission = p["permission"].as_str().unwrap_or_default();
-                let meta = &p["metadata"];
+                let permission = text(&p.permission).unwrap_or_default();
+                let meta = p.metadata.get();
                 let mcp = self.mcp_tool(permission);
                 let action = match permission {
                     "bash" => PermissionAction::Shell,
@@ -216,8 +226,8 @@ impl OpencodeConverter {
                     _ if mcp.is_some() => PermissionAction::Mcp,
                     _ => PermissionAction::Other,
                 };
-                let command = meta["command"].as_str().map(str::to_string);
-                let path = meta["filepath"].as_str().map(str::to_string);
+                let command = meta.and_then(|m| m.command.get().cloned());
+                let path = meta.and_then(|m| m.filepath.get().cloned());
                 let title = match (&command, &path) {
                     _ if mcp.is_some() => {
                         let (server, tool) = mcp.unwrap_or_default();
@@ -227,46 +237,52 @@ impl OpencodeConverter {
                     (None, Some(f)) => format!("Edit {f}"),
                     _ => format!("Use {permission}"),
                 };
-                let item = p["tool"]["callID"].as_str().and_then(|c| self.calls.get(c)).cloned();
                 vec![Draft::PermissionRequested {
-                    native: json!({"request_id": p["id"], "permission": permission}),
-                    native_item_id: item,
+                    native: NativeRequest::Opencode(AskedRequest::Permission {
+                        id: p.id.get().cloned(),
+                        permission: permission.to_string(),
+                    }),
+                    native_item_id: call_item(&p),
                     action,
                     title,
                     command,
                     path,
-                    diff: meta["diff"].as_str().map(str::to_string),
-                    input: Some(p.clone()),
+                    diff: meta.and_then(|m| m.diff.get().cloned()),
+                    input: Some(event.properties.clone()),
                 }]
             }
             "question.asked" => {
-                let questions = p["questions"]
-                    .as_array()
-                    .map(|qs| {
-                        qs.iter()
-                            .map(|q| Question {
-                                prompt: q["question"].as_str().unwrap_or_default().to_string(),
-                                header: q["header"].as_str().map(str::to_string),
-                                options: q["options"]
-                                    .as_array()
-                                    .map(|os| {
-                                        os.iter()
-                                            .map(|o| QuestionOption {
-                                                label: o["label"].as_str().unwrap_or_default().to_string(),
-                                                description: o["description"].as_str().map(str::to_string),
-                                            })
-                                            .collect()
-                                    })
-                                    .unwrap_or_default(),
-                                multi_select: q["multiple"].as_bool().unwrap_or(false),
-                            })
-                            .collect()
+                let questions = p
+                    .questions
+                    .get()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|q| {
+                        let q = q.into_inner().unwrap_or_default();
+                        Question {
+                            prompt: q.question.into_inner().unwrap_or_default(),
+                            header: q.header.into_inner(),
+                            options: q
+                                .options
+                                .into_inner()
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|o| {
+                                    let o = o.into_inner().unwrap_or_default();
+                                    QuestionOption {
+                                        label: o.label.into_inner().unwrap_or_default(),
+                                        description: o.description.into_inner(),
+                                    }
+                                })
+                                .collect(),
+                            multi_select: q.multiple.into_inner().unwrap_or(false),
+                        }
                     })
-                    .unwrap_or_default();
-                let item = p["tool"]["callID"].as_str().and_then(|c| self.calls.get(c)).cloned();
+                    .collect();
                 vec![Draft::QuestionRequested {
-                    native: json!({"request_id": p["id"]}),
-                    native_item_id: item,
+                    native: NativeRequest::Opencode(AskedRequest::Question { id: p.id.get().cloned() }),
+                    native_item_id: call_item(&p),
                     questions,
                 }]
             }
@@ -279,41 +295,38 @@ impl OpencodeConverter {
                     status: ItemStatus::Completed,
                     content: vec![],
                     tool: None,
-                    plan: Some(plan_of(&p["todos"])),
+                    plan: Some(plan_of(p.todos)),
                 }]
             }
             "session.warning" | "tui.toast.show" => {
-                vec![Draft::Log {
-                    stream: LogStream::Stderr,
-                    text: p["message"].as_str().unwrap_or_default().to_string(),
-                }]
+                vec![Draft::Log { stream: LogStream::Stderr, text: p.message.into_inner().unwrap_or_default() }]
             }
             _ => vec![Draft::Unparsed { line: line.to_string(), error: format!("unknown opencode event {kind}") }],
         }
     }
 
-    fn part(&mut self, part: &Value) -> Vec<Draft> {
-        let Some(id) = part["id"].as_str() else { return vec![] };
-        if part["messageID"].as_str().is_some_and(|m| self.user_messages.iter().any(|u| u == m)) {
+    fn part(&mut self, part: MessagePart) -> Vec<Draft> {
+        let Some(id) = part.id.into_inner() else { return vec![] };
+        if text(&part.message_id).is_some_and(|m| self.user_messages.iter().any(|u| u == m)) {
             return vec![];
         }
-        let started = self.parts.contains_key(id);
-        match part["type"].as_str() {
+        let started = self.parts.contains_key(&id);
+        match text(&part.kind) {
             Some(t @ ("text" | "reasoning")) => {
                 let (kind, role, tag) = if t == "text" {
                     (ItemKind::Message, Some(Role::Assistant), "text")
                 } else {
                     (ItemKind::Reasoning, None, "reasoning")
                 };
-                self.parts.insert(id.to_string(), tag);
+                self.parts.insert(id.clone(), tag);
                 let mut out = Vec::new();
                 if !started {
-                    out.push(Draft::ItemStarted { native_id: id.to_string(), kind, role, tool: None });
+                    out.push(Draft::ItemStarted { native_id: id.clone(), kind, role, tool: None });
                 }
-                if part["time"]["end"].is_number() {
-                    let text = part["text"].as_str().unwrap_or_default().to_string();
+                if part.time.get().is_some_and(|t| t.end.get().is_some()) {
+                    let text = part.text.into_inner().unwrap_or_default();
                     out.push(Draft::ItemCompleted {
-                        native_id: id.to_string(),
+                        native_id: id,
                         kind,
                         role,
                         status: ItemStatus::Completed,
@@ -325,45 +338,48 @@ impl OpencodeConverter {
                 out
             }
             Some("tool") => {
-                let name = part["tool"].as_str().unwrap_or("tool");
-                if let Some(call) = part["callID"].as_str() {
-                    self.calls.insert(call.to_string(), id.to_string());
+                let name = text(&part.tool).unwrap_or("tool");
+                if let Some(call) = part.call_id.get() {
+                    self.calls.insert(call.clone(), id.clone());
                 }
-                self.parts.insert(id.to_string(), "tool");
-                let state = &part["state"];
-                let input = state["input"].clone();
+                self.parts.insert(id.clone(), "tool");
+                let state = part.state.into_inner().unwrap_or_default();
+                let status = text(&state.status);
+                let input = state.input;
+                let known: ToolInput = decode(&input);
                 if name == "todowrite" {
-                    return match state["status"].as_str() {
+                    return match status {
                         Some("completed") => vec![Draft::ItemCompleted {
-                            native_id: id.to_string(),
+                            native_id: id,
                             kind: ItemKind::Plan,
                             role: None,
                             status: ItemStatus::Completed,
                             content: vec![],
                             tool: None,
-                            plan: Some(plan_of(&input["todos"])),
+                            plan: Some(plan_of(known.todos)),
                         }],
                         _ => vec![],
                     };
                 }
                 let mcp = self.mcp_tool(name);
+                let meta = state.metadata.get();
                 let mut tool = Tool {
                     name: mcp.as_ref().map_or(name, |(_, t)| t).to_string(),
                     kind: if mcp.is_some() { ToolKind::Mcp } else { tool_kind(name) },
                     server: mcp.as_ref().map(|(s, _)| s.clone()),
-                    paths: input["filePath"].as_str().map(|p| vec![p.to_string()]).unwrap_or_default(),
+                    paths: known.file_path.into_inner().into_iter().collect(),
                     input,
                     output: None,
                     exit_code: None,
-                    diff: state["metadata"]["diff"].as_str().map(str::to_string),
+                    diff: meta.and_then(|m| m.diff.get().cloned()),
                 };
-                match state["status"].as_str() {
+                match status {
                     Some("completed") | Some("error") => {
-                        let failed = state["status"] == "error";
-                        tool.output = state["output"].as_str().or_else(|| state["error"].as_str()).map(str::to_string);
-                        tool.exit_code = state["metadata"]["exit"].as_i64().map(|c| c as i32);
+                        let failed = status == Some("error");
+                        tool.output = state.output.get().or(state.error.get()).cloned();
+                        tool.exit_code = meta.and_then(|m| m.exit.get()).map(|c| *c as i32);
                         vec![Draft::ItemCompleted {
-                            native_id: id.to_string(),
+                            native_id: id,
                             kind: ItemKind::ToolCall,
                             role: None,
                             status: if failed { ItemStatus::Failed } else { ItemStatus::Completed },
@@ -374,14 +390,14 @@ impl OpencodeConverter {
                     }
                     _ if started => {
                         vec![Draft::ItemUpdated {
-                            native_id: id.to_string(),
+                            native_id: id,
                             kind: ItemKind::ToolCall,
                             role: None,
                             tool: Some(tool),
                         }]
                     }
                     _ => vec![Draft::ItemStarted {
-                        native_id: id.to_string(),
+                        native_id: id,
                         kind: ItemKind::ToolCall,
                         role: None,
                         tool: Some(tool),
@@ -389,13 +405,13 @@ impl OpencodeConverter {
                 }
             }
             Some("step-finish") => {
-                let t = &part["tokens"];
+                let t = part.tokens.into_inner().unwrap_or_default();
                 let u = Usage {
-                    input_tokens: t["input"].as_u64(),
-                    output_tokens: t["output"].as_u64(),
-                    cached_input_tokens: t["cache"]["read"].as_u64(),
-                    reasoning_tokens: t["reasoning"].as_u64(),
-                    cost_usd: part["cost"].as_f64(),
+                    input_tokens: t.input.into_inner(),
+                    output_tokens: t.output.into_inner(),
+                    cached_input_tokens: t.cache.into_inner().and_then(|c| c.read.into_inner()),
+                    reasoning_tokens: t.reasoning.into_inner(),
+                    cost_usd: part.cost.into_inner(),
                 };
                 let acc = &mut self.usage;
                 add(&mut acc.input_tokens, u.input_tokens);

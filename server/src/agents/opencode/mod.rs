@@ -15,18 +15,30 @@
 //! up to each server's `timeout`, 30 s by default); `GET /mcp` waits for
 //! that too, so it runs in the bridge's background, once at start and after
 //! every turn, and only changes become `mcp.status` events.
+//!
+//! `launch` starts it (port, password, config content, permission rules),
+//! `wire` types its event stream, `convert` turns events into drafts (pure);
+//! this adapter drives the HTTP calls through the bridge and reads their
+//! answers (the bridge's own lines).
 
 pub mod convert;
+pub mod launch;
+pub mod wire;
 
-use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
 
 use serde_json::{json, Value};
-use tether_protocol::{Decision, McpServer, McpServerState, Part, PermissionMode, StopReason};
+use tether_protocol::{Decision, McpServerState, Part, PermissionMode, StopReason};
 
-use super::{Adapter, Draft, LaunchContext, LaunchSpec, StdinMode};
-use crate::process::HttpBridge;
+use super::lenient::{decode, Lenient};
+use super::{Adapter, Draft, LaunchContext, NativeRequest};
+use crate::process::LaunchSpec;
 use convert::OpencodeConverter;
+#[cfg(test)]
+use launch::base64;
+use launch::free_port;
+pub use launch::{config_content, launch, rules, tool_prefix};
 
 /// What one of our HTTP calls was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +48,11 @@ enum Call {
     Config,
     McpStatus,
     Other,
+}
+
+/// The registry's constructor.
+pub fn adapter(program: PathBuf) -> Box<dyn Adapter> {
+    Box::new(OpencodeAdapter::new(program))
 }
 
 pub struct OpencodeAdapter {
@@ -63,108 +80,6 @@ pub struct OpencodeAdapter {
 
 /// How long `GET /mcp` may take: it waits for every server to connect or time out.
 const MCP_STATUS_TIMEOUT_MS: u64 = 120_000;
-
-/// An MCP server's name as OpenCode spells it in its tool names
-/// (`<server>_<tool>`) and so in permission names: anything but ASCII
-/// letters, digits, `_` and `-` becomes `_`.
-pub fn tool_prefix(server: &str) -> String {
-    server.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
-}
-
-/// A free port on 127.0.0.1 (the OS picks it; the small window before the agent binds it is accepted).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                s.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
-}
-
-/// OpenCode permission rules for a permission mode; the tools of the
-/// session's MCP servers (`<server>_*`, matched by OpenCode like any
-/// permission name) ask like `bash` does: ask in `default` and
-/// `accept_edits`, allowed in `bypass`, denied in `plan`.
-pub fn rules(mode: PermissionMode, mcp_servers: &[String]) -> Value {
-    let (edit, bash) = match mode {
-        PermissionMode::Default => ("ask", "ask"),
-        PermissionMode::AcceptEdits => ("allow", "ask"),
-        PermissionMode::Bypass => ("allow", "allow"),
-        PermissionMode::Plan => ("deny", "deny"),
-    };
-    let mut rules = vec![
-        json!({"permission": "edit", "pattern": "*", "action": edit}),
-        json!({"permission": "bash", "pattern": "*", "action": bash}),
-    ];
-    rules.extend(
-        mcp_servers
-            .iter()
-            .map(|s| json!({"permission": format!("{}_*", tool_prefix(s)), "pattern": "*", "action": bash})),
-    );
-    Value::Array(rules)
-}
-
-/// What OpenCode's config gets for the session: its MCP servers (`mcp`) and
-/// its skills folder (`skills.paths`), merged over the user's own
-/// `OPENCODE_CONFIG_CONTENT` if they set one (OpenCode itself merges the
-/// result with the global and project config files, which stay untouched).
-/// A session's server replaces the user's entry of the same name, but for
-/// its `timeout` (ms; OpenCode waits that long for the server to connect,
-/// 30 s by default, and for each of its tool calls), which is kept: that is
-/// how a session bounds a slow server, e.g. `{"mcp":{"N":{"timeout":2000}}}`.
-pub fn config_content(ctx: &LaunchContext<'_>, user: Option<&str>) -> Option<String> {
-    if ctx.mcp_servers.is_empty() && ctx.skills_dir.is_none() {
-        return None;
-    }
-    let mut config = user.and_then(|u| serde_json::from_str::<Value>(u).ok()).filter(Value::is_object);
-    let config = config.get_or_insert_with(|| json!({}));
-    for (name, server) in ctx.mcp_servers {
-        let v = match server {
-            McpServer::Stdio { command, args, env, cwd } => {
-                let (command, args) = ctx.mcp_command_in(command, args, cwd.as_deref());
-                let mut cmd = vec![command];
-                cmd.extend(args);
-                json!({"type": "local", "command": cmd, "environment": env, "enabled": true})
-            }
-            McpServer::Http { url, headers } => {
-                json!({"type": "remote", "url": url, "headers": headers, "oauth": false, "enabled": true})
-            }
-        };
-        if !config["mcp"].is_object() {
-            config["mcp"] = json!({});
-        }
-        let mut v = v;
-        if let Some(timeout) = config["mcp"][name].get("timeout").filter(|t| t.is_u64()) {
-            v["timeout"] = timeout.clone();
-        }
-        config["mcp"][name] = v;
-    }
-    if let Some(dir) = ctx.skills_dir {
-        if !config["skills"].is_object() {
-            config["skills"] = json!({});
-        }
-        let paths = &mut config["skills"]["paths"];
-        if !paths.is_array() {
-            *paths = json!([]);
-        }
-        if let Value::Array(p) = paths {
-            p.push(json!(dir.display().to_string()));
-        }
-    }
-    Some(config.to_string())
-}
 
 impl OpencodeAdapter {
     pub fn new(program: PathBuf) -> Self {
@@ -210,17 +125,17 @@ impl OpencodeAdapter {
 
     /// The merged config is known (or could not be read): learn the user's
     /// MCP servers, tell them starting, then go on to the session.
-    fn configured(&mut self, config: Option<&Value>) -> Vec<Draft> {
+    fn configured(&mut self, config: Option<wire::Config>) -> Vec<Draft> {
         self.configured = true;
         let mut drafts = Vec::new();
-        if let Some(mcp) = config.and_then(|c| c["mcp"].as_object()) {
+        if let Some(mcp) = config.and_then(|c| c.mcp.into_inner()) {
             for (name, server) in mcp {
-                if !self.mcp_servers.contains(name) {
+                if !self.mcp_servers.contains(&name) {
                     self.mcp_servers.push(name.clone());
                 }
-                let status =
-                    if server["enabled"] == false { McpServerState::Disabled } else { McpServerState::Starting };
-                drafts.extend(self.tell_mcp(name, status, None));
+                let disabled = server.get().and_then(|s| s.enabled.get()) == Some(&false);
+                let status = if disabled { McpServerState::Disabled } else { McpServerState::Starting };
+                drafts.extend(self.tell_mcp(&name, status, None));
             }
         }
         self.converter.set_mcp_servers(self.mcp_servers.clone());
@@ -276,8 +191,8 @@ impl OpencodeAdapter {
         self.call(Call::Prompt, "POST", format!("/session/{session}/prompt_async"), Some(body));
     }
 
-    fn bridge_line(&mut self, v: &Value) -> Vec<Draft> {
-        match v["bridge"].as_str() {
+    fn bridge_line(&mut self, v: &Value, line: wire::BridgeLine) -> Vec<Draft> {
+        match line.bridge.and_then(Lenient::into_inner).as_deref() {
             Some("ready") => {
                 self.ready = true;
                 // In turn: the answer comes before the session is created or used.
@@ -285,22 +200,23 @@ impl OpencodeAdapter {
                 vec![]
             }
             Some("response") => {
-                let id = v["id"].as_u64().unwrap_or(0);
-                let status = v["status"].as_u64().unwrap_or(0);
+                let id = line.id.into_inner().unwrap_or(0);
+                let status = line.status.into_inner().unwrap_or(0);
+                let body = line.body;
                 let call = self.calls.remove(&id).unwrap_or(Call::Other);
                 let ok = (200..300).contains(&status);
                 match (call, ok) {
-                    (Call::Config, ok) => self.configured(ok.then_some(&v["body"])),
-                    (Call::McpStatus, true) => mcp_statuses(&v["body"])
+                    (Call::Config, ok) => self.configured(ok.then(|| decode(&body))),
+                    (Call::McpStatus, true) => mcp_statuses(&body)
                         .into_iter()
                         .filter_map(|(server, status, error)| self.tell_mcp(&server, status, error))
                         .collect(),
                     (Call::McpStatus, false) => vec![Draft::Log {
                         stream: tether_protocol::LogStream::Stderr,
-                        text: format!("opencode answered {status} to GET /mcp: {}", v["body"]),
+                        text: format!("opencode answered {status} to GET /mcp: {body}"),
                     }],
                     (Call::CreateSession, true) => {
-                        self.session = v["body"]["id"].as_str().map(str::to_string);
+                        self.session = decode::<wire::SessionCreated>(&body).id.into_inner();
                         self.resuming = false;
                         while let Some(p) = self.waiting.pop_front() {
                             self.prompt(p);
@@ -322,7 +238,7 @@ impl OpencodeAdapter {
                     }
                     (_, true) => vec![],
                     (call, false) => {
-                        let message = format!("opencode answered {status}: {}", v["body"]);
+                        let message = format!("opencode answered {status}: {body}");
                         let mut d = vec![Draft::Error {
                             code: "agent_protocol".into(),
                             message: message.clone(),
@@ -339,7 +255,7 @@ impl OpencodeAdapter {
             }
             Some("error") | Some("closed") => vec![Draft::Error {
                 code: "agent_unavailable".into(),
-                message: v["message"].as_str().unwrap_or("the agent's server went away").to_string(),
+                message: line.message.into_inner().unwrap_or_else(|| "the agent's server went away".into()),
                 retryable: false,
             }],
             _ => vec![Draft::Unparsed { line: v.to_string(), error: "unknown bridge line".into() }],
@@ -350,48 +266,26 @@ impl OpencodeAdapter {
 /// The servers of `GET /mcp` (`{name: {status, error?}}`): every one the
 /// merged config has, the user's own too, as (name, status, error).
 fn mcp_statuses(body: &Value) -> Vec<(String, McpServerState, Option<String>)> {
-    let Some(servers) = body.as_object() else { return vec![] };
+    let servers: BTreeMap<String, Lenient<wire::McpState>> = decode(body);
     servers
-        .iter()
+        .into_iter()
         .map(|(name, s)| {
-            let status = match s["status"].as_str() {
+            let s = s.into_inner().unwrap_or_default();
+            let said = s.status.get().map(String::as_str);
+            let status = match said {
                 Some("connected") => McpServerState::Connected,
                 Some("disabled") => McpServerState::Disabled,
                 Some("needs_auth") | Some("needs_client_registration") | Some("failed") => McpServerState::Failed,
                 _ => McpServerState::Starting,
             };
-            let error = s["error"].as_str().map(str::to_string).or_else(|| match s["status"].as_str() {
+            let error = s.error.get().cloned().or_else(|| match said {
                 Some("needs_auth") => Some("the server needs authentication".into()),
                 Some("needs_client_registration") => Some("the server needs OAuth client registration".into()),
                 _ => None,
             });
-            (name.clone(), status, error)
+            (name, status, error)
         })
         .collect()
-}
-
-pub fn launch(program: &Path, ctx: &LaunchContext<'_>, port: u16, password: &str) -> LaunchSpec {
-    let mut env: Vec<(String, String)> = vec![
-        ("OPENCODE_SERVER_USERNAME".into(), "opencode".into()),
-        ("OPENCODE_SERVER_PASSWORD".into(), password.into()),
-        ("NO_COLOR".into(), "1".into()),
-    ];
-    const CONTENT: &str = "OPENCODE_CONFIG_CONTENT";
-    let user = ctx.env.get(CONTENT).cloned().or_else(|| std::env::var(CONTENT).ok());
-    if let Some(content) = config_content(ctx, user.as_deref()) {
-        env.push((CONTENT.into(), content));
-    }
-    LaunchSpec {
-        program: program.to_path_buf(),
-        args: vec!["serve".into(), "--hostname".into(), "127.0.0.1".into(), "--port".into(), port.to_string()],
-        env,
-        stdin: StdinMode::Http(HttpBridge {
-            base_url: format!("http://127.0.0.1:{port}"),
-            authorization: Some(format!("Basic {}", base64(format!("opencode:{password}").as_bytes()))),
-            ready_path: "/global/health".into(),
-            events_path: "/event".into(),
-        }),
-    }
 }
 
 impl Adapter for OpencodeAdapter {
@@ -427,7 +321,8 @@ impl Adapter for OpencodeAdapter {
         true
     }
 
-    fn permission_reply(&mut self, native: &Value, decision: Decision, message: Option<&str>) {
+    fn permission_reply(&mut self, native: &NativeRequest, decision: Decision, message: Option<&str>) {
+        let NativeRequest::Opencode(req) = native else { return };
         let reply = match decision {
             Decision::AllowOnce => "once",
             Decision::AllowAlways => "always",
@@ -437,12 +332,12 @@ impl Adapter for OpencodeAdapter {
         if let Some(m) = message {
             body["message"] = json!(m);
         }
-        let id = native["request_id"].as_str().unwrap_or_default().to_string();
-        self.call(Call::Other, "POST", format!("/permission/{id}/reply"), Some(body));
+        self.call(Call::Other, "POST", format!("/permission/{}/reply", req.id()), Some(body));
     }
 
-    fn question_reply(&mut self, native: &Value, answers: Option<&[Vec<String>]>) {
-        let id = native["request_id"].as_str().unwrap_or_default().to_string();
+    fn question_reply(&mut self, native: &NativeRequest, answers: Option<&[Vec<String>]>) {
+        let NativeRequest::Opencode(req) = native else { return };
+        let id = req.id();
         match answers {
             Some(a) => self.call(Call::Other, "POST", format!("/question/{id}/reply"), Some(json!({"answers": a}))),
             None => self.call(Call::Other, "POST", format!("/question/{id}/reject"), None),
@@ -454,8 +349,9 @@ impl Adapter for OpencodeAdapter {
             Ok(v) => v,
             Err(e) => return vec![Draft::Unparsed { line: line.to_string(), error: e.to_string() }],
         };
-        if v.get("bridge").is_some() {
-            let drafts = self.bridge_line(&v);
+        let bridge: wire::BridgeLine = decode(&v);
+        if bridge.bridge.is_some() {
+            let drafts = self.bridge_line(&v, bridge);
             self.converter.set_session(self.session.clone());
             return drafts;
         }

@@ -11,8 +11,10 @@ use tether_protocol::{
     Decision, Delta, ItemKind, ItemStatus, Part, PermissionAction, PermissionMode, StopReason, ToolKind,
 };
 
+use crate::agents::codex::wire::{RequestKind, ServerRequest};
 use crate::agents::codex::CodexAdapter;
-use crate::agents::{Adapter, Draft, LaunchContext};
+use crate::agents::lenient::Lenient;
+use crate::agents::{Adapter, Draft, LaunchContext, NativeRequest};
 
 fn recording(case: &str) -> (&'static str, &'static str) {
     macro_rules! rec {
@@ -250,7 +252,7 @@ fn interrupts_end_the_turn_and_withdraw_an_open_approval() {
     let p = replay("touch_interrupted");
     assert_eq!(turn_ends(&p), vec![StopReason::Interrupted]);
     let asked = p.iter().find_map(|d| match d {
-        Draft::PermissionRequested { native, .. } => native["request_id"].as_str().map(str::to_string),
+        Draft::PermissionRequested { native, .. } => Some(native.request_id()),
         _ => None,
     });
     let withdrawn = p.iter().find_map(|d| match d {
@@ -346,8 +348,15 @@ fn an_mcp_approval_is_a_permission_on_its_call_and_a_decline_declines_it() {
 #[test]
 fn allow_always_on_an_mcp_approval_is_for_the_session_only() {
     let mut adapter = CodexAdapter::new("codex".into());
-    let native =
-        serde_json::json!({"id": 0, "method": "mcpServer/elicitation/request", "persist": ["session", "always"]});
+    let native = NativeRequest::Codex(ServerRequest {
+        id: serde_json::json!(0),
+        method: "mcpServer/elicitation/request".into(),
+        kind: RequestKind::Elicitation {
+            tool_call: true,
+            item_id: None,
+            persist: Lenient(Some(serde_json::json!(["session", "always"]))),
+        },
+    });
     adapter.permission_reply(&native, Decision::AllowAlways, None);
     adapter.permission_reply(&native, Decision::Deny, None);
     let sent = lines(std::str::from_utf8(&adapter.take_output()).unwrap());
@@ -367,4 +376,29 @@ fn a_server_that_fails_to_start_is_a_failed_status_with_codex_s_reason() {
     assert_eq!(failed.0, "tt");
     assert!(failed.2.as_deref().unwrap_or("").contains("failed to start"), "{failed:?}");
     assert_eq!(turn_ends(&d), vec![StopReason::EndTurn]);
+}
+
+/// The converter writes nothing: what codex must be answered at once comes
+/// back as a typed reply (a file change under accept_edits, a request tether
+/// does not handle), for the adapter to send.
+#[test]
+fn the_converter_returns_the_replies_due_at_once() {
+    use crate::agents::codex::convert::CodexConverter;
+    use crate::agents::codex::wire::Reply;
+    let params = serde_json::json!({"itemId": "i1", "threadId": "t", "turnId": "u"});
+    let mut c = CodexConverter::new();
+    let asked = c.server_request(serde_json::json!(7), "item/fileChange/requestApproval", params.clone(), "{}");
+    assert!(asked.reply.is_none());
+    assert!(matches!(&asked.drafts[..], [Draft::PermissionRequested { .. }]));
+    c.set_accept_edits(true);
+    let accepted = c.server_request(serde_json::json!(8), "item/fileChange/requestApproval", params, "{}");
+    assert!(accepted.drafts.is_empty());
+    assert_eq!(accepted.reply, Some(Reply::Decision { id: serde_json::json!(8), decision: "accept" }));
+    let unknown = c.server_request(serde_json::json!(9), "item/unknown", Value::Null, "{}");
+    assert!(matches!(&unknown.drafts[..], [Draft::Unparsed { .. }]));
+    let reply = unknown.reply.unwrap().to_json();
+    assert_eq!(
+        reply,
+        serde_json::json!({"id": 9, "error": {"code": -32601, "message": "tether does not handle item/unknown"}})
+    );
 }
