@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::AgentDef;
+use crate::error::{AsProblem, ErrorCode};
 
 /// The npm package and version an agent is installed from.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +49,17 @@ pub enum InstallError {
     Npm { package: String, version: String, tail: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+impl AsProblem for InstallError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            InstallError::NotInstallable(_) => ErrorCode::InvalidRequest,
+            InstallError::Busy(_) => ErrorCode::Conflict,
+            InstallError::NoNpm(_) | InstallError::Npm { .. } => ErrorCode::AgentUnavailable,
+            InstallError::Io(_) => ErrorCode::Internal,
+        }
+    }
 }
 
 /// Agents being installed right now.

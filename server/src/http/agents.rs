@@ -11,7 +11,6 @@ use tether_protocol::{Agent, AgentList};
 
 use super::AppRef;
 use crate::agents::{self, install, AgentDef};
-use crate::error::ErrorCode;
 use crate::http::ApiError;
 
 pub fn router() -> Router<AppRef> {
@@ -36,17 +35,6 @@ async fn one(State(app): State<AppRef>, Path(id): Path<String>) -> Result<Json<A
     Ok(Json(agents::describe(find(&id)?, &app.shared.data_dir).await))
 }
 
-fn install_error(e: install::InstallError) -> ApiError {
-    match e {
-        install::InstallError::NotInstallable(_) => ApiError::invalid(e.to_string()),
-        install::InstallError::Busy(_) => ApiError::conflict(e.to_string()),
-        install::InstallError::NoNpm(_) | install::InstallError::Npm { .. } => {
-            ApiError::of(ErrorCode::AgentUnavailable, e.to_string())
-        }
-        install::InstallError::Io(_) => ApiError::internal(e.to_string()),
-    }
-}
-
 /// Installs the pinned version. With `Accept: text/event-stream` the answer is
 /// SSE: `progress` events, then one `done` (the agent) or `error` (a problem).
 async fn install_agent(
@@ -64,7 +52,7 @@ async fn install_agent(
     if !sse {
         install::install(def, &data_dir, |p| tracing::info!(agent = def.id, stage = p.stage, "{}", p.message))
             .await
-            .map_err(install_error)?;
+            .map_err(ApiError::from)?;
         return Ok(Json(agents::describe(def, &data_dir).await).into_response());
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
@@ -77,7 +65,7 @@ async fn install_agent(
         .await;
         let last = match result {
             Ok(_) => frame("done", serde_json::to_string(&agents::describe(def, &data_dir).await).unwrap_or_default()),
-            Err(e) => frame("error", serde_json::to_string(&install_error(e).to_problem()).unwrap_or_default()),
+            Err(e) => frame("error", serde_json::to_string(&ApiError::from(e).to_problem()).unwrap_or_default()),
         };
         let _ = tx.send(last);
     });

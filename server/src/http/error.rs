@@ -52,9 +52,6 @@ impl ApiError {
     pub(super) fn not_found(detail: impl Into<String>) -> Self {
         Self::of(ErrorCode::NotFound, detail)
     }
-    pub(super) fn conflict(detail: impl Into<String>) -> Self {
-        Self::of(ErrorCode::Conflict, detail)
-    }
     pub(super) fn payload_too_large(detail: impl Into<String>) -> Self {
         Self::of(ErrorCode::PayloadTooLarge, detail)
     }
