@@ -306,11 +306,7 @@ impl Prompt {
     }
 
     fn echo(&self) -> String {
-        let without = match find_tag(TAG_OPEN, &self.text) {
-            Some((start, end, _)) => format!("{}{}", &self.text[..start], &self.text[end..]),
-            None => self.text.clone(),
-        };
-        first_chars(without.trim(), 40).trim().to_owned()
+        crate::scripted::echo(TAG_OPEN, &self.text)
     }
 }
 

@@ -441,11 +441,7 @@ struct Prompt {
 impl Prompt {
     /// Up to 40 characters of the prompt without its tag, trimmed.
     fn echo(&self) -> String {
-        let without = match find_tag(TAG_OPEN, &self.text) {
-            Some((start, end, _)) => format!("{}{}", &self.text[..start], &self.text[end..]),
-            None => self.text.clone(),
-        };
-        first_chars(without.trim(), 40).trim().to_owned()
+        crate::scripted::echo(TAG_OPEN, &self.text)
     }
 }
 

@@ -1,5 +1,8 @@
 //! [`Rig`]: a tether server whose agent sessions talk to a scripted model
-//! server, with a HOME of their own — what every real-agent test starts from.
+//! server, with a HOME of their own — what every real-agent test starts from,
+//! and what the conformance table (`tests/conformance.rs`) runs each
+//! scenario on. [`ScriptedModel`] is what a test reads back from any model
+//! (the requests it received), so a scenario is written once for all agents.
 
 use std::collections::BTreeMap;
 use std::path::Path;

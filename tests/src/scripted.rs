@@ -594,6 +594,80 @@ pub fn mcp_script(open: &str, tag: &str, text: &str, echo: &str) -> Option<Resul
     })
 }
 
+/// `text` without its first `<open>TAG]` tag, trimmed, cut to 40
+/// characters: what a script echoes of a prompt (`Scripted reply: <echo>`).
+pub fn echo(open: &str, text: &str) -> String {
+    let without = match find_tag(open, text) {
+        Some((start, end, _)) => format!("{}{}", &text[..start], &text[end..]),
+        None => text.to_owned(),
+    };
+    first_chars(without.trim(), 40).trim().to_owned()
+}
+
+// ---- for the models' own tests and the recorders of the real CLIs -----------
+
+/// Where an ignored `record_*_transcripts` test writes a real CLI's
+/// transcripts: `out_dir` (the agent's `testdata`, read by the server's
+/// converter tests) and `side_dir` (`$TMPDIR/tether-<agent>-recordings`:
+/// model requests and logs, for a human to read), both created.
+#[cfg(test)]
+pub(crate) struct Recording {
+    pub out_dir: std::path::PathBuf,
+    pub side_dir: std::path::PathBuf,
+    /// `TETHER_RECORD_ONLY=a,b`: record only those cases.
+    only: Option<String>,
+}
+
+#[cfg(test)]
+impl Recording {
+    /// The recording of `agent` (its folder under `server/src/agents`).
+    pub fn new(agent: &str) -> Recording {
+        let out_dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../server/src/agents/{agent}/testdata"));
+        let side_dir = std::env::temp_dir().join(format!("tether-{agent}-recordings"));
+        std::fs::create_dir_all(&out_dir).unwrap();
+        std::fs::create_dir_all(&side_dir).unwrap();
+        Recording { out_dir, side_dir, only: std::env::var("TETHER_RECORD_ONLY").ok() }
+    }
+
+    /// Whether the case `name` is to be recorded.
+    pub fn wanted(&self, name: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| o.split(',').any(|n| n == name))
+    }
+
+    /// Writes every request `server` received to `<side_dir>/<name>.requests.json`.
+    pub fn save_requests(&self, name: &str, server: &impl std::ops::Deref<Target = ScriptedServer>) {
+        let all: Vec<Value> = server
+            .all_requests()
+            .into_iter()
+            .map(|r| serde_json::json!({"method": r.method, "uri": r.uri, "body": r.body}))
+            .collect();
+        let path = self.side_dir.join(format!("{name}.requests.json"));
+        std::fs::write(path, serde_json::to_string_pretty(&all).unwrap()).unwrap();
+    }
+}
+
+/// `lines`, each ended by a newline (a JSONL file).
+#[cfg(test)]
+pub(crate) fn jsonl(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// Checks `server` answers a `CONNECT authority` with 403 and records it.
+#[cfg(test)]
+pub(crate) async fn assert_refuses_connect(server: &impl std::ops::Deref<Target = ScriptedServer>, authority: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 256];
+    let n = tcp.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let all = server.all_requests();
+    assert_eq!((all[0].method.as_str(), all[0].uri.as_str()), ("CONNECT", authority));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

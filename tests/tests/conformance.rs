@@ -3,7 +3,8 @@
 //! error, a resume after a killed server, an MCP call, a skill) written once
 //! and run against every real agent CLI that has a script for it, each
 //! against its own scripted model (`tether_e2e::{anthropic, openai,
-//! opencode}`). One test per (scenario, agent), named
+//! opencode}`), and against the built-in mock where its `[mock:...]`
+//! scripts do the same thing. One test per (scenario, agent), named
 //! `conformance::SCENARIO::AGENT`, generated from [`table!`].
 //!
 //! A scenario makes the checks every agent must pass, then, in a `match` on
@@ -48,17 +49,17 @@ macro_rules! table {
 }
 
 table! {
-    text_turn: claude, codex, opencode;
-    tool_call: claude, codex, opencode;
-    permission_allow: claude, codex, opencode;
-    permission_deny: claude, codex, opencode;
+    text_turn: claude, codex, opencode, mock;
+    tool_call: claude, codex, opencode, mock;
+    permission_allow: claude, codex, opencode, mock;
+    permission_deny: claude, codex, opencode, mock;
     shell_permission_allow: codex, opencode;
     shell_permission_deny: codex;
-    question: claude, opencode;
-    interrupt: claude, codex, opencode;
-    model_error: claude, codex, opencode;
+    question: claude, opencode, mock;
+    interrupt: claude, codex, opencode, mock;
+    model_error: claude, codex, opencode, mock;
     model_error_500: claude;
-    resume: claude, codex, opencode;
+    resume: claude, codex, opencode, mock;
     mcp_call: claude, codex, opencode;
     mcp_sequence: claude, codex;
     mcp_deny: codex, opencode;
@@ -84,14 +85,30 @@ mod rigs {
         Rig::start("opencode", ScriptedChat::start().await, opencode_env).await.with_turn_timeout(OPENCODE_TURN)
     }
 
+    /// The built-in mock agent: no model behind it.
+    pub async fn mock() -> Rig<super::NoModel> {
+        Rig::start("mock", super::NoModel, |_, _| Vec::new()).await
+    }
+
     /// OpenCode takes a few seconds to start; a turn gets more time than the default.
     pub const OPENCODE_TURN: std::time::Duration = std::time::Duration::from_secs(90);
 }
 
+/// The mock agent's model: there is none (it scripts itself).
+struct NoModel;
+
+impl ScriptedModel for NoModel {
+    fn requests(&self) -> Vec<serde_json::Value> {
+        Vec::new()
+    }
+}
+
 /// What differs between the agents' scripts for the same scenario.
 struct Spec {
-    /// The pinned CLI version `GET /v1/agents/{id}` must report.
-    version: &'static str,
+    /// The pinned CLI version `GET /v1/agents/{id}` must report (none for the mock).
+    version: Option<&'static str>,
+    /// The text reply to `[AGENT:text] ECHO` in the session's turn N.
+    reply: fn(u64, &str) -> String,
     /// A shell call the agent runs without asking: its tag, the mode, and
     /// what its command prints.
     shell: (&'static str, PermissionMode, &'static str),
@@ -102,26 +119,37 @@ struct Spec {
     shell_ask: (&'static str, &'static str),
     /// A model error: its tag.
     error: &'static str,
+    /// How the reply to an answered question starts.
+    answered: &'static str,
+}
+
+fn scripted_reply(_turn: u64, echo: &str) -> String {
+    format!("Scripted reply: {echo}")
 }
 
 fn spec(agent: &str) -> Spec {
     match agent {
         "claude" => Spec {
-            version: CLAUDE_VERSION,
+            version: Some(CLAUDE_VERSION),
+            reply: scripted_reply,
             shell: ("bash", PermissionMode::Default, "scripted-bash-output"),
             write: ("write", "claude-written.txt", "written by claude\n", PermissionAction::FileWrite),
             shell_ask: ("", ""),
             error: "401",
+            answered: "Answer seen:",
         },
         "codex" => Spec {
-            version: CODEX_VERSION,
+            version: Some(CODEX_VERSION),
+            reply: scripted_reply,
             shell: ("shell", PermissionMode::Bypass, "scripted-shell-output"),
             write: ("patch", "codex-patched.txt", "patched by codex\n", PermissionAction::FileEdit),
             shell_ask: ("touch", "touch codex-touched.txt"),
             error: "failed",
+            answered: "Answer seen:",
         },
         "opencode" => Spec {
-            version: OPENCODE_VERSION,
+            version: Some(OPENCODE_VERSION),
+            reply: scripted_reply,
             shell: ("bash", PermissionMode::Bypass, "scripted-bash-output"),
             write: (
                 "write",
@@ -131,6 +159,16 @@ fn spec(agent: &str) -> Spec {
             ),
             shell_ask: ("bash", "echo scripted-bash-output"),
             error: "401",
+            answered: "Answer seen:",
+        },
+        "mock" => Spec {
+            version: None,
+            reply: |turn, echo| format!("Mock reply to turn {turn}: {echo}"),
+            shell: ("tool", PermissionMode::Default, "mock-tool-output"),
+            write: ("permission", "mock-permission.txt", "written by the mock agent\n", PermissionAction::FileWrite),
+            shell_ask: ("", ""),
+            error: "error",
+            answered: "You chose:",
         },
         other => panic!("no conformance spec for {other}"),
     }
@@ -151,10 +189,14 @@ fn tagged<M>(rig: &Rig<M>, tag: &str, rest: &str) -> String {
 async fn text_turn<M: ScriptedModel>(rig: Rig<M>) {
     let spec = claims(&rig, "streaming text", |c| c.streaming_text).await;
     let agent = rig.server.client().agent(rig.agent).await.unwrap();
-    assert_eq!((agent.installed, agent.version.as_deref()), (true, Some(spec.version)));
+    assert!(agent.installed, "{agent:?}");
+    if let Some(version) = spec.version {
+        assert_eq!(agent.version.as_deref(), Some(version));
+    }
     let s = rig.session(PermissionMode::Default).await;
-    let events = rig.turn(&s.id, &tagged(&rig, "text", &format!("hello {}", rig.agent))).await;
-    let reply = format!("Scripted reply: hello {}", rig.agent);
+    let echo = format!("hello {}", rig.agent);
+    let events = rig.turn(&s.id, &tagged(&rig, "text", &echo)).await;
+    let reply = (spec.reply)(1, &echo);
     let started: Vec<_> = events
         .iter()
         .filter_map(|e| match &e.body {
@@ -174,7 +216,7 @@ async fn text_turn<M: ScriptedModel>(rig: Rig<M>) {
     match rig.agent {
         "claude" => {
             assert!(started[0].native_session_id.is_some());
-            assert_eq!(started[0].agent_version.as_deref(), Some(spec.version));
+            assert_eq!(started[0].agent_version.as_deref(), spec.version);
             assert!(of_type(&events, "item.delta").len() >= 3);
             let usage = done.usage.as_ref().expect("usage on turn.completed");
             assert!(usage.output_tokens.unwrap_or(0) > 0, "{usage:?}");
@@ -206,11 +248,11 @@ async fn tool_call<M: ScriptedModel>(rig: Rig<M>) {
     assert!(final_text(&events).contains(printed), "{}", final_text(&events));
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
     match rig.agent {
-        "claude" => {
+        "claude" | "mock" => {
             assert_eq!(tool.name, "Bash");
-            assert_eq!(tool.input["command"], "echo scripted-bash-output");
+            assert_eq!(tool.input["command"], format!("echo {printed}").as_str());
             let text = final_text(&events);
-            assert!(text.starts_with("The command printed: scripted-bash-output"), "{text}");
+            assert!(text.starts_with(&format!("The command printed: {printed}")), "{text}");
         }
         _ => assert_eq!(tool.exit_code, Some(0)),
     }
@@ -316,7 +358,7 @@ async fn shell_permission_deny<M: ScriptedModel>(rig: Rig<M>) {
 
 /// A question (`Which colour?`, Red / Blue) answered `Blue`: the model sees the answer.
 async fn question<M: ScriptedModel>(rig: Rig<M>) {
-    claims(&rig, "questions", |c| c.questions).await;
+    let spec = claims(&rig, "questions", |c| c.questions).await;
     let client = rig.server.client();
     let s = rig.session(PermissionMode::Default).await;
     client.send_text(&s.id, &tagged(&rig, "question", "pick")).await.unwrap();
@@ -330,14 +372,14 @@ async fn question<M: ScriptedModel>(rig: Rig<M>) {
     let events = rig.until_turn_ends(&s.id, 0).await;
     assert_eq!(of_type(&events, "question.resolved").len(), 1);
     let text = final_text(&events);
-    assert!(text.starts_with("Answer seen:") && text.contains("Blue"), "{text}");
+    assert!(text.starts_with(spec.answered) && text.contains("Blue"), "{text}");
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
 }
 
 /// An interrupt while the model streams slowly ends the turn `interrupted`
 /// in time; the next message runs in the same session.
 async fn interrupt<M: ScriptedModel>(rig: Rig<M>) {
-    claims(&rig, "interrupt", |c| c.interrupt).await;
+    let spec = claims(&rig, "interrupt", |c| c.interrupt).await;
     let client = rig.server.client();
     let s = rig.session(PermissionMode::Default).await;
     client.send_text(&s.id, &tagged(&rig, "slow", "go")).await.unwrap();
@@ -358,7 +400,7 @@ async fn interrupt<M: ScriptedModel>(rig: Rig<M>) {
         );
     }
     let next = rig.turn(&s.id, &tagged(&rig, "text", "after")).await;
-    assert_eq!(final_text(&next), "Scripted reply: after");
+    assert_eq!(final_text(&next), (spec.reply)(2, "after"));
 }
 
 /// A model error ends the turn with `error`; the session stays usable.
@@ -372,24 +414,24 @@ async fn model_error_500<M: ScriptedModel>(rig: Rig<M>) {
 }
 
 async fn model_error_of<M: ScriptedModel>(rig: Rig<M>, tag: &str) {
-    claims(&rig, "streaming text", |c| c.streaming_text).await;
+    let spec = claims(&rig, "streaming text", |c| c.streaming_text).await;
     let s = rig.session(PermissionMode::Default).await;
     let events = rig.turn(&s.id, &tagged(&rig, tag, "fail please")).await;
     assert!(!of_type(&events, "error").is_empty(), "{}", describe(&events));
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::Error, "{}", describe(&events));
     let next = rig.turn(&s.id, &tagged(&rig, "text", "recovered")).await;
-    assert_eq!(final_text(&next), "Scripted reply: recovered");
+    assert_eq!(final_text(&next), (spec.reply)(2, "recovered"));
 }
 
 /// Two turns, the server killed (-9) and restarted: the third turn continues
 /// the same native conversation, whose whole history reaches the model.
 async fn resume<M: ScriptedModel>(mut rig: Rig<M>) {
-    claims(&rig, "resume", |c| c.resume).await;
+    let spec = claims(&rig, "resume", |c| c.resume).await;
     let s = rig.session(PermissionMode::Default).await;
     let first = rig.turn(&s.id, &tagged(&rig, "text", "first turn")).await;
-    assert_eq!(final_text(&first), "Scripted reply: first turn");
+    assert_eq!(final_text(&first), (spec.reply)(1, "first turn"));
     let second = rig.turn(&s.id, &tagged(&rig, "text", "second turn")).await;
-    assert_eq!(final_text(&second), "Scripted reply: second turn");
+    assert_eq!(final_text(&second), (spec.reply)(2, "second turn"));
     let native = rig.server.client().get_session(&s.id).await.unwrap().native_session_id.unwrap();
 
     rig.server.kill9().await;
@@ -399,12 +441,14 @@ async fn resume<M: ScriptedModel>(mut rig: Rig<M>) {
     assert_eq!(after_restart.status, SessionStatus::Idle);
 
     let third = rig.turn(&s.id, &tagged(&rig, "text", "third turn")).await;
-    assert_eq!(final_text(&third), "Scripted reply: third turn");
+    assert_eq!(final_text(&third), (spec.reply)(3, "third turn"));
     assert_eq!(rig.server.client().get_session(&s.id).await.unwrap().native_session_id.as_deref(), Some(&*native));
-    // The model saw the whole conversation: the resumed CLI sent the earlier turns.
-    let last = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("third turn"));
-    let body = last.expect("no request for the third turn").to_string();
-    assert!(body.contains("first turn") && body.contains("second turn"), "the resumed request lacks history");
+    if rig.agent != "mock" {
+        // The model saw the whole conversation: the resumed CLI sent the earlier turns.
+        let last = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("third turn"));
+        let body = last.expect("no request for the third turn").to_string();
+        assert!(body.contains("first turn") && body.contains("second turn"), "the resumed request lacks history");
+    }
     let all = read_all(&rig.server.client(), &s.id).await;
     assert_well_formed(&all);
     assert_eq!(of_type(&all, "server.restarted").len(), 1);

@@ -142,16 +142,7 @@ async fn serves_scripts() {
 
 #[tokio::test]
 async fn refuses_connect() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = ScriptedAnthropic::start().await;
-    let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    tcp.write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n").await.unwrap();
-    let mut buf = vec![0u8; 256];
-    let n = tcp.read(&mut buf).await.unwrap();
-    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
-    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
-    let all = server.all_requests();
-    assert_eq!((all[0].method.as_str(), all[0].uri.as_str()), ("CONNECT", "example.com:443"));
+    crate::scripted::assert_refuses_connect(&ScriptedAnthropic::start().await, "example.com:443").await;
 }
 
 /// How the recorder answers `can_use_tool` requests.

@@ -257,16 +257,7 @@ async fn serves_scripts() {
 
 #[tokio::test]
 async fn refuses_connect() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = ScriptedOpenAI::start().await;
-    let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    tcp.write_all(b"CONNECT api.openai.com:443 HTTP/1.1\r\nHost: api.openai.com:443\r\n\r\n").await.unwrap();
-    let mut buf = vec![0u8; 256];
-    let n = tcp.read(&mut buf).await.unwrap();
-    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
-    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
-    let all = server.all_requests();
-    assert_eq!((all[0].method.as_str(), all[0].uri.as_str()), ("CONNECT", "api.openai.com:443"));
+    crate::scripted::assert_refuses_connect(&ScriptedOpenAI::start().await, "api.openai.com:443").await;
 }
 
 #[tokio::test]
@@ -534,24 +525,14 @@ fn last_agent_text(lines: &[String]) -> String {
 #[tokio::test]
 #[ignore = "needs scripts/install-agents; rewrites the recordings"]
 async fn record_codex_transcripts() {
-    let out_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/src/agents/codex/testdata");
-    let side_dir = std::env::temp_dir().join("tether-codex-recordings");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    std::fs::create_dir_all(&side_dir).unwrap();
-    let only = std::env::var("TETHER_RECORD_ONLY").ok();
-    let wanted = |name: &str| only.as_deref().is_none_or(|o| o.split(',').any(|n| n == name));
-    let save = |name: &str, recording: &(Vec<String>, Vec<String>, String), model: &ScriptedOpenAI| {
-        let (sent, received, stderr) = recording;
-        let lines = |l: &[String]| l.iter().map(|l| format!("{l}\n")).collect::<String>();
-        std::fs::write(out_dir.join(format!("{name}.out.jsonl")), lines(received)).unwrap();
-        std::fs::write(out_dir.join(format!("{name}.in.jsonl")), lines(sent)).unwrap();
-        let all: Vec<Value> = model
-            .all_requests()
-            .into_iter()
-            .map(|r| json!({"method": r.method, "uri": r.uri, "body": r.body}))
-            .collect();
-        std::fs::write(side_dir.join(format!("{name}.requests.json")), serde_json::to_string_pretty(&all).unwrap())
-            .unwrap();
+    let recording = crate::scripted::Recording::new("codex");
+    let (out_dir, side_dir) = (&recording.out_dir, &recording.side_dir);
+    let wanted = |name: &str| recording.wanted(name);
+    let save = |name: &str, recorded: &(Vec<String>, Vec<String>, String), model: &ScriptedOpenAI| {
+        let (sent, received, stderr) = recorded;
+        std::fs::write(out_dir.join(format!("{name}.out.jsonl")), crate::scripted::jsonl(received)).unwrap();
+        std::fs::write(out_dir.join(format!("{name}.in.jsonl")), crate::scripted::jsonl(sent)).unwrap();
+        recording.save_requests(name, model);
         std::fs::write(side_dir.join(format!("{name}.stderr.txt")), stderr).unwrap();
         eprintln!("recorded {name}: {} lines out, {} in", received.len(), sent.len());
     };

@@ -141,14 +141,7 @@ async fn serves_mcp_and_skill_scripts() {
 
 #[tokio::test]
 async fn refuses_connect() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = ScriptedChat::start().await;
-    let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    tcp.write_all(b"CONNECT models.dev:443 HTTP/1.1\r\nHost: models.dev:443\r\n\r\n").await.unwrap();
-    let mut buf = vec![0u8; 256];
-    let n = tcp.read(&mut buf).await.unwrap();
-    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
-    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    crate::scripted::assert_refuses_connect(&ScriptedChat::start().await, "models.dev:443").await;
 }
 
 #[tokio::test]
@@ -369,24 +362,14 @@ fn text_of(events: &[Value]) -> String {
 #[tokio::test]
 #[ignore = "needs scripts/install-agents; rewrites the recordings"]
 async fn record_opencode_transcripts() {
-    let out_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/src/agents/opencode/testdata");
-    let side_dir = std::env::temp_dir().join("tether-opencode-recordings");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    std::fs::create_dir_all(&side_dir).unwrap();
-    let only = std::env::var("TETHER_RECORD_ONLY").ok();
-    let wanted = |name: &str| only.as_deref().is_none_or(|o| o.split(',').any(|n| n == name));
-    let lines = |l: &[String]| l.iter().map(|l| format!("{l}\n")).collect::<String>();
+    let recording = crate::scripted::Recording::new("opencode");
+    let (out_dir, side_dir) = (&recording.out_dir, &recording.side_dir);
+    let wanted = |name: &str| recording.wanted(name);
     let save = |name: &str, calls: &[Value], events: &[String], model: &ScriptedChat| {
         let calls: Vec<String> = calls.iter().map(Value::to_string).collect();
-        std::fs::write(out_dir.join(format!("{name}.calls.jsonl")), lines(&calls)).unwrap();
-        std::fs::write(out_dir.join(format!("{name}.events.jsonl")), lines(events)).unwrap();
-        let all: Vec<Value> = model
-            .all_requests()
-            .into_iter()
-            .map(|r| json!({"method": r.method, "uri": r.uri, "body": r.body}))
-            .collect();
-        std::fs::write(side_dir.join(format!("{name}.requests.json")), serde_json::to_string_pretty(&all).unwrap())
-            .unwrap();
+        std::fs::write(out_dir.join(format!("{name}.calls.jsonl")), crate::scripted::jsonl(&calls)).unwrap();
+        std::fs::write(out_dir.join(format!("{name}.events.jsonl")), crate::scripted::jsonl(events)).unwrap();
+        recording.save_requests(name, model);
         eprintln!("recorded {name}: {} events, {} calls", events.len(), calls.len());
     };
 
