@@ -66,11 +66,7 @@ use sse::Sse;
 /// The Claude Code version the tests run (`scripts/install-agents` installs it).
 pub const CLAUDE_VERSION: &str = "2.1.330";
 
-/// Where `scripts/install-agents` installs the agent CLIs:
-/// `${TETHER_AGENTS_DIR:-$HOME/.cache/tether-agents}`.
-pub fn agents_dir() -> PathBuf {
-    crate::pinned_tools::cache_dir("TETHER_AGENTS_DIR", "tether-agents")
-}
+pub use crate::pinned_tools::agents_dir;
 
 /// The Claude Code CLI: `$TETHER_CLAUDE_PATH` if set, else the pinned install
 /// `<agents_dir>/claude-<CLAUDE_VERSION>/node_modules/.bin/claude`.
@@ -78,17 +74,7 @@ pub fn agents_dir() -> PathBuf {
 /// # Panics
 /// When it does not exist: run `scripts/install-agents`.
 pub fn claude_bin() -> PathBuf {
-    let path = match std::env::var_os("TETHER_CLAUDE_PATH").filter(|p| !p.is_empty()) {
-        Some(path) => PathBuf::from(path),
-        None => agents_dir().join(format!("claude-{CLAUDE_VERSION}")).join("node_modules").join(".bin").join("claude"),
-    };
-    assert!(
-        path.is_file(),
-        "the Claude Code CLI {CLAUDE_VERSION} is not installed at {}: run scripts/install-agents \
-         (or set TETHER_CLAUDE_PATH)",
-        path.display()
-    );
-    path
+    crate::pinned_tools::agent_cli("Claude Code", "claude", CLAUDE_VERSION, "TETHER_CLAUDE_PATH")
 }
 
 /// The environment a tether server (and so the Claude CLI it spawns) needs to

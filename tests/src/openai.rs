@@ -54,7 +54,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use crate::anthropic::agents_dir;
 use crate::scripted::{self, Dialect, Frames, Recorder, ScriptedServer};
 
 mod sse;
@@ -73,17 +72,7 @@ pub const CODEX_MODEL: &str = "gpt-5.5";
 /// # Panics
 /// When it does not exist: run `scripts/install-agents`.
 pub fn codex_bin() -> PathBuf {
-    let path = match std::env::var_os("TETHER_CODEX_PATH").filter(|p| !p.is_empty()) {
-        Some(path) => PathBuf::from(path),
-        None => agents_dir().join(format!("codex-{CODEX_VERSION}")).join("node_modules").join(".bin").join("codex"),
-    };
-    assert!(
-        path.is_file(),
-        "the Codex CLI {CODEX_VERSION} is not installed at {}: run scripts/install-agents \
-         (or set TETHER_CODEX_PATH)",
-        path.display()
-    );
-    path
+    crate::pinned_tools::agent_cli("Codex", "codex", CODEX_VERSION, "TETHER_CODEX_PATH")
 }
 
 /// `$CODEX_HOME/config.toml` for `model`: the scripted server as the only

@@ -50,7 +50,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use crate::anthropic::agents_dir;
+use crate::pinned_tools::agents_dir;
 use crate::scripted::{self, Dialect, Frames, Recorder, ScriptedServer};
 
 mod chunks;
@@ -71,19 +71,7 @@ pub const OPENCODE_MODEL: &str = "mock-model";
 /// # Panics
 /// When it does not exist: run `scripts/install-agents`.
 pub fn opencode_bin() -> PathBuf {
-    let path = match std::env::var_os("TETHER_OPENCODE_PATH").filter(|p| !p.is_empty()) {
-        Some(path) => PathBuf::from(path),
-        None => {
-            agents_dir().join(format!("opencode-{OPENCODE_VERSION}")).join("node_modules").join(".bin").join("opencode")
-        }
-    };
-    assert!(
-        path.is_file(),
-        "the OpenCode CLI {OPENCODE_VERSION} is not installed at {}: run scripts/install-agents \
-         (or set TETHER_OPENCODE_PATH)",
-        path.display()
-    );
-    path
+    crate::pinned_tools::agent_cli("OpenCode", "opencode", OPENCODE_VERSION, "TETHER_OPENCODE_PATH")
 }
 
 /// The `opencode.json` for `model`: the scripted server as the only provider

@@ -653,6 +653,21 @@ pub(crate) fn jsonl(lines: &[String]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
+/// `POST url` with the JSON text `body`: (status, content type, body text).
+#[cfg(test)]
+pub(crate) async fn post_json(url: &str, body: &str) -> (u16, String, String) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let kind = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    (status, kind, response.text().await.unwrap())
+}
+
 /// Checks `server` answers a `CONNECT authority` with 403 and records it.
 #[cfg(test)]
 pub(crate) async fn assert_refuses_connect(server: &impl std::ops::Deref<Target = ScriptedServer>, authority: &str) {

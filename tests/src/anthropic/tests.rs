@@ -85,16 +85,7 @@ fn working_directory_from_the_prompt() {
 }
 
 async fn post(url: &str, body: &str) -> (u16, String, String) {
-    let response = reqwest::Client::new()
-        .post(format!("{url}/v1/messages?beta=true"))
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let kind = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-    (status, kind, response.text().await.unwrap())
+    crate::scripted::post_json(&format!("{url}/v1/messages?beta=true"), body).await
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! (ignored: run by hand after a version bump).
 
 use super::*;
+use crate::pinned_tools::agents_dir;
 
 fn request(input: Value) -> Value {
     json!({"model": "m", "stream": true, "input": input})
@@ -145,16 +146,7 @@ fn events(text: &str) -> Vec<Value> {
 }
 
 async fn post(url: &str, body: &str) -> (u16, String, String) {
-    let response = reqwest::Client::new()
-        .post(format!("{url}/v1/responses"))
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let kind = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-    (status, kind, response.text().await.unwrap())
+    crate::scripted::post_json(&format!("{url}/v1/responses"), body).await
 }
 
 #[tokio::test]
