@@ -34,7 +34,8 @@ use tether_sdk::{
 };
 
 /// The table: each scenario and the agents it runs against. Every row is a
-/// module of tests, one per agent: `conformance::text_turn::claude`, ...
+/// module of tests, one per agent: `conformance::text_turn::claude`, ...;
+/// the rows are also kept as data ([`TABLE`]) for [`every_claiming_agent_runs_each_scenario`].
 macro_rules! table {
     ($($scenario:ident: $($agent:ident),+;)+) => {
         $(mod $scenario {
@@ -45,6 +46,9 @@ macro_rules! table {
                 }
             )+
         })+
+
+        /// (scenario, the agents it runs against), as in the table.
+        const TABLE: &[(&str, &[&str])] = &[$((stringify!($scenario), &[$(stringify!($agent)),+])),+];
     };
 }
 
@@ -66,6 +70,60 @@ table! {
     mcp_remote_bypass: claude, opencode;
     mcp_global: claude, opencode;
     skill: claude, opencode;
+}
+
+/// Whether an agent's capabilities claim a scenario.
+type Claim = fn(&Capabilities) -> bool;
+
+/// The scenarios of issue 24, each with the capability an agent claims for it.
+const CORE: &[(&str, Claim)] = &[
+    ("text_turn", |c| c.streaming_text),
+    ("tool_call", |c| c.tool_calls),
+    ("permission_allow", |c| c.permissions),
+    ("permission_deny", |c| c.permissions),
+    ("question", |c| c.questions),
+    ("interrupt", |c| c.interrupt),
+    ("model_error", |c| c.streaming_text),
+    ("resume", |c| c.resume),
+    ("mcp_call", |c| c.mcp),
+    ("skill", |c| c.skills),
+];
+
+/// (scenario, agent) pairs an agent claims but the table does not run, and why.
+const GAPS: &[(&str, &str, &str)] = &[
+    ("question", "codex", "the scripted Responses model has no question script (Codex asks through its own tool)"),
+    ("skill", "codex", "Codex has no skill tool: codex.rs checks its skills are listed to the model"),
+    ("mcp_call", "mock", "the mock answers `[mock:mcp]` itself, without a permission or an MCP server"),
+    ("skill", "mock", "the mock only names the skills it was given (`[mock:skills]`, mock_turns.rs)"),
+];
+
+/// Every installed agent that claims a core scenario's capability
+/// (`GET /v1/agents`) runs it in the table, or is a listed gap.
+#[tokio::test]
+async fn every_claiming_agent_runs_each_scenario() {
+    let env = [
+        ("TETHER_CLAUDE_PATH", claude_bin()),
+        ("TETHER_CODEX_PATH", codex_bin()),
+        ("TETHER_OPENCODE_PATH", opencode_bin()),
+    ];
+    let env = env.into_iter().map(|(k, v)| (k.to_owned(), v.display().to_string())).collect();
+    let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
+    let agents = server.client().agents().await.unwrap().agents;
+    let installed: Vec<&str> = agents.iter().filter(|a| a.installed).map(|a| a.id.as_str()).collect();
+    for agent in ["mock", "claude", "codex", "opencode"] {
+        assert!(installed.contains(&agent), "{agent} is not installed: {installed:?}");
+    }
+    let mut missing = Vec::new();
+    for (scenario, claims) in CORE {
+        let row = TABLE.iter().find(|(s, _)| s == scenario).map_or(&[][..], |(_, agents)| *agents);
+        for agent in agents.iter().filter(|a| a.installed && claims(&a.capabilities)) {
+            let gap = GAPS.iter().any(|(s, a, _)| s == scenario && *a == agent.id);
+            if !row.contains(&agent.id.as_str()) && !gap {
+                missing.push(format!("{scenario}::{}", agent.id));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "claimed but not in the conformance table: {missing:?}");
 }
 
 /// Each agent's rig: its scripted model, and the env that runs its CLI against it.
