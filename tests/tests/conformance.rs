@@ -16,6 +16,13 @@
 //! `claude.rs`, `codex.rs` and `opencode.rs`; the mock agent's turns in
 //! `mock_turns.rs`.
 //!
+//! `every_claiming_agent_runs_each_scenario` keeps the table honest: an
+//! installed agent that claims a core scenario's capability is in its row,
+//! or in [`GAPS`] with the reason it is not.
+//!
+//! To add an agent: a rig in [`rigs`] (its scripted model and env), its
+//! [`Spec`] (which tags do what), and its name in the rows it passes.
+//!
 //! Must not: sleep to synchronise (every wait is on an event, with the rig's
 //! deadline), or run a scenario more often than the per-agent files did.
 

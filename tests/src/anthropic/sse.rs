@@ -5,7 +5,7 @@
 
 use super::*;
 
-/// An SSE reply being built: events with the pause before each.
+/// An SSE reply being built: its frames, block index and output tokens.
 pub(super) struct Sse {
     pub(super) frames: Frames,
     pub(super) index: usize,
