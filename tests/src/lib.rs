@@ -18,6 +18,11 @@
 //! - [`pinned_tools`]: outside tools run against the server, pinned and
 //!   cached by the project's scripts (schemathesis, the MCP Inspector);
 //! - [`procs`]: the processes of a session (by their `TETHER_SESSION_ID`);
+//! - [`scripted`]: what the scripted models share (the HTTP server, request
+//!   recording, injected errors, SSE streaming, tags and MCP call scripts);
+//!   each model below is a `Dialect` of it plus its protocol's encoding;
+//! - [`rig`]: [`rig::Rig`], a server whose sessions run a real agent CLI
+//!   against one scripted model;
 //! - [`anthropic`]: the real Claude Code CLI ([`claude_bin`], [`claude_env`])
 //!   against a scripted Anthropic model ([`ScriptedAnthropic`]);
 //! - [`openai`]: the real Codex CLI ([`codex_bin`], [`codex_env`]) against a

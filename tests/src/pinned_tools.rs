@@ -1,7 +1,7 @@
 //! Outside tools the tests run against the server, pinned and installed by
 //! the project's scripts into caches reused across runs: schemathesis from
-//! PyPI (`scripts/install-tools`) and the MCP Inspector from npm
-//! (`scripts/install-agents`, next to the agent CLIs).
+//! PyPI (`scripts/install-tools`), the agent CLIs ([`agent_cli`]) and the MCP
+//! Inspector from npm (`scripts/install-agents`).
 
 use std::path::PathBuf;
 
@@ -13,6 +13,30 @@ pub const MCP_INSPECTOR_VERSION: &str = "2.12.0";
 /// Where `scripts/install-tools` installs: `${TETHER_TOOLS_DIR:-$HOME/.cache/tether-tools}`.
 pub fn tools_dir() -> PathBuf {
     cache_dir("TETHER_TOOLS_DIR", "tether-tools")
+}
+
+/// Where `scripts/install-agents` installs the agent CLIs:
+/// `${TETHER_AGENTS_DIR:-$HOME/.cache/tether-agents}`.
+pub fn agents_dir() -> PathBuf {
+    cache_dir("TETHER_AGENTS_DIR", "tether-agents")
+}
+
+/// An agent CLI (`title` in messages): `$<env>` if set, else the pinned
+/// install `<agents_dir>/<bin>-<version>/node_modules/.bin/<bin>`.
+///
+/// # Panics
+/// When it does not exist: run `scripts/install-agents`.
+pub fn agent_cli(title: &str, bin: &str, version: &str, env: &str) -> PathBuf {
+    let path = match std::env::var_os(env).filter(|p| !p.is_empty()) {
+        Some(path) => PathBuf::from(path),
+        None => agents_dir().join(format!("{bin}-{version}")).join("node_modules").join(".bin").join(bin),
+    };
+    assert!(
+        path.is_file(),
+        "the {title} CLI {version} is not installed at {}: run scripts/install-agents (or set {env})",
+        path.display()
+    );
+    path
 }
 
 /// A cache the project's install scripts fill: `$<env>` (made absolute) if
@@ -45,7 +69,7 @@ pub fn schemathesis_bin() -> PathBuf {
 /// # Panics
 /// When it is not installed: run `scripts/install-agents`.
 pub fn mcp_inspector_bin() -> PathBuf {
-    let path = crate::anthropic::agents_dir()
+    let path = agents_dir()
         .join(format!("mcp-inspector-{MCP_INSPECTOR_VERSION}"))
         .join("node_modules")
         .join(".bin")

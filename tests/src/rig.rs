@@ -1,5 +1,8 @@
 //! [`Rig`]: a tether server whose agent sessions talk to a scripted model
-//! server, with a HOME of their own — what every real-agent test starts from.
+//! server, with a HOME of their own — what every real-agent test starts from,
+//! and what the conformance table (`tests/conformance.rs`) runs each
+//! scenario on. [`ScriptedModel`] is what a test reads back from any model
+//! (the requests it received), so a scenario is written once for all agents.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,6 +19,17 @@ use crate::events::{
     the_turn_completed, wait_for,
 };
 use crate::{McpLog, ServerOptions, TestServer};
+
+/// What a test reads back from any scripted model server.
+pub trait ScriptedModel {
+    /// Every model request body received so far, in order.
+    fn requests(&self) -> Vec<serde_json::Value>;
+    /// The requests of the agent's own loop (side requests, like OpenCode's
+    /// title requests, left out); all of them unless the model says otherwise.
+    fn agent_requests(&self) -> Vec<serde_json::Value> {
+        self.requests()
+    }
+}
 
 pub struct Rig<M> {
     pub model: M,
@@ -78,6 +92,21 @@ impl<M> Rig<M> {
         assert_contiguous(&events, after + 1);
         assert_well_formed(&read_all(&client, session).await);
         events
+    }
+
+    /// The first `mcp.status` of `server` in the session that is not
+    /// `starting` (the agent tells it once the server connected or gave up),
+    /// as (status, error).
+    pub async fn settled_mcp_status(&self, session: &str, server: &str) -> (McpServerState, Option<String>) {
+        let mut stream = self.server.client().session_events(session, Some(0));
+        let events = wait_for(
+            &mut stream,
+            self.turn_timeout,
+            |e| matches!(&e.body, EventBody::McpStatus(s) if s.server == server && s.status != McpServerState::Starting),
+        )
+        .await;
+        let EventBody::McpStatus(s) = &events.last().expect("at least the awaited event").body else { unreachable!() };
+        (s.status, s.error.clone())
     }
 
     /// The next event of `event_type` in a session, from its start.

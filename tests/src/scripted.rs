@@ -1,8 +1,14 @@
 //! The HTTP scaffolding shared by the scripted model servers ([`crate::anthropic`],
 //! [`crate::openai`], [`crate::opencode`]): binding 127.0.0.1:0, recording
-//! every request ([`Recorded`]), refusing `CONNECT`, unique ids, graceful
-//! shutdown on drop. Each API supplies its [`Dialect`]: its model path, error
-//! body and replies.
+//! every request ([`Recorded`]), refusing `CONNECT`, unique ids, the HTTP
+//! errors a tag injects ([`InjectedError`]), streaming a reply as SSE with a
+//! pause before each frame ([`Frames`], cut short when the server stops),
+//! graceful shutdown on drop. Each API supplies its [`Dialect`]: its model
+//! path, error body, injected errors and replies; what it encodes (the
+//! events of its stream) stays in its own file.
+//!
+//! A new agent's model is a `Dialect` plus a reply function that reads the
+//! tag and the step from the request and writes frames.
 //!
 //! Also what the models' scripts share: tags ([`find_tag`]) and MCP call
 //! scripts ([`McpScript`]), one call (`[DIALECT:mcp:SERVER:TOOL]`) or a
@@ -12,7 +18,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -48,6 +54,76 @@ pub struct Dialect {
     pub reply: fn(&Recorder, &Value, &str) -> Response,
     /// The `200` JSON body for any other method and path.
     pub other: fn(&Method, &str) -> Value,
+    /// The HTTP errors tags inject (`[DIALECT:401]`, ...).
+    pub errors: &'static [InjectedError],
+    /// The `content-type` of a streamed reply.
+    pub sse_content_type: &'static str,
+}
+
+/// An HTTP error a tag injects: a model request whose prompt has the tag
+/// `tag` is answered `status` with the dialect's error body of
+/// `(kind, code, message)`.
+pub struct InjectedError {
+    pub tag: &'static str,
+    pub status: u16,
+    pub kind: &'static str,
+    pub code: &'static str,
+    pub message: &'static str,
+}
+
+/// The errors of OpenAI's APIs (Responses and Chat Completions) the tags `401` and `500` inject.
+pub const OPENAI_ERRORS: &[InjectedError] = &[
+    InjectedError {
+        tag: "401",
+        status: 401,
+        kind: "invalid_request_error",
+        code: "invalid_api_key",
+        message: "Incorrect API key provided: scripted.",
+    },
+    InjectedError {
+        tag: "500",
+        status: 500,
+        kind: "server_error",
+        code: "server_error",
+        message: "scripted upstream failure",
+    },
+];
+
+/// OpenAI's error body.
+pub fn openai_error(kind: &str, code: &str, message: &str) -> Value {
+    serde_json::json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
+}
+
+/// `GET /v1/models` of an OpenAI API serving `model`: a one-model list; anything else `{}`.
+pub fn openai_other(model: &str, method: &Method, path: &str) -> Value {
+    if method == Method::GET && path == "/v1/models" {
+        serde_json::json!({"object": "list", "data": [
+            {"id": model, "object": "model", "created": 0, "owned_by": "scripted"},
+        ]})
+    } else {
+        serde_json::json!({})
+    }
+}
+
+/// Seconds since the Unix epoch (the `created` of OpenAI's objects).
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A streamed reply being built: its SSE frames, each with the pause before it.
+#[derive(Debug, Default)]
+pub struct Frames(Vec<(Duration, String)>);
+
+impl Frames {
+    /// `event: NAME` with `data`, after `pause`.
+    pub fn event(&mut self, pause: Duration, name: &str, data: &Value) {
+        self.0.push((pause, format!("event: {name}\ndata: {data}\n\n")));
+    }
+
+    /// A frame of `data` only (Chat Completions' chunks, its `[DONE]`), after `pause`.
+    pub fn data(&mut self, pause: Duration, data: &str) {
+        self.0.push((pause, format!("data: {data}\n\n")));
+    }
 }
 
 /// What a scripted server has received, and its helpers for replies.
@@ -78,6 +154,47 @@ impl Recorder {
     /// A JSON response with the dialect's request-id header.
     pub fn json_response(&self, status: StatusCode, request_id: &str, body: &Value) -> Response {
         json_response(status, self.dialect.request_id_header, request_id, body)
+    }
+
+    /// The error response `tag` injects, if it is one of the dialect's [`InjectedError`]s.
+    pub fn injected_error(&self, tag: &str, request_id: &str) -> Option<Response> {
+        let error = self.dialect.errors.iter().find(|e| e.tag == tag)?;
+        let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = (self.dialect.error_body)(error.kind, error.code, error.message);
+        Some(self.json_response(status, request_id, &body))
+    }
+
+    /// Streams `frames`, each as its own chunk, after its pause; cut short
+    /// (the connection aborted) when the server stops.
+    pub fn sse_response(&self, frames: Frames, request_id: &str) -> Response {
+        fn stopped() -> Result<Bytes, std::io::Error> {
+            Err(std::io::Error::other("scripted server stopped"))
+        }
+        let state = (frames.0.into_iter(), self.shutdown());
+        let stream = futures_util::stream::unfold(state, move |(mut frames, mut shutdown)| async move {
+            let (pause, frame) = frames.next()?;
+            if *shutdown.borrow() {
+                return Some((stopped(), (frames, shutdown)));
+            }
+            if !pause.is_zero() {
+                let stop = tokio::select! {
+                    () = tokio::time::sleep(pause) => false,
+                    _ = shutdown.wait_for(|s| *s) => true,
+                };
+                if stop {
+                    return Some((stopped(), (frames, shutdown)));
+                }
+            }
+            Some((Ok::<_, std::io::Error>(Bytes::from(frame)), (frames, shutdown)))
+        });
+        let mut response = Response::new(Body::from_stream(stream));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(self.dialect.sse_content_type));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        if let Ok(id) = HeaderValue::from_str(request_id) {
+            headers.insert(self.dialect.request_id_header, id);
+        }
+        response
     }
 }
 
@@ -132,6 +249,17 @@ impl ScriptedServer {
     }
 
     /// `http://127.0.0.1:PORT`.
+    /// The env that sends an agent's stray internet traffic to this server
+    /// (which refuses `CONNECT`): `HTTPS_PROXY`, `HTTP_PROXY`, and `NO_PROXY` for loopback.
+    pub fn proxy_trap(&self) -> [(String, String); 3] {
+        let url = self.url();
+        [
+            ("HTTPS_PROXY".to_owned(), url.clone()),
+            ("HTTP_PROXY".to_owned(), url),
+            ("NO_PROXY".to_owned(), "127.0.0.1,localhost".to_owned()),
+        ]
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -150,6 +278,33 @@ impl ScriptedServer {
     pub fn all_requests(&self) -> Vec<Recorded> {
         self.recorder.all.lock().map(|m| m.clone()).unwrap_or_default()
     }
+}
+
+/// Makes a dialect's server type (`ScriptedAnthropic(ScriptedServer)`, ...)
+/// a model of [`crate::rig::Rig`]: the [`ScriptedServer`] methods (`url`,
+/// `addr`, `requests`, `all_requests`, `proxy_trap`) through `Deref`, and
+/// [`crate::rig::ScriptedModel`] (its agent requests picked by `filter` when given).
+#[macro_export]
+macro_rules! scripted_model {
+    ($model:ty $(, agent_requests = $filter:expr)?) => {
+        impl std::ops::Deref for $model {
+            type Target = $crate::scripted::ScriptedServer;
+            fn deref(&self) -> &Self::Target {
+                &self.0
+            }
+        }
+
+        impl $crate::rig::ScriptedModel for $model {
+            fn requests(&self) -> Vec<serde_json::Value> {
+                self.0.requests()
+            }
+            $(
+                fn agent_requests(&self) -> Vec<serde_json::Value> {
+                    self.0.requests().into_iter().filter($filter).collect()
+                }
+            )?
+        }
+    };
 }
 
 impl Drop for ScriptedServer {
@@ -437,6 +592,95 @@ pub fn mcp_script(open: &str, tag: &str, text: &str, echo: &str) -> Option<Resul
         Some((server, tool)) if !server.is_empty() && !tool.is_empty() => Ok(McpScript::single(server, tool, echo)),
         _ => Err(format!("Malformed tag {tag}")),
     })
+}
+
+/// `text` without its first `<open>TAG]` tag, trimmed, cut to 40
+/// characters: what a script echoes of a prompt (`Scripted reply: <echo>`).
+pub fn echo(open: &str, text: &str) -> String {
+    let without = match find_tag(open, text) {
+        Some((start, end, _)) => format!("{}{}", &text[..start], &text[end..]),
+        None => text.to_owned(),
+    };
+    first_chars(without.trim(), 40).trim().to_owned()
+}
+
+// ---- for the models' own tests and the recorders of the real CLIs -----------
+
+/// Where an ignored `record_*_transcripts` test writes a real CLI's
+/// transcripts: `out_dir` (the agent's `testdata`, read by the server's
+/// converter tests) and `side_dir` (`$TMPDIR/tether-<agent>-recordings`:
+/// model requests and logs, for a human to read), both created.
+#[cfg(test)]
+pub(crate) struct Recording {
+    pub out_dir: std::path::PathBuf,
+    pub side_dir: std::path::PathBuf,
+    /// `TETHER_RECORD_ONLY=a,b`: record only those cases.
+    only: Option<String>,
+}
+
+#[cfg(test)]
+impl Recording {
+    /// The recording of `agent` (its folder under `server/src/agents`).
+    pub fn new(agent: &str) -> Recording {
+        let out_dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../server/src/agents/{agent}/testdata"));
+        let side_dir = std::env::temp_dir().join(format!("tether-{agent}-recordings"));
+        std::fs::create_dir_all(&out_dir).unwrap();
+        std::fs::create_dir_all(&side_dir).unwrap();
+        Recording { out_dir, side_dir, only: std::env::var("TETHER_RECORD_ONLY").ok() }
+    }
+
+    /// Whether the case `name` is to be recorded.
+    pub fn wanted(&self, name: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| o.split(',').any(|n| n == name))
+    }
+
+    /// Writes every request `server` received to `<side_dir>/<name>.requests.json`.
+    pub fn save_requests(&self, name: &str, server: &impl std::ops::Deref<Target = ScriptedServer>) {
+        let all: Vec<Value> = server
+            .all_requests()
+            .into_iter()
+            .map(|r| serde_json::json!({"method": r.method, "uri": r.uri, "body": r.body}))
+            .collect();
+        let path = self.side_dir.join(format!("{name}.requests.json"));
+        std::fs::write(path, serde_json::to_string_pretty(&all).unwrap()).unwrap();
+    }
+}
+
+/// `lines`, each ended by a newline (a JSONL file).
+#[cfg(test)]
+pub(crate) fn jsonl(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// `POST url` with the JSON text `body`: (status, content type, body text).
+#[cfg(test)]
+pub(crate) async fn post_json(url: &str, body: &str) -> (u16, String, String) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let kind = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    (status, kind, response.text().await.unwrap())
+}
+
+/// Checks `server` answers a `CONNECT authority` with 403 and records it.
+#[cfg(test)]
+pub(crate) async fn assert_refuses_connect(server: &impl std::ops::Deref<Target = ScriptedServer>, authority: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 256];
+    let n = tcp.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let all = server.all_requests();
+    assert_eq!((all[0].method.as_str(), all[0].uri.as_str()), ("CONNECT", authority));
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod auth;
 mod browser_smoke;
 mod claude;
 mod codex;
+mod conformance;
 mod conversation;
 mod deploy;
 mod durability;

@@ -1,6 +1,9 @@
 //! The real Claude Code CLI (installed by scripts/install-agents) under tether,
-//! against the scripted Anthropic server: every turn asserted on the
-//! universal events.
+//! against the scripted Anthropic server: what only Claude Code does (its
+//! install route, allow-always suggestions, accept-edits, bypass as root and
+//! plan modes, the session's model and env, the user's own `~/.claude.json`,
+//! MCP servers that fail or hang). The scenarios every agent shares are in
+//! the conformance table (`conformance.rs`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,8 +13,7 @@ use tether_e2e::events::*;
 use tether_e2e::rig::tool_items;
 use tether_e2e::*;
 use tether_sdk::{
-    CreateSession, Decision, Event, EventBody, ItemStatus, PermissionAction, PermissionMode, PermissionReply,
-    QuestionReply, Session, SessionStatus, StopReason, ToolKind,
+    CreateSession, Decision, Event, EventBody, ItemStatus, PermissionMode, PermissionReply, Session, StopReason,
 };
 
 type Rig = tether_e2e::rig::Rig<ScriptedAnthropic>;
@@ -35,193 +37,6 @@ async fn agents_report_the_installed_cli() {
     assert!(agent.installed, "{agent:?}");
     assert_eq!(agent.version.as_deref(), Some(CLAUDE_VERSION));
     assert!(agent.capabilities.permissions && agent.capabilities.resume);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_turn_streams_deltas_and_reports_usage() {
-    let rig = rig().await;
-    let s = claude_session(&rig, PermissionMode::Default).await;
-    let events = turn(&rig, &s.id, "[claude:text] hello there").await;
-    let started: Vec<_> = events
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::SessionStarted(s) => Some(s),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(started.len(), 1, "{}", describe(&events));
-    assert!(started[0].native_session_id.is_some());
-    assert_eq!(started[0].agent_version.as_deref(), Some(CLAUDE_VERSION));
-    let messages = assistant_messages(&events);
-    assert_eq!(messages.len(), 1, "{}", describe(&events));
-    assert_eq!(item_text(messages[0]), "Scripted reply: hello there");
-    assert_eq!(delta_text(&events, &messages[0].item_id), "Scripted reply: hello there");
-    assert!(of_type(&events, "item.delta").len() >= 3);
-    let done = the_turn_completed(&events);
-    assert_eq!(done.stop_reason, StopReason::EndTurn);
-    let usage = done.usage.as_ref().expect("usage on turn.completed");
-    assert!(usage.output_tokens.unwrap_or(0) > 0, "{usage:?}");
-    let session = rig.server.client().get_session(&s.id).await.unwrap();
-    assert_eq!(session.status, SessionStatus::Idle);
-    assert_eq!(session.native_session_id.as_deref(), started[0].native_session_id.as_deref());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bash_tool_call_is_one_shell_item_with_its_output() {
-    let rig = rig().await;
-    let s = claude_session(&rig, PermissionMode::Default).await;
-    let events = turn(&rig, &s.id, "[claude:bash] run it").await;
-    let tools = tool_items(&events);
-    assert_eq!(tools.len(), 1, "{}", describe(&events));
-    let tool = tools[0].tool.as_ref().unwrap();
-    assert_eq!((tool.name.as_str(), tool.kind), ("Bash", ToolKind::Shell));
-    assert_eq!(tool.input["command"], "echo scripted-bash-output");
-    assert!(tool.output.as_deref().unwrap_or("").contains("scripted-bash-output"), "{tool:?}");
-    assert_eq!(tools[0].status, ItemStatus::Completed);
-    assert!(final_text(&events).starts_with("The command printed: scripted-bash-output"), "{}", final_text(&events));
-    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
-}
-
-async fn write_turn(rig: &Rig, decision: Decision) -> (Vec<Event>, PathBuf) {
-    let client = rig.server.client();
-    let s = claude_session(rig, PermissionMode::Default).await;
-    let target = PathBuf::from(&s.cwd).join("claude-written.txt");
-    client.send_text(&s.id, "[claude:write] please").await.unwrap();
-    let mut stream = client.session_events(&s.id, Some(0));
-    let upto = wait_for(&mut stream, TURN_TIMEOUT, |e| e.event_type() == "permission.requested").await;
-    let EventBody::PermissionRequested(p) = &upto.last().unwrap().body else { unreachable!() };
-    assert_eq!(p.action, PermissionAction::FileWrite);
-    assert!(p.path.as_deref().unwrap_or("").ends_with("claude-written.txt"), "{p:?}");
-    assert!(p.diff.as_deref().unwrap_or("").contains("+written by claude"), "{p:?}");
-    assert!(p.item_id.is_some(), "the request names its tool item");
-    assert!(!target.exists(), "written before the permission was answered");
-    assert_eq!(client.get_session(&s.id).await.unwrap().status, SessionStatus::Waiting);
-    client.reply_permission(&s.id, &p.permission_id, &PermissionReply { decision, message: None }).await.unwrap();
-    let events = collect_turn(&client, &s.id, 0).await;
-    assert_well_formed_prefix(&events);
-    (events, target)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn write_allowed_creates_the_file() {
-    let rig = rig().await;
-    let (events, target) = write_turn(&rig, Decision::AllowOnce).await;
-    assert_eq!(std::fs::read_to_string(&target).unwrap(), "written by claude\n");
-    let tools = tool_items(&events);
-    assert_eq!(tools.len(), 1, "{}", describe(&events));
-    assert_eq!(tools[0].status, ItemStatus::Completed);
-    assert_eq!(tools[0].tool.as_ref().unwrap().kind, ToolKind::FileEdit);
-    assert!(of_type(&events, "permission.resolved").len() == 1);
-    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn write_denied_declines_the_item_and_the_turn_goes_on() {
-    let rig = rig().await;
-    let (events, target) = write_turn(&rig, Decision::Deny).await;
-    assert!(!target.exists());
-    let tools = tool_items(&events);
-    assert_eq!(tools.len(), 1, "{}", describe(&events));
-    assert_eq!(tools[0].status, ItemStatus::Declined);
-    assert!(final_text(&events).starts_with("Write result:"), "{}", final_text(&events));
-    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn question_answered_reaches_the_model() {
-    let rig = rig().await;
-    let client = rig.server.client();
-    let s = claude_session(&rig, PermissionMode::Default).await;
-    client.send_text(&s.id, "[claude:question] pick").await.unwrap();
-    let mut stream = client.session_events(&s.id, Some(0));
-    let upto = wait_for(&mut stream, TURN_TIMEOUT, |e| e.event_type() == "question.requested").await;
-    let EventBody::QuestionRequested(q) = &upto.last().unwrap().body else { unreachable!() };
-    assert_eq!(q.questions.len(), 1);
-    assert_eq!(q.questions[0].prompt, "Which colour?");
-    assert_eq!(q.questions[0].options.iter().map(|o| o.label.as_str()).collect::<Vec<_>>(), vec!["Red", "Blue"]);
-    let answer = QuestionReply { answers: Some(vec![vec!["Blue".into()]]), reject: false };
-    client.reply_question(&s.id, &q.question_id, &answer).await.unwrap();
-    let events = collect_turn(&client, &s.id, 0).await;
-    assert_eq!(of_type(&events, "question.resolved").len(), 1);
-    let text = final_text(&events);
-    assert!(text.starts_with("Answer seen:") && text.contains("Blue"), "{text}");
-    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interrupt_during_slow_streaming_ends_the_turn() {
-    let rig = rig().await;
-    let client = rig.server.client();
-    let s = claude_session(&rig, PermissionMode::Default).await;
-    client.send_text(&s.id, "[claude:slow] go").await.unwrap();
-    let mut stream = client.session_events(&s.id, Some(0));
-    wait_for_count(&mut stream, TURN_TIMEOUT, "item.delta", 3).await;
-    let asked = std::time::Instant::now();
-    client.interrupt(&s.id).await.unwrap();
-    let events = collect_turn(&client, &s.id, 0).await;
-    assert!(asked.elapsed() < Duration::from_secs(8), "the interrupt took {:?}", asked.elapsed());
-    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::Interrupted);
-    let messages = assistant_messages(&events);
-    assert!(messages.iter().all(|m| m.status == ItemStatus::Cancelled), "{}", describe(&events));
-    // The session takes the next message in the same process.
-    let next = turn(&rig, &s.id, "[claude:text] after").await;
-    assert_eq!(final_text(&next), "Scripted reply: after");
-}
-
-async fn api_error_turn(tag: &str) {
-    let rig = rig().await;
-    let s = claude_session(&rig, PermissionMode::Default).await;
-    let events = turn(&rig, &s.id, &format!("{tag} fail please")).await;
-    let errors = of_type(&events, "error");
-    assert!(!errors.is_empty(), "{}", describe(&events));
-    let done = the_turn_completed(&events);
-    assert_eq!(done.stop_reason, StopReason::Error, "{}", describe(&events));
-    // The session is still usable.
-    let next = turn(&rig, &s.id, "[claude:text] recovered").await;
-    assert_eq!(final_text(&next), "Scripted reply: recovered");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn model_api_401_is_an_error_and_the_turn_ends() {
-    api_error_turn("[claude:401]").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn model_api_500_is_an_error_and_the_turn_ends() {
-    api_error_turn("[claude:500]").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_turns_then_a_killed_server_resumes_the_conversation() {
-    let mut rig = rig().await;
-    let s = claude_session(&rig, PermissionMode::Default).await;
-    let first = turn(&rig, &s.id, "[claude:text] first turn").await;
-    assert_eq!(final_text(&first), "Scripted reply: first turn");
-    let second = turn(&rig, &s.id, "[claude:text] second turn").await;
-    assert_eq!(final_text(&second), "Scripted reply: second turn");
-    let native = rig.server.client().get_session(&s.id).await.unwrap().native_session_id.unwrap();
-
-    rig.server.kill9().await;
-    wait_no_processes(&s.id, Duration::from_secs(5)).await;
-    rig.server.restart().await;
-    let after_restart = rig.server.client().get_session(&s.id).await.unwrap();
-    assert_eq!(after_restart.status, SessionStatus::Idle);
-
-    let third = turn(&rig, &s.id, "[claude:text] third turn").await;
-    assert_eq!(final_text(&third), "Scripted reply: third turn");
-    assert_eq!(rig.server.client().get_session(&s.id).await.unwrap().native_session_id.as_deref(), Some(&*native));
-    // The model saw the whole conversation: the resumed CLI sent the earlier turns.
-    let last = rig
-        .model
-        .requests()
-        .into_iter()
-        .rfind(|r| r.to_string().contains("third turn"))
-        .expect("no request for the third turn");
-    let body = last.to_string();
-    assert!(body.contains("first turn") && body.contains("second turn"), "the resumed request lacks history");
-    let all = read_all(&rig.server.client(), &s.id).await;
-    assert_well_formed(&all);
-    assert_eq!(of_type(&all, "server.restarted").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,101 +204,8 @@ fn cli_installs_the_pinned_version_into_a_data_dir() {
 
 use std::collections::BTreeMap;
 use tether_e2e::mcp::McpLog;
-use tether_e2e::rig::{
-    hash_tree, install_skill, mcp_statuses, remote_mcp_server, skill_md, stdio_mcp_server, the_mcp_item,
-};
+use tether_e2e::rig::{hash_tree, install_skill, mcp_statuses, skill_md, stdio_mcp_server, the_mcp_item};
 use tether_sdk::{McpServer, McpServerState};
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_mcp_server_is_called_after_a_permission_and_is_one_mcp_item() {
-    let rig = rig().await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = McpLog::new(dir.path().join("calls.jsonl"));
-    let servers = BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))]);
-    let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
-    let (events, asked) = rig.turn_answering(&s.id, "[claude:mcp:tt:echo] hello mcp", Decision::AllowOnce).await;
-    assert_eq!(asked.len(), 1, "{}", describe(&events));
-    assert_eq!(asked[0].action, PermissionAction::Mcp);
-    assert_eq!(asked[0].title, "Call echo on the MCP server tt");
-    let item = the_mcp_item(&events, "tt", "echo");
-    let tool = item.tool.as_ref().unwrap();
-    assert_eq!(tool.input["text"], "hello mcp");
-    assert_eq!(tool.output.as_deref(), Some("echo: hello mcp"), "{tool:?}");
-    assert_eq!(item.status, ItemStatus::Completed);
-    assert_eq!(final_text(&events), "MCP said: echo: hello mcp");
-    let calls = log.calls_of("echo");
-    assert_eq!(calls.len(), 1, "{calls:?}");
-    assert_eq!(
-        (calls[0]["label"].as_str(), calls[0]["arguments"]["text"].as_str()),
-        (Some("stdio"), Some("hello mcp"))
-    );
-    let all = read_all(&rig.server.client(), &s.id).await;
-    assert!(mcp_statuses(&all).contains(&("tt".into(), McpServerState::Connected, None)), "{}", describe(&all));
-}
-
-/// `[claude:mcp-seq:tt] mint ;; echo {"text": "$token"}`: one `ToolSearch`
-/// loads both deferred tools, then `mint`'s JSON result feeds `echo`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_mcp_sequence_passes_a_field_of_one_result_to_the_next_call() {
-    let rig = rig().await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = McpLog::new(dir.path().join("calls.jsonl"));
-    let servers = BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))]);
-    let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
-    let prompt = r#"[claude:mcp-seq:tt] mint ;; echo {"text": "$token"}"#;
-    let (events, asked) = rig.turn_answering(&s.id, prompt, Decision::AllowOnce).await;
-    tether_e2e::rig::assert_minted_token_echoed(&events, &asked, &log);
-    // Both tools came from one ToolSearch (`select:` takes a comma-separated list).
-    let last = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("[claude:mcp-seq:tt]")).unwrap();
-    let searches: Vec<serde_json::Value> = last["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
-        .filter(|b| b["type"] == "tool_use" && b["name"] == "ToolSearch")
-        .map(|b| b["input"]["query"].clone())
-        .collect();
-    assert_eq!(searches, [serde_json::json!("select:mcp__tt__mint,mcp__tt__echo")]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_remote_http_mcp_server_gets_its_headers_and_bypass_never_asks() {
-    let rig = rig().await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = McpLog::new(dir.path().join("calls.jsonl"));
-    let (_http, entry) = remote_mcp_server(log.path(), "http");
-    let servers = BTreeMap::from([("remote".to_string(), entry)]);
-    let s = rig.session_with(PermissionMode::Bypass, servers, vec![]).await;
-    let (events, asked) = rig.turn_answering(&s.id, "[claude:mcp:remote:echo] over http", Decision::Deny).await;
-    assert!(asked.is_empty(), "bypass asked: {asked:?}");
-    let item = the_mcp_item(&events, "remote", "echo");
-    assert_eq!(item.tool.as_ref().unwrap().output.as_deref(), Some("echo: over http"));
-    let calls = log.calls_of("echo");
-    assert_eq!((calls.len(), calls[0]["label"].as_str()), (1, Some("http")), "{calls:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_skill_is_listed_to_the_model_and_the_skill_tool_loads_it() {
-    let rig = rig().await;
-    let client = rig.server.client();
-    install_skill(&client, "tester-skill", "Checks the frobnicator before every release", "FROBNICATE-CAREFULLY-42")
-        .await;
-    let s = rig.session_with(PermissionMode::Bypass, BTreeMap::new(), vec!["tester-skill".into()]).await;
-    let (events, _) = rig.turn_answering(&s.id, "[claude:skill:tester-skill] go", Decision::AllowOnce).await;
-    let listed = rig.model.requests().iter().any(|r| {
-        let t = r.to_string();
-        t.contains("tether:tester-skill") && t.contains("Checks the frobnicator before every release")
-    });
-    assert!(listed, "no model request lists the skill");
-    let skill: Vec<_> =
-        tool_items(&events).into_iter().filter(|i| i.tool.as_ref().is_some_and(|t| t.name == "Skill")).collect();
-    assert_eq!(skill.len(), 1, "{}", describe(&events));
-    assert_eq!(skill[0].status, ItemStatus::Completed, "{:?}", skill[0]);
-    // The skill's body reached the model after the tool ran.
-    let last = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("[claude:skill:tester-skill]"));
-    assert!(last.unwrap().to_string().contains("FROBNICATE-CAREFULLY-42"), "the skill body never reached the model");
-    assert!(final_text(&events).starts_with("Skill said:"), "{}", final_text(&events));
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_users_own_mcp_server_and_skill_work_beside_the_sessions_and_stay_untouched() {
@@ -550,31 +272,6 @@ async fn a_broken_mcp_server_is_reported_failed_and_leaves_nothing_running() {
     );
     rig.server.client().delete_session(&s.id, false).await.unwrap();
     wait_no_processes(&s.id, Duration::from_secs(10)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_global_mcp_server_reaches_new_sessions_and_a_session_entry_wins_by_name() {
-    let rig = rig().await;
-    let client = rig.server.client();
-    let dir = tempfile::tempdir().unwrap();
-    let global_log = McpLog::new(dir.path().join("global.jsonl"));
-    let own_log = McpLog::new(dir.path().join("own.jsonl"));
-    client.put_mcp_server("shared", &stdio_mcp_server(global_log.path(), "global", "g")).await.unwrap();
-    client.put_mcp_server("over", &stdio_mcp_server(global_log.path(), "global-over", "g")).await.unwrap();
-    let own = BTreeMap::from([("over".to_string(), stdio_mcp_server(own_log.path(), "own-over", "o"))]);
-    let s = rig.session_with(PermissionMode::Bypass, own, vec![]).await;
-    let (events, _) = rig.turn_answering(&s.id, "[claude:mcp:shared:echo] via the global", Decision::AllowOnce).await;
-    assert_eq!(
-        the_mcp_item(&events, "shared", "echo").tool.as_ref().unwrap().output.as_deref(),
-        Some("echo: via the global")
-    );
-    let (events, _) = rig.turn_answering(&s.id, "[claude:mcp:over:echo] which one", Decision::AllowOnce).await;
-    the_mcp_item(&events, "over", "echo");
-    let labels = |log: &McpLog| {
-        log.calls_of("echo").iter().map(|c| c["label"].as_str().unwrap().to_string()).collect::<Vec<_>>()
-    };
-    assert_eq!(labels(&global_log), vec!["global"]);
-    assert_eq!(labels(&own_log), vec!["own-over"], "the session's own entry wins over the global one");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,18 +1,18 @@
 //! The real Codex CLI (`codex app-server`, installed by scripts/install-agents)
-//! under tether, against the scripted OpenAI Responses server: every turn
-//! asserted on the universal events.
+//! under tether, against the scripted OpenAI Responses server: what only
+//! Codex does (patches unasked, deferred MCP namespaces found by
+//! `tool_search`, skills listed in its developer message, the user's own
+//! `config.toml`, its MCP start-up failures). The scenarios every agent
+//! shares are in the conformance table (`conformance.rs`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tether_e2e::events::*;
-use tether_e2e::openai::{codex_env, ScriptedOpenAI, CODEX_VERSION};
+use tether_e2e::openai::{codex_env, ScriptedOpenAI};
 use tether_e2e::rig::tool_items;
 use tether_e2e::*;
-use tether_sdk::{
-    Decision, Event, EventBody, ItemStatus, PermissionAction, PermissionMode, PermissionReply, Session, SessionStatus,
-    StopReason, ToolKind,
-};
+use tether_sdk::{Decision, Event, EventBody, ItemStatus, PermissionMode, Session, StopReason, ToolKind};
 
 type Rig = tether_e2e::rig::Rig<ScriptedOpenAI>;
 
@@ -29,43 +29,6 @@ async fn turn(rig: &Rig, session: &str, text: &str) -> Vec<Event> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn codex_text_turn_streams_deltas() {
-    let rig = rig().await;
-    let agent = rig.server.client().agent("codex").await.unwrap();
-    assert_eq!((agent.installed, agent.version.as_deref()), (true, Some(CODEX_VERSION)));
-    let s = codex_session(&rig, PermissionMode::Default).await;
-    let events = turn(&rig, &s.id, "[codex:text] hello codex").await;
-    let started = of_type(&events, "session.started");
-    assert_eq!(started.len(), 1, "{}", describe(&events));
-    let messages = assistant_messages(&events);
-    assert_eq!(messages.len(), 1, "{}", describe(&events));
-    assert_eq!(item_text(messages[0]), "Scripted reply: hello codex");
-    assert_eq!(delta_text(&events, &messages[0].item_id), "Scripted reply: hello codex");
-    let done = the_turn_completed(&events);
-    assert_eq!(done.stop_reason, StopReason::EndTurn);
-    assert!(done.usage.as_ref().and_then(|u| u.output_tokens).unwrap_or(0) > 0, "{done:?}");
-    assert!(of_type(&events, "agent.unparsed").is_empty(), "{}", describe(&events));
-    let session = rig.server.client().get_session(&s.id).await.unwrap();
-    assert!(session.native_session_id.is_some());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn codex_shell_command_reports_output_and_exit_code() {
-    let rig = rig().await;
-    let s = codex_session(&rig, PermissionMode::Bypass).await;
-    let events = turn(&rig, &s.id, "[codex:shell] run").await;
-    let tools = tool_items(&events);
-    assert_eq!(tools.len(), 1, "{}", describe(&events));
-    let tool = tools[0].tool.as_ref().unwrap();
-    assert_eq!(tool.kind, ToolKind::Shell);
-    assert!(tool.input["command"].as_str().unwrap_or("").contains("echo scripted-shell-output"), "{tool:?}");
-    assert!(tool.output.as_deref().unwrap_or("").contains("scripted-shell-output"), "{tool:?}");
-    assert_eq!(tool.exit_code, Some(0));
-    assert_eq!(tools[0].status, ItemStatus::Completed);
-    assert!(final_text(&events).contains("scripted-shell-output"), "{}", final_text(&events));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_patch_writes_a_file() {
     let rig = rig().await;
     let s = codex_session(&rig, PermissionMode::Bypass).await;
@@ -78,115 +41,6 @@ async fn codex_patch_writes_a_file() {
     assert!(tool.paths.iter().any(|p| p.ends_with("codex-patched.txt")), "{tool:?}");
     assert!(tool.diff.as_deref().unwrap_or("").contains("patched by codex"), "{tool:?}");
     assert_eq!(patch.status, ItemStatus::Completed);
-}
-
-/// A turn that asks for one approval, answered with `decision`.
-async fn approval_turn(tag: &str, decision: Decision) -> (Vec<Event>, Session, Rig) {
-    let rig = rig().await;
-    let client = rig.server.client();
-    let s = codex_session(&rig, PermissionMode::Default).await;
-    client.send_text(&s.id, &format!("{tag} please")).await.unwrap();
-    let mut stream = client.session_events(&s.id, Some(0));
-    let upto = wait_for(&mut stream, TURN_TIMEOUT, |e| e.event_type() == "permission.requested").await;
-    let EventBody::PermissionRequested(p) = &upto.last().unwrap().body else { unreachable!() };
-    assert!(p.item_id.is_some(), "{p:?}");
-    if tag == "[codex:touch]" {
-        assert_eq!(p.action, PermissionAction::Shell);
-        assert!(p.command.as_deref().unwrap_or("").contains("touch codex-touched.txt"), "{p:?}");
-    } else {
-        assert_eq!(p.action, PermissionAction::FileEdit);
-        assert!(p.diff.as_deref().unwrap_or("").contains("patched by codex"), "{p:?}");
-    }
-    assert_eq!(client.get_session(&s.id).await.unwrap().status, SessionStatus::Waiting);
-    client.reply_permission(&s.id, &p.permission_id, &PermissionReply { decision, message: None }).await.unwrap();
-    let events = collect_turn(&client, &s.id, 0).await;
-    assert_well_formed(&events);
-    assert!(of_type(&events, "agent.unparsed").is_empty(), "{}", describe(&events));
-    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn, "{}", describe(&events));
-    (events, s, rig)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn codex_command_approval_allowed_runs_it() {
-    let (_events, s, _rig) = approval_turn("[codex:touch]", Decision::AllowOnce).await;
-    assert!(PathBuf::from(&s.cwd).join("codex-touched.txt").exists());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn codex_command_approval_denied_does_not_run_it() {
-    let (events, s, _rig) = approval_turn("[codex:touch]", Decision::Deny).await;
-    assert!(!PathBuf::from(&s.cwd).join("codex-touched.txt").exists());
-    assert!(tool_items(&events).iter().any(|i| i.status == ItemStatus::Declined), "{}", describe(&events));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn codex_patch_approval_allowed_writes_the_file() {
-    let (_events, s, _rig) = approval_turn("[codex:patch]", Decision::AllowOnce).await;
-    assert!(PathBuf::from(&s.cwd).join("codex-patched.txt").exists());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn codex_patch_approval_denied_writes_nothing() {
-    let (events, s, _rig) = approval_turn("[codex:patch]", Decision::Deny).await;
-    assert!(!PathBuf::from(&s.cwd).join("codex-patched.txt").exists());
-    assert!(tool_items(&events).iter().any(|i| i.status == ItemStatus::Declined), "{}", describe(&events));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn codex_interrupt_during_slow_streaming() {
-    let rig = rig().await;
-    let client = rig.server.client();
-    let s = codex_session(&rig, PermissionMode::Default).await;
-    client.send_text(&s.id, "[codex:slow] go").await.unwrap();
-    let mut stream = client.session_events(&s.id, Some(0));
-    wait_for_count(&mut stream, TURN_TIMEOUT, "item.delta", 3).await;
-    let asked = std::time::Instant::now();
-    client.interrupt(&s.id).await.unwrap();
-    let events = collect_turn(&client, &s.id, 0).await;
-    assert!(asked.elapsed() < Duration::from_secs(8), "the interrupt took {:?}", asked.elapsed());
-    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::Interrupted);
-    assert_well_formed(&events);
-    let messages = assistant_messages(&events);
-    assert!(
-        !messages.is_empty() && messages.iter().all(|m| m.status == ItemStatus::Cancelled),
-        "{}",
-        describe(&events)
-    );
-    let next = turn(&rig, &s.id, "[codex:text] after").await;
-    assert_eq!(final_text(&next), "Scripted reply: after");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn codex_model_failure_ends_the_turn_with_an_error() {
-    let rig = rig().await;
-    let s = codex_session(&rig, PermissionMode::Default).await;
-    let events = turn(&rig, &s.id, "[codex:failed] break").await;
-    assert!(!of_type(&events, "error").is_empty(), "{}", describe(&events));
-    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::Error, "{}", describe(&events));
-    let next = turn(&rig, &s.id, "[codex:text] recovered").await;
-    assert_eq!(final_text(&next), "Scripted reply: recovered");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn codex_two_turns_then_a_killed_server_continues_the_thread() {
-    let mut rig = rig().await;
-    let s = codex_session(&rig, PermissionMode::Default).await;
-    assert_eq!(final_text(&turn(&rig, &s.id, "[codex:text] first turn").await), "Scripted reply: first turn");
-    assert_eq!(final_text(&turn(&rig, &s.id, "[codex:text] second turn").await), "Scripted reply: second turn");
-    let thread = rig.server.client().get_session(&s.id).await.unwrap().native_session_id.unwrap();
-
-    rig.server.kill9().await;
-    wait_no_processes(&s.id, Duration::from_secs(5)).await;
-    rig.server.restart().await;
-    let third = turn(&rig, &s.id, "[codex:text] third turn").await;
-    assert_eq!(final_text(&third), "Scripted reply: third turn");
-    assert_eq!(rig.server.client().get_session(&s.id).await.unwrap().native_session_id.as_deref(), Some(&*thread));
-    let last = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("third turn")).unwrap();
-    let body = last.to_string();
-    assert!(body.contains("first turn") && body.contains("second turn"), "the resumed thread lacks history");
-    let all = read_all(&rig.server.client(), &s.id).await;
-    assert_well_formed(&all);
-    assert_eq!(of_type(&all, "server.restarted").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,73 +76,11 @@ async fn mcp_echo_turn(rig: &Rig, s: &Session, server: &str, text: &str) -> (Vec
     assert_eq!(tool.output.as_deref(), Some(&*format!("echo: {text}")), "{tool:?}");
     assert_eq!(item.status, ItemStatus::Completed);
     assert_eq!(final_text(&events), format!("MCP said: echo: {text}"), "{}", describe(&events));
-    let requests = rig.model.requests();
-    let searched = requests.iter().any(|r| {
-        r["input"].as_array().is_some_and(|items| {
-            items.iter().any(|i| {
-                i["type"] == "tool_search_output"
-                    && i["tools"]
-                        .as_array()
-                        .is_some_and(|t| t.iter().any(|n| n["name"] == format!("mcp__{server}").as_str()))
-            })
-        })
-    });
+    let searched = tether_e2e::openai::searched_mcp_namespace(&rig.model.requests(), server);
     assert!(searched, "no tool_search_output with the namespace mcp__{server} reached the model");
     let all = read_all(&rig.server.client(), &s.id).await;
     assert!(mcp_statuses(&all).contains(&(server.into(), McpServerState::Connected, None)), "{}", describe(&all));
     (events, asked)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn codex_calls_a_session_mcp_server_after_a_permission() {
-    let rig = rig().await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = McpLog::new(dir.path().join("calls.jsonl"));
-    let servers = BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))]);
-    let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
-    let (events, asked) = mcp_echo_turn(&rig, &s, "tt", "hello mcp").await;
-    // Codex asks through an `mcpServer/elicitation/request` of its own kind (`mcp_tool_call`).
-    assert_eq!(asked.len(), 1, "{}", describe(&events));
-    assert_eq!(asked[0].action, PermissionAction::Mcp);
-    assert_eq!(asked[0].title, "Call echo on the MCP server tt");
-    assert_eq!(asked[0].input.as_ref().map(|i| &i["text"]), Some(&serde_json::json!("hello mcp")));
-    let item = the_mcp_item(&events, "tt", "echo");
-    assert_eq!(asked[0].item_id.as_deref(), Some(&*item.item_id), "the permission names its call");
-    let calls = log.calls_of("echo");
-    assert_eq!(calls.len(), 1, "{calls:?}");
-    assert_eq!(
-        (calls[0]["label"].as_str(), calls[0]["arguments"]["text"].as_str()),
-        (Some("stdio"), Some("hello mcp"))
-    );
-}
-
-/// `[codex:mcp-seq:tt] mint ;; echo {"text": "$token"}`: each deferred tool
-/// is searched for before its step, then `mint`'s JSON output feeds `echo`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn codex_mcp_sequence_passes_a_field_of_one_result_to_the_next_call() {
-    let rig = rig().await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = McpLog::new(dir.path().join("calls.jsonl"));
-    let servers = BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))]);
-    let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
-    let prompt = r#"[codex:mcp-seq:tt] mint ;; echo {"text": "$token"}"#;
-    let (events, asked) = rig.turn_answering(&s.id, prompt, Decision::AllowOnce).await;
-    tether_e2e::rig::assert_minted_token_echoed(&events, &asked, &log);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn codex_declined_mcp_call_is_declined_and_not_made() {
-    let rig = rig().await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = McpLog::new(dir.path().join("calls.jsonl"));
-    let servers = BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))]);
-    let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
-    let (events, asked) = rig.turn_answering(&s.id, "[codex:mcp:tt:echo] not this", Decision::Deny).await;
-    assert_eq!(asked.len(), 1, "{}", describe(&events));
-    let item = the_mcp_item(&events, "tt", "echo");
-    assert_eq!(item.status, ItemStatus::Declined, "{}", describe(&events));
-    assert!(log.calls().is_empty(), "{:?}", log.calls());
-    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
