@@ -82,7 +82,7 @@ impl From<io::Error> for Stop {
 }
 
 /// How a script ended: with a reply for the `result` line, or having written
-/// its own `result`.
+/// its own `result` (having saved the turn count first).
 enum Ending {
     Reply(String),
     Reported,
@@ -196,13 +196,20 @@ impl<W: Write> Mock<W> {
                 self.text_reply(&mut t, reply)
             }
         };
+        // The turn counts once it ends, and is saved before it is reported:
+        // a kill right after the report resumes with the right count.
         match ending {
-            Ok(Ending::Reply(reply)) => self.result_success(&t, &reply)?,
+            Ok(Ending::Reply(reply)) => {
+                self.persist();
+                self.result_success(&t, &reply)?
+            }
             Ok(Ending::Reported) => {}
-            Err(Stop::Interrupted) => self.interrupted(&mut t)?,
+            Err(Stop::Interrupted) => {
+                self.persist();
+                self.interrupted(&mut t)?
+            }
             Err(stop) => return Err(stop),
         }
-        self.persist();
         Ok(())
     }
 
@@ -374,6 +381,7 @@ impl<W: Write> Mock<W> {
             "permission_denials": [],
             "uuid": ids::uuid_v4(),
         });
+        self.persist();
         self.emit(&result)?;
         Ok(Ending::Reported)
     }
