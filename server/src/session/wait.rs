@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use tether_protocol::tools::{ToolBrief, TurnReport, TurnState};
 use tether_protocol::{
-    Event, EventBody, Item, ItemKind, PermissionRequested, QuestionRequested, Role, SessionStatus, TurnCompleted, Usage,
+    event_type, Event, EventBody, Item, ItemKind, PermissionRequested, QuestionRequested, Role, SessionStatus,
+    TurnCompleted, Usage,
 };
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -66,7 +67,7 @@ impl TurnFold {
 
     /// Whether an event of this type can change the report (deltas, logs and the like cannot).
     fn matters(etype: &str) -> bool {
-        !matches!(etype, "item.delta" | "agent.log" | "agent.unparsed")
+        !matches!(etype, event_type::ITEM_DELTA | event_type::AGENT_LOG | event_type::AGENT_UNPARSED)
     }
 
     /// Takes in one committed event of the session.
@@ -294,18 +295,18 @@ mod tests {
         feed(
             &mut fold,
             &[
-                committed(1, "turn.started", json!({"turn_id": "trn_a", "input": []})),
-                committed(2, "item.completed", message("trn_a", "old", "completed")),
-                committed(3, "turn.completed", json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
-                committed(4, "turn.started", json!({"turn_id": "trn_b", "input": []})),
-                committed(5, "item.completed", message("trn_b", "first", "completed")),
+                committed(1, event_type::TURN_STARTED, json!({"turn_id": "trn_a", "input": []})),
+                committed(2, event_type::ITEM_COMPLETED, message("trn_a", "old", "completed")),
+                committed(3, event_type::TURN_COMPLETED, json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
+                committed(4, event_type::TURN_STARTED, json!({"turn_id": "trn_b", "input": []})),
+                committed(5, event_type::ITEM_COMPLETED, message("trn_b", "first", "completed")),
                 committed(
                     6,
-                    "item.started",
+                    event_type::ITEM_STARTED,
                     json!({"item": {"item_id": "itm_t", "turn_id": "trn_b", "kind": "tool_call",
                     "status": "in_progress", "tool": {"name": "Bash", "kind": "shell", "input": {"command": "ls"}}}}),
                 ),
-                committed(7, "item.delta", json!({"item_id": "itm_t", "delta": {"output": "a"}})),
+                committed(7, event_type::ITEM_DELTA, json!({"item_id": "itm_t", "delta": {"output": "a"}})),
             ],
         );
         let r = fold.report(false);
@@ -322,14 +323,14 @@ mod tests {
             &[
                 committed(
                     8,
-                    "item.completed",
+                    event_type::ITEM_COMPLETED,
                     json!({"item": {"item_id": "itm_t", "turn_id": "trn_b", "kind": "tool_call",
                     "status": "completed", "tool": {"name": "Bash", "kind": "shell", "input": {"command": "ls"}, "output": "a\n"}}}),
                 ),
-                committed(9, "item.completed", message("trn_b", "last", "completed")),
+                committed(9, event_type::ITEM_COMPLETED, message("trn_b", "last", "completed")),
                 committed(
                     10,
-                    "turn.completed",
+                    event_type::TURN_COMPLETED,
                     json!({"turn_id": "trn_b", "stop_reason": "end_turn",
                     "usage": {"input_tokens": 3, "output_tokens": 4}}),
                 ),
@@ -346,16 +347,16 @@ mod tests {
     #[test]
     fn a_named_turn_is_queued_until_it_starts_and_later_turns_do_not_replace_it() {
         let mut fold = TurnFold::new("ses_1", Some("trn_b".into()), SessionStatus::Running);
-        feed(&mut fold, &[committed(1, "turn.started", json!({"turn_id": "trn_a", "input": []}))]);
+        feed(&mut fold, &[committed(1, event_type::TURN_STARTED, json!({"turn_id": "trn_a", "input": []}))]);
         assert_eq!(fold.report(false).state, TurnState::Queued);
         assert!(!fold.settled());
         feed(
             &mut fold,
             &[
-                committed(2, "turn.completed", json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
-                committed(3, "turn.started", json!({"turn_id": "trn_b", "input": []})),
-                committed(4, "turn.completed", json!({"turn_id": "trn_b", "stop_reason": "interrupted"})),
-                committed(5, "turn.started", json!({"turn_id": "trn_c", "input": []})),
+                committed(2, event_type::TURN_COMPLETED, json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
+                committed(3, event_type::TURN_STARTED, json!({"turn_id": "trn_b", "input": []})),
+                committed(4, event_type::TURN_COMPLETED, json!({"turn_id": "trn_b", "stop_reason": "interrupted"})),
+                committed(5, event_type::TURN_STARTED, json!({"turn_id": "trn_c", "input": []})),
             ],
         );
         let r = fold.report(false);
@@ -371,10 +372,10 @@ mod tests {
         feed(
             &mut fold,
             &[
-                committed(1, "turn.started", json!({"turn_id": "trn_a", "input": []})),
+                committed(1, event_type::TURN_STARTED, json!({"turn_id": "trn_a", "input": []})),
                 committed(
                     2,
-                    "permission.requested",
+                    event_type::PERMISSION_REQUESTED,
                     json!({"permission_id": "per_1", "action": "shell", "title": "Run ls",
                     "options": ["allow_once", "deny"]}),
                 ),
@@ -387,12 +388,15 @@ mod tests {
             &mut fold,
             &[committed(
                 3,
-                "permission.resolved",
+                event_type::PERMISSION_RESOLVED,
                 json!({"permission_id": "per_1", "decision": "allow_once", "by": "client"}),
             )],
         );
         assert_eq!(fold.report(false).state, TurnState::Running);
-        feed(&mut fold, &[committed(4, "question.requested", json!({"question_id": "qst_1", "questions": []}))]);
+        feed(
+            &mut fold,
+            &[committed(4, event_type::QUESTION_REQUESTED, json!({"question_id": "qst_1", "questions": []}))],
+        );
         assert_eq!(fold.report(false).questions.len(), 1);
         assert!(fold.settled());
     }
@@ -403,12 +407,12 @@ mod tests {
         feed(
             &mut fold,
             &[
-                committed(1, "turn.started", json!({"turn_id": "trn_a", "input": []})),
-                committed(2, "turn.completed", json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
+                committed(1, event_type::TURN_STARTED, json!({"turn_id": "trn_a", "input": []})),
+                committed(2, event_type::TURN_COMPLETED, json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
             ],
         );
         assert!(!fold.settled(), "the session still says running: its status after the turn is on its way");
-        feed(&mut fold, &[committed(3, "session.status", json!({"status": "idle"}))]);
+        feed(&mut fold, &[committed(3, event_type::SESSION_STATUS, json!({"status": "idle"}))]);
         assert!(fold.settled());
         let r = fold.report(false);
         assert_eq!((r.done, r.session_status), (true, SessionStatus::Idle));
@@ -418,9 +422,9 @@ mod tests {
         feed(
             &mut fold,
             &[
-                committed(1, "turn.started", json!({"turn_id": "trn_a", "input": []})),
-                committed(2, "turn.completed", json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
-                committed(3, "turn.started", json!({"turn_id": "trn_b", "input": []})),
+                committed(1, event_type::TURN_STARTED, json!({"turn_id": "trn_a", "input": []})),
+                committed(2, event_type::TURN_COMPLETED, json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
+                committed(3, event_type::TURN_STARTED, json!({"turn_id": "trn_b", "input": []})),
             ],
         );
         assert!(fold.settled());

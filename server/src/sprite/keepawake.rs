@@ -24,7 +24,7 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
-use tether_protocol::SessionStatus;
+use tether_protocol::{event_type, SessionStatus};
 
 use super::api::SpriteApi;
 use crate::session::Shared;
@@ -119,7 +119,7 @@ async fn busy_from_store(shared: &Shared) -> Option<Busy> {
 /// Applies one committed event to the busy sessions.
 fn apply(busy: &mut Busy, e: &Committed) {
     match e.etype {
-        "session.status" => match serde_json::from_str::<StatusEvent>(&e.json) {
+        event_type::SESSION_STATUS => match serde_json::from_str::<StatusEvent>(&e.json) {
             Ok(ev) if is_busy(ev.data.status) => {
                 busy.insert(e.session_id.clone(), ev.data.status);
             }
@@ -128,7 +128,7 @@ fn apply(busy: &mut Busy, e: &Committed) {
             }
             Err(_) => {}
         },
-        "session.ended" => {
+        event_type::SESSION_ENDED => {
             busy.remove(&e.session_id);
         }
         _ => {}
@@ -264,13 +264,13 @@ mod tests {
     #[test]
     fn running_and_waiting_sessions_are_busy_until_they_settle_or_end() {
         let mut busy = Busy::new();
-        apply(&mut busy, &ev("a", "session.status", r#"{"data":{"status":"running"}}"#));
-        apply(&mut busy, &ev("b", "session.status", r#"{"data":{"status":"waiting"}}"#));
-        apply(&mut busy, &ev("b", "item.delta", r#"{"data":{}}"#));
+        apply(&mut busy, &ev("a", event_type::SESSION_STATUS, r#"{"data":{"status":"running"}}"#));
+        apply(&mut busy, &ev("b", event_type::SESSION_STATUS, r#"{"data":{"status":"waiting"}}"#));
+        apply(&mut busy, &ev("b", event_type::ITEM_DELTA, r#"{"data":{}}"#));
         assert_eq!(busy.len(), 2);
-        apply(&mut busy, &ev("a", "session.status", r#"{"data":{"status":"idle"}}"#));
+        apply(&mut busy, &ev("a", event_type::SESSION_STATUS, r#"{"data":{"status":"idle"}}"#));
         assert_eq!(busy.keys().map(|s| &**s).collect::<Vec<_>>(), vec!["b"]);
-        apply(&mut busy, &ev("b", "session.ended", r#"{"data":{"reason":"terminated"}}"#));
+        apply(&mut busy, &ev("b", event_type::SESSION_ENDED, r#"{"data":{"reason":"terminated"}}"#));
         assert!(busy.is_empty());
     }
 

@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use tether_protocol::{StreamControl, StreamEnded, StreamIdle};
+use tether_protocol::{event_type, StreamControl, StreamEnded, StreamIdle};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
@@ -190,7 +190,7 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
     let Opened { scope, mut cursor, include_raw, reset, over, types, mut bus } = opened;
     let sent = |e: &Committed| types.as_ref().is_none_or(|t| t.contains(&e.etype));
     // Only a session's own stream ends with it.
-    let ends = |e: &Committed| matches!(scope, Scope::Session(_)) && e.etype == "session.ended";
+    let ends = |e: &Committed| matches!(scope, Scope::Session(_)) && e.etype == event_type::SESSION_ENDED;
     let mut shutdown = app.shutdown.clone();
     if let Some(first) = out.opened() {
         if tx.send(first).await.is_err() {
