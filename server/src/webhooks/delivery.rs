@@ -19,7 +19,7 @@ use tether_protocol::WebhookState;
 use tokio::sync::broadcast;
 
 use super::{signature, Context, Filters, Hook};
-use crate::store::{reader, StoreError};
+use crate::store::{reader, stored, StoreError};
 
 /// Most events in one delivery.
 pub const MAX_BATCH: usize = 100;
@@ -91,14 +91,9 @@ impl Batch {
         let mut out = String::with_capacity(size + webhook_id.len() + 32);
         out.push_str("{\"webhook_id\":");
         out.push_str(&serde_json::to_string(webhook_id).unwrap_or_default());
-        out.push_str(",\"events\":[");
-        for (i, (_, json)) in self.events.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(json);
-        }
-        out.push_str("]}");
+        out.push_str(",\"events\":");
+        stored::write_array(&mut out, self.events.iter().map(|(_, json)| json.as_str()));
+        out.push('}');
         Bytes::from(out)
     }
 
