@@ -1,9 +1,10 @@
 //! Waiting for a turn: folds a session's committed events into a
 //! [`TurnReport`] and follows the live bus until the turn ends, asks for an
 //! answer (a permission or a question), the session ends, or a deadline
-//! passes. It reads the log the way the SSE streams do (subscribe first, then
-//! catch up from the store, back to the store when the bus laps it), so no
-//! event between the two is missed. It never changes a session.
+//! passes. It reads the log through the store's follower, as the event
+//! streams do ([`crate::store::follow`]: subscribe first, then catch up from
+//! the store, back to the store when the bus laps it or skips a `seq`), so
+//! no event between the two is missed. It never changes a session.
 
 use std::sync::Arc;
 
@@ -12,12 +13,12 @@ use tether_protocol::{
     event_type, Event, EventBody, Item, ItemKind, PermissionRequested, QuestionRequested, Role, SessionStatus,
     TurnCompleted, Usage,
 };
-use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::Shared;
 use crate::error::ApiError;
-use crate::store::{reader, Committed};
+use crate::store::follow::{Follower, Live, Page, Scope};
+use crate::store::Committed;
 
 /// Events read from the store per catch-up query.
 const PAGE: u32 = 2000;
@@ -221,20 +222,17 @@ impl Shared {
         deadline: Instant,
         mut progress: impl FnMut(&Committed),
     ) -> Result<TurnReport, ApiError> {
-        // Subscribe before the first store read, so nothing committed in between is missed.
-        let mut bus = self.store.subscribe();
+        // Subscribed before the first store read, so nothing committed in between is missed.
+        let mut follower = Follower::subscribe(&self.store, Scope::Session(Arc::from(session_id)));
         let row = self.get(session_id).await?;
         let mut fold = TurnFold::new(session_id, turn_id, row.status);
-        let id: Arc<str> = Arc::from(session_id);
         'outer: loop {
             loop {
-                let after = fold.last_seq;
-                let sid = id.clone();
-                let page = self.store.read(move |c| reader::session_events(c, &sid, after, PAGE)).await?;
+                let (page, full) = follower.page(Page::rows(PAGE)).await?;
                 for e in &page {
                     fold.apply(e);
                 }
-                if page.len() < PAGE as usize {
+                if !full {
                     break;
                 }
             }
@@ -243,21 +241,17 @@ impl Shared {
                     return Ok(fold.report(false));
                 }
                 let next = tokio::select! {
-                    r = bus.recv() => r,
+                    live = follower.recv() => live,
                     _ = tokio::time::sleep_until(deadline) => return Ok(fold.report(true)),
                 };
                 match next {
-                    Ok(e) if *e.session_id == *id && e.seq > fold.last_seq => {
-                        if e.seq != fold.last_seq + 1 {
-                            // A gap (committed before our catch-up page ended): read it from the store.
-                            continue 'outer;
-                        }
+                    Live::Event(e) => {
                         fold.apply(&e);
                         progress(&e);
                     }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue 'outer,
-                    Err(broadcast::error::RecvError::Closed) => return Ok(fold.report(false)),
+                    // Missed events (a lag, a skipped seq): read them from the store.
+                    Live::Behind => continue 'outer,
+                    Live::Closed => return Ok(fold.report(false)),
                 }
             }
         }

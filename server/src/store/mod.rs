@@ -7,6 +7,7 @@
 //! Readers use their own connections and never block the writer.
 //! Nothing here holds a connection across an `.await`.
 
+pub mod follow;
 pub mod health;
 pub mod reader;
 pub mod stored;
@@ -424,8 +425,10 @@ impl Store {
         &self.store_id
     }
 
-    /// Subscribes to events committed from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Committed>> {
+    /// Tests: the raw bus of events committed from now on (everything else
+    /// follows the log through [`follow::Follower`]).
+    #[cfg(test)]
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Committed>> {
         self.bus.subscribe()
     }
 

@@ -6,7 +6,8 @@
 //! identical, with the same `X-Tether-Event-Ids`). A batch that is not acknowledged (another status, a
 //! connect error, a timeout) is sent again, the same events, after a
 //! back-off; nothing is ever skipped. While caught up it sleeps until the
-//! store's writer publishes a commit (the bus the event streams use).
+//! store's writer publishes a commit (through the store's follower, the one
+//! the event streams use: [`crate::store::follow`]).
 //!
 //! It must not log the secret, nor the URL (it may carry credentials).
 
@@ -16,9 +17,9 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use tether_protocol::WebhookState;
-use tokio::sync::broadcast;
 
 use super::{signature, Context, Filters, Hook};
+use crate::store::follow::{Follower, Scope};
 use crate::store::{reader, stored, StoreError};
 
 /// Most events in one delivery.
@@ -203,18 +204,6 @@ async fn attempt(ctx: &Context, hook: &Hook, body: &Bytes, ids: &str) -> Result<
     }
 }
 
-/// Empties the notifications already received (the store is read next, so
-/// they are covered); `false` when the bus is closed (the store is gone).
-fn drain(bus: &mut broadcast::Receiver<Arc<crate::store::Committed>>) -> bool {
-    loop {
-        match bus.try_recv() {
-            Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
-            Err(broadcast::error::TryRecvError::Empty) => return true,
-            Err(broadcast::error::TryRecvError::Closed) => return false,
-        }
-    }
-}
-
 /// Writes the hook's progress, retrying until it is stored (the next batch
 /// waits for it: delivery resumes from the stored cursor after a crash).
 async fn persist(ctx: &Context, hook: &Hook) {
@@ -237,11 +226,12 @@ async fn persist(ctx: &Context, hook: &Hook) {
 /// The task: runs until aborted (DELETE, shutdown) or the store closes.
 pub(super) async fn run(ctx: Arc<Context>, hook: Arc<Hook>) {
     // Subscribed before the first read: no commit after it goes unnoticed.
-    let mut bus = ctx.store.subscribe();
+    let mut follower = Follower::subscribe(&ctx.store, Scope::Global);
     let mut stored = hook.progress();
     let mut stored_at = tokio::time::Instant::now();
     loop {
-        if !drain(&mut bus) {
+        // The store is read next: what was committed so far is covered.
+        if !follower.drain() {
             return;
         }
         let p = hook.progress();
@@ -279,8 +269,8 @@ pub(super) async fn run(ctx: Arc<Context>, hook: Arc<Hook>) {
             }
             let tick = if stored.cursor != hook.progress().cursor { SKIP_PERSIST_EVERY } else { IDLE_TICK };
             tokio::select! {
-                r = bus.recv() => {
-                    if matches!(r, Err(broadcast::error::RecvError::Closed)) {
+                open = follower.changed() => {
+                    if !open {
                         return;
                     }
                 }
