@@ -1,4 +1,11 @@
 //! The universal event: one envelope, one tagged enum of payloads.
+//!
+//! Every event type is declared once, in the `event_types!` table below
+//! (variant, payload struct, wire name, constant). To add an event: write
+//! its payload struct here, add one line to the table, and run
+//! `TETHER_BLESS=1 cargo test -p tether-protocol` to regenerate the schemas
+//! and the UI's `ui/js/event-types.js`. Code that names an event type uses
+//! the [`event_type`] constants (`EventType` in the UI), never a literal.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

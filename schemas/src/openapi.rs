@@ -1,4 +1,5 @@
-//! The OpenAPI 3.1 document and the event JSON Schema, generated from the types.
+//! The OpenAPI 3.1 document and the event JSON Schema, generated from the
+//! types; with them, the UI's list of event types (`ui/js/event-types.js`).
 //!
 //! `TETHER_BLESS=1 cargo test -p tether-protocol` rewrites the committed files.
 

@@ -18,7 +18,8 @@
 //! ```
 //!
 //! The wire types are those of `tether-protocol`, re-exported here (and as
-//! [`protocol`]). Every non-2xx answer becomes [`Error::Api`] with its
+//! [`protocol`]); query strings are its query structs too
+//! (`EventPageQuery`, `FsPathQuery`, …), never pairs built here. Every non-2xx answer becomes [`Error::Api`] with its
 //! problem details. Event streams ([`EventStream`]) reconnect by themselves
 //! and never yield a duplicate.
 //!

@@ -6,6 +6,16 @@
 //! transaction, and only after the commit publishes the events on the bus.
 //! Readers use their own connections and never block the writer.
 //! Nothing here holds a connection across an `.await`.
+//!
+//! - [`stored`]: the one place an event's stored JSON is written (the
+//!   envelope, `raw` spliced in on demand, lists of events); everything
+//!   else sends that text as it is.
+//! - [`follow`]: the one follower of the live log (subscribe, catch up from
+//!   the store, live, back to the store when behind), used by the event
+//!   streams, turn waits, keep-awake and the webhooks. The bus itself is
+//!   not handed out.
+//! - [`reader`]: the read queries; `writer`: the writer thread; [`health`]:
+//!   stalls of a failing disk.
 
 pub mod follow;
 pub mod health;
