@@ -55,9 +55,9 @@ impl Scope {
         }
     }
 
-    fn session(&self) -> Option<&str> {
+    fn session(&self) -> Option<Arc<str>> {
         match self {
-            Scope::Session(id) => Some(id),
+            Scope::Session(id) => Some(id.clone()),
             Scope::Global => None,
         }
     }
@@ -127,7 +127,7 @@ impl Follower {
     /// page's limits, and moves the cursor to the last one. `true` when the
     /// page stopped at a limit (more may follow).
     pub async fn page(&mut self, page: Page) -> Result<(Vec<Committed>, bool), StoreError> {
-        let (session, after) = (self.scope.session().map(Arc::<str>::from), self.cursor);
+        let (session, after) = (self.scope.session(), self.cursor);
         let read = self
             .store
             .read(move |c| reader::stream_page(c, session.as_deref(), after, page.rows, page.bytes, page.include_raw))
