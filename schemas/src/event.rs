@@ -1,4 +1,11 @@
 //! The universal event: one envelope, one tagged enum of payloads.
+//!
+//! Every event type is declared once, in the `event_types!` table below
+//! (variant, payload struct, wire name, constant). To add an event: write
+//! its payload struct here, add one line to the table, and run
+//! `TETHER_BLESS=1 cargo test -p tether-protocol` to regenerate the schemas
+//! and the UI's `ui/js/event-types.js`. Code that names an event type uses
+//! the [`event_type`] constants (`EventType` in the UI), never a literal.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -73,134 +80,117 @@ pub enum Source {
     Server,
 }
 
-/// The `type` and `data` of an event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", content = "data")]
-pub enum EventBody {
-    #[serde(rename = "session.started")]
-    SessionStarted(SessionStarted),
-    #[serde(rename = "session.status")]
-    SessionStatus(SessionStatusData),
-    #[serde(rename = "session.ended")]
-    SessionEnded(SessionEnded),
-    #[serde(rename = "agent.exited")]
-    AgentExited(AgentExited),
-    #[serde(rename = "server.restarted")]
-    ServerRestarted(ServerRestarted),
-    #[serde(rename = "server.resumed")]
-    ServerResumed(ServerResumed),
-    #[serde(rename = "turn.started")]
-    TurnStarted(TurnStarted),
-    #[serde(rename = "turn.completed")]
-    TurnCompleted(TurnCompleted),
-    #[serde(rename = "item.started")]
-    ItemStarted(ItemEvent),
-    #[serde(rename = "item.delta")]
-    ItemDelta(ItemDelta),
-    #[serde(rename = "item.completed")]
-    ItemCompleted(ItemEvent),
-    #[serde(rename = "permission.requested")]
-    PermissionRequested(PermissionRequested),
-    #[serde(rename = "permission.resolved")]
-    PermissionResolved(PermissionResolved),
-    #[serde(rename = "question.requested")]
-    QuestionRequested(QuestionRequested),
-    #[serde(rename = "question.resolved")]
-    QuestionResolved(QuestionResolved),
-    #[serde(rename = "usage.updated")]
-    UsageUpdated(Usage),
-    #[serde(rename = "error")]
-    Error(ErrorData),
-    #[serde(rename = "agent.log")]
-    AgentLog(AgentLog),
-    #[serde(rename = "agent.unparsed")]
-    AgentUnparsed(AgentUnparsed),
-    #[serde(rename = "mcp.status")]
-    McpStatus(McpStatus),
-    #[serde(rename = "server.keep_awake")]
-    ServerKeepAwake(ServerKeepAwake),
+/// Declares every event type once: its variant of [`EventBody`], its
+/// payload, its wire name and the constant that names it. Everything that
+/// lists event types is generated from this one table: the enum (and so the
+/// JSON Schema and the OpenAPI document), [`EVENT_TYPES`], the constants of
+/// [`event_type`], [`EventBody::from_parts`], [`EventBody::event_type`],
+/// [`EventBody::write_data`] and the UI's `ui/js/event-types.js`
+/// ([`ui_event_types_js`]).
+macro_rules! event_types {
+    ($( $variant:ident($payload:ty) = $name:literal as $konst:ident; )*) => {
+        /// The `type` and `data` of an event.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(tag = "type", content = "data")]
+        pub enum EventBody {
+            $( #[serde(rename = $name)] $variant($payload), )*
+        }
+
+        /// Every event `type`, in the order of the contract.
+        pub const EVENT_TYPES: &[&str] = &[$($name),*];
+
+        /// The wire name of each event type: match and compare on these
+        /// rather than on spelled-out strings.
+        pub mod event_type {
+            $( #[doc = concat!("`", $name, "`")] pub const $konst: &str = $name; )*
+            /// `(constant name, wire name)` of every event type, in the order of the contract.
+            pub(crate) const NAMED: &[(&str, &str)] = &[$((stringify!($konst), $name)),*];
+        }
+
+        impl EventBody {
+            /// Decodes `data` (JSON text) as the payload of the event type `kind`.
+            pub fn from_parts(kind: &str, data: &str) -> Result<EventBody, serde_json::Error> {
+                Ok(match kind {
+                    $( $name => EventBody::$variant(serde_json::from_str(data)?), )*
+                    other => return Err(serde::de::Error::custom(format!("unknown event type {other:?}"))),
+                })
+            }
+
+            /// The `type` string of this event, e.g. `item.delta`.
+            pub fn event_type(&self) -> &'static str {
+                match self {
+                    $( EventBody::$variant(_) => $name, )*
+                }
+            }
+
+            /// Writes the `data` of this event (its payload alone) as JSON.
+            pub fn write_data<W: std::io::Write>(&self, out: W) -> Result<(), serde_json::Error> {
+                match self {
+                    $( EventBody::$variant(d) => serde_json::to_writer(out, d), )*
+                }
+            }
+        }
+    };
 }
 
-/// Every event `type`, in the order of the contract.
-pub const EVENT_TYPES: &[&str] = &[
-    "session.started",
-    "session.status",
-    "session.ended",
-    "agent.exited",
-    "server.restarted",
-    "server.resumed",
-    "turn.started",
-    "turn.completed",
-    "item.started",
-    "item.delta",
-    "item.completed",
-    "permission.requested",
-    "permission.resolved",
-    "question.requested",
-    "question.resolved",
-    "usage.updated",
-    "error",
-    "agent.log",
-    "agent.unparsed",
-    "mcp.status",
-    "server.keep_awake",
-];
+event_types! {
+    SessionStarted(SessionStarted) = "session.started" as SESSION_STARTED;
+    SessionStatus(SessionStatusData) = "session.status" as SESSION_STATUS;
+    SessionEnded(SessionEnded) = "session.ended" as SESSION_ENDED;
+    AgentExited(AgentExited) = "agent.exited" as AGENT_EXITED;
+    ServerRestarted(ServerRestarted) = "server.restarted" as SERVER_RESTARTED;
+    ServerResumed(ServerResumed) = "server.resumed" as SERVER_RESUMED;
+    TurnStarted(TurnStarted) = "turn.started" as TURN_STARTED;
+    TurnCompleted(TurnCompleted) = "turn.completed" as TURN_COMPLETED;
+    ItemStarted(ItemEvent) = "item.started" as ITEM_STARTED;
+    ItemDelta(ItemDelta) = "item.delta" as ITEM_DELTA;
+    ItemCompleted(ItemEvent) = "item.completed" as ITEM_COMPLETED;
+    PermissionRequested(PermissionRequested) = "permission.requested" as PERMISSION_REQUESTED;
+    PermissionResolved(PermissionResolved) = "permission.resolved" as PERMISSION_RESOLVED;
+    QuestionRequested(QuestionRequested) = "question.requested" as QUESTION_REQUESTED;
+    QuestionResolved(QuestionResolved) = "question.resolved" as QUESTION_RESOLVED;
+    UsageUpdated(Usage) = "usage.updated" as USAGE_UPDATED;
+    Error(ErrorData) = "error" as ERROR;
+    AgentLog(AgentLog) = "agent.log" as AGENT_LOG;
+    AgentUnparsed(AgentUnparsed) = "agent.unparsed" as AGENT_UNPARSED;
+    McpStatus(McpStatus) = "mcp.status" as MCP_STATUS;
+    ServerKeepAwake(ServerKeepAwake) = "server.keep_awake" as SERVER_KEEP_AWAKE;
+}
 
 impl EventBody {
-    /// Decodes `data` (JSON text) as the payload of the event type `kind`.
-    pub fn from_parts(kind: &str, data: &str) -> Result<EventBody, serde_json::Error> {
-        use serde_json::from_str as de;
-        Ok(match kind {
-            "session.started" => EventBody::SessionStarted(de(data)?),
-            "session.status" => EventBody::SessionStatus(de(data)?),
-            "session.ended" => EventBody::SessionEnded(de(data)?),
-            "agent.exited" => EventBody::AgentExited(de(data)?),
-            "server.restarted" => EventBody::ServerRestarted(de(data)?),
-            "server.resumed" => EventBody::ServerResumed(de(data)?),
-            "turn.started" => EventBody::TurnStarted(de(data)?),
-            "turn.completed" => EventBody::TurnCompleted(de(data)?),
-            "item.started" => EventBody::ItemStarted(de(data)?),
-            "item.delta" => EventBody::ItemDelta(de(data)?),
-            "item.completed" => EventBody::ItemCompleted(de(data)?),
-            "permission.requested" => EventBody::PermissionRequested(de(data)?),
-            "permission.resolved" => EventBody::PermissionResolved(de(data)?),
-            "question.requested" => EventBody::QuestionRequested(de(data)?),
-            "question.resolved" => EventBody::QuestionResolved(de(data)?),
-            "usage.updated" => EventBody::UsageUpdated(de(data)?),
-            "error" => EventBody::Error(de(data)?),
-            "agent.log" => EventBody::AgentLog(de(data)?),
-            "agent.unparsed" => EventBody::AgentUnparsed(de(data)?),
-            "mcp.status" => EventBody::McpStatus(de(data)?),
-            "server.keep_awake" => EventBody::ServerKeepAwake(de(data)?),
-            other => return Err(serde::de::Error::custom(format!("unknown event type {other:?}"))),
-        })
-    }
-
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            EventBody::SessionStarted(_) => "session.started",
-            EventBody::SessionStatus(_) => "session.status",
-            EventBody::SessionEnded(_) => "session.ended",
-            EventBody::AgentExited(_) => "agent.exited",
-            EventBody::ServerRestarted(_) => "server.restarted",
-            EventBody::ServerResumed(_) => "server.resumed",
-            EventBody::TurnStarted(_) => "turn.started",
-            EventBody::TurnCompleted(_) => "turn.completed",
-            EventBody::ItemStarted(_) => "item.started",
-            EventBody::ItemDelta(_) => "item.delta",
-            EventBody::ItemCompleted(_) => "item.completed",
-            EventBody::PermissionRequested(_) => "permission.requested",
-            EventBody::PermissionResolved(_) => "permission.resolved",
-            EventBody::QuestionRequested(_) => "question.requested",
-            EventBody::QuestionResolved(_) => "question.resolved",
-            EventBody::UsageUpdated(_) => "usage.updated",
-            EventBody::Error(_) => "error",
-            EventBody::AgentLog(_) => "agent.log",
-            EventBody::AgentUnparsed(_) => "agent.unparsed",
-            EventBody::McpStatus(_) => "mcp.status",
-            EventBody::ServerKeepAwake(_) => "server.keep_awake",
+    /// The `data` of this event (its payload alone) as JSON text.
+    pub fn data_json(&self) -> String {
+        let mut out = Vec::with_capacity(128);
+        match self.write_data(&mut out) {
+            // serde_json writes UTF-8 only.
+            Ok(()) => String::from_utf8(out).unwrap_or_else(|_| "{}".into()),
+            Err(_) => "{}".into(),
         }
     }
+}
+
+/// The UI's list of event types (`ui/js/event-types.js`), generated from
+/// [`event_types!`] and committed; `TETHER_BLESS=1 cargo test -p
+/// tether-protocol` rewrites it, a test fails when it is stale.
+pub fn ui_event_types_js() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(
+        "// Generated from the event types of tether-protocol (schemas/src/event.rs): do not edit.\n\
+         // Rewrite with: TETHER_BLESS=1 cargo test -p tether-protocol\n\n\
+         /** Each event `type` by the name of its constant, e.g. `EventType.TURN_COMPLETED`. */\n\
+         export const EventType = Object.freeze({\n",
+    );
+    for (konst, name) in event_type::NAMED {
+        let _ = writeln!(out, "  {konst}: {name:?},");
+    }
+    out.push_str(
+        "});
+
+/** Every event `type`, in the order of the contract. */
+export const EVENT_TYPES = Object.freeze(Object.values(EventType));
+",
+    );
+    out
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -3,7 +3,8 @@
 //!
 //! The JSON Schema of the event envelope (`event.schema.json`) and the
 //! OpenAPI 3.1 document (`openapi.json`) are generated from these types and
-//! committed next to this crate; a test fails with a diff when they are stale.
+//! committed next to this crate, as is the inspector's list of event types
+//! (`ui/js/event-types.js`); a test fails with a diff when they are stale.
 #![forbid(unsafe_code)]
 
 pub mod api;

@@ -1,4 +1,5 @@
-//! The OpenAPI 3.1 document and the event JSON Schema, generated from the types.
+//! The OpenAPI 3.1 document and the event JSON Schema, generated from the
+//! types; with them, the UI's list of event types (`ui/js/event-types.js`).
 //!
 //! `TETHER_BLESS=1 cargo test -p tether-protocol` rewrites the committed files.
 
@@ -763,14 +764,19 @@ pub fn event_schema() -> Value {
     schemars::schema_for!(Event).to_value()
 }
 
-/// The committed files: (file name under `schemas/`, pretty JSON with a final newline).
+/// The committed files: (path from `schemas/`, content): the schemas as
+/// pretty JSON with a final newline, and the UI's list of event types.
 pub fn generated_files() -> Vec<(&'static str, String)> {
     let pretty = |v: Value| {
         let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
         s.push('\n');
         s
     };
-    vec![("openapi.json", pretty(openapi())), ("event.schema.json", pretty(event_schema()))]
+    vec![
+        ("openapi.json", pretty(openapi())),
+        ("event.schema.json", pretty(event_schema())),
+        ("../ui/js/event-types.js", crate::event::ui_event_types_js()),
+    ]
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! The query parameters of the HTTP API, one struct per route that takes
 //! any. The server decodes them (unknown parameters refused) and the OpenAPI
 //! document lists their properties as the route's parameters, so the two
-//! cannot disagree on a name, a type or a range.
+//! cannot disagree on a name, a type or a range. The SDK sends the same
+//! structs (flags that are off, and fields that are absent, are left out of
+//! the query string; such a flag keeps its `default: false` in the schema
+//! by `extend`), so client and server share them too.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -48,7 +51,8 @@ pub fn parse_session_cursor(cursor: &str) -> Option<(i64, &str)> {
 #[serde(deny_unknown_fields)]
 pub struct SessionDeleteQuery {
     /// Also delete the session's history.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(extend("default" = false))]
     pub purge: bool,
 }
 
@@ -64,7 +68,8 @@ pub struct EventPageQuery {
     #[schemars(range(min = 1, max = 10000))]
     pub limit: Option<u32>,
     /// Include each event's native message (`raw`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(extend("default" = false))]
     pub include_raw: bool,
 }
 
@@ -77,7 +82,8 @@ pub struct StreamQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<u64>,
     /// Include each event's native message (`raw`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(extend("default" = false))]
     pub include_raw: bool,
     /// Comma-separated event types: only these are sent (the cursor moves
     /// past the others all the same).

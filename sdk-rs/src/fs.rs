@@ -7,7 +7,12 @@ use reqwest::Method;
 
 use super::{empty, json, send, Client, Error, Result};
 use crate::sse::SseParser;
-use crate::{FsEntries, FsEntry, MkdirRequest, MoveRequest, WatchEvent};
+use crate::{FsDeleteQuery, FsEntries, FsEntry, FsPathQuery, FsWatchQuery, MkdirRequest, MoveRequest, WatchEvent};
+
+/// The query of the routes that name one path.
+fn at(path: &str) -> FsPathQuery {
+    FsPathQuery { path: path.to_owned() }
+}
 
 /// One frame of [`Client::fs_watch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,18 +27,18 @@ pub enum WatchFrame {
 impl Client {
     /// `GET /v1/fs/entries?path=`: a directory's entries.
     pub async fn fs_list(&self, path: impl AsRef<str>) -> Result<FsEntries> {
-        json(self.request(Method::GET, "/v1/fs/entries").query(&[("path", path.as_ref())])).await
+        json(self.request(Method::GET, "/v1/fs/entries").query(&at(path.as_ref()))).await
     }
 
     /// `GET /v1/fs/stat?path=`: one entry (a symlink is not followed).
     pub async fn fs_stat(&self, path: impl AsRef<str>) -> Result<FsEntry> {
-        json(self.request(Method::GET, "/v1/fs/stat").query(&[("path", path.as_ref())])).await
+        json(self.request(Method::GET, "/v1/fs/stat").query(&at(path.as_ref()))).await
     }
 
     /// `GET /v1/fs/file?path=`: a whole file in memory (see
     /// [`fs_read_stream`](Self::fs_read_stream) for large ones).
     pub async fn fs_read(&self, path: impl AsRef<str>) -> Result<Bytes> {
-        Ok(send(self.request(Method::GET, "/v1/fs/file").query(&[("path", path.as_ref())])).await?.bytes().await?)
+        Ok(send(self.request(Method::GET, "/v1/fs/file").query(&at(path.as_ref()))).await?.bytes().await?)
     }
 
     /// `GET /v1/fs/file?path=` with `Range: bytes=start-end` (inclusive; `end`
@@ -43,7 +48,7 @@ impl Client {
             Some(end) => format!("bytes={start}-{end}"),
             None => format!("bytes={start}-"),
         };
-        let request = self.request(Method::GET, "/v1/fs/file").query(&[("path", path.as_ref())]).header("range", range);
+        let request = self.request(Method::GET, "/v1/fs/file").query(&at(path.as_ref())).header("range", range);
         Ok(send(request).await?.bytes().await?)
     }
 
@@ -53,7 +58,7 @@ impl Client {
         &self,
         path: impl AsRef<str>,
     ) -> Result<impl Stream<Item = Result<Bytes>> + Send + 'static> {
-        let response = send(self.request(Method::GET, "/v1/fs/file").query(&[("path", path.as_ref())])).await?;
+        let response = send(self.request(Method::GET, "/v1/fs/file").query(&at(path.as_ref()))).await?;
         Ok(response.bytes_stream().map(|chunk| chunk.map_err(Into::into)))
     }
 
@@ -61,7 +66,7 @@ impl Client {
     pub async fn fs_write(&self, path: impl AsRef<str>, bytes: impl Into<Bytes>) -> Result<FsEntry> {
         let request = self
             .request(Method::PUT, "/v1/fs/file")
-            .query(&[("path", path.as_ref())])
+            .query(&at(path.as_ref()))
             .header("content-type", "application/octet-stream")
             .body(bytes.into());
         json(request).await
@@ -76,7 +81,7 @@ impl Client {
     {
         let request = self
             .request(Method::PUT, "/v1/fs/file")
-            .query(&[("path", path.as_ref())])
+            .query(&at(path.as_ref()))
             .header("content-type", "application/octet-stream")
             .body(reqwest::Body::wrap_stream(stream));
         json(request).await
@@ -84,11 +89,8 @@ impl Client {
 
     /// `DELETE /v1/fs/entries?path=&recursive=`.
     pub async fn fs_delete(&self, path: impl AsRef<str>, recursive: bool) -> Result<()> {
-        let recursive = if recursive { "true" } else { "false" };
-        empty(
-            self.request(Method::DELETE, "/v1/fs/entries").query(&[("path", path.as_ref()), ("recursive", recursive)]),
-        )
-        .await
+        let query = FsDeleteQuery { path: path.as_ref().to_owned(), recursive };
+        empty(self.request(Method::DELETE, "/v1/fs/entries").query(&query)).await
     }
 
     /// `POST /v1/fs/mkdir`: the directory and its parents.
@@ -113,11 +115,8 @@ impl Client {
         recursive: bool,
         last_event_id: Option<u64>,
     ) -> Result<impl Stream<Item = Result<WatchFrame>> + Send + 'static> {
-        let recursive = if recursive { "true" } else { "false" };
-        let mut request = self
-            .request(Method::GET, "/v1/fs/watch")
-            .query(&[("path", path.as_ref()), ("recursive", recursive)])
-            .header("accept", "text/event-stream");
+        let query = FsWatchQuery { path: path.as_ref().to_owned(), recursive, after: None };
+        let mut request = self.request(Method::GET, "/v1/fs/watch").query(&query).header("accept", "text/event-stream");
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id.to_string());
         }
@@ -158,7 +157,7 @@ impl Client {
         let content_type = if gzip { "application/gzip" } else { "application/x-tar" };
         let request = self
             .request(Method::POST, "/v1/fs/upload")
-            .query(&[("path", path.as_ref())])
+            .query(&at(path.as_ref()))
             .header("content-type", content_type)
             .body(reqwest::Body::wrap_stream(tar));
         json(request).await
@@ -169,7 +168,7 @@ impl Client {
         &self,
         path: impl AsRef<str>,
     ) -> Result<impl Stream<Item = Result<Bytes>> + Send + 'static> {
-        let response = send(self.request(Method::GET, "/v1/fs/download").query(&[("path", path.as_ref())])).await?;
+        let response = send(self.request(Method::GET, "/v1/fs/download").query(&at(path.as_ref()))).await?;
         Ok(response.bytes_stream().map(|chunk| chunk.map_err(Into::into)))
     }
 }

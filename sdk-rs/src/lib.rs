@@ -18,7 +18,8 @@
 //! ```
 //!
 //! The wire types are those of `tether-protocol`, re-exported here (and as
-//! [`protocol`]). Every non-2xx answer becomes [`Error::Api`] with its
+//! [`protocol`]); query strings are its query structs too
+//! (`EventPageQuery`, `FsPathQuery`, …), never pairs built here. Every non-2xx answer becomes [`Error::Api`] with its
 //! problem details. Event streams ([`EventStream`]) reconnect by themselves
 //! and never yield a duplicate.
 //!
@@ -254,11 +255,8 @@ impl Client {
 
     /// `DELETE /v1/sessions/{id}` (`?purge=true` also deletes the history).
     pub async fn delete_session(&self, id: impl AsRef<str>, purge: bool) -> Result<Session> {
-        let mut request = self.request(Method::DELETE, &session_path(id.as_ref(), &[]));
-        if purge {
-            request = request.query(&[("purge", "true")]);
-        }
-        json(request).await
+        let query = tether_protocol::SessionDeleteQuery { purge };
+        json(self.request(Method::DELETE, &session_path(id.as_ref(), &[])).query(&query)).await
     }
 
     /// `POST /v1/sessions/{id}/messages`: 202 with the turn id at once.
@@ -310,15 +308,9 @@ impl Client {
         limit: Option<u32>,
         include_raw: bool,
     ) -> Result<EventPage> {
-        let mut params: Vec<(&str, String)> = vec![("after", after.to_string())];
-        if let Some(limit) = limit {
-            params.push(("limit", limit.to_string()));
-        }
-        if include_raw {
-            params.push(("include_raw", "true".to_owned()));
-        }
+        let query = tether_protocol::EventPageQuery { after, limit, include_raw };
         let path = session_path(id.as_ref(), &["events"]);
-        json(self.request(Method::GET, &path).query(&params)).await.map_err(|e| match e {
+        json(self.request(Method::GET, &path).query(&query)).await.map_err(|e| match e {
             Error::CursorAhead(reset) => Error::CursorAhead(StreamReset { after: Some(after), ..reset }),
             other => other,
         })

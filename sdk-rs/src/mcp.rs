@@ -51,6 +51,7 @@ impl Client {
     /// `timeout_ms` (100..=60000).
     pub async fn mcp_server_tools_within(&self, name: impl AsRef<str>, timeout_ms: u64) -> Result<McpToolList> {
         let path = path(&["v1", "mcp", "servers", name.as_ref(), "tools"]);
-        json(self.request(Method::GET, &path).query(&[("timeout_ms", timeout_ms)])).await
+        let query = tether_protocol::McpToolsQuery { timeout_ms: Some(timeout_ms) };
+        json(self.request(Method::GET, &path).query(&query)).await
     }
 }

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use reqwest::header::{ACCEPT, CACHE_CONTROL};
 use reqwest::{Method, Response};
-use tether_protocol::{Event, EventBody, StreamReset};
+use tether_protocol::{Event, EventBody, StreamQuery, StreamReset};
 use tokio::time::{Instant, Sleep};
 
 use crate::error::{self, Error, Result};
@@ -220,9 +220,8 @@ impl Inner {
             .request(Method::GET, &self.path)
             .header(ACCEPT, "text/event-stream")
             .header(CACHE_CONTROL, "no-cache");
-        if self.include_raw {
-            request = request.query(&[("include_raw", "true")]);
-        }
+        request = request.query(&StreamQuery { include_raw: self.include_raw, ..StreamQuery::default() });
+        // The cursor goes last, with `Last-Event-ID`: it changes at each reconnect.
         if let Some(floor) = self.floor() {
             request = request.query(&[("after", floor)]).header("Last-Event-ID", floor.to_string());
         }

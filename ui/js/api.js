@@ -133,7 +133,7 @@ export const streams = {
  * on a drop it reconnects (backing off up to 2 s) with `?after=<last cursor>`,
  * so nothing is missed or repeated. `after: null` starts from now (no
  * cursor sent until the first frame). A stream that has a last event
- * (`final: "session.ended"`: the server ends a session's stream after it,
+ * (`final: EventType.SESSION_ENDED`: the server ends a session's stream after it,
  * with a `stream.ended` frame) is over once that event or a `stream.ended`
  * frame came: its end is final, not a drop, and `onEnd()` is called instead
  * of reconnecting (state "ended"). Returns {close(), state, cursor}.

@@ -7,6 +7,8 @@
 // exit (or the server's restart) fold into the turn's end; a tool call a
 // card shows is marked so.
 
+import { EventType } from "./event-types.js";
+
 export class Conversation {
   constructor() {
     this.rows = [];
@@ -46,28 +48,28 @@ export class Conversation {
     this.lastSeq = ev.seq;
     const d = ev.data || {};
     switch (ev.type) {
-      case "session.status":
+      case EventType.SESSION_STATUS:
         this.status = d.status;
         break;
-      case "session.started":
+      case EventType.SESSION_STARTED:
         this.started = d;
         this.push({ kind: "system", type: ev.type, started: d, time: ev.time }, ev);
         break;
-      case "turn.started": {
+      case EventType.TURN_STARTED: {
         const text = (d.input || []).map(partText).join("\n");
         const row = this.push({ kind: "user", turn_id: d.turn_id, text, time: ev.time }, ev);
         this.turn = { row, usage: null, error: null, end: null };
         this.turns.set(d.turn_id, this.turn);
         break;
       }
-      case "turn.completed":
+      case EventType.TURN_COMPLETED:
         this.turnEnd(ev, d);
         break;
-      case "usage.updated":
+      case EventType.USAGE_UPDATED:
         if (this.turn) this.turn.usage = { ...(this.turn.usage || {}), ...d };
         break;
-      case "item.started":
-      case "item.completed": {
+      case EventType.ITEM_STARTED:
+      case EventType.ITEM_COMPLETED: {
         const item = d.item || {};
         let row = this.items.get(item.item_id);
         if (!row) {
@@ -80,7 +82,7 @@ export class Conversation {
         }
         break;
       }
-      case "item.delta": {
+      case EventType.ITEM_DELTA: {
         const row = this.items.get(d.item_id);
         if (!row) break;
         const delta = d.delta || {};
@@ -91,39 +93,39 @@ export class Conversation {
         this.touch(row, ev);
         break;
       }
-      case "permission.requested": {
+      case EventType.PERMISSION_REQUESTED: {
         const row = this.push({ kind: "permission", req: d, resolved: null, time: ev.time }, ev);
         this.cards.set(d.permission_id, row);
         // The tool call it asks about shows its input in the card: the call itself stays folded.
         this.link(d.item_id ? this.items.get(d.item_id) : null, "permission", ev);
         break;
       }
-      case "permission.resolved": {
+      case EventType.PERMISSION_RESOLVED: {
         const row = this.cards.get(d.permission_id);
         if (row) { row.resolved = d; this.touch(row, ev); }
         break;
       }
-      case "question.requested": {
+      case EventType.QUESTION_REQUESTED: {
         const row = this.push({ kind: "question", req: d, resolved: null, time: ev.time }, ev);
         this.cards.set(d.question_id, row);
         // A question names no item: it is the open tool call of this turn that carries the questions.
         this.link(this.askingTool(), "question", ev);
         break;
       }
-      case "question.resolved": {
+      case EventType.QUESTION_RESOLVED: {
         const row = this.cards.get(d.question_id);
         if (row) { row.resolved = d; this.touch(row, ev); }
         break;
       }
-      case "error": {
+      case EventType.ERROR: {
         const row = this.push({ kind: "error", error: d, turn_id: this.openTurnId(), time: ev.time }, ev);
         if (row.turn_id) this.turn.error = row;
         break;
       }
-      case "agent.exited":
+      case EventType.AGENT_EXITED:
         this.exited(ev, d);
         break;
-      case "server.restarted": {
+      case EventType.SERVER_RESTARTED: {
         // The turn the restart closed already says so.
         const end = this.turn?.end;
         if (end && end.error?.code === "server_restarted" && !end.restarted) {
@@ -134,17 +136,17 @@ export class Conversation {
         }
         break;
       }
-      case "server.resumed":
+      case EventType.SERVER_RESUMED:
         this.push({ kind: "system", type: ev.type, paused_ms: d.paused_ms, detected_by: d.detected_by || null, time: ev.time }, ev);
         break;
-      case "server.keep_awake":
+      case EventType.SERVER_KEEP_AWAKE:
         this.push({ kind: "system", type: ev.type, held: d.held, time: ev.time }, ev);
         break;
-      case "session.ended": {
+      case EventType.SESSION_ENDED: {
         this.ended = { reason: d.reason, message: d.message || null, time: ev.time };
         // "The agent process stopped" just before says nothing the end does not.
         const last = this.rows[this.rows.length - 1];
-        if (last && last.type === "agent.exited" && last.exit.expected) {
+        if (last && last.type === EventType.AGENT_EXITED && last.exit.expected) {
           Object.assign(last, { type: ev.type, ended: this.ended, time: ev.time });
           this.touch(last, ev);
         } else {
@@ -152,10 +154,10 @@ export class Conversation {
         }
         break;
       }
-      case "agent.log":
+      case EventType.AGENT_LOG:
         this.log(ev, d.text);
         break;
-      case "agent.unparsed":
+      case EventType.AGENT_UNPARSED:
         this.log(ev, `unparsed: ${d.line} (${d.error})`);
         break;
       default:

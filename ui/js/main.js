@@ -10,6 +10,7 @@
 
 import { h, fill } from "./dom.js";
 import { api, auth, streams, follow } from "./api.js";
+import { EventType } from "./event-types.js";
 import { failureSentence } from "./words.js";
 import * as sessions from "./views/sessions.js";
 import * as session from "./views/session.js";
@@ -114,9 +115,9 @@ async function countWaiting() {
 // What the shell's global stream carries: what changes a session's row or
 // the waiting count, not every streamed token (the server filters).
 const SHELL_TYPES = [
-  "session.started", "session.status", "session.ended",
-  "turn.started", "turn.completed",
-  "permission.requested", "permission.resolved", "question.requested", "question.resolved",
+  EventType.SESSION_STARTED, EventType.SESSION_STATUS, EventType.SESSION_ENDED,
+  EventType.TURN_STARTED, EventType.TURN_COMPLETED,
+  EventType.PERMISSION_REQUESTED, EventType.PERMISSION_RESOLVED, EventType.QUESTION_REQUESTED, EventType.QUESTION_RESOLVED,
 ].join(",");
 
 // Which start of the shell is current: an /v1/info answer that arrives
@@ -137,7 +138,7 @@ function startShell() {
         const changed = batch.filter((f) => /^(session|turn|permission|question)\./.test(f.event));
         if (!changed.length) return;
         window.dispatchEvent(new CustomEvent("tether:sessions", { detail: changed.map((f) => f.data) }));
-        if (!changed.some((f) => f.event === "session.status" || f.event === "session.ended")) return;
+        if (!changed.some((f) => f.event === EventType.SESSION_STATUS || f.event === EventType.SESSION_ENDED)) return;
         clearTimeout(countTimer);
         countTimer = setTimeout(countWaiting, 150);
       },

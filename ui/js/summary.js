@@ -4,6 +4,7 @@
 // the gist of it on one line. Pure: no DOM, no network.
 
 import { statusWord, stopWord, endedWord, exitWord, decisionWord, answerWord, actionWord, itemStatusWord, plural } from "./words.js";
+import { EventType } from "./event-types.js";
 
 /** The longest `text` returned. */
 const MAX = 160;
@@ -77,37 +78,37 @@ const DELTA = { text: "Assistant", reasoning: "Thinking", output: "Tool output",
 export function summarize(ev) {
   const d = ev?.data || {};
   switch (ev?.type) {
-    case "session.started":
+    case EventType.SESSION_STARTED:
       return { label: "Started", text: [d.agent, d.model, d.cwd].filter(Boolean).join(" · ") };
-    case "session.status": return { label: "Status", text: statusWord(d.status) };
-    case "session.ended": return { label: "Ended", text: oneLine([endedWord(d.reason), d.message].filter(Boolean).join(": ")) };
-    case "agent.exited":
+    case EventType.SESSION_STATUS: return { label: "Status", text: statusWord(d.status) };
+    case EventType.SESSION_ENDED: return { label: "Ended", text: oneLine([endedWord(d.reason), d.message].filter(Boolean).join(": ")) };
+    case EventType.AGENT_EXITED:
       return { label: "Agent", text: `${exitWord(d)}${d.expected ? "" : " unexpectedly"}${d.stderr_tail ? `: ${oneLine(d.stderr_tail, 100)}` : ""}` };
-    case "server.restarted": return { label: "Server", text: "restarted" };
-    case "server.resumed": return { label: "Server", text: "woke from a pause" };
-    case "server.keep_awake":
+    case EventType.SERVER_RESTARTED: return { label: "Server", text: "restarted" };
+    case EventType.SERVER_RESUMED: return { label: "Server", text: "woke from a pause" };
+    case EventType.SERVER_KEEP_AWAKE:
       return { label: "Server", text: d.held ? "keeps the Sprite awake again" : "lets the Sprite sleep while it waits for you" };
     case "stream.reset": return { label: "Server", text: "the store was reset" };
-    case "turn.started": return { label: "You", text: oneLine(partsText(d.input)) || "(new turn)" };
-    case "turn.completed": {
+    case EventType.TURN_STARTED: return { label: "You", text: oneLine(partsText(d.input)) || "(new turn)" };
+    case EventType.TURN_COMPLETED: {
       const bits = [stopWord(d.stop_reason), usageText(d.usage), d.error ? oneLine(d.error.message, 100) : ""].filter(Boolean);
       return { label: "Turn", text: bits.join(" · ") };
     }
-    case "item.started": return itemSummary(d.item, false);
-    case "item.completed": return itemSummary(d.item, true);
-    case "item.delta": {
+    case EventType.ITEM_STARTED: return itemSummary(d.item, false);
+    case EventType.ITEM_COMPLETED: return itemSummary(d.item, true);
+    case EventType.ITEM_DELTA: {
       const [kind, value] = Object.entries(d.delta || {})[0] || ["", ""];
       return { label: DELTA[kind] || "Delta", text: oneLine(typeof value === "string" ? value : JSON.stringify(value)) };
     }
-    case "permission.requested":
+    case EventType.PERMISSION_REQUESTED:
       return { label: "Needs permission", text: oneLine(d.title || d.command || d.path || actionWord(d.action)) };
-    case "permission.resolved": return { label: "Permission", text: decisionWord(d.decision, d.by) };
-    case "question.requested": return { label: "Question", text: oneLine(d.questions?.[0]?.prompt || "") };
-    case "question.resolved": return { label: "Question", text: answerWord(d) };
-    case "usage.updated": return { label: "Usage", text: usageText(d) };
-    case "error": return { label: "Error", text: oneLine(d.message || d.code) };
-    case "agent.log": return { label: d.stream === "stderr" ? "Agent stderr" : "Agent output", text: oneLine(d.text) };
-    case "agent.unparsed": return { label: "Unreadable", text: oneLine(d.line) };
+    case EventType.PERMISSION_RESOLVED: return { label: "Permission", text: decisionWord(d.decision, d.by) };
+    case EventType.QUESTION_REQUESTED: return { label: "Question", text: oneLine(d.questions?.[0]?.prompt || "") };
+    case EventType.QUESTION_RESOLVED: return { label: "Question", text: answerWord(d) };
+    case EventType.USAGE_UPDATED: return { label: "Usage", text: usageText(d) };
+    case EventType.ERROR: return { label: "Error", text: oneLine(d.message || d.code) };
+    case EventType.AGENT_LOG: return { label: d.stream === "stderr" ? "Agent stderr" : "Agent output", text: oneLine(d.text) };
+    case EventType.AGENT_UNPARSED: return { label: "Unreadable", text: oneLine(d.line) };
     default: return { label: oneLine(String(ev?.type || "event").replace(/[._]/g, " "), 40), text: oneLine(JSON.stringify(d)) };
   }
 }

@@ -553,6 +553,7 @@ fn clip(line: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+    use tether_protocol::event_type;
 
     fn event(kind: &str, data: serde_json::Value) -> Event {
         serde_json::from_value(
@@ -581,19 +582,22 @@ mod tests {
     fn streamed_text_is_not_repeated_and_tools_show_command_output_and_diff() {
         let output: String = (1..=10).map(|i| format!("line {i}\n")).collect();
         let events = [
-            event("item.started", item("itm_1", "message", json!({"role":"assistant","status":"in_progress"}))),
-            event("item.delta", json!({"item_id":"itm_1","delta":{"text":"Hel"}})),
-            event("item.delta", json!({"item_id":"itm_1","delta":{"text":"lo"}})),
             event(
-                "item.completed",
+                event_type::ITEM_STARTED,
+                item("itm_1", "message", json!({"role":"assistant","status":"in_progress"})),
+            ),
+            event(event_type::ITEM_DELTA, json!({"item_id":"itm_1","delta":{"text":"Hel"}})),
+            event(event_type::ITEM_DELTA, json!({"item_id":"itm_1","delta":{"text":"lo"}})),
+            event(
+                event_type::ITEM_COMPLETED,
                 item("itm_1", "message", json!({"role":"assistant","content":[{"type":"text","text":"Hello"}]})),
             ),
             event(
-                "item.started",
+                event_type::ITEM_STARTED,
                 item("itm_2", "tool_call", json!({"tool":{"name":"Bash","kind":"shell","input":{"command":"ls -l"}}})),
             ),
             event(
-                "item.completed",
+                event_type::ITEM_COMPLETED,
                 item(
                     "itm_2",
                     "tool_call",
@@ -602,18 +606,18 @@ mod tests {
                 ),
             ),
             event(
-                "turn.completed",
+                event_type::TURN_COMPLETED,
                 json!({"turn_id":"trn_1","stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":4}}),
             ),
         ];
         // A tool whose input streams after it starts is shown when it completes, with its input.
         let late = [
             event(
-                "item.started",
+                event_type::ITEM_STARTED,
                 item("itm_3", "tool_call", json!({"tool":{"name":"Read","kind":"file_read","input":{}}})),
             ),
             event(
-                "item.completed",
+                event_type::ITEM_COMPLETED,
                 item(
                     "itm_3",
                     "tool_call",
@@ -637,15 +641,15 @@ mod tests {
     fn whole_messages_are_shown_and_colour_is_only_on_request() {
         let events = [
             event(
-                "item.completed",
+                event_type::ITEM_COMPLETED,
                 item("itm_1", "message", json!({"role":"user","content":[{"type":"text","text":"hi"}]})),
             ),
             event(
-                "item.completed",
+                event_type::ITEM_COMPLETED,
                 item("itm_2", "message", json!({"role":"assistant","content":[{"type":"text","text":"Whole"}]})),
             ),
             event(
-                "turn.completed",
+                event_type::TURN_COMPLETED,
                 json!({"turn_id":"trn_1","stop_reason":"error","error":{"code":"x","message":"bad"}}),
             ),
         ];
@@ -659,7 +663,7 @@ mod tests {
         let input = json!({"questions":[{"question":"Which colour?","options":[{"label":"Red"},{"label":"Blue"}]}]});
         let events = [
             event(
-                "item.started",
+                event_type::ITEM_STARTED,
                 item(
                     "itm_q",
                     "tool_call",
@@ -667,13 +671,16 @@ mod tests {
                 ),
             ),
             event(
-                "question.requested",
+                event_type::QUESTION_REQUESTED,
                 json!({"question_id":"qst_1","questions":[{"prompt":"Which colour?","header":"Colour",
                     "options":[{"label":"Red","description":"warm"},{"label":"Blue"}],"multi_select":true}]}),
             ),
-            event("question.resolved", json!({"question_id":"qst_1","answers":[["Red","Blue"]],"rejected":false})),
             event(
-                "item.completed",
+                event_type::QUESTION_RESOLVED,
+                json!({"question_id":"qst_1","answers":[["Red","Blue"]],"rejected":false}),
+            ),
+            event(
+                event_type::ITEM_COMPLETED,
                 item(
                     "itm_q",
                     "tool_call",
@@ -705,24 +712,27 @@ mod tests {
         let tool = json!({"tool":{"name":"Write","kind":"file_edit","input":{"file_path":"a.txt"},"diff":diff,
             "output":"File created"}});
         let asked = event(
-            "permission.requested",
+            event_type::PERMISSION_REQUESTED,
             json!({"permission_id":"prm_1","item_id":"itm_w","action":"file_write","title":"Write a.txt",
                 "path":"a.txt","diff":diff,"options":["allow_once","deny"]}),
         );
-        let allowed =
-            event("permission.resolved", json!({"permission_id":"prm_1","decision":"allow_once","by":"client"}));
+        let allowed = event(
+            event_type::PERMISSION_RESOLVED,
+            json!({"permission_id":"prm_1","decision":"allow_once","by":"client"}),
+        );
         let started = |id: &str| {
             let tool = json!({"status":"in_progress","tool":{"name":"Write","kind":"file_edit","input":{}}});
-            event("item.started", item(id, "tool_call", tool))
+            event(event_type::ITEM_STARTED, item(id, "tool_call", tool))
         };
-        let done = |id: &str| event("item.completed", item(id, "tool_call", tool.clone()));
+        let done = |id: &str| event(event_type::ITEM_COMPLETED, item(id, "tool_call", tool.clone()));
         let (out, err) = render(&[started("itm_w"), asked, allowed, done("itm_w")], false);
         assert_eq!(err, "? permission: Write a.txt\n  --- /dev/null\n  +++ a.txt\n  +hello\n");
         assert_eq!(out, "  allowed once\n● Write a.txt\n  │ File created\n");
         // Without a permission (or for another item), the completed edit shows its diff.
         let (out, _) = render(&[started("itm_x"), done("itm_x")], false);
         assert_eq!(out, "● Write a.txt\n  --- /dev/null\n  +++ a.txt\n  +hello\n  │ File created\n");
-        let by_mode = event("permission.resolved", json!({"permission_id":"p","decision":"allow_always","by":"mode"}));
+        let by_mode =
+            event(event_type::PERMISSION_RESOLVED, json!({"permission_id":"p","decision":"allow_always","by":"mode"}));
         assert_eq!(render(&[by_mode], false).0, "  allowed from now on by the session's permission mode\n");
     }
 
@@ -743,7 +753,7 @@ mod tests {
         let failed = [
             event("error", json!({"code":"unknown","message":raw,"retryable":false})),
             event(
-                "turn.completed",
+                event_type::TURN_COMPLETED,
                 json!({"turn_id":"t","stop_reason":"error",
                 "error":{"code":"agent_error","message":raw,"retryable":false},
                 "usage":{"input_tokens":0,"output_tokens":0,"cost_usd":0.0}}),
@@ -754,10 +764,13 @@ mod tests {
             permission_mode(PermissionMode::AcceptEdits),
             "edit files without asking, ask for the rest (accept_edits)"
         );
-        let ended = event("session.ended", json!({"reason":"terminated"}));
-        let failed = event("session.ended", json!({"reason":"failed","message":"no agent"}));
+        let ended = event(event_type::SESSION_ENDED, json!({"reason":"terminated"}));
+        let failed = event(event_type::SESSION_ENDED, json!({"reason":"failed","message":"no agent"}));
         assert_eq!(render(&[ended, failed], false).1, "the session was ended\nthe session failed: no agent\n");
-        let max = event("turn.completed", json!({"turn_id":"t","stop_reason":"max_turns","usage":{"output_tokens":5}}));
+        let max = event(
+            event_type::TURN_COMPLETED,
+            json!({"turn_id":"t","stop_reason":"max_turns","usage":{"output_tokens":5}}),
+        );
         assert_eq!(render(&[max], false).1, "stopped: the agent reached its limit of turns · 5 tokens out\n");
     }
 }

@@ -2,12 +2,13 @@
 //! session, or every session) over SSE or WebSocket that resume after a
 //! cursor with no gap and no duplicate.
 //!
-//! Both transports share one pump ([`pump`]): it subscribes to the live bus
-//! first, then catches up from the store, then forwards live events,
-//! skipping any at or below its cursor; when it falls behind the bus (a slow
-//! client) it goes back to the store. So a slow client costs only its own
-//! catch-up reads: it never blocks the agent or other clients, and the
-//! server holds at most the bus's fixed window. A transport only says how
+//! Both transports share one pump ([`pump`]), which reads the log through
+//! the store's follower ([`crate::store::follow`]): it subscribes to the
+//! live bus first, then catches up from the store, then forwards live
+//! events, skipping any at or below its cursor; when it falls behind the bus
+//! (a slow client) it goes back to the store. So a slow client costs only
+//! its own catch-up reads: it never blocks the agent or other clients, and
+//! the server holds at most the bus's fixed window. A transport only says how
 //! frames look ([`pump::Framing`]): `text/event-stream` here, WebSocket
 //! messages in [`ws`].
 //!
@@ -43,12 +44,13 @@ use axum::routing::get;
 use axum::Extension;
 use axum::Router;
 use tether_protocol::{EventPageQuery, SessionStatus, StreamQuery, StreamReset};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use super::{resume_cursor, ApiQuery, AppRef};
 use crate::connections::ClientAddr;
 use crate::http::ApiError;
-use crate::store::{reader, Committed};
+use crate::store::follow::{Follower, Scope};
+use crate::store::reader;
 
 pub fn router() -> Router<AppRef> {
     Router::new()
@@ -71,35 +73,12 @@ async fn page(
 /// The event types a stream is limited to (`?types=`).
 type Types = Arc<[&'static str]>;
 
-/// Which events a stream carries and which cursor it counts in.
-#[derive(Clone)]
-enum Scope {
-    Session(Arc<str>),
-    Global,
-}
-
-impl Scope {
-    fn cursor(&self, e: &Committed) -> u64 {
-        match self {
-            Scope::Session(_) => e.seq,
-            Scope::Global => e.gseq,
-        }
-    }
-
-    fn wants(&self, e: &Committed) -> bool {
-        match self {
-            Scope::Session(id) => *e.session_id == **id,
-            Scope::Global => true,
-        }
-    }
-}
-
 /// A stream ready to be pumped: subscribed to the bus, its cursor checked
 /// against the store.
 struct Opened {
-    scope: Scope,
-    /// Events after this one are sent (no more than the store's last cursor).
-    cursor: u64,
+    /// Subscribed; its cursor is where the stream starts: events after it
+    /// are sent (no more than the store's last cursor).
+    follower: Follower,
     include_raw: bool,
     /// Sent first when the client's cursor was beyond the store's last one.
     reset: Option<StreamReset>,
@@ -107,7 +86,6 @@ struct Opened {
     over: bool,
     /// Only events of these types are sent (the cursor still moves past the others).
     types: Option<Types>,
-    bus: broadcast::Receiver<Arc<Committed>>,
 }
 
 /// Subscribes, then reads the store's last cursor for `scope` (a session
@@ -117,7 +95,7 @@ struct Opened {
 async fn open(app: &AppRef, scope: Scope, after: u64, q: &StreamQuery) -> Result<Opened, ApiError> {
     let types: Option<Types> = q.types().map_err(ApiError::invalid)?.map(Into::into);
     let include_raw = q.include_raw;
-    let bus = app.shared.store.subscribe();
+    let follower = Follower::subscribe(&app.shared.store, scope.clone());
     let (last, over) = match &scope {
         Scope::Session(id) => {
             let row = app.shared.get(id).await?;
@@ -133,7 +111,7 @@ async fn open(app: &AppRef, scope: Scope, after: u64, q: &StreamQuery) -> Result
     if let Some(reset) = &reset {
         tracing::info!(after, last = reset.last_seq, "a stream asked for a cursor beyond the store: stream.reset");
     }
-    Ok(Opened { scope, cursor: after.min(last), include_raw, reset, over, types, bus })
+    Ok(Opened { follower: follower.at(after.min(last)), include_raw, reset, over, types })
 }
 
 /// A stream slot of the client the request came from, or `503

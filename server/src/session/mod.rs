@@ -24,7 +24,7 @@ use tether_protocol::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::agents;
-use crate::store::{reader, SessionRow, Store};
+use crate::store::{reader, stored, SessionRow, Store};
 use actor::{Actor, Command, LaunchConfig};
 pub use error::SessionError;
 use normalize::{Normalizer, SessionFacts};
@@ -172,14 +172,9 @@ impl Shared {
         let events = &events[..events.len().min(limit as usize)];
         let next_after = events.last().map(|e| e.seq).unwrap_or(after);
         let mut body = String::with_capacity(events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 64);
-        body.push_str("{\"events\":[");
-        for (i, e) in events.iter().enumerate() {
-            if i > 0 {
-                body.push(',');
-            }
-            body.push_str(&e.json_with(include_raw));
-        }
-        body.push_str(&format!("],\"next_after\":{next_after},\"has_more\":{has_more}}}"));
+        body.push_str("{\"events\":");
+        stored::write_array(&mut body, events.iter().map(|e| e.json_with(include_raw)));
+        body.push_str(&format!(",\"next_after\":{next_after},\"has_more\":{has_more}}}"));
         Ok(body)
     }
 

@@ -7,7 +7,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use serde::Serialize;
 use serde_json::Value;
 use tether_protocol::*;
 
@@ -100,34 +99,6 @@ impl Clock {
                 t
             }
         }
-    }
-}
-
-fn data_of(body: &EventBody) -> String {
-    fn s<T: Serialize>(v: &T) -> String {
-        serde_json::to_string(v).unwrap_or_else(|_| "{}".into())
-    }
-    match body {
-        EventBody::SessionStarted(d) => s(d),
-        EventBody::ServerKeepAwake(d) => s(d),
-        EventBody::SessionStatus(d) => s(d),
-        EventBody::SessionEnded(d) => s(d),
-        EventBody::AgentExited(d) => s(d),
-        EventBody::ServerRestarted(d) => s(d),
-        EventBody::ServerResumed(d) => s(d),
-        EventBody::TurnStarted(d) => s(d),
-        EventBody::TurnCompleted(d) => s(d),
-        EventBody::ItemStarted(d) | EventBody::ItemCompleted(d) => s(d),
-        EventBody::ItemDelta(d) => s(d),
-        EventBody::PermissionRequested(d) => s(d),
-        EventBody::PermissionResolved(d) => s(d),
-        EventBody::QuestionRequested(d) => s(d),
-        EventBody::QuestionResolved(d) => s(d),
-        EventBody::UsageUpdated(d) => s(d),
-        EventBody::Error(d) => s(d),
-        EventBody::AgentLog(d) => s(d),
-        EventBody::AgentUnparsed(d) => s(d),
-        EventBody::McpStatus(d) => s(d),
     }
 }
 
@@ -226,14 +197,7 @@ impl Normalizer {
             Source::Agent => self.raw.clone(),
             Source::Server => None,
         };
-        self.out.push(NewEvent {
-            etype: body.event_type(),
-            source,
-            time: self.clock.now(),
-            data_json: data_of(&body),
-            raw,
-            effects,
-        });
+        self.out.push(NewEvent::new(source, self.clock.now(), &body, raw, effects));
     }
 
     /// Sets the status, emitting `session.status` if it changed.

@@ -1,22 +1,24 @@
 //! Waiting for a turn: folds a session's committed events into a
 //! [`TurnReport`] and follows the live bus until the turn ends, asks for an
 //! answer (a permission or a question), the session ends, or a deadline
-//! passes. It reads the log the way the SSE streams do (subscribe first, then
-//! catch up from the store, back to the store when the bus laps it), so no
-//! event between the two is missed. It never changes a session.
+//! passes. It reads the log through the store's follower, as the event
+//! streams do ([`crate::store::follow`]: subscribe first, then catch up from
+//! the store, back to the store when the bus laps it or skips a `seq`), so
+//! no event between the two is missed. It never changes a session.
 
 use std::sync::Arc;
 
 use tether_protocol::tools::{ToolBrief, TurnReport, TurnState};
 use tether_protocol::{
-    Event, EventBody, Item, ItemKind, PermissionRequested, QuestionRequested, Role, SessionStatus, TurnCompleted, Usage,
+    event_type, Event, EventBody, Item, ItemKind, PermissionRequested, QuestionRequested, Role, SessionStatus,
+    TurnCompleted, Usage,
 };
-use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::SessionError;
 use super::Shared;
-use crate::store::{reader, Committed};
+use crate::store::follow::{Follower, Live, Page, Scope};
+use crate::store::Committed;
 
 /// Events read from the store per catch-up query.
 const PAGE: u32 = 2000;
@@ -66,7 +68,7 @@ impl TurnFold {
 
     /// Whether an event of this type can change the report (deltas, logs and the like cannot).
     fn matters(etype: &str) -> bool {
-        !matches!(etype, "item.delta" | "agent.log" | "agent.unparsed")
+        !matches!(etype, event_type::ITEM_DELTA | event_type::AGENT_LOG | event_type::AGENT_UNPARSED)
     }
 
     /// Takes in one committed event of the session.
@@ -220,20 +222,17 @@ impl Shared {
         deadline: Instant,
         mut progress: impl FnMut(&Committed),
     ) -> Result<TurnReport, SessionError> {
-        // Subscribe before the first store read, so nothing committed in between is missed.
-        let mut bus = self.store.subscribe();
+        // Subscribed before the first store read, so nothing committed in between is missed.
+        let mut follower = Follower::subscribe(&self.store, Scope::Session(Arc::from(session_id)));
         let row = self.get(session_id).await?;
         let mut fold = TurnFold::new(session_id, turn_id, row.status);
-        let id: Arc<str> = Arc::from(session_id);
         'outer: loop {
             loop {
-                let after = fold.last_seq;
-                let sid = id.clone();
-                let page = self.store.read(move |c| reader::session_events(c, &sid, after, PAGE)).await?;
+                let (page, full) = follower.page(Page::rows(PAGE)).await?;
                 for e in &page {
                     fold.apply(e);
                 }
-                if page.len() < PAGE as usize {
+                if !full {
                     break;
                 }
             }
@@ -242,21 +241,17 @@ impl Shared {
                     return Ok(fold.report(false));
                 }
                 let next = tokio::select! {
-                    r = bus.recv() => r,
+                    live = follower.recv() => live,
                     _ = tokio::time::sleep_until(deadline) => return Ok(fold.report(true)),
                 };
                 match next {
-                    Ok(e) if *e.session_id == *id && e.seq > fold.last_seq => {
-                        if e.seq != fold.last_seq + 1 {
-                            // A gap (committed before our catch-up page ended): read it from the store.
-                            continue 'outer;
-                        }
+                    Live::Event(e) => {
                         fold.apply(&e);
                         progress(&e);
                     }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue 'outer,
-                    Err(broadcast::error::RecvError::Closed) => return Ok(fold.report(false)),
+                    // Missed events (a lag, a skipped seq): read them from the store.
+                    Live::Behind => continue 'outer,
+                    Live::Closed => return Ok(fold.report(false)),
                 }
             }
         }
@@ -294,18 +289,18 @@ mod tests {
         feed(
             &mut fold,
             &[
-                committed(1, "turn.started", json!({"turn_id": "trn_a", "input": []})),
-                committed(2, "item.completed", message("trn_a", "old", "completed")),
-                committed(3, "turn.completed", json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
-                committed(4, "turn.started", json!({"turn_id": "trn_b", "input": []})),
-                committed(5, "item.completed", message("trn_b", "first", "completed")),
+                committed(1, event_type::TURN_STARTED, json!({"turn_id": "trn_a", "input": []})),
+                committed(2, event_type::ITEM_COMPLETED, message("trn_a", "old", "completed")),
+                committed(3, event_type::TURN_COMPLETED, json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
+                committed(4, event_type::TURN_STARTED, json!({"turn_id": "trn_b", "input": []})),
+                committed(5, event_type::ITEM_COMPLETED, message("trn_b", "first", "completed")),
                 committed(
                     6,
-                    "item.started",
+                    event_type::ITEM_STARTED,
                     json!({"item": {"item_id": "itm_t", "turn_id": "trn_b", "kind": "tool_call",
                     "status": "in_progress", "tool": {"name": "Bash", "kind": "shell", "input": {"command": "ls"}}}}),
                 ),
-                committed(7, "item.delta", json!({"item_id": "itm_t", "delta": {"output": "a"}})),
+                committed(7, event_type::ITEM_DELTA, json!({"item_id": "itm_t", "delta": {"output": "a"}})),
             ],
         );
         let r = fold.report(false);
@@ -322,14 +317,14 @@ mod tests {
             &[
                 committed(
                     8,
-                    "item.completed",
+                    event_type::ITEM_COMPLETED,
                     json!({"item": {"item_id": "itm_t", "turn_id": "trn_b", "kind": "tool_call",
                     "status": "completed", "tool": {"name": "Bash", "kind": "shell", "input": {"command": "ls"}, "output": "a\n"}}}),
                 ),
-                committed(9, "item.completed", message("trn_b", "last", "completed")),
+                committed(9, event_type::ITEM_COMPLETED, message("trn_b", "last", "completed")),
                 committed(
                     10,
-                    "turn.completed",
+                    event_type::TURN_COMPLETED,
                     json!({"turn_id": "trn_b", "stop_reason": "end_turn",
                     "usage": {"input_tokens": 3, "output_tokens": 4}}),
                 ),
@@ -346,16 +341,16 @@ mod tests {
     #[test]
     fn a_named_turn_is_queued_until_it_starts_and_later_turns_do_not_replace_it() {
         let mut fold = TurnFold::new("ses_1", Some("trn_b".into()), SessionStatus::Running);
-        feed(&mut fold, &[committed(1, "turn.started", json!({"turn_id": "trn_a", "input": []}))]);
+        feed(&mut fold, &[committed(1, event_type::TURN_STARTED, json!({"turn_id": "trn_a", "input": []}))]);
         assert_eq!(fold.report(false).state, TurnState::Queued);
         assert!(!fold.settled());
         feed(
             &mut fold,
             &[
-                committed(2, "turn.completed", json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
-                committed(3, "turn.started", json!({"turn_id": "trn_b", "input": []})),
-                committed(4, "turn.completed", json!({"turn_id": "trn_b", "stop_reason": "interrupted"})),
-                committed(5, "turn.started", json!({"turn_id": "trn_c", "input": []})),
+                committed(2, event_type::TURN_COMPLETED, json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
+                committed(3, event_type::TURN_STARTED, json!({"turn_id": "trn_b", "input": []})),
+                committed(4, event_type::TURN_COMPLETED, json!({"turn_id": "trn_b", "stop_reason": "interrupted"})),
+                committed(5, event_type::TURN_STARTED, json!({"turn_id": "trn_c", "input": []})),
             ],
         );
         let r = fold.report(false);
@@ -371,10 +366,10 @@ mod tests {
         feed(
             &mut fold,
             &[
-                committed(1, "turn.started", json!({"turn_id": "trn_a", "input": []})),
+                committed(1, event_type::TURN_STARTED, json!({"turn_id": "trn_a", "input": []})),
                 committed(
                     2,
-                    "permission.requested",
+                    event_type::PERMISSION_REQUESTED,
                     json!({"permission_id": "per_1", "action": "shell", "title": "Run ls",
                     "options": ["allow_once", "deny"]}),
                 ),
@@ -387,12 +382,15 @@ mod tests {
             &mut fold,
             &[committed(
                 3,
-                "permission.resolved",
+                event_type::PERMISSION_RESOLVED,
                 json!({"permission_id": "per_1", "decision": "allow_once", "by": "client"}),
             )],
         );
         assert_eq!(fold.report(false).state, TurnState::Running);
-        feed(&mut fold, &[committed(4, "question.requested", json!({"question_id": "qst_1", "questions": []}))]);
+        feed(
+            &mut fold,
+            &[committed(4, event_type::QUESTION_REQUESTED, json!({"question_id": "qst_1", "questions": []}))],
+        );
         assert_eq!(fold.report(false).questions.len(), 1);
         assert!(fold.settled());
     }
@@ -403,12 +401,12 @@ mod tests {
         feed(
             &mut fold,
             &[
-                committed(1, "turn.started", json!({"turn_id": "trn_a", "input": []})),
-                committed(2, "turn.completed", json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
+                committed(1, event_type::TURN_STARTED, json!({"turn_id": "trn_a", "input": []})),
+                committed(2, event_type::TURN_COMPLETED, json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
             ],
         );
         assert!(!fold.settled(), "the session still says running: its status after the turn is on its way");
-        feed(&mut fold, &[committed(3, "session.status", json!({"status": "idle"}))]);
+        feed(&mut fold, &[committed(3, event_type::SESSION_STATUS, json!({"status": "idle"}))]);
         assert!(fold.settled());
         let r = fold.report(false);
         assert_eq!((r.done, r.session_status), (true, SessionStatus::Idle));
@@ -418,9 +416,9 @@ mod tests {
         feed(
             &mut fold,
             &[
-                committed(1, "turn.started", json!({"turn_id": "trn_a", "input": []})),
-                committed(2, "turn.completed", json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
-                committed(3, "turn.started", json!({"turn_id": "trn_b", "input": []})),
+                committed(1, event_type::TURN_STARTED, json!({"turn_id": "trn_a", "input": []})),
+                committed(2, event_type::TURN_COMPLETED, json!({"turn_id": "trn_a", "stop_reason": "end_turn"})),
+                committed(3, event_type::TURN_STARTED, json!({"turn_id": "trn_b", "input": []})),
             ],
         );
         assert!(fold.settled());

@@ -11,8 +11,9 @@
 //! an agent blocked on its stdin. When a turn runs again the Task is taken
 //! again (`server.keep_awake {held: true}` to the sessions told before).
 //!
-//! Busy-ness is read from the event bus (`session.status` events), and from
-//! the store whenever the bus lagged, so no status change is missed. The task
+//! Busy-ness is read from the live log through the store's follower
+//! (`session.status` events, [`crate::store::follow`]), and from the store's
+//! sessions whenever the follower fell behind, so no status change is missed. The task
 //! has one name per tether instance (`tether-<port>`): a task left by a
 //! previous run that was killed is deleted when the next one starts.
 
@@ -21,13 +22,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
-use tether_protocol::SessionStatus;
+use tether_protocol::{event_type, SessionStatus};
 
 use super::api::SpriteApi;
 use crate::session::Shared;
+use crate::store::follow::{Follower, Live, Scope};
 use crate::store::{reader, Committed};
 
 /// How a keeper holds its task.
@@ -70,9 +72,9 @@ impl Keeper {
     /// Starts following the sessions; first deletes a stale task of a previous run.
     pub fn start(api: SpriteApi, config: KeepAwakeConfig, shared: Arc<Shared>) -> Keeper {
         // Subscribe before reading the store, so no change falls between the two.
-        let bus = shared.store.subscribe();
+        let follower = Follower::subscribe(&shared.store, Scope::Global);
         let (stop, stop_rx) = watch::channel(false);
-        let done = tokio::spawn(run(api, config, shared, bus, stop_rx));
+        let done = tokio::spawn(run(api, config, shared, follower, stop_rx));
         Keeper { stop, done }
     }
 
@@ -119,7 +121,7 @@ async fn busy_from_store(shared: &Shared) -> Option<Busy> {
 /// Applies one committed event to the busy sessions.
 fn apply(busy: &mut Busy, e: &Committed) {
     match e.etype {
-        "session.status" => match serde_json::from_str::<StatusEvent>(&e.json) {
+        event_type::SESSION_STATUS => match serde_json::from_str::<StatusEvent>(&e.json) {
             Ok(ev) if is_busy(ev.data.status) => {
                 busy.insert(e.session_id.clone(), ev.data.status);
             }
@@ -128,7 +130,7 @@ fn apply(busy: &mut Busy, e: &Committed) {
             }
             Err(_) => {}
         },
-        "session.ended" => {
+        event_type::SESSION_ENDED => {
             busy.remove(&e.session_id);
         }
         _ => {}
@@ -151,7 +153,7 @@ async fn run(
     api: SpriteApi,
     config: KeepAwakeConfig,
     shared: Arc<Shared>,
-    mut bus: broadcast::Receiver<Arc<Committed>>,
+    mut follower: Follower,
     mut stop: watch::Receiver<bool>,
 ) {
     match api.delete_task(&config.task).await {
@@ -225,14 +227,15 @@ async fn run(
             None => wake_at,
         };
         tokio::select! {
-            r = bus.recv() => match r {
-                Ok(e) => apply(&mut busy, &e),
-                Err(broadcast::error::RecvError::Lagged(_)) => {
+            live = follower.recv() => match live {
+                Live::Event(e) => apply(&mut busy, &e),
+                // Statuses were missed: the sessions' stored status says where they stand.
+                Live::Behind => {
                     if let Some(b) = busy_from_store(&shared).await {
                         busy = b;
                     }
                 }
-                Err(broadcast::error::RecvError::Closed) => break,
+                Live::Closed => break,
             },
             _ = sleep_until(wake_at) => {}
             _ = stop.changed() => break,
@@ -264,13 +267,13 @@ mod tests {
     #[test]
     fn running_and_waiting_sessions_are_busy_until_they_settle_or_end() {
         let mut busy = Busy::new();
-        apply(&mut busy, &ev("a", "session.status", r#"{"data":{"status":"running"}}"#));
-        apply(&mut busy, &ev("b", "session.status", r#"{"data":{"status":"waiting"}}"#));
-        apply(&mut busy, &ev("b", "item.delta", r#"{"data":{}}"#));
+        apply(&mut busy, &ev("a", event_type::SESSION_STATUS, r#"{"data":{"status":"running"}}"#));
+        apply(&mut busy, &ev("b", event_type::SESSION_STATUS, r#"{"data":{"status":"waiting"}}"#));
+        apply(&mut busy, &ev("b", event_type::ITEM_DELTA, r#"{"data":{}}"#));
         assert_eq!(busy.len(), 2);
-        apply(&mut busy, &ev("a", "session.status", r#"{"data":{"status":"idle"}}"#));
+        apply(&mut busy, &ev("a", event_type::SESSION_STATUS, r#"{"data":{"status":"idle"}}"#));
         assert_eq!(busy.keys().map(|s| &**s).collect::<Vec<_>>(), vec!["b"]);
-        apply(&mut busy, &ev("b", "session.ended", r#"{"data":{"reason":"terminated"}}"#));
+        apply(&mut busy, &ev("b", event_type::SESSION_ENDED, r#"{"data":{"reason":"terminated"}}"#));
         assert!(busy.is_empty());
     }
 

@@ -6,9 +6,21 @@
 //! transaction, and only after the commit publishes the events on the bus.
 //! Readers use their own connections and never block the writer.
 //! Nothing here holds a connection across an `.await`.
+//!
+//! - [`stored`]: the one place an event's stored JSON is written (the
+//!   envelope, `raw` spliced in on demand, lists of events); everything
+//!   else sends that text as it is.
+//! - [`follow`]: the one follower of the live log (subscribe, catch up from
+//!   the store, live, back to the store when behind), used by the event
+//!   streams, turn waits, keep-awake and the webhooks. The bus itself is
+//!   not handed out.
+//! - [`reader`]: the read queries; `writer`: the writer thread; [`health`]:
+//!   stalls of a failing disk.
 
+pub mod follow;
 pub mod health;
 pub mod reader;
+pub mod stored;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -49,7 +61,8 @@ pub enum StoreError {
     Stalled(Stall),
 }
 
-/// An event committed to the store, as shared with subscribers.
+/// An event committed to the store, as shared with subscribers (its JSON
+/// written by [`stored::StoredEvent`]).
 #[derive(Debug)]
 pub struct Committed {
     pub session_id: Arc<str>,
@@ -60,27 +73,6 @@ pub struct Committed {
     pub json: String,
     /// The agent's native message as JSON text, if any.
     pub raw: Option<Arc<str>>,
-}
-
-impl Committed {
-    /// The event JSON, with `raw` spliced in when asked for and present.
-    pub fn json_with(&self, include_raw: bool) -> std::borrow::Cow<'_, str> {
-        match (&self.raw, include_raw) {
-            (Some(raw), true) => {
-                let body = self.json.strip_suffix('}').unwrap_or(&self.json);
-                std::borrow::Cow::Owned(format!("{body},\"raw\":{raw}}}"))
-            }
-            _ => std::borrow::Cow::Borrowed(&self.json),
-        }
-    }
-
-    /// Appends one SSE frame for this event, with `cursor` as its id.
-    pub fn write_sse(&self, cursor: u64, include_raw: bool, out: &mut Vec<u8>) {
-        use std::io::Write;
-        let _ = write!(out, "id: {cursor}\nevent: {}\ndata: ", self.etype);
-        out.extend_from_slice(self.json_with(include_raw).as_bytes());
-        out.extend_from_slice(b"\n\n");
-    }
 }
 
 /// The `'static` name of a stored event type (all are ones this server wrote).
@@ -121,7 +113,8 @@ pub enum Effect {
     Quiet,
 }
 
-/// An event ready to be committed: everything but `seq` and `gseq`.
+/// An event ready to be committed: everything but `seq` and `gseq`
+/// ([`NewEvent::new`] makes one from an event body).
 #[derive(Debug)]
 pub struct NewEvent {
     pub etype: &'static str,
@@ -442,8 +435,10 @@ impl Store {
         &self.store_id
     }
 
-    /// Subscribes to events committed from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Committed>> {
+    /// Tests: the raw bus of events committed from now on (everything else
+    /// follows the log through [`follow::Follower`]).
+    #[cfg(test)]
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Committed>> {
         self.bus.subscribe()
     }
 

@@ -7,7 +7,6 @@
 //! that long, are answered at once with the stall.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{broadcast, mpsc};
 
 use super::health::StoreHealth;
+use super::stored::StoredEvent;
 use super::{Committed, Effect, StoreError, WriteCmd};
 
 /// Most events committed in one transaction.
@@ -211,18 +211,16 @@ impl Writer {
                             last += 1;
                             let gseq = self.next_gseq;
                             self.next_gseq += 1;
-                            let mut json = String::with_capacity(ev.data_json.len() + 160);
-                            let _ = write!(
-                                json,
-                                "{{\"seq\":{last},\"gseq\":{gseq},\"session_id\":\"{session_id}\",\"time\":\"{}\",\"type\":\"{}\",\"source\":\"{}\",\"data\":{}}}",
-                                ev.time,
-                                ev.etype,
-                                match ev.source {
-                                    tether_protocol::Source::Agent => "agent",
-                                    tether_protocol::Source::Server => "server",
-                                },
-                                ev.data_json
-                            );
+                            let json = StoredEvent {
+                                seq: last,
+                                gseq,
+                                session_id,
+                                time: &ev.time,
+                                etype: ev.etype,
+                                source: ev.source,
+                                data_json: &ev.data_json,
+                            }
+                            .to_json();
                             insert.execute(params![
                                 gseq as i64,
                                 &**session_id,

@@ -6,7 +6,8 @@
 //! identical, with the same `X-Tether-Event-Ids`). A batch that is not acknowledged (another status, a
 //! connect error, a timeout) is sent again, the same events, after a
 //! back-off; nothing is ever skipped. While caught up it sleeps until the
-//! store's writer publishes a commit (the bus the event streams use).
+//! store's writer publishes a commit (through the store's follower, the one
+//! the event streams use: [`crate::store::follow`]).
 //!
 //! It must not log the secret, nor the URL (it may carry credentials).
 
@@ -16,10 +17,10 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use tether_protocol::WebhookState;
-use tokio::sync::broadcast;
 
 use super::{signature, Context, Filters, Hook};
-use crate::store::{reader, StoreError};
+use crate::store::follow::{Follower, Scope};
+use crate::store::{reader, stored, StoreError};
 
 /// Most events in one delivery.
 pub const MAX_BATCH: usize = 100;
@@ -91,14 +92,9 @@ impl Batch {
         let mut out = String::with_capacity(size + webhook_id.len() + 32);
         out.push_str("{\"webhook_id\":");
         out.push_str(&serde_json::to_string(webhook_id).unwrap_or_default());
-        out.push_str(",\"events\":[");
-        for (i, (_, json)) in self.events.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(json);
-        }
-        out.push_str("]}");
+        out.push_str(",\"events\":");
+        stored::write_array(&mut out, self.events.iter().map(|(_, json)| json.as_str()));
+        out.push('}');
         Bytes::from(out)
     }
 
@@ -208,18 +204,6 @@ async fn attempt(ctx: &Context, hook: &Hook, body: &Bytes, ids: &str) -> Result<
     }
 }
 
-/// Empties the notifications already received (the store is read next, so
-/// they are covered); `false` when the bus is closed (the store is gone).
-fn drain(bus: &mut broadcast::Receiver<Arc<crate::store::Committed>>) -> bool {
-    loop {
-        match bus.try_recv() {
-            Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
-            Err(broadcast::error::TryRecvError::Empty) => return true,
-            Err(broadcast::error::TryRecvError::Closed) => return false,
-        }
-    }
-}
-
 /// Writes the hook's progress, retrying until it is stored (the next batch
 /// waits for it: delivery resumes from the stored cursor after a crash).
 async fn persist(ctx: &Context, hook: &Hook) {
@@ -242,11 +226,12 @@ async fn persist(ctx: &Context, hook: &Hook) {
 /// The task: runs until aborted (DELETE, shutdown) or the store closes.
 pub(super) async fn run(ctx: Arc<Context>, hook: Arc<Hook>) {
     // Subscribed before the first read: no commit after it goes unnoticed.
-    let mut bus = ctx.store.subscribe();
+    let mut follower = Follower::subscribe(&ctx.store, Scope::Global);
     let mut stored = hook.progress();
     let mut stored_at = tokio::time::Instant::now();
     loop {
-        if !drain(&mut bus) {
+        // The store is read next: what was committed so far is covered.
+        if !follower.drain() {
             return;
         }
         let p = hook.progress();
@@ -284,8 +269,8 @@ pub(super) async fn run(ctx: Arc<Context>, hook: Arc<Hook>) {
             }
             let tick = if stored.cursor != hook.progress().cursor { SKIP_PERSIST_EVERY } else { IDLE_TICK };
             tokio::select! {
-                r = bus.recv() => {
-                    if matches!(r, Err(broadcast::error::RecvError::Closed)) {
+                open = follower.changed() => {
+                    if !open {
                         return;
                     }
                 }

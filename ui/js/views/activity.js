@@ -8,10 +8,11 @@ import { h, fill, fmtTime } from "../dom.js";
 import { api, follow, enc } from "../api.js";
 import { failureSentence } from "../words.js";
 import { summarize, sessionTitle } from "../summary.js";
+import { EventType } from "../event-types.js";
 
 const KEEP = 1000;
 /** Events that repeat what others say whole: shown only with "Show streaming". */
-const NOISY = new Set(["item.delta", "usage.updated"]);
+const NOISY = new Set([EventType.ITEM_DELTA, EventType.USAGE_UPDATED]);
 
 export function mount(root) {
   const filter = h("input#activity-filter", { type: "search", placeholder: "Filter by session, title or event", "aria-label": "Filter" });
@@ -61,7 +62,7 @@ export function mount(root) {
         const fresh = batch.map((f) => f.data).filter((e) => e && e.session_id);
         for (const e of fresh) {
           // A new session's first prompt names it until a list says otherwise.
-          if (!titles.has(e.session_id) && e.type === "turn.started") titles.set(e.session_id, summarize(e).text.slice(0, 80));
+          if (!titles.has(e.session_id) && e.type === EventType.TURN_STARTED) titles.set(e.session_id, summarize(e).text.slice(0, 80));
         }
         keep.push(...fresh);
         if (keep.length > KEEP) keep.splice(0, keep.length - KEEP);

@@ -9,6 +9,7 @@ import { h, json, fmtTime } from "../dom.js";
 import { itemText } from "../conversation.js";
 import * as words from "../words.js";
 import { fmtCost } from "../summary.js";
+import { EventType } from "../event-types.js";
 
 /** Text shown at most this long (the rest behind a button). */
 const SHOW_CHARS = 20_000;
@@ -110,27 +111,27 @@ function system(row) {
   let text;
   let more = null;
   switch (row.type) {
-    case "session.started": {
+    case EventType.SESSION_STARTED: {
       const s = row.started;
       text = `Started ${s.agent}${s.agent_version ? ` ${s.agent_version}` : ""} · ${s.model || "default model"} · ${words.modeWord(s.permission_mode)}`;
       break;
     }
-    case "agent.exited":
+    case EventType.AGENT_EXITED:
       text = row.exit.expected ? "The agent process stopped" : `The agent stopped unexpectedly: it ${words.exitWord(row.exit)}`;
       if (row.exit.stderr_tail) more = details("What it printed last", row.exit.stderr_tail);
       break;
-    case "server.restarted":
+    case EventType.SERVER_RESTARTED:
       text = "The server restarted; the turn that was open was closed";
       break;
-    case "server.resumed":
+    case EventType.SERVER_RESUMED:
       text = `The machine was paused for ${(row.paused_ms / 1000).toFixed(1)} s${row.detected_by ? ` (seen by the ${row.detected_by.replace("_", " ")})` : ""}`;
       break;
-    case "server.keep_awake":
+    case EventType.SERVER_KEEP_AWAKE:
       text = row.held
         ? "Work resumed: tether keeps the Sprite awake again"
         : "Waiting for you: tether stopped keeping the Sprite awake, so it may pause until you answer";
       break;
-    case "session.ended":
+    case EventType.SESSION_ENDED:
       text = `${words.endedWord(row.ended.reason)}${row.ended.message ? `: ${row.ended.message}` : ""}`;
       break;
     default:

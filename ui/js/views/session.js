@@ -14,6 +14,7 @@ import { renderRow, updateRow, problemView } from "./rows.js";
 import { mountEvents } from "./events.js";
 import * as words from "../words.js";
 import { sessionTitle } from "../summary.js";
+import { EventType } from "../event-types.js";
 
 /** History is read in pages of this many events. */
 const PAGE = 5000;
@@ -266,7 +267,7 @@ function open(root, { id, tab, query, base, stats, t0, session }) {
       if (conv.ended) return; // its last event is here: nothing more can come
       stream = follow(`${base}/events/stream`, {
         after: conv.lastSeq,
-        final: "session.ended",
+        final: EventType.SESSION_ENDED,
         onEvents: (batch) => {
           take(batch.map((f) => f.data).filter((e) => e && typeof e === "object" && e.seq));
           redraw();

@@ -1,5 +1,6 @@
 //! The pump behind every event stream: catch-up from the store, then the
-//! live bus, then the store again when the client falls behind; keepalives;
+//! live bus, then the store again when the client falls behind (all three
+//! through the store's [`Follower`](crate::store::follow::Follower)); keepalives;
 //! the idle lifetime (`--stream-idle-secs`); the end after a session's
 //! `session.ended` (its last event: nothing can follow, so a session stream
 //! closes once it has sent it, and at once when it opens on a session that
@@ -20,13 +21,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use tether_protocol::{StreamControl, StreamEnded, StreamIdle};
-use tokio::sync::{broadcast, mpsc};
+use tether_protocol::{event_type, StreamControl, StreamEnded, StreamIdle};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Opened, Scope};
+use super::Opened;
 use crate::http::AppRef;
-use crate::store::{reader, Committed};
+use crate::store::follow::{Live, Page, Scope};
+use crate::store::Committed;
 
 /// Most events read from the store per catch-up query.
 const CATCH_UP_PAGE: u32 = 2000;
@@ -187,10 +189,12 @@ async fn until(deadline: Option<Instant>) {
 }
 
 async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::Sender<F::Chunk>) -> End {
-    let Opened { scope, mut cursor, include_raw, reset, over, types, mut bus } = opened;
+    let Opened { mut follower, include_raw, reset, over, types } = opened;
+    let scope = follower.scope().clone();
     let sent = |e: &Committed| types.as_ref().is_none_or(|t| t.contains(&e.etype));
     // Only a session's own stream ends with it.
-    let ends = |e: &Committed| matches!(scope, Scope::Session(_)) && e.etype == "session.ended";
+    let ends = |e: &Committed| matches!(scope, Scope::Session(_)) && e.etype == event_type::SESSION_ENDED;
+    let page = Page { rows: CATCH_UP_PAGE, bytes: CATCH_UP_BYTES, include_raw };
     let mut shutdown = app.shutdown.clone();
     if let Some(first) = out.opened() {
         if tx.send(first).await.is_err() {
@@ -199,7 +203,7 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
     }
     if let Some(reset) = reset {
         // Goes out with the first catch-up chunk; its id moves the client's cursor back.
-        out.control(&StreamControl::Reset(reset), Some(cursor));
+        out.control(&StreamControl::Reset(reset), Some(follower.cursor()));
     }
     let mut keepalive = tokio::time::interval(app.keepalive);
     keepalive.reset();
@@ -209,18 +213,7 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
     'outer: loop {
         // Catch up from the store.
         loop {
-            let store = app.shared.store.clone();
-            let s = scope.clone();
-            let page = store
-                .read(move |c| {
-                    let session = match &s {
-                        Scope::Session(id) => Some(&**id),
-                        Scope::Global => None,
-                    };
-                    reader::stream_page(c, session, cursor, CATCH_UP_PAGE, CATCH_UP_BYTES, include_raw)
-                })
-                .await;
-            let (page, full) = match page {
+            let (page, full) = match follower.page(page).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "event stream catch-up read failed; closing the stream");
@@ -229,9 +222,8 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
             };
             let mut ended = false;
             for e in &page {
-                cursor = scope.cursor(e);
                 if sent(e) {
-                    out.event(e, cursor, include_raw);
+                    out.event(e, scope.cursor(e), include_raw);
                 }
                 ended |= ends(e);
                 if out.buffered() >= CHUNK_BYTES {
@@ -253,7 +245,7 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
             // A session over when the stream opened had all its events
             // committed then, so catching up reached its last one.
             if ended || (over && !full) {
-                return End::Ended(cursor);
+                return End::Ended(follower.cursor());
             }
             if !full {
                 break;
@@ -262,7 +254,7 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
         // Live.
         loop {
             let first = tokio::select! {
-                r = bus.recv() => r,
+                live = follower.recv() => live,
                 _ = keepalive.tick() => {
                     if tx.send(out.keepalive()).await.is_err() {
                         return End::Gone;
@@ -281,18 +273,15 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
             };
             let mut next = Some(first);
             let mut ended = false;
-            while let Some(r) = next.take() {
-                match r {
-                    Ok(e) => {
-                        if scope.wants(&e) && scope.cursor(&e) > cursor {
-                            cursor = scope.cursor(&e);
-                            if sent(&e) {
-                                out.event(&e, cursor, include_raw);
-                            }
-                            ended |= ends(&e);
+            while let Some(live) = next.take() {
+                match live {
+                    Live::Event(e) => {
+                        if sent(&e) {
+                            out.event(&e, follower.cursor(), include_raw);
                         }
+                        ended |= ends(&e);
                     }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Live::Behind => {
                         if let Some(chunk) = out.take() {
                             if tx.send(chunk).await.is_err() {
                                 return End::Gone;
@@ -301,16 +290,10 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
                         }
                         continue 'outer;
                     }
-                    Err(broadcast::error::RecvError::Closed) => break 'outer,
+                    Live::Closed => break 'outer,
                 }
                 if out.buffered() < CHUNK_BYTES && !ended {
-                    next = match bus.try_recv() {
-                        Ok(e) => Some(Ok(e)),
-                        Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                            Some(Err(broadcast::error::RecvError::Lagged(n)))
-                        }
-                        Err(_) => None,
-                    };
+                    next = follower.try_recv();
                 }
             }
             if let Some(chunk) = out.take() {
@@ -321,7 +304,7 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
                 keepalive.reset();
             }
             if ended {
-                return End::Ended(cursor);
+                return End::Ended(follower.cursor());
             }
         }
     }
