@@ -19,3 +19,7 @@ pub use query::*;
 
 /// The version of this API, as served in the OpenAPI document.
 pub const API_VERSION: &str = "1.0.0";
+
+/// The header that carries the token where `Authorization: Bearer` cannot
+/// (the Sprites URL edge consumes `Authorization` in its default auth mode).
+pub const TOKEN_HEADER: &str = "x-tether-token";

@@ -197,7 +197,7 @@ impl Client {
         }
         match (&self.token, self.token_header) {
             (Some(token), TokenHeader::Authorization) if self.edge_token.is_none() => request.bearer_auth(token),
-            (Some(token), _) => request.header("x-tether-token", token.as_ref()),
+            (Some(token), _) => request.header(tether_protocol::TOKEN_HEADER, token.as_ref()),
             (None, _) => request,
         }
     }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agent_user;
+mod architecture;
 mod auth;
 mod browser_smoke;
 mod claude;

@@ -235,9 +235,7 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::method_not_allowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
-/// The header that carries the token where `Authorization` cannot (the
-/// Sprites URL edge consumes `Authorization` in its default auth mode).
-pub const TOKEN_HEADER: &str = "x-tether-token";
+pub use tether_protocol::TOKEN_HEADER;
 
 /// Token auth on every route but `GET /v1/health` and the UI's files: the
 /// token comes in `X-Tether-Token` or as `Authorization: Bearer`; when both

@@ -152,7 +152,7 @@ async fn wait_ready(host: IpAddr, port: u16, token: &str, wait: Duration) -> Res
     let url = format!("http://{}:{port}/v1/info", crate::util::local_host(host));
     let mut last = String::from("no answer yet");
     while started.elapsed() < wait {
-        match client.get(&url).header(crate::http::TOKEN_HEADER, token).send().await {
+        match client.get(&url).header(tether_protocol::TOKEN_HEADER, token).send().await {
             Ok(r) if r.status().is_success() => return Ok(started.elapsed()),
             Ok(r) => last = format!("{url} answered {}", r.status()),
             Err(e) => last = format!("{url}: {e}"),
