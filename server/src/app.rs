@@ -1,8 +1,8 @@
 //! The application core: what one running server holds (the sessions and
 //! their store, the webhooks, the limits every edge applies, the shutdown
-//! signal), built once by `server::prepare`. Both edges are built on it
+//! signal), built once by `serve::prepare`. Both edges are built on it
 //! and neither knows the other: the HTTP API (`http`, which adds its own
-//! edge state around it) and tether's own MCP tools (`tools`); `server`
+//! edge state around it) and tether's own MCP tools (`tether_mcp`); `serve`
 //! mounts the tools' service on the HTTP router at `/mcp`.
 
 use std::sync::Arc;
@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::session::Shared;
+use crate::session::Sessions;
 
 pub struct App {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<Sessions>,
     pub token: Option<String>,
     pub started: Instant,
     pub keepalive: Duration,

@@ -420,7 +420,7 @@ fn sprite_command(command: SpriteCommand) -> ExitCode {
 
 /// `tether mcp`: stdout carries MCP only; diagnostics go to stderr.
 fn mcp(args: McpArgs) -> ExitCode {
-    let token = match crate::util::read_token(args.token.as_deref(), args.token_file.as_deref()) {
+    let token = match crate::token::read_token(args.token.as_deref(), args.token_file.as_deref()) {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
@@ -428,7 +428,7 @@ fn mcp(args: McpArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
-    let outcome = runtime.block_on(crate::tools::proxy::run(&args.url, token.as_deref()));
+    let outcome = runtime.block_on(crate::tether_mcp::proxy::run(&args.url, token.as_deref()));
     // Tokio reads stdin on a blocking thread that a closed server does not end: do not wait for it.
     runtime.shutdown_background();
     match outcome {
@@ -550,7 +550,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             1024
         }
     };
-    let token = match crate::util::read_token(args.token.as_deref(), args.token_file.as_deref()) {
+    let token = match crate::token::read_token(args.token.as_deref(), args.token_file.as_deref()) {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
@@ -581,7 +581,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     // tether hands them (MCP configs, plugin folders, state) must not depend
     // on the directory tether was started from.
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    if let Err(e) = crate::server::check_data_dir(&data_dir) {
+    if let Err(e) = crate::serve::check_data_dir(&data_dir) {
         return fail(e);
     }
     let data_dir = match data_dir.canonicalize() {
@@ -643,10 +643,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "tether {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
         if let Some(a) = bound {
-            let _ = writeln!(out, "inspector: http://{}:{}/ui/", crate::util::local_host(a.ip()), a.port());
+            let _ = writeln!(out, "inspector: http://{}:{}/ui/", crate::connections::local_host(a.ip()), a.port());
         }
         let _ = out.flush();
-        match crate::server::run(config, started, listener, shutdown).await {
+        match crate::serve::run(config, started, listener, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),
         }

@@ -289,6 +289,18 @@ impl AsyncWrite for Guarded {
     }
 }
 
+/// The host part of a URL a client on this machine uses to reach a server
+/// listening on `host` (loopback for the unspecified addresses).
+pub fn local_host(host: std::net::IpAddr) -> String {
+    use std::net::IpAddr;
+    match host {
+        IpAddr::V4(a) if a.is_unspecified() => "127.0.0.1".into(),
+        IpAddr::V6(a) if a.is_unspecified() => "127.0.0.1".into(),
+        IpAddr::V6(a) => format!("[{a}]"),
+        IpAddr::V4(a) => a.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

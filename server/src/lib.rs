@@ -2,14 +2,22 @@
 //! into one universal event stream, stores it durably and serves it over
 //! HTTP/SSE with replay.
 //!
-//! Layout: `store` (the durable event log), `process` (the PTY host),
-//! `agents` (one folder per agent: launch, wire, convert), `session` (the
-//! per-session actor and the normalizer), `fs` (the workspace's files),
-//! `mcp` (global MCP servers and probing them), `skills` (installed and
-//! bundled skills), `webhooks` (subscriptions and their delivery),
+//! Layout (docs/ARCHITECTURE.md has the whole picture): `store` (the
+//! durable event log, its one writer and its one follower), `process` (the
+//! PTY host and the spawn types), `agents` (one folder per agent: launch,
+//! wire, convert, adapter; the registry), `session` (the per-session actor,
+//! the normalizer, turn waits), `fs` (the workspace's files), `mcp_servers`
+//! (the MCP servers agents are given: the global registry, probing),
+//! `skills` (installed and bundled skills), `webhooks` (subscriptions and
+//! their delivery), `app` (the application core the HTTP API and
+//! `tether_mcp` share), `error` (how every room's error is told to a
+//! client), `http` (one module per route group; `ApiError`), `tether_mcp`
+//! (tether's own MCP server and the `tether mcp` bridge), `sprite` (the
+//! Sprite platform), `pause` (pause detection from the clocks),
 //! `connections` (the accept loop: connection cap, read and send timeouts),
-//! `http` (one module per route group), `client` (the terminal client: `tether
-//! run`, `sessions`, …), `cli` (the `tether` command).
+//! `serve` (start, serve, shut down), `ids` and `token` (ids and time
+//! stamps; reading and comparing the API token), `client` (the terminal
+//! client: `tether run`, `sessions`, …), `cli` (the `tether` command).
 
 pub mod agents;
 pub mod app;
@@ -20,15 +28,16 @@ pub mod connections;
 pub mod error;
 pub mod fs;
 pub mod http;
-pub mod mcp;
+pub mod ids;
+pub mod mcp_servers;
 pub mod patterns;
+pub mod pause;
 pub mod process;
-pub mod server;
+pub mod serve;
 pub mod session;
 pub mod skills;
 pub mod sprite;
 pub mod store;
-pub mod tools;
-pub mod util;
-pub mod wake;
+pub mod tether_mcp;
+pub mod token;
 pub mod webhooks;

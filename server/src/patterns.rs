@@ -86,10 +86,16 @@ mod tests {
     #[test]
     fn mcp_server_names_match_as_the_validator_says() {
         for name in ["a", "a-b", "a_b", "A9", "x_", "a_-b", "0"] {
-            assert!(matches(p::MCP_SERVER_NAME_PATTERN, name) && crate::mcp::validate_name(name).is_ok(), "{name}");
+            assert!(
+                matches(p::MCP_SERVER_NAME_PATTERN, name) && crate::mcp_servers::validate_name(name).is_ok(),
+                "{name}"
+            );
         }
         for name in ["", "_a", "-a", "a__b", "a b", "é"] {
-            assert!(!matches(p::MCP_SERVER_NAME_PATTERN, name) && crate::mcp::validate_name(name).is_err(), "{name}");
+            assert!(
+                !matches(p::MCP_SERVER_NAME_PATTERN, name) && crate::mcp_servers::validate_name(name).is_err(),
+                "{name}"
+            );
         }
     }
 }

@@ -185,7 +185,7 @@ impl ClientCommand {
 impl ConnectArgs {
     /// The client, and where it goes (for the messages when that fails).
     fn client(&self) -> Result<(Client, Target), u8> {
-        let token = crate::util::read_token(self.token.as_deref(), self.token_file.as_deref())
+        let token = crate::token::read_token(self.token.as_deref(), self.token_file.as_deref())
             .map_err(|e| fail(exit::USAGE, e))?
             .filter(|t| !t.is_empty());
         let mut target = Target {

@@ -48,7 +48,7 @@ pub fn entry(rel: &RelPath, meta: &Metadata) -> FsEntry {
         path: rel.display(),
         kind,
         size: meta.len(),
-        modified: crate::util::rfc3339_ms(modified_ms),
+        modified: crate::ids::rfc3339_ms(modified_ms),
         not_utf8: !is_utf8(rel.0.as_os_str()),
     }
 }

@@ -157,7 +157,7 @@ pub fn open_read(root: &Path, rel: &RelPath, user: &str) -> Result<File, FsError
 /// Creates a new temporary file in `dir` (`O_EXCL | O_NOFOLLOW`); answers its name.
 pub fn create_temp(dir: BorrowedFd<'_>) -> io::Result<(OsString, File)> {
     loop {
-        let name = OsString::from(format!(".{}.tmp", crate::util::new_id("tether")));
+        let name = OsString::from(format!(".{}.tmp", crate::ids::new_id("tether")));
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         match openat(dir.as_fd(), &name, flags, Mode::from_raw_mode(0o644)) {
             Ok(fd) => {

@@ -1,6 +1,6 @@
 //! MCP routes: the global MCP servers (applied to every new session) and
 //! listing one server's tools by connecting to it. The rules, the registry,
-//! the probe and the code of each failure (`McpError`) live in `crate::mcp`;
+//! the probe and the code of each failure (`McpError`) live in `crate::mcp_servers`;
 //! this module only answers them over HTTP.
 
 use axum::extract::{Path, State};
@@ -12,7 +12,7 @@ use tether_protocol::{McpServer, McpServerList, McpToolList, McpToolsQuery};
 
 use super::{ApiJson, ApiQuery, AppRef};
 use crate::http::ApiError;
-use crate::mcp::{self, McpError};
+use crate::mcp_servers::{self, McpError};
 
 pub fn router() -> Router<AppRef> {
     Router::new()
@@ -29,7 +29,7 @@ async fn empty_name() -> ApiError {
 }
 
 fn checked_name(name: &str) -> Result<(), McpError> {
-    mcp::validate_name(name).map_err(McpError::Invalid)
+    mcp_servers::validate_name(name).map_err(McpError::Invalid)
 }
 
 fn unknown(name: &str) -> McpError {
@@ -37,12 +37,12 @@ fn unknown(name: &str) -> McpError {
 }
 
 async fn list(State(app): State<AppRef>) -> Result<Json<McpServerList>, ApiError> {
-    Ok(Json(McpServerList { servers: mcp::global_servers(&app.shared.store).await? }))
+    Ok(Json(McpServerList { servers: mcp_servers::global_servers(&app.shared.store).await? }))
 }
 
 async fn one(State(app): State<AppRef>, Path(name): Path<String>) -> Result<Json<McpServer>, ApiError> {
     checked_name(&name)?;
-    Ok(Json(mcp::global_server(&app.shared.store, &name).await?.ok_or_else(|| unknown(&name))?))
+    Ok(Json(mcp_servers::global_server(&app.shared.store, &name).await?.ok_or_else(|| unknown(&name))?))
 }
 
 /// 201 with the server when it is new, 200 when it replaced one.
@@ -51,15 +51,15 @@ async fn put_server(
     Path(name): Path<String>,
     ApiJson(server): ApiJson<McpServer>,
 ) -> Result<Response, ApiError> {
-    mcp::validate(&name, &server).map_err(McpError::Invalid)?;
-    let replaced = mcp::put_global_server(&app.shared.store, &name, &server).await?;
+    mcp_servers::validate(&name, &server).map_err(McpError::Invalid)?;
+    let replaced = mcp_servers::put_global_server(&app.shared.store, &name, &server).await?;
     let status = if replaced.is_some() { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(server)).into_response())
 }
 
 async fn delete_server(State(app): State<AppRef>, Path(name): Path<String>) -> Result<Json<McpServer>, ApiError> {
     checked_name(&name)?;
-    Ok(Json(mcp::delete_global_server(&app.shared.store, &name).await?.ok_or_else(|| unknown(&name))?))
+    Ok(Json(mcp_servers::delete_global_server(&app.shared.store, &name).await?.ok_or_else(|| unknown(&name))?))
 }
 
 /// Connects to the server and lists its tools: 502 `mcp_unavailable` when it
@@ -69,7 +69,7 @@ async fn tools(
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<McpToolsQuery>,
 ) -> Result<Json<McpToolList>, ApiError> {
-    let tools = mcp::probe_global(&app.shared.store, &app.shared.workspace, &name, q.timeout_ms).await?;
+    let tools = mcp_servers::probe_global(&app.shared.store, &app.shared.workspace, &name, q.timeout_ms).await?;
     Ok(Json(McpToolList { server: name, tools }))
 }
 

@@ -61,9 +61,9 @@ impl std::ops::Deref for AppState {
 
 pub type AppRef = Arc<AppState>;
 
-/// The whole API, with `mcp` (tether's own MCP server, which `server`
+/// The whole API, with `mcp` (tether's own MCP server, which `serve`
 /// builds) answering at `/mcp` behind the same auth and edge checks. Tests call
-/// this in-process; `server::serve` binds it.
+/// this in-process; `serve::serve` binds it.
 pub fn router<S>(state: AppRef, mcp: S) -> Router
 where
     S: tower::Service<Request, Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
@@ -208,7 +208,7 @@ async fn documented_query(matched: Option<axum::extract::MatchedPath>, req: Requ
 }
 
 /// The answer to every route but the health check while the server starts
-/// (`crate::server`'s gate): 503 `starting`, `Retry-After: 1`.
+/// (`crate::serve`'s gate): 503 `starting`, `Retry-After: 1`.
 pub fn starting() -> Response {
     ApiError::of(
         ErrorCode::Starting,
@@ -254,7 +254,7 @@ async fn auth(State(state): State<AppRef>, req: Request, next: Next) -> Response
         }),
     };
     match given {
-        Some((_, Some(t))) if crate::util::constant_time_eq(t.trim().as_bytes(), token.as_bytes()) => {
+        Some((_, Some(t))) if crate::token::constant_time_eq(t.trim().as_bytes(), token.as_bytes()) => {
             next.run(req).await
         }
         Some((from, _)) => ApiError::unauthorized(format!("the {from} token is not valid")).into_response(),
@@ -419,7 +419,7 @@ impl TestApp {
             keep_awake_expire: Duration::from_secs(300),
             keep_awake_refresh: Duration::from_secs(60),
             keep_awake_wait: crate::sprite::keepawake::DEFAULT_WAIT_LIMIT,
-            pause_threshold: crate::wake::DEFAULT_THRESHOLD,
+            pause_threshold: crate::pause::DEFAULT_THRESHOLD,
             stream_idle: None,
             store_stall_limit: crate::config::DEFAULT_STORE_STALL_LIMIT,
             start_gate: None,
@@ -432,9 +432,9 @@ impl TestApp {
             },
             max_streams_per_client: 8,
         };
-        let prepared = crate::server::prepare(&config, Instant::now()).await.unwrap();
+        let prepared = crate::serve::prepare(&config, Instant::now()).await.unwrap();
         TestApp {
-            router: crate::server::router(prepared.app.clone()),
+            router: crate::serve::router(prepared.app.clone()),
             data: data.path().to_path_buf(),
             _dirs: (data, ws),
         }

@@ -51,7 +51,7 @@ async fn info(State(app): State<AppRef>) -> Result<Json<Info>, ApiError> {
 
 fn store_status(health: &crate::store::StoreHealth) -> StoreStatus {
     let (last_error_at, last_error) = match health.last_error() {
-        Some((at, e)) => (Some(crate::util::rfc3339_ms(at)), Some(e)),
+        Some((at, e)) => (Some(crate::ids::rfc3339_ms(at)), Some(e)),
         None => (None, None),
     };
     let mut status =
@@ -59,7 +59,7 @@ fn store_status(health: &crate::store::StoreHealth) -> StoreStatus {
     if let Some(stall) = health.stall() {
         status.state = "stalled".into();
         status.reason = Some(stall.kind.as_str().into());
-        status.stalled_since = Some(crate::util::rfc3339_ms(stall.since_ms));
+        status.stalled_since = Some(crate::ids::rfc3339_ms(stall.since_ms));
         status.stalled_ms = Some(stall.since.elapsed().as_millis() as u64);
         status.held_events = Some(stall.held_events);
     }

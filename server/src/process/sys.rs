@@ -1,7 +1,7 @@
 //! Thin unsafe wrappers over the libc calls the
 //! PTY host needs (openpty, termios raw mode, session and controlling
 //! terminal, parent-death signal, process-group signals, poll, winsize),
-//! the clocks pause detection reads (`crate::wake`), and the process limits
+//! the clocks pause detection reads (`crate::pause`), and the process limits
 //! the server sets at start (open files, malloc arenas) and after a burst of
 //! clients (`malloc_trim`).
 //! Each block is a direct FFI call whose arguments are valid for its duration.

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::normalize::Normalizer;
 use super::SessionError;
-use super::Shared;
+use super::Sessions;
 use crate::agents::{Adapter, LaunchContext};
 use crate::error::AsProblem;
 use crate::process::{self, ExitInfo, ProcEvent, Process};
@@ -54,7 +54,7 @@ pub enum Command {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
-    /// The server was frozen for this long and woke (see `crate::wake`).
+    /// The server was frozen for this long and woke (see `crate::pause`).
     Resumed(tether_protocol::ServerResumed),
     /// The store was stalled for long and has recovered: end the running turn.
     StoreStalled {
@@ -82,7 +82,7 @@ pub struct LaunchConfig {
 
 pub struct Actor {
     pub id: Arc<str>,
-    pub shared: Arc<Shared>,
+    pub shared: Arc<Sessions>,
     pub launch: LaunchConfig,
     pub adapter: Box<dyn Adapter>,
     pub norm: Normalizer,
@@ -147,7 +147,7 @@ impl Actor {
                 }
             }
             Command::Send { parts, reply } => {
-                let turn_id = crate::util::new_id("trn");
+                let turn_id = crate::ids::new_id("trn");
                 self.queue.push_back((turn_id.clone(), parts));
                 let r = self.start_next_turn().await.map(|_| turn_id);
                 let _ = reply.send(r);

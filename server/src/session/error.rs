@@ -52,7 +52,7 @@ pub enum SessionError {
     EnvName { key: String },
     #[error("the value of `env.{key}` contains a NUL byte")]
     EnvNul { key: String },
-    /// `reason` is `crate::mcp`'s check of the entry.
+    /// `reason` is `crate::mcp_servers`'s check of the entry.
     #[error("`mcp_servers.{name}`: {reason}")]
     McpServer { name: String, reason: String },
     /// `kind` is "a local (stdio)" or "a remote (HTTP)"; `from` where the entry came from.

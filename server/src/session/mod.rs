@@ -36,7 +36,7 @@ pub struct Metrics {
 }
 
 /// State shared by the HTTP layer and every session actor.
-pub struct Shared {
+pub struct Sessions {
     pub store: Store,
     pub data_dir: PathBuf,
     pub workspace: PathBuf,
@@ -75,14 +75,14 @@ struct StoredConfig {
     skills: Vec<String>,
 }
 
-impl Shared {
-    pub fn new(store: Store, data_dir: PathBuf, workspace: PathBuf) -> Arc<Shared> {
-        Arc::new(Shared {
+impl Sessions {
+    pub fn new(store: Store, data_dir: PathBuf, workspace: PathBuf) -> Arc<Sessions> {
+        Arc::new(Sessions {
             store,
             data_dir,
             workspace,
             metrics: Metrics::default(),
-            boot_id: crate::util::new_id("boot_"),
+            boot_id: crate::ids::new_id("boot_"),
             actors: Mutex::new(HashMap::new()),
         })
     }
@@ -215,10 +215,10 @@ impl Shared {
         let cwd = self.resolve_cwd(req.cwd.as_deref())?;
         let mcp_servers = self.session_mcp_servers(def, req.mcp_servers).await?;
         let skills = self.session_skills(def, req.skills)?;
-        let now = crate::util::now_ms();
+        let now = crate::ids::now_ms();
         let config = StoredConfig { env: req.env, mcp_servers, skills };
         let row = SessionRow {
-            id: crate::util::new_id("ses"),
+            id: crate::ids::new_id("ses"),
             agent: def.id.to_string(),
             status: SessionStatus::Starting,
             cwd: cwd.display().to_string(),
@@ -260,11 +260,11 @@ impl Shared {
         own: BTreeMap<String, McpServer>,
     ) -> Result<BTreeMap<String, McpServer>, SessionError> {
         for (name, server) in &own {
-            crate::mcp::validate_name(name)
-                .and_then(|()| crate::mcp::validate(name, server))
+            crate::mcp_servers::validate_name(name)
+                .and_then(|()| crate::mcp_servers::validate(name, server))
                 .map_err(|reason| SessionError::McpServer { name: name.clone(), reason })?;
         }
-        let mut servers = crate::mcp::global_servers(&self.store).await?;
+        let mut servers = crate::mcp_servers::global_servers(&self.store).await?;
         for (name, server) in servers.iter().chain(own.iter()) {
             let (ok, kind) = match server {
                 McpServer::Stdio { .. } => (def.accepts.mcp_stdio, "a local (stdio)"),

@@ -11,9 +11,9 @@ use serde_json::Value;
 use tether_protocol::*;
 
 use crate::agents::{Draft, NativeRequest};
+use crate::ids::new_id;
 use crate::process::ExitInfo;
 use crate::store::{Effect, NewEvent};
-use crate::util::new_id;
 
 /// Lines of non-protocol output kept for `agent.exited.stderr_tail`.
 const LOG_TAIL_LINES: usize = 20;
@@ -89,11 +89,11 @@ struct Clock {
 
 impl Clock {
     fn now(&mut self) -> Arc<str> {
-        let ms = crate::util::now_ms();
+        let ms = crate::ids::now_ms();
         match &self.text {
             Some(t) if ms == self.ms => t.clone(),
             _ => {
-                let t: Arc<str> = Arc::from(crate::util::rfc3339_ms(ms));
+                let t: Arc<str> = Arc::from(crate::ids::rfc3339_ms(ms));
                 self.ms = ms;
                 self.text = Some(t.clone());
                 t

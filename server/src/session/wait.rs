@@ -16,7 +16,7 @@ use tether_protocol::{
 use tokio::time::Instant;
 
 use super::SessionError;
-use super::Shared;
+use super::Sessions;
 use crate::store::follow::{Follower, Live, Page, Scope};
 use crate::store::Committed;
 
@@ -211,7 +211,7 @@ pub fn progress_line(e: &Committed) -> Option<String> {
     TurnFold::matters(e.etype).then(|| e.etype.to_string())
 }
 
-impl Shared {
+impl Sessions {
     /// Waits for a turn of a session (`turn_id`, or its latest) to settle or
     /// for `deadline`, calling `progress` with each event that matters while
     /// it waits. Dropping the future stops the wait.

@@ -137,7 +137,7 @@ pub(super) fn install(data_dir: &Path, name: &str, files: &Files) -> Result<bool
         .map_err(SkillError::io(format!("creating {}", root.display())))?;
     let _guard = write_lock();
     remove_stale(&root, name);
-    let staging = root.join(format!(".{name}.new-{}", crate::util::new_id("tmp")));
+    let staging = root.join(format!(".{name}.new-{}", crate::ids::new_id("tmp")));
     let guard = RemoveOnDrop(Some(staging.clone()));
     write_tree(&staging, files)?;
     let target = root.join(name);
@@ -180,7 +180,7 @@ pub(super) fn remove(data_dir: &Path, name: &str) -> Result<Option<tether_protoc
         },
     };
     // Renamed away first, so the name is gone at once even if deleting is slow or fails halfway.
-    let doomed = root.join(format!(".{name}.del-{}", crate::util::new_id("tmp")));
+    let doomed = root.join(format!(".{name}.del-{}", crate::ids::new_id("tmp")));
     std::fs::rename(&dir, &doomed).map_err(SkillError::io(format!("removing {}", dir.display())))?;
     let _ = remove_any(&backup_of(&root, name));
     if let Err(e) = remove_any(&doomed) {
@@ -199,7 +199,7 @@ pub(super) fn materialize(skills: &[SkillContents], dest: &Path) -> Result<(), S
         .mode(0o755)
         .create(parent)
         .map_err(SkillError::io(format!("creating {}", parent.display())))?;
-    let staging = parent.join(format!(".{leaf}.new-{}", crate::util::new_id("tmp")));
+    let staging = parent.join(format!(".{leaf}.new-{}", crate::ids::new_id("tmp")));
     let guard = RemoveOnDrop(Some(staging.clone()));
     create_dir(&staging)?;
     for contents in skills {

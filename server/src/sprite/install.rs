@@ -149,7 +149,7 @@ async fn wait_ready(host: IpAddr, port: u16, token: &str, wait: Duration) -> Res
     // No redirects (`client_builder`): the token goes nowhere but to tether.
     let client = tether_sdk::http_client(|| tether_sdk::client_builder().timeout(Duration::from_secs(5)))
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-    let url = format!("http://{}:{port}/v1/info", crate::util::local_host(host));
+    let url = format!("http://{}:{port}/v1/info", crate::connections::local_host(host));
     let mut last = String::from("no answer yet");
     while started.elapsed() < wait {
         match client.get(&url).header(tether_protocol::TOKEN_HEADER, token).send().await {
@@ -347,8 +347,8 @@ mod tests {
 
     #[test]
     fn a_wildcard_listener_is_reached_on_loopback() {
-        assert_eq!(crate::util::local_host("::".parse().unwrap_or(IpAddr::from([0u8; 4]))), "127.0.0.1");
-        assert_eq!(crate::util::local_host(IpAddr::from([127, 0, 0, 1])), "127.0.0.1");
-        assert_eq!(crate::util::local_host("::1".parse().unwrap_or(IpAddr::from([0u8; 4]))), "[::1]");
+        assert_eq!(crate::connections::local_host("::".parse().unwrap_or(IpAddr::from([0u8; 4]))), "127.0.0.1");
+        assert_eq!(crate::connections::local_host(IpAddr::from([127, 0, 0, 1])), "127.0.0.1");
+        assert_eq!(crate::connections::local_host("::1".parse().unwrap_or(IpAddr::from([0u8; 4]))), "[::1]");
     }
 }

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use tether_protocol::{event_type, SessionStatus};
 
 use super::api::SpriteApi;
-use crate::session::Shared;
+use crate::session::Sessions;
 use crate::store::follow::{Follower, Live, Scope};
 use crate::store::{reader, Committed};
 
@@ -70,7 +70,7 @@ pub struct Keeper {
 
 impl Keeper {
     /// Starts following the sessions; first deletes a stale task of a previous run.
-    pub fn start(api: SpriteApi, config: KeepAwakeConfig, shared: Arc<Shared>) -> Keeper {
+    pub fn start(api: SpriteApi, config: KeepAwakeConfig, shared: Arc<Sessions>) -> Keeper {
         // Subscribe before reading the store, so no change falls between the two.
         let follower = Follower::subscribe(&shared.store, Scope::Global);
         let (stop, stop_rx) = watch::channel(false);
@@ -101,7 +101,7 @@ fn is_busy(status: SessionStatus) -> bool {
     matches!(status, SessionStatus::Running | SessionStatus::Waiting)
 }
 
-async fn busy_from_store(shared: &Shared) -> Option<Busy> {
+async fn busy_from_store(shared: &Sessions) -> Option<Busy> {
     match shared.store.read(reader::busy_sessions).await {
         Ok(rows) => Some(
             rows.into_iter()
@@ -143,7 +143,7 @@ fn only_waiting(busy: &Busy, since: Option<Instant>, now: Instant) -> Option<Ins
     (!running && !busy.is_empty()).then(|| since.unwrap_or(now))
 }
 
-async fn tell(shared: &Shared, ids: impl IntoIterator<Item = Arc<str>>, data: &tether_protocol::ServerKeepAwake) {
+async fn tell(shared: &Sessions, ids: impl IntoIterator<Item = Arc<str>>, data: &tether_protocol::ServerKeepAwake) {
     for id in ids {
         shared.notify_keep_awake(&id, data.clone()).await;
     }
@@ -152,7 +152,7 @@ async fn tell(shared: &Shared, ids: impl IntoIterator<Item = Arc<str>>, data: &t
 async fn run(
     api: SpriteApi,
     config: KeepAwakeConfig,
-    shared: Arc<Shared>,
+    shared: Arc<Sessions>,
     mut follower: Follower,
     mut stop: watch::Receiver<bool>,
 ) {

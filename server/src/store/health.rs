@@ -153,7 +153,7 @@ impl StoreHealth {
         let kind = StallKind::of(e);
         let error = e.to_string();
         if let Ok(mut last) = self.last_error.lock() {
-            *last = Some((crate::util::now_ms(), error.clone()));
+            *last = Some((crate::ids::now_ms(), error.clone()));
         }
         let mut guard = match self.stall.lock() {
             Ok(g) => g,
@@ -173,7 +173,7 @@ impl StoreHealth {
                     kind,
                     error,
                     since: Instant::now(),
-                    since_ms: crate::util::now_ms(),
+                    since_ms: crate::ids::now_ms(),
                     attempts: 1,
                     held_events,
                 };

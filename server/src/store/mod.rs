@@ -160,8 +160,8 @@ impl SessionRow {
             permission_mode: self.permission_mode,
             title: self.title.clone(),
             native_session_id: self.native_session_id.clone(),
-            created_at: crate::util::rfc3339_ms(self.created_at),
-            updated_at: crate::util::rfc3339_ms(self.updated_at),
+            created_at: crate::ids::rfc3339_ms(self.created_at),
+            updated_at: crate::ids::rfc3339_ms(self.updated_at),
             last_seq: self.last_seq,
             metadata: self.metadata.clone(),
             summary: SessionSummary {
@@ -399,7 +399,7 @@ impl Store {
         }
         let mut conn = open_connection(path)?;
         migrate(&mut conn)?;
-        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)", [crate::util::new_id("sto_")])?;
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)", [crate::ids::new_id("sto_")])?;
         let store_id: String = conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| r.get(0))?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         // Each command is at most one batch of a session's output: a short queue

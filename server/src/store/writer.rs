@@ -172,7 +172,7 @@ impl Writer {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('writable_at', ?1)",
-            [crate::util::now_ms().to_string()],
+            [crate::ids::now_ms().to_string()],
         )?;
         tx.commit()?;
         Ok(())
@@ -234,7 +234,7 @@ impl Writer {
                             }
                             let at = touched.entry(session_id.clone()).or_default();
                             if !ev.effects.iter().any(|e| matches!(e, Effect::Quiet)) {
-                                *at = Some(crate::util::now_ms());
+                                *at = Some(crate::ids::now_ms());
                             }
                             published.push(Arc::new(Committed {
                                 session_id: session_id.clone(),
@@ -282,7 +282,7 @@ impl Writer {
                         tx.execute(
                             "INSERT INTO mcp_servers (name, config, updated_at) VALUES (?1, ?2, ?3)
                              ON CONFLICT (name) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
-                            params![&*name, &*config, crate::util::now_ms()],
+                            params![&*name, &*config, crate::ids::now_ms()],
                         )?;
                     }
                     WriteCmd::DeleteMcpServer { name, previous, .. } => {

@@ -293,7 +293,7 @@ async fn deliver(ctx: &Context, hook: &Hook, batch: &Batch) {
     let ids = batch.ids();
     loop {
         let outcome = attempt(ctx, hook, &body, &ids).await;
-        let now = crate::util::now_ms();
+        let now = crate::ids::now_ms();
         match outcome {
             Ok(()) => {
                 ctx.deliveries_ok.fetch_add(1, Ordering::Relaxed);

@@ -234,15 +234,15 @@ impl Hook {
             url: self.url_text.clone(),
             events: self.filters.events.clone(),
             sessions: self.filters.sessions.clone(),
-            created_at: crate::util::rfc3339_ms(self.created_at),
+            created_at: crate::ids::rfc3339_ms(self.created_at),
             state: if p.state == WebhookState::Failing.as_str() { WebhookState::Failing } else { WebhookState::Active },
             cursor: p.cursor,
             pending,
             delivered_events: p.delivered_events,
             consecutive_failures: p.consecutive_failures,
             last_error: p.last_error,
-            last_attempt_at: p.last_attempt_at.map(crate::util::rfc3339_ms),
-            last_success_at: p.last_success_at.map(crate::util::rfc3339_ms),
+            last_attempt_at: p.last_attempt_at.map(crate::ids::rfc3339_ms),
+            last_success_at: p.last_success_at.map(crate::ids::rfc3339_ms),
         }
     }
 }
@@ -360,14 +360,14 @@ impl Webhooks {
             }
             WebhookFrom::Gseq(after) => after,
         };
-        let id = crate::util::new_id("whk");
+        let id = crate::ids::new_id("whk");
         let filters = serde_json::to_string(&checked.filters).map_err(|e| WebhookError::Invalid(e.to_string()))?;
         let row = WebhookRow {
             id: id.clone(),
             url: checked.url.as_str().to_string(),
             secret: checked.secret,
             filters,
-            created_at: crate::util::now_ms(),
+            created_at: crate::ids::now_ms(),
             progress: WebhookProgress {
                 id: id.clone(),
                 cursor,

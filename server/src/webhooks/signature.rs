@@ -54,5 +54,5 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8]) -> Option<u64> {
     }
     let t = t?;
     let expected = hex(&mac(secret, t, body));
-    crate::util::constant_time_eq(expected.as_bytes(), v1?.as_bytes()).then_some(t)
+    crate::token::constant_time_eq(expected.as_bytes(), v1?.as_bytes()).then_some(t)
 }

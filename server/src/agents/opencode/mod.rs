@@ -303,7 +303,7 @@ impl Adapter for OpencodeAdapter {
         self.mcp_servers = ctx.mcp_servers.keys().cloned().collect();
         self.converter.set_mcp_servers(self.mcp_servers.clone());
         // A password of its own: nothing else on the machine can drive this server.
-        let password = crate::util::new_id("pw");
+        let password = crate::ids::new_id("pw");
         launch(&self.program, ctx, free_port(), &password)
     }
 

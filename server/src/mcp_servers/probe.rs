@@ -261,7 +261,7 @@ async fn probe_stdio(
     let mut cmd = tokio::process::Command::new(command);
     cmd.args(args)
         .envs(env)
-        .env(PROBE_ENV, crate::util::new_id("mcp"))
+        .env(PROBE_ENV, crate::ids::new_id("mcp"))
         .current_dir(cwd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

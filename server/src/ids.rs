@@ -1,4 +1,5 @@
-//! Small helpers with no better home: random ids and RFC 3339 timestamps.
+//! What tether stamps on what it writes: random opaque ids (`ses_…`,
+//! `evt_…`) and times (epoch milliseconds, RFC 3339 with milliseconds).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -57,38 +58,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// Constant-time comparison of two secrets (length is not hidden).
-/// The token given on the command line, else the one in `file` (trimmed):
-/// what `--token` / `TETHER_TOKEN` and `--token-file` mean to every command.
-pub fn read_token(token: Option<&str>, file: Option<&std::path::Path>) -> Result<Option<String>, String> {
-    match (token, file) {
-        (Some(t), _) => Ok(Some(t.trim().to_owned())),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map(|t| Some(t.trim().to_owned()))
-            .map_err(|e| format!("cannot read the token file {}: {e}", path.display())),
-        (None, None) => Ok(None),
-    }
-}
-
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The host part of a URL a client on this machine uses to reach a server
-/// listening on `host` (loopback for the unspecified addresses).
-pub fn local_host(host: std::net::IpAddr) -> String {
-    use std::net::IpAddr;
-    match host {
-        IpAddr::V4(a) if a.is_unspecified() => "127.0.0.1".into(),
-        IpAddr::V6(a) if a.is_unspecified() => "127.0.0.1".into(),
-        IpAddr::V6(a) => format!("[{a}]"),
-        IpAddr::V4(a) => a.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,24 +74,5 @@ mod tests {
         let a = new_id("ses");
         assert!(a.starts_with("ses_") && a.len() == 28);
         assert_ne!(a, new_id("ses"));
-    }
-
-    #[test]
-    fn a_token_comes_from_the_flag_or_the_file_trimmed() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("token");
-        std::fs::write(&file, "from-file\n").unwrap();
-        assert_eq!(read_token(Some(" flag "), Some(&file)).unwrap().as_deref(), Some("flag"));
-        assert_eq!(read_token(None, Some(&file)).unwrap().as_deref(), Some("from-file"));
-        assert_eq!(read_token(None, None).unwrap(), None);
-        let missing = dir.path().join("missing");
-        assert!(read_token(None, Some(&missing)).unwrap_err().contains("cannot read the token file"));
-    }
-
-    #[test]
-    fn constant_time_eq_compares() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }

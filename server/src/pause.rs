@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tether_protocol::{PauseSignal, ServerResumed};
 
-use crate::session::Shared;
+use crate::session::Sessions;
 
 /// The ticker's period.
 pub const PERIOD: Duration = Duration::from_secs(1);
@@ -127,7 +127,7 @@ fn test_offset_ms(file: &Path) -> i128 {
 }
 
 /// Runs until the server stops, telling the sessions about every pause.
-pub async fn watch(shared: Arc<Shared>, threshold: Duration) {
+pub async fn watch(shared: Arc<Sessions>, threshold: Duration) {
     let offset_file = std::env::var_os(TEST_CLOCK_OFFSET_ENV).map(PathBuf::from);
     let mut last = Reading::now(offset_file.as_deref());
     loop {

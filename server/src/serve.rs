@@ -2,7 +2,7 @@
 //! `starting`) while the store opens and crash recovery runs, then serve the
 //! API until a shutdown signal, then stop every agent within the grace period.
 //! Here the two edges meet: [`router`] mounts tether's own MCP tools
-//! (`crate::tools`) on the HTTP API (`crate::http`), which know nothing of
+//! (`crate::tether_mcp`) on the HTTP API (`crate::http`), which know nothing of
 //! each other and share the application core (`crate::app`).
 
 use std::path::Path;
@@ -21,7 +21,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::error::AsProblem;
 use crate::http::AppState;
-use crate::session::Shared;
+use crate::session::Sessions;
 use crate::sprite::{KeepAwakeConfig, Keeper, SpriteApi};
 use crate::store::{StallKind, Store, StoreError};
 
@@ -78,7 +78,7 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
     owner_only_files(&config.data_dir);
     // Paths handed to agents (which run in the workspace) must be absolute.
     let data_dir = std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
-    let shared = Shared::new(store, data_dir, config.workspace.clone());
+    let shared = Sessions::new(store, data_dir, config.workspace.clone());
     shared.close_turns_after_stalls(config.store_stall_limit);
     let recovered =
         shared.recover().await.map_err(|e| StartError(format!("recovery failed: {}: {}", e.code(), e.detail())))?;
@@ -238,7 +238,7 @@ fn starting(req: &Request) -> Response {
 
 /// The whole API of `app`, tether's own MCP tools at `/mcp` among its routes.
 pub fn router(app: Arc<AppState>) -> Router {
-    let mcp = crate::tools::service(app.core.clone());
+    let mcp = crate::tether_mcp::service(app.core.clone());
     crate::http::router(app, mcp)
 }
 
@@ -283,7 +283,7 @@ pub async fn run(
     let Prepared { app, shutdown_tx, platform } = prepared;
     let shared = app.shared.clone();
     let webhooks = app.webhooks.clone();
-    let pauses = tokio::spawn(crate::wake::watch(shared.clone(), platform.pause_threshold));
+    let pauses = tokio::spawn(crate::pause::watch(shared.clone(), platform.pause_threshold));
     let keeper = platform.sprite.map(|api| {
         let config = KeepAwakeConfig {
             expire: platform.keep_awake_expire,
@@ -341,7 +341,7 @@ pub async fn run(
 
 /// Stops the agents; bounded when the store is stalled, since their last
 /// events wait for a disk that may not come back before the process ends.
-async fn stop_agents(shared: &Arc<Shared>) {
+async fn stop_agents(shared: &Arc<Sessions>) {
     let stop = shared.shutdown();
     tokio::pin!(stop);
     loop {

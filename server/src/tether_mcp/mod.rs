@@ -6,7 +6,7 @@
 //!
 //! Every tool calls the same session and fs operations as the HTTP API, on
 //! the same application core (`crate::app`); it owns none of its own and
-//! knows nothing of the HTTP routes (`crate::server` mounts [`service`]). A
+//! knows nothing of the HTTP routes (`crate::serve` mounts [`service`]). A
 //! failed operation is a [`ToolError`] (the session's or the filesystem's
 //! own error, or the tool's) answered as a tool error (`isError`) whose
 //! text is `<code> (<status>): <detail>`: the problem the HTTP API answers
