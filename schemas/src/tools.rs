@@ -89,7 +89,7 @@ pub struct ToolBrief {
 
 /// `wait_for_turn`'s result: a turn as far as it has got.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct TurnReport {
+pub struct TurnProgress {
     pub session_id: String,
     pub turn_id: Option<String>,
     pub state: TurnState,

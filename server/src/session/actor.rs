@@ -67,7 +67,7 @@ pub enum Command {
 }
 
 /// What the actor needs to (re)start its agent.
-pub struct LaunchConfig {
+pub struct AgentConfig {
     pub agent: String,
     pub program: PathBuf,
     pub cwd: PathBuf,
@@ -83,7 +83,7 @@ pub struct LaunchConfig {
 pub struct Actor {
     pub id: Arc<str>,
     pub shared: Arc<Sessions>,
-    pub launch: LaunchConfig,
+    pub launch: AgentConfig,
     pub adapter: Box<dyn Adapter>,
     pub norm: Normalizer,
     pub proc: Option<Process>,

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::agents;
 use crate::store::{reader, stored, SessionRow, Store};
-use actor::{Actor, Command, LaunchConfig};
+use actor::{Actor, AgentConfig, Command};
 pub use error::SessionError;
 use normalize::{Normalizer, SessionFacts};
 
@@ -329,7 +329,7 @@ impl Sessions {
         let actor = Actor {
             id: id.clone(),
             shared: self.clone(),
-            launch: LaunchConfig {
+            launch: AgentConfig {
                 agent: row.agent.clone(),
                 program,
                 cwd: PathBuf::from(&row.cwd),

@@ -1,5 +1,5 @@
 //! Waiting for a turn: folds a session's committed events into a
-//! [`TurnReport`] and follows the live bus until the turn ends, asks for an
+//! [`TurnProgress`] and follows the live bus until the turn ends, asks for an
 //! answer (a permission or a question), the session ends, or a deadline
 //! passes. It reads the log through the store's follower, as the event
 //! streams do ([`crate::store::follow`]: subscribe first, then catch up from
@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use tether_protocol::tools::{ToolBrief, TurnReport, TurnState};
+use tether_protocol::tools::{ToolBrief, TurnProgress, TurnState};
 use tether_protocol::{
     event_type, Event, EventBody, Item, ItemKind, PermissionRequested, QuestionRequested, Role, SessionStatus,
     TurnCompleted, Usage,
@@ -175,11 +175,11 @@ impl TurnFold {
         }
     }
 
-    pub fn report(&self, timed_out: bool) -> TurnReport {
+    pub fn report(&self, timed_out: bool) -> TurnProgress {
         let state = self.state();
         let turn = self.turn.as_ref();
         let completed = turn.and_then(|t| t.completed.as_ref());
-        TurnReport {
+        TurnProgress {
             session_id: self.session_id.clone(),
             turn_id: turn.map(|t| t.turn_id.clone()).or_else(|| self.want.clone()),
             state,
@@ -221,7 +221,7 @@ impl Sessions {
         turn_id: Option<String>,
         deadline: Instant,
         mut progress: impl FnMut(&Committed),
-    ) -> Result<TurnReport, SessionError> {
+    ) -> Result<TurnProgress, SessionError> {
         // Subscribed before the first store read, so nothing committed in between is missed.
         let mut follower = Follower::subscribe(&self.store, Scope::Session(Arc::from(session_id)));
         let row = self.get(session_id).await?;

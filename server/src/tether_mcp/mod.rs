@@ -34,7 +34,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tether_protocol::tools::{
     AnswerPermissionArgs, AnswerQuestionArgs, DeleteSessionArgs, Done, Encoding, FileContent, GetEventsArgs,
-    ListSessionsArgs, NoArgs, PathArgs, ReadFileArgs, SendMessageArgs, SessionArgs, SessionCreated, TurnReport,
+    ListSessionsArgs, NoArgs, PathArgs, ReadFileArgs, SendMessageArgs, SessionArgs, SessionCreated, TurnProgress,
     WaitForTurnArgs, WriteFileArgs,
 };
 use tether_protocol::{
@@ -174,7 +174,7 @@ pub fn catalog() -> &'static [Tool] {
                  the turn_id to wait for.",
                 write(),
             ),
-            tool::<WaitForTurnArgs, TurnReport>(
+            tool::<WaitForTurnArgs, TurnProgress>(
                 "wait_for_turn",
                 "Waits until a turn (turn_id, or the session's latest) ends, needs an answer (state waiting: \
                  answer its permissions or questions, then wait again), or timeout_s passes (done false, \
@@ -394,7 +394,7 @@ impl Tools {
         }
     }
 
-    async fn wait(&self, a: WaitForTurnArgs, ctx: &RequestContext<RoleServer>) -> Result<TurnReport, ToolError> {
+    async fn wait(&self, a: WaitForTurnArgs, ctx: &RequestContext<RoleServer>) -> Result<TurnProgress, ToolError> {
         let timeout = a.timeout_s.unwrap_or(WAIT_DEFAULT_S);
         if !timeout.is_finite() || !(0.0..=WAIT_MAX_S).contains(&timeout) {
             return Err(ToolError::Timeout { max: WAIT_MAX_S });

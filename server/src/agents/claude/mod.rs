@@ -22,7 +22,7 @@ use convert::ClaudeConverter;
 pub use launch::{launch, permission_mode_flag, session_config_args};
 
 /// Builds the command line for a session.
-pub type Launcher = fn(&Path, &LaunchContext<'_>) -> LaunchSpec;
+pub type CommandBuilder = fn(&Path, &LaunchContext<'_>) -> LaunchSpec;
 
 /// The registry's constructor: an adapter for the real Claude Code CLI.
 pub fn adapter(program: PathBuf) -> Box<dyn Adapter> {
@@ -31,7 +31,7 @@ pub fn adapter(program: PathBuf) -> Box<dyn Adapter> {
 
 pub struct ClaudeAdapter {
     program: PathBuf,
-    launcher: Launcher,
+    launcher: CommandBuilder,
     converter: ClaudeConverter,
     next_request: u64,
     out: Vec<u8>,
@@ -42,7 +42,7 @@ impl ClaudeAdapter {
         Self::with_launcher(program, launch)
     }
 
-    pub fn with_launcher(program: PathBuf, launcher: Launcher) -> Self {
+    pub fn with_launcher(program: PathBuf, launcher: CommandBuilder) -> Self {
         ClaudeAdapter { program, launcher, converter: ClaudeConverter::new(), next_request: 0, out: Vec::new() }
     }
 }
