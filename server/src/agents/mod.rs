@@ -40,6 +40,7 @@
 //! 4. Its id in `tether_protocol::SESSION_AGENTS` (the API's enum; a test
 //!    keeps it equal to the registry's agents with an adapter).
 
+pub mod asked;
 pub mod claude;
 pub mod codex;
 pub mod install;

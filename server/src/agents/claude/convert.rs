@@ -4,13 +4,12 @@
 
 use serde_json::Value;
 use tether_protocol::{
-    Delta, ItemKind, ItemStatus, McpServerState, Part, PermissionAction, PlanEntry, PlanStatus, Question,
-    QuestionOption, Role, StopReason, Tool, ToolKind, Usage,
+    Delta, ItemKind, ItemStatus, McpServerState, Part, PermissionAction, Role, StopReason, Tool, ToolKind, Usage,
 };
 
 use super::wire::*;
 use crate::agents::lenient::{decode, Lenient};
-use crate::agents::{Draft, NativeRequest};
+use crate::agents::{asked, Draft, NativeRequest};
 
 #[derive(Debug, Default)]
 pub struct ClaudeConverter {
@@ -126,52 +125,6 @@ fn result_text(content: ToolResultContent) -> String {
         ToolResultContent::Other(None) => String::new(),
         ToolResultContent::Other(Some(other)) => other.to_string(),
     }
-}
-
-fn plan_of(input: ToolInput) -> Vec<PlanEntry> {
-    let todos = input.todos.into_inner().unwrap_or_default();
-    todos
-        .into_iter()
-        .map(|t| {
-            let t = t.into_inner().unwrap_or_default();
-            PlanEntry {
-                text: t.content.into_inner().unwrap_or_default(),
-                status: match t.status.get().map(String::as_str) {
-                    Some("completed") => PlanStatus::Completed,
-                    Some("in_progress") => PlanStatus::InProgress,
-                    _ => PlanStatus::Pending,
-                },
-            }
-        })
-        .collect()
-}
-
-fn questions_of(input: ToolInput) -> Vec<Question> {
-    let questions = input.questions.into_inner().unwrap_or_default();
-    questions
-        .into_iter()
-        .map(|q| {
-            let q = q.into_inner().unwrap_or_default();
-            Question {
-                prompt: q.question.into_inner().unwrap_or_default(),
-                header: q.header.into_inner(),
-                options: q
-                    .options
-                    .into_inner()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|o| {
-                        let o = o.into_inner().unwrap_or_default();
-                        QuestionOption {
-                            label: o.label.into_inner().unwrap_or_default(),
-                            description: o.description.into_inner(),
-                        }
-                    })
-                    .collect(),
-                multi_select: q.multi_select.into_inner().unwrap_or(false),
-            }
-        })
-        .collect()
 }
 
 impl ClaudeConverter {
@@ -365,7 +318,7 @@ impl ClaudeConverter {
                         status: ItemStatus::Completed,
                         content: vec![],
                         tool: None,
-                        plan: Some(plan_of(decode(&input))),
+                        plan: Some(asked::plan(decode::<ToolInput>(&input).todos)),
                     });
                 }
                 ContentBlock::ToolUse { id, name, input } => out.push(Draft::ItemUpdated {
@@ -415,7 +368,7 @@ impl ClaudeConverter {
                 });
                 if tool_name == "AskUserQuestion" {
                     return vec![Draft::QuestionRequested {
-                        questions: questions_of(known),
+                        questions: asked::questions(known.questions),
                         native,
                         native_item_id: tool_use_id,
                     }];

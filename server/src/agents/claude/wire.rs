@@ -6,6 +6,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use crate::agents::asked::{AskedOption, AskedQuestion, Todo};
 use crate::agents::lenient::Lenient;
 
 /// One output line. Decoded in two steps (the `type`, then the payload) so
@@ -298,36 +299,6 @@ pub struct Edit {
     pub old_string: Lenient<String>,
     #[serde(default)]
     pub new_string: Lenient<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Todo {
-    #[serde(default)]
-    pub content: Lenient<String>,
-    /// `pending`, `in_progress`, `completed`.
-    #[serde(default)]
-    pub status: Lenient<String>,
-}
-
-/// One question of `AskUserQuestion`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct AskedQuestion {
-    #[serde(default)]
-    pub question: Lenient<String>,
-    #[serde(default)]
-    pub header: Lenient<String>,
-    #[serde(default)]
-    pub options: Lenient<Vec<Lenient<AskedOption>>>,
-    #[serde(default, rename = "multiSelect")]
-    pub multi_select: Lenient<bool>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct AskedOption {
-    #[serde(default)]
-    pub label: Lenient<String>,
-    #[serde(default)]
-    pub description: Lenient<String>,
 }
 
 /// A tool result's `content`: a string, a list of blocks (their text is

@@ -7,13 +7,12 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 use tether_protocol::{
-    Delta, ItemKind, ItemStatus, LogStream, Part, PermissionAction, PlanEntry, PlanStatus, Question, QuestionOption,
-    Role, StopReason, Tool, ToolKind, Usage,
+    Delta, ItemKind, ItemStatus, LogStream, Part, PermissionAction, Role, StopReason, Tool, ToolKind, Usage,
 };
 
 use super::wire::*;
 use crate::agents::lenient::{decode, Lenient};
-use crate::agents::{Draft, NativeRequest};
+use crate::agents::{asked, Draft, NativeRequest};
 
 #[derive(Debug, Default)]
 pub struct OpencodeConverter {
@@ -50,25 +49,6 @@ fn add(a: &mut Option<u64>, v: Option<u64>) {
     if let Some(v) = v {
         *a = Some(a.unwrap_or(0) + v);
     }
-}
-
-fn plan_of(todos: Lenient<Vec<Lenient<Todo>>>) -> Vec<PlanEntry> {
-    todos
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|t| {
-            let t = t.into_inner().unwrap_or_default();
-            PlanEntry {
-                text: t.content.into_inner().unwrap_or_default(),
-                status: match t.status.get().map(String::as_str) {
-                    Some("completed") => PlanStatus::Completed,
-                    Some("in_progress") => PlanStatus::InProgress,
-                    _ => PlanStatus::Pending,
-                },
-            }
-        })
-        .collect()
 }
 
 fn text(s: &Lenient<String>) -> Option<&str> {
@@ -252,34 +232,7 @@ impl OpencodeConverter {
                 }]
             }
             "question.asked" => {
-                let questions = p
-                    .questions
-                    .get()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|q| {
-                        let q = q.into_inner().unwrap_or_default();
-                        Question {
-                            prompt: q.question.into_inner().unwrap_or_default(),
-                            header: q.header.into_inner(),
-                            options: q
-                                .options
-                                .into_inner()
-                                .unwrap_or_default()
-                                .into_iter()
-                                .map(|o| {
-                                    let o = o.into_inner().unwrap_or_default();
-                                    QuestionOption {
-                                        label: o.label.into_inner().unwrap_or_default(),
-                                        description: o.description.into_inner(),
-                                    }
-                                })
-                                .collect(),
-                            multi_select: q.multiple.into_inner().unwrap_or(false),
-                        }
-                    })
-                    .collect();
+                let questions = asked::questions(p.questions.clone());
                 vec![Draft::QuestionRequested {
                     native: NativeRequest::Opencode(AskedRequest::Question { id: p.id.get().cloned() }),
                     native_item_id: call_item(&p),
@@ -295,7 +248,7 @@ impl OpencodeConverter {
                     status: ItemStatus::Completed,
                     content: vec![],
                     tool: None,
-                    plan: Some(plan_of(p.todos)),
+                    plan: Some(asked::plan(p.todos)),
                 }]
             }
             "session.warning" | "tui.toast.show" => {
@@ -356,7 +309,7 @@ impl OpencodeConverter {
                             status: ItemStatus::Completed,
                             content: vec![],
                             tool: None,
-                            plan: Some(plan_of(known.todos)),
+                            plan: Some(asked::plan(known.todos)),
                         }],
                         _ => vec![],
                     };

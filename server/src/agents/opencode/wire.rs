@@ -8,6 +8,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+pub use crate::agents::asked::{AskedOption, AskedQuestion, Todo};
 use crate::agents::lenient::Lenient;
 
 /// One event.
@@ -217,34 +218,6 @@ pub struct PermissionMetadata {
 pub struct ToolRef {
     #[serde(default, rename = "callID")]
     pub call_id: Lenient<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct AskedQuestion {
-    #[serde(default)]
-    pub question: Lenient<String>,
-    #[serde(default)]
-    pub header: Lenient<String>,
-    #[serde(default)]
-    pub options: Lenient<Vec<Lenient<AskedOption>>>,
-    #[serde(default)]
-    pub multiple: Lenient<bool>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct AskedOption {
-    #[serde(default)]
-    pub label: Lenient<String>,
-    #[serde(default)]
-    pub description: Lenient<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Todo {
-    #[serde(default)]
-    pub content: Lenient<String>,
-    #[serde(default)]
-    pub status: Lenient<String>,
 }
 
 /// A permission or question OpenCode asked: its id is the path of the reply
