@@ -775,6 +775,19 @@ error_codes! {
     SessionNotFound = "session_not_found",
     /// 404: no webhook with that id.
     WebhookNotFound = "webhook_not_found",
+    /// 404: no process with that id.
+    ProcessNotFound = "process_not_found",
+    /// 404: nothing listens on that port in the sandbox (start the server
+    /// first; `GET /v1/ports` lists what listens).
+    PortNotListening = "port_not_listening",
+    /// 403: the port is tether's own; it is not previewed through itself.
+    PortNotAllowed = "port_not_allowed",
+    /// 403: the preview link is forged, for another port, or expired; ask
+    /// for a new one (`POST /v1/ports/{port}/links`).
+    PreviewLinkInvalid = "preview_link_invalid",
+    /// 502: the app behind a previewed port broke the connection or answered
+    /// something that is not HTTP.
+    PreviewFailed = "preview_failed",
     /// 422: the agent's CLI is not installed (`POST /v1/agents/{agent}/install`).
     AgentNotInstalled = "agent_not_installed",
     /// 503: the agent cannot be started or installed right now.

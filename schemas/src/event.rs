@@ -155,6 +155,8 @@ event_types! {
     AgentUnparsed(AgentUnparsed) = "agent.unparsed" as AGENT_UNPARSED;
     McpStatus(McpStatus) = "mcp.status" as MCP_STATUS;
     ServerKeepAwake(ServerKeepAwake) = "server.keep_awake" as SERVER_KEEP_AWAKE;
+    PortOpened(crate::PortOpened) = "port.opened" as PORT_OPENED;
+    PortClosed(crate::PortClosed) = "port.closed" as PORT_CLOSED;
 }
 
 impl EventBody {

@@ -8,12 +8,14 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod computer;
 pub mod event;
 pub mod openapi;
 pub mod query;
 pub mod tools;
 
 pub use api::*;
+pub use computer::*;
 pub use event::*;
 pub use query::*;
 

@@ -8,6 +8,7 @@ use schemars::{JsonSchema, Schema};
 use serde_json::{json, Map, Value};
 
 use crate::api::*;
+use crate::computer::*;
 use crate::event::*;
 use crate::query::*;
 
@@ -23,6 +24,8 @@ enum Body {
     Install,
     /// A WebSocket upgrade (101) whose text messages are events or control frames.
     Ws,
+    /// A WebSocket upgrade (101): terminal bytes (binary) and `TerminalControl` (text).
+    TerminalWs,
     /// Bytes of any of these media types.
     Bytes(&'static [&'static str]),
     /// JSON, or bytes of these media types (content negotiation).
@@ -208,7 +211,7 @@ fn routes() -> Vec<Route> {
     use Body::*;
     const UI_TYPES: &[&str] =
         &["text/html", "text/javascript", "text/css", "image/svg+xml", "image/png", "application/json"];
-    vec![
+    let mut routes = vec![
         op(
             "get",
             "/v1/health",
@@ -475,6 +478,118 @@ fn routes() -> Vec<Route> {
             "Remove a webhook and stop its delivery at once (no request starts after the answer); answers it",
         )
         .ok(200, Json(schema::<Webhook>)),
+    ];
+    routes.extend(computer_routes());
+    routes
+}
+
+/// Processes, terminals, ports and previews.
+fn computer_routes() -> Vec<Route> {
+    use Body::*;
+    let process_id = || json!({"type": "string", "pattern": PROCESS_ID_PATTERN, "maxLength": 128});
+    let port = || json!({"type": "integer", "minimum": 1, "maximum": 65535});
+    let id = || json!({"id": "$response.body#/id"});
+    vec![
+        op(
+            "post",
+            "/v1/processes",
+            "Start a process beside the agents (201), in its own process group with a parent-death signal, under a \
+             terminal unless `tty` is false. Its output is kept (the last `--process-output-bytes`, 1 MiB by \
+             default) with byte offsets; its record outlives the server (the process does not: it ends with the \
+             server and says so). 403 `path_outside_root` for a `cwd` outside the workspace, 422 when the command \
+             cannot be started",
+        )
+        .body(Json(schema::<CreateProcess>))
+        .answer(201, "started", Json(schema::<Process>))
+        .link(201, "GetProcess", "get_processes_id", id())
+        .link(201, "GetOutput", "get_processes_id_output", id())
+        .link(201, "GetScreen", "get_processes_id_screen", id())
+        .link(201, "SendInput", "post_processes_id_input", id())
+        .link(201, "Resize", "post_processes_id_resize", id())
+        .link(201, "Signal", "post_processes_id_signal", id())
+        .link(201, "DeleteProcess", "delete_processes_id", id()),
+        op("get", "/v1/processes", "Every process this store remembers, newest first")
+            .ok(200, Json(schema::<ProcessList>)),
+        op("get", "/v1/processes/{id}", "One process; 404 `process_not_found`")
+            .path_param("id", process_id())
+            .ok(200, Json(schema::<Process>)),
+        op(
+            "delete",
+            "/v1/processes/{id}",
+            "Stop a process: SIGTERM to its whole group, SIGKILL after 3 s; answers once no member is left (within \
+             5 s), with its record. An ended process answers as it is",
+        )
+        .path_param("id", process_id())
+        .ok(200, Json(schema::<Process>)),
+        op(
+            "post",
+            "/v1/processes/{id}/input",
+            "Write to the process's input (its terminal, or its stdin pipe): `text` or `base64`, at most 64 KiB; \
+             409 once it ended",
+        )
+        .path_param("id", process_id())
+        .body(Json(schema::<ProcessInput>))
+        .answer(204, "written", None),
+        op("post", "/v1/processes/{id}/resize", "Change the terminal's size (409 without `tty` or once ended)")
+            .path_param("id", process_id())
+            .body(Json(schema::<ProcessResize>))
+            .ok(200, Json(schema::<Process>)),
+        op("post", "/v1/processes/{id}/signal", "Send a signal to the process's whole group (409 once ended)")
+            .path_param("id", process_id())
+            .body(Json(schema::<ProcessSignal>))
+            .answer(204, "sent", None),
+        op(
+            "get",
+            "/v1/processes/{id}/output",
+            "The output from byte offset `after` (JSON with base64 and text; `Accept: application/octet-stream` \
+             for the bytes alone, with `Tether-Output-Start`/`-End`/`-Missed` headers). Output older than what \
+             is kept is reported as `missed`",
+        )
+        .path_param("id", process_id())
+        .query::<OutputQuery>()
+        .ok(200, JsonOr(schema::<ProcessOutput>, &["application/octet-stream"])),
+        op(
+            "get",
+            "/v1/processes/{id}/screen",
+            "What the process's terminal shows now, as text (a server-side terminal emulator); 409 without `tty`",
+        )
+        .path_param("id", process_id())
+        .ok(200, Json(schema::<Screen>)),
+        websocket(op(
+            "get",
+            "/v1/processes/{id}/terminal",
+            "Attach to the process's terminal: binary messages are terminal bytes both ways, text messages JSON \
+             `TerminalControl` (`resize`, `replay` from the client; `attached`, `missed`, `exit` from the server). \
+             The output from `after` (default: all that is kept) comes first, then live; many clients at once, a \
+             slow one skips ahead (told by `missed`) and never slows the process or the others",
+        ))
+        .path_param("id", process_id())
+        .query::<TerminalQuery>()
+        .ok(101, TerminalWs),
+        websocket(op(
+            "get",
+            "/v1/sessions/{id}/terminal",
+            "Attach read-only to the agent's PTY of a live session, framed as /v1/processes/{id}/terminal",
+        ))
+        .query::<TerminalQuery>()
+        .ok(101, TerminalWs),
+        op(
+            "get",
+            "/v1/ports",
+            "The TCP ports listening in the sandbox (tether's own excluded), with the pid, process and session \
+             that own each where `/proc` shows it",
+        )
+        .ok(200, Json(schema::<PortList>)),
+        op(
+            "post",
+            "/v1/ports/{port}/links",
+            "A signed, expiring preview link (201): opening it sets a cookie for this port's preview and redirects \
+             into it, so a browser needs no header. 404 `port_not_listening`, 403 `port_not_allowed` for tether's \
+             own port",
+        )
+        .path_param("port", port())
+        .body(Json(schema::<CreatePreviewLink>))
+        .answer(201, "created", Json(schema::<PreviewLink>)),
     ]
 }
 
@@ -659,7 +774,7 @@ pub fn openapi() -> Value {
                 Body::Watch => json!({"text/event-stream": {"itemSchema": watch_frames(g)}}),
                 Body::Install => json!({"application/json": {"schema": schema::<Agent>(g)},
                                         "text/event-stream": {"itemSchema": install_frames(g)}}),
-                Body::Ws => return None,
+                Body::Ws | Body::TerminalWs => return None,
                 Body::Bytes(types) => Value::Object(types.iter().map(|t| (t.to_string(), json!({}))).collect()),
                 Body::JsonOr(f, types) => {
                     let mut m: Map<String, Value> = types.iter().map(|t| (t.to_string(), json!({}))).collect();
@@ -692,6 +807,14 @@ pub fn openapi() -> Value {
                      session's last event (a `stream.ended` message first), 1001 when the server shuts down"
                 );
                 r["x-websocket-message"] = json!({"oneOf": [event.clone(), control.clone()]});
+            }
+            if let Body::TerminalWs = answer.body {
+                r["description"] = json!(
+                    "Switching Protocols: a WebSocket whose binary messages are terminal bytes (in order, from the \
+                     offset the last `attached` or `missed` named) and whose text messages are TerminalControl \
+                     (`x-websocket-message`); it closes with 1000 after `exit`, 1001 when the server shuts down"
+                );
+                r["x-websocket-message"] = schema::<TerminalControl>(&mut g);
             }
             if let Some(c) = content(&mut g, &answer.body) {
                 r["content"] = c;

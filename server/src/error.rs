@@ -45,8 +45,14 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::PathOutsideRoot
         | ErrorCode::PermissionDenied
         | ErrorCode::OriginNotAllowed
-        | ErrorCode::HostNotAllowed => StatusCode::FORBIDDEN,
-        ErrorCode::NotFound | ErrorCode::SessionNotFound | ErrorCode::WebhookNotFound => StatusCode::NOT_FOUND,
+        | ErrorCode::HostNotAllowed
+        | ErrorCode::PortNotAllowed
+        | ErrorCode::PreviewLinkInvalid => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound
+        | ErrorCode::SessionNotFound
+        | ErrorCode::WebhookNotFound
+        | ErrorCode::ProcessNotFound
+        | ErrorCode::PortNotListening => StatusCode::NOT_FOUND,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
         ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -56,7 +62,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
         ErrorCode::AgentNotInstalled => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
-        ErrorCode::McpUnavailable => StatusCode::BAD_GATEWAY,
+        ErrorCode::McpUnavailable | ErrorCode::PreviewFailed => StatusCode::BAD_GATEWAY,
         ErrorCode::AgentUnavailable
         | ErrorCode::StoreUnavailable
         | ErrorCode::Starting

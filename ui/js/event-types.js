@@ -24,6 +24,8 @@ export const EventType = Object.freeze({
   AGENT_UNPARSED: "agent.unparsed",
   MCP_STATUS: "mcp.status",
   SERVER_KEEP_AWAKE: "server.keep_awake",
+  PORT_OPENED: "port.opened",
+  PORT_CLOSED: "port.closed",
 });
 
 /** Every event `type`, in the order of the contract. */
