@@ -487,7 +487,6 @@ fn routes() -> Vec<Route> {
 fn computer_routes() -> Vec<Route> {
     use Body::*;
     let process_id = || json!({"type": "string", "pattern": PROCESS_ID_PATTERN, "maxLength": 128});
-    let port = || json!({"type": "integer", "minimum": 1, "maximum": 65535});
     let id = || json!({"id": "$response.body#/id"});
     vec![
         op(
@@ -496,7 +495,7 @@ fn computer_routes() -> Vec<Route> {
             "Start a process beside the agents (201), in its own process group with a parent-death signal, under a \
              terminal unless `tty` is false. Its output is kept (the last `--process-output-bytes`, 1 MiB by \
              default) with byte offsets; its record outlives the server (the process does not: it ends with the \
-             server and says so). 403 `path_outside_root` for a `cwd` outside the workspace, 422 when the command \
+             server and says so). 403 `path_outside_root` for a `cwd` outside the workspace, 400 when the command \
              cannot be started",
         )
         .body(Json(schema::<CreateProcess>))
@@ -573,23 +572,6 @@ fn computer_routes() -> Vec<Route> {
         ))
         .query::<TerminalQuery>()
         .ok(101, TerminalWs),
-        op(
-            "get",
-            "/v1/ports",
-            "The TCP ports listening in the sandbox (tether's own excluded), with the pid, process and session \
-             that own each where `/proc` shows it",
-        )
-        .ok(200, Json(schema::<PortList>)),
-        op(
-            "post",
-            "/v1/ports/{port}/links",
-            "A signed, expiring preview link (201): opening it sets a cookie for this port's preview and redirects \
-             into it, so a browser needs no header. 404 `port_not_listening`, 403 `port_not_allowed` for tether's \
-             own port",
-        )
-        .path_param("port", port())
-        .body(Json(schema::<CreatePreviewLink>))
-        .answer(201, "created", Json(schema::<PreviewLink>)),
     ]
 }
 

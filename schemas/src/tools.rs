@@ -243,3 +243,32 @@ pub struct WriteFileArgs {
 pub struct Done {
     pub ok: bool,
 }
+
+/// One process, by id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessArgs {
+    /// The process's id (`prc_...`).
+    pub process_id: String,
+}
+
+/// `read_process_output`: the output from a byte offset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadOutputArgs {
+    pub process_id: String,
+    /// The offset to read from (0 if absent); read on with after = the answer's `end`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    /// Most bytes to answer (1 to 1048576; 65536 if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+}
+
+/// `send_input`: text typed into a process (a newline is not added).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendInputArgs {
+    pub process_id: String,
+    pub text: String,
+}

@@ -26,6 +26,8 @@ pub struct App {
     pub shutdown: watch::Receiver<bool>,
     /// The webhook subscriptions and their delivery tasks.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// The processes run beside the agents (`/v1/processes`).
+    pub processes: Arc<crate::exec::Processes>,
     /// The Sprite tether runs in, if any (shown in `/v1/info`).
     pub sprite: Option<crate::sprite::Here>,
 }

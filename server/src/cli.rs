@@ -249,6 +249,9 @@ struct ServeArgs {
     /// Largest file or tar upload accepted, in bytes.
     #[arg(long, env = "TETHER_MAX_UPLOAD_BYTES", default_value_t = crate::fs::DEFAULT_MAX_UPLOAD_BYTES)]
     max_upload_bytes: u64,
+    /// Output kept per process (`/v1/processes`), in bytes: older output is dropped and reported as missed.
+    #[arg(long, env = "TETHER_PROCESS_OUTPUT_BYTES", default_value_t = crate::exec::DEFAULT_OUTPUT_BYTES)]
+    process_output_bytes: usize,
     /// Seconds between SSE keepalive comments.
     #[arg(long, default_value_t = 15, hide = true)]
     keepalive_secs: u64,
@@ -596,6 +599,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         token,
         max_body_bytes: args.max_body_bytes,
         max_upload_bytes: args.max_upload_bytes,
+        process_output_bytes: args.process_output_bytes.max(1024),
         keepalive: Duration::from_secs(args.keepalive_secs.max(1)),
         sprite_socket: Some(args.sprite_socket.clone()),
         keep_awake: !args.no_keep_awake,

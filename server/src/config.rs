@@ -14,6 +14,8 @@ pub struct Config {
     pub token: Option<String>,
     pub max_body_bytes: usize,
     pub max_upload_bytes: u64,
+    /// Output kept per process (`--process-output-bytes`).
+    pub process_output_bytes: usize,
     pub keepalive: Duration,
     /// The Sprite API socket to keep the Sprite awake through (`None`: keep-awake off).
     pub sprite_socket: Option<PathBuf>,

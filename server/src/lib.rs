@@ -26,6 +26,7 @@ pub mod client;
 pub mod config;
 pub mod connections;
 pub mod error;
+pub mod exec;
 pub mod fs;
 pub mod http;
 pub mod ids;

@@ -78,6 +78,7 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
     owner_only_files(&config.data_dir);
     // Paths handed to agents (which run in the workspace) must be absolute.
     let data_dir = std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let data_dir_abs = data_dir.clone();
     let shared = Sessions::new(store, data_dir, config.workspace.clone());
     shared.close_turns_after_stalls(config.store_stall_limit);
     let recovered =
@@ -105,6 +106,7 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         max_upload_bytes: config.max_upload_bytes,
         shutdown: shutdown_rx,
         webhooks,
+        processes: Arc::new(crate::exec::Processes::open(&data_dir_abs, config.process_output_bytes)),
         sprite: here,
     });
     let app = Arc::new(AppState {
@@ -302,6 +304,7 @@ pub async fn run(
             }
         });
     }
+    let processes = app.processes.clone();
     let _ = gate.0.set(router(app));
     tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
     tokio::select! {
@@ -324,7 +327,7 @@ pub async fn run(
     pauses.abort();
     // Deliveries stop where they are: the next start resumes from the stored cursors.
     webhooks.shutdown();
-    stop_agents(&shared).await;
+    tokio::join!(stop_agents(&shared), processes.shutdown());
     if let Some(keeper) = keeper {
         keeper.stop().await;
     }

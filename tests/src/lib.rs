@@ -33,6 +33,7 @@
 //!   socket (services run for real, tasks expire, every call recorded);
 //! - [`tar`]: raw tar archives, hostile entries included (`..`, links);
 //! - [`pty`]: [`pty::Pty`], a command on a pseudo-terminal (typed input, Ctrl-C);
+//! - [`term_ws`]: a raw client of the terminal WebSockets ([`term_ws::TermWs`]);
 //! - [`webhook_receiver`]: a webhook endpoint that checks signatures, records
 //!   deliveries, fails on demand and goes down and up on its port;
 //! - [`ws`]: a raw WebSocket client of the event-stream routes ([`ws::RawWs`]).
@@ -55,6 +56,7 @@ pub mod server;
 pub mod sprite;
 pub mod sprites_api;
 pub mod tar;
+pub mod term_ws;
 pub mod tether_mcp;
 pub mod webhook_receiver;
 pub mod ws;

@@ -50,6 +50,12 @@ async fn a_mock_session_is_driven_end_to_end_through_the_tools() {
         "read_file",
         "write_file",
         "list_dir",
+        "start_process",
+        "list_processes",
+        "read_process_output",
+        "read_screen",
+        "send_input",
+        "stop_process",
     ] {
         assert!(names.contains(&want), "{want} is listed: {names:?}");
     }
@@ -497,4 +503,52 @@ async fn the_mcp_inspector_cli_lists_and_calls_the_tools() {
         .map(|s| s["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [session.id.as_str()], "{stdout}");
+}
+
+/// An agent's way to run a dev server or a shell beside it: start, read
+/// output and screen, type, stop (the whole group), and refusals as tool errors.
+#[tokio::test]
+async fn processes_through_the_tools() {
+    let (server, client) = server().await;
+    let session = call(&client, "create_session", json!({"agent": "mock"})).await.unwrap();
+    let session_id = session["session_id"].as_str().unwrap().to_string();
+    let started = call(
+        &client,
+        "start_process",
+        json!({"command": "bash", "args": ["--norc", "--noprofile", "-i"], "cols": 40, "rows": 8,
+               "title": "shell", "session_id": session_id}),
+    )
+    .await
+    .unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
+    assert_eq!(started["session_id"], session_id.as_str());
+    call(&client, "send_input", json!({"process_id": id, "text": "echo via-mcp-$((2*21))\n"})).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut end = 0;
+    loop {
+        let out = call(&client, "read_process_output", json!({"process_id": id})).await.unwrap();
+        if out["text"].as_str().unwrap().contains("via-mcp-42") {
+            end = out["end"].as_u64().unwrap();
+            break;
+        }
+        assert!(Instant::now() < deadline, "no output: {out}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rest = call(&client, "read_process_output", json!({"process_id": id, "after": end})).await.unwrap();
+    assert_eq!(rest["start"], end);
+    let screen = call(&client, "read_screen", json!({"process_id": id})).await.unwrap();
+    assert_eq!(screen["rows"], 8);
+    assert!(screen["lines"].as_array().unwrap().iter().any(|l| l.as_str().unwrap() == "via-mcp-42"), "{screen}");
+    let listed = call(&client, "list_processes", json!({})).await.unwrap();
+    assert_eq!(listed["processes"][0]["id"], id.as_str());
+    let stopped = call(&client, "stop_process", json!({"process_id": id})).await.unwrap();
+    assert_eq!((stopped["status"].as_str(), stopped["ended"].as_str()), (Some("exited"), Some("stopped")));
+
+    let err = call(&client, "read_screen", json!({"process_id": "prc_nope"})).await.unwrap_err();
+    assert!(err.starts_with("process_not_found (404): "), "{err}");
+    let err = call(&client, "start_process", json!({"command": "ls", "cwd": "../"})).await.unwrap_err();
+    assert!(err.starts_with("path_outside_root (403): "), "{err}");
+    let err = call(&client, "send_input", json!({"process_id": id, "text": "x"})).await.unwrap_err();
+    assert!(err.starts_with("conflict (409): "), "{err}");
+    drop(server);
 }

@@ -222,6 +222,11 @@ impl<O: Write, E: Write> Renderer<O, E> {
                  answer",
             )),
             EventBody::ServerKeepAwake(_) => Ok(()),
+            EventBody::PortOpened(d) => self.note(&s.dim(&format!(
+                "a server listens on port {} ({}): open it with `tether ports link {}`",
+                d.port, d.address, d.port
+            ))),
+            EventBody::PortClosed(d) => self.note(&s.dim(&format!("port {} closed", d.port))),
             EventBody::AgentUnparsed(d) => self.note(
                 &s.dim(&format!("the agent printed a line tether does not understand: {}", clip(first_line(&d.line)))),
             ),

@@ -31,7 +31,7 @@
 
 mod pump;
 mod slots;
-mod ws;
+pub(super) mod ws;
 
 pub use slots::{StreamSlot, StreamSlots};
 

@@ -15,6 +15,7 @@ pub mod error;
 mod events;
 mod fs;
 mod mcp;
+mod processes;
 mod service;
 mod sessions;
 mod skills;
@@ -77,6 +78,7 @@ where
         .merge(sessions::router())
         .merge(events::router())
         .merge(fs::router())
+        .merge(processes::router())
         .merge(mcp::router())
         .merge(skills::router())
         .merge(ui::router())
@@ -411,6 +413,7 @@ impl TestApp {
             token: token.map(str::to_string),
             max_body_bytes,
             max_upload_bytes: crate::fs::DEFAULT_MAX_UPLOAD_BYTES,
+            process_output_bytes: crate::exec::DEFAULT_OUTPUT_BYTES,
             keepalive: Duration::from_secs(15),
             sprite_socket: None,
             keep_awake: true,

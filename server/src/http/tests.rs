@@ -329,6 +329,7 @@ fn registered_paths() -> Vec<String> {
         include_str!("events.rs"),
         include_str!("fs.rs"),
         include_str!("mcp.rs"),
+        include_str!("processes.rs"),
         include_str!("service.rs"),
         include_str!("sessions.rs"),
         include_str!("skills.rs"),

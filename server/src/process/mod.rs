@@ -7,12 +7,20 @@
 //! This module knows nothing about agents' protocols or events.
 
 mod bridge;
+mod output;
 mod spec;
 mod sys;
+mod terminal;
 pub mod user;
 
 pub use bridge::HttpBridge;
+pub use output::{OutputChunk, OutputLog, OutputState};
 pub use spec::{LaunchSpec, StdinMode};
+pub use terminal::{spawn_terminal, RawEvent, Terminal, TerminalSpec};
+
+/// Sees every byte an agent writes to its PTY, as read, before it is split
+/// into lines (a session's read-only terminal).
+pub type Tee = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -110,11 +118,11 @@ impl Process {
     }
 }
 
-type SpawnJob = Box<dyn FnOnce() + Send>;
+pub(crate) type SpawnJob = Box<dyn FnOnce() + Send>;
 
 /// Children are spawned from one thread that lives as long as the server,
 /// because the parent-death signal fires when the spawning *thread* exits.
-fn spawner() -> io::Result<std_mpsc::Sender<SpawnJob>> {
+pub(crate) fn spawner() -> io::Result<std_mpsc::Sender<SpawnJob>> {
     static SPAWNER: OnceLock<Mutex<std_mpsc::Sender<SpawnJob>>> = OnceLock::new();
     let m = SPAWNER.get_or_init(|| {
         let (tx, rx) = std_mpsc::channel::<SpawnJob>();
@@ -131,7 +139,13 @@ fn spawner() -> io::Result<std_mpsc::Sender<SpawnJob>> {
 /// Starts `spec` in `cwd` with `env` (the session's) added to the server's
 /// environment less tether's own `TETHER_*` settings, and the spec's own env over both (an adapter that needs a
 /// variable the session also sets merges it itself). Blocking (briefly).
-pub fn spawn(spec: &LaunchSpec, cwd: &Path, env: &BTreeMap<String, String>, session_id: &str) -> io::Result<Process> {
+pub fn spawn(
+    spec: &LaunchSpec,
+    cwd: &Path,
+    env: &BTreeMap<String, String>,
+    session_id: &str,
+    tee: Option<Tee>,
+) -> io::Result<Process> {
     let (master, slave) = sys::open_raw_pty(200, 50)?;
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args).current_dir(cwd);
@@ -160,7 +174,7 @@ pub fn spawn(spec: &LaunchSpec, cwd: &Path, env: &BTreeMap<String, String>, sess
     let (tx, rx) = std_mpsc::channel();
     spawner()?
         .send(Box::new(move || {
-            let _ = tx.send(sys::spawn_in_session(&mut cmd).map(|c| (c, cmd)));
+            let _ = tx.send(sys::spawn_in_session(&mut cmd, true).map(|c| (c, cmd)));
         }))
         .map_err(|_| io::Error::other("spawner stopped"))?;
     let (mut child, cmd) = rx.recv().map_err(|_| io::Error::other("spawner stopped"))??;
@@ -196,7 +210,7 @@ pub fn spawn(spec: &LaunchSpec, cwd: &Path, env: &BTreeMap<String, String>, sess
     let reader_stop = stop.clone();
     std::thread::Builder::new()
         .name(format!("agent-out-{pid}"))
-        .spawn(move || read_output(reader, ev_tx, exit_rx, reader_stop))?;
+        .spawn(move || read_output(reader, ev_tx, exit_rx, reader_stop, tee))?;
     std::thread::Builder::new().name(format!("agent-wait-{pid}")).spawn(move || {
         let status = child.wait();
         let info = match status {
@@ -216,7 +230,7 @@ pub fn spawn(spec: &LaunchSpec, cwd: &Path, env: &BTreeMap<String, String>, sess
 }
 
 /// After the leader exits, its group must not live on: SIGTERM, then SIGKILL.
-fn reap_group(pgid: i32) {
+pub(crate) fn reap_group(pgid: i32) {
     if !signal_group(pgid, libc::SIGTERM) {
         return;
     }
@@ -230,7 +244,7 @@ fn reap_group(pgid: i32) {
     signal_group(pgid, libc::SIGKILL);
 }
 
-fn write_input(mut out: Box<dyn Write + Send>, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+pub(crate) fn write_input(mut out: Box<dyn Write + Send>, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
     while let Some(bytes) = rx.blocking_recv() {
         if out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
             break;
@@ -243,6 +257,7 @@ fn read_output(
     tx: mpsc::Sender<ProcEvent>,
     exit: std_mpsc::Receiver<ExitInfo>,
     stop: Arc<AtomicBool>,
+    tee: Option<Tee>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
@@ -263,6 +278,9 @@ fn read_output(
                 Ok(0) => eof = true,
                 Ok(n) => {
                     gathered += n;
+                    if let Some(tee) = &tee {
+                        tee(&buf[..n]);
+                    }
                     lines.extend(split_lines(&mut pending, &buf[..n]));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::WouldBlock => {}
@@ -322,11 +340,20 @@ fn to_line(bytes: &[u8]) -> String {
 /// over `/proc` however many sessions there are. Answers how many processes
 /// were signalled per session.
 pub fn kill_tagged(session_ids: &std::collections::HashSet<&str>) -> std::collections::HashMap<String, usize> {
+    kill_tagged_by(SESSION_ENV, session_ids)
+}
+
+/// [`kill_tagged`] for any tag: every process whose environment has
+/// `var=<id>` with `id` in `ids`.
+pub fn kill_tagged_by(
+    var: &str,
+    session_ids: &std::collections::HashSet<&str>,
+) -> std::collections::HashMap<String, usize> {
     let mut killed = std::collections::HashMap::new();
     if session_ids.is_empty() {
         return killed;
     }
-    let prefix = format!("{SESSION_ENV}=");
+    let prefix = format!("{var}=");
     let me = std::process::id() as i32;
     let Ok(dir) = std::fs::read_dir("/proc") else { return killed };
     for entry in dir.flatten() {

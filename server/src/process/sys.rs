@@ -13,6 +13,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// Opens a PTY pair with the given size, the slave in raw mode (no echo, no
 /// line discipline, no CR/LF rewriting). Returns (master, slave).
 pub fn open_raw_pty(cols: u16, rows: u16) -> io::Result<(OwnedFd, OwnedFd)> {
+    open_pty(cols, rows, true)
+}
+
+/// Opens a PTY pair with the given size; `raw` as [`open_raw_pty`], else the
+/// line discipline a terminal has by default (echo, canonical input, signals
+/// from ^C), as a shell expects.
+pub fn open_pty(cols: u16, rows: u16, raw: bool) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut master: libc::c_int = -1;
     let mut slave: libc::c_int = -1;
     let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
@@ -25,6 +32,9 @@ pub fn open_raw_pty(cols: u16, rows: u16) -> io::Result<(OwnedFd, OwnedFd)> {
     let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
     set_cloexec(master.as_raw_fd())?;
     set_cloexec(slave.as_raw_fd())?;
+    if !raw {
+        return Ok((master, slave));
+    }
     // SAFETY: termios is plain data; tcgetattr fills it from a valid fd.
     let mut tio: libc::termios = unsafe { std::mem::zeroed() };
     // SAFETY: valid fd and pointer.
@@ -53,13 +63,13 @@ fn set_cloexec(fd: RawFd) -> io::Result<()> {
 /// Runs in the forked child before exec: new session (so its own process
 /// group), the PTY on fd 1 as controlling terminal, and SIGKILL if the server
 /// dies. Only async-signal-safe calls.
-pub fn child_setup(expected_parent: libc::pid_t) -> io::Result<()> {
+pub fn child_setup(expected_parent: libc::pid_t, controlling_tty: bool) -> io::Result<()> {
     // SAFETY: setsid, ioctl, prctl and getppid are async-signal-safe and take plain integers.
     unsafe {
         if libc::setsid() < 0 {
             return Err(io::Error::last_os_error());
         }
-        if libc::ioctl(1, libc::TIOCSCTTY as _, 0) < 0 {
+        if controlling_tty && libc::ioctl(1, libc::TIOCSCTTY as _, 0) < 0 {
             return Err(io::Error::last_os_error());
         }
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) < 0 {
@@ -121,8 +131,9 @@ pub fn set_winsize(fd: &impl AsRawFd, cols: u16, rows: u16) -> io::Result<()> {
 /// Spawns `cmd` in a new session whose controlling terminal is its stdout
 /// (the PTY slave), with SIGKILL as parent-death signal. Must be called from
 /// a thread that lives as long as the server (the death signal follows the
-/// spawning thread).
-pub fn spawn_in_session(cmd: &mut std::process::Command) -> io::Result<std::process::Child> {
+/// spawning thread). Without `controlling_tty` (output on pipes) the new
+/// session has no terminal.
+pub fn spawn_in_session(cmd: &mut std::process::Command, controlling_tty: bool) -> io::Result<std::process::Child> {
     use std::os::unix::process::CommandExt;
     let parent = current_pid();
     // Prepared before the fork: the child may not allocate.
@@ -134,7 +145,7 @@ pub fn spawn_in_session(cmd: &mut std::process::Command) -> io::Result<std::proc
             if let Some((uid, gid, groups)) = &user {
                 super::user::become_user(*uid, *gid, groups)?;
             }
-            child_setup(parent)
+            child_setup(parent, controlling_tty)
         });
     }
     cmd.spawn()

@@ -314,7 +314,9 @@ impl Actor {
         let cwd = self.launch.cwd.clone();
         let env = self.launch.env.clone();
         let id = self.id.to_string();
-        let spawned = tokio::task::spawn_blocking(move || process::spawn(&spec, &cwd, &env, &id)).await;
+        let terminal = self.shared.terminal_log(&self.id);
+        let tee: process::Tee = Arc::new(move |bytes: &[u8]| terminal.append(bytes));
+        let spawned = tokio::task::spawn_blocking(move || process::spawn(&spec, &cwd, &env, &id, Some(tee))).await;
         match spawned {
             Ok(Ok(p)) => {
                 self.shared.metrics.agent_processes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -44,7 +44,14 @@ pub struct Sessions {
     /// New at every start (`boot_…`): a client that sees it change knows the server restarted.
     pub boot_id: String,
     actors: Mutex<HashMap<Arc<str>, mpsc::Sender<Command>>>,
+    /// What each session's agent wrote to its PTY since this server started
+    /// (the read-only `/v1/sessions/{id}/terminal`), the last
+    /// [`TERMINAL_BYTES`] of it, in memory.
+    terminals: Mutex<HashMap<Arc<str>, Arc<crate::process::OutputLog>>>,
 }
+
+/// How much of an agent's PTY output a session's terminal keeps.
+pub const TERMINAL_BYTES: usize = 256 * 1024;
 
 /// The version of the agent binary a session runs.
 async fn agent_version(agent: &str, program: &Path) -> Option<String> {
@@ -84,7 +91,22 @@ impl Sessions {
             metrics: Metrics::default(),
             boot_id: crate::ids::new_id("boot_"),
             actors: Mutex::new(HashMap::new()),
+            terminals: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The PTY output of a session's agent, made when its first agent process starts.
+    pub(crate) fn terminal_log(&self, id: &Arc<str>) -> Arc<crate::process::OutputLog> {
+        let mut t = match self.terminals.lock() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        t.entry(id.clone()).or_insert_with(|| Arc::new(crate::process::OutputLog::in_memory(TERMINAL_BYTES))).clone()
+    }
+
+    /// The PTY output of a session's agent, if an agent ran since the server started.
+    pub fn terminal(&self, id: &str) -> Option<Arc<crate::process::OutputLog>> {
+        self.terminals.lock().ok().and_then(|t| t.get(id).cloned())
     }
 
     pub(crate) fn forget(&self, id: &str) {

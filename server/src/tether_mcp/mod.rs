@@ -34,12 +34,13 @@ use serde::Serialize;
 use serde_json::Value;
 use tether_protocol::tools::{
     AnswerPermissionArgs, AnswerQuestionArgs, DeleteSessionArgs, Done, Encoding, FileContent, GetEventsArgs,
-    ListSessionsArgs, NoArgs, PathArgs, ReadFileArgs, SendMessageArgs, SessionArgs, SessionCreated, TurnProgress,
-    WaitForTurnArgs, WriteFileArgs,
+    ListSessionsArgs, NoArgs, PathArgs, ProcessArgs, ReadFileArgs, ReadOutputArgs, SendInputArgs, SendMessageArgs,
+    SessionArgs, SessionCreated, TurnProgress, WaitForTurnArgs, WriteFileArgs,
 };
 use tether_protocol::{
     AgentList, CreateSession, EventPage, FsEntries, FsEntry, MessageAccepted, Part, QuestionReply, Session, SessionList,
 };
+use tether_protocol::{CreateProcess, Process, ProcessEnd, ProcessList, ProcessOutput, Screen};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
@@ -227,6 +228,39 @@ pub fn catalog() -> &'static [Tool] {
                 "The entries of a folder of the workspace (\"\" for its root).",
                 read(),
             ),
+            tool::<CreateProcess, Process>(
+                "start_process",
+                "Starts a process beside the agents (a dev server, a test watcher, a shell): `command` and \
+                 `args` in `cwd` (inside the workspace), under a terminal unless tty is false. It keeps running \
+                 after this call; read its output with read_process_output, its screen with read_screen. An \
+                 agent passes its own session_id (the TETHER_SESSION_ID variable) so the ports the process \
+                 opens are announced in its session.",
+                write(),
+            ),
+            tool::<NoArgs, ProcessList>("list_processes", "Every process, newest first, running or ended.", read()),
+            tool::<ReadOutputArgs, ProcessOutput>(
+                "read_process_output",
+                "A process's output from byte offset `after` as text (and base64); read on with after = end. \
+                 `missed` counts bytes older than what is kept; `exited` says the output is complete.",
+                read(),
+            ),
+            tool::<ProcessArgs, Screen>(
+                "read_screen",
+                "What a process's terminal shows now, one string per row, with the cursor and the title: \
+                 for full-screen programs whose output is not lines.",
+                read(),
+            ),
+            tool::<SendInputArgs, Done>(
+                "send_input",
+                "Types text into a process's terminal (add \"\\n\" to press Enter; \"\\u0003\" is Ctrl-C).",
+                write(),
+            ),
+            tool::<ProcessArgs, Process>(
+                "stop_process",
+                "Stops a process and every process it started (SIGTERM, then SIGKILL after 3 s); answers its \
+                 record with the exit.",
+                destroy(),
+            ),
         ]
     })
 }
@@ -240,6 +274,8 @@ pub enum ToolError {
     Session(#[from] SessionError),
     #[error(transparent)]
     Fs(#[from] FsError),
+    #[error(transparent)]
+    Exec(#[from] crate::exec::ExecError),
     /// The arguments did not decode (the sentence names the field).
     #[error("{0}")]
     Arguments(String),
@@ -270,6 +306,7 @@ impl AsProblem for ToolError {
         match self {
             ToolError::Session(e) => e.code(),
             ToolError::Fs(e) => e.code(),
+            ToolError::Exec(e) => e.code(),
             ToolError::Arguments(_) | ToolError::Timeout { .. } | ToolError::MaxBytes { .. } | ToolError::Base64(_) => {
                 ErrorCode::InvalidRequest
             }
@@ -285,6 +322,7 @@ impl AsProblem for ToolError {
         match self {
             ToolError::Session(e) => e.status(),
             ToolError::Fs(e) => e.status(),
+            ToolError::Exec(e) => e.status(),
             other => crate::error::status_of(other.code()),
         }
     }
@@ -293,6 +331,7 @@ impl AsProblem for ToolError {
         match self {
             ToolError::Session(e) => e.detail(),
             ToolError::Fs(e) => e.detail(),
+            ToolError::Exec(e) => e.detail(),
             other => other.to_string(),
         }
     }
@@ -389,6 +428,43 @@ impl Tools {
                 let a: PathArgs = args(arguments)?;
                 let root = shared.workspace.clone();
                 json(&blocking(move || crate::fs::list(&root, &a.path)).await?)
+            }
+            "start_process" => {
+                let req: CreateProcess = args(arguments)?;
+                let cwd = shared.resolve_cwd(req.cwd.as_deref())?;
+                if let Some(session) = &req.session_id {
+                    shared.get(session).await?;
+                }
+                let processes = self.app.processes.clone();
+                let started =
+                    tokio::task::spawn_blocking(move || processes.start(req, cwd)).await.map_err(ToolError::Task)??;
+                json(&started)
+            }
+            "list_processes" => {
+                let NoArgs {} = args(arguments)?;
+                json(&ProcessList { processes: self.app.processes.list() })
+            }
+            "read_process_output" => {
+                let a: ReadOutputArgs = args(arguments)?;
+                let max = a.max_bytes.unwrap_or(64 * 1024);
+                if max == 0 || max > crate::exec::MAX_READ as u64 {
+                    return Err(ToolError::MaxBytes { max: crate::exec::MAX_READ as u64 });
+                }
+                json(&self.app.processes.get(&a.process_id)?.output(a.after.unwrap_or(0), max as usize))
+            }
+            "read_screen" => {
+                let a: ProcessArgs = args(arguments)?;
+                json(&self.app.processes.get(&a.process_id)?.screen()?)
+            }
+            "send_input" => {
+                let a: SendInputArgs = args(arguments)?;
+                self.app.processes.get(&a.process_id)?.write(a.text.into_bytes())?;
+                json(&DONE)
+            }
+            "stop_process" => {
+                let a: ProcessArgs = args(arguments)?;
+                let entry = self.app.processes.get(&a.process_id)?;
+                json(&entry.stop(ProcessEnd::Stopped).await)
             }
             _ => Err(ToolError::NoTool { name: name.to_string() }),
         }
@@ -522,7 +598,7 @@ mod tests {
     #[test]
     fn every_tool_has_an_object_input_schema_and_an_output_schema() {
         let tools = catalog();
-        assert_eq!(tools.len(), 13);
+        assert_eq!(tools.len(), 19);
         for t in tools {
             assert_eq!(t.input_schema.get("type").and_then(Value::as_str), Some("object"), "{}", t.name);
             let output = t.output_schema.as_ref().unwrap_or_else(|| panic!("{} has no output schema", t.name));

@@ -77,7 +77,7 @@ async fn start(
     };
     let upgrade = match upgrade {
         Ok(u) => u,
-        Err(rejection) => return refuse(path, rejection),
+        Err(rejection) => return refuse(path, rejection, "or read the SSE stream at .../events/stream"),
     };
     let slot = match slot(&app, client) {
         Ok(slot) => slot,
@@ -99,13 +99,13 @@ async fn start(
 /// A request that is not a WebSocket upgrade: `426 upgrade_required` (with
 /// `Upgrade: websocket`) when it is not asking to upgrade at all, else the
 /// status axum gives the defect, as problem+json.
-fn refuse(path: &str, rejection: WebSocketUpgradeRejection) -> Response {
+/// `instead` names what a client can do without a WebSocket.
+pub(in crate::http) fn refuse(path: &str, rejection: WebSocketUpgradeRejection, instead: &str) -> Response {
     use WebSocketUpgradeRejection as R;
     match rejection {
         R::InvalidConnectionHeader(_) | R::InvalidUpgradeHeader(_) | R::ConnectionNotUpgradable(_) => {
             let e = ApiError::upgrade_required(format!(
-                "{path} is a WebSocket: send `Connection: Upgrade` and `Upgrade: websocket` (or read the SSE stream \
-                 at .../events/stream)"
+                "{path} is a WebSocket: send `Connection: Upgrade` and `Upgrade: websocket` ({instead})"
             ));
             ([(header::UPGRADE, "websocket")], e).into_response()
         }
