@@ -524,16 +524,14 @@ async fn processes_through_the_tools() {
     assert_eq!(started["session_id"], session_id.as_str());
     call(&client, "send_input", json!({"process_id": id, "text": "echo via-mcp-$((2*21))\n"})).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
-    let mut end = 0;
-    loop {
+    let end = loop {
         let out = call(&client, "read_process_output", json!({"process_id": id})).await.unwrap();
         if out["text"].as_str().unwrap().contains("via-mcp-42") {
-            end = out["end"].as_u64().unwrap();
-            break;
+            break out["end"].as_u64().unwrap();
         }
         assert!(Instant::now() < deadline, "no output: {out}");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
     let rest = call(&client, "read_process_output", json!({"process_id": id, "after": end})).await.unwrap();
     assert_eq!(rest["start"], end);
     let screen = call(&client, "read_screen", json!({"process_id": id})).await.unwrap();
