@@ -233,6 +233,90 @@ async fn stalled_clients(events: usize, clients: usize) -> (u64, u64, u64) {
     (before, peak, rss_kib(server.pid, "VmRSS:"))
 }
 
+/// A process writing `bytes` through its PTY to one attached terminal
+/// client: (bytes received, bytes skipped as missed, seconds from attach to exit).
+async fn terminal_throughput(server: &TestServer, bytes: u64) -> (u64, u64, f64) {
+    use tether_e2e::term_ws::{TermItem, TermWs};
+    use tether_protocol::TerminalControl;
+    let client = server.client();
+    // Started held (it waits for a line), so the client attaches before any output.
+    let script = format!("read go; head -c {bytes} /dev/zero | tr '\\0' x");
+    let p: serde_json::Value = client
+        .request(tether_sdk::reqwest::Method::POST, "/v1/processes")
+        .json(&json!({"command": "sh", "args": ["-c", script]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = p["id"].as_str().unwrap().to_string();
+    let mut t = TermWs::connect(server, &format!("/v1/processes/{id}/terminal")).await;
+    t.attached(DEADLINE).await;
+    t.send_bytes(b"go\n").await;
+    let start = Instant::now();
+    let (mut got, mut missed) = (0u64, 0u64);
+    loop {
+        match t.next(DEADLINE).await {
+            TermItem::Bytes(b) => got += b.len() as u64,
+            TermItem::Control(TerminalControl::Missed { from, to }) => missed += to - from,
+            TermItem::Control(TerminalControl::Exit { .. }) | TermItem::Close(_) | TermItem::End => break,
+            TermItem::Control(_) => {}
+        }
+    }
+    (got, missed, start.elapsed().as_secs_f64())
+}
+
+/// Attaching to a process with 1 MiB of history: the time to the `attached`
+/// message and to the whole history, median and p99 of `n`.
+async fn terminal_attach(server: &TestServer, n: usize) -> (f64, f64, f64) {
+    use tether_e2e::term_ws::{TermItem, TermWs};
+    let client = server.client();
+    let p: serde_json::Value = client
+        .request(tether_sdk::reqwest::Method::POST, "/v1/processes")
+        .json(&json!({"command": "sh", "args": ["-c", "head -c 1048576 /dev/zero | tr '\\0' y; sleep 600"], "tty": false}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = p["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/processes/{id}/output?after=1048575");
+    let deadline = Instant::now() + DEADLINE;
+    while client
+        .request(tether_sdk::reqwest::Method::GET, &path)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["end"]
+        != 1048576
+    {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (mut to_attached, mut to_history) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let begun = Instant::now();
+        let mut t = TermWs::connect(server, &format!("/v1/processes/{id}/terminal")).await;
+        t.attached(DEADLINE).await;
+        to_attached.push(begun.elapsed().as_secs_f64() * 1000.0);
+        let mut got = 0;
+        while got < 1048576 {
+            if let TermItem::Bytes(b) = t.next(DEADLINE).await {
+                got += b.len();
+            }
+        }
+        to_history.push(begun.elapsed().as_secs_f64() * 1000.0);
+    }
+    let _ = client.request(tether_sdk::reqwest::Method::DELETE, &format!("/v1/processes/{id}")).send().await;
+    to_attached.sort_by(f64::total_cmp);
+    to_history.sort_by(f64::total_cmp);
+    (percentile(&to_attached, 50.0), percentile(&to_history, 50.0), percentile(&to_history, 99.0))
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -259,6 +343,8 @@ async fn main() {
     let peak = rss_kib(server.pid, "VmHWM:");
     let after = rss_kib(server.pid, "VmRSS:");
     let (stalled_before, stalled_peak, stalled_after) = stalled_clients(events, 300).await;
+    let (term_got, term_missed, term_s) = terminal_throughput(&server, 256 << 20).await;
+    let (attach_ms, history_ms, history_p99) = terminal_attach(&server, 50).await;
 
     let report = json!({
         "events": events,
@@ -276,6 +362,11 @@ async fn main() {
         "fs_1gib_write_mib_per_s": fs_write,
         "fs_1gib_read_mib_per_s": fs_read,
         "fs_1gib_peak_rss_mib": fs_peak as f64 / 1024.0,
+        "terminal_mib_per_s": term_got as f64 / term_s / 1048576.0,
+        "terminal_missed_bytes": term_missed,
+        "terminal_attach_ms_p50": attach_ms,
+        "terminal_attach_1mib_history_ms_p50": history_ms,
+        "terminal_attach_1mib_history_ms_p99": history_p99,
         "stalled_300_rss_mib": [stalled_before as f64 / 1024.0, stalled_peak as f64 / 1024.0, stalled_after as f64 / 1024.0],
     });
     if as_json {
@@ -311,5 +402,13 @@ async fn main() {
         stalled_before as f64 / 1024.0,
         stalled_peak as f64 / 1024.0,
         stalled_after as f64 / 1024.0
+    );
+    println!(
+        "| 256 MiB through a process's PTY to an attached terminal client | {:.0} MiB/s ({} bytes skipped as `missed`) |",
+        term_got as f64 / term_s / 1048576.0,
+        term_missed
+    );
+    println!(
+        "| terminal attach to a process with 1 MiB of history: to `attached` / to the whole history (p50, p99 of 50) | {attach_ms:.2} ms / {history_ms:.1} ms, p99 {history_p99:.1} ms |"
     );
 }
