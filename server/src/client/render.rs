@@ -225,6 +225,11 @@ impl<O: Write, E: Write> Renderer<O, E> {
             EventBody::AgentUnparsed(d) => self.note(
                 &s.dim(&format!("the agent printed a line tether does not understand: {}", clip(first_line(&d.line)))),
             ),
+            EventBody::PortOpened(d) => {
+                let note = format!("a server listens on port {} ({}): /v1/ports/{}/proxy/", d.port, d.address, d.port);
+                self.note(&s.dim(&note))
+            }
+            EventBody::PortClosed(d) => self.note(&s.dim(&format!("port {} closed", d.port))),
             EventBody::AgentExited(_)
             | EventBody::SessionStatus(_)
             | EventBody::ServerResumed(_)

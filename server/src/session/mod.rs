@@ -44,6 +44,9 @@ pub struct Sessions {
     /// New at every start (`boot_…`): a client that sees it change knows the server restarted.
     pub boot_id: String,
     actors: Mutex<HashMap<Arc<str>, mpsc::Sender<Command>>>,
+    /// The pid of each live agent process, and its session (`crate::ports`
+    /// attributes a listening port to the session its pid leads).
+    agent_pids: Mutex<HashMap<i32, Arc<str>>>,
 }
 
 /// The version of the agent binary a session runs.
@@ -84,6 +87,7 @@ impl Sessions {
             metrics: Metrics::default(),
             boot_id: crate::ids::new_id("boot_"),
             actors: Mutex::new(HashMap::new()),
+            agent_pids: Mutex::new(HashMap::new()),
         })
     }
 
@@ -91,6 +95,21 @@ impl Sessions {
         if let Ok(mut a) = self.actors.lock() {
             a.remove(id);
         }
+    }
+
+    /// The actor of `id` runs its agent as `pid` (`Some`), or no longer (`None`).
+    pub(crate) fn agent_pid(&self, id: &Arc<str>, pid: Option<i32>) {
+        if let Ok(mut pids) = self.agent_pids.lock() {
+            pids.retain(|_, s| s != id);
+            if let Some(pid) = pid {
+                pids.insert(pid, id.clone());
+            }
+        }
+    }
+
+    /// The live session whose agent process is `pid` (the leader of its process session).
+    pub fn session_of_agent_pid(&self, pid: i32) -> Option<String> {
+        self.agent_pids.lock().ok().and_then(|p| p.get(&pid).map(|s| s.to_string()))
     }
 
     fn actor(&self, id: &str) -> Option<mpsc::Sender<Command>> {
@@ -488,6 +507,18 @@ impl Sessions {
             Some(tx) => tx.send(Command::KeepAwake { data }).await.is_ok(),
             None => false,
         }
+    }
+
+    /// Writes a `port.opened` or `port.closed` into the session `id`'s log;
+    /// false when it has no actor or has ended (the event is not written).
+    pub async fn notify_port(&self, id: &str, body: tether_protocol::EventBody) -> bool {
+        let Some(tx) = self.actor(id) else { return false };
+        let (reply, rx) = oneshot::channel();
+        if tx.send(Command::Port { body: Box::new(body), reply }).await.is_err() {
+            return false;
+        }
+        // An actor that stops before taking the command drops `reply`: not written.
+        rx.await.unwrap_or(false)
     }
 
     /// After a stall of the store that lasted `limit` or longer, ends every
