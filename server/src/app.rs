@@ -28,4 +28,16 @@ pub struct App {
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// The Sprite tether runs in, if any (shown in `/v1/info`).
     pub sprite: Option<crate::sprite::Here>,
+    /// The ports listening in the sandbox, and their previews.
+    pub ports: Arc<crate::ports::Ports>,
+}
+
+/// A listening process belongs to the agent or process that leads its
+/// session (`crate::ports`).
+impl crate::ports::Owners for App {
+    fn owner(&self, sid: i32) -> Option<crate::ports::Owner> {
+        // LEAD (issue 25, processes): `if let Some(o) = self.processes.owner_of(sid) { return Some(o); }`
+        let session_id = self.shared.session_of_agent_pid(sid)?;
+        Some(crate::ports::Owner { process_id: None, session_id: Some(session_id) })
+    }
 }

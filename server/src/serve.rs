@@ -106,6 +106,7 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         shutdown: shutdown_rx,
         webhooks,
         sprite: here,
+        ports: crate::ports::Ports::new(config.token.as_deref(), config.ports_poll),
     });
     let app = Arc::new(AppState {
         core,
@@ -302,6 +303,11 @@ pub async fn run(
             }
         });
     }
+    // The first look at the ports is taken before the API answers: a port
+    // opened after the server is ready is announced.
+    app.ports.set_own_port(port);
+    let owners: Arc<dyn crate::ports::Owners> = app.core.clone();
+    let ports_watch = crate::ports::watch(app.ports.clone(), owners, shared.clone()).await;
     let _ = gate.0.set(router(app));
     tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
     tokio::select! {
@@ -322,6 +328,9 @@ pub async fn run(
     let _ = shutdown_tx.send(true);
     let _ = stop_tx.send(true);
     pauses.abort();
+    if let Some(w) = ports_watch {
+        w.abort();
+    }
     // Deliveries stop where they are: the next start resumes from the stored cursors.
     webhooks.shutdown();
     stop_agents(&shared).await;
