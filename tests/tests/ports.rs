@@ -71,7 +71,7 @@ async fn a_dev_server_is_announced_previewed_in_both_styles_and_its_close_announ
     let list = ports(&client).await;
     let listed = list.ports.iter().find(|p| p.port == port).unwrap_or_else(|| panic!("{port} not in {list:?}"));
     assert_eq!(listed.pid, Some(dev.pid()));
-    assert_eq!(listed.program.as_deref(), Some("python3"));
+    assert!(listed.program.as_deref().is_some_and(|p| p.starts_with("python")), "{listed:?}");
     assert_eq!(listed.proxy_path, format!("/v1/ports/{port}/proxy/"));
     assert!(list.ports.windows(2).all(|w| w[0].port < w[1].port), "sorted by port: {list:?}");
     assert!(list.ports.iter().all(|p| p.port != server.port()), "tether's own port is not listed");
