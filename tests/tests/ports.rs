@@ -340,3 +340,38 @@ async fn bad_ports_and_links_are_clear_problems() {
     let resp = send(client.request(Method::GET, &format!("/v1/ports/{rude}/proxy/"))).await;
     expect_problem(resp, 502, "preview_failed", &[&rude.to_string()]).await;
 }
+
+#[tokio::test]
+async fn a_response_streams_through_the_proxy_as_the_app_writes_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = server().await;
+    let client = server.client();
+    // An app that sends its first chunk, then waits for the test before the last one.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tcp.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            head.extend_from_slice(&buf[..n]);
+        }
+        let first = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/plain\r\n\r\n6\r\nfirst\n\r\n";
+        tcp.write_all(first.as_bytes()).await.unwrap();
+        go_rx.await.unwrap();
+        tcp.write_all(b"5\r\nlast\n\r\n0\r\n\r\n").await.unwrap();
+    });
+    let mut resp = send(client.request(Method::GET, &format!("/v1/ports/{port}/proxy/stream"))).await;
+    assert_eq!(resp.status(), 200);
+    let first = tokio::time::timeout(WAIT, resp.chunk()).await.expect("the first chunk before the app ends").unwrap();
+    assert_eq!(first.as_deref(), Some(&b"first\n"[..]));
+    go_tx.send(()).unwrap();
+    let mut rest = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(WAIT, resp.chunk()).await.unwrap().unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    assert_eq!(rest, b"last\n");
+}
