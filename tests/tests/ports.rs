@@ -23,8 +23,9 @@ const TOKEN: &str = "ports-e2e-token-5f1c";
 /// How long any wait of these tests may take.
 const WAIT: Duration = Duration::from_secs(30);
 
+/// A server with a token, looking for ports every 100 ms.
 async fn server() -> TestServer {
-    TestServer::start_with(ServerOptions::with_token(TOKEN)).await
+    TestServer::start_with(ServerOptions { ports_poll_ms: Some(100), ..ServerOptions::with_token(TOKEN) }).await
 }
 
 /// A client with no token and no redirects followed: a browser's first request.
