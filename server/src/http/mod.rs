@@ -273,14 +273,16 @@ async fn auth(State(state): State<AppRef>, req: Request, next: Next) -> Response
             ("bearer", bearer)
         }),
     };
-    match given {
-        Some((_, Some(t))) if crate::token::constant_time_eq(t.trim().as_bytes(), token.as_bytes()) => {
+    match (given, cookie_refused) {
+        (Some((_, Some(t))), _) if crate::token::constant_time_eq(t.trim().as_bytes(), token.as_bytes()) => {
             next.run(req).await
         }
-        _ if cookie_refused.is_some() => cookie_refused.map(IntoResponse::into_response).unwrap_or_default(),
-        Some((from, _)) => ApiError::unauthorized(format!("the {from} token is not valid")).into_response(),
-        None => ApiError::unauthorized("missing `Authorization: Bearer <token>` (or `X-Tether-Token: <token>`) header")
-            .into_response(),
+        (_, Some(refused)) => refused.into_response(),
+        (Some((from, _)), None) => ApiError::unauthorized(format!("the {from} token is not valid")).into_response(),
+        (None, None) => {
+            ApiError::unauthorized("missing `Authorization: Bearer <token>` (or `X-Tether-Token: <token>`) header")
+                .into_response()
+        }
     }
 }
 
