@@ -71,7 +71,12 @@ pub struct HeadEcho {
 
 impl HeadEcho {
     pub async fn start() -> HeadEcho {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1".parse().unwrap()).await
+    }
+
+    /// Listening on `ip` only.
+    pub async fn start_on(ip: std::net::IpAddr) -> HeadEcho {
+        let listener = TcpListener::bind((ip, 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let task = tokio::spawn(async move {
             while let Ok((mut tcp, _)) = listener.accept().await {
@@ -104,6 +109,15 @@ impl Drop for HeadEcho {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// An IPv4 address of this machine that is not loopback (`hostname -I`), if any.
+pub fn interface_address() -> Option<std::net::IpAddr> {
+    let out = std::process::Command::new("hostname").arg("-I").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+        .find(|a| a.is_ipv4() && !a.is_loopback())
 }
 
 /// The request line and headers (names lowercased) of an echoed head.

@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tether_e2e::events::wait_for;
 use tether_e2e::http::{expect_problem, send};
-use tether_e2e::ports::{free_port, parse_head, wait_listening, DevServer, HeadEcho, WsEcho};
+use tether_e2e::ports::{free_port, interface_address, parse_head, wait_listening, DevServer, HeadEcho, WsEcho};
 use tether_e2e::*;
 use tether_protocol::{PortList, PreviewLink, SANDBOX_LOG};
 use tether_sdk::reqwest::{self, Method, StatusCode};
@@ -375,4 +375,23 @@ async fn a_response_streams_through_the_proxy_as_the_app_writes_it() {
         rest.extend_from_slice(&chunk);
     }
     assert_eq!(rest, b"last\n");
+}
+
+#[tokio::test]
+async fn an_app_bound_to_one_interface_only_is_previewed_too() {
+    let Some(ip) = interface_address() else {
+        eprintln!("no address besides loopback on this machine: nothing to show");
+        return;
+    };
+    let server = server().await;
+    let client = server.client();
+    let echo = HeadEcho::start_on(ip).await;
+    let deadline = Instant::now() + WAIT;
+    while !ports(&client).await.ports.iter().any(|p| p.port == echo.port && p.addresses == [ip.to_string()]) {
+        assert!(Instant::now() < deadline, "port {} on {ip} is not listed", echo.port);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp = send(client.request(Method::GET, &format!("/v1/ports/{}/proxy/x", echo.port))).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().starts_with("GET /x HTTP/1.1"));
 }

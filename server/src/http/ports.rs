@@ -126,6 +126,7 @@ async fn forward(app: AppRef, req: Request, style: ProxyStyle) -> Result<Respons
         prefix,
         token: app.token.clone(),
         client: req.extensions().get::<ClientAddr>().map(|c| c.0),
+        also: app.ports.other_addresses(port),
     };
     Ok(proxy::forward(req, &target).await?)
 }

@@ -206,7 +206,15 @@ impl Ports {
         if seen {
             return Ok(());
         }
-        proxy::connect(port).await.map(drop)
+        proxy::connect(port, &[]).await.map(drop)
+    }
+
+    /// The addresses `port` listens on besides loopback and the wildcards
+    /// (an app bound to one interface only), for the proxy to try.
+    pub fn other_addresses(&self, port: u16) -> Vec<IpAddr> {
+        let Ok(l) = self.listening.lock() else { return vec![] };
+        let addresses = l.ports.get(&port).map(|e| e.addresses.as_slice()).unwrap_or_default();
+        addresses.iter().copied().filter(|a| !a.is_unspecified() && !a.is_loopback()).collect()
     }
 
     /// `POST /v1/ports/{port}/links` at `now_ms` (unix milliseconds). The

@@ -10,7 +10,7 @@
 //! `-Prefix` when the prefix was stripped) and is addressed as
 //! `localhost:{port}`, the name dev servers accept.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use axum::body::Body;
 use axum::http::header::{self, HeaderMap, HeaderValue};
@@ -46,19 +46,28 @@ pub struct Target {
     pub token: Option<String>,
     /// The client's address, added to `X-Forwarded-For`.
     pub client: Option<SocketAddr>,
+    /// The addresses the app listens on besides loopback (an app bound to
+    /// one interface's address only), tried after it.
+    pub also: Vec<IpAddr>,
 }
 
-/// Connects to the app: `127.0.0.1:{port}`, else `[::1]:{port}`.
-pub async fn connect(port: u16) -> Result<TcpStream, PortError> {
-    let v4 = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await;
-    let first = match v4 {
-        Ok(s) => return Ok(s),
-        Err(e) => e,
-    };
-    match TcpStream::connect((Ipv6Addr::LOCALHOST, port)).await {
-        Ok(s) => Ok(s),
-        Err(_) if first.kind() == std::io::ErrorKind::ConnectionRefused => Err(PortError::NotListening { port }),
-        Err(_) => Err(PortError::Failed { port, what: format!("could not be reached ({first})") }),
+/// Connects to the app: `127.0.0.1:{port}`, else `[::1]:{port}`, else
+/// each of `also`. Refused everywhere: nothing listens.
+pub async fn connect(port: u16, also: &[IpAddr]) -> Result<TcpStream, PortError> {
+    let loopback = [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)];
+    let mut first = None;
+    for ip in loopback.iter().chain(also) {
+        match TcpStream::connect((*ip, port)).await {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    match first {
+        None => Err(PortError::NotListening { port }),
+        Some(e) => Err(PortError::Failed { port, what: format!("could not be reached ({e})") }),
     }
 }
 
@@ -77,7 +86,7 @@ pub async fn forward(mut req: Request<Body>, to: &Target) -> Result<Response<Bod
     parts.version = Version::HTTP_11;
     let body = if has_body { body } else { Body::empty() };
     let port = to.port;
-    let stream = connect(port).await?;
+    let stream = connect(port, &to.also).await?;
     let broke = |e: hyper::Error| PortError::Failed { port, what: format!("broke the connection ({e})") };
     let (mut sender, conn) =
         hyper::client::conn::http1::Builder::new().handshake::<_, Body>(TokioIo::new(stream)).await.map_err(broke)?;
@@ -244,6 +253,7 @@ mod tests {
             prefix: prefix.map(str::to_string),
             token: Some("s3cret".into()),
             client: Some("10.0.0.9:5555".parse().unwrap()),
+            also: vec![],
         }
     }
 
