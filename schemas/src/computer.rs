@@ -375,3 +375,16 @@ pub struct PreviewLink {
     /// RFC 3339 UTC.
     pub expires_at: String,
 }
+
+/// `GET /v1/ports/{port}/open`: a preview link as `POST .../links` made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenPreviewQuery {
+    /// Unix seconds after which the link is refused.
+    pub exp: u64,
+    pub style: ProxyStyle,
+    /// The path inside the app to open.
+    pub path: String,
+    /// Hex HMAC-SHA256 of the rest, by this server.
+    pub sig: String,
+}

@@ -487,6 +487,7 @@ fn routes() -> Vec<Route> {
 fn computer_routes() -> Vec<Route> {
     use Body::*;
     let process_id = || json!({"type": "string", "pattern": PROCESS_ID_PATTERN, "maxLength": 128});
+    let port = || json!({"type": "integer", "minimum": 1, "maximum": 65535});
     let id = || json!({"id": "$response.body#/id"});
     vec![
         op(
@@ -572,6 +573,37 @@ fn computer_routes() -> Vec<Route> {
         ))
         .query::<TerminalQuery>()
         .ok(101, TerminalWs),
+        op(
+            "get",
+            "/v1/ports",
+            "The TCP ports listening in the sandbox (tether's own excluded), with the pid, process and session \
+             that own each where `/proc` shows it",
+        )
+        .ok(200, Json(schema::<PortList>)),
+        op(
+            "post",
+            "/v1/ports/{port}/links",
+            "A signed, expiring preview link (201): opening it sets a cookie for this port's preview and redirects \
+             into it, so a browser needs no header. 404 `port_not_listening`, 403 `port_not_allowed` for tether's \
+             own port",
+        )
+        .path_param("port", port())
+        .body(Json(schema::<CreatePreviewLink>))
+        .answer(201, "created", Json(schema::<PreviewLink>)),
+        op(
+            "get",
+            "/v1/ports/{port}/open",
+            "Opens a preview link (no token needed): a valid, unexpired link answers 303 to the preview with an \
+             HttpOnly cookie scoped to `/v1/ports/{port}/` that authorizes that port's preview alone; 403 \
+             `preview_link_invalid` for a forged, changed, other port's or expired link. The preview itself: \
+             `/v1/ports/{port}/proxy/{path}` forwards `/{path}` and `/v1/ports/{port}/absproxy/{path}` the whole \
+             path to 127.0.0.1:{port}, any method, streamed, WebSocket upgrades included, tether's token and \
+             cookie removed (404 `port_not_listening`, 403 `port_not_allowed` for tether's own port, 502 \
+             `preview_failed`)",
+        )
+        .path_param("port", port())
+        .query::<OpenPreviewQuery>()
+        .answer(303, "to the preview (`Location`), with its cookie (`Set-Cookie`)", None),
     ]
 }
 

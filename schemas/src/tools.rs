@@ -272,3 +272,25 @@ pub struct SendInputArgs {
     pub process_id: String,
     pub text: String,
 }
+
+/// `create_preview_link`: a link a person opens in a browser (no token).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewLinkArgs {
+    pub port: u16,
+    /// Seconds the link is good for (1 to 604800; 3600 if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+    #[serde(default)]
+    pub style: crate::ProxyStyle,
+    /// The path inside the app to open (`/` if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl PreviewLinkArgs {
+    /// The link as `POST /v1/ports/{port}/links` takes it.
+    pub fn link(&self) -> crate::CreatePreviewLink {
+        crate::CreatePreviewLink { ttl_secs: self.ttl_secs, style: self.style, path: self.path.clone() }
+    }
+}

@@ -30,4 +30,27 @@ pub struct App {
     pub processes: Arc<crate::exec::Processes>,
     /// The Sprite tether runs in, if any (shown in `/v1/info`).
     pub sprite: Option<crate::sprite::Here>,
+    /// The ports listening in the sandbox, and their previews.
+    pub ports: Arc<crate::ports::Ports>,
+}
+
+/// A listening process belongs to the agent or process that leads its
+/// session (`crate::ports`).
+impl crate::ports::Owners for App {
+    fn tagged(&self, process_id: Option<&str>, session_id: Option<&str>) -> Option<crate::ports::Owner> {
+        if let Some(entry) = process_id.and_then(|id| self.processes.get(id).ok()).filter(|e| e.is_running()) {
+            let record = entry.record();
+            return Some(crate::ports::Owner { process_id: Some(record.id), session_id: record.session_id });
+        }
+        let session_id = session_id.filter(|id| self.shared.agent_is_live(id))?;
+        Some(crate::ports::Owner { process_id: None, session_id: Some(session_id.to_string()) })
+    }
+
+    fn owner(&self, sid: i32) -> Option<crate::ports::Owner> {
+        if let Some((process_id, session_id)) = self.processes.owner_of(sid) {
+            return Some(crate::ports::Owner { process_id: Some(process_id), session_id });
+        }
+        let session_id = self.shared.session_of_agent_pid(sid)?;
+        Some(crate::ports::Owner { process_id: None, session_id: Some(session_id) })
+    }
 }

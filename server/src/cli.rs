@@ -319,6 +319,11 @@ struct ServeArgs {
     #[arg(long, env = "TETHER_SEND_TIMEOUT_SECS", default_value_t = crate::connections::DEFAULT_SEND_TIMEOUT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..))]
     send_timeout_secs: u64,
+    /// How often to look for TCP ports listening in the sandbox (`/proc/net/tcp`), in milliseconds: a port that
+    /// opens or closes is a `port.opened` or `port.closed` event within about this long, and `GET /v1/ports`
+    /// lists what listens. 0: no detection (ports are still previewed through `/v1/ports/{port}/proxy/`).
+    #[arg(long, env = "TETHER_PORTS_POLL_MS", default_value_t = crate::ports::DEFAULT_POLL.as_millis() as u64)]
+    ports_poll_ms: u64,
 }
 
 pub fn main() -> ExitCode {
@@ -626,6 +631,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             send_timeout: Duration::from_secs(args.send_timeout_secs),
         },
         max_streams_per_client: usize::try_from(args.max_streams_per_client).unwrap_or(usize::MAX),
+        ports_poll: (args.ports_poll_ms > 0).then(|| Duration::from_millis(args.ports_poll_ms)),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

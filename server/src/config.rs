@@ -43,6 +43,8 @@ pub struct Config {
     pub connections: crate::connections::Limits,
     /// Event streams (SSE or WebSocket) one client address may hold open.
     pub max_streams_per_client: usize,
+    /// How often to look for listening ports (`--ports-poll-ms`; None: no detection).
+    pub ports_poll: Option<Duration>,
 }
 
 /// Default of [`Config::max_streams_per_client`].

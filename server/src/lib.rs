@@ -33,6 +33,7 @@ pub mod ids;
 pub mod mcp_servers;
 pub mod patterns;
 pub mod pause;
+pub mod ports;
 pub mod process;
 pub mod serve;
 pub mod session;

@@ -108,6 +108,7 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         webhooks,
         processes: Arc::new(crate::exec::Processes::open(&data_dir_abs, config.process_output_bytes)),
         sprite: here,
+        ports: crate::ports::Ports::new(config.token.as_deref(), config.ports_poll),
     });
     let app = Arc::new(AppState {
         core,
@@ -305,6 +306,11 @@ pub async fn run(
         });
     }
     let processes = app.processes.clone();
+    // The first look at the ports is taken before the API answers: a port
+    // opened after the server is ready is announced.
+    app.ports.set_own_port(port);
+    let owners: Arc<dyn crate::ports::Owners> = app.core.clone();
+    let ports_watch = crate::ports::watch(app.ports.clone(), owners, shared.clone()).await;
     let _ = gate.0.set(router(app));
     tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
     tokio::select! {
@@ -325,6 +331,9 @@ pub async fn run(
     let _ = shutdown_tx.send(true);
     let _ = stop_tx.send(true);
     pauses.abort();
+    if let Some(w) = ports_watch {
+        w.abort();
+    }
     // Deliveries stop where they are: the next start resumes from the stored cursors.
     webhooks.shutdown();
     tokio::join!(stop_agents(&shared), processes.shutdown());

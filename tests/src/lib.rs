@@ -17,6 +17,8 @@
 //!   its call log ([`McpLog`]);
 //! - [`pinned_tools`]: outside tools run against the server, pinned and
 //!   cached by the project's scripts (schemathesis, the MCP Inspector);
+//! - [`ports`]: servers to preview (a dev server, a request-head echo, a
+//!   WebSocket echo) and a port nothing listens on;
 //! - [`procs`]: the processes of a session (by their `TETHER_SESSION_ID`);
 //! - [`scripted`]: what the scripted models share (the HTTP server, request
 //!   recording, injected errors, SSE streaming, tags and MCP call scripts);
@@ -47,6 +49,7 @@ pub mod mcp;
 pub mod openai;
 pub mod opencode;
 pub mod pinned_tools;
+pub mod ports;
 pub mod procs;
 pub mod pty;
 pub mod remote;

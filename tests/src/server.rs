@@ -126,6 +126,10 @@ pub struct ServerOptions {
     /// The soft limit of open files the server starts with (its hard limit
     /// stays as it is), as a shell's `ulimit -Sn` would set it.
     pub soft_open_files: Option<u64>,
+    /// `--ports-poll-ms`: port detection is off unless a test asks for it,
+    /// since every test's server shares the machine's ports (and would
+    /// announce the others' in its sandbox log).
+    pub ports_poll_ms: Option<u64>,
 }
 
 impl ServerOptions {
@@ -272,6 +276,7 @@ impl TestServer {
         if let Some(secs) = self.options.keepalive_secs {
             cmd.args(["--keepalive-secs", &secs.to_string()]);
         }
+        cmd.args(["--ports-poll-ms", &self.options.ports_poll_ms.unwrap_or(0).to_string()]);
         cmd.args(&self.options.extra_args);
         if let Some(cwd) = &self.options.cwd {
             cmd.current_dir(cwd);

@@ -25,6 +25,7 @@ mod mock_turns;
 mod opencode;
 mod orchestrate;
 mod pause;
+mod ports;
 mod processes;
 mod recovery;
 mod release;

@@ -310,3 +310,40 @@ async fn a_hanging_mcp_server_does_not_hang_the_turn_and_dies_with_the_session()
     rig.server.client().delete_session(&s.id, false).await.unwrap();
     wait_no_processes(&s.id, Duration::from_secs(10)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_claude_starts_in_a_tool_call_is_announced_on_its_session() {
+    let options = ServerOptions { ports_poll_ms: Some(100), ..Default::default() };
+    let rig = Rig::start_with("claude", ScriptedAnthropic::start().await, claude_env, options).await;
+    let s = claude_session(&rig, PermissionMode::Bypass).await;
+    let port = tether_e2e::ports::free_port();
+    let command = format!("nohup python3 -m http.server {port} --bind 127.0.0.1 >/dev/null 2>&1 &");
+    let events = turn(&rig, &s.id, &format!("[claude:sh] {command}")).await;
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn, "{}", describe(&events));
+    let opened = rig.until(&s.id, "port.opened").await;
+    let EventBody::PortOpened(p) = &opened.body else { unreachable!() };
+    assert_eq!(p.port, port);
+    assert_eq!(p.session_id.as_deref(), Some(s.id.as_str()), "{opened:?}");
+    assert_eq!(opened.session_id, s.id, "announced on the session's own stream");
+    let pid = p.pid.expect("the listening pid");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(String::from_utf8_lossy(&cmdline).contains("http.server"), "pid {pid} is the server");
+    // The preview reaches it through tether.
+    let resp = rig
+        .server
+        .client()
+        .request(tether_sdk::reqwest::Method::GET, &format!("/v1/ports/{port}/proxy/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    // Claude Code's Bash tool detached it from the agent's group; ending the session still ends it.
+    rig.server.client().delete_session(&s.id, false).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z")
+    {
+        assert!(std::time::Instant::now() < deadline, "the server the agent started outlived its session");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -415,3 +415,43 @@ async fn bad_requests_are_clear_4xx_problems() {
         assert_eq!(resp.status().as_u16(), 200);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dev_server_started_as_a_process_is_announced_previewed_and_closed() {
+    let server = TestServer::start_with(ServerOptions { ports_poll_ms: Some(100), ..Default::default() }).await;
+    let client = server.client();
+    let session = mock_session(&client).await;
+    std::fs::write(server.workspace().join("index.html"), "<h1>from the dev server</h1>").unwrap();
+    let port = tether_e2e::ports::free_port();
+    let mut stream = client.session_events(&session.id, Some(0));
+    let p = start(
+        &client,
+        json!({"command": "python3", "args": ["-m", "http.server", port.to_string(), "--bind", "127.0.0.1"],
+               "session_id": session.id, "title": "static files"}),
+    )
+    .await;
+    let got = tether_e2e::events::wait_for(&mut stream, WAIT, |e| e.event_type() == "port.opened").await;
+    let tether_sdk::EventBody::PortOpened(opened) = &got.last().unwrap().body else { unreachable!() };
+    assert_eq!(opened.port, port);
+    assert_eq!(opened.pid, Some(p.pid));
+    assert_eq!(opened.process_id.as_deref(), Some(p.id.as_str()));
+    assert_eq!(opened.session_id.as_deref(), Some(session.id.as_str()));
+    let ports: tether_protocol::PortList = send(client.request(Method::GET, "/v1/ports")).await.json().await.unwrap();
+    let listed = ports.ports.iter().find(|x| x.port == port).expect("listed");
+    assert_eq!(listed.process_id.as_deref(), Some(p.id.as_str()));
+    let page = send(client.request(Method::GET, &format!("/v1/ports/{port}/proxy/index.html"))).await;
+    assert_eq!(page.text().await.unwrap(), "<h1>from the dev server</h1>");
+
+    let resp = send(client.request(Method::DELETE, &format!("/v1/processes/{}", p.id))).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let got = tether_e2e::events::wait_for(&mut stream, WAIT, |e| e.event_type() == "port.closed").await;
+    let tether_sdk::EventBody::PortClosed(closed) = &got.last().unwrap().body else { unreachable!() };
+    assert_eq!((closed.port, closed.process_id.as_deref()), (port, Some(p.id.as_str())));
+    expect_problem(
+        send(client.request(Method::GET, &format!("/v1/ports/{port}/proxy/"))).await,
+        404,
+        "port_not_listening",
+        &[],
+    )
+    .await;
+}

@@ -15,6 +15,7 @@ pub mod error;
 mod events;
 mod fs;
 mod mcp;
+mod ports;
 mod processes;
 mod service;
 mod sessions;
@@ -83,6 +84,7 @@ where
         .merge(skills::router())
         .merge(ui::router())
         .merge(webhooks::router())
+        .merge(ports::router())
         .route("/mcp", mcp_endpoint(mcp))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
@@ -242,10 +244,28 @@ pub use tether_protocol::TOKEN_HEADER;
 /// Token auth on every route but `GET /v1/health` and the UI's files: the
 /// token comes in `X-Tether-Token` or as `Authorization: Bearer`; when both
 /// are sent, `X-Tether-Token` is the one checked.
+///
+/// Previews, for browsers that cannot send a header: opening a signed link
+/// (`/v1/ports/{port}/open`) needs no token, its signature is checked by the
+/// route; the cookie it sets lets requests into that port's preview
+/// (`/v1/ports/{port}/proxy…`, `/absproxy…`) and nowhere else. A preview
+/// request with a cookie that is not valid (expired, forged, another
+/// port's) and no valid token is a 403 `preview_link_invalid`.
 async fn auth(State(state): State<AppRef>, req: Request, next: Next) -> Response {
     let Some(token) = state.token.as_deref() else { return next.run(req).await };
-    if req.uri().path() == "/v1/health" || ui::is_ui_path(req.uri().path()) {
+    let path = req.uri().path();
+    if path == "/v1/health" || ui::is_ui_path(path) || ports::is_open_path(path) {
         return next.run(req).await;
+    }
+    let mut cookie_refused = None;
+    if let Some(port) = ports::preview_port(path) {
+        if let Some(value) = ports::cookie_of(req.headers(), port) {
+            let now = u64::try_from(crate::ids::now_ms() / 1000).unwrap_or(0);
+            match state.ports.check_cookie(port, &value, now) {
+                Ok(()) => return next.run(req).await,
+                Err(e) => cookie_refused = Some(ApiError::from(e)),
+            }
+        }
     }
     let headers = req.headers();
     let given = match headers.get(TOKEN_HEADER) {
@@ -255,13 +275,16 @@ async fn auth(State(state): State<AppRef>, req: Request, next: Next) -> Response
             ("bearer", bearer)
         }),
     };
-    match given {
-        Some((_, Some(t))) if crate::token::constant_time_eq(t.trim().as_bytes(), token.as_bytes()) => {
+    match (given, cookie_refused) {
+        (Some((_, Some(t))), _) if crate::token::constant_time_eq(t.trim().as_bytes(), token.as_bytes()) => {
             next.run(req).await
         }
-        Some((from, _)) => ApiError::unauthorized(format!("the {from} token is not valid")).into_response(),
-        None => ApiError::unauthorized("missing `Authorization: Bearer <token>` (or `X-Tether-Token: <token>`) header")
-            .into_response(),
+        (_, Some(refused)) => refused.into_response(),
+        (Some((from, _)), None) => ApiError::unauthorized(format!("the {from} token is not valid")).into_response(),
+        (None, None) => {
+            ApiError::unauthorized("missing `Authorization: Bearer <token>` (or `X-Tether-Token: <token>`) header")
+                .into_response()
+        }
     }
 }
 
@@ -434,6 +457,7 @@ impl TestApp {
                 send_timeout: crate::connections::DEFAULT_SEND_TIMEOUT,
             },
             max_streams_per_client: 8,
+            ports_poll: None,
         };
         let prepared = crate::serve::prepare(&config, Instant::now()).await.unwrap();
         TestApp {

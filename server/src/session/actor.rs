@@ -64,6 +64,12 @@ pub enum Command {
     KeepAwake {
         data: tether_protocol::ServerKeepAwake,
     },
+    /// A port the agent opened or closed (`crate::ports`): answers whether
+    /// it was written (not once the session has ended).
+    Port {
+        body: Box<tether_protocol::EventBody>,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// What the actor needs to (re)start its agent.
@@ -192,6 +198,9 @@ impl Actor {
                 }
             }
             Command::KeepAwake { data } => self.norm.keep_awake(data),
+            Command::Port { body, reply } => {
+                let _ = reply.send(self.norm.port(*body));
+            }
             Command::StoreStalled { stall } => {
                 if self.norm.status() == tether_protocol::SessionStatus::Running {
                     let (code, what) = match stall.kind {
@@ -320,6 +329,7 @@ impl Actor {
         match spawned {
             Ok(Ok(p)) => {
                 self.shared.metrics.agent_processes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.shared.agent_pid(&self.id, Some(p.pid));
                 self.proc = Some(p);
                 self.adapter.started();
                 self.norm.agent_ready();
@@ -377,6 +387,7 @@ impl Actor {
     async fn on_exit(&mut self, info: ExitInfo, expected: bool) {
         if self.proc.take().is_some() {
             self.shared.metrics.agent_processes.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            self.shared.agent_pid(&self.id, None);
         }
         self.interrupt_deadline = None;
         self.norm.agent_exited(info, expected);
@@ -395,6 +406,7 @@ impl Actor {
             self.on_line(&line);
         }
         self.shared.metrics.agent_processes.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared.agent_pid(&self.id, None);
         self.interrupt_deadline = None;
         self.norm.agent_exited(info.unwrap_or(ExitInfo { code: None, signal: Some(libc::SIGKILL) }), expected);
     }

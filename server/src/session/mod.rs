@@ -48,6 +48,9 @@ pub struct Sessions {
     /// (the read-only `/v1/sessions/{id}/terminal`), the last
     /// [`TERMINAL_BYTES`] of it, in memory.
     terminals: Mutex<HashMap<Arc<str>, Arc<crate::process::OutputLog>>>,
+    /// The pid of each live agent process, and its session (`crate::ports`
+    /// attributes a listening port to the session its pid leads).
+    agent_pids: Mutex<HashMap<i32, Arc<str>>>,
 }
 
 /// How much of an agent's PTY output a session's terminal keeps.
@@ -92,6 +95,7 @@ impl Sessions {
             boot_id: crate::ids::new_id("boot_"),
             actors: Mutex::new(HashMap::new()),
             terminals: Mutex::new(HashMap::new()),
+            agent_pids: Mutex::new(HashMap::new()),
         })
     }
 
@@ -113,6 +117,26 @@ impl Sessions {
         if let Ok(mut a) = self.actors.lock() {
             a.remove(id);
         }
+    }
+
+    /// The actor of `id` runs its agent as `pid` (`Some`), or no longer (`None`).
+    pub(crate) fn agent_pid(&self, id: &Arc<str>, pid: Option<i32>) {
+        if let Ok(mut pids) = self.agent_pids.lock() {
+            pids.retain(|_, s| s != id);
+            if let Some(pid) = pid {
+                pids.insert(pid, id.clone());
+            }
+        }
+    }
+
+    /// The live session whose agent process is `pid` (the leader of its process session).
+    pub fn session_of_agent_pid(&self, pid: i32) -> Option<String> {
+        self.agent_pids.lock().ok().and_then(|p| p.get(&pid).map(|s| s.to_string()))
+    }
+
+    /// Whether `id` has a live agent process.
+    pub fn agent_is_live(&self, id: &str) -> bool {
+        self.agent_pids.lock().is_ok_and(|p| p.values().any(|s| &**s == id))
     }
 
     fn actor(&self, id: &str) -> Option<mpsc::Sender<Command>> {
@@ -451,6 +475,7 @@ impl Sessions {
                 Err(e) => return Err(e),
             }
         }
+        sweep_tagged(vec![id.to_string()]).await;
         let session = self.get(id).await?.to_api();
         if purge {
             self.store.purge(id).await?;
@@ -512,6 +537,18 @@ impl Sessions {
         }
     }
 
+    /// Writes a `port.opened` or `port.closed` into the session `id`'s log;
+    /// false when it has no actor or has ended (the event is not written).
+    pub async fn notify_port(&self, id: &str, body: tether_protocol::EventBody) -> bool {
+        let Some(tx) = self.actor(id) else { return false };
+        let (reply, rx) = oneshot::channel();
+        if tx.send(Command::Port { body: Box::new(body), reply }).await.is_err() {
+            return false;
+        }
+        // An actor that stops before taking the command drops `reply`: not written.
+        rx.await.unwrap_or(false)
+    }
+
     /// After a stall of the store that lasted `limit` or longer, ends every
     /// turn that was running through it: an `error` (`store_full` or
     /// `store_unavailable`, retryable) and an interrupt through the actor's
@@ -547,8 +584,11 @@ impl Sessions {
 
     /// Stops every live session's agent (SIGTERM, then SIGKILL) and waits for it.
     pub async fn shutdown(&self) {
-        let actors: Vec<mpsc::Sender<Command>> =
-            self.actors.lock().map(|a| a.values().cloned().collect()).unwrap_or_default();
+        let (ids, actors): (Vec<String>, Vec<mpsc::Sender<Command>>) = self
+            .actors
+            .lock()
+            .map(|a| a.iter().map(|(id, tx)| (id.to_string(), tx.clone())).unzip())
+            .unwrap_or_default();
         let waits = actors.into_iter().map(|tx| async move {
             let (reply, rx) = oneshot::channel();
             if tx.send(Command::Shutdown { reply }).await.is_ok() {
@@ -556,11 +596,29 @@ impl Sessions {
             }
         });
         futures_util::future::join_all(waits).await;
+        sweep_tagged(ids).await;
         let _ = self.store.flush().await;
     }
 
     pub fn workspace(&self) -> &Path {
         &self.workspace
+    }
+}
+
+/// Kills what the sessions' agents started and detached from their process
+/// group (Claude Code's Bash tool runs each command in a new session, so a
+/// background server outlives the agent's group): every process that still
+/// carries one of their `TETHER_SESSION_ID`s.
+async fn sweep_tagged(ids: Vec<String>) {
+    if ids.is_empty() {
+        return;
+    }
+    let killed =
+        tokio::task::spawn_blocking(move || crate::process::kill_tagged(&ids.iter().map(String::as_str).collect()))
+            .await
+            .unwrap_or_default();
+    for (id, n) in killed {
+        tracing::info!(session = %id, processes = n, "ended what the session's agent left running");
     }
 }
 

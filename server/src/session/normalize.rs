@@ -726,6 +726,16 @@ impl Normalizer {
         self.emit(Source::Server, EventBody::ServerKeepAwake(data), vec![Effect::Quiet]);
     }
 
+    /// A port the agent opened or closed (`port.opened`, `port.closed`);
+    /// false, and nothing written, once the session has ended.
+    pub fn port(&mut self, body: EventBody) -> bool {
+        if matches!(self.status, SessionStatus::Ended | SessionStatus::Failed) {
+            return false;
+        }
+        self.emit(Source::Server, body, vec![]);
+        true
+    }
+
     /// The session is over for good: `session.status` ended, then `session.ended` (the last event).
     pub fn end(&mut self, reason: EndReason, message: Option<String>) {
         let status = match reason {

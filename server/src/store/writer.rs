@@ -5,6 +5,10 @@
 //! bounded queue fills and holds the agents back (their PTYs stop being
 //! read); control commands (create, purge, MCP and webhook writes), which cannot wait
 //! that long, are answered at once with the stall.
+//!
+//! The log `tether_protocol::SANDBOX_LOG` (events of no session, such as a
+//! port a process opened) has no row in `sessions`: its seqs follow its own
+//! newest event, and no session's derived state is touched by it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -190,8 +194,15 @@ impl Writer {
             for cmd in batch.iter_mut() {
                 match cmd {
                     WriteCmd::Append { session_id, events } => {
+                        let sandbox = &**session_id == tether_protocol::SANDBOX_LOG;
                         let mut last = match self.last_seq.get(session_id) {
                             Some(v) => *v,
+                            // The sandbox log has no session row: its last seq is its newest event's.
+                            None if sandbox => tx.query_row(
+                                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?1",
+                                [&**session_id],
+                                |r| r.get::<_, i64>(0),
+                            )? as u64,
                             None => {
                                 let v: Option<i64> = tx
                                     .query_row("SELECT last_seq FROM sessions WHERE id = ?1", [&**session_id], |r| {
@@ -229,12 +240,14 @@ impl Writer {
                                 json,
                                 ev.raw.as_deref()
                             ])?;
-                            for effect in &ev.effects {
-                                apply_effect(&tx, session_id, effect)?;
-                            }
-                            let at = touched.entry(session_id.clone()).or_default();
-                            if !ev.effects.iter().any(|e| matches!(e, Effect::Quiet)) {
-                                *at = Some(crate::ids::now_ms());
+                            if !sandbox {
+                                for effect in &ev.effects {
+                                    apply_effect(&tx, session_id, effect)?;
+                                }
+                                let at = touched.entry(session_id.clone()).or_default();
+                                if !ev.effects.iter().any(|e| matches!(e, Effect::Quiet)) {
+                                    *at = Some(crate::ids::now_ms());
+                                }
                             }
                             published.push(Arc::new(Committed {
                                 session_id: session_id.clone(),

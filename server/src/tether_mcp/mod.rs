@@ -34,13 +34,13 @@ use serde::Serialize;
 use serde_json::Value;
 use tether_protocol::tools::{
     AnswerPermissionArgs, AnswerQuestionArgs, DeleteSessionArgs, Done, Encoding, FileContent, GetEventsArgs,
-    ListSessionsArgs, NoArgs, PathArgs, ProcessArgs, ReadFileArgs, ReadOutputArgs, SendInputArgs, SendMessageArgs,
-    SessionArgs, SessionCreated, TurnProgress, WaitForTurnArgs, WriteFileArgs,
+    ListSessionsArgs, NoArgs, PathArgs, PreviewLinkArgs, ProcessArgs, ReadFileArgs, ReadOutputArgs, SendInputArgs,
+    SendMessageArgs, SessionArgs, SessionCreated, TurnProgress, WaitForTurnArgs, WriteFileArgs,
 };
 use tether_protocol::{
     AgentList, CreateSession, EventPage, FsEntries, FsEntry, MessageAccepted, Part, QuestionReply, Session, SessionList,
 };
-use tether_protocol::{CreateProcess, Process, ProcessEnd, ProcessList, ProcessOutput, Screen};
+use tether_protocol::{CreateProcess, PortList, PreviewLink, Process, ProcessEnd, ProcessList, ProcessOutput, Screen};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
@@ -261,6 +261,19 @@ pub fn catalog() -> &'static [Tool] {
                  record with the exit.",
                 destroy(),
             ),
+            tool::<NoArgs, PortList>(
+                "list_ports",
+                "The TCP ports listening in the sandbox (tether's own excluded), each with the pid, process_id and \
+                 session_id that own it where the server can see them.",
+                read(),
+            ),
+            tool::<PreviewLinkArgs, PreviewLink>(
+                "create_preview_link",
+                "A signed, expiring link (path on tether's own address, no token in it) that opens the server on \
+                 `port` in a browser: give it to the user. ttl_secs (default 3600), style proxy (the app sees \
+                 `/`) or absproxy (the app sees `/v1/ports/PORT/absproxy/…`), path inside the app.",
+                write(),
+            ),
         ]
     })
 }
@@ -276,6 +289,8 @@ pub enum ToolError {
     Fs(#[from] FsError),
     #[error(transparent)]
     Exec(#[from] crate::exec::ExecError),
+    #[error(transparent)]
+    Ports(#[from] crate::ports::PortError),
     /// The arguments did not decode (the sentence names the field).
     #[error("{0}")]
     Arguments(String),
@@ -307,6 +322,7 @@ impl AsProblem for ToolError {
             ToolError::Session(e) => e.code(),
             ToolError::Fs(e) => e.code(),
             ToolError::Exec(e) => e.code(),
+            ToolError::Ports(e) => e.code(),
             ToolError::Arguments(_) | ToolError::Timeout { .. } | ToolError::MaxBytes { .. } | ToolError::Base64(_) => {
                 ErrorCode::InvalidRequest
             }
@@ -323,6 +339,7 @@ impl AsProblem for ToolError {
             ToolError::Session(e) => e.status(),
             ToolError::Fs(e) => e.status(),
             ToolError::Exec(e) => e.status(),
+            ToolError::Ports(e) => e.status(),
             other => crate::error::status_of(other.code()),
         }
     }
@@ -332,6 +349,7 @@ impl AsProblem for ToolError {
             ToolError::Session(e) => e.detail(),
             ToolError::Fs(e) => e.detail(),
             ToolError::Exec(e) => e.detail(),
+            ToolError::Ports(e) => e.detail(),
             other => other.to_string(),
         }
     }
@@ -466,6 +484,15 @@ impl Tools {
                 let entry = self.app.processes.get(&a.process_id)?;
                 json(&entry.stop(ProcessEnd::Stopped).await)
             }
+            "list_ports" => {
+                let NoArgs {} = args(arguments)?;
+                json(&self.app.ports.list())
+            }
+            "create_preview_link" => {
+                let a: PreviewLinkArgs = args(arguments)?;
+                let now_ms = u64::try_from(crate::ids::now_ms()).unwrap_or(0);
+                json(&self.app.ports.create_link(a.port, a.link(), now_ms).await?)
+            }
             _ => Err(ToolError::NoTool { name: name.to_string() }),
         }
     }
@@ -598,7 +625,7 @@ mod tests {
     #[test]
     fn every_tool_has_an_object_input_schema_and_an_output_schema() {
         let tools = catalog();
-        assert_eq!(tools.len(), 19);
+        assert_eq!(tools.len(), 21);
         for t in tools {
             assert_eq!(t.input_schema.get("type").and_then(Value::as_str), Some("object"), "{}", t.name);
             let output = t.output_schema.as_ref().unwrap_or_else(|| panic!("{} has no output schema", t.name));

@@ -8,7 +8,8 @@
 //!
 //! What a turn does is chosen by the first `[mock:...]` tag in the user text:
 //! `text` (the default), `tool`, `permission`, `question`, `slow`, `error`,
-//! `crash`, `flood:N`, `timed:N`, `echo-size`. Replies are deterministic
+//! `crash`, `flood:N`, `timed:N`, `echo-size`, `mcp`, `skills`, and
+//! `bash` (a `Bash` call running the rest of the text as a command). Replies are deterministic
 //! (`Mock reply to turn N: <echo>`), only ids are random.
 //!
 //! Layout: `launch` is how the server starts it (the server side);

@@ -181,7 +181,8 @@ impl<W: Write> Mock<W> {
                 self.text_reply(&mut t, reply)
             }
             Tag::EchoSize => self.text_reply(&mut t, tag::echo_size_text(text)),
-            Tag::Tool => self.tool(&mut t),
+            Tag::Tool => self.tool(&mut t, TOOL_COMMAND),
+            Tag::Bash => self.tool(&mut t, &tag::untagged(text)),
             Tag::Permission => self.permission(&mut t),
             Tag::Question => self.question(&mut t),
             Tag::Slow => self.slow(&mut t),
@@ -220,10 +221,12 @@ impl<W: Write> Mock<W> {
         Ok(Ending::Reply(reply))
     }
 
-    fn tool(&mut self, t: &mut Turn) -> Result<Ending, Stop> {
-        let input = json!({"command": TOOL_COMMAND, "description": "Print a line"});
+    /// A `Bash` call of `command`, run for real in the session's cwd.
+    fn tool(&mut self, t: &mut Turn, command: &str) -> Result<Ending, Stop> {
+        let description = if command == TOOL_COMMAND { "Print a line" } else { "Run a command" };
+        let input = json!({"command": command, "description": description});
         let tool_id = self.tool_use_message(t, "Bash", &input)?;
-        let (stdout, stderr, failed) = run_shell(TOOL_COMMAND, &self.cfg.cwd);
+        let (stdout, stderr, failed) = run_shell(command, &self.cfg.cwd);
         let content = if failed && stdout.is_empty() { stderr.clone() } else { stdout.clone() };
         let structured = json!({"stdout": stdout, "stderr": stderr, "interrupted": false, "isImage": false});
         self.tool_result(&tool_id, &content, failed, structured)?;

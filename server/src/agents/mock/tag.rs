@@ -24,6 +24,10 @@ pub enum Tag {
     Mcp,
     /// A reply naming the MCP servers and skills the mock was given.
     Skills,
+    /// A `Bash` tool call running the rest of the user text as a shell
+    /// command (`[mock:bash] python3 -m http.server 8000 &`), as an agent
+    /// runs what it decided to.
+    Bash,
 }
 
 impl Tag {
@@ -39,6 +43,7 @@ impl Tag {
             "echo-size" => Tag::EchoSize,
             "mcp" => Tag::Mcp,
             "skills" => Tag::Skills,
+            "bash" => Tag::Bash,
             _ => match name.split_once(':')? {
                 ("flood", n) => Tag::Flood(n.parse().ok()?),
                 ("timed", n) => Tag::Timed(n.parse().ok()?),
@@ -72,12 +77,17 @@ pub fn tag_of(text: &str) -> Tag {
 
 /// The user text without its tag, trimmed, cut to 40 characters.
 pub fn echo(text: &str) -> String {
+    let cut: String = untagged(text).chars().take(40).collect();
+    cut.trim_end().to_string()
+}
+
+/// The user text without its tag, trimmed: `[mock:bash]`'s command.
+pub fn untagged(text: &str) -> String {
     let stripped = match find_tag(text) {
         Some((_, span)) => format!("{}{}", &text[..span.start], &text[span.end..]),
         None => text.to_string(),
     };
-    let cut: String = stripped.trim().chars().take(40).collect();
-    cut.trim_end().to_string()
+    stripped.trim().to_string()
 }
 
 /// The `[mock:text]` reply: `Mock reply to turn N: <echo>`.
@@ -135,6 +145,11 @@ mod tests {
         assert_eq!(tag_of("[mock:error]"), Tag::Error);
         assert_eq!(tag_of("[mock:crash]"), Tag::Crash);
         assert_eq!(tag_of("[mock:echo-size] xxx"), Tag::EchoSize);
+        assert_eq!(tag_of("[mock:bash] ls -l"), Tag::Bash);
+        assert_eq!(
+            untagged("[mock:bash]  python3 -m http.server 8000 >/dev/null 2>&1 & "),
+            "python3 -m http.server 8000 >/dev/null 2>&1 &"
+        );
         assert_eq!(tag_of("[mock:flood:200000]"), Tag::Flood(200_000));
         assert_eq!(tag_of("[mock:flood:0]"), Tag::Flood(0));
         assert_eq!(tag_of("[mock:timed:500]"), Tag::Timed(500));
