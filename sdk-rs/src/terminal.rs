@@ -187,8 +187,9 @@ impl Terminal {
         self.control(&TerminalControl::Replay { after }).await
     }
 
-    /// Closes the connection (the process goes on).
-    pub async fn close(mut self) -> Result<()> {
+    /// Closes the connection (the process goes on); no frame follows.
+    pub async fn close(&mut self) -> Result<()> {
+        self.done = true;
         self.ws.close(None).await.map_err(ws_error)
     }
 
