@@ -26,6 +26,7 @@ mod opencode;
 mod orchestrate;
 mod pause;
 mod processes;
+mod processes_client;
 mod recovery;
 mod release;
 mod remote;
