@@ -273,3 +273,63 @@ async fn tether_ports_lists_a_listening_port_and_makes_a_preview_link() {
 
     client.delete_process(&p.id).await.unwrap();
 }
+
+/// The terminal goes wherever the client's requests go: here through the
+/// Sprites TCP proxy's relay. A cut tunnel is a lost terminal, and a
+/// reattach from its offset goes on without a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_through_the_sprites_proxy_survives_a_cut_tunnel() {
+    use tether_e2e::remote::FakeSpritesProxy;
+    use tether_sdk::sprites::SpritesProxy;
+    let server = TestServer::start_with(ServerOptions::with_token(TOKEN)).await;
+    let proxy = FakeSpritesProxy::start("my-sprite", "sprites-token", None).await;
+    let client = Client::through_sprites_proxy(
+        SpritesProxy::new("my-sprite", "sprites-token")
+            .with_api_url(&proxy.url)
+            .with_target("localhost", server.port()),
+    )
+    .unwrap()
+    .with_token(TOKEN);
+    let p = client
+        .create_process(&script("i=0; while [ $i -lt 200 ]; do i=$((i+1)); echo cut-$i; sleep 0.01; done"))
+        .await
+        .unwrap();
+    let mut first = client.attach_terminal(&p.id, &TerminalQuery::default()).await.unwrap();
+    let (mut seen, _) = read_terminal(&mut first, |b| contains(b, "cut-10\n")).await;
+    proxy.cut_all();
+    // Frames already on their way may still come; then the loss.
+    loop {
+        match tokio::time::timeout(SHOWN, first.next_frame()).await.expect("the cut is seen") {
+            Some(Ok(TerminalFrame::Output { bytes, .. })) => seen.extend_from_slice(&bytes),
+            Some(Err(e)) => {
+                assert!(matches!(e, tether_sdk::Error::WebSocket(_)), "{e:?}");
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(first.offset(), seen.len() as u64);
+    let after = TerminalQuery { after: Some(first.offset()), read_only: None };
+    let mut second = client.attach_terminal(&p.id, &after).await.unwrap();
+    let (rest, code) = read_terminal(&mut second, |_| false).await;
+    assert_eq!(code, Some(0));
+    seen.extend_from_slice(&rest);
+    let whole = client.process_output_bytes(&p.id, &OutputQuery::default()).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&seen), String::from_utf8_lossy(&whole.bytes));
+}
+
+/// A session's agent PTY, read-only, through the same helper.
+#[tokio::test]
+async fn a_session_terminal_attaches_read_only() {
+    let server = TestServer::start_with(ServerOptions::with_token(TOKEN)).await;
+    let client = server.client();
+    let session =
+        client.create_session(&tether_sdk::CreateSession { agent: "mock".into(), ..Default::default() }).await.unwrap();
+    let mut terminal = client.session_terminal(&session.id, &TerminalQuery::default()).await.unwrap();
+    let first = tokio::time::timeout(SHOWN, terminal.next_frame()).await.unwrap().unwrap().unwrap();
+    assert!(matches!(first, TerminalFrame::Attached { read_only: true, .. }), "{first:?}");
+    let err = client.session_terminal("ses_nope", &TerminalQuery::default()).await.unwrap_err();
+    assert_eq!(err.status(), Some(404), "{err:?}");
+    let err = client.attach_terminal("prc_nope", &TerminalQuery::default()).await.unwrap_err();
+    assert_eq!(err.status(), Some(404), "{err:?}");
+}
