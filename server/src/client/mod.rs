@@ -129,9 +129,7 @@ pub enum ClientCommand {
         #[arg(long)]
         purge: bool,
     },
-    /// A shell (or COMMAND) in the sandbox, on this terminal. Ctrl-\ then d detaches: the process goes on,
-    /// and `tether sh --attach prc_…` comes back to it with its history (Ctrl-\ twice sends one Ctrl-\).
-    /// Exits with the process's exit code when it ends.
+    /// A shell (or COMMAND) in the sandbox, on this terminal; Ctrl-\ then d detaches, `--attach` comes back.
     #[command(
         after_help = "Detach: Ctrl-\\ then d (the process goes on; reattach with `tether sh --attach prc_…`).\n\
                       Ctrl-\\ twice sends one Ctrl-\\ to the process.\n\
@@ -148,6 +146,7 @@ pub enum ClientCommand {
     Ps {
         #[command(flatten)]
         connect: ConnectArgs,
+        /// The list as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -156,6 +155,7 @@ pub enum ClientCommand {
     Ports {
         #[command(flatten)]
         connect: ConnectArgs,
+        /// The list (or the link) as JSON.
         #[arg(long, global = true)]
         json: bool,
         #[command(subcommand)]
