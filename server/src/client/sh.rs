@@ -162,6 +162,12 @@ async fn pump(terminal: &mut tether_sdk::Terminal, tty: bool) -> Result<End, Com
     } else {
         None
     };
+    // Killed or hung up: leave as on a detach, so the local terminal gets its settings back.
+    let signal = |kind| {
+        tokio::signal::unix::signal(kind).map_err(|e| CommandError::Usage(format!("cannot handle signals: {e}")))
+    };
+    let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hangup = signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut out = std::io::stdout();
     let mut exited = None;
     // In raw mode a line needs its own carriage return.
@@ -211,6 +217,8 @@ async fn pump(terminal: &mut tether_sdk::Terminal, tty: bool) -> Result<End, Com
                 }
                 None => stdin_open = false,
             },
+            _ = term.recv() => return Ok(End::Detached),
+            _ = hangup.recv() => return Ok(End::Detached),
             Some(()) = async { winch.as_mut()?.recv().await }, if winch.is_some() => {
                 if let Some((cols, rows)) = terminal_size(&std::io::stdin()) {
                     if let Err(why) = terminal.resize(cols, rows).await {
