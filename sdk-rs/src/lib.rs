@@ -21,7 +21,11 @@
 //! [`protocol`]); query strings are its query structs too
 //! (`EventPageQuery`, `FsPathQuery`, …), never pairs built here. Every non-2xx answer becomes [`Error::Api`] with its
 //! problem details. Event streams ([`EventStream`]) reconnect by themselves
-//! and never yield a duplicate.
+//! and never yield a duplicate. Processes run beside the agents
+//! ([`Client::create_process`]) are attached to as terminals
+//! ([`Client::attach_terminal`], a [`Terminal`] that counts output offsets
+//! so a reattach gets exactly what was missed), over every transport the
+//! client has.
 //!
 //! Redirects are never followed: a client that follows one sends tether's
 //! token on to wherever it points (HTTP libraries strip `Authorization`
