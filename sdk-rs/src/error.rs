@@ -53,6 +53,10 @@ pub enum Error {
     /// A helper's deadline passed first (`wait_for_status`, `run_turn`).
     #[error("timed out: {0}")]
     Timeout(String),
+    /// A terminal's WebSocket failed, or closed before the process ended:
+    /// reattach after the terminal's last offset.
+    #[error("terminal WebSocket: {0}")]
+    WebSocket(String),
 }
 
 /// `Result` with this crate's [`Error`].
@@ -65,7 +69,12 @@ impl Error {
         match self {
             Error::Api { problem, .. } => Some(problem.code()),
             Error::CursorAhead(_) => Some("cursor_ahead"),
-            Error::Http(_) | Error::Decode(_) | Error::Tunnel(_) | Error::Timeout(_) | Error::SessionEnded(_) => None,
+            Error::Http(_)
+            | Error::Decode(_)
+            | Error::Tunnel(_)
+            | Error::Timeout(_)
+            | Error::SessionEnded(_)
+            | Error::WebSocket(_) => None,
         }
     }
 
@@ -75,7 +84,12 @@ impl Error {
         match self {
             Error::Api { code, .. } => Some(*code),
             Error::CursorAhead(_) => Some(ErrorCode::CursorAhead),
-            Error::Http(_) | Error::Decode(_) | Error::Tunnel(_) | Error::Timeout(_) | Error::SessionEnded(_) => None,
+            Error::Http(_)
+            | Error::Decode(_)
+            | Error::Tunnel(_)
+            | Error::Timeout(_)
+            | Error::SessionEnded(_)
+            | Error::WebSocket(_) => None,
         }
     }
 
@@ -93,7 +107,7 @@ impl Error {
                         ErrorCode::Starting | ErrorCode::StoreUnavailable | ErrorCode::InsufficientStorage
                     )
             }
-            Error::Timeout(_) => true,
+            Error::Timeout(_) | Error::WebSocket(_) => true,
             Error::CursorAhead(_) | Error::Decode(_) | Error::Tunnel(_) | Error::SessionEnded(_) => false,
         }
     }
@@ -106,7 +120,9 @@ impl Error {
             Error::Api { status, .. } => Some(*status),
             Error::CursorAhead(_) => Some(409),
             Error::Http(e) => e.status().map(|s| s.as_u16()),
-            Error::Decode(_) | Error::Tunnel(_) | Error::Timeout(_) | Error::SessionEnded(_) => None,
+            Error::Decode(_) | Error::Tunnel(_) | Error::Timeout(_) | Error::SessionEnded(_) | Error::WebSocket(_) => {
+                None
+            }
         }
     }
 }

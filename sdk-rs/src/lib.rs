@@ -21,7 +21,11 @@
 //! [`protocol`]); query strings are its query structs too
 //! (`EventPageQuery`, `FsPathQuery`, …), never pairs built here. Every non-2xx answer becomes [`Error::Api`] with its
 //! problem details. Event streams ([`EventStream`]) reconnect by themselves
-//! and never yield a duplicate.
+//! and never yield a duplicate. Processes run beside the agents
+//! ([`Client::create_process`]) are attached to as terminals
+//! ([`Client::attach_terminal`], a [`Terminal`] that counts output offsets
+//! so a reattach gets exactly what was missed), over every transport the
+//! client has.
 //!
 //! Redirects are never followed: a client that follows one sends tether's
 //! token on to wherever it points (HTTP libraries strip `Authorization`
@@ -34,11 +38,15 @@
 mod error;
 pub mod fs;
 pub mod mcp;
+mod ports;
+mod processes;
 mod skills;
 #[cfg(feature = "sprites")]
 pub mod sprites;
 pub mod sse;
 mod stream;
+#[cfg(feature = "terminal")]
+pub mod terminal;
 mod turn;
 
 use std::fmt;
@@ -51,8 +59,11 @@ pub use tether_protocol as protocol;
 pub use tether_protocol::*;
 
 pub use error::{Error, Result, UNKNOWN_PROBLEM_TYPE};
+pub use processes::OutputBytes;
 pub use reqwest;
 pub use stream::EventStream;
+#[cfg(feature = "terminal")]
+pub use terminal::{Terminal, TerminalFrame};
 pub use turn::{AllowAll, DecideWith, Decider, DenyAll, TurnOptions, TurnReport};
 
 use stream::CursorKind;
@@ -71,7 +82,18 @@ pub struct Client {
     /// The Sprites transport's local relay, alive as long as a clone is.
     #[cfg(feature = "sprites")]
     relay: Option<Arc<sprites::Relay>>,
+    /// How `http` was built (`None`: the caller gave it), kept so that the
+    /// terminal WebSocket gets an HTTP/1.1-only twin of it: an upgrade is
+    /// HTTP/1.1, and a TLS server may otherwise pick HTTP/2.
+    recipe: Option<Recipe>,
+    /// That twin, built on the first attach and shared by the clones.
+    #[cfg(feature = "terminal")]
+    upgrade_http: Arc<std::sync::OnceLock<reqwest::Client>>,
 }
+
+/// Makes the builder of a client's `reqwest::Client` (transport, TLS roots,
+/// options) afresh.
+type Recipe = Arc<dyn Fn() -> reqwest::ClientBuilder + Send + Sync>;
 
 /// Which header carries tether's token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -100,7 +122,36 @@ impl Client {
             edge_token: None,
             #[cfg(feature = "sprites")]
             relay: None,
+            recipe: Some(Arc::new(client_builder)),
+            #[cfg(feature = "terminal")]
+            upgrade_http: Arc::default(),
         }
+    }
+
+    /// Rebuilds the HTTP client with these options (timeouts, a proxy, …)
+    /// applied to the builder the SDK made it from, so that it keeps the
+    /// SDK's redirect policy, its transport (the Sprites relay) and its TLS
+    /// roots. The terminal WebSocket gets them too. For a client given with
+    /// [`with_http_client`](Self::with_http_client), they apply to a fresh
+    /// SDK builder instead.
+    pub fn with_http_options(
+        mut self,
+        options: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static,
+    ) -> Result<Client> {
+        let base: Recipe = self.recipe.take().unwrap_or_else(|| Arc::new(client_builder));
+        let recipe: Recipe = Arc::new(move || options(base()));
+        Ok(self.with_recipe(recipe)?)
+    }
+
+    /// Builds `http` from `recipe` and keeps the recipe.
+    fn with_recipe(mut self, recipe: Recipe) -> reqwest::Result<Client> {
+        self.http = http_client(|| recipe())?;
+        self.recipe = Some(recipe);
+        #[cfg(feature = "terminal")]
+        {
+            self.upgrade_http = Arc::default();
+        }
+        Ok(self)
     }
 
     /// A client of the tether inside the Sprite `name`, through the Sprites
@@ -121,11 +172,13 @@ impl Client {
     pub fn through_sprites_proxy(proxy: sprites::SpritesProxy) -> Result<Client> {
         let saved = sprites::saved_token(proxy.sprite());
         let relay = sprites::Relay::start(proxy)?;
-        let http = http_client(|| client_builder().unix_socket(relay.socket.as_path()))
-            .map_err(|e| Error::Tunnel(format!("cannot build the HTTP client: {e}")))?;
+        let socket = relay.socket.clone();
+        let recipe: Recipe = Arc::new(move || client_builder().unix_socket(socket.as_path()));
         // The host is not used to connect (the relay's socket is); it is the
         // `Host` tether sees, and a loopback name is one it serves without a token.
-        let mut client = Client::new("http://localhost").with_http_client(http);
+        let mut client = Client::new("http://localhost")
+            .with_recipe(recipe)
+            .map_err(|e| Error::Tunnel(format!("cannot build the HTTP client: {e}")))?;
         client.relay = Some(Arc::new(relay));
         client.token = saved.map(Into::into);
         Ok(client)
@@ -160,14 +213,26 @@ impl Client {
     /// SDK still acts on no redirect: a 3xx it gets, or an answer that came
     /// from another URL than the one asked (a redirect the client followed),
     /// is an [`Error::Api`] (`sprites_token_refused` or `redirected`).
+    ///
+    /// That client also carries the terminal WebSocket
+    /// ([`attach_terminal`](Self::attach_terminal)): an upgrade needs
+    /// HTTP/1.1, so give one built with `http1_only()` if the server (or an
+    /// edge in front of it) speaks HTTP/2 over TLS; or prefer
+    /// [`with_http_options`](Self::with_http_options).
     pub fn with_http_client(mut self, http: reqwest::Client) -> Client {
         self.http = http;
+        self.recipe = None;
+        #[cfg(feature = "terminal")]
+        {
+            self.upgrade_http = Arc::default();
+        }
         self
     }
 
     /// Also trusts this root certificate (DER) for `https://`, besides the
     /// platform's roots (a private CA in front of tether), with the SDK's
-    /// own HTTP client (no redirects). Replaces a client given with
+    /// own HTTP client (no redirects; options given with
+    /// [`with_http_options`](Self::with_http_options) are kept). Replaces a client given with
     /// [`with_http_client`](Self::with_http_client). A client through the
     /// Sprites proxy keeps its own (its TLS is the proxy's: see
     /// `SpritesProxy::with_root_certificate`).
@@ -178,8 +243,8 @@ impl Client {
             return Ok(self);
         }
         let cert = reqwest::Certificate::from_der(der.as_ref())?;
-        self.http = http_client(|| client_builder().tls_certs_merge([cert.clone()]))?;
-        Ok(self)
+        let base: Recipe = self.recipe.take().unwrap_or_else(|| Arc::new(client_builder));
+        Ok(self.with_recipe(Arc::new(move || base().tls_certs_merge([cert.clone()])))?)
     }
 
     /// The base URL, without a trailing `/`.
@@ -191,7 +256,12 @@ impl Client {
     /// allowed) with the auth header set: the escape hatch for routes this
     /// client does not wrap.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let mut request = self.http.request(method, format!("{}{}", self.base_url, path));
+        self.request_on(&self.http, method, path)
+    }
+
+    /// [`request`](Self::request) on another `reqwest` client.
+    fn request_on(&self, http: &reqwest::Client, method: Method, path: &str) -> RequestBuilder {
+        let mut request = http.request(method, format!("{}{}", self.base_url, path));
         if let Some(edge) = &self.edge_token {
             request = request.bearer_auth(edge);
         }

@@ -27,6 +27,7 @@ mod orchestrate;
 mod pause;
 mod ports;
 mod processes;
+mod processes_client;
 mod recovery;
 mod release;
 mod remote;

@@ -292,6 +292,9 @@ pub fn describe(e: &SdkError, target: &Target) -> (u8, String) {
         ),
         SdkError::CursorAhead(reset) => (exit::REFUSED, store_restored(reset)),
         SdkError::SessionEnded(id) => (exit::TURN_FAILED, format!("the session {id} ended.")),
+        SdkError::WebSocket(why) => {
+            (exit::UNREACHABLE, format!("the terminal connection to {} was lost ({why}).", target.tether()))
+        }
     }
 }
 

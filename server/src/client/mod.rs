@@ -1,4 +1,5 @@
-//! The terminal client: `tether run|sessions|show|send|events|rm`, talking
+//! The terminal client: `tether run|sessions|show|send|events|rm`, the
+//! sandbox's `tether sh|ps|ports`, talking
 //! to any tether (a URL, or a Sprite through the Sprites proxy) with
 //! tether-sdk. No store is opened and no server started: a client command
 //! is an HTTP request or two on a single-threaded runtime.
@@ -8,9 +9,11 @@
 //! problem is printed: not found, conflict, unauthorized, …); 4 the server
 //! could not be reached; 130 interrupted with Ctrl-C.
 
+mod computer;
 mod failure;
 mod render;
 mod run;
+mod sh;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -35,27 +38,27 @@ pub mod exit {
 #[derive(clap::Args, Clone)]
 pub struct ConnectArgs {
     /// The server's base URL (http:// or https://).
-    #[arg(long, env = "TETHER_URL", default_value = "http://127.0.0.1:7419")]
+    #[arg(long, global = true, env = "TETHER_URL", default_value = "http://127.0.0.1:7419")]
     url: String,
     /// The server's token.
-    #[arg(long, env = "TETHER_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "TETHER_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Read the server's token from this file.
-    #[arg(long, conflicts_with = "token")]
+    #[arg(long, global = true, conflicts_with = "token")]
     token_file: Option<PathBuf>,
     /// Reach the tether inside this Sprite through the Sprites TCP proxy (instead of --url). With no
     /// token given, the one `tether sprite deploy` saved for this Sprite is sent.
-    #[arg(long, env = "TETHER_SPRITE")]
+    #[arg(long, global = true, env = "TETHER_SPRITE")]
     sprite: Option<String>,
     /// The Sprites token: for --sprite, or for a Sprite URL given as --url (its edge takes it
     /// as the bearer; tether's token then goes as X-Tether-Token).
-    #[arg(long, env = "SPRITES_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "SPRITES_TOKEN", hide_env_values = true)]
     sprites_token: Option<String>,
     /// The Sprites API, for --sprite (wss://… or https://…).
-    #[arg(long, env = "SPRITES_API_URL", default_value = tether_sdk::sprites::DEFAULT_API_URL)]
+    #[arg(long, global = true, env = "SPRITES_API_URL", default_value = tether_sdk::sprites::DEFAULT_API_URL)]
     sprites_api: String,
     /// The port tether serves on inside the Sprite, for --sprite.
-    #[arg(long, default_value_t = tether_sdk::sprites::DEFAULT_PORT)]
+    #[arg(long, global = true, default_value_t = tether_sdk::sprites::DEFAULT_PORT)]
     sprite_port: u16,
 }
 
@@ -126,6 +129,38 @@ pub enum ClientCommand {
         #[arg(long)]
         purge: bool,
     },
+    /// A shell (or COMMAND) in the sandbox, on this terminal; Ctrl-\ then d detaches, `--attach` comes back.
+    #[command(
+        after_help = "Detach: Ctrl-\\ then d (the process goes on; reattach with `tether sh --attach prc_…`).\n\
+                      Ctrl-\\ twice sends one Ctrl-\\ to the process.\n\
+                      The exit code is the process's (128 + the signal's number when a signal ended it);\n\
+                      4 when the connection is lost (the message says how to reattach)."
+    )]
+    Sh {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(flatten)]
+        args: sh::ShArgs,
+    },
+    /// List the processes run in the sandbox (`tether sh`, the agents' tools, the API): id, status, pid, age, title.
+    Ps {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// The list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The TCP ports listening in the sandbox, with their owners and preview paths; `tether ports link PORT`
+    /// makes a preview link a browser opens without a token.
+    Ports {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// The list (or the link) as JSON.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: Option<computer::PortsCommand>,
+    },
 }
 
 /// Runs a client command.
@@ -141,6 +176,9 @@ pub fn main(command: ClientCommand) -> ExitCode {
         };
         let outcome = match command {
             ClientCommand::Run { args, .. } => return run::run(&client, &target, args).await,
+            ClientCommand::Sh { args, .. } => return sh::sh(&client, &target, args).await,
+            ClientCommand::Ps { json, .. } => computer::ps(&client, json).await,
+            ClientCommand::Ports { json, command, .. } => computer::ports(&client, json, command).await,
             ClientCommand::Events { session, follow, after, text, .. } => {
                 events(&client, &session, follow, after, text).await
             }
@@ -177,7 +215,10 @@ impl ClientCommand {
             | ClientCommand::Show { connect, .. }
             | ClientCommand::Send { connect, .. }
             | ClientCommand::Events { connect, .. }
-            | ClientCommand::Rm { connect, .. } => connect,
+            | ClientCommand::Rm { connect, .. }
+            | ClientCommand::Sh { connect, .. }
+            | ClientCommand::Ps { connect, .. }
+            | ClientCommand::Ports { connect, .. } => connect,
         }
     }
 }
@@ -236,11 +277,7 @@ impl ConnectArgs {
 /// not after the system's own (minutes). Like the SDK's own client, it
 /// follows no redirect: one would carry the tether token elsewhere.
 fn with_connect_timeout(client: Client) -> Client {
-    let builder = || tether_sdk::client_builder().connect_timeout(failure::CONNECT_TIMEOUT);
-    match tether_sdk::http_client(builder) {
-        Ok(http) => client.with_http_client(http),
-        Err(_) => client,
-    }
+    client.clone().with_http_options(|b| b.connect_timeout(failure::CONNECT_TIMEOUT)).unwrap_or(client)
 }
 
 /// `tether sessions`.

@@ -38,6 +38,8 @@ pub use sys::{
     limit_malloc_arenas, monotonic_and_boot_clocks, raise_open_files_limit, release_free_memory, signal_group,
     signal_pid,
 };
+/// For the terminal client (`tether sh`).
+pub use sys::{terminal_size, RawTerminal};
 
 /// The environment variable that tags every process of a session (inherited
 /// by all descendants), so a restarted server can find leftovers.

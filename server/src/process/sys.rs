@@ -224,3 +224,51 @@ pub fn monotonic_and_boot_clocks() -> Option<(std::time::Duration, std::time::Du
 pub fn monotonic_and_boot_clocks() -> Option<(std::time::Duration, std::time::Duration)> {
     None
 }
+
+/// The size (columns, rows) of the terminal `fd` is on; `None` when it is
+/// not a terminal or reports no size.
+pub fn terminal_size(fd: &impl AsRawFd) -> Option<(u16, u16)> {
+    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: valid fd and a valid out-pointer to a winsize.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } != 0 {
+        return None;
+    }
+    (ws.ws_col > 0 && ws.ws_row > 0).then_some((ws.ws_col, ws.ws_row))
+}
+
+/// A terminal put in raw mode (no echo, no line editing, no signals from
+/// keys, no output processing) for as long as this lives: dropping it puts
+/// back the settings it found.
+pub struct RawTerminal {
+    fd: RawFd,
+    saved: libc::termios,
+}
+
+impl RawTerminal {
+    /// Puts the terminal `fd` is on in raw mode. `fd` must stay open while
+    /// the guard lives (stdin, for the terminal client).
+    pub fn enter(fd: &impl AsRawFd) -> io::Result<RawTerminal> {
+        let fd = fd.as_raw_fd();
+        // SAFETY: termios is plain data; tcgetattr fills it from a valid fd.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: valid fd and pointer.
+        if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut raw = saved;
+        // SAFETY: raw was initialised by tcgetattr.
+        unsafe { libc::cfmakeraw(&mut raw) };
+        // SAFETY: valid fd and termios.
+        if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &raw) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(RawTerminal { fd, saved })
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        // SAFETY: the fd the settings were read from, and the termios tcgetattr filled.
+        unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
+    }
+}
