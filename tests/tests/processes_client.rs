@@ -235,7 +235,8 @@ async fn tether_sh_detaches_and_reattaches_with_the_history() {
 
 #[tokio::test]
 async fn tether_ports_lists_a_listening_port_and_makes_a_preview_link() {
-    let server = TestServer::start_with(ServerOptions::with_token(TOKEN)).await;
+    let server =
+        TestServer::start_with(ServerOptions { ports_poll_ms: Some(100), ..ServerOptions::with_token(TOKEN) }).await;
     let client = server.client();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let body = CreateProcess {
