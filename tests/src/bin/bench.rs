@@ -317,6 +317,38 @@ async fn terminal_attach(server: &TestServer, n: usize) -> (f64, f64, f64) {
     (percentile(&to_attached, 50.0), percentile(&to_history, 50.0), percentile(&to_history, 99.0))
 }
 
+/// A socket starts listening: the time until `port.opened` reaches a client
+/// of the global stream (the server polls `/proc/net/tcp` every 250 ms, its
+/// default). Median and p99 of `n`.
+async fn port_detection(n: usize) -> (f64, f64) {
+    let server =
+        TestServer::start_with(tether_e2e::ServerOptions { ports_poll_ms: Some(250), ..Default::default() }).await;
+    let client = server.client();
+    let mut stream = client.all_events(None);
+    let mut took = Vec::new();
+    for _ in 0..n {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let begun = Instant::now();
+        loop {
+            let e = tokio::time::timeout(DEADLINE, stream.next()).await.unwrap().unwrap().unwrap();
+            if matches!(&e.body, EventBody::PortOpened(p) if p.port == port) {
+                break;
+            }
+        }
+        took.push(begun.elapsed().as_secs_f64() * 1000.0);
+        drop(listener);
+        loop {
+            let e = tokio::time::timeout(DEADLINE, stream.next()).await.unwrap().unwrap().unwrap();
+            if matches!(&e.body, EventBody::PortClosed(p) if p.port == port) {
+                break;
+            }
+        }
+    }
+    took.sort_by(f64::total_cmp);
+    (percentile(&took, 50.0), percentile(&took, 99.0))
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -345,6 +377,7 @@ async fn main() {
     let (stalled_before, stalled_peak, stalled_after) = stalled_clients(events, 300).await;
     let (term_got, term_missed, term_s) = terminal_throughput(&server, 256 << 20).await;
     let (attach_ms, history_ms, history_p99) = terminal_attach(&server, 50).await;
+    let (port_p50, port_p99) = port_detection(20).await;
 
     let report = json!({
         "events": events,
@@ -367,6 +400,8 @@ async fn main() {
         "terminal_attach_ms_p50": attach_ms,
         "terminal_attach_1mib_history_ms_p50": history_ms,
         "terminal_attach_1mib_history_ms_p99": history_p99,
+        "port_detection_ms_p50": port_p50,
+        "port_detection_ms_p99": port_p99,
         "stalled_300_rss_mib": [stalled_before as f64 / 1024.0, stalled_peak as f64 / 1024.0, stalled_after as f64 / 1024.0],
     });
     if as_json {
@@ -410,5 +445,8 @@ async fn main() {
     );
     println!(
         "| terminal attach to a process with 1 MiB of history: to `attached` / to the whole history (p50, p99 of 50) | {attach_ms:.2} ms / {history_ms:.1} ms, p99 {history_p99:.1} ms |"
+    );
+    println!(
+        "| a socket starts listening → `port.opened` on the global stream (poll every 250 ms; p50, p99 of 20) | {port_p50:.0} ms, p99 {port_p99:.0} ms |"
     );
 }
