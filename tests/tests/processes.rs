@@ -455,3 +455,60 @@ async fn a_dev_server_started_as_a_process_is_announced_previewed_and_closed() {
     )
     .await;
 }
+
+/// A client that reads nothing while a process writes 8 MiB (eight times
+/// what is kept) holds back neither the process nor a reading client; when
+/// it reads again it is told exactly which bytes it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_never_slows_the_process_or_the_others() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let total: u64 = 8 << 20;
+    let script = format!("read go; head -c {total} /dev/zero | tr '\\0' z; echo; echo finished");
+    let p = start(&client, json!({"command": "sh", "args": ["-c", script], "tty": false})).await;
+    let path = format!("/v1/processes/{}/terminal", p.id);
+    let mut stalled = TermWs::connect(&server, &path).await;
+    let mut reader = TermWs::connect(&server, &path).await;
+    reader.attached(WAIT).await;
+    reader.send_bytes(b"go\n").await;
+    // The reader gets everything while the other reads nothing; the process finishes meanwhile.
+    let mut got = 0u64;
+    let mut missed_by_reader = 0u64;
+    loop {
+        match reader.next(WAIT).await {
+            TermItem::Bytes(b) => got += b.len() as u64,
+            TermItem::Control(TerminalControl::Missed { from, to }) => missed_by_reader += to - from,
+            TermItem::Control(TerminalControl::Exit { end, .. }) => {
+                assert_eq!(got + missed_by_reader, end);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let ended = wait_exit(&client, &p.id).await;
+    assert_eq!(ended.exit_code, Some(0));
+    assert_eq!(ended.output.end, total + "\nfinished\n".len() as u64);
+    // The stalled client now reads: its first bytes, then a `missed` that
+    // jumps to what is kept, then the rest up to the exit: every offset
+    // accounted for.
+    let (from, missed) = stalled.attached(WAIT).await;
+    assert_eq!((from, missed), (0, 0));
+    let (mut offset, mut skipped) = (0u64, 0u64);
+    loop {
+        match stalled.next(WAIT).await {
+            TermItem::Bytes(b) => offset += b.len() as u64,
+            TermItem::Control(TerminalControl::Missed { from, to }) => {
+                assert_eq!(from, offset, "a skip starts where the client was");
+                skipped += to - from;
+                offset = to;
+            }
+            TermItem::Control(TerminalControl::Exit { end, .. }) => {
+                assert_eq!(offset, end);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(skipped > 0, "the stalled client was told it missed output");
+    assert_eq!(offset, ended.output.end);
+}
