@@ -138,7 +138,8 @@ async fn start(client: &Client, args: &ShArgs, size: Option<(u16, u16)>) -> Resu
     }
     body.command = std::env::var("SHELL").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| FALLBACK_SHELL.into());
     match client.create_process(&body).await {
-        Err(e) if e.status() == Some(422) && body.command != FALLBACK_SHELL => {
+        // A program that cannot be started is a 400 saying why.
+        Err(e) if e.status() == Some(400) && body.command != FALLBACK_SHELL => {
             body.command = FALLBACK_SHELL.into();
             Ok(client.create_process(&body).await?)
         }
