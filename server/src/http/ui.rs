@@ -3,6 +3,9 @@
 //! need no token: the page holds no data of its own and asks for the token,
 //! which it then sends on every API call. Every asset is revalidated by its
 //! ETag (a content hash), so an upgraded binary never serves a stale page.
+//! Third-party code embedded beside them (xterm.js, when
+//! `scripts/install-ui-deps` ran before the build) is under `/ui/vendor/`,
+//! and `/ui/vendor/vendor.json` says what is there.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -22,9 +25,17 @@ pub(super) struct UiAsset {
 
 include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
 
-/// The page may load its own scripts and styles and talk to its own origin, nothing else.
+/// The page may load its own scripts and styles and talk to its own origin
+/// (WebSockets included), nothing else.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
                    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// [`CSP`] when xterm.js is embedded: it draws with `<style>` elements it
+/// writes itself (colours, cell sizes), so those are allowed; style
+/// attributes stay refused, and scripts are still the page's own only.
+const CSP_XTERM: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+                         style-src-elem 'self' 'unsafe-inline'; style-src-attr 'none'; img-src 'self' data: blob:; \
+                         connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 pub fn router() -> Router<AppRef> {
     Router::new()
@@ -59,7 +70,7 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
         h.insert(header::ETAG, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(if XTERM { CSP_XTERM } else { CSP }));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
@@ -68,11 +79,12 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
 fn content_type(path: &str) -> &'static str {
     match path.rsplit_once('.').map(|(_, ext)| ext) {
         Some("html") => "text/html; charset=utf-8",
-        Some("js") => "text/javascript; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
         Some("css") => "text/css; charset=utf-8",
         Some("svg") => "image/svg+xml",
         Some("png") => "image/png",
         Some("json") => "application/json",
+        Some("txt") => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
     }
 }
@@ -84,6 +96,8 @@ mod tests {
     #[test]
     fn every_asset_has_a_known_type_and_index_exists() {
         assert!(ASSETS.iter().any(|a| a.path == "index.html"), "ui/index.html is not embedded");
+        assert!(ASSETS.iter().any(|a| a.path == "vendor/vendor.json"), "the vendor manifest is not embedded");
+        assert_eq!(XTERM, ASSETS.iter().any(|a| a.path == "vendor/xterm.mjs"));
         for a in ASSETS {
             assert_ne!(content_type(a.path), "application/octet-stream", "{} has no content type", a.path);
             assert!(!a.path.starts_with('/') && !a.path.contains(".."), "bad asset path {}", a.path);
