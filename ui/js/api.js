@@ -203,6 +203,25 @@ export function follow(path, { after = 0, onEvents, onState, onFatal, onEnd, fin
   return s;
 }
 
+/** The token as a WebSocket subprotocol name: base64url, no padding. */
+function tokenProtocol(token) {
+  const bytes = new TextEncoder().encode(token);
+  const b64 = btoa(String.fromCharCode(...bytes));
+  return `tether.token.${b64.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "")}`;
+}
+
+/**
+ * A WebSocket to `path` on this server. A browser cannot put a header on a
+ * WebSocket, so the token goes as a subprotocol, never in the URL: the
+ * socket offers `tether` and `tether.token.<the token in base64url>`, and the
+ * server, having checked the token, answers with `tether`.
+ */
+export function openSocket(path) {
+  const url = new URL(path, location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return auth.token ? new WebSocket(url, ["tether", tokenProtocol(auth.token)]) : new WebSocket(url);
+}
+
 /** Downloads `path` (with the token) as a file named `name`. */
 export async function download(path, name) {
   const res = await request(path, { raw: true });

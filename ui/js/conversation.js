@@ -16,6 +16,7 @@ export class Conversation {
     this.turns = new Map(); // turn_id -> {row, usage, error, end}
     this.turn = null; // the latest started turn's entry
     this.cards = new Map(); // permission_id / question_id -> row
+    this.ports = new Map(); // port -> the row of its latest port.opened
     this.status = null;
     this.started = null; // session.started data
     this.ended = null; // {reason, message, time} once the session is over
@@ -151,6 +152,21 @@ export class Conversation {
           this.touch(last, ev);
         } else {
           this.push({ kind: "system", type: ev.type, ended: this.ended, time: ev.time }, ev);
+        }
+        break;
+      }
+      case EventType.PORT_OPENED: {
+        // "Dev server on :5173 — open"; greyed once it closes.
+        const row = this.push({ kind: "port", port: d.port, address: d.address, open: true, time: ev.time }, ev);
+        this.ports.set(d.port, row);
+        break;
+      }
+      case EventType.PORT_CLOSED: {
+        const row = this.ports.get(d.port);
+        if (row && row.open) {
+          row.open = false;
+          row.closed_at = ev.time;
+          this.touch(row, ev);
         }
         break;
       }

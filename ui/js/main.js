@@ -7,6 +7,8 @@
 //   #/            sessions          #/sessions/{id}          one session
 //   #/sessions/{id}/events          its raw events          #/server
 //   #/files?path=dir                the workspace           #/activity
+//   #/processes                     processes and ports     #/processes/{id}  one, its terminal
+//   #/sessions/{id}/terminal        the agent's terminal, read-only
 
 import { h, fill } from "./dom.js";
 import { api, auth, streams, follow } from "./api.js";
@@ -17,10 +19,11 @@ import * as session from "./views/session.js";
 import * as server from "./views/server.js";
 import * as files from "./views/files.js";
 import * as activity from "./views/activity.js";
+import * as processes from "./views/processes.js";
 import * as login from "./views/login.js";
 
 // State the page exposes for debugging and for its browser tests.
-window.tether = { sessions: {}, route: null, conn: [], errors: [] };
+window.tether = { sessions: {}, terminals: {}, route: null, conn: [], errors: [] };
 // Script errors and CSP violations, kept so a test (or a person) can see them.
 window.addEventListener("error", (e) => window.tether.errors.push(`error: ${e.message} at ${e.filename}:${e.lineno}`));
 window.addEventListener("unhandledrejection", (e) => window.tether.errors.push(`unhandled rejection: ${e.reason}`));
@@ -39,6 +42,7 @@ function route() {
   if (parts[0] === "server") return ["server", server, { query }];
   if (parts[0] === "files") return ["files", files, { query }];
   if (parts[0] === "activity") return ["activity", activity, { query }];
+  if (parts[0] === "processes") return ["processes", processes, { id: parts[1] || null, query }];
   return ["sessions", sessions, { query }];
 }
 

@@ -134,6 +134,25 @@ export function exitWord(d) {
   return "exited";
 }
 
+/** A process's state (`status`, `ended`, `exit_code`, `signal` of a
+ *  process): "Running", "Exited with code 0", "Stopped", "Ended with the server". */
+export function processStateWord(p) {
+  if (!p || p.status === "running") return "Running";
+  if (p.ended === "stopped") return "Stopped";
+  if (p.ended === "server_stopped") return "Ended with the server";
+  if (p.signal) return `Killed by ${p.signal}`;
+  if (p.exit_code !== undefined && p.exit_code !== null) return `Exited with code ${p.exit_code}`;
+  return "Exited";
+}
+
+/** Who owns a listening port, in words: "Terminal (process prc_1)", "session ses_1", "python3". */
+export function portOwnerWord(port, processTitle) {
+  if (port.process_id) return processTitle ? `${processTitle} (process)` : `process ${port.process_id}`;
+  if (port.session_id) return `an agent's session`;
+  if (port.program) return port.program;
+  return "unknown";
+}
+
 /** What an error code means, where the server's own detail says less. */
 export const PROBLEM = {
   network: "the server could not be reached",
@@ -147,6 +166,10 @@ export const PROBLEM = {
   agent_not_installed: "the agent is not installed",
   agent_unavailable: "the agent is not available",
   path_outside_root: "the path is outside the workspace",
+  process_not_found: "the process does not exist",
+  port_not_listening: "nothing listens on that port any more",
+  port_not_allowed: "that port is tether's own",
+  upgrade_required: "the server expected a WebSocket",
 };
 /** Codes whose own words beat the server's detail. */
 const PLAIN = new Set(["network", "unauthorized", "payload_too_large", "internal"]);

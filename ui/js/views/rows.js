@@ -93,9 +93,32 @@ function body(row, ctx) {
         details("Details", json(row.error)));
     case "log":
       return h("details", h("summary", `Agent output · ${words.plural(row.lines.length, "line")}`), h("pre", row.lines.join("\n")));
+    case "port":
+      return portNotice(row, ctx);
     default:
       return system(row);
   }
+}
+
+/** A dev server the agent started: "Dev server on :5173 — open" (a preview
+ *  link made and opened on the click); greyed, without the button, once it closed. */
+function portNotice(row, ctx) {
+  const problem = h("div.card-error");
+  const fallback = h("span.preview-link");
+  const open = h("button.link.open-preview", { type: "button", dataset: { port: row.port }, on: { click: async () => {
+    open.disabled = true;
+    problem.replaceChildren();
+    try {
+      const made = await ctx.openPreview(row.port);
+      if (!made.opened) fallback.replaceChildren(" ", h("a", { href: made.url, target: "_blank", rel: "noopener" }, "Open the preview"));
+    } catch (e) {
+      problem.replaceChildren(problemView(e, `open a preview of port ${row.port}`));
+    }
+    open.disabled = false;
+  } } }, "open");
+  return h("div.port-notice", { dataset: { port: row.port, open: String(row.open) } },
+    h("div.note", `Dev server on :${row.port} — `, row.open ? [open, fallback] : "closed", at(row)),
+    problem);
 }
 
 /** A collapsed block of text: `<details><summary>label</summary><pre>text</pre></details>`. */

@@ -15,6 +15,8 @@ import { mountEvents } from "./events.js";
 import * as words from "../words.js";
 import { sessionTitle } from "../summary.js";
 import { EventType } from "../event-types.js";
+import { attachTerminal } from "../terminal.js";
+import { openPreview } from "../preview.js";
 
 /** History is read in pages of this many events. */
 const PAGE = 5000;
@@ -90,7 +92,8 @@ function open(root, { id, tab, query, base, stats, t0, session }) {
   const sendError = h("div#send-error.flash");
   const tabs = h("nav.tabs", { "aria-label": "session views" },
     h("a#tab-conversation", { href: `#/sessions/${enc(id)}`, "aria-current": tab ? null : "page" }, "Conversation"),
-    h("a#tab-events", { href: `#/sessions/${enc(id)}/events`, "aria-current": tab === "events" ? "page" : null }, "Events"));
+    h("a#tab-events", { href: `#/sessions/${enc(id)}/events`, "aria-current": tab === "events" ? "page" : null }, "Events"),
+    h("a#tab-terminal", { href: `#/sessions/${enc(id)}/terminal`, "aria-current": tab === "terminal" ? "page" : null }, "Terminal"));
   const scroller = h("div#conv.conv", { tabindex: "0", "aria-label": "conversation", "aria-live": "off" });
   const jump = h("button#jump.jump", { type: "button", hidden: true, on: { click: () => list?.jumpToEnd() } }, "↓ Latest");
   const queued = h("ul#queued.queued", { "aria-label": "queued messages" });
@@ -110,10 +113,16 @@ function open(root, { id, tab, query, base, stats, t0, session }) {
   fill(root, el);
 
   let events = null;
+  let terminal = null;
   if (tab === "events") {
     const body = h("div.pane");
     fill(pane, body, foot);
     events = mountEvents(body, { base, lastSeq: () => conv.lastSeq, select: Number(query.get("seq")) || null });
+  } else if (tab === "terminal") {
+    // What the agent's own terminal shows, read-only (its PTY, while the agent runs).
+    const body = h("div.term-wrap");
+    fill(pane, h("p.note.term-hint", "The agent's terminal, read-only: what its program prints, as it prints it."), body, foot);
+    terminal = attachTerminal(body, { path: `${base}/terminal`, readOnly: true, plain: query.get("view") === "text" });
   } else {
     fill(pane, h("div.conv-wrap", scroller, jump), queued, foot);
   }
@@ -122,6 +131,7 @@ function open(root, { id, tab, query, base, stats, t0, session }) {
     showRaw: (row) => { location.hash = `#/sessions/${enc(id)}/events?seq=${row.first}`; },
     answerPermission: (pid, decision) => api.post(`${base}/permissions/${enc(pid)}`, { decision }),
     answerQuestion: (qid, body) => api.post(`${base}/questions/${enc(qid)}`, body),
+    openPreview,
   };
   const list = tab ? null : new WindowedList(scroller, { count: () => conv.rows.length, render: (i) => renderRow(conv.rows[i], ctx) });
   if (list) list.onFollow = (following) => { jump.hidden = following; };
@@ -286,6 +296,7 @@ function open(root, { id, tab, query, base, stats, t0, session }) {
     stream?.close();
     list?.destroy();
     events?.destroy();
+    terminal?.close();
   };
 }
 
