@@ -301,6 +301,8 @@ export function attachTerminal(root, { path, readOnly = false, plain = false, on
     // 426: the route is there and takes the token; the socket failed for another reason.
     if (err && err.status >= 400 && err.status < 500 && err.status !== 426) {
       stats.error = err.code;
+      // An empty box says nothing: shown only when it holds output from before.
+      screen.hidden = stats.bytes === 0;
       set("failed", failureSentence("attach to the terminal", err));
       return;
     }
