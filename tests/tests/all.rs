@@ -43,5 +43,6 @@ mod tools;
 mod ui;
 mod ui_layout;
 mod ui_session;
+mod ui_terminal;
 mod webhooks;
 mod ws;
