@@ -84,6 +84,7 @@ async fn every_view_fits_a_phone_and_a_desktop_in_light_and_dark() {
         ("#/files?file=notes.txt".to_string(), "#file-text".to_string()),
         ("#/activity".to_string(), "#activity li[data-type='turn.completed']".to_string()),
         ("#/server".to_string(), "#agents tr[data-agent='mock']".to_string()),
+        ("#/processes".to_string(), "#new-terminal".to_string()),
     ];
     let mut backgrounds = Vec::new();
     for (width, height) in [(390, 844), (1280, 900)] {

@@ -161,12 +161,20 @@ async fn a_new_terminal_runs_typed_commands_follows_its_size_reattaches_and_stop
     for n in [11, 22, 33, 44, 55, 66] {
         assert_eq!(occurrences(&text, &format!("tick-{n}")), 1, "tick-{n} is not shown once:\n{text}");
     }
-    // Nothing lost, nothing twice: the page received exactly the bytes the process wrote.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let process = call(&server, reqwest::Method::GET, &format!("/v1/processes/{id}"), None).await;
-    let end = process["output"]["end"].as_u64().unwrap();
-    b.wait_until(&format!("{state}.offset === {end}")).await;
-    let (first, bytes): (u64, u64) = b.eval(&format!("return [{state}.first, {state}.bytes]"), vec![]).await;
+    // Nothing lost, nothing twice: once the page has caught up with what the
+    // process wrote, it received exactly those bytes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let (first, bytes, end) = loop {
+        let process = call(&server, reqwest::Method::GET, &format!("/v1/processes/{id}"), None).await;
+        let end = process["output"]["end"].as_u64().unwrap();
+        let (offset, first, bytes): (u64, u64, u64) =
+            b.eval(&format!("return [{state}.offset, {state}.first, {state}.bytes]"), vec![]).await;
+        if offset == end {
+            break (first, bytes, end);
+        }
+        assert!(std::time::Instant::now() < deadline, "the page is at offset {offset}, the process at {end}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(bytes, end - first, "the page received {bytes} bytes from offset {first} to {end}");
 
     // At a phone's width the pane fits, and the list does too.
