@@ -115,7 +115,7 @@ function mountList(root) {
       const list_ = await api.get("/v1/ports");
       if (closed) return;
       portsNote.hidden = list_.attributed !== false;
-      portsNote.textContent = "This sandbox hides which process owns each port, so the ports are listed without their owners.";
+      portsNote.textContent = "This sandbox hides some sockets' processes from the server, so some ports are listed without an owner.";
       if (!list_.ports.length) {
         fill(ports, h("p#ports-empty.empty-line.note", "No port is listening. A dev server started here or by an agent shows up as soon as it listens."));
       } else {
