@@ -273,6 +273,16 @@ async fn the_ports_list_names_the_owner_and_opens_a_preview_in_a_new_tab() {
     let url = b.current_url().await;
     assert!(url.contains(&format!("/v1/ports/{port}/")), "the preview is not served through tether: {url}");
     assert!(!url.contains(TOKEN), "the token is in the preview's url: {url}");
+    // The preview shares tether's origin: its pages must find no token in either storage.
+    let stored: serde_json::Value = b
+        .eval(
+            "return [sessionStorage.getItem('tether.token'), localStorage.getItem('tether.token'), document.cookie]",
+            vec![],
+        )
+        .await;
+    assert_eq!(stored[0], serde_json::Value::Null, "the preview tab can read the token from sessionStorage");
+    assert_eq!(stored[1], serde_json::Value::Null, "the preview tab can read the token from localStorage");
+    assert!(!stored[2].as_str().unwrap_or_default().contains(TOKEN), "{stored}");
     b.screenshot("ui_terminal_preview_tab").await;
     b.client().close_window().await.unwrap();
     b.client().switch_to_window(main).await.unwrap();

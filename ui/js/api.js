@@ -3,11 +3,27 @@
 // goes in a header, never in a URL) that reconnect by themselves and resume
 // after the last cursor they received.
 
-const TOKEN_KEY = "tether.token";
+export const TOKEN_KEY = "tether.token";
 
+// The token is kept for this tab only (sessionStorage), never in
+// localStorage: a dev server previewed through tether is served from the same
+// origin, and its scripts could read what every tab of the origin shares. A
+// token an earlier version left in localStorage is moved here and removed.
 export const auth = {
-  get token() { return localStorage.getItem(TOKEN_KEY) || ""; },
-  set token(t) { t ? localStorage.setItem(TOKEN_KEY, t) : localStorage.removeItem(TOKEN_KEY); },
+  get token() {
+    const kept = sessionStorage.getItem(TOKEN_KEY);
+    if (kept) return kept;
+    const old = localStorage.getItem(TOKEN_KEY);
+    if (old) {
+      localStorage.removeItem(TOKEN_KEY);
+      sessionStorage.setItem(TOKEN_KEY, old);
+    }
+    return old || "";
+  },
+  set token(t) {
+    localStorage.removeItem(TOKEN_KEY);
+    t ? sessionStorage.setItem(TOKEN_KEY, t) : sessionStorage.removeItem(TOKEN_KEY);
+  },
   /** Called with the problem when the server answers 401. */
   onUnauthorized: () => {},
 };

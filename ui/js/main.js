@@ -1,5 +1,5 @@
 // The inspector's shell: asks for the token only when the server wants one
-// (a 401; kept in this browser's localStorage until "Forget token", which
+// (a 401; kept for this tab in sessionStorage until "Forget token", which
 // shows only while a token is in use), the navigation, how many sessions
 // wait for a person, the connection indicator (live / reconnecting /
 // offline, nothing when no stream is open), and the hash router that mounts

@@ -3,7 +3,7 @@
 // header on a navigation: opening the link sets a cookie for that port's
 // preview and redirects into it.
 
-import { api } from "./api.js";
+import { api, TOKEN_KEY } from "./api.js";
 
 /**
  * Opens port `port`'s preview in a new tab. The tab is opened at once, on
@@ -14,6 +14,14 @@ import { api } from "./api.js";
  */
 export async function openPreview(port) {
   const tab = window.open("", "_blank");
+  // A tab opened this way starts with a copy of this tab's sessionStorage
+  // (the token): the preview is served from this origin, so take it out
+  // before the app's pages load there.
+  try {
+    tab?.sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // Not reachable: nothing was copied into it either.
+  }
   let link;
   try {
     link = await api.post(`/v1/ports/${Number(port)}/links`, {});

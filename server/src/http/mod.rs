@@ -268,12 +268,18 @@ async fn auth(State(state): State<AppRef>, req: Request, next: Next) -> Response
         }
     }
     let headers = req.headers();
+    let protocol = protocol_token(headers);
     let given = match headers.get(TOKEN_HEADER) {
         Some(v) => Some(("X-Tether-Token", v.to_str().ok())),
-        None => headers.get(header::AUTHORIZATION).map(|v| {
-            let bearer = v.to_str().ok().and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-            ("bearer", bearer)
-        }),
+        None => match headers.get(header::AUTHORIZATION) {
+            Some(v) => {
+                let bearer =
+                    v.to_str().ok().and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+                Some(("bearer", bearer))
+            }
+            // A browser's WebSocket cannot carry a header: the token comes as a subprotocol.
+            None => protocol.as_ref().map(|t| ("WebSocket protocol", t.as_deref())),
+        },
     };
     match (given, cookie_refused) {
         (Some((_, Some(t))), _) if crate::token::constant_time_eq(t.trim().as_bytes(), token.as_bytes()) => {
@@ -286,6 +292,28 @@ async fn auth(State(state): State<AppRef>, req: Request, next: Next) -> Response
                 .into_response()
         }
     }
+}
+
+/// The subprotocol that carries the token of a browser's WebSocket (a
+/// browser cannot set a header on one): `tether.token.` and the token in
+/// base64url without padding, offered beside [`WS_PROTOCOL`].
+pub const WS_TOKEN_PROTOCOL_PREFIX: &str = "tether.token.";
+/// The subprotocol the server answers a WebSocket with when the client
+/// offered it (browsers fail a socket whose offered protocols all go unanswered).
+pub const WS_PROTOCOL: &str = "tether";
+
+/// The token in `Sec-WebSocket-Protocol`, if one of the offered protocols
+/// carries one: `Some(None)` when it does not decode.
+fn protocol_token(headers: &HeaderMap) -> Option<Option<String>> {
+    use base64::Engine as _;
+    let offered = headers.get_all(header::SEC_WEBSOCKET_PROTOCOL).into_iter().filter_map(|v| v.to_str().ok());
+    let encoded = offered.flat_map(|v| v.split(',')).find_map(|p| p.trim().strip_prefix(WS_TOKEN_PROTOCOL_PREFIX))?;
+    Some(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok()),
+    )
 }
 
 /// A JSON body whose every failure is a problem+json: 415 without a JSON

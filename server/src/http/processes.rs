@@ -181,7 +181,11 @@ async fn session_terminal(
 
 fn limits(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
     // Input frames are at most MAX_INPUT_BYTES; a little room for the framing.
-    upgrade.max_message_size(MAX_INPUT_BYTES + 1024).max_frame_size(MAX_INPUT_BYTES + 1024)
+    // A browser that offered subprotocols (the token's, beside `tether`) fails a socket answered with none.
+    upgrade
+        .max_message_size(MAX_INPUT_BYTES + 1024)
+        .max_frame_size(MAX_INPUT_BYTES + 1024)
+        .protocols([super::WS_PROTOCOL])
 }
 
 /// One attached client: the output from `after` then live (a task of its

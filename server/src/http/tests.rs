@@ -426,3 +426,18 @@ async fn a_query_parameter_the_document_does_not_list_is_refused_on_every_route(
     // The inspector's pages are a browser's addresses: any query is theirs.
     assert_eq!(call(&app, get("/ui/?session=ses_x")).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_browsers_websocket_may_carry_the_token_as_a_subprotocol() {
+    let app = app(Some("s3cret"), 1 << 20).await;
+    // "s3cret" in base64url without padding.
+    let with = |protocols: &str| {
+        Request::get("/v1/events/ws").header("sec-websocket-protocol", protocols).body(Body::empty()).unwrap()
+    };
+    // The token passes (the route then wants an upgrade): 426, not 401.
+    assert_problem(&call(&app, with("tether, tether.token.czNjcmV0")).await, 426, "upgrade_required", "");
+    assert_problem(&call(&app, with("tether, tether.token.d3Jvbmc")).await, 401, "unauthorized", "WebSocket protocol");
+    assert_problem(&call(&app, with("tether, tether.token.!!")).await, 401, "unauthorized", "WebSocket protocol");
+    // Only the token's own subprotocol counts.
+    assert_problem(&call(&app, with("tether")).await, 401, "unauthorized", "Authorization");
+}
