@@ -314,7 +314,7 @@ async fn terminal_attach(server: &TestServer, n: usize) -> (f64, f64, f64) {
     let _ = client.request(tether_sdk::reqwest::Method::DELETE, &format!("/v1/processes/{id}")).send().await;
     to_attached.sort_by(f64::total_cmp);
     to_history.sort_by(f64::total_cmp);
-    (percentile(&to_attached, 50.0), percentile(&to_history, 50.0), percentile(&to_history, 99.0))
+    (percentile(&to_attached, 0.5), percentile(&to_history, 0.5), percentile(&to_history, 0.99))
 }
 
 /// A socket starts listening: the time until `port.opened` reaches a client
@@ -349,7 +349,7 @@ async fn port_detection(n: usize) -> (f64, f64) {
         }
     }
     took.sort_by(f64::total_cmp);
-    (percentile(&took, 50.0), percentile(&took, 99.0))
+    (percentile(&took, 0.5), percentile(&took, 0.99))
 }
 
 #[tokio::main]
