@@ -413,3 +413,62 @@ async fn a_stream_can_be_limited_to_some_event_types() {
     let bad = http.get(server.endpoint("/v1/events/stream?types=turn.completed,turn.done")).send().await.unwrap();
     tether_e2e::http::expect_problem(bad, 400, "invalid_request", &["turn.done", "session.status"]).await;
 }
+
+/// The README's server (port detection on by default), then the README's
+/// process walkthrough from a second terminal: a dev server as a process,
+/// announced with its process id on the global stream, previewed through
+/// tether, `tether sh` and `tether ps` against it, and a stop that closes the port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_server_runs_a_dev_server_as_a_process_and_previews_it() {
+    let home = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let serve = Serve::start(home.path(), elsewhere.path());
+    serve.ready().await;
+    let client = tether_sdk::Client::new(serve.url.clone());
+    let mut global = client.all_events(None);
+    let port = tether_e2e::ports::free_port();
+    let body = tether_sdk::CreateProcess {
+        command: "python3".into(),
+        args: ["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"].map(String::from).to_vec(),
+        title: Some("static".into()),
+        ..Default::default()
+    };
+    let p = client.create_process(&body).await.unwrap();
+    assert!(p.cwd.ends_with("/workspace"), "the README's ./workspace: {}", p.cwd);
+    let got = tether_e2e::events::wait_for(
+        &mut global,
+        WAIT,
+        |e| matches!(&e.body, tether_sdk::EventBody::PortOpened(o) if o.port == port),
+    )
+    .await;
+    let opened = got.last().unwrap();
+    assert_eq!(opened.session_id, tether_sdk::SANDBOX_LOG);
+    let tether_sdk::EventBody::PortOpened(o) = &opened.body else { unreachable!() };
+    assert_eq!((o.pid, o.process_id.as_deref()), (Some(p.pid), Some(p.id.as_str())));
+    let page = reqwest::get(format!("{}/v1/ports/{port}/proxy/", serve.url)).await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.unwrap().contains("Directory listing"));
+
+    // A second terminal: `tether sh` runs a command there and exits with its code; `tether ps` lists both.
+    let mut sh = Command::new(tether_bin());
+    scrub_env(&mut sh);
+    sh.args(["sh", "--url", &serve.url, "--", "sh", "-c", "echo from-a-second-terminal; exit 3"])
+        .env("HOME", home.path())
+        .stdin(Stdio::null());
+    let out = tokio::task::block_in_place(|| sh.output()).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from-a-second-terminal"));
+    let mut ps = Command::new(tether_bin());
+    scrub_env(&mut ps);
+    let listed = tokio::task::block_in_place(|| ps.args(["ps", "--url", &serve.url]).output()).unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains(&p.id) && listed.contains("static"), "{listed}");
+
+    client.delete_process(&p.id).await.unwrap();
+    tether_e2e::events::wait_for(
+        &mut global,
+        WAIT,
+        |e| matches!(&e.body, tether_sdk::EventBody::PortClosed(c) if c.port == port),
+    )
+    .await;
+}

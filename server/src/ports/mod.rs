@@ -346,10 +346,12 @@ fn look(
     scanner: &mut scan::Scanner,
     owners: &dyn Owners,
     known: &BTreeMap<u16, Entry>,
+    attribute: bool,
 ) -> (BTreeMap<u16, Entry>, BTreeSet<u16>) {
     let mut ports: BTreeMap<u16, Entry> = BTreeMap::new();
     let mut own = BTreeSet::new();
-    for seen in scanner.scan() {
+    let seen_now = if attribute { scanner.scan() } else { scanner.scan_unattributed() };
+    for seen in seen_now {
         if seen.own {
             own.insert(seen.port);
             continue;
@@ -410,16 +412,18 @@ fn owner_of(proc: &std::path::Path, pid: i32, owners: &dyn Owners) -> Option<Own
     None
 }
 
-/// Takes the first look now (what listens when the server starts), then
-/// one every poll interval, announcing each change, until aborted. `None`
-/// when detection is off.
+/// Takes the first look now (what listens when the server starts: the
+/// sockets alone, which is cheap, so start-up does not wait for a walk of
+/// every process's descriptors), then one every poll interval — the first
+/// at once, which finds their processes — announcing each change, until
+/// aborted. `None` when detection is off.
 pub async fn watch(ports: Arc<Ports>, owners: Arc<dyn Owners>, sessions: Arc<Sessions>) -> Option<JoinHandle<()>> {
     let every = ports.poll?;
     let mut scanner = scan::Scanner::new("/proc");
     let first = {
         let (owners, known) = (owners.clone(), ports.known());
         tokio::task::spawn_blocking(move || {
-            let r = look(&mut scanner, &*owners, &known);
+            let r = look(&mut scanner, &*owners, &known, false);
             (scanner, r)
         })
         .await
@@ -434,7 +438,7 @@ pub async fn watch(ports: Arc<Ports>, owners: Arc<dyn Owners>, sessions: Arc<Ses
             tick.tick().await;
             let (owners2, known) = (owners.clone(), ports.known());
             let looked = tokio::task::spawn_blocking(move || {
-                let r = look(&mut scanner, &*owners2, &known);
+                let r = look(&mut scanner, &*owners2, &known, true);
                 (scanner, r)
             })
             .await;

@@ -39,14 +39,31 @@ impl Scanner {
         &self.proc
     }
 
-    /// The listening sockets now.
-    pub fn scan(&mut self) -> Vec<Seen> {
+    fn listeners(&self) -> Vec<procnet::Listener> {
         let mut listeners = Vec::new();
         for file in ["net/tcp", "net/tcp6"] {
             if let Ok(text) = std::fs::read_to_string(self.proc.join(file)) {
                 listeners.extend(procnet::listeners(&text));
             }
         }
+        listeners
+    }
+
+    /// The listening sockets now without their processes: cheap (no walk
+    /// of every `/proc/<pid>/fd`), for the look the server takes before it
+    /// answers; the next [`Scanner::scan`] attributes them.
+    pub fn scan_unattributed(&mut self) -> Vec<Seen> {
+        let listeners = self.listeners();
+        self.own = socket_inodes(&self.proc.join("self/fd"));
+        listeners
+            .into_iter()
+            .map(|l| Seen { port: l.port, address: l.address, pid: None, own: self.own.contains(&l.inode) })
+            .collect()
+    }
+
+    /// The listening sockets now.
+    pub fn scan(&mut self) -> Vec<Seen> {
+        let listeners = self.listeners();
         let inodes: BTreeSet<u64> = listeners.iter().map(|l| l.inode).filter(|i| *i != 0).collect();
         if inodes != self.last {
             self.own = socket_inodes(&self.proc.join("self/fd"));
