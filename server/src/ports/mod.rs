@@ -274,7 +274,8 @@ impl Ports {
         l.scanned = true;
         let before = std::mem::replace(&mut l.ports, now);
         if first {
-            return vec![];
+            let tethers = l.ports.iter().filter(|(_, e)| e.owner.process_id.is_some() || e.owner.session_id.is_some());
+            return tethers.map(|(port, e)| (true, e.event(*port))).collect();
         }
         let mut changes = Vec::new();
         for (port, old) in &before {
@@ -346,12 +347,10 @@ fn look(
     scanner: &mut scan::Scanner,
     owners: &dyn Owners,
     known: &BTreeMap<u16, Entry>,
-    attribute: bool,
 ) -> (BTreeMap<u16, Entry>, BTreeSet<u16>) {
     let mut ports: BTreeMap<u16, Entry> = BTreeMap::new();
     let mut own = BTreeSet::new();
-    let seen_now = if attribute { scanner.scan() } else { scanner.scan_unattributed() };
-    for seen in seen_now {
+    for seen in scanner.scan() {
         if seen.own {
             own.insert(seen.port);
             continue;
@@ -412,33 +411,23 @@ fn owner_of(proc: &std::path::Path, pid: i32, owners: &dyn Owners) -> Option<Own
     None
 }
 
-/// Takes the first look now (what listens when the server starts: the
-/// sockets alone, which is cheap, so start-up does not wait for a walk of
-/// every process's descriptors), then one every poll interval — the first
-/// at once, which finds their processes — announcing each change, until
-/// aborted. `None` when detection is off.
+/// Looks at the ports every poll interval, the first time at once (in the
+/// background: start-up never waits for `/proc/net/tcp`, which is slow to
+/// read on a machine with many sockets), announcing each change, until
+/// aborted. What the first look finds was there before (not announced),
+/// except what tether's own processes and sessions opened: they all start
+/// after the server, so their ports are new. `None` when detection is off.
 pub async fn watch(ports: Arc<Ports>, owners: Arc<dyn Owners>, sessions: Arc<Sessions>) -> Option<JoinHandle<()>> {
     let every = ports.poll?;
     let mut scanner = scan::Scanner::new("/proc");
-    let first = {
-        let (owners, known) = (owners.clone(), ports.known());
-        tokio::task::spawn_blocking(move || {
-            let r = look(&mut scanner, &*owners, &known, false);
-            (scanner, r)
-        })
-        .await
-    };
-    let Ok((mut scanner, (found, own))) = first else { return None };
-    ports.apply(found, own);
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
         loop {
             tick.tick().await;
             let (owners2, known) = (owners.clone(), ports.known());
             let looked = tokio::task::spawn_blocking(move || {
-                let r = look(&mut scanner, &*owners2, &known, true);
+                let r = look(&mut scanner, &*owners2, &known);
                 (scanner, r)
             })
             .await;

@@ -49,18 +49,6 @@ impl Scanner {
         listeners
     }
 
-    /// The listening sockets now without their processes: cheap (no walk
-    /// of every `/proc/<pid>/fd`), for the look the server takes before it
-    /// answers; the next [`Scanner::scan`] attributes them.
-    pub fn scan_unattributed(&mut self) -> Vec<Seen> {
-        let listeners = self.listeners();
-        self.own = socket_inodes(&self.proc.join("self/fd"));
-        listeners
-            .into_iter()
-            .map(|l| Seen { port: l.port, address: l.address, pid: None, own: self.own.contains(&l.inode) })
-            .collect()
-    }
-
     /// The listening sockets now.
     pub fn scan(&mut self) -> Vec<Seen> {
         let listeners = self.listeners();
