@@ -102,6 +102,12 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after() {
             resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static(secs));
         }
+        // A body refused for its size (or for stalling) is not read to its
+        // end: the connection cannot carry another request, and a client
+        // that pooled it would fail its next one. Say so.
+        if matches!(self.code, ErrorCode::PayloadTooLarge | ErrorCode::RequestTimeout) {
+            resp.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        }
         resp
     }
 }
