@@ -138,6 +138,50 @@ pub(crate) fn spawner() -> io::Result<std_mpsc::Sender<SpawnJob>> {
     m.lock().map(|tx| tx.clone()).map_err(|_| io::Error::other("spawner poisoned"))
 }
 
+/// `program args` in `cwd` with the server's environment less tether's own
+/// settings (`TETHER_TOKEN` above all) and the Sprites token: a child gets
+/// them only when asked for (an agent that drives tether). Run as another
+/// user (`--agent-user`), it gets that user's home and name.
+pub(crate) fn command(program: impl AsRef<std::ffi::OsStr>, args: &[String], cwd: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(cwd);
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| k.starts_with("TETHER_") || k == "SPRITES_TOKEN") {
+            cmd.env_remove(&key);
+        }
+    }
+    if let Some(user) = user::agent_user() {
+        cmd.env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name).env("SHELL", &user.shell);
+    }
+    cmd
+}
+
+/// Waits for the leader on a thread of its own, ends what is left of its
+/// group, reports the exit, and a second later tells the reader to stop
+/// (something outside the group may hold the terminal open).
+pub(crate) fn wait_in_thread(
+    name: String,
+    mut child: std::process::Child,
+    exit_tx: std_mpsc::Sender<ExitInfo>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<()> {
+    let pid = child.id() as i32;
+    std::thread::Builder::new().name(name).spawn(move || {
+        let info = match child.wait() {
+            Ok(s) => {
+                use std::os::unix::process::ExitStatusExt;
+                ExitInfo { code: s.code(), signal: s.signal() }
+            }
+            Err(_) => ExitInfo { code: None, signal: None },
+        };
+        reap_group(pid);
+        let _ = exit_tx.send(info);
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+    })?;
+    Ok(())
+}
+
 /// Starts `spec` in `cwd` with `env` (the session's) added to the server's
 /// environment less tether's own `TETHER_*` settings, and the spec's own env over both (an adapter that needs a
 /// variable the session also sets merges it itself). Blocking (briefly).
@@ -149,20 +193,7 @@ pub fn spawn(
     tee: Option<Tee>,
 ) -> io::Result<Process> {
     let (master, slave) = sys::open_raw_pty(200, 50)?;
-    let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args).current_dir(cwd);
-    // tether's own settings (`TETHER_TOKEN` above all) and the Sprites token
-    // are not the agent's: it gets them only when the session sets them (an
-    // agent that drives tether).
-    for (key, _) in std::env::vars_os() {
-        if key.to_str().is_some_and(|k| k.starts_with("TETHER_") || k == "SPRITES_TOKEN") {
-            cmd.env_remove(&key);
-        }
-    }
-    // Run as another user, the agent gets that user's home and name.
-    if let Some(user) = user::agent_user() {
-        cmd.env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name).env("SHELL", &user.shell);
-    }
+    let mut cmd = command(&spec.program, &spec.args, cwd);
     cmd.envs(env);
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     cmd.env(SESSION_ENV, session_id).env("TERM", "xterm-256color");
@@ -213,21 +244,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name(format!("agent-out-{pid}"))
         .spawn(move || read_output(reader, ev_tx, exit_rx, reader_stop, tee))?;
-    std::thread::Builder::new().name(format!("agent-wait-{pid}")).spawn(move || {
-        let status = child.wait();
-        let info = match status {
-            Ok(s) => {
-                use std::os::unix::process::ExitStatusExt;
-                ExitInfo { code: s.code(), signal: s.signal() }
-            }
-            Err(_) => ExitInfo { code: None, signal: None },
-        };
-        reap_group(pid);
-        let _ = exit_tx.send(info);
-        // If something outside the group still holds the PTY open, stop reading anyway.
-        std::thread::sleep(Duration::from_secs(1));
-        stop.store(true, Ordering::Relaxed);
-    })?;
+    wait_in_thread(format!("agent-wait-{pid}"), child, exit_tx, stop)?;
     Ok(Process { pid, input: Some(in_tx), master, events: ev_rx })
 }
 

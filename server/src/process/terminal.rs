@@ -10,15 +10,14 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::{reap_group, signal_group, spawner, sys, write_input, ExitInfo};
+use super::{command, signal_group, spawner, sys, wait_in_thread, write_input, ExitInfo};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -71,16 +70,7 @@ impl Terminal {
 
 /// Starts `spec`; its output and exit arrive on the receiver. Blocking (briefly).
 pub fn spawn_terminal(spec: &TerminalSpec) -> io::Result<(Terminal, mpsc::Receiver<RawEvent>)> {
-    let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args).current_dir(&spec.cwd);
-    for (key, _) in std::env::vars_os() {
-        if key.to_str().is_some_and(|k| k.starts_with("TETHER_") || k == "SPRITES_TOKEN") {
-            cmd.env_remove(&key);
-        }
-    }
-    if let Some(user) = super::user::agent_user() {
-        cmd.env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name).env("SHELL", &user.shell);
-    }
+    let mut cmd = command(&spec.program, &spec.args, &spec.cwd);
     cmd.envs(&spec.env);
     cmd.env(&spec.tag.0, &spec.tag.1);
     let (reader, master, out): (File, Option<Arc<OwnedFd>>, OwnedFd) = match spec.tty {
@@ -130,20 +120,7 @@ pub fn spawn_terminal(spec: &TerminalSpec) -> io::Result<(Terminal, mpsc::Receiv
     std::thread::Builder::new()
         .name(format!("proc-out-{pid}"))
         .spawn(move || read_raw(reader, ev_tx, exit_rx, reader_stop))?;
-    std::thread::Builder::new().name(format!("proc-wait-{pid}")).spawn(move || {
-        let info = match child.wait() {
-            Ok(s) => {
-                use std::os::unix::process::ExitStatusExt;
-                ExitInfo { code: s.code(), signal: s.signal() }
-            }
-            Err(_) => ExitInfo { code: None, signal: None },
-        };
-        reap_group(pid);
-        let _ = exit_tx.send(info);
-        // Something outside the group may hold the terminal open: stop reading anyway.
-        std::thread::sleep(Duration::from_secs(1));
-        stop.store(true, Ordering::Relaxed);
-    })?;
+    wait_in_thread(format!("proc-wait-{pid}"), child, exit_tx, stop)?;
     Ok((Terminal { pid, input: in_tx, master }, ev_rx))
 }
 
