@@ -359,9 +359,10 @@ pub struct CreatePreviewLink {
     pub ttl_secs: Option<u64>,
     #[serde(default)]
     pub style: ProxyStyle,
-    /// The path inside the app to open (`/` by default).
+    /// The path inside the app to open (`/` by default): `/…`, no control
+    /// characters, at most 2048 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern("^/[^\\x00]*$"), length(max = 2048))]
+    #[schemars(pattern("^/[^\\u0000-\\u001F\\u007F-\\u009F]*$"), length(max = 2048))]
     pub path: Option<String>,
 }
 

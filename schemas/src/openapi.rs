@@ -579,7 +579,8 @@ fn computer_routes() -> Vec<Route> {
             "The TCP ports listening in the sandbox (tether's own excluded), with the pid, process and session \
              that own each where `/proc` shows it",
         )
-        .ok(200, Json(schema::<PortList>)),
+        .ok(200, Json(schema::<PortList>))
+        .link(200, "CreateLink", "post_ports_port_links", json!({"port": "$response.body#/ports/0/port"})),
         op(
             "post",
             "/v1/ports/{port}/links",

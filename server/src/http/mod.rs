@@ -337,10 +337,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             return Err(ApiError::unsupported_media_type("the body must be JSON (Content-Type: application/json)"));
         }
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(body_error)?;
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| invalid_at("JSON body", e))?;
-        de.end().map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))?;
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))?;
+        integral_floats_as_integers(&mut json);
+        let value = serde_path_to_error::deserialize(json).map_err(|e| invalid_at("JSON body", e))?;
         Ok(ApiJson(value))
+    }
+}
+
+/// JSON has one number type, and JSON Schema reads `280.0` as the integer
+/// 280: every whole number written with a fraction becomes that integer, so
+/// integer fields take it as the document promises.
+fn integral_floats_as_integers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f >= i64::MIN as f64 && f < u64::MAX as f64 {
+                *v = if f < 0.0 { Value::from(f as i64) } else { Value::from(f as u64) };
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
     }
 }
 

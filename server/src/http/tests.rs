@@ -185,6 +185,18 @@ async fn a_mock_session_runs_a_turn_and_pages_its_events() {
 }
 
 #[tokio::test]
+async fn a_whole_number_written_with_a_fraction_is_an_integer() {
+    // JSON Schema reads `280.0` as the integer 280 (schemathesis sends it).
+    let app = app(None, 64 * 1024).await;
+    let link = |ttl: &str| post_json("/v1/ports/1/links", &format!(r#"{{"ttl_secs":{ttl}}}"#));
+    // Decoded: the port is what fails, not the body.
+    assert_problem(&call(&app, link("280.0")).await, 404, "port_not_listening", "1");
+    assert_problem(&call(&app, link("2.5e2")).await, 404, "port_not_listening", "1");
+    assert_problem(&call(&app, link("280.5")).await, 400, "invalid_request", "ttl_secs");
+    assert_problem(&call(&app, link("-1.0")).await, 400, "invalid_request", "ttl_secs");
+}
+
+#[tokio::test]
 async fn message_bodies_are_validated() {
     let app = app(None, 8 << 20).await;
     let id = call(&app, post_json("/v1/sessions", r#"{"agent":"mock"}"#)).await.2["id"].as_str().unwrap().to_string();

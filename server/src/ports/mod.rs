@@ -331,11 +331,12 @@ fn link_fault(port: u16, fault: LinkFault) -> PortError {
     })
 }
 
-/// A link's path: `/…`, printable, at most [`MAX_LINK_PATH`] bytes.
+/// A link's path: `/…`, no control characters (the document's pattern), at
+/// most [`MAX_LINK_PATH`] characters (its `maxLength`).
 fn check_link_path(path: &str) -> Result<(), PortError> {
-    if !path.starts_with('/') || path.len() > MAX_LINK_PATH || path.chars().any(char::is_control) {
+    if !path.starts_with('/') || path.chars().count() > MAX_LINK_PATH || path.chars().any(char::is_control) {
         return Err(PortError::Invalid(format!(
-            "`path` must start with `/`, hold no control characters and be at most {MAX_LINK_PATH} bytes"
+            "`path` must start with `/`, hold no control characters and be at most {MAX_LINK_PATH} characters"
         )));
     }
     Ok(())
