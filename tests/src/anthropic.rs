@@ -107,7 +107,7 @@ impl ScriptedAnthropic {
         Self(
             ScriptedServer::start(Dialect {
                 name: "Anthropic",
-                model_path: "/v1/messages",
+                model_path: |path| path == "/v1/messages",
                 request_id_header: "request-id",
                 error_body: |kind, _code, message| error_json(kind, message),
                 errors: ERRORS,
@@ -137,7 +137,7 @@ const ERRORS: &[InjectedError] = &[
     InjectedError { tag: "overloaded", status: 529, kind: "overloaded_error", code: "", message: "Overloaded" },
 ];
 
-fn messages_reply(shared: &Recorder, request: &Value, request_id: &str) -> Response {
+fn messages_reply(shared: &Recorder, _path: &str, request: &Value, request_id: &str) -> Response {
     let model = request.get("model").and_then(Value::as_str).unwrap_or("claude-scripted").to_owned();
     let input_tokens = (request.to_string().len() / 4).max(1);
     let message_id = shared.next_id("msg");

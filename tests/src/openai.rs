@@ -136,7 +136,7 @@ impl ScriptedOpenAI {
         Self(
             ScriptedServer::start(Dialect {
                 name: "OpenAI",
-                model_path: "/v1/responses",
+                model_path: |path| path == "/v1/responses",
                 request_id_header: "x-request-id",
                 error_body: scripted::openai_error,
                 errors: scripted::OPENAI_ERRORS,
@@ -232,7 +232,7 @@ pub const TICKS_COMMAND: &str = "for i in 1 2 3; do echo tick-$i; sleep 0.3; don
 /// The patch of `[codex:patch]`.
 pub const SCRIPTED_PATCH: &str = "*** Begin Patch\n*** Add File: codex-patched.txt\n+patched by codex\n*** End Patch";
 
-fn responses_reply(shared: &Recorder, request: &Value, request_id: &str) -> Response {
+fn responses_reply(shared: &Recorder, _path: &str, request: &Value, request_id: &str) -> Response {
     let model = request.get("model").and_then(Value::as_str).unwrap_or(CODEX_MODEL).to_owned();
     let input_tokens = (request.to_string().len() / 4).max(1);
     let response_id = shared.next_id("resp");

@@ -216,7 +216,7 @@ impl ScriptedChat {
         Self(
             ScriptedServer::start(Dialect {
                 name: "chat",
-                model_path: "/v1/chat/completions",
+                model_path: |path| path == "/v1/chat/completions",
                 request_id_header: "x-request-id",
                 error_body: scripted::openai_error,
                 errors: scripted::OPENAI_ERRORS,
@@ -267,7 +267,7 @@ pub fn is_title_request(request: &Value) -> bool {
     no_tools || titler
 }
 
-fn chat_reply(shared: &Recorder, request: &Value, request_id: &str) -> Response {
+fn chat_reply(shared: &Recorder, _path: &str, request: &Value, request_id: &str) -> Response {
     let model = request.get("model").and_then(Value::as_str).unwrap_or(OPENCODE_MODEL).to_owned();
     let prompt_tokens = (request.to_string().len() / 4).max(1);
     let include_usage = request.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);

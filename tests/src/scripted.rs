@@ -1,10 +1,10 @@
 //! The HTTP scaffolding shared by the scripted model servers ([`crate::anthropic`],
-//! [`crate::openai`], [`crate::opencode`]): binding 127.0.0.1:0, recording
+//! [`crate::openai`], [`crate::opencode`], [`crate::gemini`]): binding 127.0.0.1:0, recording
 //! every request ([`Recorded`]), refusing `CONNECT`, unique ids, the HTTP
 //! errors a tag injects ([`InjectedError`]), streaming a reply as SSE with a
 //! pause before each frame ([`Frames`], cut short when the server stops),
 //! graceful shutdown on drop. Each API supplies its [`Dialect`]: its model
-//! path, error body, injected errors and replies; what it encodes (the
+//! paths, error body, injected errors and replies; what it encodes (the
 //! events of its stream) stays in its own file.
 //!
 //! A new agent's model is a `Dialect` plus a reply function that reads the
@@ -36,7 +36,7 @@ pub struct Recorded {
     pub uri: String,
     /// The body: JSON if it parses, else a string (`Null` when empty).
     pub body: Value,
-    /// The API key sent (`x-api-key`, or a bearer token).
+    /// The API key sent (`x-api-key`, `x-goog-api-key`, or a bearer token).
     pub api_key: Option<String>,
 }
 
@@ -44,14 +44,15 @@ pub struct Recorded {
 pub struct Dialect {
     /// Names the server in messages (`bind the scripted {name} server`).
     pub name: &'static str,
-    /// The path whose `POST` bodies are model requests (`/v1/messages`).
-    pub model_path: &'static str,
+    /// Whether `POST` bodies to a path are model requests
+    /// (`|p| p == "/v1/messages"`; Gemini's paths name the model).
+    pub model_path: fn(&str) -> bool,
     /// The response header that carries the request id.
     pub request_id_header: &'static str,
     /// The API's error body from `(type, code, message)`.
     pub error_body: fn(&str, &str, &str) -> Value,
-    /// The reply to a model request (already recorded), given its body and request id.
-    pub reply: fn(&Recorder, &Value, &str) -> Response,
+    /// The reply to a model request (already recorded), given its path, body and request id.
+    pub reply: fn(&Recorder, &str, &Value, &str) -> Response,
     /// The `200` JSON body for any other method and path.
     pub other: fn(&Method, &str) -> Value,
     /// The HTTP errors tags inject (`[DIALECT:401]`, ...).
@@ -324,7 +325,8 @@ async fn handle(
     request_headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let api_key = request_headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned).or_else(|| {
+    let header_text = |name: &str| request_headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let api_key = header_text("x-api-key").or_else(|| header_text("x-goog-api-key")).or_else(|| {
         let auth = request_headers.get(header::AUTHORIZATION)?.to_str().ok()?;
         auth.strip_prefix("Bearer ").map(str::to_owned)
     });
@@ -346,7 +348,7 @@ async fn handle(
         let body = (dialect.error_body)("permission_error", "forbidden", "the scripted model server is no proxy");
         return recorder.json_response(StatusCode::FORBIDDEN, &request_id, &body);
     }
-    if method == Method::POST && path == dialect.model_path {
+    if method == Method::POST && (dialect.model_path)(&path) {
         let Ok(request) = parsed else {
             let body = (dialect.error_body)("invalid_request_error", "invalid_json", "the request body is not JSON");
             return recorder.json_response(StatusCode::BAD_REQUEST, &request_id, &body);
@@ -354,7 +356,7 @@ async fn handle(
         if let Ok(mut requests) = recorder.model_requests.lock() {
             requests.push(request.clone());
         }
-        return (dialect.reply)(&recorder, &request, &request_id);
+        return (dialect.reply)(&recorder, &path, &request, &request_id);
     }
     recorder.json_response(StatusCode::OK, &request_id, &(dialect.other)(&method, &path))
 }
