@@ -31,6 +31,8 @@
 //!   scripted OpenAI Responses model ([`ScriptedOpenAI`]);
 //! - [`opencode`]: the real OpenCode CLI ([`opencode_bin`], [`opencode_env`])
 //!   against a scripted OpenAI Chat Completions model ([`ScriptedChat`]);
+//! - [`gemini`]: the real Gemini CLI over ACP ([`gemini_bin`], [`gemini_env`])
+//!   against a scripted Gemini API model ([`ScriptedGemini`]);
 //! - [`sprite`]: [`sprite::FakeSprite`], a fake of the in-Sprite API on a Unix
 //!   socket (services run for real, tasks expire, every call recorded);
 //! - [`tar`]: raw tar archives, hostile entries included (`..`, links);
@@ -44,6 +46,7 @@
 pub mod anthropic;
 pub mod browser;
 pub mod events;
+pub mod gemini;
 pub mod http;
 pub mod mcp;
 pub mod openai;
@@ -70,6 +73,7 @@ pub use events::{
     assert_contiguous, assert_well_formed, assert_well_formed_prefix, collect_turn, collect_turns, read_after,
     read_all, wait_for, TURN_TIMEOUT,
 };
+pub use gemini::{gemini_bin, gemini_env, ScriptedGemini, GEMINI_VERSION};
 pub use mcp::{mcp_test_server_bin, McpHttpServer, McpLog};
 pub use openai::{codex_bin, codex_env, ScriptedOpenAI, CODEX_VERSION};
 pub use opencode::{opencode_bin, opencode_env, ScriptedChat, OPENCODE_VERSION};
