@@ -164,9 +164,12 @@ pub fn http_router(
     require_header: Option<(String, String)>,
     cancel: CancellationToken,
 ) -> axum::Router {
-    let config = StreamableHttpServerConfig::default().with_cancellation_token(cancel);
+    // No SSE priming event (an empty `data:`): Gemini CLI's MCP client cannot parse it.
+    let config = StreamableHttpServerConfig::default().with_cancellation_token(cancel).with_sse_retry(None);
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.sse_retry = None;
     let service: StreamableHttpService<TestTools, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(tools.clone()), Default::default(), config);
+        StreamableHttpService::new(move || Ok(tools.clone()), std::sync::Arc::new(sessions), config);
     let router = axum::Router::new().nest_service("/mcp", service);
     match require_header {
         None => router,

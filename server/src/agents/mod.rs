@@ -34,12 +34,15 @@
 //!    and the adapter in `mod.rs`, as above (Claude's is the model); record
 //!    real sessions into `testdata/` and add its replay test.
 //! 2. One entry in [`AGENTS`]: id, name, command, capabilities, pinned npm
-//!    package, what it accepts (MCP, skills), and `adapter: Some(<id>::adapter)`.
+//!    package, what it accepts (MCP, skills), and `driver: Driver::Native(<id>::adapter)`.
+//!    An agent that speaks ACP needs no folder: an [`acp::AcpAgent`] and
+//!    `driver: Driver::Acp(..)`.
 //! 3. If it asks permissions or questions, a variant of [`NativeRequest`]
 //!    holding its `wire` type of such a request.
 //! 4. Its id in `tether_protocol::SESSION_AGENTS` (the API's enum; a test
 //!    keeps it equal to the registry's agents with an adapter).
 
+pub mod acp;
 pub mod asked;
 pub mod claude;
 pub mod codex;
@@ -64,6 +67,8 @@ use tether_protocol::{
 pub struct LaunchContext<'a> {
     pub session_id: &'a str,
     pub cwd: &'a Path,
+    /// The workspace root (what an agent's file requests are confined to).
+    pub workspace: &'a Path,
     pub model: Option<&'a str>,
     pub permission_mode: PermissionMode,
     /// The agent's own id of the conversation to continue, if any.
@@ -226,6 +231,8 @@ pub enum NativeRequest {
     Codex(codex::wire::ServerRequest),
     /// A permission or question of OpenCode's HTTP API.
     Opencode(opencode::wire::AskedRequest),
+    /// A `session/request_permission` of an ACP agent.
+    Acp(acp::wire::PermissionAsk),
 }
 
 impl NativeRequest {
@@ -235,6 +242,7 @@ impl NativeRequest {
             NativeRequest::Claude(r) => r.request_id.clone(),
             NativeRequest::Codex(r) => r.request_id(),
             NativeRequest::Opencode(r) => r.id().to_string(),
+            NativeRequest::Acp(r) => r.request_id(),
         }
     }
 
@@ -245,6 +253,7 @@ impl NativeRequest {
             NativeRequest::Claude(r) => r.to_json(),
             NativeRequest::Codex(r) => r.to_json(),
             NativeRequest::Opencode(r) => r.to_json(),
+            NativeRequest::Acp(r) => r.to_json(),
         }
     }
 }
@@ -292,15 +301,34 @@ pub struct AgentDef {
     pub pinned: Option<install::Pinned>,
     /// The MCP servers and skills its sessions can be given.
     pub accepts: Accepts,
-    /// Its adapter; None for an agent that is known (listed, installable) but
-    /// not yet driven: sessions of it cannot start.
-    pub adapter: Option<NewAdapter>,
+    /// What drives its sessions.
+    pub driver: Driver,
+}
+
+/// What drives an agent's sessions.
+#[derive(Clone, Copy)]
+pub enum Driver {
+    /// Known (listed, installable) but not driven yet: sessions of it cannot start.
+    None,
+    /// An adapter of its own protocol.
+    Native(NewAdapter),
+    /// The ACP adapter, with how this agent starts.
+    Acp(&'static acp::AcpAgent),
 }
 
 impl AgentDef {
     /// A new adapter for a session of this agent, given its binary.
     pub fn new_adapter(&self, program: PathBuf) -> Option<Box<dyn Adapter>> {
-        self.adapter.map(|new| new(program))
+        match self.driver {
+            Driver::None => None,
+            Driver::Native(new) => Some(new(program)),
+            Driver::Acp(agent) => Some(Box::new(acp::AcpAdapter::new(program, agent))),
+        }
+    }
+
+    /// Whether sessions of it can run in this build.
+    pub fn is_driven(&self) -> bool {
+        !matches!(self.driver, Driver::None)
     }
 }
 
@@ -323,6 +351,13 @@ fn real_agent_caps() -> Capabilities {
     }
 }
 
+/// Gemini CLI over ACP, as it announces itself (`loadSession`, images, MCP
+/// over stdio and HTTP) and as it behaves: no questions, no skills, no
+/// terminal; usage from its answer's `_meta.quota`.
+fn gemini_caps() -> Capabilities {
+    Capabilities { questions: false, skills: false, ..real_agent_caps() }
+}
+
 fn planned_caps() -> Capabilities {
     Capabilities::default()
 }
@@ -341,7 +376,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: mock::launch::capabilities,
         pinned: None,
         accepts: Accepts::ALL,
-        adapter: Some(mock::launch::adapter),
+        driver: Driver::Native(mock::launch::adapter),
     },
     AgentDef {
         id: "claude",
@@ -350,7 +385,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: real_agent_caps,
         pinned: pinned("@anthropic-ai/claude-code", "2.1.330"),
         accepts: Accepts::ALL,
-        adapter: Some(claude::adapter),
+        driver: Driver::Native(claude::adapter),
     },
     AgentDef {
         id: "codex",
@@ -359,7 +394,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: real_agent_caps,
         pinned: pinned("@openai/codex", "0.169.0"),
         accepts: Accepts::ALL,
-        adapter: Some(codex::adapter),
+        driver: Driver::Native(codex::adapter),
     },
     AgentDef {
         id: "opencode",
@@ -368,7 +403,17 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: real_agent_caps,
         pinned: pinned("opencode-ai", "1.18.33"),
         accepts: Accepts::ALL,
-        adapter: Some(opencode::adapter),
+        driver: Driver::Native(opencode::adapter),
+    },
+    AgentDef {
+        id: "gemini",
+        name: "Gemini CLI",
+        command: "gemini",
+        capabilities: gemini_caps,
+        pinned: pinned("@google/gemini-cli", "0.61.0"),
+        // Over ACP: MCP servers of both kinds in `session/new`; ACP has no skills.
+        accepts: Accepts { mcp_stdio: true, mcp_http: true, skills: false },
+        driver: Driver::Acp(&acp::GEMINI),
     },
     AgentDef {
         id: "amp",
@@ -377,7 +422,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: planned_caps,
         pinned: pinned("@sourcegraph/amp", "0.0.1767830505-ga62310"),
         accepts: Accepts::NONE,
-        adapter: None,
+        driver: Driver::None,
     },
     AgentDef {
         id: "pi",
@@ -386,7 +431,7 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: planned_caps,
         pinned: pinned("@mariozechner/pi-coding-agent", "0.73.1"),
         accepts: Accepts::NONE,
-        adapter: None,
+        driver: Driver::None,
     },
 ];
 
@@ -396,7 +441,7 @@ pub fn find(id: &str) -> Option<&'static AgentDef> {
 
 /// Whether sessions of this agent can run in this build (it has an adapter).
 pub fn is_supported(id: &str) -> bool {
-    find(id).is_some_and(|a| a.adapter.is_some())
+    find(id).is_some_and(AgentDef::is_driven)
 }
 
 /// Where the agent's binary is: `TETHER_<AGENT>_PATH`, the data dir's install, or PATH.
@@ -450,7 +495,7 @@ mod tests {
     /// registry's agents that have an adapter, in order.
     #[test]
     fn the_session_agents_are_the_registered_adapters() {
-        let driven: Vec<&str> = AGENTS.iter().filter(|a| a.adapter.is_some()).map(|a| a.id).collect();
+        let driven: Vec<&str> = AGENTS.iter().filter(|a| a.is_driven()).map(|a| a.id).collect();
         assert_eq!(driven, tether_protocol::SESSION_AGENTS);
         let mut ids: Vec<&str> = AGENTS.iter().map(|a| a.id).collect();
         ids.sort_unstable();

@@ -745,7 +745,7 @@ mod tests {
     fn words_not_wire_values() {
         assert_eq!(
             tool_summary(&json!({"text":"hi\nthere","count":2,"nested":{"a":1},"list":[1]})),
-            "count: 2, text: hi"
+            "text: hi, count: 2"
         );
         assert_eq!(tool_summary(&json!({"nested":{"a":1}})), "");
         assert_eq!(tool_summary(&json!("plain")), "plain");

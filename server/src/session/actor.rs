@@ -308,6 +308,7 @@ impl Actor {
         let ctx = LaunchContext {
             session_id: &self.id,
             cwd: &self.launch.cwd,
+            workspace: &self.shared.workspace,
             model: self.launch.model.as_deref(),
             permission_mode: self.launch.permission_mode,
             resume: self.norm.native_session_id(),

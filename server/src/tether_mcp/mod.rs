@@ -79,11 +79,18 @@ pub fn service(app: Arc<App>) -> StreamableHttpService<Tools, LocalSessionManage
     let config = StreamableHttpServerConfig::default()
         .with_cancellation_token(cancel)
         .with_max_request_body_bytes(app.max_body_bytes)
-        .with_sse_keep_alive(Some(app.keepalive));
+        .with_sse_keep_alive(Some(app.keepalive))
+        // No priming event (an empty `data:` that opens each stream for a
+        // resumption this server cannot offer: it keeps no event store), here
+        // nor in its sessions below: Gemini CLI's MCP client fails on it
+        // ("Unexpected end of JSON input") and drops the server.
+        .with_sse_retry(None);
     // `Host` and `Origin` are checked for every route, this one included,
     // by the HTTP edge in front of it (problem+json answers, `--allow-host`).
     let config = config.disable_allowed_hosts();
-    StreamableHttpService::new(move || Ok(Tools { app: app.clone() }), Default::default(), config)
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.sse_retry = None;
+    StreamableHttpService::new(move || Ok(Tools { app: app.clone() }), Arc::new(sessions), config)
 }
 
 /// The tools of one MCP session.

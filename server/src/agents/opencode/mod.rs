@@ -425,6 +425,7 @@ mod tests {
         let ctx = LaunchContext {
             session_id: "ses_test",
             cwd: Path::new("/tmp"),
+            workspace: Path::new("/tmp"),
             model: None,
             permission_mode: PermissionMode::Default,
             resume: None,

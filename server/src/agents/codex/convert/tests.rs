@@ -94,6 +94,7 @@ fn replay(case: &str) -> Vec<Draft> {
     let ctx = LaunchContext {
         session_id: "ses_test",
         cwd: Path::new(&cwd),
+        workspace: Path::new(&cwd),
         model: None,
         permission_mode: mode,
         resume: resume.as_deref(),

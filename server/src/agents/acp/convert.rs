@@ -1,0 +1,338 @@
+//! ACP `session/update` notifications and `session/request_permission`
+//! requests → event drafts. Pure: it writes nothing to the agent; its state is
+//! what the protocol leaves to the client: the text item streaming now, and
+//! every tool call as merged so far (updates carry only what changed, field by
+//! field, and may come without a `tool_call` before them).
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+use tether_protocol::{
+    Delta, ItemKind, ItemStatus, PermissionAction, PlanEntry, PlanStatus, Role, Tool, ToolKind as Kind,
+};
+
+use super::wire::{
+    ContentBlock, PermissionAsk, RequestPermissionRequest, SessionUpdate, ToolCall, ToolCallContent, ToolCallStatus,
+    ToolCallUpdate, ToolKind,
+};
+use crate::agents::{Draft, NativeRequest};
+use agent_client_protocol_schema::v1::{ContentChunk, PlanEntryStatus};
+
+#[derive(Debug, Default)]
+pub struct AcpConverter {
+    /// The text item streaming now: its native id, kind, and the agent's message id if it gave one.
+    text: Option<(String, ItemKind, Option<String>)>,
+    items: u64,
+    /// Every tool call of the turn, as merged so far.
+    tools: HashMap<String, ToolCall>,
+    /// Token counts an agent put in a chunk's `_meta.usage` (Qwen), for a turn whose answer has none.
+    usage: Option<Value>,
+}
+
+impl AcpConverter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One `session/update`.
+    pub fn update(&mut self, update: SessionUpdate) -> Vec<Draft> {
+        match update {
+            SessionUpdate::AgentMessageChunk(chunk) => {
+                if let Some(usage) = chunk.meta.as_ref().and_then(|m| m.get("usage")) {
+                    self.usage = Some(usage.clone());
+                }
+                self.text_delta(ItemKind::Message, chunk)
+            }
+            SessionUpdate::AgentThoughtChunk(chunk) => self.text_delta(ItemKind::Reasoning, chunk),
+            SessionUpdate::ToolCall(call) => {
+                let mut drafts = self.close_text();
+                let id = call.tool_call_id.0.to_string();
+                drafts.extend(self.tool_changed(id, call));
+                drafts
+            }
+            SessionUpdate::ToolCallUpdate(update) => {
+                let mut drafts = self.close_text();
+                let id = update.tool_call_id.0.to_string();
+                let merged = self.merged(update);
+                drafts.extend(self.tool_changed(id, merged));
+                drafts
+            }
+            SessionUpdate::Plan(plan) => {
+                let mut drafts = self.close_text();
+                self.items += 1;
+                let entries = plan
+                    .entries
+                    .into_iter()
+                    .map(|e| PlanEntry {
+                        text: e.content,
+                        status: match e.status {
+                            PlanEntryStatus::Completed => PlanStatus::Completed,
+                            PlanEntryStatus::InProgress => PlanStatus::InProgress,
+                            _ => PlanStatus::Pending,
+                        },
+                    })
+                    .collect();
+                drafts.push(Draft::ItemCompleted {
+                    native_id: format!("plan-{}", self.items),
+                    kind: ItemKind::Plan,
+                    role: None,
+                    status: ItemStatus::Completed,
+                    content: vec![],
+                    tool: None,
+                    plan: Some(entries),
+                });
+                drafts
+            }
+            // The user's own message echoed (or replayed), the agent's slash
+            // commands, modes, config and context-window figures: nothing a
+            // turn's events show.
+            _ => vec![],
+        }
+    }
+
+    /// A `session/request_permission`: the tool call it is about (started if
+    /// the agent sent no `tool_call` before it, as Gemini does), then the request.
+    pub fn permission(&mut self, ask: PermissionAsk, request: RequestPermissionRequest) -> Vec<Draft> {
+        let mut drafts = self.close_text();
+        let id = request.tool_call.tool_call_id.0.to_string();
+        let known = self.tools.contains_key(&id);
+        let call = self.merged(request.tool_call);
+        let tool = tool_of(&call);
+        if !known {
+            drafts.push(Draft::ItemStarted {
+                native_id: id.clone(),
+                kind: ItemKind::ToolCall,
+                role: None,
+                tool: Some(tool.clone()),
+            });
+        }
+        let action = match (call.kind, tool.kind) {
+            (_, Kind::Mcp) => PermissionAction::Mcp,
+            (ToolKind::Execute, _) => PermissionAction::Shell,
+            (ToolKind::Edit | ToolKind::Delete | ToolKind::Move, _) => {
+                if tool.diff.as_deref().is_some_and(|d| d.starts_with("--- /dev/null")) {
+                    PermissionAction::FileWrite
+                } else {
+                    PermissionAction::FileEdit
+                }
+            }
+            _ => PermissionAction::Other,
+        };
+        let command = (call.kind == ToolKind::Execute)
+            .then(|| call.raw_input.as_ref().and_then(|i| i.get("command")).and_then(Value::as_str))
+            .flatten()
+            .map(str::to_string)
+            .or_else(|| (call.kind == ToolKind::Execute).then(|| call.title.clone()));
+        let title = match (&tool.server, tool.kind) {
+            (Some(server), Kind::Mcp) => format!("Call {} on the MCP server {server}", tool.name),
+            _ => call.title.clone(),
+        };
+        drafts.push(Draft::PermissionRequested {
+            native: NativeRequest::Acp(ask),
+            native_item_id: Some(id),
+            action,
+            title,
+            command,
+            path: tool.paths.first().cloned(),
+            diff: tool.diff.clone(),
+            input: call.raw_input.clone(),
+        });
+        drafts
+    }
+
+    /// The turn ended: the session closes what is still open (completed,
+    /// cancelled or failed, as the turn ended). Answers the usage the
+    /// updates carried (ACP's own `usage` shape), if any.
+    pub fn turn_ended(&mut self) -> Option<Value> {
+        self.tools.clear();
+        self.text = None;
+        self.usage.take()
+    }
+
+    fn text_delta(&mut self, kind: ItemKind, chunk: ContentChunk) -> Vec<Draft> {
+        let ContentBlock::Text(text) = chunk.content else { return vec![] };
+        if text.text.is_empty() {
+            return vec![];
+        }
+        let message_id = chunk.message_id.map(|m| m.0.to_string());
+        let mut drafts = vec![];
+        let same = matches!(&self.text, Some((_, k, m)) if *k == kind && (message_id.is_none() || *m == message_id));
+        if !same {
+            drafts.extend(self.close_text());
+            self.items += 1;
+            let prefix = if kind == ItemKind::Message { "msg" } else { "thought" };
+            self.text = Some((format!("{prefix}-{}", self.items), kind, message_id));
+        }
+        let native_id = self.text.as_ref().map(|t| t.0.clone()).unwrap_or_default();
+        let delta = if kind == ItemKind::Message { Delta::Text(text.text) } else { Delta::Reasoning(text.text) };
+        drafts.push(Draft::ItemDelta { native_id, delta });
+        drafts
+    }
+
+    fn close_text(&mut self) -> Vec<Draft> {
+        let Some((native_id, kind, _)) = self.text.take() else { return vec![] };
+        vec![Draft::ItemCompleted {
+            native_id,
+            kind,
+            role: (kind == ItemKind::Message).then_some(Role::Assistant),
+            status: ItemStatus::Completed,
+            content: vec![],
+            tool: None,
+            plan: None,
+        }]
+    }
+
+    /// The tool call with this update applied, field by field.
+    fn merged(&mut self, update: ToolCallUpdate) -> ToolCall {
+        let id = update.tool_call_id.0.to_string();
+        let call = self.tools.entry(id).or_insert_with(|| ToolCall::new(update.tool_call_id.clone(), ""));
+        if update.meta.is_some() {
+            let mut meta = call.meta.take().unwrap_or_default();
+            meta.extend(update.meta.clone().unwrap_or_default());
+            call.meta = Some(meta);
+        }
+        call.update(update.fields);
+        // Gemini sends an MCP call's arguments as one JSON text before it runs, and no `rawInput`.
+        let running = matches!(call.status, ToolCallStatus::Pending | ToolCallStatus::InProgress);
+        if call.raw_input.is_none() && running {
+            if let [ToolCallContent::Content(c)] = call.content.as_slice() {
+                if let ContentBlock::Text(t) = &c.content {
+                    if let Ok(args @ Value::Object(_)) = serde_json::from_str::<Value>(&t.text) {
+                        call.raw_input = Some(args);
+                        call.content.clear();
+                    }
+                }
+            }
+        }
+        call.clone()
+    }
+
+    fn tool_changed(&mut self, id: String, call: ToolCall) -> Vec<Draft> {
+        self.tools.insert(id.clone(), call.clone());
+        let tool = Some(tool_of(&call));
+        match call.status {
+            ToolCallStatus::Completed | ToolCallStatus::Failed => vec![Draft::ItemCompleted {
+                native_id: id,
+                kind: ItemKind::ToolCall,
+                role: None,
+                status: if call.status == ToolCallStatus::Failed { ItemStatus::Failed } else { ItemStatus::Completed },
+                content: vec![],
+                tool,
+                plan: None,
+            }],
+            _ => vec![Draft::ItemUpdated { native_id: id, kind: ItemKind::ToolCall, role: None, tool }],
+        }
+    }
+}
+
+/// A meta field as text (`_meta.toolName`, or under the agent's own key).
+fn meta_str<'a>(call: &'a ToolCall, key: &str) -> Option<&'a str> {
+    let meta = call.meta.as_ref()?;
+    meta.get(key).or_else(|| meta.values().find_map(|v| v.as_object()?.get(key))).and_then(Value::as_str)
+}
+
+/// (server, tool) of an MCP tool call: a `mcp__SERVER__TOOL` name (Qwen,
+/// Claude), a title `TOOL (SERVER MCP Server)` (Gemini), or `_meta.provenance`.
+fn mcp_of(call: &ToolCall) -> Option<(String, String)> {
+    if let Some(name) = meta_str(call, "toolName") {
+        if let Some((server, tool)) = name.strip_prefix("mcp__").and_then(|r| r.split_once("__")) {
+            return Some((server.to_string(), tool.to_string()));
+        }
+    }
+    if let Some((tool, rest)) = call.title.split_once(" (") {
+        if let Some(server) = rest.strip_suffix(" MCP Server)") {
+            return Some((server.to_string(), tool.to_string()));
+        }
+    }
+    if meta_str(call, "provenance") == Some("mcp") {
+        let server = meta_str(call, "serverId")?;
+        return Some((server.to_string(), meta_str(call, "toolName").unwrap_or(&call.title).to_string()));
+    }
+    None
+}
+
+/// The tool call as tether shows it.
+pub fn tool_of(call: &ToolCall) -> Tool {
+    let mcp = mcp_of(call);
+    let kind = match (&mcp, call.kind) {
+        (Some(_), _) => Kind::Mcp,
+        (None, ToolKind::Execute) => Kind::Shell,
+        (None, ToolKind::Edit | ToolKind::Delete | ToolKind::Move) => Kind::FileEdit,
+        (None, ToolKind::Read) => Kind::FileRead,
+        (None, ToolKind::Search) => Kind::Search,
+        (None, ToolKind::Fetch) => Kind::Web,
+        _ => Kind::Other,
+    };
+    let name = match &mcp {
+        Some((_, tool)) => tool.clone(),
+        None => meta_str(call, "toolName").map(str::to_string).or_else(|| call.name.clone()).unwrap_or_else(|| {
+            match call.kind {
+                ToolKind::Execute => "shell",
+                ToolKind::Edit => "edit",
+                ToolKind::Delete => "delete",
+                ToolKind::Move => "move",
+                ToolKind::Read => "read",
+                ToolKind::Search => "search",
+                ToolKind::Fetch => "fetch",
+                ToolKind::Think => "think",
+                _ => "tool",
+            }
+            .to_string()
+        }),
+    };
+    let mut paths: Vec<String> = call.locations.iter().map(|l| l.path.display().to_string()).collect();
+    let mut diff = String::new();
+    let mut text = Vec::new();
+    for content in &call.content {
+        match content {
+            ToolCallContent::Diff(d) => {
+                let path = d.path.display().to_string();
+                let old = d.old_text.as_deref().unwrap_or("");
+                let lines = |prefix: char, s: &str| s.lines().map(|l| format!("{prefix}{l}\n")).collect::<String>();
+                let from = if old.is_empty() { "/dev/null".to_string() } else { path.clone() };
+                diff.push_str(&format!("--- {from}\n+++ {path}\n{}{}", lines('-', old), lines('+', &d.new_text)));
+                if !paths.contains(&path) {
+                    paths.push(path);
+                }
+            }
+            ToolCallContent::Content(c) => {
+                if let ContentBlock::Text(t) = &c.content {
+                    text.push(t.text.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    // Output in `content`, else in `rawOutput` (a string, or an object's `output`), once
+    // the call ended: before that its text describes the call.
+    let ended = matches!(call.status, ToolCallStatus::Completed | ToolCallStatus::Failed);
+    let raw = call.raw_output.as_ref();
+    let output = if !ended {
+        None
+    } else if !text.is_empty() {
+        Some(text.join("\n"))
+    } else {
+        raw.and_then(|r| r.as_str().or_else(|| r.get("output")?.as_str())).map(str::to_string)
+    };
+    let exit_code = raw.and_then(|r| r.get("exitCode").or_else(|| r.get("exit_code"))?.as_i64()).map(|c| c as i32);
+    // Its input, else what the title says (Gemini sends no input; a shell call's title is its command).
+    let input = call.raw_input.clone().filter(|i| i.as_object().is_none_or(|o| !o.is_empty())).unwrap_or_else(|| {
+        match call.kind {
+            ToolKind::Execute => json!({"command": call.title}),
+            _ => json!({"title": call.title}),
+        }
+    });
+    Tool {
+        name,
+        kind,
+        server: mcp.map(|(server, _)| server),
+        input,
+        output: output.filter(|o| !o.is_empty()),
+        exit_code,
+        diff: (!diff.is_empty()).then_some(diff),
+        paths,
+    }
+}
+
+#[cfg(test)]
+mod tests;

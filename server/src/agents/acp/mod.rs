@@ -1,0 +1,559 @@
+//! Any agent that speaks the Agent Client Protocol (ACP, JSON-RPC 2.0 over
+//! stdio, protocol v1) — Gemini CLI, Qwen Code, OpenCode's ACP mode, the
+//! Claude and Codex adapters, or one a user declares — driven by one adapter:
+//! `initialize` → `session/new` with the session's MCP servers (or
+//! `session/load` with the stored session id, where the agent announced
+//! `loadSession`) → `session/prompt` per message, `session/cancel` to stop a
+//! turn. `session/request_permission` becomes a permission; the agent's calls
+//! to the client's `fs/read_text_file` and `fs/write_text_file` are served
+//! inside the workspace (anything outside is refused); `terminal/*` is not
+//! offered. What an agent cannot do is answered, never left hanging: unknown
+//! requests get "method not found".
+//!
+//! `launch` declares agents and starts them, `wire` holds the envelopes and
+//! the protocol crate's types, `convert` turns updates and permission requests
+//! into drafts (pure); this adapter alone writes to the agent.
+//!
+//! Agents differ (see `shared/agents/acp`): request ids may be 0 or strings;
+//! Gemini asks permission with no `tool_call` before it and sends nothing for
+//! a rejected call (the session closes it with the turn); Gemini answers a
+//! read of a missing file only as a JSON-RPC error it then cannot tell from a
+//! failure, so a missing file inside the workspace reads as empty text.
+
+pub mod convert;
+pub mod launch;
+pub mod wire;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use tether_protocol::{Decision, Part, PermissionMode, StopReason, Usage};
+
+use super::{Adapter, Draft, LaunchContext, NativeRequest};
+use crate::process::LaunchSpec;
+use convert::AcpConverter;
+pub use launch::AcpAgent;
+use wire::{Envelope, PermissionAsk, PermissionOptionKind, RpcError};
+
+/// Gemini CLI (`gemini --acp`). `GEMINI_CLI_NO_RELAUNCH` keeps it one process
+/// (its relaunching parent ignores SIGTERM).
+pub const GEMINI: AcpAgent = AcpAgent {
+    id: "gemini",
+    args: &["--acp"],
+    env: &[("GEMINI_CLI_NO_RELAUNCH", "true")],
+    model_flag: Some("--model"),
+};
+
+/// The ACP session modes that mean a tether permission mode, in the order tried.
+fn mode_ids(mode: PermissionMode) -> &'static [&'static str] {
+    match mode {
+        PermissionMode::Default => &[],
+        PermissionMode::AcceptEdits => &["autoEdit", "auto-edit", "acceptEdits"],
+        PermissionMode::Bypass => &["yolo", "bypassPermissions", "agent-full-access", "full-access"],
+        PermissionMode::Plan => &["plan", "read-only"],
+    }
+}
+
+/// What one of our requests was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ours {
+    Initialize,
+    NewSession,
+    LoadSession,
+    SetMode,
+    Prompt,
+}
+
+pub struct AcpAdapter {
+    program: PathBuf,
+    agent: &'static AcpAgent,
+    converter: AcpConverter,
+    out: Vec<u8>,
+    next_id: u64,
+    requests: HashMap<u64, Ours>,
+    cwd: PathBuf,
+    /// The root the client `fs` methods are confined to.
+    workspace: PathBuf,
+    mode: PermissionMode,
+    resume: Option<String>,
+    mcp_servers: Vec<Value>,
+    /// Announced by the agent in `initialize`.
+    load_session: bool,
+    session_id: Option<String>,
+    /// The session is open and its mode set: prompts may go out.
+    ready: bool,
+    /// `session/load` replays the history before it answers: tether has it already.
+    loading: bool,
+    /// The `session/prompt` running now, and whether we asked it to stop.
+    prompt: Option<u64>,
+    cancel_sent: bool,
+    cancel_wanted: bool,
+    /// Permission requests not answered yet (their ids).
+    asks: Vec<Value>,
+    /// Messages that arrived before the session was open.
+    waiting: VecDeque<Vec<Part>>,
+}
+
+impl AcpAdapter {
+    pub fn new(program: PathBuf, agent: &'static AcpAgent) -> Self {
+        AcpAdapter {
+            program,
+            agent,
+            converter: AcpConverter::new(),
+            out: Vec::new(),
+            next_id: 0,
+            requests: HashMap::new(),
+            cwd: PathBuf::new(),
+            workspace: PathBuf::new(),
+            mode: PermissionMode::Default,
+            resume: None,
+            mcp_servers: Vec::new(),
+            load_session: false,
+            session_id: None,
+            ready: false,
+            loading: false,
+            prompt: None,
+            cancel_sent: false,
+            cancel_wanted: false,
+            asks: Vec::new(),
+            waiting: VecDeque::new(),
+        }
+    }
+
+    fn send(&mut self, v: Value) {
+        if let Ok(mut bytes) = serde_json::to_vec(&v) {
+            bytes.push(b'\n');
+            self.out.extend(bytes);
+        }
+    }
+
+    fn request(&mut self, ours: Ours, method: &str, params: Value) -> u64 {
+        self.next_id += 1;
+        self.requests.insert(self.next_id, ours);
+        self.send(wire::request(self.next_id, method, params));
+        self.next_id
+    }
+
+    fn open_session(&mut self) {
+        let cwd = self.cwd.display().to_string();
+        let servers = Value::Array(self.mcp_servers.clone());
+        match self.resume.clone().filter(|_| self.load_session) {
+            Some(id) => {
+                self.loading = true;
+                self.request(
+                    Ours::LoadSession,
+                    "session/load",
+                    json!({"sessionId": id, "cwd": cwd, "mcpServers": servers}),
+                );
+            }
+            None => {
+                self.request(Ours::NewSession, "session/new", json!({"cwd": cwd, "mcpServers": servers}));
+            }
+        }
+    }
+
+    fn start_prompt(&mut self, parts: Vec<Part>) {
+        let Some(session_id) = self.session_id.clone().filter(|_| self.ready) else {
+            self.waiting.push_back(parts);
+            return;
+        };
+        let prompt = launch::prompt(&parts, &self.cwd);
+        self.cancel_sent = false;
+        let id = self.request(Ours::Prompt, "session/prompt", json!({"sessionId": session_id, "prompt": prompt}));
+        self.prompt = Some(id);
+        if self.cancel_wanted {
+            self.send_cancel();
+        }
+    }
+
+    fn send_cancel(&mut self) {
+        let Some(session_id) = self.session_id.clone() else { return };
+        self.cancel_wanted = false;
+        self.cancel_sent = true;
+        self.send(wire::notification("session/cancel", json!({"sessionId": session_id})));
+        // Every agent ignores a late answer to a request open at a cancel: answer them now.
+        for id in std::mem::take(&mut self.asks) {
+            self.send(wire::result(&id, json!({"outcome": {"outcome": "cancelled"}})));
+        }
+    }
+
+    /// The session is open and in its mode: the messages that waited go out.
+    fn session_ready(&mut self) {
+        self.ready = true;
+        while let Some(parts) = self.waiting.pop_front() {
+            self.start_prompt(parts);
+        }
+    }
+
+    /// Messages that waited for the session fail with it.
+    fn fail_waiting(&mut self, code: &str, message: &str) -> Vec<Draft> {
+        if self.waiting.is_empty() {
+            return vec![];
+        }
+        self.waiting.clear();
+        vec![Draft::TurnCompleted {
+            stop_reason: StopReason::Error,
+            usage: None,
+            error: Some((code.to_string(), message.to_string())),
+        }]
+    }
+
+    /// The answer to one of our requests.
+    fn response(&mut self, ours: Ours, result: Option<Value>, error: Option<RpcError>) -> Vec<Draft> {
+        let name = self.agent.id;
+        if let Some(e) = error {
+            let text = e.text();
+            return match ours {
+                Ours::Initialize => {
+                    let message = format!("{name} did not start its ACP connection: {text}");
+                    let mut drafts = vec![Draft::Error {
+                        code: "agent_protocol".into(),
+                        message: message.clone(),
+                        retryable: false,
+                    }];
+                    drafts.extend(self.fail_waiting("agent_failed", &message));
+                    drafts
+                }
+                Ours::LoadSession => {
+                    // The stored conversation is gone: a fresh one rather than failing every turn.
+                    self.loading = false;
+                    self.resume = None;
+                    self.open_session();
+                    vec![Draft::Error {
+                        code: "resume_failed".into(),
+                        message: format!("{name} could not resume its conversation ({text}); a new one was started"),
+                        retryable: false,
+                    }]
+                }
+                Ours::NewSession => {
+                    let message = format!("{name} could not open a session: {text}");
+                    let mut drafts = vec![Draft::Error {
+                        code: "agent_protocol".into(),
+                        message: message.clone(),
+                        retryable: false,
+                    }];
+                    drafts.extend(self.fail_waiting("agent_failed", &message));
+                    drafts
+                }
+                Ours::SetMode => {
+                    let log = Draft::Log {
+                        stream: tether_protocol::LogStream::Pty,
+                        text: format!("{name} refused the session mode: {text}"),
+                    };
+                    self.session_ready();
+                    vec![log]
+                }
+                Ours::Prompt => {
+                    self.prompt = None;
+                    self.converter.turn_ended();
+                    let model =
+                        (400..=599).contains(&e.code) || e.data.as_ref().is_some_and(|d| d.get("details").is_some());
+                    let code = if model { "model_error" } else { "agent_error" };
+                    vec![Draft::TurnCompleted {
+                        stop_reason: StopReason::Error,
+                        usage: None,
+                        error: Some((code.into(), text)),
+                    }]
+                }
+            };
+        }
+        let result = result.unwrap_or(Value::Null);
+        match ours {
+            Ours::Initialize => {
+                self.load_session =
+                    result.pointer("/agentCapabilities/loadSession").and_then(Value::as_bool).unwrap_or(false);
+                self.open_session();
+                vec![]
+            }
+            Ours::NewSession | Ours::LoadSession => {
+                self.loading = false;
+                let session_id = match ours {
+                    Ours::NewSession => result.get("sessionId").and_then(Value::as_str).map(str::to_string),
+                    _ => self.resume.clone(),
+                };
+                self.session_id = session_id.clone();
+                let model = result.pointer("/models/currentModelId").and_then(Value::as_str).map(str::to_string);
+                // The permission mode, where the agent has a mode for it.
+                let available: Vec<&str> = result
+                    .pointer("/modes/availableModes")
+                    .and_then(Value::as_array)
+                    .map(|m| m.iter().filter_map(|m| m.get("id")?.as_str()).collect())
+                    .unwrap_or_default();
+                let current = result.pointer("/modes/currentModeId").and_then(Value::as_str);
+                let wanted = mode_ids(self.mode).iter().find(|m| available.contains(m)).copied();
+                let set_mode = wanted.filter(|m| Some(*m) != current);
+                if let (Some(mode), Some(sid)) = (set_mode, session_id.clone()) {
+                    // Prompts wait for it: a turn runs in the mode asked for.
+                    self.request(Ours::SetMode, "session/set_mode", json!({"sessionId": sid, "modeId": mode}));
+                }
+                let mut drafts = vec![Draft::SessionStarted { native_session_id: session_id, model }];
+                if self.session_id.is_none() {
+                    let message = format!("{name} opened a session without an id");
+                    drafts.push(Draft::Error {
+                        code: "agent_protocol".into(),
+                        message: message.clone(),
+                        retryable: false,
+                    });
+                    drafts.extend(self.fail_waiting("agent_failed", &message));
+                    return drafts;
+                }
+                if set_mode.is_none() {
+                    self.session_ready();
+                }
+                drafts
+            }
+            Ours::SetMode => {
+                self.session_ready();
+                vec![]
+            }
+            Ours::Prompt => {
+                self.prompt = None;
+                self.asks.clear();
+                let stop = result.get("stopReason").and_then(Value::as_str).unwrap_or("end_turn");
+                let (stop_reason, error) = match stop {
+                    "cancelled" if self.cancel_sent => (StopReason::Interrupted, None),
+                    "max_turn_requests" => (StopReason::MaxTurns, None),
+                    "refusal" => (StopReason::Refused, None),
+                    "max_tokens" => (
+                        StopReason::Error,
+                        Some(("max_tokens".to_string(), "the model reached its output token limit".to_string())),
+                    ),
+                    _ => (StopReason::EndTurn, None),
+                };
+                let streamed = self.converter.turn_ended().map(|u| json!({ "usage": u }));
+                let usage = usage_of(&result).or_else(|| streamed.as_ref().and_then(usage_of));
+                vec![Draft::TurnCompleted { stop_reason, usage, error }]
+            }
+        }
+    }
+
+    /// A request the agent makes of us.
+    fn agent_request(&mut self, id: Value, method: &str, params: Value, line: &str) -> Vec<Draft> {
+        match method {
+            "session/request_permission" => {
+                let request: wire::RequestPermissionRequest = match serde_json::from_value(params) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.send(wire::error(&id, wire::INVALID_PARAMS, &e.to_string()));
+                        return vec![Draft::Unparsed { line: line.to_string(), error: e.to_string() }];
+                    }
+                };
+                let ask = PermissionAsk { id: id.clone(), options: request.options.clone() };
+                if self.prompt.is_some() && self.cancel_sent {
+                    // Asked after we cancelled: nobody will answer it.
+                    self.send(wire::result(&id, json!({"outcome": {"outcome": "cancelled"}})));
+                    return vec![];
+                }
+                self.asks.push(id);
+                self.converter.permission(ask, request)
+            }
+            "fs/read_text_file" => {
+                let reply = match serde_json::from_value::<wire::ReadTextFileRequest>(params) {
+                    Ok(r) => self.read_file(&id, r),
+                    Err(e) => wire::error(&id, wire::INVALID_PARAMS, &e.to_string()),
+                };
+                self.send(reply);
+                vec![]
+            }
+            "fs/write_text_file" => {
+                let reply = match serde_json::from_value::<wire::WriteTextFileRequest>(params) {
+                    Ok(r) => match crate::fs::write_file(
+                        &self.workspace,
+                        &r.path.display().to_string(),
+                        r.content.as_bytes(),
+                    ) {
+                        Ok(_) => wire::result(&id, json!({})),
+                        Err(e) => wire::error(&id, wire::INVALID_PARAMS, &e.to_string()),
+                    },
+                    Err(e) => wire::error(&id, wire::INVALID_PARAMS, &e.to_string()),
+                };
+                self.send(reply);
+                vec![]
+            }
+            _ => {
+                let message = format!("tether does not offer `{method}`");
+                self.send(wire::error(&id, wire::METHOD_NOT_FOUND, &message));
+                vec![]
+            }
+        }
+    }
+
+    /// `fs/read_text_file` inside the workspace: the text, from `line` (1-based)
+    /// for `limit` lines. A missing file inside the workspace is empty text
+    /// (Gemini cannot create a file otherwise); outside it, refused.
+    fn read_file(&self, id: &Value, request: wire::ReadTextFileRequest) -> Value {
+        /// What one read may answer: an agent reading more pages.
+        const MAX_READ: u64 = 8 << 20;
+        let path = request.path.display().to_string();
+        let text = match crate::fs::read_range(&self.workspace, &path, 0, MAX_READ) {
+            Ok((bytes, _)) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(crate::fs::FsError::NoSuchFile { .. }) => String::new(),
+            Err(e) => return wire::error(id, wire::RESOURCE_NOT_FOUND, &e.to_string()),
+        };
+        let text = match (request.line, request.limit) {
+            (None, None) => text,
+            (line, limit) => {
+                let skip = line.map_or(0, |l| l.saturating_sub(1) as usize);
+                let take = limit.map_or(usize::MAX, |l| l as usize);
+                text.split_inclusive('\n').skip(skip).take(take).collect()
+            }
+        };
+        wire::result(id, json!({"content": text}))
+    }
+}
+
+/// Token counts of a prompt's answer: ACP's `usage`, or Gemini's `_meta.quota.token_count`.
+fn usage_of(result: &Value) -> Option<Usage> {
+    let n = |v: Option<&Value>| v.and_then(Value::as_u64);
+    if let Some(u) = result.get("usage") {
+        return Some(Usage {
+            input_tokens: n(u.get("inputTokens")),
+            output_tokens: n(u.get("outputTokens")),
+            cached_input_tokens: n(u.get("cachedReadTokens")),
+            reasoning_tokens: n(u.get("thoughtTokens")),
+            cost_usd: None,
+        });
+    }
+    let t = result.pointer("/_meta/quota/token_count")?;
+    Some(Usage {
+        input_tokens: n(t.get("input_tokens")),
+        output_tokens: n(t.get("output_tokens")),
+        cached_input_tokens: None,
+        reasoning_tokens: None,
+        cost_usd: None,
+    })
+}
+
+impl Adapter for AcpAdapter {
+    fn launch(&mut self, ctx: &LaunchContext<'_>) -> LaunchSpec {
+        self.cwd = ctx.cwd.to_path_buf();
+        self.workspace = ctx.workspace.to_path_buf();
+        self.mode = ctx.permission_mode;
+        self.resume = ctx.resume.map(str::to_string);
+        self.mcp_servers = launch::mcp_servers(ctx);
+        self.converter = AcpConverter::new();
+        self.requests.clear();
+        self.session_id = None;
+        self.ready = false;
+        self.loading = false;
+        self.prompt = None;
+        self.cancel_sent = false;
+        self.cancel_wanted = false;
+        self.asks.clear();
+        launch::launch(&self.program, self.agent, ctx)
+    }
+
+    fn started(&mut self) {
+        self.request(
+            Ours::Initialize,
+            "initialize",
+            json!({
+                "protocolVersion": 1,
+                "clientCapabilities": {"fs": {"readTextFile": true, "writeTextFile": true}, "terminal": false},
+                "clientInfo": {"name": "tether", "title": "tether", "version": env!("CARGO_PKG_VERSION")},
+            }),
+        );
+    }
+
+    fn user_message(&mut self, parts: &[Part]) {
+        self.start_prompt(parts.to_vec());
+    }
+
+    fn interrupt(&mut self) -> bool {
+        if self.prompt.is_some() {
+            self.send_cancel();
+        } else {
+            // Before the session is open: it goes out with the prompt.
+            self.cancel_wanted = true;
+        }
+        true
+    }
+
+    fn permission_reply(&mut self, native: &NativeRequest, decision: Decision, _message: Option<&str>) {
+        let NativeRequest::Acp(ask) = native else { return };
+        if !self.asks.contains(&ask.id) {
+            return; // answered already (cancelled)
+        }
+        self.asks.retain(|id| id != &ask.id);
+        // "Always" in tether means this session: an option that says it would
+        // write the project's or the user's settings is not taken for it.
+        let lasting = |id: &str| id.contains("project") || id.contains("user");
+        let find = |kind: PermissionOptionKind, allow_lasting: bool| {
+            ask.options.iter().find(|o| o.kind == kind && (allow_lasting || !lasting(&o.option_id.0)))
+        };
+        let chosen =
+            match decision {
+                Decision::AllowOnce => find(PermissionOptionKind::AllowOnce, true)
+                    .or_else(|| find(PermissionOptionKind::AllowAlways, false)),
+                Decision::AllowAlways => find(PermissionOptionKind::AllowAlways, false)
+                    .or_else(|| find(PermissionOptionKind::AllowOnce, true)),
+                Decision::Deny => find(PermissionOptionKind::RejectOnce, true)
+                    .or_else(|| find(PermissionOptionKind::RejectAlways, true)),
+            };
+        let outcome = match chosen {
+            Some(o) => json!({"outcome": "selected", "optionId": o.option_id.0.to_string()}),
+            None => json!({"outcome": "cancelled"}),
+        };
+        self.send(wire::result(&ask.id, json!({ "outcome": outcome })));
+    }
+
+    fn question_reply(&mut self, _native: &NativeRequest, _answers: Option<&[Vec<String>]>) {
+        // ACP agents ask no questions of this kind.
+    }
+
+    fn convert(&mut self, line: &str) -> Vec<Draft> {
+        let env: Envelope = match serde_json::from_str(line) {
+            Ok(e) => e,
+            Err(e) => return vec![Draft::Unparsed { line: line.to_string(), error: e.to_string() }],
+        };
+        match (env.id, env.method) {
+            (Some(id), Some(method)) => self.agent_request(id, &method, env.params.unwrap_or(Value::Null), line),
+            (None, Some(method)) => match method.as_str() {
+                "session/update" => {
+                    if self.loading {
+                        return vec![];
+                    }
+                    match serde_json::from_value::<wire::SessionNotification>(env.params.unwrap_or(Value::Null)) {
+                        // Text outside a turn (Gemini's `[MODE_UPDATE] yolo` after a mode
+                        // change) belongs to no conversation: the agent's log.
+                        Ok(wire::SessionNotification {
+                            update: wire::SessionUpdate::AgentMessageChunk(chunk), ..
+                        }) if self.prompt.is_none() => match chunk.content {
+                            wire::ContentBlock::Text(t) => {
+                                vec![Draft::Log { stream: tether_protocol::LogStream::Pty, text: t.text }]
+                            }
+                            _ => vec![],
+                        },
+                        Ok(n) => self.converter.update(n.update),
+                        Err(e) => vec![Draft::Unparsed { line: line.to_string(), error: e.to_string() }],
+                    }
+                }
+                "$/cancel_request" => {
+                    let params = env.params.unwrap_or(Value::Null);
+                    let Some(id) = params.get("requestId").or_else(|| params.get("id")).cloned() else { return vec![] };
+                    self.asks.retain(|a| a != &id);
+                    vec![Draft::RequestCancelled { native_request_id: wire::id_text(&id) }]
+                }
+                // Vendor notifications (`_…`, status updates): nothing to show.
+                _ => vec![],
+            },
+            (Some(id), None) => {
+                let Some(ours) = id.as_u64().and_then(|n| self.requests.remove(&n)) else {
+                    return vec![Draft::Unparsed {
+                        line: line.to_string(),
+                        error: "answer to an unknown request".into(),
+                    }];
+                };
+                self.response(ours, env.result, env.error)
+            }
+            (None, None) => {
+                vec![Draft::Unparsed { line: line.to_string(), error: "neither a request nor a notification".into() }]
+            }
+        }
+    }
+
+    fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+}
