@@ -324,6 +324,10 @@ struct ServeArgs {
     /// lists what listens. 0: no detection (ports are still previewed through `/v1/ports/{port}/proxy/`).
     #[arg(long, env = "TETHER_PORTS_POLL_MS", default_value_t = crate::ports::DEFAULT_POLL.as_millis() as u64)]
     ports_poll_ms: u64,
+    /// A JSON file declaring agents that speak ACP over stdio (`{"agents": [{"id", "command", "args", "env",
+    /// "model_flag", "install"}]}`); by default `<data dir>/agents.json` when it exists.
+    #[arg(long, env = "TETHER_AGENTS_FILE")]
+    agents_file: Option<PathBuf>,
 }
 
 pub fn main() -> ExitCode {
@@ -468,8 +472,11 @@ fn agents_command(command: AgentsCommand) -> ExitCode {
         match command {
             AgentsCommand::List { data_dir } => {
                 let data_dir = absolute(data_dir.unwrap_or_else(default_data_dir));
+                if let Err(e) = crate::agents::declared::load(&data_dir.join(crate::agents::declared::FILE_NAME), false) {
+                    return fail(e);
+                }
                 let mut out = std::io::stdout();
-                for def in crate::agents::AGENTS {
+                for def in crate::agents::all() {
                     let a = crate::agents::describe(def, &data_dir).await;
                     let _ = writeln!(
                         out,
@@ -596,6 +603,17 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(format!("the data dir {}: {e}", data_dir.display())),
     };
+    // The agents a user declared: a file named on the command line must be
+    // there; the data dir's own is read when it exists.
+    let declared = match &args.agents_file {
+        Some(f) => crate::agents::declared::load(&absolute(f.clone()), true),
+        None => crate::agents::declared::load(&data_dir.join(crate::agents::declared::FILE_NAME), false),
+    };
+    match declared {
+        Ok(n) if n > 0 => tracing::info!(agents = n, "declared agents"),
+        Ok(_) => {}
+        Err(e) => return fail(e),
+    }
     let config = Config {
         host: args.host,
         port: args.port,

@@ -4,6 +4,7 @@
 //! run in parallel. Set `TETHER_BIN` to test a prebuilt binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod acp;
 mod agent_user;
 mod architecture;
 mod auth;

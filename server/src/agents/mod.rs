@@ -46,6 +46,7 @@ pub mod acp;
 pub mod asked;
 pub mod claude;
 pub mod codex;
+pub mod declared;
 pub mod install;
 pub mod lenient;
 pub mod mock;
@@ -299,6 +300,8 @@ pub struct AgentDef {
     pub capabilities: fn() -> Capabilities,
     /// The npm package installed by `tether agents install <id>`.
     pub pinned: Option<install::Pinned>,
+    /// How a person installs it, when tether cannot (a declared agent's `install`).
+    pub install_hint: Option<&'static str>,
     /// The MCP servers and skills its sessions can be given.
     pub accepts: Accepts,
     /// What drives its sessions.
@@ -375,6 +378,7 @@ pub const AGENTS: &[AgentDef] = &[
         command: "",
         capabilities: mock::launch::capabilities,
         pinned: None,
+        install_hint: None,
         accepts: Accepts::ALL,
         driver: Driver::Native(mock::launch::adapter),
     },
@@ -384,6 +388,7 @@ pub const AGENTS: &[AgentDef] = &[
         command: "claude",
         capabilities: real_agent_caps,
         pinned: pinned("@anthropic-ai/claude-code", "2.1.330"),
+        install_hint: None,
         accepts: Accepts::ALL,
         driver: Driver::Native(claude::adapter),
     },
@@ -393,6 +398,7 @@ pub const AGENTS: &[AgentDef] = &[
         command: "codex",
         capabilities: real_agent_caps,
         pinned: pinned("@openai/codex", "0.169.0"),
+        install_hint: None,
         accepts: Accepts::ALL,
         driver: Driver::Native(codex::adapter),
     },
@@ -402,6 +408,7 @@ pub const AGENTS: &[AgentDef] = &[
         command: "opencode",
         capabilities: real_agent_caps,
         pinned: pinned("opencode-ai", "1.18.33"),
+        install_hint: None,
         accepts: Accepts::ALL,
         driver: Driver::Native(opencode::adapter),
     },
@@ -411,6 +418,7 @@ pub const AGENTS: &[AgentDef] = &[
         command: "gemini",
         capabilities: gemini_caps,
         pinned: pinned("@google/gemini-cli", "0.61.0"),
+        install_hint: None,
         // Over ACP: MCP servers of both kinds in `session/new`; ACP has no skills.
         accepts: Accepts { mcp_stdio: true, mcp_http: true, skills: false },
         driver: Driver::Acp(&acp::GEMINI),
@@ -421,6 +429,7 @@ pub const AGENTS: &[AgentDef] = &[
         command: "amp",
         capabilities: planned_caps,
         pinned: pinned("@sourcegraph/amp", "0.0.1767830505-ga62310"),
+        install_hint: None,
         accepts: Accepts::NONE,
         driver: Driver::None,
     },
@@ -430,13 +439,19 @@ pub const AGENTS: &[AgentDef] = &[
         command: "pi",
         capabilities: planned_caps,
         pinned: pinned("@mariozechner/pi-coding-agent", "0.73.1"),
+        install_hint: None,
         accepts: Accepts::NONE,
         driver: Driver::None,
     },
 ];
 
 pub fn find(id: &str) -> Option<&'static AgentDef> {
-    AGENTS.iter().find(|a| a.id == id)
+    all().find(|a| a.id == id)
+}
+
+/// Every agent: the built-in ones, then those the user declared.
+pub fn all() -> impl Iterator<Item = &'static AgentDef> {
+    AGENTS.iter().chain(declared::declared())
 }
 
 /// Whether sessions of this agent can run in this build (it has an adapter).
@@ -446,7 +461,7 @@ pub fn is_supported(id: &str) -> bool {
 
 /// Where the agent's binary is: `TETHER_<AGENT>_PATH`, the data dir's install, or PATH.
 pub fn locate(def: &AgentDef, data_dir: &Path) -> Option<PathBuf> {
-    let var = format!("TETHER_{}_PATH", def.id.to_ascii_uppercase());
+    let var = format!("TETHER_{}_PATH", def.id.to_ascii_uppercase().replace('-', "_"));
     if let Some(p) = std::env::var_os(&var) {
         let p = PathBuf::from(p);
         return p.is_file().then_some(p);
@@ -454,6 +469,11 @@ pub fn locate(def: &AgentDef, data_dir: &Path) -> Option<PathBuf> {
     if def.id == "mock" {
         // The mock agent is this binary, run with a hidden subcommand.
         return std::env::current_exe().ok();
+    }
+    if def.command.contains('/') {
+        // A declared agent's own path.
+        let p = PathBuf::from(def.command);
+        return p.is_file().then_some(p);
     }
     let installed = install::installed_bin(def, data_dir);
     if installed.is_file() {
@@ -466,7 +486,7 @@ pub fn locate(def: &AgentDef, data_dir: &Path) -> Option<PathBuf> {
 /// The API view of an agent (runs `--version` once per binary).
 /// Every known agent, described.
 pub async fn list(data_dir: &Path) -> tether_protocol::AgentList {
-    let agents = futures_util::future::join_all(AGENTS.iter().map(|d| describe(d, data_dir))).await;
+    let agents = futures_util::future::join_all(all().map(|d| describe(d, data_dir))).await;
     tether_protocol::AgentList { agents }
 }
 

@@ -26,7 +26,7 @@ async fn list(State(app): State<AppRef>) -> Json<AgentList> {
 
 fn find(id: &str) -> Result<&'static AgentDef, ApiError> {
     agents::find(id).ok_or_else(|| {
-        let known: Vec<&str> = agents::AGENTS.iter().map(|a| a.id).collect();
+        let known: Vec<&str> = agents::all().map(|a| a.id).collect();
         ApiError::not_found(format!("no agent {id:?}; known agents: {}", known.join(", ")))
     })
 }

@@ -66,9 +66,22 @@ fn store_status(health: &crate::store::StoreHealth) -> StoreStatus {
     status
 }
 
+/// The document as this server serves it: a session's `agent` also takes
+/// the agents the user declared.
+pub fn served_openapi() -> serde_json::Value {
+    let mut doc = tether_protocol::openapi::openapi();
+    let declared = crate::agents::declared::declared();
+    if let Some(serde_json::Value::Array(ids)) =
+        doc.pointer_mut("/components/schemas/CreateSession/properties/agent/enum")
+    {
+        ids.extend(declared.iter().map(|d| serde_json::Value::from(d.id)));
+    }
+    doc
+}
+
 async fn openapi() -> impl IntoResponse {
     static DOC: OnceLock<String> = OnceLock::new();
-    let doc = DOC.get_or_init(|| tether_protocol::openapi::openapi().to_string());
+    let doc = DOC.get_or_init(|| served_openapi().to_string());
     ([(header::CONTENT_TYPE, "application/json")], doc.as_str())
 }
 

@@ -29,6 +29,12 @@ pub enum SessionError {
         var = .agent.to_ascii_uppercase()
     )]
     NotInstalled { agent: String },
+    /// A declared agent that is not where its declaration says: how to install it.
+    #[error(
+        "the {agent} agent is not installed; {hint} (or set TETHER_{var}_PATH)",
+        var = .agent.to_ascii_uppercase().replace('-', "_")
+    )]
+    NotInstalledHint { agent: String, hint: String },
     /// A stored session's agent is gone (found when its actor restarts).
     #[error("the {agent} agent is not installed; install it with `tether agents install {agent}`")]
     NoLongerInstalled { agent: String },
@@ -123,7 +129,7 @@ impl AsProblem for SessionError {
             | AnswersAndReject
             | NoAnswer
             | AnswerCount { .. } => ErrorCode::InvalidRequest,
-            NotInstalled { .. } | NoLongerInstalled { .. } => ErrorCode::AgentNotInstalled,
+            NotInstalled { .. } | NotInstalledHint { .. } | NoLongerInstalled { .. } => ErrorCode::AgentNotInstalled,
             UnknownStoredAgent | NoAdapter { .. } | Prepare { .. } | Spawn { .. } => ErrorCode::AgentUnavailable,
             CwdOutside { .. } => ErrorCode::PathOutsideRoot,
             CursorAhead(_) => ErrorCode::CursorAhead,

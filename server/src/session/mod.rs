@@ -242,14 +242,16 @@ impl Sessions {
         req: CreateSession,
     ) -> Result<(Session, Option<String>), SessionError> {
         let def = agents::find(&req.agent).ok_or_else(|| {
-            let known: Vec<&str> = agents::AGENTS.iter().map(|a| a.id).collect();
+            let known: Vec<&str> = agents::all().map(|a| a.id).collect();
             SessionError::UnknownAgent { agent: req.agent.clone(), known: known.join(", ") }
         })?;
         if !agents::is_supported(def.id) {
             return Err(SessionError::Unsupported { agent: def.id.to_string() });
         }
-        let program = agents::locate(def, &self.data_dir)
-            .ok_or_else(|| SessionError::NotInstalled { agent: def.id.to_string() })?;
+        let program = agents::locate(def, &self.data_dir).ok_or_else(|| match def.install_hint {
+            Some(hint) => SessionError::NotInstalledHint { agent: def.id.to_string(), hint: hint.to_string() },
+            None => SessionError::NotInstalled { agent: def.id.to_string() },
+        })?;
         for (key, value) in &req.env {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 return Err(SessionError::EnvName { key: key.clone() });

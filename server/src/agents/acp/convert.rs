@@ -8,13 +8,14 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 use tether_protocol::{
-    Delta, ItemKind, ItemStatus, PermissionAction, PlanEntry, PlanStatus, Role, Tool, ToolKind as Kind,
+    Delta, ItemKind, ItemStatus, PermissionAction, PlanEntry, PlanStatus, Role, Tool, ToolKind as Kind, Usage,
 };
 
 use super::wire::{
-    ContentBlock, PermissionAsk, RequestPermissionRequest, SessionUpdate, ToolCall, ToolCallContent, ToolCallStatus,
-    ToolCallUpdate, ToolKind,
+    ChunkMeta, ContentBlock, PermissionAsk, RequestPermissionRequest, SessionUpdate, ToolCall, ToolCallContent,
+    ToolCallStatus, ToolCallUpdate, ToolInput, ToolKind, ToolMeta, ToolOutput,
 };
+use crate::agents::lenient::decode;
 use crate::agents::{Draft, NativeRequest};
 use agent_client_protocol_schema::v1::{ContentChunk, PlanEntryStatus};
 
@@ -26,7 +27,7 @@ pub struct AcpConverter {
     /// Every tool call of the turn, as merged so far.
     tools: HashMap<String, ToolCall>,
     /// Token counts an agent put in a chunk's `_meta.usage` (Qwen), for a turn whose answer has none.
-    usage: Option<Value>,
+    usage: Option<Usage>,
 }
 
 impl AcpConverter {
@@ -38,8 +39,11 @@ impl AcpConverter {
     pub fn update(&mut self, update: SessionUpdate) -> Vec<Draft> {
         match update {
             SessionUpdate::AgentMessageChunk(chunk) => {
-                if let Some(usage) = chunk.meta.as_ref().and_then(|m| m.get("usage")) {
-                    self.usage = Some(usage.clone());
+                if let Some(meta) = &chunk.meta {
+                    let meta: ChunkMeta = decode(&Value::Object(meta.clone()));
+                    if let Some(usage) = meta.usage.get() {
+                        self.usage = Some(usage.to_usage());
+                    }
                 }
                 self.text_delta(ItemKind::Message, chunk)
             }
@@ -118,11 +122,11 @@ impl AcpConverter {
             }
             _ => PermissionAction::Other,
         };
-        let command = (call.kind == ToolKind::Execute)
-            .then(|| call.raw_input.as_ref().and_then(|i| i.get("command")).and_then(Value::as_str))
-            .flatten()
-            .map(str::to_string)
-            .or_else(|| (call.kind == ToolKind::Execute).then(|| call.title.clone()));
+        let command = match (&call.raw_input, call.kind) {
+            (Some(input), ToolKind::Execute) => decode::<ToolInput>(input).command.into_inner(),
+            _ => None,
+        }
+        .or_else(|| (call.kind == ToolKind::Execute).then(|| call.title.clone()));
         let title = match (&tool.server, tool.kind) {
             (Some(server), Kind::Mcp) => format!("Call {} on the MCP server {server}", tool.name),
             _ => call.title.clone(),
@@ -143,7 +147,7 @@ impl AcpConverter {
     /// The turn ended: the session closes what is still open (completed,
     /// cancelled or failed, as the turn ended). Answers the usage the
     /// updates carried (ACP's own `usage` shape), if any.
-    pub fn turn_ended(&mut self) -> Option<Value> {
+    pub fn turn_ended(&mut self) -> Option<Usage> {
         self.tools.clear();
         self.text = None;
         self.usage.take()
@@ -225,16 +229,21 @@ impl AcpConverter {
     }
 }
 
-/// A meta field as text (`_meta.toolName`, or under the agent's own key).
-fn meta_str<'a>(call: &'a ToolCall, key: &str) -> Option<&'a str> {
-    let meta = call.meta.as_ref()?;
-    meta.get(key).or_else(|| meta.values().find_map(|v| v.as_object()?.get(key))).and_then(Value::as_str)
+/// What tether reads of a tool call's `_meta`.
+fn meta_of(call: &ToolCall) -> ToolMeta {
+    call.meta.as_ref().map(|m| decode(&Value::Object(m.clone()))).unwrap_or_default()
+}
+
+/// The tool's own name, as its agent's `_meta` gives it.
+fn meta_tool_name(meta: &ToolMeta) -> Option<String> {
+    meta.tool_name.get().cloned().or_else(|| meta.claude_code.get()?.tool_name.get().cloned())
 }
 
 /// (server, tool) of an MCP tool call: a `mcp__SERVER__TOOL` name (Qwen,
 /// Claude), a title `TOOL (SERVER MCP Server)` (Gemini), or `_meta.provenance`.
 fn mcp_of(call: &ToolCall) -> Option<(String, String)> {
-    if let Some(name) = meta_str(call, "toolName") {
+    let meta = meta_of(call);
+    if let Some(name) = meta_tool_name(&meta) {
         if let Some((server, tool)) = name.strip_prefix("mcp__").and_then(|r| r.split_once("__")) {
             return Some((server.to_string(), tool.to_string()));
         }
@@ -244,9 +253,9 @@ fn mcp_of(call: &ToolCall) -> Option<(String, String)> {
             return Some((server.to_string(), tool.to_string()));
         }
     }
-    if meta_str(call, "provenance") == Some("mcp") {
-        let server = meta_str(call, "serverId")?;
-        return Some((server.to_string(), meta_str(call, "toolName").unwrap_or(&call.title).to_string()));
+    if meta.provenance.get().map(String::as_str) == Some("mcp") {
+        let server = meta.server_id.get()?.clone();
+        return Some((server, meta_tool_name(&meta).unwrap_or_else(|| call.title.clone())));
     }
     None
 }
@@ -265,7 +274,7 @@ pub fn tool_of(call: &ToolCall) -> Tool {
     };
     let name = match &mcp {
         Some((_, tool)) => tool.clone(),
-        None => meta_str(call, "toolName").map(str::to_string).or_else(|| call.name.clone()).unwrap_or_else(|| {
+        None => meta_tool_name(&meta_of(call)).or_else(|| call.name.clone()).unwrap_or_else(|| {
             match call.kind {
                 ToolKind::Execute => "shell",
                 ToolKind::Edit => "edit",
@@ -307,20 +316,23 @@ pub fn tool_of(call: &ToolCall) -> Tool {
     // the call ended: before that its text describes the call.
     let ended = matches!(call.status, ToolCallStatus::Completed | ToolCallStatus::Failed);
     let raw = call.raw_output.as_ref();
+    let fields: ToolOutput = raw.map(decode).unwrap_or_default();
     let output = if !ended {
         None
     } else if !text.is_empty() {
         Some(text.join("\n"))
     } else {
-        raw.and_then(|r| r.as_str().or_else(|| r.get("output")?.as_str())).map(str::to_string)
+        raw.and_then(Value::as_str).map(str::to_string).or_else(|| fields.output.get().cloned())
     };
-    let exit_code = raw.and_then(|r| r.get("exitCode").or_else(|| r.get("exit_code"))?.as_i64()).map(|c| c as i32);
+    let exit_code = fields.exit_code.get().map(|c| *c as i32);
     // Its input, else what the title says (Gemini sends no input; a shell call's title is its command).
-    let input = call.raw_input.clone().filter(|i| i.as_object().is_none_or(|o| !o.is_empty())).unwrap_or_else(|| {
-        match call.kind {
-            ToolKind::Execute => json!({"command": call.title}),
-            _ => json!({"title": call.title}),
-        }
+    let input = match &call.raw_input {
+        Some(Value::Object(o)) if o.is_empty() => None,
+        other => other.clone(),
+    }
+    .unwrap_or_else(|| match call.kind {
+        ToolKind::Execute => json!({"command": call.title}),
+        _ => json!({"title": call.title}),
     });
     Tool {
         name,

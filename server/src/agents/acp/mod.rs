@@ -28,9 +28,9 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
-use tether_protocol::{Decision, Part, PermissionMode, StopReason, Usage};
+use tether_protocol::{Decision, Part, PermissionMode, StopReason};
 
-use super::{Adapter, Draft, LaunchContext, NativeRequest};
+use super::{lenient, Adapter, Draft, LaunchContext, NativeRequest};
 use crate::process::LaunchSpec;
 use convert::AcpConverter;
 pub use launch::AcpAgent;
@@ -261,26 +261,27 @@ impl AcpAdapter {
         let result = result.unwrap_or(Value::Null);
         match ours {
             Ours::Initialize => {
+                let answer: wire::Initialized = lenient::decode(&result);
                 self.load_session =
-                    result.pointer("/agentCapabilities/loadSession").and_then(Value::as_bool).unwrap_or(false);
+                    answer.agent_capabilities.get().and_then(|c| c.load_session.get().copied()).unwrap_or(false);
                 self.open_session();
                 vec![]
             }
             Ours::NewSession | Ours::LoadSession => {
                 self.loading = false;
+                let opened: wire::SessionOpened = lenient::decode(&result);
                 let session_id = match ours {
-                    Ours::NewSession => result.get("sessionId").and_then(Value::as_str).map(str::to_string),
+                    Ours::NewSession => opened.session_id.get().cloned(),
                     _ => self.resume.clone(),
                 };
                 self.session_id = session_id.clone();
-                let model = result.pointer("/models/currentModelId").and_then(Value::as_str).map(str::to_string);
+                let model = opened.models.get().and_then(|m| m.current_model_id.get().cloned());
                 // The permission mode, where the agent has a mode for it.
-                let available: Vec<&str> = result
-                    .pointer("/modes/availableModes")
-                    .and_then(Value::as_array)
-                    .map(|m| m.iter().filter_map(|m| m.get("id")?.as_str()).collect())
+                let modes = opened.modes.get();
+                let available: Vec<&str> = modes
+                    .map(|m| m.available_modes.iter().filter_map(|m| Some(m.get()?.id.as_str())).collect())
                     .unwrap_or_default();
-                let current = result.pointer("/modes/currentModeId").and_then(Value::as_str);
+                let current = modes.and_then(|m| m.current_mode_id.get().map(String::as_str));
                 let wanted = mode_ids(self.mode).iter().find(|m| available.contains(m)).copied();
                 let set_mode = wanted.filter(|m| Some(*m) != current);
                 if let (Some(mode), Some(sid)) = (set_mode, session_id.clone()) {
@@ -310,7 +311,8 @@ impl AcpAdapter {
             Ours::Prompt => {
                 self.prompt = None;
                 self.asks.clear();
-                let stop = result.get("stopReason").and_then(Value::as_str).unwrap_or("end_turn");
+                let answer: wire::PromptAnswer = lenient::decode(&result);
+                let stop = answer.stop_reason.get().map_or("end_turn", String::as_str);
                 let (stop_reason, error) = match stop {
                     "cancelled" if self.cancel_sent => (StopReason::Interrupted, None),
                     "max_turn_requests" => (StopReason::MaxTurns, None),
@@ -321,8 +323,8 @@ impl AcpAdapter {
                     ),
                     _ => (StopReason::EndTurn, None),
                 };
-                let streamed = self.converter.turn_ended().map(|u| json!({ "usage": u }));
-                let usage = usage_of(&result).or_else(|| streamed.as_ref().and_then(usage_of));
+                let streamed = self.converter.turn_ended();
+                let usage = answer.usage().or(streamed);
                 vec![Draft::TurnCompleted { stop_reason, usage, error }]
             }
         }
@@ -401,28 +403,6 @@ impl AcpAdapter {
         };
         wire::result(id, json!({"content": text}))
     }
-}
-
-/// Token counts of a prompt's answer: ACP's `usage`, or Gemini's `_meta.quota.token_count`.
-fn usage_of(result: &Value) -> Option<Usage> {
-    let n = |v: Option<&Value>| v.and_then(Value::as_u64);
-    if let Some(u) = result.get("usage") {
-        return Some(Usage {
-            input_tokens: n(u.get("inputTokens")),
-            output_tokens: n(u.get("outputTokens")),
-            cached_input_tokens: n(u.get("cachedReadTokens")),
-            reasoning_tokens: n(u.get("thoughtTokens")),
-            cost_usd: None,
-        });
-    }
-    let t = result.pointer("/_meta/quota/token_count")?;
-    Some(Usage {
-        input_tokens: n(t.get("input_tokens")),
-        output_tokens: n(t.get("output_tokens")),
-        cached_input_tokens: None,
-        reasoning_tokens: None,
-        cost_usd: None,
-    })
 }
 
 impl Adapter for AcpAdapter {
@@ -530,8 +510,8 @@ impl Adapter for AcpAdapter {
                     }
                 }
                 "$/cancel_request" => {
-                    let params = env.params.unwrap_or(Value::Null);
-                    let Some(id) = params.get("requestId").or_else(|| params.get("id")).cloned() else { return vec![] };
+                    let params: wire::CancelRequest = lenient::decode(&env.params.unwrap_or(Value::Null));
+                    let Some(id) = params.request_id.or(params.id) else { return vec![] };
                     self.asks.retain(|a| a != &id);
                     vec![Draft::RequestCancelled { native_request_id: wire::id_text(&id) }]
                 }

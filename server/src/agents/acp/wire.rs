@@ -111,3 +111,183 @@ pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 /// ACP's "resource not found".
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
+
+use crate::agents::lenient::Lenient;
+
+/// The `_meta` fields tether reads of a tool call: its tool's own name
+/// (Qwen, and Claude's adapter under `claudeCode`), and where an MCP call
+/// went (Qwen: `provenance: "mcp"`, `serverId`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolMeta {
+    #[serde(default)]
+    pub tool_name: Lenient<String>,
+    #[serde(default)]
+    pub provenance: Lenient<String>,
+    #[serde(default)]
+    pub server_id: Lenient<String>,
+    #[serde(default)]
+    pub claude_code: Lenient<ClaudeCodeMeta>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaudeCodeMeta {
+    #[serde(default)]
+    pub tool_name: Lenient<String>,
+}
+
+/// What tether reads of a tool call's `rawInput`: a shell call's command.
+#[derive(Debug, Default, Deserialize)]
+pub struct ToolInput {
+    #[serde(default)]
+    pub command: Lenient<String>,
+}
+
+/// What tether reads of an object `rawOutput` (Qwen's shell result).
+#[derive(Debug, Default, Deserialize)]
+pub struct ToolOutput {
+    #[serde(default)]
+    pub output: Lenient<String>,
+    #[serde(default, rename = "exitCode", alias = "exit_code")]
+    pub exit_code: Lenient<i64>,
+}
+
+/// Token counts in ACP's own shape (a prompt answer's `usage`; Qwen puts
+/// them in the `_meta.usage` of its last message chunk).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcpUsage {
+    #[serde(default)]
+    pub input_tokens: Lenient<u64>,
+    #[serde(default)]
+    pub output_tokens: Lenient<u64>,
+    #[serde(default)]
+    pub cached_read_tokens: Lenient<u64>,
+    #[serde(default)]
+    pub thought_tokens: Lenient<u64>,
+}
+
+impl AcpUsage {
+    pub fn to_usage(&self) -> tether_protocol::Usage {
+        tether_protocol::Usage {
+            input_tokens: self.input_tokens.get().copied(),
+            output_tokens: self.output_tokens.get().copied(),
+            cached_input_tokens: self.cached_read_tokens.get().copied(),
+            reasoning_tokens: self.thought_tokens.get().copied(),
+            cost_usd: None,
+        }
+    }
+}
+
+/// A message chunk's `_meta`, for the usage in it.
+#[derive(Debug, Default, Deserialize)]
+pub struct ChunkMeta {
+    #[serde(default)]
+    pub usage: Lenient<AcpUsage>,
+}
+
+/// A `session/prompt` answer: why the turn stopped, and token counts in
+/// ACP's `usage` or Gemini's `_meta.quota.token_count`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromptAnswer {
+    #[serde(default)]
+    pub stop_reason: Lenient<String>,
+    #[serde(default)]
+    pub usage: Lenient<AcpUsage>,
+    #[serde(default, rename = "_meta")]
+    pub meta: Lenient<PromptMeta>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PromptMeta {
+    #[serde(default)]
+    pub quota: Lenient<Quota>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Quota {
+    #[serde(default)]
+    pub token_count: Lenient<TokenCount>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenCount {
+    #[serde(default)]
+    pub input_tokens: Lenient<u64>,
+    #[serde(default)]
+    pub output_tokens: Lenient<u64>,
+}
+
+impl PromptAnswer {
+    pub fn usage(&self) -> Option<tether_protocol::Usage> {
+        if let Some(u) = self.usage.get() {
+            return Some(u.to_usage());
+        }
+        let t = self.meta.get()?.quota.get()?.token_count.get()?;
+        Some(tether_protocol::Usage {
+            input_tokens: t.input_tokens.get().copied(),
+            output_tokens: t.output_tokens.get().copied(),
+            ..Default::default()
+        })
+    }
+}
+
+/// What tether reads of `initialize`'s answer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Initialized {
+    #[serde(default)]
+    pub agent_capabilities: Lenient<AgentCaps>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCaps {
+    #[serde(default)]
+    pub load_session: Lenient<bool>,
+}
+
+/// What tether reads of `session/new`'s (or `session/load`'s) answer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionOpened {
+    #[serde(default)]
+    pub session_id: Lenient<String>,
+    #[serde(default)]
+    pub models: Lenient<Models>,
+    #[serde(default)]
+    pub modes: Lenient<Modes>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Models {
+    #[serde(default)]
+    pub current_model_id: Lenient<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Modes {
+    #[serde(default)]
+    pub current_mode_id: Lenient<String>,
+    #[serde(default)]
+    pub available_modes: Vec<Lenient<Mode>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Mode {
+    pub id: String,
+}
+
+/// `$/cancel_request`'s params.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelRequest {
+    #[serde(default)]
+    pub request_id: Option<Value>,
+    #[serde(default)]
+    pub id: Option<Value>,
+}
