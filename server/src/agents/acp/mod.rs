@@ -443,8 +443,10 @@ impl Adapter for AcpAdapter {
     fn interrupt(&mut self) -> bool {
         if self.prompt.is_some() {
             self.send_cancel();
-        } else {
-            // Before the session is open: it goes out with the prompt.
+        } else if !self.waiting.is_empty() {
+            // Before the session is open: it goes out with the prompt. (With
+            // nothing waiting the turn has just ended: a later prompt is not
+            // cancelled for it.)
             self.cancel_wanted = true;
         }
         true

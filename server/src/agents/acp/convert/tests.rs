@@ -321,3 +321,31 @@ fn a_resumed_session_is_loaded_and_its_replay_is_not_shown_again() {
     );
     assert_eq!(sent(&mut adapter)[0]["method"], "session/new");
 }
+
+#[test]
+fn an_interrupt_cancels_the_prompt_it_meant_and_no_later_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // Before the session is open: the queued prompt goes out, then its cancel.
+    let (mcp, env) = (BTreeMap::new(), BTreeMap::new());
+    let mut adapter = AcpAdapter::new("/agent".into(), &GEMINI);
+    adapter.launch(&context(dir.path(), None, &mcp, &env));
+    adapter.started();
+    adapter.user_message(&[Part::text("go")]);
+    assert!(adapter.interrupt());
+    adapter.convert(r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"agentCapabilities":{}}}"#);
+    adapter.take_output();
+    adapter.convert(r#"{"jsonrpc":"2.0","id":2,"result":{"sessionId":"s1"}}"#);
+    let methods: Vec<Value> = sent(&mut adapter).into_iter().map(|m| m["method"].clone()).collect();
+    assert_eq!(methods, vec![json!("session/prompt"), json!("session/cancel")]);
+    let drafts = adapter.convert(r#"{"jsonrpc":"2.0","id":3,"result":{"stopReason":"cancelled"}}"#);
+    assert_eq!(turns(&drafts), vec![(StopReason::Interrupted, None)]);
+    // Just after a turn ended: nothing to cancel, and the next prompt runs.
+    assert!(adapter.interrupt());
+    assert!(sent(&mut adapter).is_empty());
+    adapter.user_message(&[Part::text("next")]);
+    let methods: Vec<Value> = sent(&mut adapter).into_iter().map(|m| m["method"].clone()).collect();
+    assert_eq!(methods, vec![json!("session/prompt")]);
+    // A `cancelled` we did not ask for (a rejected call, for some agents) is not an interrupt.
+    let drafts = adapter.convert(r#"{"jsonrpc":"2.0","id":4,"result":{"stopReason":"cancelled"}}"#);
+    assert_eq!(turns(&drafts), vec![(StopReason::EndTurn, None)]);
+}
