@@ -62,6 +62,11 @@ async fn a_declared_acp_agent_is_listed_documented_and_runs_a_turn() {
     assert!(native.starts_with("acp-test-"), "{native}");
     // A second turn in the same session.
     assert_eq!(final_text(&rig.turn(&s.id, "again").await), "Echo: again");
+    // What it announced in `initialize` is what GET /v1/agents says now: no
+    // resume (no `loadSession`), no images, and its version.
+    let announced = client.agent("tiny-acp").await.unwrap();
+    assert!(!announced.capabilities.resume && !announced.capabilities.images, "{announced:?}");
+    assert_eq!(announced.version.as_deref(), Some("0.1.0"), "{announced:?}");
     // Declared but not where it says: 422, saying how to install it.
     let create = tether_sdk::CreateSession { agent: "ghost-acp".into(), ..Default::default() };
     let err = client.create_session(&create).await.unwrap_err().to_string();

@@ -497,13 +497,24 @@ pub async fn describe(def: &AgentDef, data_dir: &Path) -> Agent {
         (Some(p), _) => install::version_of(p).await,
         (None, _) => None,
     };
+    let mut capabilities = (def.capabilities)();
+    let mut version = version;
+    // An ACP agent says in `initialize` whether it can load a session and
+    // take images: what it said the last time it started counts.
+    if let Driver::Acp(_) = def.driver {
+        if let Some(said) = acp::announced(data_dir, def.id) {
+            capabilities.resume = said.load_session();
+            capabilities.images = said.images();
+            version = version.or_else(|| said.version());
+        }
+    }
     Agent {
         id: def.id.to_string(),
         name: def.name.to_string(),
         installed: path.is_some(),
         version,
         path: path.map(|p| p.display().to_string()),
-        capabilities: (def.capabilities)(),
+        capabilities,
     }
 }
 

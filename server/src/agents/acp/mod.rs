@@ -45,6 +45,18 @@ pub const GEMINI: AcpAgent = AcpAgent {
     model_flag: Some("--model"),
 };
 
+/// Where the last `initialize` answer of an ACP agent is kept.
+pub fn announced_path(data_dir: &std::path::Path, id: &str) -> PathBuf {
+    data_dir.join("agents-announced").join(format!("{id}.json"))
+}
+
+/// What an ACP agent announced the last time it started, if it has.
+pub fn announced(data_dir: &std::path::Path, id: &str) -> Option<wire::Initialized> {
+    let bytes = std::fs::read(announced_path(data_dir, id)).ok()?;
+    let value: Value = serde_json::from_slice(&bytes).ok()?;
+    Some(lenient::decode(&value))
+}
+
 /// The ACP session modes that mean a tether permission mode, in the order tried.
 fn mode_ids(mode: PermissionMode) -> &'static [&'static str] {
     match mode {
@@ -75,6 +87,7 @@ pub struct AcpAdapter {
     cwd: PathBuf,
     /// The root the client `fs` methods are confined to.
     workspace: PathBuf,
+    data_dir: PathBuf,
     mode: PermissionMode,
     resume: Option<String>,
     mcp_servers: Vec<Value>,
@@ -106,6 +119,7 @@ impl AcpAdapter {
             requests: HashMap::new(),
             cwd: PathBuf::new(),
             workspace: PathBuf::new(),
+            data_dir: PathBuf::new(),
             mode: PermissionMode::Default,
             resume: None,
             mcp_servers: Vec::new(),
@@ -262,8 +276,16 @@ impl AcpAdapter {
         match ours {
             Ours::Initialize => {
                 let answer: wire::Initialized = lenient::decode(&result);
-                self.load_session =
-                    answer.agent_capabilities.get().and_then(|c| c.load_session.get().copied()).unwrap_or(false);
+                self.load_session = answer.load_session();
+                // Kept for `GET /v1/agents`: what it says it can do, and its version.
+                let kept = announced_path(&self.data_dir, self.agent.id);
+                let written = kept
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| std::fs::write(&kept, serde_json::to_vec(&result).unwrap_or_default()));
+                if let Err(e) = written {
+                    tracing::debug!(agent = self.agent.id, error = %e, "could not keep what the agent announced");
+                }
                 self.open_session();
                 vec![]
             }
@@ -409,6 +431,7 @@ impl Adapter for AcpAdapter {
     fn launch(&mut self, ctx: &LaunchContext<'_>) -> LaunchSpec {
         self.cwd = ctx.cwd.to_path_buf();
         self.workspace = ctx.workspace.to_path_buf();
+        self.data_dir = ctx.data_dir.to_path_buf();
         self.mode = ctx.permission_mode;
         self.resume = ctx.resume.map(str::to_string);
         self.mcp_servers = launch::mcp_servers(ctx);

@@ -234,12 +234,15 @@ impl PromptAnswer {
     }
 }
 
-/// What tether reads of `initialize`'s answer.
+/// What tether reads of `initialize`'s answer (and keeps, as the agent
+/// announced itself, for `GET /v1/agents`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Initialized {
     #[serde(default)]
     pub agent_capabilities: Lenient<AgentCaps>,
+    #[serde(default)]
+    pub agent_info: Lenient<AgentInfo>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -247,6 +250,35 @@ pub struct Initialized {
 pub struct AgentCaps {
     #[serde(default)]
     pub load_session: Lenient<bool>,
+    #[serde(default)]
+    pub prompt_capabilities: Lenient<PromptCaps>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PromptCaps {
+    #[serde(default)]
+    pub image: Lenient<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AgentInfo {
+    #[serde(default)]
+    pub version: Lenient<String>,
+}
+
+impl Initialized {
+    pub fn load_session(&self) -> bool {
+        self.agent_capabilities.get().and_then(|c| c.load_session.get().copied()).unwrap_or(false)
+    }
+
+    pub fn images(&self) -> bool {
+        let prompt = self.agent_capabilities.get().and_then(|c| c.prompt_capabilities.get());
+        prompt.and_then(|p| p.image.get().copied()).unwrap_or(false)
+    }
+
+    pub fn version(&self) -> Option<String> {
+        self.agent_info.get()?.version.get().cloned()
+    }
 }
 
 /// What tether reads of `session/new`'s (or `session/load`'s) answer.
