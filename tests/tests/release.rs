@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use tether_e2e::*;
 
-/// The most the release binary may weigh.
-const MAX_BYTES: u64 = 15 * 1024 * 1024;
+/// The most the release binary may weigh: 16.2 MB with the ACP protocol's
+/// types (issue 26: one adapter for every ACP agent); the cap keeps that
+/// growth a decision, not a drift.
+const MAX_BYTES: u64 = 17 * 1024 * 1024;
 
 fn release_bin() -> PathBuf {
     let path = std::env::var_os("TETHER_RELEASE_BIN").unwrap_or_else(|| {

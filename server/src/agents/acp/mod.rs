@@ -96,6 +96,9 @@ pub struct AcpAdapter {
     session_id: Option<String>,
     /// The session is open and its mode set: prompts may go out.
     ready: bool,
+    /// `initialize` was answered; a `session/new` or `session/load` is in flight.
+    initialized: bool,
+    opening: bool,
     /// `session/load` replays the history before it answers: tether has it already.
     loading: bool,
     /// The `session/prompt` running now, and whether we asked it to stop.
@@ -126,6 +129,8 @@ impl AcpAdapter {
             load_session: false,
             session_id: None,
             ready: false,
+            initialized: false,
+            opening: false,
             loading: false,
             prompt: None,
             cancel_sent: false,
@@ -150,6 +155,7 @@ impl AcpAdapter {
     }
 
     fn open_session(&mut self) {
+        self.opening = true;
         let cwd = self.cwd.display().to_string();
         let servers = Value::Array(self.mcp_servers.clone());
         match self.resume.clone().filter(|_| self.load_session) {
@@ -170,6 +176,10 @@ impl AcpAdapter {
     fn start_prompt(&mut self, parts: Vec<Part>) {
         let Some(session_id) = self.session_id.clone().filter(|_| self.ready) else {
             self.waiting.push_back(parts);
+            // A session that could not be opened is tried again for a new message.
+            if self.initialized && !self.opening && self.session_id.is_none() {
+                self.open_session();
+            }
             return;
         };
         let prompt = launch::prompt(&parts, &self.cwd);
@@ -241,6 +251,7 @@ impl AcpAdapter {
                     }]
                 }
                 Ours::NewSession => {
+                    self.opening = false;
                     let message = format!("{name} could not open a session: {text}");
                     let mut drafts = vec![Draft::Error {
                         code: "agent_protocol".into(),
@@ -276,6 +287,7 @@ impl AcpAdapter {
         match ours {
             Ours::Initialize => {
                 let answer: wire::Initialized = lenient::decode(&result);
+                self.initialized = true;
                 self.load_session = answer.load_session();
                 // Kept for `GET /v1/agents`: what it says it can do, and its version.
                 let kept = announced_path(&self.data_dir, self.agent.id);
@@ -291,6 +303,7 @@ impl AcpAdapter {
             }
             Ours::NewSession | Ours::LoadSession => {
                 self.loading = false;
+                self.opening = false;
                 let opened: wire::SessionOpened = lenient::decode(&result);
                 let session_id = match ours {
                     Ours::NewSession => opened.session_id.get().cloned(),
@@ -439,6 +452,8 @@ impl Adapter for AcpAdapter {
         self.requests.clear();
         self.session_id = None;
         self.ready = false;
+        self.initialized = false;
+        self.opening = false;
         self.loading = false;
         self.prompt = None;
         self.cancel_sent = false;

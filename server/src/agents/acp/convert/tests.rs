@@ -349,3 +349,37 @@ fn an_interrupt_cancels_the_prompt_it_meant_and_no_later_one() {
     let drafts = adapter.convert(r#"{"jsonrpc":"2.0","id":4,"result":{"stopReason":"cancelled"}}"#);
     assert_eq!(turns(&drafts), vec![(StopReason::EndTurn, None)]);
 }
+
+#[test]
+fn a_session_the_agent_could_not_open_fails_its_turn_and_is_tried_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut adapter = open_failing(dir.path());
+    // The message that waited fails with the agent's reason.
+    let drafts = adapter.convert(
+        r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32000,"message":"Gemini API key is missing or not configured."}}"#,
+    );
+    let (stop, error) = turns(&drafts).remove(0);
+    assert_eq!(stop, StopReason::Error);
+    assert!(error.unwrap().1.contains("API key is missing"));
+    // The next message opens the session again, then goes out.
+    adapter.user_message(&[Part::text("again")]);
+    assert_eq!(sent(&mut adapter)[0]["method"], "session/new");
+    adapter.convert(r#"{"jsonrpc":"2.0","id":3,"result":{"sessionId":"s2"}}"#);
+    let prompt = sent(&mut adapter);
+    assert_eq!(
+        (prompt[0]["method"].as_str(), prompt[0]["params"]["sessionId"].as_str()),
+        (Some("session/prompt"), Some("s2"))
+    );
+}
+
+/// An adapter whose `initialize` was answered and whose first message waits on `session/new` (id 2).
+fn open_failing(workspace: &Path) -> AcpAdapter {
+    let (mcp, env) = (BTreeMap::new(), BTreeMap::new());
+    let mut adapter = AcpAdapter::new("/agent".into(), &GEMINI);
+    adapter.launch(&context(workspace, None, &mcp, &env));
+    adapter.started();
+    adapter.user_message(&[Part::text("first")]);
+    adapter.convert(r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"agentCapabilities":{}}}"#);
+    adapter.take_output();
+    adapter
+}
