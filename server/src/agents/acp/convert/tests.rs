@@ -51,8 +51,13 @@ fn replay(case: &str) -> Vec<Draft> {
     .unwrap();
     let cwd = format!("$WORK/runs/{agent}/{}/proj", case.split_once('_').unwrap().1.replace('_', "-"));
     let (mcp, env) = (BTreeMap::new(), BTreeMap::new());
+    // The recorded cwd as the agent knew it; what the adapter writes (the
+    // files the agent asks for, what it announced) goes to a scratch folder.
+    let scratch = tempfile::tempdir().unwrap();
+    let mut ctx = context(scratch.path(), None, &mcp, &env);
+    ctx.cwd = Path::new(&cwd);
     let mut adapter = AcpAdapter::new("/agent".into(), &GEMINI);
-    adapter.launch(&context(Path::new(&cwd), None, &mcp, &env));
+    adapter.launch(&ctx);
     adapter.started();
     adapter.user_message(&[Part::text("hello")]);
     let lines: Vec<&str> = text.lines().collect();
