@@ -210,17 +210,20 @@ impl AcpAdapter {
         }
     }
 
-    /// Messages that waited for the session fail with it.
-    fn fail_waiting(&mut self, code: &str, message: &str) -> Vec<Draft> {
-        if self.waiting.is_empty() {
-            return vec![];
+    /// The agent could not start or open its session: an error, and the
+    /// messages that waited for it fail with it.
+    fn failed(&mut self, message: String) -> Vec<Draft> {
+        let mut drafts =
+            vec![Draft::Error { code: "agent_protocol".into(), message: message.clone(), retryable: false }];
+        if !self.waiting.is_empty() {
+            self.waiting.clear();
+            drafts.push(Draft::TurnCompleted {
+                stop_reason: StopReason::Error,
+                usage: None,
+                error: Some(("agent_failed".into(), message)),
+            });
         }
-        self.waiting.clear();
-        vec![Draft::TurnCompleted {
-            stop_reason: StopReason::Error,
-            usage: None,
-            error: Some((code.to_string(), message.to_string())),
-        }]
+        drafts
     }
 
     /// The answer to one of our requests.
@@ -229,16 +232,7 @@ impl AcpAdapter {
         if let Some(e) = error {
             let text = e.text();
             return match ours {
-                Ours::Initialize => {
-                    let message = format!("{name} did not start its ACP connection: {text}");
-                    let mut drafts = vec![Draft::Error {
-                        code: "agent_protocol".into(),
-                        message: message.clone(),
-                        retryable: false,
-                    }];
-                    drafts.extend(self.fail_waiting("agent_failed", &message));
-                    drafts
-                }
+                Ours::Initialize => self.failed(format!("{name} did not start its ACP connection: {text}")),
                 Ours::LoadSession => {
                     // The stored conversation is gone: a fresh one rather than failing every turn.
                     self.loading = false;
@@ -252,14 +246,7 @@ impl AcpAdapter {
                 }
                 Ours::NewSession => {
                     self.opening = false;
-                    let message = format!("{name} could not open a session: {text}");
-                    let mut drafts = vec![Draft::Error {
-                        code: "agent_protocol".into(),
-                        message: message.clone(),
-                        retryable: false,
-                    }];
-                    drafts.extend(self.fail_waiting("agent_failed", &message));
-                    drafts
+                    self.failed(format!("{name} could not open a session: {text}"))
                 }
                 Ours::SetMode => {
                     let log = Draft::Log {
@@ -325,13 +312,7 @@ impl AcpAdapter {
                 }
                 let mut drafts = vec![Draft::SessionStarted { native_session_id: session_id, model }];
                 if self.session_id.is_none() {
-                    let message = format!("{name} opened a session without an id");
-                    drafts.push(Draft::Error {
-                        code: "agent_protocol".into(),
-                        message: message.clone(),
-                        retryable: false,
-                    });
-                    drafts.extend(self.fail_waiting("agent_failed", &message));
+                    drafts.extend(self.failed(format!("{name} opened a session without an id")));
                     return drafts;
                 }
                 if set_mode.is_none() {

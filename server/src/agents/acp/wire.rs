@@ -8,9 +8,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub use agent_client_protocol_schema::v1::{
-    ContentBlock, InitializeResponse, PermissionOption, PermissionOptionKind, ReadTextFileRequest,
-    RequestPermissionRequest, SessionNotification, SessionUpdate, ToolCall, ToolCallContent, ToolCallStatus,
-    ToolCallUpdate, ToolKind, WriteTextFileRequest,
+    ContentBlock, PermissionOption, PermissionOptionKind, ReadTextFileRequest, RequestPermissionRequest,
+    SessionNotification, SessionUpdate, ToolCall, ToolCallContent, ToolCallStatus, ToolCallUpdate, ToolKind,
+    WriteTextFileRequest,
 };
 
 /// Any JSON-RPC message: a request (`id` and `method`), a notification
