@@ -397,6 +397,10 @@ pub struct Item {
     pub turn_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub native_id: Option<String>,
+    /// The item this one belongs to: the tool call (kind `task`) whose
+    /// subagent produced it. Absent for the agent's own items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_item_id: Option<String>,
     pub kind: ItemKind,
     #[serde(default)]
     pub role: Option<Role>,

@@ -23,6 +23,7 @@
 //! | `write` | tool_use `Write` `<cwd>/claude-written.txt` | text `Write result: <result, 60 chars>` |
 //! | `question` | tool_use `AskUserQuestion` (Red / Blue) | text `Answer seen: <result, 80 chars>` |
 //! | `todo` | tool_use `TodoWrite` (two todos) | text `Todos result: <result, 60 chars>` |
+//! | `agent` | tool_use `Agent` (`Task` if `Agent` is not offered) running a `general-purpose` subagent in the foreground, whose prompt is `[claude:bash] <the text after the tag>` (so the subagent runs the `bash` script) | text `Subagent said: <result, 80 chars>` |
 //! | `task` | tool_use `TaskCreate` (`Write the file`) | text `Task result: <result, 60 chars>` |
 //! | `slow` | text in 100 deltas `tick N `, 100 ms apart (~10 s) | |
 //! | `401` / `500` / `overloaded` | HTTP 401 / 500 / 529 with Anthropic's error JSON | |
@@ -165,6 +166,23 @@ fn messages_reply(shared: &Recorder, _path: &str, request: &Value, request_id: &
             let ticks: Vec<String> = (1..=100).map(|n| format!("tick {n} ")).collect();
             sse.text_paced(&ticks, Duration::from_millis(100));
             sse.finish("end_turn");
+        }
+        "agent" => {
+            if prompt.tool_results == 0 {
+                // Claude Code offers its subagent tool as `Agent` (formerly `Task`).
+                let name = if offered_tools(request).iter().any(|t| t == "Agent") { "Agent" } else { "Task" };
+                let input = json!({
+                    "description": "Run a command",
+                    "prompt": format!("[claude:bash] {}", prompt.after_tag()),
+                    "subagent_type": "general-purpose",
+                    "run_in_background": false,
+                });
+                sse.tool_use(&shared.next_id("toolu"), name, &input);
+                sse.finish("tool_use");
+            } else {
+                sse.text(&pieces(&format!("Subagent said: {}", first_chars(&prompt.last_result, 80))));
+                sse.finish("end_turn");
+            }
         }
         "bash" | "sh" | "write" | "question" | "todo" | "task" => {
             let (name, input, after) = match prompt.tag.as_str() {

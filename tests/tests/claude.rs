@@ -347,3 +347,44 @@ async fn a_server_claude_starts_in_a_tool_call_is_announced_on_its_session() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Claude Code's subagent tool (`Agent`, formerly `Task`): the subagent's
+/// own tool call arrives as an item whose `parent_item_id` is the Agent
+/// call's item, and the main agent's items have none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subagents_items_name_the_task_call_that_started_it() {
+    let rig = rig().await;
+    let s = claude_session(&rig, PermissionMode::Default).await;
+    let events = turn(&rig, &s.id, "[claude:agent] check the shell").await;
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn, "{}", describe(&events));
+    let tools = tool_items(&events);
+    let task = tools
+        .iter()
+        .find(|i| i.tool.as_ref().is_some_and(|t| t.kind == tether_sdk::ToolKind::Task))
+        .unwrap_or_else(|| panic!("no task item:\n{}", describe(&events)));
+    assert_eq!(task.parent_item_id, None);
+    let bash = tools
+        .iter()
+        .find(|i| i.tool.as_ref().is_some_and(|t| t.name == "Bash"))
+        .unwrap_or_else(|| panic!("the subagent's Bash call is not an item:\n{}", describe(&events)));
+    assert_eq!(bash.parent_item_id.as_deref(), Some(task.item_id.as_str()), "{}", describe(&events));
+    assert_eq!(bash.tool.as_ref().unwrap().output.as_deref().map(str::trim), Some("scripted-bash-output"));
+    // Every started item of the subagent says so from its first event.
+    let started: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::ItemStarted(i) if i.item.item_id == bash.item_id => Some(&i.item),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].parent_item_id.as_deref(), Some(task.item_id.as_str()));
+    // The subagent hands back through the Task call's output (Claude Code 2.1.330
+    // streams its tool calls, not its final text); the main agent's answer is not nested.
+    let handed_back = task.tool.as_ref().unwrap().output.clone().unwrap_or_default();
+    assert!(handed_back.contains("Subagent hand"), "{task:?}");
+    let messages = assistant_messages(&events);
+    let last = messages.last().unwrap();
+    assert_eq!(last.parent_item_id, None);
+    assert!(item_text(last).starts_with("Subagent said:"), "{}", describe(&events));
+}

@@ -112,6 +112,42 @@ async fn tool_turn_reports_the_shell_call_as_one_item() {
     assert_well_formed(&read_all(&client, &session.id).await);
 }
 
+/// `[mock:subagent]`: a Task call whose subagent runs a shell call and
+/// answers; the subagent's items name the Task item as their parent, from
+/// their `item.started` on, and the main agent's items name none.
+#[tokio::test]
+async fn a_subagents_items_are_children_of_its_task_call() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let session = mock_session(&client).await;
+    client.send_text(&session.id, "[mock:subagent] go").await.unwrap();
+    let events = collect_turn(&client, &session.id, 0).await;
+
+    let items = completed_items(&events);
+    assert_eq!(items.len(), 4, "{}", describe(&events));
+    // Completed in this order: the subagent's call, its answer, the Task call, the reply.
+    let (shell, reply) = (items[0], items[3]);
+    let task = items.iter().find(|i| i.tool.as_ref().is_some_and(|t| t.kind == ToolKind::Task)).unwrap();
+    assert_eq!(task.parent_item_id, None);
+    assert_eq!(task.status, ItemStatus::Completed);
+    assert_eq!(task.tool.as_ref().unwrap().output.as_deref(), Some("The command printed: mock-tool-output"));
+    assert_eq!(shell.tool.as_ref().unwrap().name, "Bash");
+    assert_eq!(shell.parent_item_id.as_deref(), Some(task.item_id.as_str()));
+    let sub_reply = items.iter().find(|i| item_text(i) == "The command printed: mock-tool-output").unwrap();
+    assert_eq!(sub_reply.parent_item_id.as_deref(), Some(task.item_id.as_str()));
+    assert_eq!(reply.parent_item_id, None);
+    assert_eq!(item_text(reply), "The subagent said: The command printed: mock-tool-output");
+    for e in &events {
+        if let EventBody::ItemStarted(i) = &e.body {
+            let nested = i.item.item_id == shell.item_id || i.item.item_id == sub_reply.item_id;
+            let want = nested.then_some(task.item_id.as_str());
+            assert_eq!(i.item.parent_item_id.as_deref(), want, "{e:?}");
+        }
+    }
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+    assert_well_formed(&read_all(&client, &session.id).await);
+}
+
 /// Runs `[mock:permission]` up to the permission request and answers it with
 /// `decision`; returns the request and every event of the turn.
 async fn permission_turn(server: &TestServer, decision: Decision) -> (PermissionRequested, Vec<Event>) {

@@ -288,3 +288,29 @@ async fn at_a_phone_width_the_session_fits_and_works_from_the_keyboard() {
     b.wait_text(".row[data-role='assistant'] .text", "Mock reply to turn 2: sent from the keyboard").await;
     finish(&b, "ui_narrow").await;
 }
+
+/// A subagent's steps are inside the Task call that started it, collapsed,
+/// not rows of their own; opened, they show the subagent's tool call and
+/// answer, and the page still fits a phone.
+#[tokio::test]
+async fn a_subagents_steps_are_nested_in_its_task_call_and_collapsed() {
+    let server = server().await;
+    let client = server.client();
+    let session = mock_with(&client, "[mock:subagent] nest").await;
+    let b = signed_in(&server).await;
+    b.set_window(390, 844).await;
+    open_session(&b, &server, &session.id).await;
+    b.wait_text(".row[data-role='assistant'] .text", "The subagent said: The command printed").await;
+    assert_eq!(b.count(".row[data-kind='tool_call']").await, 1, "only the Task call is a row");
+    assert_eq!(b.count(".row[data-tool='Bash']").await, 0, "the subagent's call is not a row of its own");
+    assert_eq!(b.count(".row[data-tool='Task'] details.subagent:not([open])").await, 1, "collapsed");
+    b.click(".row[data-tool='Task'] > summary").await;
+    let summary = b.wait_text(".row[data-tool='Task'] details.subagent > summary", "Subagent").await;
+    assert_eq!(summary, "Subagent · 2 steps");
+    b.click(".row[data-tool='Task'] details.subagent > summary").await;
+    b.wait_for(".row[data-tool='Task'] details.subagent[open] > .child[data-tool='Bash']").await;
+    b.wait_text(".row[data-tool='Task'] .child[data-role='assistant'] .text", "The command printed: mock-tool-output")
+        .await;
+    b.assert_fits_viewport("a session with an opened subagent at 390 px").await;
+    finish(&b, "ui_subagent_phone").await;
+}

@@ -5,7 +5,8 @@
 // conversation, not the events (a 200,000-event session is a few thousand rows).
 // One happening is one row: a failed turn's error, its end and the agent's
 // exit (or the server's restart) fold into the turn's end; a tool call a
-// card shows is marked so.
+// card shows is marked so. A subagent's items (`parent_item_id`) are the
+// `children` of the tool call row that started the subagent.
 
 import { EventType } from "./event-types.js";
 
@@ -39,8 +40,12 @@ export class Conversation {
   }
 
   touch(row, ev) {
+    // A subagent's item is drawn inside the tool call that started it: that row changes.
+    let top = row;
+    while (top.parent) top = top.parent;
     row.last = ev.seq;
-    this.changed.add(row);
+    top.last = ev.seq;
+    this.changed.add(top);
   }
 
   /** Folds one event (in seq order). */
@@ -75,7 +80,16 @@ export class Conversation {
         let row = this.items.get(item.item_id);
         if (!row) {
           if (item.kind === "message" && item.role === "user") break; // shown by turn.started
-          row = this.push({ kind: "item", item: { ...item }, text: "", reasoning: "", output: "", args: "", card: null }, ev);
+          const fresh = { kind: "item", item: { ...item }, text: "", reasoning: "", output: "", args: "", card: null };
+          const parent = item.parent_item_id ? this.items.get(item.parent_item_id) : null;
+          if (parent) {
+            // A subagent's item: nested (collapsed) in the tool call that started it, not a row of its own.
+            row = Object.assign(fresh, { parent, first: ev.seq, last: ev.seq });
+            (parent.children ||= []).push(row);
+            this.touch(row, ev);
+          } else {
+            row = this.push(fresh, ev);
+          }
           this.items.set(item.item_id, row);
         } else {
           row.item = { ...row.item, ...item, tool: item.tool ? { ...(row.item.tool || {}), ...item.tool } : row.item.tool };

@@ -144,6 +144,13 @@ pub enum Draft {
         role: Option<Role>,
         tool: Option<Tool>,
     },
+    /// The item `native_id`, when it starts, belongs to the open item
+    /// `parent_native_id` (a subagent's work under the tool call that started
+    /// it). Written before the item's first draft; ignored once it is open.
+    ItemParent {
+        native_id: String,
+        parent_native_id: String,
+    },
     /// More is known about an item (e.g. a tool's whole input); starts it if it is not open.
     ItemUpdated {
         native_id: String,

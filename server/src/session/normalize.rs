@@ -68,6 +68,8 @@ pub struct Normalizer {
     /// repeat of one (an agent's final snapshot after an interrupt) is not a new item.
     closed: std::collections::HashSet<String>,
     pending: HashMap<String, Pending>,
+    /// The parent item id of items not started yet, by native id ([`Draft::ItemParent`]).
+    parents: HashMap<String, String>,
     log_tail: VecDeque<String>,
     out: Vec<NewEvent>,
     /// The native line being converted, attached as `raw` to what it produces.
@@ -159,6 +161,7 @@ impl Normalizer {
             items: Vec::new(),
             closed: Default::default(),
             pending: HashMap::new(),
+            parents: HashMap::new(),
             log_tail: VecDeque::new(),
             out: Vec::new(),
             raw: None,
@@ -254,6 +257,7 @@ impl Normalizer {
         );
         self.turn = Some(TurnState { turn_id, interrupt_requested: false, error_emitted: false, failure: None });
         self.closed.clear();
+        self.parents.clear();
         self.sync_status();
     }
 
@@ -315,6 +319,7 @@ impl Normalizer {
             item_id: new_id("itm"),
             turn_id: self.current_turn_id(),
             native_id: Some(native_id.clone()),
+            parent_item_id: self.parents.get(&native_id).cloned(),
             kind,
             role,
             status: ItemStatus::InProgress,
@@ -379,6 +384,12 @@ impl Normalizer {
                     boot_id: f.boot_id.clone(),
                 });
                 self.emit(Source::Agent, body, effects);
+            }
+            Draft::ItemParent { native_id, parent_native_id } => {
+                let parent = self.item_index(&parent_native_id).map(|i| self.items[i].1.item.item_id.clone());
+                if let (Some(parent), None) = (parent, self.item_index(&native_id)) {
+                    self.parents.insert(native_id, parent);
+                }
             }
             Draft::ItemStarted { native_id, kind, role, tool } => {
                 if self.item_index(&native_id).is_none() {

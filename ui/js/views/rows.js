@@ -1,7 +1,7 @@
 // How each conversation row looks: user turns, assistant text (streaming),
 // reasoning (collapsed), tool calls (input, output, exit code, diff; folded
 // where a card shows them), plans, permission and question cards answered
-// inline, one line per turn end (how it ended, tokens, cost; a failure's
+// inline, a subagent's steps nested (collapsed) in its tool call, one line per turn end (how it ended, tokens, cost; a failure's
 // error and the agent's exit with it), errors and lifecycle notes, in the
 // words of `words.js`. Also how a failed request is shown (`problemView`).
 
@@ -42,7 +42,7 @@ export function problemView(err, doing) {
 
 /** Updates a streaming text row in place; false when it must be redrawn. */
 export function updateRow(el, row) {
-  if (row.kind !== "item" || row.item.status !== "in_progress") return false;
+  if (row.kind !== "item" || row.item.status !== "in_progress" || row.children) return false;
   const node = el.querySelector(".text");
   if (!node) return false;
   const text = streamed(row);
@@ -197,7 +197,22 @@ function tool(row, status) {
     asks ? null : input ? h("div.section", h("div.label", "Input"), h("pre.input", json(input))) : row.args ? h("pre.input", row.args) : null,
     output ? h("div.section", h("div.label", "Output"), itemBlock(row, output, ".text.output")) : null,
     t.diff ? diff(t.diff) : null,
-    t.paths && t.paths.length ? h("div.section", h("div.label", "Paths"), h("ul", t.paths.map((p) => h("li", h("code", p))))) : null);
+    t.paths && t.paths.length ? h("div.section", h("div.label", "Paths"), h("ul", t.paths.map((p) => h("li", h("code", p))))) : null,
+    row.children ? subagent(row) : null);
+}
+
+/** What a subagent did, nested in the tool call that started it: collapsed
+ *  until opened (and kept open or closed as the call goes on). */
+function subagent(row) {
+  const steps = row.children;
+  const working = steps.some((c) => c.item.status === "in_progress");
+  return h("details.subagent", { open: !!row.subagentOpen, on: { toggle: (e) => { row.subagentOpen = e.target.open; } } },
+    h("summary", `Subagent · ${words.plural(steps.length, "step")}${working ? " · working" : ""}`),
+    steps.map((child) => {
+      const el = item(child);
+      el.classList.add("child");
+      return el;
+    }));
 }
 
 function parseArgs(args) {

@@ -60,7 +60,8 @@ pub fn announced(data_dir: &std::path::Path, id: &str) -> Option<wire::Initializ
 /// The ACP session modes that mean a tether permission mode, in the order tried.
 fn mode_ids(mode: PermissionMode) -> &'static [&'static str] {
     match mode {
-        PermissionMode::Default => &[],
+        // An agent whose own default approves by itself (the Claude adapter's `auto`) is asked to ask.
+        PermissionMode::Default => &["default"],
         PermissionMode::AcceptEdits => &["autoEdit", "auto-edit", "acceptEdits"],
         PermissionMode::Bypass => &["yolo", "bypassPermissions", "agent-full-access", "full-access"],
         PermissionMode::Plan => &["plan", "read-only"],

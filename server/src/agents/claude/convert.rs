@@ -127,6 +127,24 @@ fn result_text(content: ToolResultContent) -> String {
     }
 }
 
+/// A subagent's drafts, each item first declared a child of the Task call `parent`.
+fn with_parent(drafts: Vec<Draft>, parent: &str) -> Vec<Draft> {
+    let mut out = Vec::with_capacity(drafts.len() * 2);
+    for d in drafts {
+        if let Draft::ItemStarted { native_id, .. }
+        | Draft::ItemUpdated { native_id, .. }
+        | Draft::ItemCompleted { native_id, .. }
+        | Draft::ToolResult { native_id, .. } = &d
+        {
+            if native_id != parent {
+                out.push(Draft::ItemParent { native_id: native_id.clone(), parent_native_id: parent.to_string() });
+            }
+        }
+        out.push(d);
+    }
+    out
+}
+
 impl ClaudeConverter {
     pub fn new() -> Self {
         Self::default()
@@ -153,6 +171,20 @@ impl ClaudeConverter {
     }
 
     fn convert_line(&mut self, parsed: Line, line: &str) -> Vec<Draft> {
+        let parent = match &parsed {
+            Line::StreamEvent(l) => l.parent_tool_use_id.clone(),
+            Line::Assistant(l) => l.parent_tool_use_id.clone(),
+            Line::User(l) => l.parent_tool_use_id.clone(),
+            _ => None,
+        };
+        let drafts = self.convert_parsed(parsed, line);
+        match parent {
+            Some(parent) => with_parent(drafts, &parent),
+            None => drafts,
+        }
+    }
+
+    fn convert_parsed(&mut self, parsed: Line, line: &str) -> Vec<Draft> {
         match parsed {
             Line::System(s) => match &*s.subtype {
                 "init" => {
@@ -169,8 +201,10 @@ impl ClaudeConverter {
                     ),
                     retryable: true,
                 }],
-                // Progress notices the stream already shows in other ways.
-                "status" | "permission_denied" | "thinking_tokens" => vec![],
+                // Progress notices the stream already shows in other ways (a
+                // subagent's `task_*`: its items name the Task call as their parent).
+                "status" | "permission_denied" | "thinking_tokens" | "task_started" | "task_progress"
+                | "task_updated" | "task_notification" => vec![],
                 _ => vec![Draft::Unparsed {
                     line: line.to_string(),
                     error: format!("unknown system subtype {}", s.subtype),

@@ -92,6 +92,9 @@ pub struct McpServerStatus {
 #[derive(Debug, Deserialize)]
 pub struct StreamEventLine {
     pub event: StreamEvent,
+    /// The Task (Agent) tool call whose subagent wrote this line; null for the main agent.
+    #[serde(default)]
+    pub parent_tool_use_id: Option<String>,
 }
 
 /// A raw Anthropic Messages API streaming event (`message_start`,
@@ -183,6 +186,9 @@ pub struct ApiUsage {
 #[derive(Debug, Deserialize)]
 pub struct AssistantLine {
     pub message: ApiMessage,
+    /// The Task (Agent) tool call whose subagent wrote this line; null for the main agent.
+    #[serde(default)]
+    pub parent_tool_use_id: Option<String>,
     /// A synthetic message standing for a failed API call (2.1.330 writes it
     /// snake_case; older versions camelCase).
     #[serde(default, alias = "isApiErrorMessage")]
@@ -198,6 +204,9 @@ pub struct AssistantLine {
 #[derive(Debug, Deserialize)]
 pub struct UserLine {
     pub message: UserMessage,
+    /// The Task (Agent) tool call whose subagent wrote this line; null for the main agent.
+    #[serde(default)]
+    pub parent_tool_use_id: Option<String>,
     #[serde(default)]
     pub tool_use_result: Option<Lenient<ToolUseResult>>,
 }

@@ -129,11 +129,13 @@ pub struct Mock<W: Write> {
     rx: Receiver<Input>,
     /// User messages that arrived during a turn: each starts a later turn.
     queue: VecDeque<String>,
+    /// The Task call whose subagent is writing (`parent_tool_use_id` of every line).
+    parent: Option<String>,
 }
 
 impl<W: Write> Mock<W> {
     pub fn new(cfg: Config, out: W, rx: Receiver<Input>) -> Self {
-        Mock { cfg, out, rx, queue: VecDeque::new() }
+        Mock { cfg, out, rx, queue: VecDeque::new(), parent: None }
     }
 
     /// Runs turns until stdin closes or a script exits the process. An error
@@ -183,6 +185,7 @@ impl<W: Write> Mock<W> {
             Tag::EchoSize => self.text_reply(&mut t, tag::echo_size_text(text)),
             Tag::Tool => self.tool(&mut t, TOOL_COMMAND),
             Tag::Bash => self.tool(&mut t, &tag::untagged(text)),
+            Tag::Subagent => self.subagent(&mut t),
             Tag::Permission => self.permission(&mut t),
             Tag::Question => self.question(&mut t),
             Tag::Slow => self.slow(&mut t),
@@ -232,6 +235,25 @@ impl<W: Write> Mock<W> {
         self.tool_result(&tool_id, &content, failed, structured)?;
         let reply = format!("The command printed: {}", stdout.trim());
         self.text_reply(t, reply)
+    }
+
+    /// A `Task` call (a `general-purpose` subagent) whose subagent runs the
+    /// `tool` script, then hands back its reply.
+    fn subagent(&mut self, t: &mut Turn) -> Result<Ending, Stop> {
+        let input =
+            json!({"description": "Print a line", "prompt": "Print a line", "subagent_type": "general-purpose"});
+        let task_id = self.tool_use_message(t, "Task", &input)?;
+        self.parent = Some(task_id.clone());
+        let sub = self.tool(t, TOOL_COMMAND);
+        self.parent = None;
+        let Ending::Reply(reply) = sub? else { return Ok(Ending::Reported) };
+        self.tool_result(
+            &task_id,
+            &reply,
+            false,
+            json!({"status": "completed", "content": [{"type": "text", "text": reply}]}),
+        )?;
+        self.text_reply(t, format!("The subagent said: {reply}"))
     }
 
     /// `mcp__<first server>__echo`, answered by the mock itself with
@@ -361,7 +383,7 @@ impl<W: Write> Mock<W> {
                 "stop_sequence": "",
                 "usage": usage(0, 0),
             },
-            "parent_tool_use_id": null,
+            "parent_tool_use_id": self.parent,
             "session_id": self.cfg.session_id,
             "uuid": ids::uuid_v4(),
             "error": "unknown",
@@ -573,7 +595,7 @@ impl<W: Write> Mock<W> {
                 "stop_sequence": null,
                 "usage": usage(INPUT_TOKENS, output_tokens),
             },
-            "parent_tool_use_id": null,
+            "parent_tool_use_id": self.parent,
             "session_id": self.cfg.session_id,
             "uuid": ids::uuid_v4(),
         })
@@ -586,7 +608,7 @@ impl<W: Write> Mock<W> {
                 "role": "user",
                 "content": [{"tool_use_id": tool_id, "type": "tool_result", "content": content, "is_error": is_error}],
             },
-            "parent_tool_use_id": null,
+            "parent_tool_use_id": self.parent,
             "session_id": self.cfg.session_id,
             "uuid": ids::uuid_v4(),
             "tool_use_result": structured,
@@ -630,7 +652,7 @@ impl<W: Write> Mock<W> {
                 let note = json!({
                     "type": "user",
                     "message": {"role": "user", "content": [{"type": "text", "text": "[Request interrupted by user]"}]},
-                    "parent_tool_use_id": null,
+                    "parent_tool_use_id": self.parent,
                     "session_id": self.cfg.session_id,
                     "uuid": ids::uuid_v4(),
                 });
@@ -659,7 +681,7 @@ impl<W: Write> Mock<W> {
             "type": "stream_event",
             "event": event,
             "session_id": self.cfg.session_id,
-            "parent_tool_use_id": null,
+            "parent_tool_use_id": self.parent,
             "uuid": ids::uuid_v4(),
         });
         self.emit(&line)

@@ -28,6 +28,9 @@ pub enum Tag {
     /// command (`[mock:bash] python3 -m http.server 8000 &`), as an agent
     /// runs what it decided to.
     Bash,
+    /// A `Task` call whose subagent runs the `tool` script: its lines carry
+    /// the Task call's id as `parent_tool_use_id`, as Claude Code's do.
+    Subagent,
 }
 
 impl Tag {
@@ -44,6 +47,7 @@ impl Tag {
             "mcp" => Tag::Mcp,
             "skills" => Tag::Skills,
             "bash" => Tag::Bash,
+            "subagent" => Tag::Subagent,
             _ => match name.split_once(':')? {
                 ("flood", n) => Tag::Flood(n.parse().ok()?),
                 ("timed", n) => Tag::Timed(n.parse().ok()?),
