@@ -549,6 +549,11 @@ async fn model_error_of<M: ScriptedModel>(rig: Rig<M>, tag: &str) {
     let events = rig.turn(&s.id, &tagged(&rig, tag, "fail please")).await;
     assert!(!of_type(&events, "error").is_empty(), "{}", describe(&events));
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::Error, "{}", describe(&events));
+    if rig.agent == "opencode-acp" {
+        // OpenCode's JSON-RPC error names an `APIError`: the model failed, not the agent.
+        let error = the_turn_completed(&events).error.clone().expect("the turn's error");
+        assert_eq!(error.code, "model_error", "{error:?}");
+    }
     let next = rig.turn(&s.id, &tagged(&rig, "text", "recovered")).await;
     assert_eq!(final_text(&next), (spec.reply)(2, "recovered"));
 }

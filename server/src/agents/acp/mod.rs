@@ -19,6 +19,10 @@
 //! a rejected call (the session closes it with the turn); Gemini answers a
 //! read of a missing file only as a JSON-RPC error it then cannot tell from a
 //! failure, so a missing file inside the workspace reads as empty text.
+//! OpenCode sends the edit it proposes to `fs/write_text_file` but writes
+//! the file itself whatever the answer, and names MCP tools
+//! `<server>_<tool>`; its last update of a write replaces the diff it asked
+//! with (the converter keeps it).
 
 pub mod convert;
 pub mod launch;
