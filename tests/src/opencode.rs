@@ -4,7 +4,8 @@
 //!   `scripts/install-agents` installs from the npm registry (or
 //!   `$TETHER_OPENCODE_PATH`);
 //! - [`ScriptedChat`]: an OpenAI Chat Completions server on 127.0.0.1 whose
-//!   replies are chosen by an `[opencode:TAG]` tag in the latest user message;
+//!   replies are chosen by an `[opencode:TAG]` (or `[opencode-acp:TAG]`, the
+//!   same CLI in its ACP mode) tag in the latest user message;
 //! - [`opencode_env`]: the `opencode.json` config and the environment that run
 //!   the CLI offline against it.
 //!
@@ -12,8 +13,8 @@
 //!
 //! The reply depends only on the request body (the server is stateless): the
 //! latest `role:"user"` message of `messages` picks the script by its first
-//! `[opencode:TAG]` tag, and the number of `role:"tool"` messages after it
-//! picks the step of the script.
+//! `[opencode:TAG]` or `[opencode-acp:TAG]` tag, and the number of
+//! `role:"tool"` messages after it picks the step of the script.
 //!
 //! | tag | first call | after the tool message |
 //! | --- | --- | --- |
@@ -21,6 +22,7 @@
 //! | `reasoning` | `reasoning_content` deltas, then text | |
 //! | `bash` | tool call `bash {"command":"echo scripted-bash-output"}` (plus a `description` when the tool's schema has one) | text `The command printed: <output>` |
 //! | `write` | tool call `write {"filePath":"<cwd>/opencode-written.txt","content":"written by opencode\n"}` | text `Write result: <tool message, 60 chars>` |
+//! | `write-to` | tool call `write` of the same content to the absolute path that is the rest of the message | text `Write result: <tool message, 60 chars>` |
 //! | `question` | tool call `question` (one question `Which colour?`, Red / Blue) | text `Answer seen: <tool message, 80 chars>` |
 //! | `mcp:SERVER:TOOL` | tool call `SERVER_TOOL` as OpenCode offers MCP tools (`echo` gets `{"text": <prompt>}`, `add` `{"a":2,"b":3}`); text `No tool SERVER_TOOL among: …` when it is not offered | text `MCP said: <result>` |
 //! | `skill:NAME` | tool call `skill {"name": NAME}` | text `Skill said: <result, 200 chars>` |
@@ -318,7 +320,12 @@ fn chat_reply(shared: &Recorder, _path: &str, request: &Value, request_id: &str)
             sse.tool_call("write", &args.to_string());
             sse.finish("tool_calls");
         }
-        "write" => {
+        "write-to" if step == 0 => {
+            let args = json!({"filePath": prompt.rest(), "content": WRITTEN_CONTENT});
+            sse.tool_call("write", &args.to_string());
+            sse.finish("tool_calls");
+        }
+        "write" | "write-to" => {
             sse.text(&pieces(&format!("Write result: {}", first_chars(&prompt.last_tool, 60))), Duration::ZERO);
             sse.finish("stop");
         }
@@ -417,8 +424,11 @@ fn skill_step(request: &Value, prompt: &Prompt, name: &str) -> Step {
 struct Prompt {
     /// The text of the message.
     text: String,
-    /// The first `[opencode:TAG]` tag of the message, lowercase; `text` when none.
+    /// The first `[opencode:TAG]` (or `[opencode-acp:TAG]`) tag of the
+    /// message, lowercase; `text` when none.
     tag: String,
+    /// How that tag opens (`[opencode:` when there is none).
+    open: &'static str,
     /// How many `role:"tool"` messages follow it.
     tool_messages: usize,
     /// The content of the last of them.
@@ -428,23 +438,41 @@ struct Prompt {
 impl Prompt {
     /// Up to 40 characters of the prompt without its tag, trimmed.
     fn echo(&self) -> String {
-        crate::scripted::echo(TAG_OPEN, &self.text)
+        crate::scripted::echo(self.open, &self.text)
+    }
+
+    /// The whole prompt without its tag, trimmed.
+    fn rest(&self) -> String {
+        match find_tag(self.open, &self.text) {
+            Some((start, end, _)) => format!("{}{}", &self.text[..start], &self.text[end..]).trim().to_owned(),
+            None => self.text.trim().to_owned(),
+        }
     }
 }
 
-const TAG_OPEN: &str = "[opencode:";
+/// How a tag opens: the native agent's id, or its ACP mode's.
+const TAG_OPENS: [&str; 2] = ["[opencode:", "[opencode-acp:"];
+
+/// The first tag of `text` (of either opening): how it opens, and the tag.
+fn first_tag(text: &str) -> Option<(&'static str, String)> {
+    TAG_OPENS
+        .iter()
+        .filter_map(|open| find_tag(open, text).map(|(start, _, tag)| (start, *open, tag)))
+        .min_by_key(|(start, _, _)| *start)
+        .map(|(_, open, tag)| (open, tag))
+}
 
 /// Finds the latest user message of a Chat Completions request, and counts
 /// the tool messages after it.
 fn latest_prompt(request: &Value) -> Prompt {
     let messages = request.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut prompt = Prompt { tag: "text".into(), ..Prompt::default() };
+    let mut prompt = Prompt { tag: "text".into(), open: TAG_OPENS[0], ..Prompt::default() };
     for message in &messages {
         match message.get("role").and_then(Value::as_str) {
             Some("user") => {
                 let text = content_text(message.get("content")).trim().to_owned();
-                let tag = find_tag(TAG_OPEN, &text).map(|(_, _, tag)| tag).unwrap_or_else(|| "text".into());
-                prompt = Prompt { text, tag, tool_messages: 0, last_tool: String::new() };
+                let (open, tag) = first_tag(&text).unwrap_or((TAG_OPENS[0], "text".into()));
+                prompt = Prompt { text, tag, open, tool_messages: 0, last_tool: String::new() };
             }
             Some("tool") => {
                 prompt.tool_messages += 1;

@@ -60,23 +60,28 @@ macro_rules! table {
 }
 
 table! {
-    text_turn: claude, codex, opencode, gemini, mock;
-    tool_call: claude, codex, opencode, gemini, mock;
-    permission_allow: claude, codex, opencode, gemini, mock;
-    permission_deny: claude, codex, opencode, gemini, mock;
-    shell_permission_allow: codex, opencode, gemini;
+    text_turn: claude, codex, opencode, gemini, opencode_acp, mock;
+    tool_call: claude, codex, opencode, gemini, opencode_acp, mock;
+    permission_allow: claude, codex, opencode, gemini, opencode_acp, mock;
+    permission_deny: claude, codex, opencode, gemini, opencode_acp, mock;
+    shell_permission_allow: codex, opencode, gemini, opencode_acp;
     shell_permission_deny: codex, gemini;
     question: claude, opencode, mock;
-    interrupt: claude, codex, opencode, gemini, mock;
-    model_error: claude, codex, opencode, gemini, mock;
+    interrupt: claude, codex, opencode, gemini, opencode_acp, mock;
+    model_error: claude, codex, opencode, gemini, opencode_acp, mock;
     model_error_500: claude;
-    resume: claude, codex, opencode, mock;
-    mcp_call: claude, codex, opencode, gemini;
+    resume: claude, codex, opencode, opencode_acp, mock;
+    mcp_call: claude, codex, opencode, gemini, opencode_acp;
     mcp_sequence: claude, codex, gemini;
-    mcp_deny: codex, opencode, gemini;
-    mcp_remote_bypass: claude, opencode, gemini;
-    mcp_global: claude, opencode, gemini;
+    mcp_deny: codex, opencode, gemini, opencode_acp;
+    mcp_remote_bypass: claude, opencode, gemini, opencode_acp;
+    mcp_global: claude, opencode, gemini, opencode_acp;
     skill: claude, opencode;
+}
+
+/// An agent's id as the table names it (a Rust identifier: `opencode_acp` is `opencode-acp`).
+fn table_id(ident: &str) -> String {
+    ident.replace('_', "-")
 }
 
 /// Whether an agent's capabilities claim a scenario.
@@ -124,7 +129,7 @@ async fn every_claiming_agent_runs_each_scenario() {
     let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
     let agents = server.client().agents().await.unwrap().agents;
     let installed: Vec<&str> = agents.iter().filter(|a| a.installed).map(|a| a.id.as_str()).collect();
-    for agent in ["mock", "claude", "codex", "opencode", "gemini"] {
+    for agent in ["mock", "claude", "codex", "opencode", "gemini", "opencode-acp"] {
         assert!(installed.contains(&agent), "{agent} is not installed: {installed:?}");
     }
     let mut missing = Vec::new();
@@ -132,7 +137,7 @@ async fn every_claiming_agent_runs_each_scenario() {
         let row = TABLE.iter().find(|(s, _)| s == scenario).map_or(&[][..], |(_, agents)| *agents);
         for agent in agents.iter().filter(|a| a.installed && claims(&a.capabilities)) {
             let gap = GAPS.iter().any(|(s, a, _)| s == scenario && *a == agent.id);
-            if !row.contains(&agent.id.as_str()) && !gap {
+            if !row.iter().any(|a| table_id(a) == agent.id) && !gap {
                 missing.push(format!("{scenario}::{}", agent.id));
             }
         }
@@ -159,6 +164,11 @@ mod rigs {
 
     pub async fn gemini() -> Rig<ScriptedGemini> {
         Rig::start("gemini", ScriptedGemini::start().await, gemini_env).await
+    }
+
+    /// OpenCode's ACP mode: the same CLI, config and scripted model as `opencode`.
+    pub async fn opencode_acp() -> Rig<ScriptedChat> {
+        Rig::start("opencode-acp", ScriptedChat::start().await, opencode_env).await.with_turn_timeout(OPENCODE_TURN)
     }
 
     /// The built-in mock agent: no model behind it.
@@ -237,6 +247,21 @@ fn spec(agent: &str) -> Spec {
             shell_ask: ("bash", "echo scripted-bash-output", None),
             error: "401",
             answered: "Answer seen:",
+        },
+        "opencode-acp" => Spec {
+            version: Some(OPENCODE_VERSION),
+            reply: scripted_reply,
+            shell: ("bash", PermissionMode::Bypass, "scripted-bash-output"),
+            // A new file: the request's diff is from /dev/null.
+            write: (
+                "write",
+                tether_e2e::opencode::WRITTEN_FILE,
+                tether_e2e::opencode::WRITTEN_CONTENT,
+                PermissionAction::FileWrite,
+            ),
+            shell_ask: ("bash", "echo scripted-bash-output", None),
+            error: "401",
+            answered: "",
         },
         "mock" => Spec {
             version: None,
@@ -386,6 +411,12 @@ async fn permission_allow<M: ScriptedModel>(rig: Rig<M>) {
     assert_eq!(tools[0].tool.as_ref().unwrap().kind, ToolKind::FileEdit);
     assert_eq!(of_type(&events, "permission.resolved").len(), 1);
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn, "{}", describe(&events));
+    if rig.agent == "opencode-acp" {
+        // The diff it asked with stays on the item (its last update carries only the result).
+        let tool = tools[0].tool.as_ref().unwrap();
+        assert!(tool.diff.as_deref().unwrap_or("").contains(&format!("+{}", content.trim_end())), "{tool:?}");
+        assert!(tool.output.as_deref().unwrap_or("").contains("Wrote file successfully"), "{tool:?}");
+    }
 }
 
 async fn permission_deny<M: ScriptedModel>(rig: Rig<M>) {
@@ -400,8 +431,15 @@ async fn permission_deny<M: ScriptedModel>(rig: Rig<M>) {
         "opencode" => assert!(matches!(stop, StopReason::EndTurn | StopReason::Error)),
         _ => assert_eq!(stop, StopReason::EndTurn, "{}", describe(&events)),
     }
-    if rig.agent == "claude" {
-        assert!(final_text(&events).starts_with("Write result:"), "{}", final_text(&events));
+    match rig.agent {
+        "claude" => assert!(final_text(&events).starts_with("Write result:"), "{}", final_text(&events)),
+        // A rejected call ends OpenCode's turn: the model is not asked again; the item keeps its diff.
+        "opencode-acp" => {
+            assert!(assistant_messages(&events).is_empty(), "{}", describe(&events));
+            let diff = tools[0].tool.as_ref().unwrap().diff.as_deref().unwrap_or("");
+            assert!(diff.starts_with("--- /dev/null"), "{:?}", tools[0]);
+        }
+        _ => {}
     }
 }
 
@@ -511,6 +549,11 @@ async fn model_error_of<M: ScriptedModel>(rig: Rig<M>, tag: &str) {
     let events = rig.turn(&s.id, &tagged(&rig, tag, "fail please")).await;
     assert!(!of_type(&events, "error").is_empty(), "{}", describe(&events));
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::Error, "{}", describe(&events));
+    if rig.agent == "opencode-acp" {
+        // OpenCode's JSON-RPC error names an `APIError`: the model failed, not the agent.
+        let error = the_turn_completed(&events).error.clone().expect("the turn's error");
+        assert_eq!(error.code, "model_error", "{error:?}");
+    }
     let next = rig.turn(&s.id, &tagged(&rig, "text", "recovered")).await;
     assert_eq!(final_text(&next), (spec.reply)(2, "recovered"));
 }
@@ -587,7 +630,7 @@ async fn mcp_call<M: ScriptedModel>(rig: Rig<M>) {
             assert!(offered.contains("\"tt_echo\"") && offered.contains("\"tt_whoami\""), "{offered}");
         }
         // ACP reports nothing of an MCP server's connection: no `mcp.status`.
-        "gemini" => {
+        "gemini" | "opencode-acp" => {
             let all = read_all(&rig.server.client(), &s.id).await;
             assert!(mcp_statuses(&all).is_empty(), "{}", describe(&all));
         }
@@ -688,7 +731,7 @@ async fn mcp_global<M: ScriptedModel>(rig: Rig<M>) {
     let s = rig.session_with(mode, own, vec![]).await;
     let (events, asked) =
         rig.turn_answering(&s.id, &tagged(&rig, "mcp:shared:echo", "via the global"), Decision::AllowOnce).await;
-    if rig.agent == "opencode" {
+    if rig.agent == "opencode" || rig.agent == "opencode-acp" {
         assert_eq!(asked.len(), 1, "a global server's tools ask too: {}", describe(&events));
         assert_eq!(asked[0].title, "Call echo on the MCP server shared");
     }

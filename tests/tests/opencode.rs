@@ -137,3 +137,43 @@ async fn opencode_broken_mcp_servers_are_reported_failed_and_leave_nothing_runni
     rig.server.client().delete_session(&s.id, false).await.unwrap();
     wait_no_processes(&s.id, Duration::from_secs(10)).await;
 }
+
+// ---- OpenCode's ACP mode (`opencode acp`) -----------------------------------
+
+/// `opencode acp` asks before it writes outside its directory (OpenCode's
+/// `external_directory` permission, on the write's own item): denied, nothing
+/// is written. It writes files itself: what it sends the client's
+/// `fs/write_text_file` is the edit it proposes (before an `edit` permission
+/// is answered, its errors ignored), so tether refusing that outside the
+/// workspace does not stop the write once both permissions are allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_acp_asks_before_writing_outside_its_directory_and_writes_files_itself() {
+    use tether_e2e::opencode::WRITTEN_CONTENT;
+    use tether_e2e::rig::tool_items;
+    use tether_sdk::{ItemStatus, PermissionAction, ToolKind};
+    let rig =
+        Rig::start("opencode-acp", ScriptedChat::start().await, opencode_env).await.with_turn_timeout(OPENCODE_TURN);
+    let s = rig.session(PermissionMode::Default).await;
+    let outside = rig.home().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let target = outside.join("escaped.txt");
+    let prompt = format!("[opencode-acp:write-to] {}", target.display());
+
+    let (events, asked) = rig.turn_answering(&s.id, &prompt, Decision::Deny).await;
+    assert!(!target.exists(), "written although denied: {}", describe(&events));
+    assert_eq!(asked.len(), 1, "{}", describe(&events));
+    assert_eq!((asked[0].action, asked[0].title.as_str()), (PermissionAction::Other, &*outside.display().to_string()));
+    let tools = tool_items(&events);
+    assert_eq!(tools.len(), 1, "{}", describe(&events));
+    assert_eq!(tools[0].status, ItemStatus::Declined, "{:?}", tools[0]);
+    assert_eq!(asked[0].item_id.as_deref(), Some(tools[0].item_id.as_str()), "the request names the write");
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+
+    let (events, asked) = rig.turn_answering(&s.id, &prompt, Decision::AllowOnce).await;
+    let actions: Vec<PermissionAction> = asked.iter().map(|p| p.action).collect();
+    assert_eq!(actions, [PermissionAction::Other, PermissionAction::FileWrite], "{}", describe(&events));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), WRITTEN_CONTENT, "{}", describe(&events));
+    let tools = tool_items(&events);
+    assert_eq!(tools.len(), 1, "{}", describe(&events));
+    assert_eq!((tools[0].status, tools[0].tool.as_ref().unwrap().kind), (ItemStatus::Completed, ToolKind::FileEdit));
+}

@@ -122,6 +122,7 @@ pub fn load(path: &Path, required: bool) -> Result<usize, String> {
             args: Box::leak(args.into_boxed_slice()),
             env: Box::leak(env.into_boxed_slice()),
             model_flag: d.model_flag.map(leak),
+            session_env: None,
         }));
         defs.push(AgentDef {
             id,

@@ -368,6 +368,12 @@ fn gemini_caps() -> Capabilities {
     Capabilities { questions: false, skills: false, ..real_agent_caps() }
 }
 
+/// OpenCode over ACP: as Gemini, but for what it announces (`loadSession`,
+/// images); its `question` tool does not reach ACP clients.
+fn opencode_acp_caps() -> Capabilities {
+    Capabilities { questions: false, skills: false, ..real_agent_caps() }
+}
+
 fn planned_caps() -> Capabilities {
     Capabilities::default()
 }
@@ -431,6 +437,17 @@ pub const AGENTS: &[AgentDef] = &[
         driver: Driver::Acp(&acp::GEMINI),
     },
     AgentDef {
+        id: "opencode-acp",
+        name: "OpenCode (ACP)",
+        command: "opencode",
+        capabilities: opencode_acp_caps,
+        pinned: pinned("opencode-ai", "1.18.33"),
+        install_hint: None,
+        // Over ACP: MCP servers of both kinds in `session/new`; ACP has no skills.
+        accepts: Accepts { mcp_stdio: true, mcp_http: true, skills: false },
+        driver: Driver::Acp(&acp::OPENCODE),
+    },
+    AgentDef {
         id: "amp",
         name: "Amp",
         command: "amp",
@@ -466,12 +483,26 @@ pub fn is_supported(id: &str) -> bool {
     find(id).is_some_and(AgentDef::is_driven)
 }
 
-/// Where the agent's binary is: `TETHER_<AGENT>_PATH`, the data dir's install, or PATH.
+/// The agent and the built-in agents that run the same binary of the same
+/// package (OpenCode and its ACP mode), itself first.
+fn same_binary(def: &AgentDef) -> impl Iterator<Item = &AgentDef> {
+    let package = def.pinned.map(|p| p.package);
+    let others = AGENTS.iter().filter(move |a| {
+        a.id != def.id && package.is_some() && a.command == def.command && a.pinned.map(|p| p.package) == package
+    });
+    std::iter::once(def).chain(others)
+}
+
+/// Where the agent's binary is: `TETHER_<AGENT>_PATH`, the data dir's install,
+/// or PATH; an agent that runs another's binary (OpenCode's ACP mode) takes
+/// that agent's variable and install too.
 pub fn locate(def: &AgentDef, data_dir: &Path) -> Option<PathBuf> {
-    let var = format!("TETHER_{}_PATH", def.id.to_ascii_uppercase().replace('-', "_"));
-    if let Some(p) = std::env::var_os(&var) {
-        let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
+    for each in same_binary(def) {
+        let var = format!("TETHER_{}_PATH", each.id.to_ascii_uppercase().replace('-', "_"));
+        if let Some(p) = std::env::var_os(&var) {
+            let p = PathBuf::from(p);
+            return p.is_file().then_some(p);
+        }
     }
     if def.id == "mock" {
         // The mock agent is this binary, run with a hidden subcommand.
@@ -482,8 +513,7 @@ pub fn locate(def: &AgentDef, data_dir: &Path) -> Option<PathBuf> {
         let p = PathBuf::from(def.command);
         return p.is_file().then_some(p);
     }
-    let installed = install::installed_bin(def, data_dir);
-    if installed.is_file() {
+    if let Some(installed) = same_binary(def).map(|a| install::installed_bin(a, data_dir)).find(|p| p.is_file()) {
         return Some(installed);
     }
     let path = std::env::var_os("PATH")?;

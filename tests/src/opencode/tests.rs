@@ -26,6 +26,11 @@ fn tags_steps_and_cwd() {
     let p =
         latest_prompt(&json!({"messages": [user("[opencode:TEXT]  a very long prompt that goes on and on and on")]}));
     assert_eq!((p.tag.as_str(), p.echo().as_str()), ("text", "a very long prompt that goes on and on a"));
+    // The ACP mode's tags pick the same scripts; the first tag of either kind counts.
+    let p = latest_prompt(&json!({"messages": [user("go [opencode-acp:Bash] now [opencode:write]")]}));
+    assert_eq!((p.tag.as_str(), p.echo().as_str()), ("bash", "go  now [opencode:write]"));
+    let p = latest_prompt(&json!({"messages": [user("[opencode-acp:write-to] /tmp/x/Some File.txt ")]}));
+    assert_eq!((p.tag.as_str(), p.rest().as_str()), ("write-to", "/tmp/x/Some File.txt"));
 }
 
 /// The `data:` objects of an SSE body (without `[DONE]`).

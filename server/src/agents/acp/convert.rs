@@ -28,11 +28,14 @@ pub struct AcpConverter {
     tools: HashMap<String, ToolCall>,
     /// Token counts an agent put in a chunk's `_meta.usage` (Qwen), for a turn whose answer has none.
     usage: Option<Usage>,
+    /// The session's MCP servers by name (an agent may name their tools only by a prefix).
+    mcp_servers: Vec<String>,
 }
 
 impl AcpConverter {
-    pub fn new() -> Self {
-        Self::default()
+    /// A converter for a session given these MCP servers.
+    pub fn new(mcp_servers: Vec<String>) -> Self {
+        AcpConverter { mcp_servers, ..Self::default() }
     }
 
     /// One `session/update`.
@@ -101,7 +104,7 @@ impl AcpConverter {
         let id = request.tool_call.tool_call_id.0.to_string();
         let known = self.tools.contains_key(&id);
         let call = self.merged(request.tool_call);
-        let tool = tool_of(&call);
+        let tool = tool_of(&call, &self.mcp_servers);
         if !known {
             drafts.push(Draft::ItemStarted {
                 native_id: id.clone(),
@@ -195,7 +198,13 @@ impl AcpConverter {
             meta.extend(update.meta.clone().unwrap_or_default());
             call.meta = Some(meta);
         }
+        // A diff once shown stays with the call: OpenCode's last update replaces it with its result.
+        let diffs: Vec<ToolCallContent> =
+            call.content.iter().filter(|c| matches!(c, ToolCallContent::Diff(_))).cloned().collect();
         call.update(update.fields);
+        if !call.content.iter().any(|c| matches!(c, ToolCallContent::Diff(_))) {
+            call.content.splice(0..0, diffs);
+        }
         // Gemini sends an MCP call's arguments as one JSON text before it runs, and no `rawInput`.
         let running = matches!(call.status, ToolCallStatus::Pending | ToolCallStatus::InProgress);
         if call.raw_input.is_none() && running {
@@ -213,7 +222,7 @@ impl AcpConverter {
 
     fn tool_changed(&mut self, id: String, call: ToolCall) -> Vec<Draft> {
         self.tools.insert(id.clone(), call.clone());
-        let tool = Some(tool_of(&call));
+        let tool = Some(tool_of(&call, &self.mcp_servers));
         match call.status {
             ToolCallStatus::Completed | ToolCallStatus::Failed => vec![Draft::ItemCompleted {
                 native_id: id,
@@ -240,8 +249,10 @@ fn meta_tool_name(meta: &ToolMeta) -> Option<String> {
 }
 
 /// (server, tool) of an MCP tool call: a `mcp__SERVER__TOOL` name (Qwen,
-/// Claude), a title `TOOL (SERVER MCP Server)` (Gemini), or `_meta.provenance`.
-fn mcp_of(call: &ToolCall) -> Option<(String, String)> {
+/// Claude), a title `TOOL (SERVER MCP Server)` (Gemini), `_meta.provenance`,
+/// or a title `SERVER_TOOL` of kind `other` naming one of the session's
+/// `servers` as OpenCode spells them (the longest that fits).
+fn mcp_of(call: &ToolCall, servers: &[String]) -> Option<(String, String)> {
     let meta = meta_of(call);
     if let Some(name) = meta_tool_name(&meta) {
         if let Some((server, tool)) = name.strip_prefix("mcp__").and_then(|r| r.split_once("__")) {
@@ -257,12 +268,21 @@ fn mcp_of(call: &ToolCall) -> Option<(String, String)> {
         let server = meta.server_id.get()?.clone();
         return Some((server, meta_tool_name(&meta).unwrap_or_else(|| call.title.clone())));
     }
-    None
+    if call.kind != ToolKind::Other {
+        return None;
+    }
+    servers
+        .iter()
+        .filter_map(|server| {
+            let tool = call.title.strip_prefix(&crate::agents::opencode::tool_prefix(server))?.strip_prefix('_')?;
+            (!tool.is_empty()).then(|| (server.clone(), tool.to_string()))
+        })
+        .max_by_key(|(server, _)| server.len())
 }
 
-/// The tool call as tether shows it.
-pub fn tool_of(call: &ToolCall) -> Tool {
-    let mcp = mcp_of(call);
+/// The tool call as tether shows it (`servers`: the session's MCP servers).
+pub fn tool_of(call: &ToolCall, servers: &[String]) -> Tool {
+    let mcp = mcp_of(call, servers);
     let kind = match (&mcp, call.kind) {
         (Some(_), _) => Kind::Mcp,
         (None, ToolKind::Execute) => Kind::Shell,
@@ -324,7 +344,7 @@ pub fn tool_of(call: &ToolCall) -> Tool {
     } else {
         raw.and_then(Value::as_str).map(str::to_string).or_else(|| fields.output.get().cloned())
     };
-    let exit_code = fields.exit_code.get().map(|c| *c as i32);
+    let exit_code = fields.exit_code();
     // Its input, else what the title says (Gemini sends no input; a shell call's title is its command).
     let input = match &call.raw_input {
         Some(Value::Object(o)) if o.is_empty() => None,

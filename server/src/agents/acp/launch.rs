@@ -13,7 +13,7 @@ use crate::process::{LaunchSpec, StdinMode, SESSION_ENV};
 
 /// An agent that speaks ACP over stdio, declared as data: what runs it.
 /// Built-ins are constants; a user's declarations are read once at start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct AcpAgent {
     pub id: &'static str,
     /// The arguments that make it speak ACP (`--acp`).
@@ -22,7 +22,14 @@ pub struct AcpAgent {
     pub env: &'static [(&'static str, &'static str)],
     /// The flag that takes the session's `model`, if it has one.
     pub model_flag: Option<&'static str>,
+    /// More environment for one session, from its context (after `env`):
+    /// how an agent without ACP modes for them takes the session's
+    /// permission mode and model (OpenCode reads them from its config).
+    pub session_env: Option<SessionEnv>,
 }
+
+/// Environment variables for one session, from its launch context.
+pub type SessionEnv = fn(&LaunchContext<'_>) -> Vec<(String, String)>;
 
 pub fn launch(program: &Path, agent: &AcpAgent, ctx: &LaunchContext<'_>) -> LaunchSpec {
     let mut args: Vec<String> = agent.args.iter().map(|a| a.to_string()).collect();
@@ -30,10 +37,14 @@ pub fn launch(program: &Path, agent: &AcpAgent, ctx: &LaunchContext<'_>) -> Laun
         args.push(flag.to_string());
         args.push(model.to_string());
     }
+    let mut env: Vec<(String, String)> = agent.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    if let Some(more) = agent.session_env {
+        env.extend(more(ctx));
+    }
     LaunchSpec {
         program: program.to_path_buf(),
         args,
-        env: agent.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        env,
         // Its protocol on a pipe: a terminal on stdin makes some CLIs interactive.
         stdin: StdinMode::Pipe,
     }

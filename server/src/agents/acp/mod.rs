@@ -19,6 +19,10 @@
 //! a rejected call (the session closes it with the turn); Gemini answers a
 //! read of a missing file only as a JSON-RPC error it then cannot tell from a
 //! failure, so a missing file inside the workspace reads as empty text.
+//! OpenCode sends the edit it proposes to `fs/write_text_file` but writes
+//! the file itself whatever the answer, and names MCP tools
+//! `<server>_<tool>`; its last update of a write replaces the diff it asked
+//! with (the converter keeps it).
 
 pub mod convert;
 pub mod launch;
@@ -43,6 +47,18 @@ pub const GEMINI: AcpAgent = AcpAgent {
     args: &["--acp"],
     env: &[("GEMINI_CLI_NO_RELAUNCH", "true")],
     model_flag: Some("--model"),
+    session_env: None,
+};
+
+/// OpenCode's ACP mode (`opencode acp`, the binary of the native agent):
+/// it has no ACP mode for tether's permission modes, so the session's
+/// permission rules (and model) reach it through its environment.
+pub const OPENCODE: AcpAgent = AcpAgent {
+    id: "opencode-acp",
+    args: &["acp"],
+    env: &[("NO_COLOR", "1")],
+    model_flag: None,
+    session_env: Some(super::opencode::launch::acp_env),
 };
 
 /// Where the last `initialize` answer of an ACP agent is kept.
@@ -117,7 +133,7 @@ impl AcpAdapter {
         AcpAdapter {
             program,
             agent,
-            converter: AcpConverter::new(),
+            converter: AcpConverter::default(),
             out: Vec::new(),
             next_id: 0,
             requests: HashMap::new(),
@@ -260,8 +276,12 @@ impl AcpAdapter {
                 Ours::Prompt => {
                     self.prompt = None;
                     self.converter.turn_ended();
-                    let model =
-                        (400..=599).contains(&e.code) || e.data.as_ref().is_some_and(|d| d.get("details").is_some());
+                    // A model's HTTP status as the code (Gemini), its details (Qwen), or
+                    // an `APIError` (OpenCode).
+                    let model = (400..=599).contains(&e.code)
+                        || e.data.as_ref().is_some_and(|d| {
+                            d.get("details").is_some() || d.get("errorName").and_then(Value::as_str) == Some("APIError")
+                        });
                     let code = if model { "model_error" } else { "agent_error" };
                     vec![Draft::TurnCompleted {
                         stop_reason: StopReason::Error,
@@ -430,7 +450,7 @@ impl Adapter for AcpAdapter {
         self.mode = ctx.permission_mode;
         self.resume = ctx.resume.map(str::to_string);
         self.mcp_servers = launch::mcp_servers(ctx);
-        self.converter = AcpConverter::new();
+        self.converter = AcpConverter::new(ctx.mcp_servers.keys().cloned().collect());
         self.requests.clear();
         self.session_id = None;
         self.ready = false;

@@ -144,13 +144,29 @@ pub struct ToolInput {
     pub command: Lenient<String>,
 }
 
-/// What tether reads of an object `rawOutput` (Qwen's shell result).
+/// What tether reads of an object `rawOutput` (Qwen's shell result;
+/// OpenCode's, with the exit code in `metadata.exit`).
 #[derive(Debug, Default, Deserialize)]
 pub struct ToolOutput {
     #[serde(default)]
     pub output: Lenient<String>,
     #[serde(default, rename = "exitCode", alias = "exit_code")]
     pub exit_code: Lenient<i64>,
+    #[serde(default)]
+    pub metadata: Lenient<OutputMetadata>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct OutputMetadata {
+    #[serde(default)]
+    pub exit: Lenient<i64>,
+}
+
+impl ToolOutput {
+    pub fn exit_code(&self) -> Option<i32> {
+        let code = self.exit_code.get().or_else(|| self.metadata.get()?.exit.get());
+        code.map(|c| *c as i32)
+    }
 }
 
 /// Token counts in ACP's own shape (a prompt answer's `usage`; Qwen puts

@@ -47,12 +47,7 @@ pub(super) fn base64(bytes: &[u8]) -> String {
 /// permission name) ask like `bash` does: ask in `default` and
 /// `accept_edits`, allowed in `bypass`, denied in `plan`.
 pub fn rules(mode: PermissionMode, mcp_servers: &[String]) -> Value {
-    let (edit, bash) = match mode {
-        PermissionMode::Default => ("ask", "ask"),
-        PermissionMode::AcceptEdits => ("allow", "ask"),
-        PermissionMode::Bypass => ("allow", "allow"),
-        PermissionMode::Plan => ("deny", "deny"),
-    };
+    let (edit, bash) = actions(mode);
     let mut rules = vec![
         json!({"permission": "edit", "pattern": "*", "action": edit}),
         json!({"permission": "bash", "pattern": "*", "action": bash}),
@@ -63,6 +58,43 @@ pub fn rules(mode: PermissionMode, mcp_servers: &[String]) -> Value {
             .map(|s| json!({"permission": format!("{}_*", tool_prefix(s)), "pattern": "*", "action": bash})),
     );
     Value::Array(rules)
+}
+
+/// The actions of OpenCode's `edit` and `bash` permissions (and the MCP
+/// tools', as `bash`) for a permission mode.
+fn actions(mode: PermissionMode) -> (&'static str, &'static str) {
+    match mode {
+        PermissionMode::Default => ("ask", "ask"),
+        PermissionMode::AcceptEdits => ("allow", "ask"),
+        PermissionMode::Bypass => ("allow", "allow"),
+        PermissionMode::Plan => ("deny", "deny"),
+    }
+}
+
+/// The session environment of `opencode acp` (ACP gives no way to set
+/// OpenCode's permission rules or model): `OPENCODE_PERMISSION`, which
+/// OpenCode merges over every config it reads, holds the rules of
+/// [`rules`] in its config's shape (`{"edit": "ask", "tt_*": "ask"}`);
+/// the session's model goes into `OPENCODE_CONFIG_CONTENT`, merged over
+/// the user's own.
+pub fn acp_env(ctx: &LaunchContext<'_>) -> Vec<(String, String)> {
+    let (edit, bash) = actions(ctx.permission_mode);
+    let mut permission = serde_json::Map::new();
+    permission.insert("edit".into(), json!(edit));
+    permission.insert("bash".into(), json!(bash));
+    for server in ctx.mcp_servers.keys() {
+        permission.insert(format!("{}_*", tool_prefix(server)), json!(bash));
+    }
+    let mut env = vec![("OPENCODE_PERMISSION".to_string(), Value::Object(permission).to_string())];
+    if let Some(model) = ctx.model {
+        const CONTENT: &str = "OPENCODE_CONFIG_CONTENT";
+        let user = ctx.env.get(CONTENT).cloned().or_else(|| std::env::var(CONTENT).ok());
+        let mut config = user.and_then(|u| serde_json::from_str::<Value>(&u).ok()).filter(Value::is_object);
+        let config = config.get_or_insert_with(|| json!({}));
+        config["model"] = json!(model);
+        env.push((CONTENT.to_string(), config.to_string()));
+    }
+    env
 }
 
 /// What OpenCode's config gets for the session: its MCP servers (`mcp`) and

@@ -411,6 +411,53 @@ mod tests {
         assert_eq!(super::rules(PermissionMode::Default, &["x".into()])[2]["action"], "ask");
     }
 
+    /// `opencode acp`: the session's permission mode as OpenCode's rules in
+    /// `OPENCODE_PERMISSION` (its MCP servers' tools with `bash`), and its
+    /// model in `OPENCODE_CONFIG_CONTENT` over the user's own.
+    #[test]
+    fn the_acp_mode_takes_the_sessions_permission_rules_and_model_from_its_environment() {
+        let servers = BTreeMap::from([(
+            "a.b".to_string(),
+            McpServer::Stdio { command: "srv".into(), args: vec![], env: BTreeMap::new(), cwd: None },
+        )]);
+        let env = BTreeMap::from([("OPENCODE_CONFIG_CONTENT".to_string(), r#"{"x":1,"model":"old/one"}"#.to_string())]);
+        let mut ctx = LaunchContext {
+            session_id: "ses_test",
+            cwd: Path::new("/tmp"),
+            workspace: Path::new("/tmp"),
+            model: None,
+            permission_mode: PermissionMode::Default,
+            resume: None,
+            env: &env,
+            data_dir: Path::new("/tmp"),
+            session_dir: Path::new("/tmp"),
+            mcp_servers: &servers,
+            skills_dir: None,
+        };
+        let launched = |ctx: &LaunchContext<'_>| {
+            let spec =
+                crate::agents::acp::launch::launch(Path::new("/bin/opencode"), &crate::agents::acp::OPENCODE, ctx);
+            assert_eq!(spec.args, ["acp"]);
+            spec.env.into_iter().collect::<BTreeMap<String, String>>()
+        };
+        let permission =
+            |env: &BTreeMap<String, String>| -> Value { serde_json::from_str(&env["OPENCODE_PERMISSION"]).unwrap() };
+        let env = launched(&ctx);
+        assert_eq!(permission(&env), json!({"edit": "ask", "bash": "ask", "a_b_*": "ask"}));
+        assert!(!env.contains_key("OPENCODE_CONFIG_CONTENT"), "no model, nothing over the user's config");
+        for (mode, edit, bash) in [
+            (PermissionMode::AcceptEdits, "allow", "ask"),
+            (PermissionMode::Bypass, "allow", "allow"),
+            (PermissionMode::Plan, "deny", "deny"),
+        ] {
+            ctx.permission_mode = mode;
+            assert_eq!(permission(&launched(&ctx)), json!({"edit": edit, "bash": bash, "a_b_*": bash}), "{mode:?}");
+        }
+        ctx.model = Some("mock/other-model");
+        let content: Value = serde_json::from_str(&launched(&ctx)["OPENCODE_CONFIG_CONTENT"]).unwrap();
+        assert_eq!(content, json!({"x": 1, "model": "mock/other-model"}));
+    }
+
     /// Ready → the merged config is read first; its MCP servers (the user's
     /// too) get permission rules and `starting`; `GET /mcp` runs in the
     /// background and only changes are told.

@@ -1,5 +1,6 @@
 //! The ACP adapter replayed against real agents' transcripts (Gemini CLI
-//! 0.61.0 and Qwen Code 0.24.4, recorded offline against scripted models:
+//! 0.61.0, Qwen Code 0.24.4 and `opencode acp` 1.18.33, recorded offline
+//! against scripted models, OpenCode's with an MCP server `echo`:
 //! `testdata/<agent>_<case>.jsonl` holds what the agent sent), and the
 //! client side of the protocol: permission answers, the `fs` methods inside
 //! the workspace, cancel.
@@ -10,7 +11,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use tether_protocol::{Decision, ItemKind, ItemStatus, Part, PermissionMode, StopReason, ToolKind};
 
-use crate::agents::acp::{AcpAdapter, GEMINI};
+use crate::agents::acp::{AcpAdapter, GEMINI, OPENCODE};
 use crate::agents::{snapshots, Adapter, Draft, LaunchContext};
 
 fn context<'a>(
@@ -50,13 +51,23 @@ fn replay(case: &str) -> Vec<Draft> {
     )
     .unwrap();
     let cwd = format!("$WORK/runs/{agent}/{}/proj", case.split_once('_').unwrap().1.replace('_', "-"));
-    let (mcp, env) = (BTreeMap::new(), BTreeMap::new());
+    let (mut mcp, env) = (BTreeMap::new(), BTreeMap::new());
+    let declared = if agent == "opencode" { &OPENCODE } else { &GEMINI };
+    if agent == "opencode" {
+        let echo = tether_protocol::McpServer::Stdio {
+            command: "python3".into(),
+            args: vec!["echo_mcp.py".into()],
+            env: BTreeMap::new(),
+            cwd: None,
+        };
+        mcp.insert("echo".to_string(), echo);
+    }
     // The recorded cwd as the agent knew it; what the adapter writes (the
     // files the agent asks for, what it announced) goes to a scratch folder.
     let scratch = tempfile::tempdir().unwrap();
     let mut ctx = context(scratch.path(), None, &mcp, &env);
     ctx.cwd = Path::new(&cwd);
-    let mut adapter = AcpAdapter::new("/agent".into(), &GEMINI);
+    let mut adapter = AcpAdapter::new("/agent".into(), declared);
     adapter.launch(&ctx);
     adapter.started();
     adapter.user_message(&[Part::text("hello")]);
@@ -107,7 +118,7 @@ fn replay(case: &str) -> Vec<Draft> {
 
 #[test]
 fn recorded_acp_sessions_replay_to_their_snapshots() {
-    for agent in ["gemini", "qwen"] {
+    for agent in ["gemini", "qwen", "opencode"] {
         for case in snapshots::cases("acp", ".jsonl").into_iter().filter(|c| c.starts_with(agent)) {
             let drafts = replay(&case);
             assert!(
@@ -178,7 +189,7 @@ fn texts_tools_permissions_errors_and_cancels_become_the_universal_shape() {
     assert!(tool.output.as_deref().unwrap().contains("made_by_shell.txt"), "{tool:?}");
     assert_eq!(tool.exit_code, Some(0));
     // MCP: the server and the tool's own name.
-    for case in ["gemini_mcp", "qwen_mcp"] {
+    for case in ["gemini_mcp", "qwen_mcp", "opencode_mcp"] {
         let mcp = replay(case);
         let tool = mcp
             .iter()
@@ -191,7 +202,7 @@ fn texts_tools_permissions_errors_and_cancels_become_the_universal_shape() {
         assert_eq!(tool.output.as_deref(), Some("HELLO MCP"), "{case}");
     }
     // A model error: the turn fails with the model's own message.
-    for case in ["gemini_http400", "qwen_http400"] {
+    for case in ["gemini_http400", "qwen_http400", "opencode_http400"] {
         let (stop, error) = turns(&replay(case)).remove(0);
         assert_eq!(stop, StopReason::Error, "{case}");
         let (code, message) = error.unwrap();
@@ -204,6 +215,85 @@ fn texts_tools_permissions_errors_and_cancels_become_the_universal_shape() {
     }
     // Two turns in one session.
     assert_eq!(turns(&replay("gemini_twoturn_load")).len(), 2);
+}
+
+/// The tool items `drafts` completed, with their status.
+fn completed_tools(drafts: &[Draft]) -> Vec<(tether_protocol::Tool, ItemStatus)> {
+    drafts
+        .iter()
+        .filter_map(|d| match d {
+            Draft::ItemCompleted { kind: ItemKind::ToolCall, tool: Some(t), status, .. } => Some((t.clone(), *status)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What OpenCode does its own way: a call that starts `pending` with no
+/// input and is filled in by updates; its shell's exit code in
+/// `rawOutput.metadata.exit`; a write asked with a diff that its last update
+/// replaces (the item keeps it); a rejection that fails the call and ends the
+/// turn; MCP tools named `SERVER_TOOL`; a cancel with one turn.
+#[test]
+fn opencode_calls_are_filled_in_by_updates_and_keep_their_diff() {
+    let shell = replay("opencode_shell");
+    let [(tool, status)] = completed_tools(&shell).try_into().unwrap();
+    assert_eq!((tool.kind, status), (ToolKind::Shell, ItemStatus::Completed));
+    assert_eq!(tool.input["command"], "echo hello-from-mock");
+    assert_eq!((tool.output.as_deref(), tool.exit_code), (Some("hello-from-mock\n"), Some(0)));
+    let asked = shell.iter().find_map(|d| match d {
+        Draft::PermissionRequested { action, command, .. } => Some((*action, command.clone())),
+        _ => None,
+    });
+    assert_eq!(asked, Some((tether_protocol::PermissionAction::Shell, Some("echo hello-from-mock".into()))));
+
+    for (case, want) in [("opencode_write", ItemStatus::Completed), ("opencode_write_reject", ItemStatus::Failed)] {
+        let drafts = replay(case);
+        let action = drafts.iter().find_map(|d| match d {
+            Draft::PermissionRequested { action, diff, .. } => Some((*action, diff.clone().unwrap_or_default())),
+            _ => None,
+        });
+        let (action, diff) = action.unwrap_or_else(|| panic!("{case}: {drafts:#?}"));
+        assert_eq!(action, tether_protocol::PermissionAction::FileWrite, "{case}");
+        assert!(diff.starts_with("--- /dev/null") && diff.contains("+hello from mock"), "{case}: {diff}");
+        let [(tool, status)] = completed_tools(&drafts).try_into().unwrap();
+        assert_eq!((tool.kind, status), (ToolKind::FileEdit, want), "{case}");
+        assert_eq!(tool.diff.as_deref(), Some(&*diff), "{case}: the item keeps the diff it asked with");
+        assert_eq!(turns(&drafts), vec![(StopReason::EndTurn, None)], "{case}");
+    }
+    let rejected = completed_tools(&replay("opencode_shell_reject"));
+    assert_eq!(rejected.iter().map(|(_, s)| *s).collect::<Vec<_>>(), [ItemStatus::Failed]);
+    // An edit of a file that was there: old and new lines.
+    let tools = completed_tools(&replay("opencode_edit"));
+    let (edit, _) = tools.iter().find(|(t, _)| t.name == "edit").unwrap();
+    assert!(edit.diff.as_deref().is_some_and(|d| d.contains("-line one") && d.contains("+line two")), "{edit:?}");
+
+    assert_eq!(turns(&replay("opencode_cancel")), vec![(StopReason::Interrupted, None)]);
+    assert_eq!(turns(&replay("opencode_twoturn")).len(), 2);
+}
+
+/// OpenCode names an MCP tool `SERVER_TOOL` (kind `other`): it is an MCP call
+/// when SERVER is one of the session's servers, as OpenCode spells it, the
+/// longest that fits; anything else stays a tool.
+#[test]
+fn a_tool_named_after_a_sessions_mcp_server_is_an_mcp_call() {
+    use super::super::wire::ToolCall;
+    use agent_client_protocol_schema::v1::ToolCallId;
+    let servers = vec!["a".to_string(), "a.b".to_string(), "web".to_string()];
+    let call = |title: &str, kind: super::super::wire::ToolKind| {
+        let mut c = ToolCall::new(ToolCallId::new("c"), title);
+        c.kind = kind;
+        super::tool_of(&c, &servers)
+    };
+    let other = super::super::wire::ToolKind::Other;
+    let t = call("a_b_echo", other);
+    assert_eq!((t.kind, t.server.as_deref(), t.name.as_str()), (ToolKind::Mcp, Some("a.b"), "echo"));
+    let t = call("a_echo", other);
+    assert_eq!((t.kind, t.server.as_deref(), t.name.as_str()), (ToolKind::Mcp, Some("a"), "echo"));
+    for (title, kind) in [("webfetch", other), ("web_", other), ("web_x", super::super::wire::ToolKind::Fetch)] {
+        let t = call(title, kind);
+        assert_ne!(t.kind, ToolKind::Mcp, "{title}");
+        assert_eq!(t.server, None, "{title}");
+    }
 }
 
 /// An adapter whose session is open, in a real workspace.
