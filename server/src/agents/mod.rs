@@ -51,6 +51,7 @@ pub mod install;
 pub mod lenient;
 pub mod mock;
 pub mod opencode;
+pub mod pi;
 #[cfg(test)]
 pub(crate) mod snapshots;
 
@@ -361,6 +362,14 @@ fn gemini_caps() -> Capabilities {
     Capabilities { questions: false, skills: false, ..real_agent_caps() }
 }
 
+/// Pi in RPC mode: streamed text and thinking, its tools, abort, resume
+/// from its session file, `--provider`/`--model`, usage, images. It has no
+/// permission system (its tools run without asking), asks no questions and
+/// takes no MCP servers; skills are not wired yet.
+fn pi_caps() -> Capabilities {
+    Capabilities { permissions: false, questions: false, mcp: false, skills: false, ..real_agent_caps() }
+}
+
 fn planned_caps() -> Capabilities {
     Capabilities::default()
 }
@@ -437,11 +446,11 @@ pub const AGENTS: &[AgentDef] = &[
         id: "pi",
         name: "Pi",
         command: "pi",
-        capabilities: planned_caps,
+        capabilities: pi_caps,
         pinned: pinned("@mariozechner/pi-coding-agent", "0.73.1"),
         install_hint: None,
         accepts: Accepts::NONE,
-        driver: Driver::None,
+        driver: Driver::Native(pi::adapter),
     },
 ];
 
