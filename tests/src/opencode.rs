@@ -53,7 +53,7 @@ use serde_json::{json, Value};
 use crate::pinned_tools::agents_dir;
 use crate::scripted::{self, Dialect, Frames, Recorder, ScriptedServer};
 
-mod chunks;
+pub(crate) mod chunks;
 use chunks::Chunks;
 
 /// The OpenCode version the tests run (`scripts/install-agents` installs it).
@@ -414,21 +414,23 @@ fn skill_step(request: &Value, prompt: &Prompt, name: &str) -> Step {
 
 /// The latest user message of a request and what follows it.
 #[derive(Debug, Default, PartialEq)]
-struct Prompt {
+pub(crate) struct Prompt {
     /// The text of the message.
-    text: String,
-    /// The first `[opencode:TAG]` tag of the message, lowercase; `text` when none.
-    tag: String,
+    pub(crate) text: String,
+    /// The first `[opencode:TAG]` (or the dialect's) tag of the message, lowercase; `text` when none.
+    pub(crate) tag: String,
     /// How many `role:"tool"` messages follow it.
-    tool_messages: usize,
+    pub(crate) tool_messages: usize,
     /// The content of the last of them.
-    last_tool: String,
+    pub(crate) last_tool: String,
+    /// The tag opening it was read with (`[opencode:`).
+    open: &'static str,
 }
 
 impl Prompt {
     /// Up to 40 characters of the prompt without its tag, trimmed.
-    fn echo(&self) -> String {
-        crate::scripted::echo(TAG_OPEN, &self.text)
+    pub(crate) fn echo(&self) -> String {
+        crate::scripted::echo(self.open, &self.text)
     }
 }
 
@@ -437,14 +439,19 @@ const TAG_OPEN: &str = "[opencode:";
 /// Finds the latest user message of a Chat Completions request, and counts
 /// the tool messages after it.
 fn latest_prompt(request: &Value) -> Prompt {
+    latest_chat_prompt(TAG_OPEN, request)
+}
+
+/// [`latest_prompt`] with the tags opened by `open` (Pi's model reads `[pi:`).
+pub(crate) fn latest_chat_prompt(open: &'static str, request: &Value) -> Prompt {
     let messages = request.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut prompt = Prompt { tag: "text".into(), ..Prompt::default() };
+    let mut prompt = Prompt { tag: "text".into(), open, ..Prompt::default() };
     for message in &messages {
         match message.get("role").and_then(Value::as_str) {
             Some("user") => {
                 let text = content_text(message.get("content")).trim().to_owned();
-                let tag = find_tag(TAG_OPEN, &text).map(|(_, _, tag)| tag).unwrap_or_else(|| "text".into());
-                prompt = Prompt { text, tag, tool_messages: 0, last_tool: String::new() };
+                let tag = find_tag(open, &text).map(|(_, _, tag)| tag).unwrap_or_else(|| "text".into());
+                prompt = Prompt { text, tag, tool_messages: 0, last_tool: String::new(), open };
             }
             Some("tool") => {
                 prompt.tool_messages += 1;

@@ -36,8 +36,8 @@ use tether_e2e::rig::{install_skill, mcp_statuses, remote_mcp_server, stdio_mcp_
 use tether_e2e::rig::{Rig, ScriptedModel};
 use tether_e2e::*;
 use tether_sdk::{
-    Capabilities, Decision, EventBody, ItemStatus, McpServerState, PermissionAction, PermissionMode, PermissionReply,
-    QuestionReply, SessionStatus, StopReason, ToolKind,
+    Capabilities, Decision, EventBody, ItemKind, ItemStatus, McpServerState, PermissionAction, PermissionMode,
+    PermissionReply, QuestionReply, SessionStatus, StopReason, ToolKind,
 };
 
 /// The table: each scenario and the agents it runs against. Every row is a
@@ -60,17 +60,19 @@ macro_rules! table {
 }
 
 table! {
-    text_turn: claude, codex, opencode, gemini, mock;
-    tool_call: claude, codex, opencode, gemini, mock;
+    text_turn: claude, codex, opencode, gemini, pi, mock;
+    tool_call: claude, codex, opencode, gemini, pi, mock;
     permission_allow: claude, codex, opencode, gemini, mock;
     permission_deny: claude, codex, opencode, gemini, mock;
     shell_permission_allow: codex, opencode, gemini;
     shell_permission_deny: codex, gemini;
     question: claude, opencode, mock;
-    interrupt: claude, codex, opencode, gemini, mock;
-    model_error: claude, codex, opencode, gemini, mock;
+    interrupt: claude, codex, opencode, gemini, pi, mock;
+    model_error: claude, codex, opencode, gemini, pi, mock;
     model_error_500: claude;
-    resume: claude, codex, opencode, mock;
+    resume: claude, codex, opencode, pi, mock;
+    reasoning: pi;
+    edit_diff: pi;
     mcp_call: claude, codex, opencode, gemini;
     mcp_sequence: claude, codex, gemini;
     mcp_deny: codex, opencode, gemini;
@@ -119,12 +121,13 @@ async fn every_claiming_agent_runs_each_scenario() {
         ("TETHER_CODEX_PATH", codex_bin()),
         ("TETHER_OPENCODE_PATH", opencode_bin()),
         ("TETHER_GEMINI_PATH", gemini_bin()),
+        ("TETHER_PI_PATH", pi_bin()),
     ];
     let env = env.into_iter().map(|(k, v)| (k.to_owned(), v.display().to_string())).collect();
     let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
     let agents = server.client().agents().await.unwrap().agents;
     let installed: Vec<&str> = agents.iter().filter(|a| a.installed).map(|a| a.id.as_str()).collect();
-    for agent in ["mock", "claude", "codex", "opencode", "gemini"] {
+    for agent in ["mock", "claude", "codex", "opencode", "gemini", "pi"] {
         assert!(installed.contains(&agent), "{agent} is not installed: {installed:?}");
     }
     let mut missing = Vec::new();
@@ -159,6 +162,10 @@ mod rigs {
 
     pub async fn gemini() -> Rig<ScriptedGemini> {
         Rig::start("gemini", ScriptedGemini::start().await, gemini_env).await
+    }
+
+    pub async fn pi() -> Rig<ScriptedPi> {
+        Rig::start("pi", ScriptedPi::start().await, pi_env).await
     }
 
     /// The built-in mock agent: no model behind it.
@@ -257,6 +264,16 @@ fn spec(agent: &str) -> Spec {
             error: "400",
             answered: "",
         },
+        // Pi has no permissions and asks no questions: `write` and `shell_ask` are never asked for.
+        "pi" => Spec {
+            version: Some(PI_VERSION),
+            reply: scripted_reply,
+            shell: ("bash", PermissionMode::Default, "scripted-bash-output"),
+            write: ("write", tether_e2e::pi::WRITTEN_FILE, tether_e2e::pi::WRITTEN_CONTENT, PermissionAction::FileEdit),
+            shell_ask: ("", "", None),
+            error: "401",
+            answered: "",
+        },
         other => panic!("no conformance spec for {other}"),
     }
 }
@@ -313,6 +330,13 @@ async fn text_turn<M: ScriptedModel>(rig: Rig<M>) {
         "codex" => {
             assert!(done.usage.as_ref().and_then(|u| u.output_tokens).unwrap_or(0) > 0, "{done:?}");
             assert!(of_type(&events, "agent.unparsed").is_empty(), "{}", describe(&events));
+        }
+        "pi" => {
+            // The native session is Pi's session file (what `--session` reopens); the model its default.
+            let file = started[0].native_session_id.as_deref().unwrap_or("");
+            assert!(file.ends_with(".jsonl") && std::path::Path::new(file).is_file(), "{:?}", started[0]);
+            assert_eq!(started[0].model.as_deref(), Some("mock/mock-model"));
+            assert!(done.usage.as_ref().and_then(|u| u.output_tokens).unwrap_or(0) > 0, "{done:?}");
         }
         _ => {}
     }
@@ -544,6 +568,72 @@ async fn resume<M: ScriptedModel>(mut rig: Rig<M>) {
     let all = read_all(&rig.server.client(), &s.id).await;
     assert_well_formed(&all);
     assert_eq!(of_type(&all, "server.restarted").len(), 1);
+}
+
+/// A reply that thinks first, in a session given the model `provider/model`:
+/// the thinking streams as `reasoning` deltas into a reasoning item before
+/// the answer. (Pi: `[pi:thinking]`, `reasoning_content` from the model.)
+async fn reasoning<M: ScriptedModel>(rig: Rig<M>) {
+    claims(&rig, "reasoning", |c| c.reasoning && c.models).await;
+    let (tag, model, thought) = match rig.agent {
+        "pi" => ("thinking", "mock/mock-model", "Let me think about this scripted request."),
+        other => panic!("no reasoning script for {other}"),
+    };
+    let create = tether_sdk::CreateSession { agent: rig.agent.into(), model: Some(model.into()), ..Default::default() };
+    let s = rig.server.client().create_session(&create).await.unwrap();
+    let events = rig.turn(&s.id, &tagged(&rig, tag, "why")).await;
+    let reasoning: Vec<_> = completed_items(&events).into_iter().filter(|i| i.kind == ItemKind::Reasoning).collect();
+    assert_eq!(reasoning.len(), 1, "{}", describe(&events));
+    assert_eq!(item_text(reasoning[0]), thought);
+    let streamed: String = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::ItemDelta(d) if d.item_id == reasoning[0].item_id => match &d.delta {
+                tether_sdk::Delta::Reasoning(t) => Some(t.as_str()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(streamed, thought);
+    assert_eq!(final_text(&events), "Thought about it: why");
+    let EventBody::SessionStarted(started) = &of_type(&events, "session.started")[0].body else { unreachable!() };
+    assert_eq!(started.model.as_deref(), Some(model), "{started:?}");
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+}
+
+/// A file written, then edited, in two turns of one session: both are
+/// `file_edit` items naming the file, the edit carries its diff, and the file
+/// holds the edit. (Pi: `[pi:write]`, then `[pi:edit]`.)
+async fn edit_diff<M: ScriptedModel>(rig: Rig<M>) {
+    claims(&rig, "tool calls", |c| c.tool_calls).await;
+    let (file, written, edited, diff) = match rig.agent {
+        "pi" => (
+            tether_e2e::pi::WRITTEN_FILE,
+            tether_e2e::pi::WRITTEN_CONTENT,
+            tether_e2e::pi::EDITED_CONTENT,
+            // Pi's own diff: `-N old` / `+N new` per changed line.
+            "-1 written by pi\n+1 edited by pi",
+        ),
+        other => panic!("no edit script for {other}"),
+    };
+    let s = rig.session(PermissionMode::Default).await;
+    let target = PathBuf::from(&s.cwd).join(file);
+    let first = rig.turn(&s.id, &tagged(&rig, "write", "make it")).await;
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), written);
+    let second = rig.turn(&s.id, &tagged(&rig, "edit", "change it")).await;
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), edited);
+    for (events, name) in [(&first, "write"), (&second, "edit")] {
+        let tools = tool_items(events);
+        assert_eq!(tools.len(), 1, "{}", describe(events));
+        let tool = tools[0].tool.as_ref().unwrap();
+        assert_eq!((tool.name.as_str(), tool.kind, tools[0].status), (name, ToolKind::FileEdit, ItemStatus::Completed));
+        assert_eq!(tool.paths, [file], "{tool:?}");
+        assert_eq!(the_turn_completed(events).stop_reason, StopReason::EndTurn);
+    }
+    let edit = tool_items(&second)[0].tool.clone().unwrap();
+    assert_eq!(edit.diff.as_deref(), Some(diff), "{edit:?}");
+    assert!(final_text(&second).starts_with("Edit result: Successfully replaced"), "{}", final_text(&second));
 }
 
 /// The stdio test MCP server as the session's `tt`, logging to `log`.
