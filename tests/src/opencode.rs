@@ -463,13 +463,14 @@ pub(crate) fn latest_chat_prompt(open: &'static str, request: &Value) -> Prompt 
     prompt
 }
 
-/// The `role:"system"` texts of a request, joined: where OpenCode lists
-/// skills (`<available_skills>`), MCP instructions and its environment.
+/// The `role:"system"` (and `"developer"`) texts of a request, joined: where
+/// OpenCode lists skills (`<available_skills>`), MCP instructions and its
+/// environment; Pi's system prompt is a `developer` message.
 pub fn system_text(request: &Value) -> String {
     let messages = request.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
     let texts: Vec<String> = messages
         .iter()
-        .filter(|m| m.get("role").and_then(Value::as_str) == Some("system"))
+        .filter(|m| matches!(m.get("role").and_then(Value::as_str), Some("system" | "developer")))
         .map(|m| content_text(m.get("content")))
         .collect();
     texts.join("\n")

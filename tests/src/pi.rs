@@ -22,6 +22,7 @@
 //! | `bash` | tool call `bash {"command":"echo scripted-bash-output"}` | text `The command printed: <output>` |
 //! | `write` | tool call `write {"path":"pi-written.txt","content":"written by pi\n"}` | text `Write result: <tool message, 60 chars>` |
 //! | `edit` | tool call `edit {"path":"pi-written.txt","edits":[{"oldText":"written by pi","newText":"edited by pi"}]}` | text `Edit result: <tool message, 60 chars>` |
+//! | `skill:NAME` | tool call `read {"path": <location>}` of the skill `NAME` as Pi lists it (`<available_skills>` in its system prompt); text `No skill NAME among the available skills` when it is not listed | text `Skill said: <result, 200 chars>` |
 //! | `slow` | text in 100 deltas `tick N `, 100 ms apart (~10 s) | |
 //! | `401` / `500` | HTTP 401 / 500 with OpenAI's error JSON | |
 //!
@@ -185,12 +186,41 @@ fn pi_reply(shared: &Recorder, _path: &str, request: &Value, request_id: &str) -
             sse.text(&pieces(&after_tool("Edit result")), Duration::ZERO);
             sse.finish("stop");
         }
+        tag if tag.starts_with("skill:") => {
+            let name = &tag["skill:".len()..];
+            if step > 0 {
+                let said = format!("Skill said: {}", first_chars(prompt.last_tool.trim(), 200));
+                sse.text(&pieces(&said), Duration::ZERO);
+                sse.finish("stop");
+            } else if let Some(path) = skill_location(request, name) {
+                sse.tool_call("read", &json!({"path": path}).to_string());
+                sse.finish("tool_calls");
+            } else {
+                sse.text(&pieces(&format!("No skill {name} among the available skills")), Duration::ZERO);
+                sse.finish("stop");
+            }
+        }
         _ => {
             sse.text(&pieces(&format!("Scripted reply: {}", prompt.echo())), Duration::ZERO);
             sse.finish("stop");
         }
     }
     sse.into_response(shared, request_id, include_usage)
+}
+
+/// Where Pi's system prompt says the skill `name` is: Pi 0.73.1
+/// (`dist/core/skills.js`, `formatSkillsForPrompt`) lists each skill as
+/// `<skill><name>N</name><description>D</description><location>PATH</location></skill>`
+/// inside `<available_skills>` of its `role:"developer"` message.
+pub fn skill_location(request: &Value, name: &str) -> Option<String> {
+    let system = crate::opencode::system_text(request);
+    let at = system.find(&format!("<name>{name}</name>"))?;
+    let rest = &system[at..];
+    let end = rest.find("</skill>").unwrap_or(rest.len());
+    let entry = &rest[..end];
+    let start = entry.find("<location>")? + "<location>".len();
+    let stop = entry[start..].find("</location>")? + start;
+    Some(entry[start..stop].to_owned())
 }
 
 #[cfg(test)]

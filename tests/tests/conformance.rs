@@ -78,7 +78,7 @@ table! {
     mcp_deny: codex, opencode, gemini;
     mcp_remote_bypass: claude, opencode, gemini;
     mcp_global: claude, opencode, gemini;
-    skill: claude, opencode;
+    skill: claude, opencode, pi;
 }
 
 /// Whether an agent's capabilities claim a scenario.
@@ -816,7 +816,12 @@ async fn skill<M: ScriptedModel>(rig: Rig<M>) {
     let s = rig.session_with(mode, BTreeMap::new(), vec!["tester-skill".into()]).await;
     let prompt = tagged(&rig, "skill:tester-skill", "go");
     let (events, _) = rig.turn_answering(&s.id, &prompt, Decision::AllowOnce).await;
-    let tool_name = if rig.agent == "claude" { "Skill" } else { "skill" };
+    // Pi has no skill tool: its model reads the SKILL.md it lists.
+    let tool_name = match rig.agent {
+        "claude" => "Skill",
+        "pi" => "read",
+        _ => "skill",
+    };
     let skill: Vec<_> =
         tool_items(&events).into_iter().filter(|i| i.tool.as_ref().is_some_and(|t| t.name == tool_name)).collect();
     assert_eq!(skill.len(), 1, "{}", describe(&events));

@@ -363,11 +363,11 @@ fn gemini_caps() -> Capabilities {
 }
 
 /// Pi in RPC mode: streamed text and thinking, its tools, abort, resume
-/// from its session file, `--provider`/`--model`, usage, images. It has no
-/// permission system (its tools run without asking), asks no questions and
-/// takes no MCP servers; skills are not wired yet.
+/// from its session file, `--provider`/`--model`, usage, images, skills
+/// (`--skill`). It has no permission system (its tools run without asking),
+/// asks no questions and takes no MCP servers.
 fn pi_caps() -> Capabilities {
-    Capabilities { permissions: false, questions: false, mcp: false, skills: false, ..real_agent_caps() }
+    Capabilities { permissions: false, questions: false, mcp: false, ..real_agent_caps() }
 }
 
 fn planned_caps() -> Capabilities {
@@ -449,7 +449,8 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: pi_caps,
         pinned: pinned("@mariozechner/pi-coding-agent", "0.73.1"),
         install_hint: None,
-        accepts: Accepts::NONE,
+        // Skills through `--skill`; Pi takes no MCP servers.
+        accepts: Accepts { mcp_stdio: false, mcp_http: false, skills: true },
         driver: Driver::Native(pi::adapter),
     },
 ];

@@ -234,3 +234,11 @@ async fn record_pi_transcripts() {
         }
     }
 }
+
+#[test]
+fn skills_are_found_where_pi_lists_them() {
+    let system = "You are pi.\n<available_skills>\n  <skill>\n    <name>other</name>\n    <description>x</description>\n    <location>/a/other/SKILL.md</location>\n  </skill>\n  <skill>\n    <name>tester-skill</name>\n    <description>Checks</description>\n    <location>/s/skills/tester-skill/SKILL.md</location>\n  </skill>\n</available_skills>";
+    let r = json!({"messages": [{"role": "developer", "content": system}, user("[pi:skill:tester-skill] go")]});
+    assert_eq!(skill_location(&r, "tester-skill").as_deref(), Some("/s/skills/tester-skill/SKILL.md"));
+    assert_eq!(skill_location(&r, "missing"), None);
+}

@@ -4,7 +4,9 @@
 //! Pi's own `--model` pattern); a stored conversation is reopened with
 //! `--session <its file>`. Pi asks no permissions: in `plan` mode it gets
 //! only its read-only tools (`--tools read,grep,find,ls`), in every other
-//! mode all of them, run without asking. tether writes no file of Pi's: its
+//! mode all of them, run without asking. The session's skills folder is
+//! `--skill <folder>` (Pi lists each `<name>/SKILL.md` in its system prompt
+//! and its model loads one with `read`). tether writes no file of Pi's: its
 //! providers, keys and sessions stay in the user's `~/.pi/agent`
 //! (`$PI_CODING_AGENT_DIR`).
 
@@ -39,6 +41,9 @@ pub fn launch(program: &Path, ctx: &LaunchContext<'_>) -> LaunchSpec {
     if let Some(session) = ctx.resume {
         // A file path: Pi reopens it (or starts a new conversation there if it is gone).
         args.extend(["--session".into(), session.to_string()]);
+    }
+    if let Some(skills) = ctx.skills_dir {
+        args.extend(["--skill".into(), skills.display().to_string()]);
     }
     if ctx.permission_mode == PermissionMode::Plan {
         args.extend(["--tools".into(), READ_ONLY_TOOLS.into()]);
