@@ -31,6 +31,8 @@
 //!   scripted OpenAI Responses model ([`ScriptedOpenAI`]);
 //! - [`opencode`]: the real OpenCode CLI ([`opencode_bin`], [`opencode_env`])
 //!   against a scripted OpenAI Chat Completions model ([`ScriptedChat`]);
+//! - [`pi`]: the real Pi CLI in RPC mode ([`pi_bin`], [`pi_env`]) against a
+//!   scripted Chat Completions model ([`ScriptedPi`], OpenCode's encoding);
 //! - [`gemini`]: the real Gemini CLI over ACP ([`gemini_bin`], [`gemini_env`])
 //!   against a scripted Gemini API model ([`ScriptedGemini`]);
 //! - [`sprite`]: [`sprite::FakeSprite`], a fake of the in-Sprite API on a Unix
@@ -51,6 +53,7 @@ pub mod http;
 pub mod mcp;
 pub mod openai;
 pub mod opencode;
+pub mod pi;
 pub mod pinned_tools;
 pub mod ports;
 pub mod procs;
@@ -77,6 +80,7 @@ pub use gemini::{gemini_bin, gemini_env, ScriptedGemini, GEMINI_VERSION};
 pub use mcp::{mcp_test_server_bin, McpHttpServer, McpLog};
 pub use openai::{codex_bin, codex_env, ScriptedOpenAI, CODEX_VERSION};
 pub use opencode::{opencode_bin, opencode_env, ScriptedChat, OPENCODE_VERSION};
+pub use pi::{pi_bin, pi_env, ScriptedPi, PI_VERSION};
 pub use procs::{processes_of_session, wait_no_processes};
 pub use server::{tether_bin, workspace_root, ServerOptions, TestServer};
 

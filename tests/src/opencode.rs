@@ -55,7 +55,7 @@ use serde_json::{json, Value};
 use crate::pinned_tools::agents_dir;
 use crate::scripted::{self, Dialect, Frames, Recorder, ScriptedServer};
 
-mod chunks;
+pub(crate) mod chunks;
 use chunks::Chunks;
 
 /// The OpenCode version the tests run (`scripts/install-agents` installs it).
@@ -421,23 +421,23 @@ fn skill_step(request: &Value, prompt: &Prompt, name: &str) -> Step {
 
 /// The latest user message of a request and what follows it.
 #[derive(Debug, Default, PartialEq)]
-struct Prompt {
+pub(crate) struct Prompt {
     /// The text of the message.
-    text: String,
-    /// The first `[opencode:TAG]` (or `[opencode-acp:TAG]`) tag of the
-    /// message, lowercase; `text` when none.
-    tag: String,
-    /// How that tag opens (`[opencode:` when there is none).
-    open: &'static str,
+    pub(crate) text: String,
+    /// The first `[opencode:TAG]` (or the dialect's: `[opencode-acp:`, `[pi:`)
+    /// tag of the message, lowercase; `text` when none.
+    pub(crate) tag: String,
     /// How many `role:"tool"` messages follow it.
-    tool_messages: usize,
+    pub(crate) tool_messages: usize,
     /// The content of the last of them.
-    last_tool: String,
+    pub(crate) last_tool: String,
+    /// The tag opening it was read with (`[opencode:`).
+    open: &'static str,
 }
 
 impl Prompt {
     /// Up to 40 characters of the prompt without its tag, trimmed.
-    fn echo(&self) -> String {
+    pub(crate) fn echo(&self) -> String {
         crate::scripted::echo(self.open, &self.text)
     }
 
@@ -453,9 +453,9 @@ impl Prompt {
 /// How a tag opens: the native agent's id, or its ACP mode's.
 const TAG_OPENS: [&str; 2] = ["[opencode:", "[opencode-acp:"];
 
-/// The first tag of `text` (of either opening): how it opens, and the tag.
-fn first_tag(text: &str) -> Option<(&'static str, String)> {
-    TAG_OPENS
+/// The first tag of `text` (of any of `opens`): how it opens, and the tag.
+fn first_tag(opens: &[&'static str], text: &str) -> Option<(&'static str, String)> {
+    opens
         .iter()
         .filter_map(|open| find_tag(open, text).map(|(start, _, tag)| (start, *open, tag)))
         .min_by_key(|(start, _, _)| *start)
@@ -465,13 +465,18 @@ fn first_tag(text: &str) -> Option<(&'static str, String)> {
 /// Finds the latest user message of a Chat Completions request, and counts
 /// the tool messages after it.
 fn latest_prompt(request: &Value) -> Prompt {
+    latest_chat_prompt(&TAG_OPENS, request)
+}
+
+/// [`latest_prompt`] with the tags opened by `opens` (Pi's model reads `[pi:`).
+pub(crate) fn latest_chat_prompt(opens: &[&'static str], request: &Value) -> Prompt {
     let messages = request.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut prompt = Prompt { tag: "text".into(), open: TAG_OPENS[0], ..Prompt::default() };
+    let mut prompt = Prompt { tag: "text".into(), open: opens[0], ..Prompt::default() };
     for message in &messages {
         match message.get("role").and_then(Value::as_str) {
             Some("user") => {
                 let text = content_text(message.get("content")).trim().to_owned();
-                let (open, tag) = first_tag(&text).unwrap_or((TAG_OPENS[0], "text".into()));
+                let (open, tag) = first_tag(opens, &text).unwrap_or((opens[0], "text".into()));
                 prompt = Prompt { text, tag, open, tool_messages: 0, last_tool: String::new() };
             }
             Some("tool") => {
@@ -484,13 +489,14 @@ fn latest_prompt(request: &Value) -> Prompt {
     prompt
 }
 
-/// The `role:"system"` texts of a request, joined: where OpenCode lists
-/// skills (`<available_skills>`), MCP instructions and its environment.
+/// The `role:"system"` (and `"developer"`) texts of a request, joined: where
+/// OpenCode lists skills (`<available_skills>`), MCP instructions and its
+/// environment; Pi's system prompt is a `developer` message.
 pub fn system_text(request: &Value) -> String {
     let messages = request.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
     let texts: Vec<String> = messages
         .iter()
-        .filter(|m| m.get("role").and_then(Value::as_str) == Some("system"))
+        .filter(|m| matches!(m.get("role").and_then(Value::as_str), Some("system" | "developer")))
         .map(|m| content_text(m.get("content")))
         .collect();
     texts.join("\n")

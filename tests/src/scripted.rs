@@ -1,5 +1,5 @@
 //! The HTTP scaffolding shared by the scripted model servers ([`crate::anthropic`],
-//! [`crate::openai`], [`crate::opencode`], [`crate::gemini`]): binding 127.0.0.1:0, recording
+//! [`crate::openai`], [`crate::opencode`], [`crate::gemini`], [`crate::pi`]): binding 127.0.0.1:0, recording
 //! every request ([`Recorded`]), refusing `CONNECT`, unique ids, the HTTP
 //! errors a tag injects ([`InjectedError`]), streaming a reply as SSE with a
 //! pause before each frame ([`Frames`], cut short when the server stops),

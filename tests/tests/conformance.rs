@@ -36,8 +36,8 @@ use tether_e2e::rig::{install_skill, mcp_statuses, remote_mcp_server, stdio_mcp_
 use tether_e2e::rig::{Rig, ScriptedModel};
 use tether_e2e::*;
 use tether_sdk::{
-    Capabilities, Decision, EventBody, ItemStatus, McpServerState, PermissionAction, PermissionMode, PermissionReply,
-    QuestionReply, SessionStatus, StopReason, ToolKind,
+    Capabilities, Decision, EventBody, ItemKind, ItemStatus, McpServerState, PermissionAction, PermissionMode,
+    PermissionReply, QuestionReply, SessionStatus, StopReason, ToolKind,
 };
 
 /// The table: each scenario and the agents it runs against. Every row is a
@@ -60,23 +60,25 @@ macro_rules! table {
 }
 
 table! {
-    text_turn: claude, codex, opencode, gemini, opencode_acp, mock;
-    tool_call: claude, codex, opencode, gemini, opencode_acp, mock;
+    text_turn: claude, codex, opencode, gemini, opencode_acp, pi, mock;
+    tool_call: claude, codex, opencode, gemini, opencode_acp, pi, mock;
     permission_allow: claude, codex, opencode, gemini, opencode_acp, mock;
     permission_deny: claude, codex, opencode, gemini, opencode_acp, mock;
     shell_permission_allow: codex, opencode, gemini, opencode_acp;
     shell_permission_deny: codex, gemini;
     question: claude, opencode, mock;
-    interrupt: claude, codex, opencode, gemini, opencode_acp, mock;
-    model_error: claude, codex, opencode, gemini, opencode_acp, mock;
+    interrupt: claude, codex, opencode, gemini, opencode_acp, pi, mock;
+    model_error: claude, codex, opencode, gemini, opencode_acp, pi, mock;
     model_error_500: claude;
-    resume: claude, codex, opencode, opencode_acp, mock;
+    resume: claude, codex, opencode, opencode_acp, pi, mock;
+    reasoning: pi;
+    edit_diff: pi;
     mcp_call: claude, codex, opencode, gemini, opencode_acp;
     mcp_sequence: claude, codex, gemini;
     mcp_deny: codex, opencode, gemini, opencode_acp;
     mcp_remote_bypass: claude, opencode, gemini, opencode_acp;
     mcp_global: claude, opencode, gemini, opencode_acp;
-    skill: claude, opencode;
+    skill: claude, opencode, pi;
 }
 
 /// An agent's id as the table names it (a Rust identifier: `opencode_acp` is `opencode-acp`).
@@ -124,12 +126,13 @@ async fn every_claiming_agent_runs_each_scenario() {
         ("TETHER_CODEX_PATH", codex_bin()),
         ("TETHER_OPENCODE_PATH", opencode_bin()),
         ("TETHER_GEMINI_PATH", gemini_bin()),
+        ("TETHER_PI_PATH", pi_bin()),
     ];
     let env = env.into_iter().map(|(k, v)| (k.to_owned(), v.display().to_string())).collect();
     let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
     let agents = server.client().agents().await.unwrap().agents;
     let installed: Vec<&str> = agents.iter().filter(|a| a.installed).map(|a| a.id.as_str()).collect();
-    for agent in ["mock", "claude", "codex", "opencode", "gemini", "opencode-acp"] {
+    for agent in ["mock", "claude", "codex", "opencode", "gemini", "opencode-acp", "pi"] {
         assert!(installed.contains(&agent), "{agent} is not installed: {installed:?}");
     }
     let mut missing = Vec::new();
@@ -169,6 +172,10 @@ mod rigs {
     /// OpenCode's ACP mode: the same CLI, config and scripted model as `opencode`.
     pub async fn opencode_acp() -> Rig<ScriptedChat> {
         Rig::start("opencode-acp", ScriptedChat::start().await, opencode_env).await.with_turn_timeout(OPENCODE_TURN)
+    }
+
+    pub async fn pi() -> Rig<ScriptedPi> {
+        Rig::start("pi", ScriptedPi::start().await, pi_env).await
     }
 
     /// The built-in mock agent: no model behind it.
@@ -282,6 +289,16 @@ fn spec(agent: &str) -> Spec {
             error: "400",
             answered: "",
         },
+        // Pi has no permissions and asks no questions: `write` and `shell_ask` are never asked for.
+        "pi" => Spec {
+            version: Some(PI_VERSION),
+            reply: scripted_reply,
+            shell: ("bash", PermissionMode::Default, "scripted-bash-output"),
+            write: ("write", tether_e2e::pi::WRITTEN_FILE, tether_e2e::pi::WRITTEN_CONTENT, PermissionAction::FileEdit),
+            shell_ask: ("", "", None),
+            error: "401",
+            answered: "",
+        },
         other => panic!("no conformance spec for {other}"),
     }
 }
@@ -338,6 +355,13 @@ async fn text_turn<M: ScriptedModel>(rig: Rig<M>) {
         "codex" => {
             assert!(done.usage.as_ref().and_then(|u| u.output_tokens).unwrap_or(0) > 0, "{done:?}");
             assert!(of_type(&events, "agent.unparsed").is_empty(), "{}", describe(&events));
+        }
+        "pi" => {
+            // The native session is Pi's session file (what `--session` reopens); the model its default.
+            let file = started[0].native_session_id.as_deref().unwrap_or("");
+            assert!(file.ends_with(".jsonl") && std::path::Path::new(file).is_file(), "{:?}", started[0]);
+            assert_eq!(started[0].model.as_deref(), Some("mock/mock-model"));
+            assert!(done.usage.as_ref().and_then(|u| u.output_tokens).unwrap_or(0) > 0, "{done:?}");
         }
         _ => {}
     }
@@ -589,6 +613,72 @@ async fn resume<M: ScriptedModel>(mut rig: Rig<M>) {
     assert_eq!(of_type(&all, "server.restarted").len(), 1);
 }
 
+/// A reply that thinks first, in a session given the model `provider/model`:
+/// the thinking streams as `reasoning` deltas into a reasoning item before
+/// the answer. (Pi: `[pi:thinking]`, `reasoning_content` from the model.)
+async fn reasoning<M: ScriptedModel>(rig: Rig<M>) {
+    claims(&rig, "reasoning", |c| c.reasoning && c.models).await;
+    let (tag, model, thought) = match rig.agent {
+        "pi" => ("thinking", "mock/mock-model", "Let me think about this scripted request."),
+        other => panic!("no reasoning script for {other}"),
+    };
+    let create = tether_sdk::CreateSession { agent: rig.agent.into(), model: Some(model.into()), ..Default::default() };
+    let s = rig.server.client().create_session(&create).await.unwrap();
+    let events = rig.turn(&s.id, &tagged(&rig, tag, "why")).await;
+    let reasoning: Vec<_> = completed_items(&events).into_iter().filter(|i| i.kind == ItemKind::Reasoning).collect();
+    assert_eq!(reasoning.len(), 1, "{}", describe(&events));
+    assert_eq!(item_text(reasoning[0]), thought);
+    let streamed: String = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::ItemDelta(d) if d.item_id == reasoning[0].item_id => match &d.delta {
+                tether_sdk::Delta::Reasoning(t) => Some(t.as_str()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(streamed, thought);
+    assert_eq!(final_text(&events), "Thought about it: why");
+    let EventBody::SessionStarted(started) = &of_type(&events, "session.started")[0].body else { unreachable!() };
+    assert_eq!(started.model.as_deref(), Some(model), "{started:?}");
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+}
+
+/// A file written, then edited, in two turns of one session: both are
+/// `file_edit` items naming the file, the edit carries its diff, and the file
+/// holds the edit. (Pi: `[pi:write]`, then `[pi:edit]`.)
+async fn edit_diff<M: ScriptedModel>(rig: Rig<M>) {
+    claims(&rig, "tool calls", |c| c.tool_calls).await;
+    let (file, written, edited, diff) = match rig.agent {
+        "pi" => (
+            tether_e2e::pi::WRITTEN_FILE,
+            tether_e2e::pi::WRITTEN_CONTENT,
+            tether_e2e::pi::EDITED_CONTENT,
+            // Pi's own diff: `-N old` / `+N new` per changed line.
+            "-1 written by pi\n+1 edited by pi",
+        ),
+        other => panic!("no edit script for {other}"),
+    };
+    let s = rig.session(PermissionMode::Default).await;
+    let target = PathBuf::from(&s.cwd).join(file);
+    let first = rig.turn(&s.id, &tagged(&rig, "write", "make it")).await;
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), written);
+    let second = rig.turn(&s.id, &tagged(&rig, "edit", "change it")).await;
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), edited);
+    for (events, name) in [(&first, "write"), (&second, "edit")] {
+        let tools = tool_items(events);
+        assert_eq!(tools.len(), 1, "{}", describe(events));
+        let tool = tools[0].tool.as_ref().unwrap();
+        assert_eq!((tool.name.as_str(), tool.kind, tools[0].status), (name, ToolKind::FileEdit, ItemStatus::Completed));
+        assert_eq!(tool.paths, [file], "{tool:?}");
+        assert_eq!(the_turn_completed(events).stop_reason, StopReason::EndTurn);
+    }
+    let edit = tool_items(&second)[0].tool.clone().unwrap();
+    assert_eq!(edit.diff.as_deref(), Some(diff), "{edit:?}");
+    assert!(final_text(&second).starts_with("Edit result: Successfully replaced"), "{}", final_text(&second));
+}
+
 /// The stdio test MCP server as the session's `tt`, logging to `log`.
 fn tt_server(log: &McpLog) -> BTreeMap<String, tether_sdk::McpServer> {
     BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))])
@@ -751,6 +841,28 @@ async fn mcp_global<M: ScriptedModel>(rig: Rig<M>) {
     }
 }
 
+/// An agent that takes no MCP servers (Pi) runs beside the global ones
+/// (they are for the sessions that can take them), and a session that
+/// gives it its own is refused with a sentence saying what to remove.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_takes_no_mcp_runs_beside_global_servers_and_refuses_its_own() {
+    let rig = rigs::pi().await;
+    let client = rig.server.client();
+    let dir = tempfile::tempdir().unwrap();
+    let log = McpLog::new(dir.path().join("global.jsonl"));
+    client.put_mcp_server("shared", &stdio_mcp_server(log.path(), "global", "g")).await.unwrap();
+    let s = rig.session(PermissionMode::Default).await;
+    let events = rig.turn(&s.id, &tagged(&rig, "text", "beside a global server")).await;
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn, "{}", describe(&events));
+    assert!(mcp_statuses(&events).is_empty(), "{}", describe(&events));
+    let own = BTreeMap::from([("mine".to_string(), stdio_mcp_server(log.path(), "own", "o"))]);
+    let create = tether_sdk::CreateSession { agent: "pi".into(), mcp_servers: own, ..Default::default() };
+    let err = client.create_session(&create).await.unwrap_err();
+    let tether_sdk::Error::Api { status, problem, .. } = &err else { panic!("{err:?}") };
+    assert_eq!((*status, problem.code()), (400, "invalid_request"), "{err:?}");
+    assert!(problem.detail.contains("pi agent takes no local (stdio) MCP servers: remove `mine`"), "{problem:?}");
+}
+
 /// A skill given to the session is listed to the model, and the agent's
 /// skill tool loads its body.
 async fn skill<M: ScriptedModel>(rig: Rig<M>) {
@@ -769,7 +881,12 @@ async fn skill<M: ScriptedModel>(rig: Rig<M>) {
     let s = rig.session_with(mode, BTreeMap::new(), vec!["tester-skill".into()]).await;
     let prompt = tagged(&rig, "skill:tester-skill", "go");
     let (events, _) = rig.turn_answering(&s.id, &prompt, Decision::AllowOnce).await;
-    let tool_name = if rig.agent == "claude" { "Skill" } else { "skill" };
+    // Pi has no skill tool: its model reads the SKILL.md it lists.
+    let tool_name = match rig.agent {
+        "claude" => "Skill",
+        "pi" => "read",
+        _ => "skill",
+    };
     let skill: Vec<_> =
         tool_items(&events).into_iter().filter(|i| i.tool.as_ref().is_some_and(|t| t.name == tool_name)).collect();
     assert_eq!(skill.len(), 1, "{}", describe(&events));

@@ -203,7 +203,9 @@ pub async fn version_of(bin: &Path) -> Option<String> {
     )
     .await;
     let version = match out {
-        Ok(Ok(o)) if o.status.success() => parse_version(&String::from_utf8_lossy(&o.stdout)),
+        // Pi prints its version to stderr only.
+        Ok(Ok(o)) if o.status.success() => parse_version(&String::from_utf8_lossy(&o.stdout))
+            .or_else(|| parse_version(&String::from_utf8_lossy(&o.stderr))),
         _ => None,
     };
     if let Ok(mut c) = versions().lock() {

@@ -51,6 +51,7 @@ pub mod install;
 pub mod lenient;
 pub mod mock;
 pub mod opencode;
+pub mod pi;
 #[cfg(test)]
 pub(crate) mod snapshots;
 
@@ -374,6 +375,14 @@ fn opencode_acp_caps() -> Capabilities {
     Capabilities { questions: false, skills: false, ..real_agent_caps() }
 }
 
+/// Pi in RPC mode: streamed text and thinking, its tools, abort, resume
+/// from its session file, `--provider`/`--model`, usage, images, skills
+/// (`--skill`). It has no permission system (its tools run without asking),
+/// asks no questions and takes no MCP servers.
+fn pi_caps() -> Capabilities {
+    Capabilities { permissions: false, questions: false, mcp: false, ..real_agent_caps() }
+}
+
 fn planned_caps() -> Capabilities {
     Capabilities::default()
 }
@@ -461,11 +470,12 @@ pub const AGENTS: &[AgentDef] = &[
         id: "pi",
         name: "Pi",
         command: "pi",
-        capabilities: planned_caps,
+        capabilities: pi_caps,
         pinned: pinned("@mariozechner/pi-coding-agent", "0.73.1"),
         install_hint: None,
-        accepts: Accepts::NONE,
-        driver: Driver::None,
+        // Skills through `--skill`; Pi takes no MCP servers.
+        accepts: Accepts { mcp_stdio: false, mcp_http: false, skills: true },
+        driver: Driver::Native(pi::adapter),
     },
 ];
 

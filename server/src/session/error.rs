@@ -61,9 +61,9 @@ pub enum SessionError {
     /// `reason` is `crate::mcp_servers`'s check of the entry.
     #[error("`mcp_servers.{name}`: {reason}")]
     McpServer { name: String, reason: String },
-    /// `kind` is "a local (stdio)" or "a remote (HTTP)"; `from` where the entry came from.
-    #[error("the {agent} agent cannot be given {kind} MCP server; `{name}` (from {from}) is one")]
-    McpNotAccepted { agent: String, kind: &'static str, name: String, from: &'static str },
+    /// `kind` is "local (stdio)" or "remote (HTTP)".
+    #[error("the {agent} agent takes no {kind} MCP servers: remove `{name}` from `mcp_servers`")]
+    McpNotAccepted { agent: String, kind: &'static str, name: String },
     #[error("the {agent} agent cannot be given skills")]
     SkillsNotAccepted { agent: String },
     #[error("`skills` names {name:?} twice")]

@@ -301,7 +301,9 @@ impl Sessions {
     }
 
     /// The global MCP servers with the session's own merged over them (a
-    /// session entry wins by name), checked against what the agent can take.
+    /// session entry wins by name), checked against what the agent can take:
+    /// a global server of a kind the agent cannot take is left out (it is for
+    /// the sessions that can: Pi takes none), a session's own is refused.
     async fn session_mcp_servers(
         &self,
         def: &agents::AgentDef,
@@ -312,17 +314,18 @@ impl Sessions {
                 .and_then(|()| crate::mcp_servers::validate(name, server))
                 .map_err(|reason| SessionError::McpServer { name: name.clone(), reason })?;
         }
-        let mut servers = crate::mcp_servers::global_servers(&self.store).await?;
-        for (name, server) in servers.iter().chain(own.iter()) {
-            let (ok, kind) = match server {
-                McpServer::Stdio { .. } => (def.accepts.mcp_stdio, "a local (stdio)"),
-                McpServer::Http { .. } => (def.accepts.mcp_http, "a remote (HTTP)"),
-            };
+        let accepted = |server: &McpServer| match server {
+            McpServer::Stdio { .. } => (def.accepts.mcp_stdio, "local (stdio)"),
+            McpServer::Http { .. } => (def.accepts.mcp_http, "remote (HTTP)"),
+        };
+        for (name, server) in &own {
+            let (ok, kind) = accepted(server);
             if !ok {
-                let from = if own.contains_key(name) { "`mcp_servers`" } else { "the global servers" };
-                return Err(SessionError::McpNotAccepted { agent: def.id.to_string(), kind, name: name.clone(), from });
+                return Err(SessionError::McpNotAccepted { agent: def.id.to_string(), kind, name: name.clone() });
             }
         }
+        let mut servers = crate::mcp_servers::global_servers(&self.store).await?;
+        servers.retain(|_, server| accepted(server).0);
         servers.extend(own);
         Ok(servers)
     }

@@ -2,24 +2,24 @@
 //! (role, content and `reasoning_content` deltas, `tool_calls` whose
 //! arguments stream), a finish reason, an optional usage chunk, then
 //! `[DONE]`; or a whole `chat.completion`. What to say is decided in
-//! [`super`]; this only writes the chunks.
+//! [`super`] (and by Pi's model, [`crate::pi`]); this only writes the chunks.
 
 use super::*;
 
 /// A Chat Completions SSE reply being built: chunks with the pause before each.
-pub(super) struct Chunks<'a> {
-    pub(super) shared: &'a Recorder,
-    pub(super) id: String,
-    pub(super) model: String,
-    pub(super) created: u64,
-    pub(super) chunks: Vec<(Duration, Value)>,
-    pub(super) prompt_tokens: usize,
-    pub(super) completion_tokens: usize,
-    pub(super) reasoning_tokens: usize,
+pub(crate) struct Chunks<'a> {
+    pub(crate) shared: &'a Recorder,
+    pub(crate) id: String,
+    pub(crate) model: String,
+    pub(crate) created: u64,
+    pub(crate) chunks: Vec<(Duration, Value)>,
+    pub(crate) prompt_tokens: usize,
+    pub(crate) completion_tokens: usize,
+    pub(crate) reasoning_tokens: usize,
 }
 
 impl<'a> Chunks<'a> {
-    pub(super) fn new(shared: &'a Recorder, model: &str, prompt_tokens: usize) -> Self {
+    pub(crate) fn new(shared: &'a Recorder, model: &str, prompt_tokens: usize) -> Self {
         let mut chunks = Self {
             shared,
             id: shared.next_id("chatcmpl"),
@@ -34,7 +34,7 @@ impl<'a> Chunks<'a> {
         chunks
     }
 
-    pub(super) fn delta(&mut self, pause: Duration, delta: Value, finish_reason: Option<&str>) {
+    pub(crate) fn delta(&mut self, pause: Duration, delta: Value, finish_reason: Option<&str>) {
         let chunk = json!({
             "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
@@ -42,7 +42,7 @@ impl<'a> Chunks<'a> {
         self.chunks.push((pause, chunk));
     }
 
-    pub(super) fn usage(&self) -> Value {
+    pub(crate) fn usage(&self) -> Value {
         let completion = self.completion_tokens.max(1) + self.reasoning_tokens;
         json!({
             "prompt_tokens": self.prompt_tokens,
@@ -54,7 +54,7 @@ impl<'a> Chunks<'a> {
     }
 
     /// A whole (non-streamed) `chat.completion` with `text`.
-    pub(super) fn completion(&self, text: &str) -> Value {
+    pub(crate) fn completion(&self, text: &str) -> Value {
         json!({
             "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
@@ -62,21 +62,21 @@ impl<'a> Chunks<'a> {
         })
     }
 
-    pub(super) fn text(&mut self, pieces: &[String], pause: Duration) {
+    pub(crate) fn text(&mut self, pieces: &[String], pause: Duration) {
         for piece in pieces {
             self.completion_tokens += 1;
             self.delta(pause, json!({"content": piece}), None);
         }
     }
 
-    pub(super) fn reasoning(&mut self, pieces: &[&str]) {
+    pub(crate) fn reasoning(&mut self, pieces: &[&str]) {
         for piece in pieces {
             self.reasoning_tokens += 1;
             self.delta(Duration::ZERO, json!({"reasoning_content": piece}), None);
         }
     }
 
-    pub(super) fn tool_call(&mut self, name: &str, arguments: &str) {
+    pub(crate) fn tool_call(&mut self, name: &str, arguments: &str) {
         let call_id = self.shared.next_id("call");
         self.delta(
             Duration::ZERO,
@@ -90,14 +90,14 @@ impl<'a> Chunks<'a> {
         }
     }
 
-    pub(super) fn finish(&mut self, reason: &str) {
+    pub(crate) fn finish(&mut self, reason: &str) {
         self.delta(Duration::ZERO, json!({}), Some(reason));
     }
 
     /// Streams the chunks (a usage chunk too when asked for), then
     /// `data: [DONE]`, each after its pause; cut short (the connection
     /// aborted) when the server stops.
-    pub(super) fn into_response(mut self, shared: &Recorder, request_id: &str, include_usage: bool) -> Response {
+    pub(crate) fn into_response(mut self, shared: &Recorder, request_id: &str, include_usage: bool) -> Response {
         let mut frames = Frames::default();
         for (pause, chunk) in self.chunks.drain(..) {
             frames.data(pause, &chunk.to_string());
