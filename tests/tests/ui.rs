@@ -312,5 +312,8 @@ async fn a_subagents_steps_are_nested_in_its_task_call_and_collapsed() {
     b.wait_text(".row[data-tool='Task'] .child[data-role='assistant'] .text", "The command printed: mock-tool-output")
         .await;
     b.assert_fits_viewport("a session with an opened subagent at 390 px").await;
+    let _: Value = b
+        .eval("document.querySelector('.row[data-tool=Task] details.subagent').scrollIntoView(); return null;", vec![])
+        .await;
     finish(&b, "ui_subagent_phone").await;
 }
