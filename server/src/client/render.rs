@@ -250,14 +250,16 @@ impl<O: Write, E: Write> Renderer<O, E> {
                     self.deferred.insert(item.item_id.clone());
                     return Ok(());
                 }
-                return self.tool_line(tool);
+                return self.tool_line(item, tool);
             }
         }
         Ok(())
     }
 
-    fn tool_line(&mut self, tool: &tether_protocol::Tool) -> io::Result<()> {
-        let line = format!("{} {}", self.style.bold(&format!("● {}", tool.name)), tool_summary(&tool.input));
+    /// `● Bash ls -l`; a subagent's call (it has a parent item) `  ↳ Bash ls -l`.
+    fn tool_line(&mut self, item: &Item, tool: &tether_protocol::Tool) -> io::Result<()> {
+        let mark = if item.parent_item_id.is_some() { "  ↳" } else { "●" };
+        let line = format!("{} {}", self.style.bold(&format!("{mark} {}", tool.name)), tool_summary(&tool.input));
         self.line(line.trim_end())
     }
 
@@ -295,7 +297,7 @@ impl<O: Write, E: Write> Renderer<O, E> {
                     };
                 }
                 if self.deferred.remove(&item.item_id) {
-                    self.tool_line(tool)?;
+                    self.tool_line(item, tool)?;
                 }
                 let diff = tool.diff.as_deref().filter(|d| !d.trim().is_empty());
                 let shown_before =
@@ -631,6 +633,26 @@ mod tests {
             ),
         ];
         assert_eq!(render(&late, false).0, "● Read a.rs\n");
+        // A subagent's call is marked as one, under the call that started it.
+        let nested = [
+            event(
+                event_type::ITEM_STARTED,
+                item(
+                    "itm_4",
+                    "tool_call",
+                    json!({"tool":{"name":"Task","kind":"task","input":{"description":"look"}}}),
+                ),
+            ),
+            event(
+                event_type::ITEM_STARTED,
+                item(
+                    "itm_5",
+                    "tool_call",
+                    json!({"parent_item_id":"itm_4","tool":{"name":"Bash","kind":"shell","input":{"command":"ls"}}}),
+                ),
+            ),
+        ];
+        assert_eq!(render(&nested, false).0, "● Task look\n  ↳ Bash ls\n");
         let (out, err) = render(&events, false);
         assert_eq!(out.matches("Hello").count(), 1, "{out}");
         assert_eq!(out.matches("● Bash").count(), 1, "{out}");

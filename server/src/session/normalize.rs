@@ -319,7 +319,7 @@ impl Normalizer {
             item_id: new_id("itm"),
             turn_id: self.current_turn_id(),
             native_id: Some(native_id.clone()),
-            parent_item_id: self.parents.get(&native_id).cloned(),
+            parent_item_id: self.parents.remove(&native_id),
             kind,
             role,
             status: ItemStatus::InProgress,
