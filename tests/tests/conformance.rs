@@ -74,10 +74,10 @@ table! {
     reasoning: pi;
     edit_diff: pi;
     mcp_call: claude, codex, opencode, gemini, opencode_acp, claude_acp;
-    mcp_sequence: claude, codex, gemini;
-    mcp_deny: codex, opencode, gemini, opencode_acp;
-    mcp_remote_bypass: claude, opencode, gemini, opencode_acp;
-    mcp_global: claude, opencode, gemini, opencode_acp;
+    mcp_sequence: claude, codex, gemini, claude_acp;
+    mcp_deny: codex, opencode, gemini, opencode_acp, claude_acp;
+    mcp_remote_bypass: claude, opencode, gemini, opencode_acp, claude_acp;
+    mcp_global: claude, opencode, gemini, opencode_acp, claude_acp;
     skill: claude, opencode, pi;
     subagent: claude_acp;
 }
