@@ -22,7 +22,7 @@ pub fn permission_mode_flag(mode: PermissionMode) -> &'static str {
     }
 }
 
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     // The effective uid of this process, read without unsafe code.
     std::fs::read_to_string("/proc/self/status")
         .ok()

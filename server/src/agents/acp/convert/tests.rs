@@ -333,6 +333,59 @@ fn claude_adapter_calls_errors_and_a_subagents_calls_under_the_agent_call() {
     }
 }
 
+/// Claude's adapter (`claude-acp`): no arguments; it runs the `claude`
+/// agent's binary (`TETHER_CLAUDE_PATH` or its install), never its own;
+/// no prompt suggestions; `IS_SANDBOX` only for bypass as root (any other
+/// non-empty value breaks its `session/new` as root); the session's model as
+/// `ANTHROPIC_MODEL`. Its own default mode (`auto`) approves by itself:
+/// tether's default asks it for `default`, and a turn waits for that.
+#[test]
+fn claude_adapter_runs_the_claude_agents_binary_in_the_mode_asked_for() {
+    let data = tempfile::tempdir().unwrap();
+    let installed = data.path().join("agents/claude/node_modules/.bin/claude");
+    std::fs::create_dir_all(installed.parent().unwrap()).unwrap();
+    std::fs::write(&installed, "").unwrap();
+    let (mcp, env) = (BTreeMap::new(), BTreeMap::new());
+    let mut ctx = context(data.path(), None, &mcp, &env);
+    let launched = |ctx: &LaunchContext<'_>| {
+        let spec = crate::agents::acp::launch::launch(Path::new("/bin/claude-agent-acp"), &CLAUDE, ctx);
+        assert!(spec.args.is_empty(), "{:?}", spec.args);
+        spec.env.into_iter().collect::<BTreeMap<String, String>>()
+    };
+    let env = launched(&ctx);
+    let claude = match std::env::var_os("TETHER_CLAUDE_PATH") {
+        Some(path) => Some(std::path::PathBuf::from(path)).filter(|p| p.is_file()),
+        None => Some(installed.clone()),
+    };
+    assert_eq!(env.get("CLAUDE_CODE_EXECUTABLE"), claude.map(|p| p.display().to_string()).as_ref());
+    assert_eq!(env["CLAUDE_CODE_ENABLE_PROMPT_SUGGESTION"], "false");
+    assert_eq!(env["IS_SANDBOX"], "");
+    assert!(!env.contains_key("ANTHROPIC_MODEL"));
+    ctx.model = Some("claude-scripted");
+    ctx.permission_mode = PermissionMode::Bypass;
+    let env = launched(&ctx);
+    assert_eq!(env["ANTHROPIC_MODEL"], "claude-scripted");
+    let root = crate::agents::claude::launch::running_as_root();
+    assert_eq!(env["IS_SANDBOX"], if root { "1" } else { "" });
+
+    // Opened in `auto`: `session/set_mode` `default` goes out, and the prompt waits for its answer.
+    let (mcp, env) = (BTreeMap::new(), BTreeMap::new());
+    let mut adapter = AcpAdapter::new("/agent".into(), &CLAUDE);
+    adapter.launch(&context(data.path(), None, &mcp, &env));
+    adapter.started();
+    adapter.convert(r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"agentCapabilities":{}}}"#);
+    adapter.user_message(&[Part::text("hello")]);
+    let modes = r#"{"currentModeId":"auto","availableModes":[{"id":"default","name":"Manual"},{"id":"acceptEdits","name":"Accept edits"},{"id":"plan","name":"Plan"},{"id":"auto","name":"Auto"}]}"#;
+    adapter.convert(&format!(r#"{{"jsonrpc":"2.0","id":2,"result":{{"sessionId":"s1","modes":{modes}}}}}"#));
+    let out = sent(&mut adapter);
+    let methods: Vec<&str> = out.iter().filter_map(|m| m["method"].as_str()).collect();
+    assert_eq!(methods, ["initialize", "session/new", "session/set_mode"], "{out:?}");
+    assert_eq!(out[2]["params"]["modeId"], "default");
+    adapter.convert(r#"{"jsonrpc":"2.0","id":3,"result":{}}"#);
+    let out = sent(&mut adapter);
+    assert_eq!(out.iter().filter_map(|m| m["method"].as_str()).collect::<Vec<_>>(), ["session/prompt"]);
+}
+
 /// OpenCode names an MCP tool `SERVER_TOOL` (kind `other`): it is an MCP call
 /// when SERVER is one of the session's servers, as OpenCode spells it, the
 /// longest that fits; anything else stays a tool.
