@@ -23,6 +23,10 @@
 //! the file itself whatever the answer, and names MCP tools
 //! `<server>_<tool>`; its last update of a write replaces the diff it asked
 //! with (the converter keeps it).
+//! Claude's adapter starts in a mode that approves by itself (`auto`), sends
+//! updates without a `status`, a model error as text and then a JSON-RPC
+//! error with `data.errorKind`, and a subagent's calls on the session marked
+//! `_meta.claudeCode.parentToolUseId`; it writes files itself.
 
 pub mod convert;
 pub mod launch;
