@@ -21,6 +21,7 @@
 //! | `thinking` | a thinking block (with a signature), then text | |
 //! | `bash` | tool_use `Bash` `echo scripted-bash-output` | text `The command printed: <result>` |
 //! | `sh` | tool_use `Bash` running the prompt's text after the tag | text `The command printed: <result>` |
+//! | `touch` | tool_use `Bash` `touch claude-touched.txt` (a command that asks first) | text `Touch result: <result, 60 chars>` |
 //! | `write` | tool_use `Write` `<cwd>/claude-written.txt` | text `Write result: <result, 60 chars>` |
 //! | `question` | tool_use `AskUserQuestion` (Red / Blue) | text `Answer seen: <result, 80 chars>` |
 //! | `todo` | tool_use `TodoWrite` (two todos) | text `Todos result: <result, 60 chars>` |
@@ -131,6 +132,9 @@ pub fn claude_acp_env(model: &ScriptedAnthropic, home: &Path) -> Vec<(String, St
     env
 }
 
+/// The file `[claude:touch]` creates (in the working directory).
+pub const TOUCHED_FILE: &str = "claude-touched.txt";
+
 /// A scripted Anthropic Messages API on `127.0.0.1:<OS-chosen port>`; see the
 /// module docs for the tags. Stops when dropped.
 pub struct ScriptedAnthropic(ScriptedServer);
@@ -219,7 +223,7 @@ fn messages_reply(shared: &Recorder, _path: &str, request: &Value, request_id: &
                 sse.finish("end_turn");
             }
         }
-        "bash" | "sh" | "write" | "question" | "todo" | "task" => {
+        "bash" | "sh" | "touch" | "write" | "question" | "todo" | "task" => {
             let (name, input, after) = match prompt.tag.as_str() {
                 "bash" => (
                     "Bash",
@@ -230,6 +234,11 @@ fn messages_reply(shared: &Recorder, _path: &str, request: &Value, request_id: &
                     "Bash",
                     json!({"command": prompt.after_tag(), "description": "Run the given command"}),
                     format!("The command printed: {}", prompt.last_result.trim()),
+                ),
+                "touch" => (
+                    "Bash",
+                    json!({"command": format!("touch {TOUCHED_FILE}"), "description": "Create an empty file"}),
+                    format!("Touch result: {}", first_chars(&prompt.last_result, 60)),
                 ),
                 "write" => (
                     "Write",

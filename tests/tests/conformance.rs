@@ -64,8 +64,8 @@ table! {
     tool_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, pi, mock;
     permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, mock;
     permission_deny: claude, codex, opencode, gemini, opencode_acp, claude_acp, mock;
-    shell_permission_allow: codex, opencode, gemini, opencode_acp;
-    shell_permission_deny: codex, gemini;
+    shell_permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp;
+    shell_permission_deny: claude, codex, gemini, claude_acp;
     question: claude, opencode, mock;
     interrupt: claude, codex, opencode, gemini, opencode_acp, claude_acp, pi, mock;
     model_error: claude, codex, opencode, gemini, opencode_acp, claude_acp, pi, mock;
@@ -235,7 +235,7 @@ fn spec(agent: &str) -> Spec {
             reply: scripted_reply,
             shell: ("bash", PermissionMode::Default, "scripted-bash-output"),
             write: ("write", "claude-written.txt", "written by claude\n", PermissionAction::FileWrite),
-            shell_ask: ("", "", None),
+            shell_ask: ("touch", "touch claude-touched.txt", Some(tether_e2e::anthropic::TOUCHED_FILE)),
             error: "401",
             answered: "Answer seen:",
         },
@@ -283,7 +283,7 @@ fn spec(agent: &str) -> Spec {
             reply: scripted_reply,
             shell: ("bash", PermissionMode::Default, "scripted-bash-output"),
             write: ("write", "claude-written.txt", "written by claude\n", PermissionAction::FileWrite),
-            shell_ask: ("", "", None),
+            shell_ask: ("touch", "touch claude-touched.txt", Some(tether_e2e::anthropic::TOUCHED_FILE)),
             error: "500",
             answered: "",
         },
@@ -904,6 +904,7 @@ async fn subagent<M: ScriptedModel>(rig: Rig<M>) {
     let named = |name: &str| tools.iter().find(|i| i.tool.as_ref().is_some_and(|t| t.name == name)).copied();
     let agent = named("Agent").unwrap_or_else(|| panic!("no Agent item:\n{}", describe(&events)));
     assert_eq!((agent.parent_item_id.as_deref(), agent.status), (None, ItemStatus::Completed), "{agent:?}");
+    assert_eq!(agent.tool.as_ref().unwrap().kind, ToolKind::Task, "{agent:?}");
     let bash =
         named("Bash").unwrap_or_else(|| panic!("the subagent's Bash call is not an item:\n{}", describe(&events)));
     assert_eq!(bash.parent_item_id.as_deref(), Some(agent.item_id.as_str()), "{}", describe(&events));

@@ -299,8 +299,12 @@ fn mcp_of(call: &ToolCall, servers: &[String]) -> Option<(String, String)> {
 /// The tool call as tether shows it (`servers`: the session's MCP servers).
 pub fn tool_of(call: &ToolCall, servers: &[String]) -> Tool {
     let mcp = mcp_of(call, servers);
+    // Claude's subagent tool (`Agent`, formerly `Task`; kind `think` in the adapter's calls).
+    let claude_tool = meta_of(call).claude_code.get().and_then(|c| c.tool_name.get().cloned());
+    let subagent = matches!(claude_tool.as_deref(), Some("Agent" | "Task"));
     let kind = match (&mcp, call.kind) {
         (Some(_), _) => Kind::Mcp,
+        (None, _) if subagent => Kind::Task,
         (None, ToolKind::Execute) => Kind::Shell,
         (None, ToolKind::Edit | ToolKind::Delete | ToolKind::Move) => Kind::FileEdit,
         (None, ToolKind::Read) => Kind::FileRead,

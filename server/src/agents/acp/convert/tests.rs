@@ -309,7 +309,7 @@ fn claude_adapter_calls_errors_and_a_subagents_calls_under_the_agent_call() {
 
     let sub = replay("claude_subagent");
     let agent = completed_tools(&sub).into_iter().find(|(t, _)| t.name == "Agent").unwrap();
-    assert_eq!(agent.1, ItemStatus::Completed);
+    assert_eq!((agent.0.kind, agent.1), (ToolKind::Task, ItemStatus::Completed));
     let parents: Vec<(String, String)> = sub
         .iter()
         .filter_map(|d| match d {
