@@ -3,7 +3,8 @@
 //! - [`claude_bin`]: the pinned CLI ([`CLAUDE_VERSION`]) that `scripts/install-agents`
 //!   installs from the npm registry (or `$TETHER_CLAUDE_PATH`);
 //! - [`ScriptedAnthropic`]: an Anthropic Messages API server on 127.0.0.1 whose
-//!   replies are chosen by a `[claude:TAG]` tag in the latest user prompt;
+//!   replies are chosen by a `[claude:TAG]` tag (or `[claude-acp:TAG]`, the
+//!   same CLI run by its ACP adapter) in the latest user prompt;
 //! - [`claude_env`]: the environment that runs the CLI offline against it.
 //!
 //! # Tags
@@ -20,6 +21,7 @@
 //! | `thinking` | a thinking block (with a signature), then text | |
 //! | `bash` | tool_use `Bash` `echo scripted-bash-output` | text `The command printed: <result>` |
 //! | `sh` | tool_use `Bash` running the prompt's text after the tag | text `The command printed: <result>` |
+//! | `touch` | tool_use `Bash` `touch claude-touched.txt` (a command that asks first) | text `Touch result: <result, 60 chars>` |
 //! | `write` | tool_use `Write` `<cwd>/claude-written.txt` | text `Write result: <result, 60 chars>` |
 //! | `question` | tool_use `AskUserQuestion` (Red / Blue) | text `Answer seen: <result, 80 chars>` |
 //! | `todo` | tool_use `TodoWrite` (two todos) | text `Todos result: <result, 60 chars>` |
@@ -49,7 +51,7 @@
 //! `{"input_tokens":10}`; any other path `200 {}`; `CONNECT` (the CLI using the
 //! proxy trap of [`claude_env`]) `403`. Everything is recorded.
 
-use crate::scripted::{find_tag, first_chars, mcp_script, pieces, McpNext, McpProgress, McpScript};
+use crate::scripted::{find_tag, first_chars, first_tag, mcp_script, pieces, McpNext, McpProgress, McpScript};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -95,6 +97,43 @@ pub fn claude_env(model: &ScriptedAnthropic, home: &Path) -> Vec<(String, String
     ];
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).chain(model.proxy_trap()).collect()
 }
+
+/// The version of Claude Code's ACP adapter the tests run (`claude-acp`;
+/// `scripts/install-agents` installs it).
+pub const CLAUDE_ACP_VERSION: &str = "0.101.0";
+
+/// Claude Code's ACP adapter: `$TETHER_CLAUDE_ACP_PATH` if set, else the
+/// pinned install
+/// `<agents_dir>/claude-acp-<CLAUDE_ACP_VERSION>/node_modules/.bin/claude-agent-acp`.
+///
+/// # Panics
+/// When it does not exist: run `scripts/install-agents`.
+pub fn claude_acp_bin() -> PathBuf {
+    let path = match std::env::var_os("TETHER_CLAUDE_ACP_PATH").filter(|p| !p.is_empty()) {
+        Some(path) => PathBuf::from(path),
+        None => {
+            agents_dir().join(format!("claude-acp-{CLAUDE_ACP_VERSION}")).join("node_modules/.bin/claude-agent-acp")
+        }
+    };
+    assert!(
+        path.is_file(),
+        "Claude Code's ACP adapter {CLAUDE_ACP_VERSION} is not installed at {}: run scripts/install-agents \
+         (or set TETHER_CLAUDE_ACP_PATH)",
+        path.display()
+    );
+    path
+}
+
+/// [`claude_env`] for Claude Code's ACP adapter (`claude-acp`): the same
+/// pinned `claude` (which tether gives the adapter), and the adapter itself.
+pub fn claude_acp_env(model: &ScriptedAnthropic, home: &Path) -> Vec<(String, String)> {
+    let mut env = claude_env(model, home);
+    env.push(("TETHER_CLAUDE_ACP_PATH".to_owned(), claude_acp_bin().display().to_string()));
+    env
+}
+
+/// The file `[claude:touch]` creates (in the working directory).
+pub const TOUCHED_FILE: &str = "claude-touched.txt";
 
 /// A scripted Anthropic Messages API on `127.0.0.1:<OS-chosen port>`; see the
 /// module docs for the tags. Stops when dropped.
@@ -184,7 +223,7 @@ fn messages_reply(shared: &Recorder, _path: &str, request: &Value, request_id: &
                 sse.finish("end_turn");
             }
         }
-        "bash" | "sh" | "write" | "question" | "todo" | "task" => {
+        "bash" | "sh" | "touch" | "write" | "question" | "todo" | "task" => {
             let (name, input, after) = match prompt.tag.as_str() {
                 "bash" => (
                     "Bash",
@@ -195,6 +234,11 @@ fn messages_reply(shared: &Recorder, _path: &str, request: &Value, request_id: &
                     "Bash",
                     json!({"command": prompt.after_tag(), "description": "Run the given command"}),
                     format!("The command printed: {}", prompt.last_result.trim()),
+                ),
+                "touch" => (
+                    "Bash",
+                    json!({"command": format!("touch {TOUCHED_FILE}"), "description": "Create an empty file"}),
+                    format!("Touch result: {}", first_chars(&prompt.last_result, 60)),
                 ),
                 "write" => (
                     "Write",
@@ -241,7 +285,7 @@ fn messages_reply(shared: &Recorder, _path: &str, request: &Value, request_id: &
             }
         }
         tag if tag.starts_with("mcp:") || tag.starts_with("mcp-seq:") || tag.starts_with("skill:") => {
-            let step = match mcp_script(TAG_OPEN, tag, &prompt.text, &prompt.echo()) {
+            let step = match mcp_script(prompt.open, tag, &prompt.text, &prompt.echo()) {
                 Some(Ok(script)) => mcp_step(request, &prompt, &script),
                 Some(Err(e)) => Step::Text(e),
                 None => match tag.strip_prefix("skill:") {
@@ -275,6 +319,8 @@ struct Prompt {
     text: String,
     /// The first `[claude:TAG]` tag of the prompt, lowercase; `text` when none.
     tag: String,
+    /// How its tag opens (`[claude:` when it has none).
+    open: &'static str,
     /// How many `tool_result` blocks follow the prompt.
     tool_results: usize,
     /// The text content of the last of them.
@@ -303,18 +349,20 @@ impl Prompt {
     /// Up to 40 characters of the prompt without its tag, trimmed.
     /// The prompt's text after its tag, trimmed.
     fn after_tag(&self) -> String {
-        match find_tag(TAG_OPEN, &self.text) {
+        match find_tag(self.open, &self.text) {
             Some((_, end, _)) => self.text[end..].trim().to_owned(),
             None => self.text.trim().to_owned(),
         }
     }
 
     fn echo(&self) -> String {
-        crate::scripted::echo(TAG_OPEN, &self.text)
+        crate::scripted::echo(self.open, &self.text)
     }
 }
 
-const TAG_OPEN: &str = "[claude:";
+/// How a tag opens: `[claude:TAG]`, or `[claude-acp:TAG]` for the same CLI
+/// run by its ACP adapter.
+const TAG_OPENS: [&str; 2] = ["[claude:", "[claude-acp:"];
 
 /// `text` without its `<system-reminder>...</system-reminder>` sections.
 fn strip_reminders(text: &str) -> String {
@@ -362,7 +410,7 @@ fn tool_result_text(block: &Value) -> String {
 /// tool results after it.
 fn latest_prompt(request: &Value) -> Prompt {
     let messages = request.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut prompt = Prompt { tag: "text".into(), ..Prompt::default() };
+    let mut prompt = Prompt { tag: "text".into(), open: TAG_OPENS[0], ..Prompt::default() };
     for message in &messages {
         let role = message.get("role").and_then(Value::as_str);
         if role == Some("assistant") {
@@ -390,8 +438,8 @@ fn latest_prompt(request: &Value) -> Prompt {
                     if text.is_empty() || text.starts_with("[Request interrupted") {
                         continue;
                     }
-                    let tag = find_tag(TAG_OPEN, text).map(|(_, _, tag)| tag).unwrap_or_else(|| "text".into());
-                    prompt = Prompt { text: text.to_owned(), tag, ..Prompt::default() };
+                    let (open, tag) = first_tag(&TAG_OPENS, text).unwrap_or((TAG_OPENS[0], "text".into()));
+                    prompt = Prompt { text: text.to_owned(), tag, open, ..Prompt::default() };
                 }
                 Some("tool_result") => {
                     prompt.tool_results += 1;

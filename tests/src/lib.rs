@@ -70,7 +70,9 @@ pub mod tether_mcp;
 pub mod webhook_receiver;
 pub mod ws;
 
-pub use anthropic::{claude_bin, claude_env, ScriptedAnthropic, CLAUDE_VERSION};
+pub use anthropic::{
+    claude_acp_bin, claude_acp_env, claude_bin, claude_env, ScriptedAnthropic, CLAUDE_ACP_VERSION, CLAUDE_VERSION,
+};
 pub use browser::Browser;
 pub use events::{
     assert_contiguous, assert_well_formed, assert_well_formed_prefix, collect_turn, collect_turns, read_after,

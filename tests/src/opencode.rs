@@ -43,7 +43,7 @@
 //! (the CLI using the proxy trap of [`opencode_env`]) `403`. Everything is
 //! recorded.
 
-use crate::scripted::{content_text, find_tag, first_chars, pieces};
+use crate::scripted::{content_text, find_tag, first_chars, first_tag, pieces};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -452,15 +452,6 @@ impl Prompt {
 
 /// How a tag opens: the native agent's id, or its ACP mode's.
 const TAG_OPENS: [&str; 2] = ["[opencode:", "[opencode-acp:"];
-
-/// The first tag of `text` (of any of `opens`): how it opens, and the tag.
-fn first_tag(opens: &[&'static str], text: &str) -> Option<(&'static str, String)> {
-    opens
-        .iter()
-        .filter_map(|open| find_tag(open, text).map(|(start, _, tag)| (start, *open, tag)))
-        .min_by_key(|(start, _, _)| *start)
-        .map(|(_, open, tag)| (open, tag))
-}
 
 /// Finds the latest user message of a Chat Completions request, and counts
 /// the tool messages after it.

@@ -371,6 +371,16 @@ pub fn find_tag(open: &str, text: &str) -> Option<(usize, usize, String)> {
     Some((start, start + open.len() + close + 1, tag))
 }
 
+/// The first tag of `text` of any of the openings `opens` (an agent's
+/// model answers `[opencode:` and `[opencode-acp:`): how it opens, and the tag.
+pub fn first_tag(opens: &[&'static str], text: &str) -> Option<(&'static str, String)> {
+    opens
+        .iter()
+        .filter_map(|open| find_tag(open, text).map(|(start, _, tag)| (start, *open, tag)))
+        .min_by_key(|(start, _, _)| *start)
+        .map(|(_, open, tag)| (open, tag))
+}
+
 /// The text of a message's `content` (a string, or parts whose texts are joined).
 pub fn content_text(content: Option<&Value>) -> String {
     match content {

@@ -60,25 +60,26 @@ macro_rules! table {
 }
 
 table! {
-    text_turn: claude, codex, opencode, gemini, opencode_acp, pi, mock;
-    tool_call: claude, codex, opencode, gemini, opencode_acp, pi, mock;
-    permission_allow: claude, codex, opencode, gemini, opencode_acp, mock;
-    permission_deny: claude, codex, opencode, gemini, opencode_acp, mock;
-    shell_permission_allow: codex, opencode, gemini, opencode_acp;
-    shell_permission_deny: codex, gemini;
+    text_turn: claude, codex, opencode, gemini, opencode_acp, claude_acp, pi, mock;
+    tool_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, pi, mock;
+    permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, mock;
+    permission_deny: claude, codex, opencode, gemini, opencode_acp, claude_acp, mock;
+    shell_permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp;
+    shell_permission_deny: claude, codex, gemini, claude_acp;
     question: claude, opencode, mock;
-    interrupt: claude, codex, opencode, gemini, opencode_acp, pi, mock;
-    model_error: claude, codex, opencode, gemini, opencode_acp, pi, mock;
+    interrupt: claude, codex, opencode, gemini, opencode_acp, claude_acp, pi, mock;
+    model_error: claude, codex, opencode, gemini, opencode_acp, claude_acp, pi, mock;
     model_error_500: claude;
-    resume: claude, codex, opencode, opencode_acp, pi, mock;
-    reasoning: pi;
+    resume: claude, codex, opencode, opencode_acp, claude_acp, pi, mock;
+    reasoning: pi, claude_acp;
     edit_diff: pi;
-    mcp_call: claude, codex, opencode, gemini, opencode_acp;
-    mcp_sequence: claude, codex, gemini;
-    mcp_deny: codex, opencode, gemini, opencode_acp;
-    mcp_remote_bypass: claude, opencode, gemini, opencode_acp;
-    mcp_global: claude, opencode, gemini, opencode_acp;
+    mcp_call: claude, codex, opencode, gemini, opencode_acp, claude_acp;
+    mcp_sequence: claude, codex, gemini, claude_acp;
+    mcp_deny: codex, opencode, gemini, opencode_acp, claude_acp;
+    mcp_remote_bypass: claude, opencode, gemini, opencode_acp, claude_acp;
+    mcp_global: claude, opencode, gemini, opencode_acp, claude_acp;
     skill: claude, opencode, pi;
+    subagent: claude_acp;
 }
 
 /// An agent's id as the table names it (a Rust identifier: `opencode_acp` is `opencode-acp`).
@@ -127,12 +128,13 @@ async fn every_claiming_agent_runs_each_scenario() {
         ("TETHER_OPENCODE_PATH", opencode_bin()),
         ("TETHER_GEMINI_PATH", gemini_bin()),
         ("TETHER_PI_PATH", pi_bin()),
+        ("TETHER_CLAUDE_ACP_PATH", claude_acp_bin()),
     ];
     let env = env.into_iter().map(|(k, v)| (k.to_owned(), v.display().to_string())).collect();
     let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
     let agents = server.client().agents().await.unwrap().agents;
     let installed: Vec<&str> = agents.iter().filter(|a| a.installed).map(|a| a.id.as_str()).collect();
-    for agent in ["mock", "claude", "codex", "opencode", "gemini", "opencode-acp", "pi"] {
+    for agent in ["mock", "claude", "codex", "opencode", "gemini", "opencode-acp", "pi", "claude-acp"] {
         assert!(installed.contains(&agent), "{agent} is not installed: {installed:?}");
     }
     let mut missing = Vec::new();
@@ -172,6 +174,11 @@ mod rigs {
     /// OpenCode's ACP mode: the same CLI, config and scripted model as `opencode`.
     pub async fn opencode_acp() -> Rig<ScriptedChat> {
         Rig::start("opencode-acp", ScriptedChat::start().await, opencode_env).await.with_turn_timeout(OPENCODE_TURN)
+    }
+
+    /// Claude Code's ACP adapter, running the pinned Claude Code against the same scripted model as `claude`.
+    pub async fn claude_acp() -> Rig<ScriptedAnthropic> {
+        Rig::start("claude-acp", ScriptedAnthropic::start().await, claude_acp_env).await
     }
 
     pub async fn pi() -> Rig<ScriptedPi> {
@@ -228,7 +235,7 @@ fn spec(agent: &str) -> Spec {
             reply: scripted_reply,
             shell: ("bash", PermissionMode::Default, "scripted-bash-output"),
             write: ("write", "claude-written.txt", "written by claude\n", PermissionAction::FileWrite),
-            shell_ask: ("", "", None),
+            shell_ask: ("touch", "touch claude-touched.txt", Some(tether_e2e::anthropic::TOUCHED_FILE)),
             error: "401",
             answered: "Answer seen:",
         },
@@ -268,6 +275,16 @@ fn spec(agent: &str) -> Spec {
             ),
             shell_ask: ("bash", "echo scripted-bash-output", None),
             error: "401",
+            answered: "",
+        },
+        // The adapter's own version; it asks before a write (a new file: the diff is from /dev/null).
+        "claude-acp" => Spec {
+            version: Some(CLAUDE_ACP_VERSION),
+            reply: scripted_reply,
+            shell: ("bash", PermissionMode::Default, "scripted-bash-output"),
+            write: ("write", "claude-written.txt", "written by claude\n", PermissionAction::FileWrite),
+            shell_ask: ("touch", "touch claude-touched.txt", Some(tether_e2e::anthropic::TOUCHED_FILE)),
+            error: "500",
             answered: "",
         },
         "mock" => Spec {
@@ -387,7 +404,7 @@ async fn tool_call<M: ScriptedModel>(rig: Rig<M>) {
     assert!(final_text(&events).contains(printed), "{}", final_text(&events));
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
     match rig.agent {
-        "claude" | "mock" => {
+        "claude" | "claude-acp" | "mock" => {
             assert_eq!(tool.name, "Bash");
             assert_eq!(tool.input["command"], format!("echo {printed}").as_str());
             let text = final_text(&events);
@@ -456,7 +473,14 @@ async fn permission_deny<M: ScriptedModel>(rig: Rig<M>) {
         _ => assert_eq!(stop, StopReason::EndTurn, "{}", describe(&events)),
     }
     match rig.agent {
+        // Claude's model is told the call was refused, and goes on.
         "claude" => assert!(final_text(&events).starts_with("Write result:"), "{}", final_text(&events)),
+        // The adapter's model goes on too; the declined item keeps the diff it asked with.
+        "claude-acp" => {
+            assert!(final_text(&events).starts_with("Write result:"), "{}", final_text(&events));
+            let diff = tools[0].tool.as_ref().unwrap().diff.as_deref().unwrap_or("");
+            assert!(diff.starts_with("--- /dev/null") && diff.contains("+written by claude"), "{:?}", tools[0]);
+        }
         // A rejected call ends OpenCode's turn: the model is not asked again; the item keeps its diff.
         "opencode-acp" => {
             assert!(assistant_messages(&events).is_empty(), "{}", describe(&events));
@@ -573,8 +597,9 @@ async fn model_error_of<M: ScriptedModel>(rig: Rig<M>, tag: &str) {
     let events = rig.turn(&s.id, &tagged(&rig, tag, "fail please")).await;
     assert!(!of_type(&events, "error").is_empty(), "{}", describe(&events));
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::Error, "{}", describe(&events));
-    if rig.agent == "opencode-acp" {
-        // OpenCode's JSON-RPC error names an `APIError`: the model failed, not the agent.
+    if rig.agent == "opencode-acp" || rig.agent == "claude-acp" {
+        // OpenCode's JSON-RPC error names an `APIError`, the Claude adapter's an `errorKind`:
+        // the model failed, not the agent.
         let error = the_turn_completed(&events).error.clone().expect("the turn's error");
         assert_eq!(error.code, "model_error", "{error:?}");
     }
@@ -620,6 +645,7 @@ async fn reasoning<M: ScriptedModel>(rig: Rig<M>) {
     claims(&rig, "reasoning", |c| c.reasoning && c.models).await;
     let (tag, model, thought) = match rig.agent {
         "pi" => ("thinking", "mock/mock-model", "Let me think about this scripted request."),
+        "claude-acp" => ("thinking", "claude-scripted-model", "Let me think about this scripted request."),
         other => panic!("no reasoning script for {other}"),
     };
     let create = tether_sdk::CreateSession { agent: rig.agent.into(), model: Some(model.into()), ..Default::default() };
@@ -643,6 +669,11 @@ async fn reasoning<M: ScriptedModel>(rig: Rig<M>) {
     let EventBody::SessionStarted(started) = &of_type(&events, "session.started")[0].body else { unreachable!() };
     assert_eq!(started.model.as_deref(), Some(model), "{started:?}");
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+    if rig.agent == "claude-acp" {
+        // The session's model reached the CLI behind the adapter (`ANTHROPIC_MODEL`).
+        let asked = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("[claude-acp:thinking]"));
+        assert_eq!(asked.expect("no request for the turn")["model"], model);
+    }
 }
 
 /// A file written, then edited, in two turns of one session: both are
@@ -720,7 +751,7 @@ async fn mcp_call<M: ScriptedModel>(rig: Rig<M>) {
             assert!(offered.contains("\"tt_echo\"") && offered.contains("\"tt_whoami\""), "{offered}");
         }
         // ACP reports nothing of an MCP server's connection: no `mcp.status`.
-        "gemini" | "opencode-acp" => {
+        "gemini" | "opencode-acp" | "claude-acp" => {
             let all = read_all(&rig.server.client(), &s.id).await;
             assert!(mcp_statuses(&all).is_empty(), "{}", describe(&all));
         }
@@ -861,6 +892,43 @@ async fn an_agent_that_takes_no_mcp_runs_beside_global_servers_and_refuses_its_o
     let tether_sdk::Error::Api { status, problem, .. } = &err else { panic!("{err:?}") };
     assert_eq!((*status, problem.code()), (400, "invalid_request"), "{err:?}");
     assert!(problem.detail.contains("pi agent takes no local (stdio) MCP servers: remove `mine`"), "{problem:?}");
+}
+
+/// A subagent (`[AGENT:agent]`: Claude's `Agent` tool running a
+/// general-purpose subagent whose prompt is `[claude:bash]`): the
+/// subagent's Bash call is an item whose `parent_item_id` is the Agent
+/// call's item from its first event; the Agent call and the main agent's
+/// answer have none. (The Claude adapter sends the subagent's calls on the
+/// session, marked with the Agent call's id; native Claude Code's
+/// counterpart is in `claude.rs`.)
+async fn subagent<M: ScriptedModel>(rig: Rig<M>) {
+    claims(&rig, "tool calls", |c| c.tool_calls).await;
+    let s = rig.session(PermissionMode::Default).await;
+    let events = rig.turn(&s.id, &tagged(&rig, "agent", "check the shell")).await;
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn, "{}", describe(&events));
+    let tools = tool_items(&events);
+    let named = |name: &str| tools.iter().find(|i| i.tool.as_ref().is_some_and(|t| t.name == name)).copied();
+    let agent = named("Agent").unwrap_or_else(|| panic!("no Agent item:\n{}", describe(&events)));
+    assert_eq!((agent.parent_item_id.as_deref(), agent.status), (None, ItemStatus::Completed), "{agent:?}");
+    assert_eq!(agent.tool.as_ref().unwrap().kind, ToolKind::Task, "{agent:?}");
+    let bash =
+        named("Bash").unwrap_or_else(|| panic!("the subagent's Bash call is not an item:\n{}", describe(&events)));
+    assert_eq!(bash.parent_item_id.as_deref(), Some(agent.item_id.as_str()), "{}", describe(&events));
+    let output = bash.tool.as_ref().unwrap().output.clone().unwrap_or_default();
+    assert!(output.contains("scripted-bash-output"), "{bash:?}");
+    let started: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::ItemStarted(i) if i.item.item_id == bash.item_id => Some(&i.item),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].parent_item_id.as_deref(), Some(agent.item_id.as_str()), "from its first event");
+    let messages = assistant_messages(&events);
+    let last = messages.last().unwrap();
+    assert_eq!(last.parent_item_id, None);
+    assert!(item_text(last).starts_with("Subagent said:"), "{}", describe(&events));
 }
 
 /// A skill given to the session is listed to the model, and the agent's

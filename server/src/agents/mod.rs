@@ -383,6 +383,13 @@ fn pi_caps() -> Capabilities {
     Capabilities { permissions: false, questions: false, mcp: false, ..real_agent_caps() }
 }
 
+/// Claude Code through its ACP adapter: as the native agent, but no
+/// questions (the adapter disallows `AskUserQuestion`) and no skills (ACP
+/// has none).
+fn claude_acp_caps() -> Capabilities {
+    Capabilities { questions: false, skills: false, ..real_agent_caps() }
+}
+
 fn planned_caps() -> Capabilities {
     Capabilities::default()
 }
@@ -455,6 +462,17 @@ pub const AGENTS: &[AgentDef] = &[
         // Over ACP: MCP servers of both kinds in `session/new`; ACP has no skills.
         accepts: Accepts { mcp_stdio: true, mcp_http: true, skills: false },
         driver: Driver::Acp(&acp::OPENCODE),
+    },
+    AgentDef {
+        id: "claude-acp",
+        name: "Claude (ACP adapter)",
+        command: "claude-agent-acp",
+        capabilities: claude_acp_caps,
+        pinned: pinned("@agentclientprotocol/claude-agent-acp", "0.101.0"),
+        install_hint: None,
+        // Over ACP: MCP servers of both kinds in `session/new`; ACP has no skills.
+        accepts: Accepts { mcp_stdio: true, mcp_http: true, skills: false },
+        driver: Driver::Acp(&acp::CLAUDE),
     },
     AgentDef {
         id: "amp",

@@ -38,6 +38,9 @@ fn tags_and_steps() {
     ));
     assert_eq!(p.tag, "text");
     assert_eq!(p.echo(), "a very long prompt that goes on and on a");
+    // The same CLI through its ACP adapter: `[claude-acp:TAG]`, echoed without its tag.
+    let p = latest_prompt(&request(json!([{"role": "user", "content": "[claude-acp:bash] from acp"}])));
+    assert_eq!((p.tag.as_str(), p.open, p.echo().as_str()), ("bash", "[claude-acp:", "from acp"));
 }
 
 #[test]
@@ -52,7 +55,7 @@ fn mcp_sequences_search_once_then_call_in_order() {
         let mut r = request(messages);
         r["tools"] = tools.iter().map(|t| json!({"name": t})).collect();
         let prompt = latest_prompt(&r);
-        let script = mcp_script(TAG_OPEN, &prompt.tag, &prompt.text, &prompt.echo()).unwrap().unwrap();
+        let script = mcp_script(prompt.open, &prompt.tag, &prompt.text, &prompt.echo()).unwrap().unwrap();
         mcp_step(&r, &prompt, &script)
     };
     let select = json!({"query": "select:mcp__tt__mint,mcp__tt__echo", "max_results": 2});

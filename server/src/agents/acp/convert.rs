@@ -54,13 +54,17 @@ impl AcpConverter {
             SessionUpdate::ToolCall(call) => {
                 let mut drafts = self.close_text();
                 let id = call.tool_call_id.0.to_string();
+                let known = self.tools.contains_key(&id);
+                drafts.extend(parent_of(&id, &call, known));
                 drafts.extend(self.tool_changed(id, call));
                 drafts
             }
             SessionUpdate::ToolCallUpdate(update) => {
                 let mut drafts = self.close_text();
                 let id = update.tool_call_id.0.to_string();
+                let known = self.tools.contains_key(&id);
                 let merged = self.merged(update);
+                drafts.extend(parent_of(&id, &merged, known));
                 drafts.extend(self.tool_changed(id, merged));
                 drafts
             }
@@ -106,6 +110,7 @@ impl AcpConverter {
         let call = self.merged(request.tool_call);
         let tool = tool_of(&call, &self.mcp_servers);
         if !known {
+            drafts.extend(parent_of(&id, &call, known));
             drafts.push(Draft::ItemStarted {
                 native_id: id.clone(),
                 kind: ItemKind::ToolCall,
@@ -238,6 +243,17 @@ impl AcpConverter {
     }
 }
 
+/// A call that is new to the turn and came from a subagent (Claude's
+/// adapter marks it `_meta.claudeCode.parentToolUseId`): the call that
+/// started the subagent is its parent.
+fn parent_of(id: &str, call: &ToolCall, known: bool) -> Option<Draft> {
+    if known {
+        return None;
+    }
+    let parent = meta_of(call).claude_code.get()?.parent_tool_use_id.get()?.clone();
+    (parent != id).then(|| Draft::ItemParent { native_id: id.to_string(), parent_native_id: parent })
+}
+
 /// What tether reads of a tool call's `_meta`.
 fn meta_of(call: &ToolCall) -> ToolMeta {
     call.meta.as_ref().map(|m| decode(&Value::Object(m.clone()))).unwrap_or_default()
@@ -283,8 +299,12 @@ fn mcp_of(call: &ToolCall, servers: &[String]) -> Option<(String, String)> {
 /// The tool call as tether shows it (`servers`: the session's MCP servers).
 pub fn tool_of(call: &ToolCall, servers: &[String]) -> Tool {
     let mcp = mcp_of(call, servers);
+    // Claude's subagent tool (`Agent`, formerly `Task`; kind `think` in the adapter's calls).
+    let claude_tool = meta_of(call).claude_code.get().and_then(|c| c.tool_name.get().cloned());
+    let subagent = matches!(claude_tool.as_deref(), Some("Agent" | "Task"));
     let kind = match (&mcp, call.kind) {
         (Some(_), _) => Kind::Mcp,
+        (None, _) if subagent => Kind::Task,
         (None, ToolKind::Execute) => Kind::Shell,
         (None, ToolKind::Edit | ToolKind::Delete | ToolKind::Move) => Kind::FileEdit,
         (None, ToolKind::Read) => Kind::FileRead,

@@ -23,6 +23,10 @@
 //! the file itself whatever the answer, and names MCP tools
 //! `<server>_<tool>`; its last update of a write replaces the diff it asked
 //! with (the converter keeps it).
+//! Claude's adapter starts in a mode that approves by itself (`auto`), sends
+//! updates without a `status`, a model error as text and then a JSON-RPC
+//! error with `data.errorKind`, and a subagent's calls on the session marked
+//! `_meta.claudeCode.parentToolUseId`; it writes files itself.
 
 pub mod convert;
 pub mod launch;
@@ -59,6 +63,22 @@ pub const OPENCODE: AcpAgent = AcpAgent {
     env: &[("NO_COLOR", "1")],
     model_flag: None,
     session_env: Some(super::opencode::launch::acp_env),
+};
+
+/// Claude Code's ACP adapter (`claude-agent-acp`, no arguments), running
+/// the `claude` of the `claude` agent, without prompt suggestions (an extra
+/// model request after every turn). Its model retries are silent over ACP
+/// (up to ~170 s before the error): `CLAUDE_CODE_MAX_RETRIES` bounds them.
+pub const CLAUDE: AcpAgent = AcpAgent {
+    id: "claude-acp",
+    args: &[],
+    env: &[
+        ("CLAUDE_CODE_ENABLE_PROMPT_SUGGESTION", "false"),
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+        ("DISABLE_AUTOUPDATER", "1"),
+    ],
+    model_flag: None,
+    session_env: Some(super::claude::launch::acp_env),
 };
 
 /// Where the last `initialize` answer of an ACP agent is kept.
@@ -276,11 +296,13 @@ impl AcpAdapter {
                 Ours::Prompt => {
                     self.prompt = None;
                     self.converter.turn_ended();
-                    // A model's HTTP status as the code (Gemini), its details (Qwen), or
-                    // an `APIError` (OpenCode).
+                    // A model's HTTP status as the code (Gemini), its details (Qwen),
+                    // an `APIError` (OpenCode), or the kind of API error (Claude's adapter).
                     let model = (400..=599).contains(&e.code)
                         || e.data.as_ref().is_some_and(|d| {
-                            d.get("details").is_some() || d.get("errorName").and_then(Value::as_str) == Some("APIError")
+                            d.get("details").is_some()
+                                || d.get("errorName").and_then(Value::as_str) == Some("APIError")
+                                || d.get("errorKind").is_some()
                         });
                     let code = if model { "model_error" } else { "agent_error" };
                     vec![Draft::TurnCompleted {

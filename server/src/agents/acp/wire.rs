@@ -135,6 +135,11 @@ pub struct ToolMeta {
 pub struct ClaudeCodeMeta {
     #[serde(default)]
     pub tool_name: Lenient<String>,
+    /// A subagent's call (without the client's `subagents` capability, the
+    /// adapter sends them on the parent session): the `Agent`/`Task` call
+    /// that started it.
+    #[serde(default)]
+    pub parent_tool_use_id: Lenient<String>,
 }
 
 /// What tether reads of a tool call's `rawInput`: a shell call's command.

@@ -22,7 +22,7 @@ pub fn permission_mode_flag(mode: PermissionMode) -> &'static str {
     }
 }
 
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     // The effective uid of this process, read without unsafe code.
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -65,6 +65,27 @@ pub fn launch(program: &Path, ctx: &LaunchContext<'_>) -> LaunchSpec {
         env.push(("IS_SANDBOX".into(), "1".into()));
     }
     LaunchSpec { program: program.to_path_buf(), args, env, stdin: StdinMode::Pipe }
+}
+
+/// The environment of Claude Code's ACP adapter (`claude-acp`) for one
+/// session. It runs the `claude` of the `claude` agent (`TETHER_CLAUDE_PATH`
+/// or its install), never the one its SDK package ships, through
+/// `CLAUDE_CODE_EXECUTABLE`; the session's model as `ANTHROPIC_MODEL` (the
+/// adapter takes no flags). `IS_SANDBOX` is `1` for bypass as root, as for
+/// the native agent, and empty otherwise: the adapter offers bypass (and
+/// asks the CLI to allow it) for any non-empty value, which the CLI refuses
+/// as root for anything but `1`.
+pub fn acp_env(ctx: &LaunchContext<'_>) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    if let Some(claude) = crate::agents::find("claude").and_then(|def| crate::agents::locate(def, ctx.data_dir)) {
+        env.push(("CLAUDE_CODE_EXECUTABLE".to_string(), claude.display().to_string()));
+    }
+    if let Some(model) = ctx.model {
+        env.push(("ANTHROPIC_MODEL".to_string(), model.to_string()));
+    }
+    let sandbox = if ctx.permission_mode == PermissionMode::Bypass && running_as_root() { "1" } else { "" };
+    env.push(("IS_SANDBOX".to_string(), sandbox.to_string()));
+    env
 }
 
 /// Claude's `--mcp-config` JSON for the session's MCP servers. A stdio

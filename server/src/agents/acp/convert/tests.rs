@@ -1,6 +1,7 @@
 //! The ACP adapter replayed against real agents' transcripts (Gemini CLI
-//! 0.61.0, Qwen Code 0.24.4 and `opencode acp` 1.18.33, recorded offline
-//! against scripted models, OpenCode's with an MCP server `echo`:
+//! 0.61.0, Qwen Code 0.24.4, `opencode acp` 1.18.33 and Claude's adapter
+//! `claude-agent-acp` 0.101.0, recorded offline against scripted models,
+//! OpenCode's and Claude's with an MCP server `echo`:
 //! `testdata/<agent>_<case>.jsonl` holds what the agent sent), and the
 //! client side of the protocol: permission answers, the `fs` methods inside
 //! the workspace, cancel.
@@ -11,7 +12,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use tether_protocol::{Decision, ItemKind, ItemStatus, Part, PermissionMode, StopReason, ToolKind};
 
-use crate::agents::acp::{AcpAdapter, GEMINI, OPENCODE};
+use crate::agents::acp::{AcpAdapter, CLAUDE, GEMINI, OPENCODE};
 use crate::agents::{snapshots, Adapter, Draft, LaunchContext};
 
 fn context<'a>(
@@ -52,8 +53,12 @@ fn replay(case: &str) -> Vec<Draft> {
     .unwrap();
     let cwd = format!("$WORK/runs/{agent}/{}/proj", case.split_once('_').unwrap().1.replace('_', "-"));
     let (mut mcp, env) = (BTreeMap::new(), BTreeMap::new());
-    let declared = if agent == "opencode" { &OPENCODE } else { &GEMINI };
-    if agent == "opencode" {
+    let declared = match agent {
+        "opencode" => &OPENCODE,
+        "claude" => &CLAUDE,
+        _ => &GEMINI,
+    };
+    if agent == "opencode" || agent == "claude" {
         let echo = tether_protocol::McpServer::Stdio {
             command: "python3".into(),
             args: vec!["echo_mcp.py".into()],
@@ -118,7 +123,7 @@ fn replay(case: &str) -> Vec<Draft> {
 
 #[test]
 fn recorded_acp_sessions_replay_to_their_snapshots() {
-    for agent in ["gemini", "qwen", "opencode"] {
+    for agent in ["gemini", "qwen", "opencode", "claude"] {
         for case in snapshots::cases("acp", ".jsonl").into_iter().filter(|c| c.starts_with(agent)) {
             let drafts = replay(&case);
             assert!(
@@ -269,6 +274,116 @@ fn opencode_calls_are_filled_in_by_updates_and_keep_their_diff() {
 
     assert_eq!(turns(&replay("opencode_cancel")), vec![(StopReason::Interrupted, None)]);
     assert_eq!(turns(&replay("opencode_twoturn")).len(), 2);
+}
+
+/// Claude's adapter: calls filled in by updates without a status; a
+/// write's diff on the item; a rejection fails the call and the model goes
+/// on (`end_turn`); a model error is its text, then a JSON-RPC error with
+/// `data.errorKind`; MCP tools are `mcp__SERVER__TOOL` after a `ToolSearch`;
+/// a subagent's calls come on the session marked
+/// `_meta.claudeCode.parentToolUseId`, and are the `Agent` call's children.
+#[test]
+fn claude_adapter_calls_errors_and_a_subagents_calls_under_the_agent_call() {
+    let shell = replay("claude_shell");
+    let [(tool, status)] = completed_tools(&shell).try_into().unwrap();
+    assert_eq!((tool.kind, tool.name.as_str(), status), (ToolKind::Shell, "Bash", ItemStatus::Completed));
+    assert_eq!(tool.input["command"], "touch mock_touched.txt");
+    let rejected = replay("claude_shell_reject");
+    assert_eq!(completed_tools(&rejected).iter().map(|(_, s)| *s).collect::<Vec<_>>(), [ItemStatus::Failed]);
+    assert_eq!(turns(&rejected), vec![(StopReason::EndTurn, None)], "the model goes on after a rejection");
+
+    let write = replay("claude_write");
+    let [(tool, _)] = completed_tools(&write).try_into().unwrap();
+    assert_eq!(tool.kind, ToolKind::FileEdit);
+    assert!(tool.diff.as_deref().is_some_and(|d| d.starts_with("--- /dev/null") && d.contains("+hello from mock")));
+
+    let failed = turns(&replay("claude_http500"));
+    let [(stop, Some((code, message)))] = failed.as_slice() else { panic!("one failed turn: {failed:?}") };
+    assert_eq!((*stop, code.as_str()), (StopReason::Error, "model_error"));
+    assert!(message.contains("500"), "{message}");
+    assert_eq!(turns(&replay("claude_cancel")), vec![(StopReason::Interrupted, None)]);
+
+    let mcp = completed_tools(&replay("claude_mcp"));
+    let (call, _) = mcp.iter().find(|(t, _)| t.kind == ToolKind::Mcp).unwrap();
+    assert_eq!((call.server.as_deref(), call.name.as_str()), (Some("echo"), "echo_upper"));
+
+    let sub = replay("claude_subagent");
+    let agent = completed_tools(&sub).into_iter().find(|(t, _)| t.name == "Agent").unwrap();
+    assert_eq!((agent.0.kind, agent.1), (ToolKind::Task, ItemStatus::Completed));
+    let parents: Vec<(String, String)> = sub
+        .iter()
+        .filter_map(|d| match d {
+            Draft::ItemParent { native_id, parent_native_id } => Some((native_id.clone(), parent_native_id.clone())),
+            _ => None,
+        })
+        .collect();
+    let agent_id = "toolu_mock000003".to_string();
+    assert_eq!(
+        parents,
+        [("toolu_mock000006".to_string(), agent_id.clone()), ("toolu_mock000009".to_string(), agent_id)],
+        "each of the subagent's calls names the Agent call once, before it starts"
+    );
+    for (child, _) in &parents {
+        let first = sub.iter().position(|d| match d {
+            Draft::ItemStarted { native_id, .. } | Draft::ItemUpdated { native_id, .. } => native_id == child,
+            _ => false,
+        });
+        let parent = sub.iter().position(|d| matches!(d, Draft::ItemParent { native_id, .. } if native_id == child));
+        assert!(parent < first, "{child}: its parent before its first draft");
+    }
+}
+
+/// Claude's adapter (`claude-acp`): no arguments; it runs the `claude`
+/// agent's binary (`TETHER_CLAUDE_PATH` or its install), never its own;
+/// no prompt suggestions; `IS_SANDBOX` only for bypass as root (any other
+/// non-empty value breaks its `session/new` as root); the session's model as
+/// `ANTHROPIC_MODEL`. Its own default mode (`auto`) approves by itself:
+/// tether's default asks it for `default`, and a turn waits for that.
+#[test]
+fn claude_adapter_runs_the_claude_agents_binary_in_the_mode_asked_for() {
+    let data = tempfile::tempdir().unwrap();
+    let installed = data.path().join("agents/claude/node_modules/.bin/claude");
+    std::fs::create_dir_all(installed.parent().unwrap()).unwrap();
+    std::fs::write(&installed, "").unwrap();
+    let (mcp, env) = (BTreeMap::new(), BTreeMap::new());
+    let mut ctx = context(data.path(), None, &mcp, &env);
+    let launched = |ctx: &LaunchContext<'_>| {
+        let spec = crate::agents::acp::launch::launch(Path::new("/bin/claude-agent-acp"), &CLAUDE, ctx);
+        assert!(spec.args.is_empty(), "{:?}", spec.args);
+        spec.env.into_iter().collect::<BTreeMap<String, String>>()
+    };
+    let env = launched(&ctx);
+    let claude = match std::env::var_os("TETHER_CLAUDE_PATH") {
+        Some(path) => Some(std::path::PathBuf::from(path)).filter(|p| p.is_file()),
+        None => Some(installed.clone()),
+    };
+    assert_eq!(env.get("CLAUDE_CODE_EXECUTABLE"), claude.map(|p| p.display().to_string()).as_ref());
+    assert_eq!(env["CLAUDE_CODE_ENABLE_PROMPT_SUGGESTION"], "false");
+    assert_eq!(env["IS_SANDBOX"], "");
+    assert!(!env.contains_key("ANTHROPIC_MODEL"));
+    ctx.model = Some("claude-scripted");
+    ctx.permission_mode = PermissionMode::Bypass;
+    let env = launched(&ctx);
+    assert_eq!(env["ANTHROPIC_MODEL"], "claude-scripted");
+    let root = crate::agents::claude::launch::running_as_root();
+    assert_eq!(env["IS_SANDBOX"], if root { "1" } else { "" });
+
+    // Opened in `auto`: `session/set_mode` `default` goes out, and the prompt waits for its answer.
+    let (mcp, env) = (BTreeMap::new(), BTreeMap::new());
+    let mut adapter = AcpAdapter::new("/agent".into(), &CLAUDE);
+    adapter.launch(&context(data.path(), None, &mcp, &env));
+    adapter.started();
+    adapter.convert(r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"agentCapabilities":{}}}"#);
+    adapter.user_message(&[Part::text("hello")]);
+    let modes = r#"{"currentModeId":"auto","availableModes":[{"id":"default","name":"Manual"},{"id":"acceptEdits","name":"Accept edits"},{"id":"plan","name":"Plan"},{"id":"auto","name":"Auto"}]}"#;
+    adapter.convert(&format!(r#"{{"jsonrpc":"2.0","id":2,"result":{{"sessionId":"s1","modes":{modes}}}}}"#));
+    let out = sent(&mut adapter);
+    let methods: Vec<&str> = out.iter().filter_map(|m| m["method"].as_str()).collect();
+    assert_eq!(methods, ["initialize", "session/new", "session/set_mode"], "{out:?}");
+    assert_eq!(out[2]["params"]["modeId"], "default");
+    adapter.convert(r#"{"jsonrpc":"2.0","id":3,"result":{}}"#);
+    let out = sent(&mut adapter);
+    assert_eq!(out.iter().filter_map(|m| m["method"].as_str()).collect::<Vec<_>>(), ["session/prompt"]);
 }
 
 /// OpenCode names an MCP tool `SERVER_TOOL` (kind `other`): it is an MCP call
