@@ -50,6 +50,17 @@ pub const GEMINI: AcpAgent = AcpAgent {
     session_env: None,
 };
 
+/// Qwen Code (`qwen --acp`). `QWEN_CODE_NO_RELAUNCH` keeps it one process
+/// (its `.bin/qwen` wrapper otherwise spawns the real CLI again, which a
+/// signal to the wrapper leaves running).
+pub const QWEN: AcpAgent = AcpAgent {
+    id: "qwen",
+    args: &["--acp"],
+    env: &[("QWEN_CODE_NO_RELAUNCH", "true")],
+    model_flag: Some("--model"),
+    session_env: None,
+};
+
 /// OpenCode's ACP mode (`opencode acp`, the binary of the native agent):
 /// it has no ACP mode for tether's permission modes, so the session's
 /// permission rules (and model) reach it through its environment.

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use tether_protocol::{Decision, ItemKind, ItemStatus, Part, PermissionMode, StopReason, ToolKind};
 
-use crate::agents::acp::{AcpAdapter, GEMINI, OPENCODE};
+use crate::agents::acp::{AcpAdapter, GEMINI, OPENCODE, QWEN};
 use crate::agents::{snapshots, Adapter, Draft, LaunchContext};
 
 fn context<'a>(
@@ -52,7 +52,11 @@ fn replay(case: &str) -> Vec<Draft> {
     .unwrap();
     let cwd = format!("$WORK/runs/{agent}/{}/proj", case.split_once('_').unwrap().1.replace('_', "-"));
     let (mut mcp, env) = (BTreeMap::new(), BTreeMap::new());
-    let declared = if agent == "opencode" { &OPENCODE } else { &GEMINI };
+    let declared = match agent {
+        "opencode" => &OPENCODE,
+        "qwen" => &QWEN,
+        _ => &GEMINI,
+    };
     if agent == "opencode" {
         let echo = tether_protocol::McpServer::Stdio {
             command: "python3".into(),
