@@ -60,24 +60,24 @@ macro_rules! table {
 }
 
 table! {
-    text_turn: claude, codex, opencode, gemini, opencode_acp, pi, mock;
-    tool_call: claude, codex, opencode, gemini, opencode_acp, pi, mock;
-    permission_allow: claude, codex, opencode, gemini, opencode_acp, mock;
-    permission_deny: claude, codex, opencode, gemini, opencode_acp, mock;
-    shell_permission_allow: codex, opencode, gemini, opencode_acp;
-    shell_permission_deny: codex, gemini;
+    text_turn: claude, codex, opencode, gemini, opencode_acp, qwen, pi, mock;
+    tool_call: claude, codex, opencode, gemini, opencode_acp, qwen, pi, mock;
+    permission_allow: claude, codex, opencode, gemini, opencode_acp, qwen, mock;
+    permission_deny: claude, codex, opencode, gemini, opencode_acp, qwen, mock;
+    shell_permission_allow: codex, opencode, gemini, opencode_acp, qwen;
+    shell_permission_deny: codex, gemini, qwen;
     question: claude, opencode, mock;
-    interrupt: claude, codex, opencode, gemini, opencode_acp, pi, mock;
-    model_error: claude, codex, opencode, gemini, opencode_acp, pi, mock;
+    interrupt: claude, codex, opencode, gemini, opencode_acp, qwen, pi, mock;
+    model_error: claude, codex, opencode, gemini, opencode_acp, qwen, pi, mock;
     model_error_500: claude;
-    resume: claude, codex, opencode, opencode_acp, pi, mock;
+    resume: claude, codex, opencode, opencode_acp, qwen, pi, mock;
     reasoning: pi;
     edit_diff: pi;
-    mcp_call: claude, codex, opencode, gemini, opencode_acp;
-    mcp_sequence: claude, codex, gemini;
-    mcp_deny: codex, opencode, gemini, opencode_acp;
-    mcp_remote_bypass: claude, opencode, gemini, opencode_acp;
-    mcp_global: claude, opencode, gemini, opencode_acp;
+    mcp_call: claude, codex, opencode, gemini, opencode_acp, qwen;
+    mcp_sequence: claude, codex, gemini, qwen;
+    mcp_deny: codex, opencode, gemini, opencode_acp, qwen;
+    mcp_remote_bypass: claude, opencode, gemini, opencode_acp, qwen;
+    mcp_global: claude, opencode, gemini, opencode_acp, qwen;
     skill: claude, opencode, pi;
 }
 
@@ -126,13 +126,14 @@ async fn every_claiming_agent_runs_each_scenario() {
         ("TETHER_CODEX_PATH", codex_bin()),
         ("TETHER_OPENCODE_PATH", opencode_bin()),
         ("TETHER_GEMINI_PATH", gemini_bin()),
+        ("TETHER_QWEN_PATH", qwen_bin()),
         ("TETHER_PI_PATH", pi_bin()),
     ];
     let env = env.into_iter().map(|(k, v)| (k.to_owned(), v.display().to_string())).collect();
     let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
     let agents = server.client().agents().await.unwrap().agents;
     let installed: Vec<&str> = agents.iter().filter(|a| a.installed).map(|a| a.id.as_str()).collect();
-    for agent in ["mock", "claude", "codex", "opencode", "gemini", "opencode-acp", "pi"] {
+    for agent in ["mock", "claude", "codex", "opencode", "gemini", "opencode-acp", "qwen", "pi"] {
         assert!(installed.contains(&agent), "{agent} is not installed: {installed:?}");
     }
     let mut missing = Vec::new();
@@ -172,6 +173,10 @@ mod rigs {
     /// OpenCode's ACP mode: the same CLI, config and scripted model as `opencode`.
     pub async fn opencode_acp() -> Rig<ScriptedChat> {
         Rig::start("opencode-acp", ScriptedChat::start().await, opencode_env).await.with_turn_timeout(OPENCODE_TURN)
+    }
+
+    pub async fn qwen() -> Rig<ScriptedQwen> {
+        Rig::start("qwen", ScriptedQwen::start().await, qwen_env).await
     }
 
     pub async fn pi() -> Rig<ScriptedPi> {
@@ -286,6 +291,22 @@ fn spec(agent: &str) -> Spec {
             shell: ("shell", PermissionMode::Default, "scripted-shell-output"),
             write: ("write", tether_e2e::gemini::WRITTEN_FILE, "written by gemini\n", PermissionAction::FileWrite),
             shell_ask: ("touch", "touch gemini-touched.txt", Some("gemini-touched.txt")),
+            error: "400",
+            answered: "",
+        },
+        "qwen" => Spec {
+            version: Some(QWEN_VERSION),
+            reply: scripted_reply,
+            // Qwen runs read-only commands (`echo`) without asking.
+            shell: ("shell", PermissionMode::Default, "scripted-shell-output"),
+            write: (
+                "write",
+                tether_e2e::qwen::WRITTEN_FILE,
+                tether_e2e::qwen::WRITTEN_CONTENT,
+                PermissionAction::FileWrite,
+            ),
+            shell_ask: ("touch", "touch qwen-touched.txt", Some(tether_e2e::qwen::TOUCHED_FILE)),
+            // Qwen retries a 500 for about 100 s; a 400 fails at once.
             error: "400",
             answered: "",
         },
@@ -679,6 +700,28 @@ async fn edit_diff<M: ScriptedModel>(rig: Rig<M>) {
     assert!(final_text(&second).starts_with("Edit result: Successfully replaced"), "{}", final_text(&second));
 }
 
+/// A turn of an MCP script, answering its permission requests with
+/// `decision`. Qwen connects a session's MCP servers in the background after
+/// its session opens: while its search does not find the tool, its scripted
+/// model answers `No tool … yet` ([`tether_e2e::qwen::NOT_YET`]) and the
+/// turn is sent again, until the rig's turn deadline.
+async fn mcp_turn<M: ScriptedModel>(
+    rig: &Rig<M>,
+    session: &str,
+    prompt: &str,
+    decision: Decision,
+) -> (Vec<tether_sdk::Event>, Vec<tether_sdk::PermissionRequested>) {
+    let deadline = std::time::Instant::now() + rig.turn_timeout;
+    loop {
+        let (events, asked) = rig.turn_answering(session, prompt, decision).await;
+        let not_yet = assistant_texts(&events).last().is_some_and(|t| t.starts_with(tether_e2e::qwen::NOT_YET));
+        if rig.agent != "qwen" || !not_yet {
+            return (events, asked);
+        }
+        assert!(std::time::Instant::now() < deadline, "Qwen never found the MCP tool: {}", describe(&events));
+    }
+}
+
 /// The stdio test MCP server as the session's `tt`, logging to `log`.
 fn tt_server(log: &McpLog) -> BTreeMap<String, tether_sdk::McpServer> {
     BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))])
@@ -691,8 +734,7 @@ async fn mcp_call<M: ScriptedModel>(rig: Rig<M>) {
     let dir = tempfile::tempdir().unwrap();
     let log = McpLog::new(dir.path().join("calls.jsonl"));
     let s = rig.session_with(PermissionMode::Default, tt_server(&log), vec![]).await;
-    let (events, asked) =
-        rig.turn_answering(&s.id, &tagged(&rig, "mcp:tt:echo", "hello mcp"), Decision::AllowOnce).await;
+    let (events, asked) = mcp_turn(&rig, &s.id, &tagged(&rig, "mcp:tt:echo", "hello mcp"), Decision::AllowOnce).await;
     assert_eq!(asked.len(), 1, "{}", describe(&events));
     assert_eq!(asked[0].action, PermissionAction::Mcp);
     assert_eq!(asked[0].title, "Call echo on the MCP server tt");
@@ -720,7 +762,7 @@ async fn mcp_call<M: ScriptedModel>(rig: Rig<M>) {
             assert!(offered.contains("\"tt_echo\"") && offered.contains("\"tt_whoami\""), "{offered}");
         }
         // ACP reports nothing of an MCP server's connection: no `mcp.status`.
-        "gemini" | "opencode-acp" => {
+        "gemini" | "opencode-acp" | "qwen" => {
             let all = read_all(&rig.server.client(), &s.id).await;
             assert!(mcp_statuses(&all).is_empty(), "{}", describe(&all));
         }
@@ -746,7 +788,7 @@ async fn mcp_sequence<M: ScriptedModel>(rig: Rig<M>) {
     let log = McpLog::new(dir.path().join("calls.jsonl"));
     let s = rig.session_with(PermissionMode::Default, tt_server(&log), vec![]).await;
     let prompt = tagged(&rig, "mcp-seq:tt", r#"mint ;; echo {"text": "$token"}"#);
-    let (events, asked) = rig.turn_answering(&s.id, &prompt, Decision::AllowOnce).await;
+    let (events, asked) = mcp_turn(&rig, &s.id, &prompt, Decision::AllowOnce).await;
     tether_e2e::rig::assert_minted_token_echoed(&events, &asked, &log);
     if rig.agent == "claude" {
         // Both tools came from one ToolSearch (`select:` takes a comma-separated list).
@@ -769,7 +811,7 @@ async fn mcp_deny<M: ScriptedModel>(rig: Rig<M>) {
     let dir = tempfile::tempdir().unwrap();
     let log = McpLog::new(dir.path().join("calls.jsonl"));
     let s = rig.session_with(PermissionMode::Default, tt_server(&log), vec![]).await;
-    let (events, asked) = rig.turn_answering(&s.id, &tagged(&rig, "mcp:tt:echo", "not this"), Decision::Deny).await;
+    let (events, asked) = mcp_turn(&rig, &s.id, &tagged(&rig, "mcp:tt:echo", "not this"), Decision::Deny).await;
     assert_eq!(asked.len(), 1, "{}", describe(&events));
     let mcp: Vec<_> = tool_items(&events)
         .into_iter()
@@ -793,8 +835,7 @@ async fn mcp_remote_bypass<M: ScriptedModel>(rig: Rig<M>) {
     let (_http, entry) = remote_mcp_server(log.path(), "http");
     let servers = BTreeMap::from([("remote".to_string(), entry)]);
     let s = rig.session_with(PermissionMode::Bypass, servers, vec![]).await;
-    let (events, asked) =
-        rig.turn_answering(&s.id, &tagged(&rig, "mcp:remote:echo", "over http"), Decision::Deny).await;
+    let (events, asked) = mcp_turn(&rig, &s.id, &tagged(&rig, "mcp:remote:echo", "over http"), Decision::Deny).await;
     assert!(asked.is_empty(), "bypass asked: {asked:?}");
     let item = the_mcp_item(&events, "remote", "echo");
     assert_eq!(item.tool.as_ref().unwrap().output.as_deref(), Some("echo: over http"));
@@ -819,8 +860,8 @@ async fn mcp_global<M: ScriptedModel>(rig: Rig<M>) {
     // Claude's old test ran in bypass; OpenCode's asked and checked the request.
     let mode = if rig.agent == "claude" { PermissionMode::Bypass } else { PermissionMode::Default };
     let s = rig.session_with(mode, own, vec![]).await;
-    let (events, asked) =
-        rig.turn_answering(&s.id, &tagged(&rig, "mcp:shared:echo", "via the global"), Decision::AllowOnce).await;
+    let prompt = tagged(&rig, "mcp:shared:echo", "via the global");
+    let (events, asked) = mcp_turn(&rig, &s.id, &prompt, Decision::AllowOnce).await;
     if rig.agent == "opencode" || rig.agent == "opencode-acp" {
         assert_eq!(asked.len(), 1, "a global server's tools ask too: {}", describe(&events));
         assert_eq!(asked[0].title, "Call echo on the MCP server shared");
@@ -829,7 +870,7 @@ async fn mcp_global<M: ScriptedModel>(rig: Rig<M>) {
         the_mcp_item(&events, "shared", "echo").tool.as_ref().unwrap().output.as_deref(),
         Some("echo: via the global")
     );
-    let (events, _) = rig.turn_answering(&s.id, &tagged(&rig, "mcp:over:echo", "which one"), Decision::AllowOnce).await;
+    let (events, _) = mcp_turn(&rig, &s.id, &tagged(&rig, "mcp:over:echo", "which one"), Decision::AllowOnce).await;
     the_mcp_item(&events, "over", "echo");
     let labels = |log: &McpLog| {
         log.calls_of("echo").iter().map(|c| c["label"].as_str().unwrap().to_string()).collect::<Vec<_>>()
