@@ -39,7 +39,9 @@
 //!
 //! Qwen Code puts `<system-reminder>` parts before the prompt in its first
 //! user message (skills, the working directory, the deferred tools): the
-//! prompt is the text of the parts that are not reminders; `write` takes
+//! prompt is the text of the parts that are not reminders, from the line of
+//! its last `[qwen:` tag on (after a failed turn Qwen sends that turn's
+//! prompt and the next one in one user message); `write` takes
 //! its directory from the reminder's `I'm currently working in the
 //! directory: /abs/path`. A tool's result is a `role:"tool"` message whose
 //! content is an array of text parts (a shell's starts `Command: …` and
@@ -59,7 +61,7 @@ use serde_json::{json, Value};
 
 use crate::opencode::chunks::Chunks;
 use crate::opencode::latest_chat_prompt;
-use crate::scripted::{self, content_text, first_chars, mcp_script, pieces, Dialect, InjectedError, McpNext};
+use crate::scripted::{self, content_text, find_tag, first_chars, mcp_script, pieces, Dialect, InjectedError, McpNext};
 use crate::scripted::{McpProgress, McpScript, Recorder, ScriptedServer};
 
 /// The Qwen Code version the tests run (`scripts/install-agents` installs it).
@@ -97,9 +99,11 @@ pub fn qwen_bin() -> PathBuf {
 /// `~/.qwen/settings.json` for offline runs: no usage statistics (they look
 /// up an Aliyun host), no telemetry, no update check, no IDE, no folder
 /// trust, no background memory agent or follow-up suggestions (each makes
-/// model requests of its own), the OpenAI auth type, a fixed model, and
-/// approval mode `default` (Qwen's own default, `auto`, asks a model
-/// classifier before each mutating call).
+/// model requests of its own), the OpenAI auth type and a fixed model.
+/// Qwen's approval mode is left at its own default, `auto` (a model
+/// classifier judges each mutating call, in a request that is not
+/// streamed): tether asks for the mode `default` when it opens a session
+/// in its default permission mode, so no classifier request is made.
 pub fn qwen_settings() -> Value {
     json!({
         "privacy": {"usageStatisticsEnabled": false},
@@ -110,7 +114,6 @@ pub fn qwen_settings() -> Value {
         "security": {"auth": {"selectedType": "openai"}, "folderTrust": {"enabled": false}},
         "model": {"name": QWEN_MODEL},
         "ui": {"enableFollowupSuggestions": false},
-        "tools": {"approvalMode": "default"},
     })
 }
 
@@ -201,6 +204,15 @@ fn prompt_text(message: &Value) -> String {
     }
 }
 
+/// The latest prompt in a user message's text: from the line of its last
+/// `[qwen:` tag on (the whole text when it has none). Qwen keeps the prompt
+/// of a turn that failed in its history and sends the next prompt in the same
+/// user message, after it.
+fn latest_segment(text: &str) -> String {
+    let start = text.rfind(TAG_OPEN).map_or(0, |at| text[..at].rfind('\n').map_or(0, |i| i + 1));
+    text[start..].trim().to_owned()
+}
+
 /// The messages after the latest user message.
 fn after_prompt(request: &Value) -> &[Value] {
     let messages = request.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
@@ -260,7 +272,8 @@ fn qwen_reply(shared: &Recorder, _path: &str, request: &Value, request_id: &str)
     let mut prompt = latest_chat_prompt(&[TAG_OPEN], request);
     let messages = request.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
     if let Some(user) = messages.iter().rfind(|m| m.get("role").and_then(Value::as_str) == Some("user")) {
-        prompt.text = prompt_text(user).trim().to_owned();
+        prompt.text = latest_segment(&prompt_text(user));
+        prompt.tag = find_tag(TAG_OPEN, &prompt.text).map_or_else(|| "text".to_owned(), |(_, _, tag)| tag);
     }
     let mut sse = Chunks::new(shared, &model, prompt_tokens);
     if let Some(error) = shared.injected_error(&prompt.tag, request_id) {
@@ -380,3 +393,6 @@ fn mcp_step(request: &Value, script: &McpScript) -> Step {
         McpNext::Text(text) => Step::Text(text),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -462,6 +462,19 @@ async fn permission_allow<M: ScriptedModel>(rig: Rig<M>) {
         assert!(tool.diff.as_deref().unwrap_or("").contains(&format!("+{}", content.trim_end())), "{tool:?}");
         assert!(tool.output.as_deref().unwrap_or("").contains("Wrote file successfully"), "{tool:?}");
     }
+    if rig.agent == "qwen" {
+        let tool = tools[0].tool.as_ref().unwrap();
+        assert!(tool.diff.as_deref().unwrap_or("").contains(&format!("+{}", content.trim_end())), "{tool:?}");
+        assert_no_qwen_classifier(&rig);
+    }
+}
+
+/// Qwen's own default mode (`auto`) asks a model classifier (a request that
+/// is not streamed) before a mutating call; tether's default permission
+/// mode opens its session in the mode `default`, which asks the user instead.
+fn assert_no_qwen_classifier<M: ScriptedModel>(rig: &Rig<M>) {
+    let side: Vec<_> = rig.model.requests().into_iter().filter(|r| r["stream"] != serde_json::json!(true)).collect();
+    assert!(side.is_empty(), "Qwen asked its classifier: {side:?}");
 }
 
 async fn permission_deny<M: ScriptedModel>(rig: Rig<M>) {
@@ -479,7 +492,8 @@ async fn permission_deny<M: ScriptedModel>(rig: Rig<M>) {
     match rig.agent {
         "claude" => assert!(final_text(&events).starts_with("Write result:"), "{}", final_text(&events)),
         // A rejected call ends OpenCode's turn: the model is not asked again; the item keeps its diff.
-        "opencode-acp" => {
+        // So does Qwen's (it reports the call failed).
+        "opencode-acp" | "qwen" => {
             assert!(assistant_messages(&events).is_empty(), "{}", describe(&events));
             let diff = tools[0].tool.as_ref().unwrap().diff.as_deref().unwrap_or("");
             assert!(diff.starts_with("--- /dev/null"), "{:?}", tools[0]);
@@ -510,6 +524,9 @@ async fn shell_asked<M: ScriptedModel>(rig: &Rig<M>, decision: Decision) -> (Vec
 
 async fn shell_permission_allow<M: ScriptedModel>(rig: Rig<M>) {
     let (events, cwd) = shell_asked(&rig, Decision::AllowOnce).await;
+    if rig.agent == "qwen" {
+        assert_no_qwen_classifier(&rig);
+    }
     match spec(rig.agent).shell_ask.2 {
         Some(touched) => assert!(cwd.join(touched).exists()),
         None => {
@@ -594,8 +611,8 @@ async fn model_error_of<M: ScriptedModel>(rig: Rig<M>, tag: &str) {
     let events = rig.turn(&s.id, &tagged(&rig, tag, "fail please")).await;
     assert!(!of_type(&events, "error").is_empty(), "{}", describe(&events));
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::Error, "{}", describe(&events));
-    if rig.agent == "opencode-acp" {
-        // OpenCode's JSON-RPC error names an `APIError`: the model failed, not the agent.
+    if rig.agent == "opencode-acp" || rig.agent == "qwen" {
+        // OpenCode's JSON-RPC error names an `APIError`, Qwen's the HTTP status: the model failed, not the agent.
         let error = the_turn_completed(&events).error.clone().expect("the turn's error");
         assert_eq!(error.code, "model_error", "{error:?}");
     }
@@ -771,6 +788,20 @@ async fn mcp_call<M: ScriptedModel>(rig: Rig<M>) {
             let connected = ("tt".into(), McpServerState::Connected, None);
             assert!(mcp_statuses(&all).contains(&connected), "{}", describe(&all));
         }
+    }
+    if rig.agent == "qwen" {
+        // Qwen's MCP tools are deferred: searched for by name, then called through `tool_call`.
+        let last = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("hello mcp")).unwrap();
+        let calls: Vec<(String, String)> = last["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|m| m["tool_calls"].as_array().cloned().unwrap_or_default())
+            .map(|c| (c["function"]["name"].as_str().unwrap().to_owned(), c["function"]["arguments"].to_string()))
+            .collect();
+        let names: Vec<&str> = calls.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.last(), Some(&"tool_call"), "{calls:?}");
+        assert!(names.contains(&"tool_search") && calls.iter().any(|(_, a)| a.contains("select:mcp__tt__echo")));
     }
     if rig.agent == "codex" {
         // Codex asks through an `mcpServer/elicitation/request` of its own kind (`mcp_tool_call`).
