@@ -23,6 +23,10 @@
 //! the file itself whatever the answer, and names MCP tools
 //! `<server>_<tool>`; its last update of a write replaces the diff it asked
 //! with (the converter keeps it).
+//! Qwen Code's own default mode (`auto`) has a model classifier judge each
+//! call: tether's default permission mode asks it for `default`. It names
+//! MCP tools `mcp__<server>__<tool>`, defers them behind its `tool_call`
+//! tool, and connects the servers in the background after `session/new`.
 
 pub mod convert;
 pub mod launch;
