@@ -377,6 +377,11 @@ async fn text_turn<M: ScriptedModel>(rig: Rig<M>) {
             assert!(done.usage.as_ref().and_then(|u| u.output_tokens).unwrap_or(0) > 0, "{done:?}");
             assert!(of_type(&events, "agent.unparsed").is_empty(), "{}", describe(&events));
         }
+        // Qwen's token counts come in its chunks' `_meta.usage`.
+        "qwen" => {
+            assert!(done.usage.as_ref().and_then(|u| u.output_tokens).unwrap_or(0) > 0, "{done:?}");
+            assert!(of_type(&events, "agent.unparsed").is_empty(), "{}", describe(&events));
+        }
         "pi" => {
             // The native session is Pi's session file (what `--session` reopens); the model its default.
             let file = started[0].native_session_id.as_deref().unwrap_or("");

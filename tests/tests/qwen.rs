@@ -1,5 +1,5 @@
 //! Qwen Code over ACP beyond the conformance table: tether's permission
-//! modes as Qwen's own modes.
+//! modes as Qwen's own modes (`accept_edits` → `auto-edit`, `plan` → `plan`).
 
 use tether_e2e::events::*;
 use tether_e2e::qwen::{TOUCHED_FILE, WRITTEN_CONTENT, WRITTEN_FILE};
@@ -27,5 +27,23 @@ async fn qwen_in_accept_edits_writes_without_asking_and_asks_before_a_command() 
     let actions: Vec<PermissionAction> = asked.iter().map(|p| p.action).collect();
     assert_eq!(actions, [PermissionAction::Shell], "{}", describe(&events));
     assert!(cwd.join(TOUCHED_FILE).exists(), "{}", describe(&events));
+    assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+}
+
+/// `plan` opens Qwen's session in its mode `plan`: Qwen refuses a file
+/// write itself (nothing asked, nothing written) and tells its model why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qwen_in_plan_mode_refuses_a_write_without_asking() {
+    let rig = Rig::start("qwen", ScriptedQwen::start().await, qwen_env).await;
+    let s = rig.session(PermissionMode::Plan).await;
+    let cwd = std::path::PathBuf::from(&s.cwd);
+    let (events, asked) = rig.turn_answering(&s.id, "[qwen:write] make it", Decision::AllowOnce).await;
+    assert!(asked.is_empty(), "plan mode asked: {asked:?}");
+    assert!(!cwd.join(WRITTEN_FILE).exists(), "{}", describe(&events));
+    let tools = tool_items(&events);
+    assert_eq!(tools.len(), 1, "{}", describe(&events));
+    assert_eq!(tools[0].status, ItemStatus::Failed, "{:?}", tools[0]);
+    let text = final_text(&events);
+    assert!(text.starts_with("Write result: Plan mode is active"), "{text}");
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
 }
