@@ -35,6 +35,8 @@
 //!   scripted Chat Completions model ([`ScriptedPi`], OpenCode's encoding);
 //! - [`gemini`]: the real Gemini CLI over ACP ([`gemini_bin`], [`gemini_env`])
 //!   against a scripted Gemini API model ([`ScriptedGemini`]);
+//! - [`qwen`]: the real Qwen Code CLI over ACP ([`qwen_bin`], [`qwen_env`])
+//!   against a scripted Chat Completions model ([`ScriptedQwen`], OpenCode's encoding);
 //! - [`sprite`]: [`sprite::FakeSprite`], a fake of the in-Sprite API on a Unix
 //!   socket (services run for real, tasks expire, every call recorded);
 //! - [`tar`]: raw tar archives, hostile entries included (`..`, links);
@@ -58,6 +60,7 @@ pub mod pinned_tools;
 pub mod ports;
 pub mod procs;
 pub mod pty;
+pub mod qwen;
 pub mod remote;
 pub mod rig;
 pub mod scripted;
@@ -84,6 +87,7 @@ pub use openai::{codex_bin, codex_env, ScriptedOpenAI, CODEX_VERSION};
 pub use opencode::{opencode_bin, opencode_env, ScriptedChat, OPENCODE_VERSION};
 pub use pi::{pi_bin, pi_env, ScriptedPi, PI_VERSION};
 pub use procs::{processes_of_session, wait_no_processes};
+pub use qwen::{qwen_bin, qwen_env, ScriptedQwen, QWEN_VERSION};
 pub use server::{tether_bin, workspace_root, ServerOptions, TestServer};
 
 use tether_sdk::{Client, CreateSession, Session};

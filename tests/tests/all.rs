@@ -29,6 +29,7 @@ mod pause;
 mod ports;
 mod processes;
 mod processes_client;
+mod qwen;
 mod recovery;
 mod release;
 mod remote;

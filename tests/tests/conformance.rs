@@ -60,24 +60,24 @@ macro_rules! table {
 }
 
 table! {
-    text_turn: claude, codex, opencode, gemini, opencode_acp, claude_acp, pi, mock;
-    tool_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, pi, mock;
-    permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, mock;
-    permission_deny: claude, codex, opencode, gemini, opencode_acp, claude_acp, mock;
-    shell_permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp;
-    shell_permission_deny: claude, codex, gemini, claude_acp;
+    text_turn: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, pi, mock;
+    tool_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, pi, mock;
+    permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, mock;
+    permission_deny: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, mock;
+    shell_permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen;
+    shell_permission_deny: claude, codex, gemini, claude_acp, qwen;
     question: claude, opencode, mock;
-    interrupt: claude, codex, opencode, gemini, opencode_acp, claude_acp, pi, mock;
-    model_error: claude, codex, opencode, gemini, opencode_acp, claude_acp, pi, mock;
+    interrupt: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, pi, mock;
+    model_error: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, pi, mock;
     model_error_500: claude;
-    resume: claude, codex, opencode, opencode_acp, claude_acp, pi, mock;
+    resume: claude, codex, opencode, opencode_acp, claude_acp, qwen, pi, mock;
     reasoning: pi, claude_acp;
     edit_diff: pi;
-    mcp_call: claude, codex, opencode, gemini, opencode_acp, claude_acp;
-    mcp_sequence: claude, codex, gemini, claude_acp;
-    mcp_deny: codex, opencode, gemini, opencode_acp, claude_acp;
-    mcp_remote_bypass: claude, opencode, gemini, opencode_acp, claude_acp;
-    mcp_global: claude, opencode, gemini, opencode_acp, claude_acp;
+    mcp_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen;
+    mcp_sequence: claude, codex, gemini, claude_acp, qwen;
+    mcp_deny: codex, opencode, gemini, opencode_acp, claude_acp, qwen;
+    mcp_remote_bypass: claude, opencode, gemini, opencode_acp, claude_acp, qwen;
+    mcp_global: claude, opencode, gemini, opencode_acp, claude_acp, qwen;
     skill: claude, opencode, pi;
     subagent: claude_acp;
 }
@@ -127,6 +127,7 @@ async fn every_claiming_agent_runs_each_scenario() {
         ("TETHER_CODEX_PATH", codex_bin()),
         ("TETHER_OPENCODE_PATH", opencode_bin()),
         ("TETHER_GEMINI_PATH", gemini_bin()),
+        ("TETHER_QWEN_PATH", qwen_bin()),
         ("TETHER_PI_PATH", pi_bin()),
         ("TETHER_CLAUDE_ACP_PATH", claude_acp_bin()),
     ];
@@ -134,7 +135,7 @@ async fn every_claiming_agent_runs_each_scenario() {
     let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
     let agents = server.client().agents().await.unwrap().agents;
     let installed: Vec<&str> = agents.iter().filter(|a| a.installed).map(|a| a.id.as_str()).collect();
-    for agent in ["mock", "claude", "codex", "opencode", "gemini", "opencode-acp", "pi", "claude-acp"] {
+    for agent in ["mock", "claude", "codex", "opencode", "gemini", "opencode-acp", "claude-acp", "qwen", "pi"] {
         assert!(installed.contains(&agent), "{agent} is not installed: {installed:?}");
     }
     let mut missing = Vec::new();
@@ -179,6 +180,10 @@ mod rigs {
     /// Claude Code's ACP adapter, running the pinned Claude Code against the same scripted model as `claude`.
     pub async fn claude_acp() -> Rig<ScriptedAnthropic> {
         Rig::start("claude-acp", ScriptedAnthropic::start().await, claude_acp_env).await
+    }
+
+    pub async fn qwen() -> Rig<ScriptedQwen> {
+        Rig::start("qwen", ScriptedQwen::start().await, qwen_env).await
     }
 
     pub async fn pi() -> Rig<ScriptedPi> {
@@ -306,6 +311,22 @@ fn spec(agent: &str) -> Spec {
             error: "400",
             answered: "",
         },
+        "qwen" => Spec {
+            version: Some(QWEN_VERSION),
+            reply: scripted_reply,
+            // Qwen runs read-only commands (`echo`) without asking.
+            shell: ("shell", PermissionMode::Default, "scripted-shell-output"),
+            write: (
+                "write",
+                tether_e2e::qwen::WRITTEN_FILE,
+                tether_e2e::qwen::WRITTEN_CONTENT,
+                PermissionAction::FileWrite,
+            ),
+            shell_ask: ("touch", "touch qwen-touched.txt", Some(tether_e2e::qwen::TOUCHED_FILE)),
+            // Qwen retries a 500 for about 100 s; a 400 fails at once.
+            error: "400",
+            answered: "",
+        },
         // Pi has no permissions and asks no questions: `write` and `shell_ask` are never asked for.
         "pi" => Spec {
             version: Some(PI_VERSION),
@@ -370,6 +391,11 @@ async fn text_turn<M: ScriptedModel>(rig: Rig<M>) {
             assert_eq!(session.native_session_id.as_deref(), started[0].native_session_id.as_deref());
         }
         "codex" => {
+            assert!(done.usage.as_ref().and_then(|u| u.output_tokens).unwrap_or(0) > 0, "{done:?}");
+            assert!(of_type(&events, "agent.unparsed").is_empty(), "{}", describe(&events));
+        }
+        // Qwen's token counts come in its chunks' `_meta.usage`.
+        "qwen" => {
             assert!(done.usage.as_ref().and_then(|u| u.output_tokens).unwrap_or(0) > 0, "{done:?}");
             assert!(of_type(&events, "agent.unparsed").is_empty(), "{}", describe(&events));
         }
@@ -458,6 +484,19 @@ async fn permission_allow<M: ScriptedModel>(rig: Rig<M>) {
         assert!(tool.diff.as_deref().unwrap_or("").contains(&format!("+{}", content.trim_end())), "{tool:?}");
         assert!(tool.output.as_deref().unwrap_or("").contains("Wrote file successfully"), "{tool:?}");
     }
+    if rig.agent == "qwen" {
+        let tool = tools[0].tool.as_ref().unwrap();
+        assert!(tool.diff.as_deref().unwrap_or("").contains(&format!("+{}", content.trim_end())), "{tool:?}");
+        assert_no_qwen_classifier(&rig);
+    }
+}
+
+/// Qwen's own default mode (`auto`) asks a model classifier (a request that
+/// is not streamed) before a mutating call; tether's default permission
+/// mode opens its session in the mode `default`, which asks the user instead.
+fn assert_no_qwen_classifier<M: ScriptedModel>(rig: &Rig<M>) {
+    let side: Vec<_> = rig.model.requests().into_iter().filter(|r| r["stream"] != serde_json::json!(true)).collect();
+    assert!(side.is_empty(), "Qwen asked its classifier: {side:?}");
 }
 
 async fn permission_deny<M: ScriptedModel>(rig: Rig<M>) {
@@ -482,7 +521,8 @@ async fn permission_deny<M: ScriptedModel>(rig: Rig<M>) {
             assert!(diff.starts_with("--- /dev/null") && diff.contains("+written by claude"), "{:?}", tools[0]);
         }
         // A rejected call ends OpenCode's turn: the model is not asked again; the item keeps its diff.
-        "opencode-acp" => {
+        // So does Qwen's (it reports the call failed).
+        "opencode-acp" | "qwen" => {
             assert!(assistant_messages(&events).is_empty(), "{}", describe(&events));
             let diff = tools[0].tool.as_ref().unwrap().diff.as_deref().unwrap_or("");
             assert!(diff.starts_with("--- /dev/null"), "{:?}", tools[0]);
@@ -513,6 +553,9 @@ async fn shell_asked<M: ScriptedModel>(rig: &Rig<M>, decision: Decision) -> (Vec
 
 async fn shell_permission_allow<M: ScriptedModel>(rig: Rig<M>) {
     let (events, cwd) = shell_asked(&rig, Decision::AllowOnce).await;
+    if rig.agent == "qwen" {
+        assert_no_qwen_classifier(&rig);
+    }
     match spec(rig.agent).shell_ask.2 {
         Some(touched) => assert!(cwd.join(touched).exists()),
         None => {
@@ -597,9 +640,9 @@ async fn model_error_of<M: ScriptedModel>(rig: Rig<M>, tag: &str) {
     let events = rig.turn(&s.id, &tagged(&rig, tag, "fail please")).await;
     assert!(!of_type(&events, "error").is_empty(), "{}", describe(&events));
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::Error, "{}", describe(&events));
-    if rig.agent == "opencode-acp" || rig.agent == "claude-acp" {
-        // OpenCode's JSON-RPC error names an `APIError`, the Claude adapter's an `errorKind`:
-        // the model failed, not the agent.
+    if rig.agent == "opencode-acp" || rig.agent == "claude-acp" || rig.agent == "qwen" {
+        // OpenCode's JSON-RPC error names an `APIError`, the Claude adapter's an `errorKind`,
+        // Qwen's the HTTP status: the model failed, not the agent.
         let error = the_turn_completed(&events).error.clone().expect("the turn's error");
         assert_eq!(error.code, "model_error", "{error:?}");
     }
@@ -710,6 +753,28 @@ async fn edit_diff<M: ScriptedModel>(rig: Rig<M>) {
     assert!(final_text(&second).starts_with("Edit result: Successfully replaced"), "{}", final_text(&second));
 }
 
+/// A turn of an MCP script, answering its permission requests with
+/// `decision`. Qwen connects a session's MCP servers in the background after
+/// its session opens: while its search does not find the tool, its scripted
+/// model answers `No tool … yet` ([`tether_e2e::qwen::NOT_YET`]) and the
+/// turn is sent again, until the rig's turn deadline.
+async fn mcp_turn<M: ScriptedModel>(
+    rig: &Rig<M>,
+    session: &str,
+    prompt: &str,
+    decision: Decision,
+) -> (Vec<tether_sdk::Event>, Vec<tether_sdk::PermissionRequested>) {
+    let deadline = std::time::Instant::now() + rig.turn_timeout;
+    loop {
+        let (events, asked) = rig.turn_answering(session, prompt, decision).await;
+        let not_yet = assistant_texts(&events).last().is_some_and(|t| t.starts_with(tether_e2e::qwen::NOT_YET));
+        if rig.agent != "qwen" || !not_yet {
+            return (events, asked);
+        }
+        assert!(std::time::Instant::now() < deadline, "Qwen never found the MCP tool: {}", describe(&events));
+    }
+}
+
 /// The stdio test MCP server as the session's `tt`, logging to `log`.
 fn tt_server(log: &McpLog) -> BTreeMap<String, tether_sdk::McpServer> {
     BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))])
@@ -722,8 +787,7 @@ async fn mcp_call<M: ScriptedModel>(rig: Rig<M>) {
     let dir = tempfile::tempdir().unwrap();
     let log = McpLog::new(dir.path().join("calls.jsonl"));
     let s = rig.session_with(PermissionMode::Default, tt_server(&log), vec![]).await;
-    let (events, asked) =
-        rig.turn_answering(&s.id, &tagged(&rig, "mcp:tt:echo", "hello mcp"), Decision::AllowOnce).await;
+    let (events, asked) = mcp_turn(&rig, &s.id, &tagged(&rig, "mcp:tt:echo", "hello mcp"), Decision::AllowOnce).await;
     assert_eq!(asked.len(), 1, "{}", describe(&events));
     assert_eq!(asked[0].action, PermissionAction::Mcp);
     assert_eq!(asked[0].title, "Call echo on the MCP server tt");
@@ -751,7 +815,7 @@ async fn mcp_call<M: ScriptedModel>(rig: Rig<M>) {
             assert!(offered.contains("\"tt_echo\"") && offered.contains("\"tt_whoami\""), "{offered}");
         }
         // ACP reports nothing of an MCP server's connection: no `mcp.status`.
-        "gemini" | "opencode-acp" | "claude-acp" => {
+        "gemini" | "opencode-acp" | "claude-acp" | "qwen" => {
             let all = read_all(&rig.server.client(), &s.id).await;
             assert!(mcp_statuses(&all).is_empty(), "{}", describe(&all));
         }
@@ -760,6 +824,20 @@ async fn mcp_call<M: ScriptedModel>(rig: Rig<M>) {
             let connected = ("tt".into(), McpServerState::Connected, None);
             assert!(mcp_statuses(&all).contains(&connected), "{}", describe(&all));
         }
+    }
+    if rig.agent == "qwen" {
+        // Qwen's MCP tools are deferred: searched for by name, then called through `tool_call`.
+        let last = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("hello mcp")).unwrap();
+        let calls: Vec<(String, String)> = last["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|m| m["tool_calls"].as_array().cloned().unwrap_or_default())
+            .map(|c| (c["function"]["name"].as_str().unwrap().to_owned(), c["function"]["arguments"].to_string()))
+            .collect();
+        let names: Vec<&str> = calls.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.last(), Some(&"tool_call"), "{calls:?}");
+        assert!(names.contains(&"tool_search") && calls.iter().any(|(_, a)| a.contains("select:mcp__tt__echo")));
     }
     if rig.agent == "codex" {
         // Codex asks through an `mcpServer/elicitation/request` of its own kind (`mcp_tool_call`).
@@ -777,7 +855,7 @@ async fn mcp_sequence<M: ScriptedModel>(rig: Rig<M>) {
     let log = McpLog::new(dir.path().join("calls.jsonl"));
     let s = rig.session_with(PermissionMode::Default, tt_server(&log), vec![]).await;
     let prompt = tagged(&rig, "mcp-seq:tt", r#"mint ;; echo {"text": "$token"}"#);
-    let (events, asked) = rig.turn_answering(&s.id, &prompt, Decision::AllowOnce).await;
+    let (events, asked) = mcp_turn(&rig, &s.id, &prompt, Decision::AllowOnce).await;
     tether_e2e::rig::assert_minted_token_echoed(&events, &asked, &log);
     if rig.agent == "claude" {
         // Both tools came from one ToolSearch (`select:` takes a comma-separated list).
@@ -800,7 +878,7 @@ async fn mcp_deny<M: ScriptedModel>(rig: Rig<M>) {
     let dir = tempfile::tempdir().unwrap();
     let log = McpLog::new(dir.path().join("calls.jsonl"));
     let s = rig.session_with(PermissionMode::Default, tt_server(&log), vec![]).await;
-    let (events, asked) = rig.turn_answering(&s.id, &tagged(&rig, "mcp:tt:echo", "not this"), Decision::Deny).await;
+    let (events, asked) = mcp_turn(&rig, &s.id, &tagged(&rig, "mcp:tt:echo", "not this"), Decision::Deny).await;
     assert_eq!(asked.len(), 1, "{}", describe(&events));
     let mcp: Vec<_> = tool_items(&events)
         .into_iter()
@@ -824,8 +902,7 @@ async fn mcp_remote_bypass<M: ScriptedModel>(rig: Rig<M>) {
     let (_http, entry) = remote_mcp_server(log.path(), "http");
     let servers = BTreeMap::from([("remote".to_string(), entry)]);
     let s = rig.session_with(PermissionMode::Bypass, servers, vec![]).await;
-    let (events, asked) =
-        rig.turn_answering(&s.id, &tagged(&rig, "mcp:remote:echo", "over http"), Decision::Deny).await;
+    let (events, asked) = mcp_turn(&rig, &s.id, &tagged(&rig, "mcp:remote:echo", "over http"), Decision::Deny).await;
     assert!(asked.is_empty(), "bypass asked: {asked:?}");
     let item = the_mcp_item(&events, "remote", "echo");
     assert_eq!(item.tool.as_ref().unwrap().output.as_deref(), Some("echo: over http"));
@@ -850,8 +927,8 @@ async fn mcp_global<M: ScriptedModel>(rig: Rig<M>) {
     // Claude's old test ran in bypass; OpenCode's asked and checked the request.
     let mode = if rig.agent == "claude" { PermissionMode::Bypass } else { PermissionMode::Default };
     let s = rig.session_with(mode, own, vec![]).await;
-    let (events, asked) =
-        rig.turn_answering(&s.id, &tagged(&rig, "mcp:shared:echo", "via the global"), Decision::AllowOnce).await;
+    let prompt = tagged(&rig, "mcp:shared:echo", "via the global");
+    let (events, asked) = mcp_turn(&rig, &s.id, &prompt, Decision::AllowOnce).await;
     if rig.agent == "opencode" || rig.agent == "opencode-acp" {
         assert_eq!(asked.len(), 1, "a global server's tools ask too: {}", describe(&events));
         assert_eq!(asked[0].title, "Call echo on the MCP server shared");
@@ -860,7 +937,7 @@ async fn mcp_global<M: ScriptedModel>(rig: Rig<M>) {
         the_mcp_item(&events, "shared", "echo").tool.as_ref().unwrap().output.as_deref(),
         Some("echo: via the global")
     );
-    let (events, _) = rig.turn_answering(&s.id, &tagged(&rig, "mcp:over:echo", "which one"), Decision::AllowOnce).await;
+    let (events, _) = mcp_turn(&rig, &s.id, &tagged(&rig, "mcp:over:echo", "which one"), Decision::AllowOnce).await;
     the_mcp_item(&events, "over", "echo");
     let labels = |log: &McpLog| {
         log.calls_of("echo").iter().map(|c| c["label"].as_str().unwrap().to_string()).collect::<Vec<_>>()

@@ -375,6 +375,13 @@ fn opencode_acp_caps() -> Capabilities {
     Capabilities { questions: false, skills: false, ..real_agent_caps() }
 }
 
+/// Qwen Code over ACP, as it announces itself (`loadSession`, images, MCP
+/// over stdio and HTTP): its `ask_user_question` tool does not reach ACP
+/// clients, and ACP has no skills.
+fn qwen_caps() -> Capabilities {
+    Capabilities { questions: false, skills: false, ..real_agent_caps() }
+}
+
 /// Pi in RPC mode: streamed text and thinking, its tools, abort, resume
 /// from its session file, `--provider`/`--model`, usage, images, skills
 /// (`--skill`). It has no permission system (its tools run without asking),
@@ -473,6 +480,17 @@ pub const AGENTS: &[AgentDef] = &[
         // Over ACP: MCP servers of both kinds in `session/new`; ACP has no skills.
         accepts: Accepts { mcp_stdio: true, mcp_http: true, skills: false },
         driver: Driver::Acp(&acp::CLAUDE),
+    },
+    AgentDef {
+        id: "qwen",
+        name: "Qwen Code",
+        command: "qwen",
+        capabilities: qwen_caps,
+        pinned: pinned("@qwen-code/qwen-code", "0.24.4"),
+        install_hint: None,
+        // Over ACP: MCP servers of both kinds in `session/new`; ACP has no skills.
+        accepts: Accepts { mcp_stdio: true, mcp_http: true, skills: false },
+        driver: Driver::Acp(&acp::QWEN),
     },
     AgentDef {
         id: "amp",

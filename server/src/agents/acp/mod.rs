@@ -27,6 +27,10 @@
 //! updates without a `status`, a model error as text and then a JSON-RPC
 //! error with `data.errorKind`, and a subagent's calls on the session marked
 //! `_meta.claudeCode.parentToolUseId`; it writes files itself.
+//! Qwen Code's own default mode (`auto`) has a model classifier judge each
+//! call: tether's default permission mode asks it for `default`. It names
+//! MCP tools `mcp__<server>__<tool>`, defers them behind its `tool_call`
+//! tool, and connects the servers in the background after `session/new`.
 
 pub mod convert;
 pub mod launch;
@@ -50,6 +54,17 @@ pub const GEMINI: AcpAgent = AcpAgent {
     id: "gemini",
     args: &["--acp"],
     env: &[("GEMINI_CLI_NO_RELAUNCH", "true")],
+    model_flag: Some("--model"),
+    session_env: None,
+};
+
+/// Qwen Code (`qwen --acp`). `QWEN_CODE_NO_RELAUNCH` keeps it one process
+/// (its `.bin/qwen` wrapper otherwise spawns the real CLI again, which a
+/// signal to the wrapper leaves running).
+pub const QWEN: AcpAgent = AcpAgent {
+    id: "qwen",
+    args: &["--acp"],
+    env: &[("QWEN_CODE_NO_RELAUNCH", "true")],
     model_flag: Some("--model"),
     session_env: None,
 };

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use tether_protocol::{Decision, ItemKind, ItemStatus, Part, PermissionMode, StopReason, ToolKind};
 
-use crate::agents::acp::{AcpAdapter, CLAUDE, GEMINI, OPENCODE};
+use crate::agents::acp::{AcpAdapter, CLAUDE, GEMINI, OPENCODE, QWEN};
 use crate::agents::{snapshots, Adapter, Draft, LaunchContext};
 
 fn context<'a>(
@@ -56,6 +56,7 @@ fn replay(case: &str) -> Vec<Draft> {
     let declared = match agent {
         "opencode" => &OPENCODE,
         "claude" => &CLAUDE,
+        "qwen" => &QWEN,
         _ => &GEMINI,
     };
     if agent == "opencode" || agent == "claude" {
