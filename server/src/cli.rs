@@ -476,11 +476,13 @@ fn agents_command(command: AgentsCommand) -> ExitCode {
                     return fail(e);
                 }
                 let mut out = std::io::stdout();
+                // One column per field, as wide as the longest id (`opencode-acp`, a declared agent's).
+                let width = crate::agents::all().map(|d| d.id.len()).max().unwrap_or(0);
                 for def in crate::agents::all() {
                     let a = crate::agents::describe(def, &data_dir).await;
                     let _ = writeln!(
                         out,
-                        "{:<9} {:<13} {:<10} {}",
+                        "{:<width$} {:<13} {:<10} {}",
                         a.id,
                         if a.installed { "installed" } else { "not installed" },
                         a.version.as_deref().unwrap_or("-"),

@@ -210,6 +210,11 @@ async fn the_readme_server_lists_what_tether_agents_install_put_in_the_one_defau
     let text = String::from_utf8_lossy(&out.stdout);
     let claude = text.lines().find(|l| l.starts_with("claude")).unwrap_or_default();
     assert!(claude.contains(" installed") && claude.contains("9.8.7"), "tether agents list: {text}");
+    // A table: every line's state starts in the same column, however long the id (`opencode-acp`).
+    let starts: std::collections::BTreeSet<Option<usize>> =
+        text.lines().map(|l| l.find("not installed").or_else(|| l.find("installed"))).collect();
+    assert_eq!(starts.len(), 1, "tether agents list: {text}");
+    assert!(text.lines().count() >= 9 && !starts.contains(&None), "tether agents list: {text}");
 
     // The README's command, from a second terminal's cwd.
     let elsewhere = tempfile::tempdir().unwrap();
