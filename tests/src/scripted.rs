@@ -659,6 +659,22 @@ impl Recording {
     }
 }
 
+/// The `data:` objects of an SSE body, without a closing `[DONE]`.
+#[cfg(test)]
+pub(crate) fn sse_data(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+/// A Chat Completions stream's deltas of `field` (`content`, `reasoning_content`), joined.
+#[cfg(test)]
+pub(crate) fn chat_deltas(chunks: &[Value], field: &str) -> String {
+    chunks.iter().filter_map(|c| c["choices"][0]["delta"][field].as_str()).collect()
+}
+
 /// `lines`, each ended by a newline (a JSONL file).
 #[cfg(test)]
 pub(crate) fn jsonl(lines: &[String]) -> String {

@@ -79,7 +79,7 @@ table! {
     mcp_remote_bypass: claude, opencode, gemini, opencode_acp, claude_acp, qwen;
     mcp_global: claude, opencode, gemini, opencode_acp, claude_acp, qwen;
     skill: claude, opencode, pi;
-    subagent: claude_acp;
+    subagent: claude, claude_acp;
 }
 
 /// An agent's id as the table names it (a Rust identifier: `opencode_acp` is `opencode-acp`).
@@ -267,31 +267,20 @@ fn spec(agent: &str) -> Spec {
             error: "401",
             answered: "Answer seen:",
         },
+        // The same CLI and scripted model as `opencode`; it asks to write a new
+        // file (the request's diff is from /dev/null) and answers no questions.
         "opencode-acp" => Spec {
-            version: Some(OPENCODE_VERSION),
-            reply: scripted_reply,
-            shell: ("bash", PermissionMode::Bypass, "scripted-bash-output"),
-            // A new file: the request's diff is from /dev/null.
             write: (
                 "write",
                 tether_e2e::opencode::WRITTEN_FILE,
                 tether_e2e::opencode::WRITTEN_CONTENT,
                 PermissionAction::FileWrite,
             ),
-            shell_ask: ("bash", "echo scripted-bash-output", None),
-            error: "401",
             answered: "",
+            ..spec("opencode")
         },
-        // The adapter's own version; it asks before a write (a new file: the diff is from /dev/null).
-        "claude-acp" => Spec {
-            version: Some(CLAUDE_ACP_VERSION),
-            reply: scripted_reply,
-            shell: ("bash", PermissionMode::Default, "scripted-bash-output"),
-            write: ("write", "claude-written.txt", "written by claude\n", PermissionAction::FileWrite),
-            shell_ask: ("touch", "touch claude-touched.txt", Some(tether_e2e::anthropic::TOUCHED_FILE)),
-            error: "500",
-            answered: "",
-        },
+        // The same CLI (behind the adapter) and scripted model as `claude`; its error row is a 500.
+        "claude-acp" => Spec { version: Some(CLAUDE_ACP_VERSION), error: "500", answered: "", ..spec("claude") },
         "mock" => Spec {
             version: None,
             reply: |turn, echo| format!("Mock reply to turn {turn}: {echo}"),
@@ -975,9 +964,9 @@ async fn an_agent_that_takes_no_mcp_runs_beside_global_servers_and_refuses_its_o
 /// general-purpose subagent whose prompt is `[claude:bash]`): the
 /// subagent's Bash call is an item whose `parent_item_id` is the Agent
 /// call's item from its first event; the Agent call and the main agent's
-/// answer have none. (The Claude adapter sends the subagent's calls on the
-/// session, marked with the Agent call's id; native Claude Code's
-/// counterpart is in `claude.rs`.)
+/// answer have none. (Claude Code marks every line of its subagent with the
+/// Agent call's id, `parent_tool_use_id`; the Claude adapter sends the
+/// subagent's calls on the session, marked `parentToolUseId`.)
 async fn subagent<M: ScriptedModel>(rig: Rig<M>) {
     claims(&rig, "tool calls", |c| c.tool_calls).await;
     let s = rig.session(PermissionMode::Default).await;
@@ -985,9 +974,12 @@ async fn subagent<M: ScriptedModel>(rig: Rig<M>) {
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn, "{}", describe(&events));
     let tools = tool_items(&events);
     let named = |name: &str| tools.iter().find(|i| i.tool.as_ref().is_some_and(|t| t.name == name)).copied();
-    let agent = named("Agent").unwrap_or_else(|| panic!("no Agent item:\n{}", describe(&events)));
+    let agent = tools
+        .iter()
+        .find(|i| i.tool.as_ref().is_some_and(|t| t.kind == ToolKind::Task))
+        .unwrap_or_else(|| panic!("no task item:\n{}", describe(&events)));
     assert_eq!((agent.parent_item_id.as_deref(), agent.status), (None, ItemStatus::Completed), "{agent:?}");
-    assert_eq!(agent.tool.as_ref().unwrap().kind, ToolKind::Task, "{agent:?}");
+    assert!(["Agent", "Task"].contains(&agent.tool.as_ref().unwrap().name.as_str()), "{agent:?}");
     let bash =
         named("Bash").unwrap_or_else(|| panic!("the subagent's Bash call is not an item:\n{}", describe(&events)));
     assert_eq!(bash.parent_item_id.as_deref(), Some(agent.item_id.as_str()), "{}", describe(&events));
@@ -1006,6 +998,13 @@ async fn subagent<M: ScriptedModel>(rig: Rig<M>) {
     let last = messages.last().unwrap();
     assert_eq!(last.parent_item_id, None);
     assert!(item_text(last).starts_with("Subagent said:"), "{}", describe(&events));
+    if rig.agent == "claude" {
+        // Claude Code 2.1.330 streams a subagent's tool calls, not its final
+        // text: the subagent hands back through the Task call's output.
+        let handed_back = agent.tool.as_ref().unwrap().output.clone().unwrap_or_default();
+        assert!(handed_back.contains("Subagent hand"), "{agent:?}");
+        assert_eq!(bash.tool.as_ref().unwrap().output.as_deref().map(str::trim), Some("scripted-bash-output"));
+    }
 }
 
 /// A skill given to the session is listed to the model, and the agent's

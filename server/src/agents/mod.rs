@@ -89,7 +89,31 @@ pub struct LaunchContext<'a> {
     pub skills_dir: Option<&'a Path>,
 }
 
-impl LaunchContext<'_> {
+impl<'a> LaunchContext<'a> {
+    /// A session in `dir` (its cwd, workspace, data and session folders) in
+    /// the default mode, with `env` and `mcp_servers`: what adapter tests
+    /// start from, changing the fields they exercise.
+    #[cfg(test)]
+    pub fn for_test(
+        dir: &'a Path,
+        env: &'a BTreeMap<String, String>,
+        mcp_servers: &'a BTreeMap<String, McpServer>,
+    ) -> Self {
+        LaunchContext {
+            session_id: "ses_test",
+            cwd: dir,
+            workspace: dir,
+            model: None,
+            permission_mode: PermissionMode::Default,
+            resume: None,
+            env,
+            data_dir: dir,
+            session_dir: dir,
+            mcp_servers,
+            skills_dir: None,
+        }
+    }
+
     /// The working directory of a stdio MCP server: its `cwd` resolved against
     /// the session's cwd, or the session's cwd.
     pub fn mcp_cwd(&self, cwd: Option<&str>) -> PathBuf {

@@ -2,6 +2,7 @@
 //! schemas, served scripts).
 
 use super::*;
+use crate::scripted::sse_data as chunks;
 
 /// The `<session_context>` block Gemini CLI 0.61.0 puts first in the first user content.
 const CONTEXT: &str = "<session_context>\nThis is the Gemini CLI. We are setting up the context for our chat.\n\
@@ -141,11 +142,6 @@ fn paths_name_the_model_and_the_method() {
     assert_eq!(model_method("/v1/models/m:countTokens"), Some(("m", "countTokens")));
     assert_eq!(model_method("/v1beta/models"), None);
     assert_eq!(model_method("/v1beta/models/a/b:generateContent"), None);
-}
-
-/// The `data:` objects of an SSE body.
-fn chunks(text: &str) -> Vec<Value> {
-    text.lines().filter_map(|l| l.strip_prefix("data: ")).map(|d| serde_json::from_str(d).unwrap()).collect()
 }
 
 /// The parts of every chunk, in order.

@@ -3,6 +3,7 @@
 //! transcripts (ignored: run by hand after a version bump).
 
 use super::*;
+use crate::scripted::{chat_deltas as joined, sse_data as chunks};
 
 fn user(text: &str) -> Value {
     json!({"role": "user", "content": [{"type": "text", "text": text}]})
@@ -31,19 +32,6 @@ fn tags_steps_and_cwd() {
     assert_eq!((p.tag.as_str(), p.echo().as_str()), ("bash", "go  now [opencode:write]"));
     let p = latest_prompt(&json!({"messages": [user("[opencode-acp:write-to] /tmp/x/Some File.txt ")]}));
     assert_eq!((p.tag.as_str(), p.rest().as_str()), ("write-to", "/tmp/x/Some File.txt"));
-}
-
-/// The `data:` objects of an SSE body (without `[DONE]`).
-fn chunks(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect()
-}
-
-fn joined(chunks: &[Value], field: &str) -> String {
-    chunks.iter().filter_map(|c| c["choices"][0]["delta"][field].as_str()).collect()
 }
 
 /// The arguments of the tool call of `chunks`, parsed.

@@ -7,22 +7,10 @@ use std::time::Instant;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::*;
+use crate::scripted::{chat_deltas as joined, sse_data as chunks};
 
 fn user(text: &str) -> Value {
     json!({"role": "user", "content": [{"type": "text", "text": text}]})
-}
-
-/// The `data:` objects of an SSE body (without `[DONE]`).
-fn chunks(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect()
-}
-
-fn joined(chunks: &[Value], field: &str) -> String {
-    chunks.iter().filter_map(|c| c["choices"][0]["delta"][field].as_str()).collect()
 }
 
 fn arguments(chunks: &[Value]) -> (String, Value) {

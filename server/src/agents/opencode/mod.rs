@@ -421,19 +421,7 @@ mod tests {
             McpServer::Stdio { command: "srv".into(), args: vec![], env: BTreeMap::new(), cwd: None },
         )]);
         let env = BTreeMap::from([("OPENCODE_CONFIG_CONTENT".to_string(), r#"{"x":1,"model":"old/one"}"#.to_string())]);
-        let mut ctx = LaunchContext {
-            session_id: "ses_test",
-            cwd: Path::new("/tmp"),
-            workspace: Path::new("/tmp"),
-            model: None,
-            permission_mode: PermissionMode::Default,
-            resume: None,
-            env: &env,
-            data_dir: Path::new("/tmp"),
-            session_dir: Path::new("/tmp"),
-            mcp_servers: &servers,
-            skills_dir: None,
-        };
+        let mut ctx = LaunchContext::for_test(Path::new("/tmp"), &env, &servers);
         let launched = |ctx: &LaunchContext<'_>| {
             let spec =
                 crate::agents::acp::launch::launch(Path::new("/bin/opencode"), &crate::agents::acp::OPENCODE, ctx);
@@ -469,19 +457,7 @@ mod tests {
             "tt".to_string(),
             McpServer::Stdio { command: "srv".into(), args: vec![], env: BTreeMap::new(), cwd: None },
         )]);
-        let ctx = LaunchContext {
-            session_id: "ses_test",
-            cwd: Path::new("/tmp"),
-            workspace: Path::new("/tmp"),
-            model: None,
-            permission_mode: PermissionMode::Default,
-            resume: None,
-            env: &env,
-            data_dir: Path::new("/tmp"),
-            session_dir: Path::new("/tmp"),
-            mcp_servers: &servers,
-            skills_dir: None,
-        };
+        let ctx = LaunchContext::for_test(Path::new("/tmp"), &env, &servers);
         let spec = adapter.launch(&ctx);
         let content = spec.env.iter().find(|(k, _)| k == "OPENCODE_CONFIG_CONTENT").unwrap();
         let content: Value = serde_json::from_str(&content.1).unwrap();

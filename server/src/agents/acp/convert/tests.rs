@@ -21,19 +21,7 @@ fn context<'a>(
     mcp: &'a BTreeMap<String, tether_protocol::McpServer>,
     env: &'a BTreeMap<String, String>,
 ) -> LaunchContext<'a> {
-    LaunchContext {
-        session_id: "ses_test",
-        cwd,
-        workspace: cwd,
-        model: None,
-        permission_mode: PermissionMode::Default,
-        resume,
-        env,
-        data_dir: cwd,
-        session_dir: cwd,
-        mcp_servers: mcp,
-        skills_dir: None,
-    }
+    LaunchContext { resume, ..LaunchContext::for_test(cwd, env, mcp) }
 }
 
 /// What the adapter sent, one JSON value per line.

@@ -91,18 +91,11 @@ fn replay(case: &str) -> Vec<Draft> {
     let mut adapter = CodexAdapter::new("codex".into());
     let env = BTreeMap::new();
     let cwd = start["params"]["cwd"].as_str().unwrap().to_string();
+    let mcp = BTreeMap::new();
     let ctx = LaunchContext {
-        session_id: "ses_test",
-        cwd: Path::new(&cwd),
-        workspace: Path::new(&cwd),
-        model: None,
         permission_mode: mode,
         resume: resume.as_deref(),
-        env: &env,
-        data_dir: Path::new("/tmp"),
-        session_dir: Path::new("/tmp"),
-        mcp_servers: &BTreeMap::new(),
-        skills_dir: None,
+        ..LaunchContext::for_test(Path::new(&cwd), &env, &mcp)
     };
     let spec = adapter.launch(&ctx);
     assert_eq!(spec.args, vec!["app-server".to_string()]);
