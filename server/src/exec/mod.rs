@@ -368,7 +368,7 @@ impl Entry {
     }
 }
 
-/// Carries the host's output into the log and the screen, then records the exit.
+/// Carries the host's output into the log and the screen, then records the exit and ends the log.
 async fn pump(entry: Arc<Entry>, mut events: mpsc::Receiver<RawEvent>) {
     let mut exit = ExitInfo { code: None, signal: None };
     while let Some(ev) = events.recv().await {
@@ -387,9 +387,13 @@ async fn pump(entry: Arc<Entry>, mut events: mpsc::Receiver<RawEvent>) {
             }
         }
     }
-    entry.output.finish();
+    // The exit is recorded before the log ends: a terminal client that sees
+    // the end reads the exit code and signal from the record.
     let record = {
-        let Ok(mut r) = entry.record.lock() else { return };
+        let Ok(mut r) = entry.record.lock() else {
+            entry.output.finish();
+            return;
+        };
         r.status = ProcessStatus::Exited;
         if !entry.stopping.load(std::sync::atomic::Ordering::SeqCst) {
             r.ended = Some(ProcessEnd::Exited);
@@ -401,6 +405,7 @@ async fn pump(entry: Arc<Entry>, mut events: mpsc::Receiver<RawEvent>) {
         r.output = OutputRange { start: st.start, end: st.end };
         r.clone()
     };
+    entry.output.finish();
     entry.save(&record);
     if let Ok(mut t) = entry.running.lock() {
         *t = None;
