@@ -145,12 +145,15 @@ impl Actor {
                     // A session whose agent cannot start at all is over, not left dangling.
                     self.norm.end(EndReason::Failed, Some(e.detail()));
                 }
-                let _ = reply.send(r);
                 if failed {
+                    // The failure is committed before the caller is answered:
+                    // a client that lists sessions on the error sees `failed`.
                     self.flush().await;
                     let _ = self.shared.store.flush().await;
+                    let _ = reply.send(r);
                     return Flow::Stop;
                 }
+                let _ = reply.send(r);
             }
             Command::Send { parts, reply } => {
                 let turn_id = crate::ids::new_id("trn");
