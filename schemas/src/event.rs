@@ -259,8 +259,30 @@ pub struct AgentExited {
     pub signal: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr_tail: Option<String>,
-    /// True when the server asked the agent to stop (DELETE, shutdown).
+    /// True when the server asked the agent to stop (DELETE, shutdown, idle).
     pub expected: bool,
+    /// Why the server stopped the agent; absent when the agent exited by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<AgentStopReason>,
+    /// With `reason: idle`: how long the session had been idle, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_ms: Option<u64>,
+}
+
+/// Why the server stopped a session's agent process (`agent.exited.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStopReason {
+    /// The session was idle for `--agent-idle-secs`: the session stays
+    /// `idle`, and its next message starts the agent again, resuming the
+    /// conversation as after a restart.
+    Idle,
+    /// The session was deleted.
+    Deleted,
+    /// The server shut down.
+    Shutdown,
+    /// The agent did not end its turn within 5 s of an interrupt.
+    InterruptTimeout,
 }
 
 /// The server restarted while the session had a live agent.

@@ -271,6 +271,10 @@ struct ServeArgs {
     /// Sprite awake, in seconds; after that it may pause until a turn runs again.
     #[arg(long, env = "TETHER_KEEP_AWAKE_WAIT_SECS", default_value_t = 900)]
     keep_awake_wait_secs: u64,
+    /// Inside a Sprite, how long events not yet delivered to a webhook keep the Sprite awake once no session is
+    /// busy (its receiver slow or failing), in seconds; then it may pause, and the webhook is marked failing.
+    #[arg(long, env = "TETHER_KEEP_AWAKE_WEBHOOK_SECS", default_value_t = crate::sprite::keepawake::DEFAULT_WEBHOOK_LIMIT.as_secs())]
+    keep_awake_webhook_secs: u64,
     /// Keep-awake task expiry, in seconds.
     #[arg(long, default_value_t = 300, hide = true)]
     keep_awake_expire_secs: u64,
@@ -324,6 +328,11 @@ struct ServeArgs {
     /// lists what listens. 0: no detection (ports are still previewed through `/v1/ports/{port}/proxy/`).
     #[arg(long, env = "TETHER_PORTS_POLL_MS", default_value_t = crate::ports::DEFAULT_POLL.as_millis() as u64)]
     ports_poll_ms: u64,
+    /// Seconds a session may be idle (no turn running, nothing asked) before its agent process is stopped to free
+    /// its memory; the session stays idle, and its next message starts the agent again, resuming the
+    /// conversation. 0: never.
+    #[arg(long, env = "TETHER_AGENT_IDLE_SECS", default_value_t = crate::session::DEFAULT_AGENT_IDLE.as_secs())]
+    agent_idle_secs: u64,
     /// A JSON file declaring agents that speak ACP over stdio (`{"agents": [{"id", "command", "args", "env",
     /// "model_flag", "install"}]}`); by default `<data dir>/agents.json` when it exists.
     #[arg(long, env = "TETHER_AGENTS_FILE")]
@@ -633,6 +642,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         keep_awake_expire: Duration::from_secs(args.keep_awake_expire_secs.max(1)),
         keep_awake_refresh: Duration::from_millis(args.keep_awake_refresh_ms.max(10)),
         keep_awake_wait: Duration::from_secs(args.keep_awake_wait_secs),
+        keep_awake_webhooks: Duration::from_secs(args.keep_awake_webhook_secs),
         pause_threshold: Duration::from_millis(args.pause_threshold_ms.max(100)),
         stream_idle: (args.stream_idle_secs > 0).then(|| Duration::from_secs(args.stream_idle_secs)),
         store_stall_limit: Duration::from_millis(args.store_stall_limit_ms),
@@ -652,6 +662,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         },
         max_streams_per_client: usize::try_from(args.max_streams_per_client).unwrap_or(usize::MAX),
         ports_poll: (args.ports_poll_ms > 0).then(|| Duration::from_millis(args.ports_poll_ms)),
+        agent_idle: (args.agent_idle_secs > 0).then(|| Duration::from_secs(args.agent_idle_secs)),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

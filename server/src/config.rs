@@ -29,6 +29,8 @@ pub struct Config {
     pub keep_awake_refresh: Duration,
     /// How long sessions that only wait for a person keep the Sprite awake.
     pub keep_awake_wait: Duration,
+    /// How long undelivered webhook events keep the Sprite awake once no session is busy.
+    pub keep_awake_webhooks: Duration,
     /// How late a tick must be to count as a pause of the machine.
     pub pause_threshold: Duration,
     /// An event stream with no event to send for this long ends (`--stream-idle-secs`; None: never).
@@ -45,6 +47,8 @@ pub struct Config {
     pub max_streams_per_client: usize,
     /// How often to look for listening ports (`--ports-poll-ms`; None: no detection).
     pub ports_poll: Option<Duration>,
+    /// How long a session may be idle before its agent process is stopped (`--agent-idle-secs`; None: never).
+    pub agent_idle: Option<Duration>,
 }
 
 /// Default of [`Config::max_streams_per_client`].

@@ -42,6 +42,7 @@ struct Platform {
     keep_awake_expire: Duration,
     keep_awake_refresh: Duration,
     keep_awake_wait: Duration,
+    keep_awake_webhooks: Duration,
     pause_threshold: Duration,
 }
 
@@ -80,6 +81,7 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
     let data_dir = std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
     let data_dir_abs = data_dir.clone();
     let shared = Sessions::new(store, data_dir, config.workspace.clone());
+    shared.set_agent_idle(config.agent_idle);
     shared.close_turns_after_stalls(config.store_stall_limit);
     let recovered =
         shared.recover().await.map_err(|e| StartError(format!("recovery failed: {}: {}", e.code(), e.detail())))?;
@@ -125,6 +127,7 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         keep_awake_expire: config.keep_awake_expire,
         keep_awake_refresh: config.keep_awake_refresh,
         keep_awake_wait: config.keep_awake_wait,
+        keep_awake_webhooks: config.keep_awake_webhooks,
         pause_threshold: config.pause_threshold,
     };
     Ok(Prepared { app, shutdown_tx, platform })
@@ -292,9 +295,10 @@ pub async fn run(
             expire: platform.keep_awake_expire,
             refresh: platform.keep_awake_refresh,
             wait_limit: platform.keep_awake_wait,
+            webhook_limit: platform.keep_awake_webhooks,
             ..KeepAwakeConfig::for_port(port)
         };
-        Keeper::start(api, config, shared.clone())
+        Keeper::start(api, config, shared.clone(), webhooks.clone())
     });
     if app.sprite.is_some() {
         // Read the Sprite's identity now: the edge allows its URL's host.

@@ -450,6 +450,13 @@ impl TestServer {
         self.spawn(0).await.expect("port 0 is never taken");
     }
 
+    /// As [`restart`](Self::restart), with `args` on the server's command
+    /// line from now on (before any session, a quick way to change a setting).
+    pub async fn restart_with_args(&mut self, args: &[&str]) {
+        self.options.extra_args.extend(args.iter().map(|a| a.to_string()));
+        self.restart().await;
+    }
+
     /// SIGKILL (a crash), then starts the server again on the same data dir,
     /// workspace **and port**: [`url`](Self::url) stays the same, so a
     /// browser page keeps its origin. The pid changes.

@@ -80,6 +80,7 @@ table! {
     mcp_global: claude, opencode, gemini, opencode_acp, claude_acp, qwen;
     skill: claude, opencode, pi;
     subagent: claude, claude_acp;
+    idle_agent_stop: claude, mock;
 }
 
 /// An agent's id as the table names it (a Rust identifier: `opencode_acp` is `opencode-acp`).
@@ -668,6 +669,44 @@ async fn resume<M: ScriptedModel>(mut rig: Rig<M>) {
     let all = read_all(&rig.server.client(), &s.id).await;
     assert_well_formed(&all);
     assert_eq!(of_type(&all, "server.restarted").len(), 1);
+}
+
+/// An idle session's agent is stopped after `--agent-idle-secs` (shortened
+/// here): `agent.exited` says why, no process of the session is left, the
+/// session stays idle, and the next message starts the agent again with the
+/// conversation resumed.
+async fn idle_agent_stop<M: ScriptedModel>(mut rig: Rig<M>) {
+    let spec = claims(&rig, "resume", |c| c.resume).await;
+    rig.server.restart_with_args(&["--agent-idle-secs", "2"]).await;
+    let client = rig.server.client();
+    let s = rig.session(PermissionMode::Default).await;
+    let first = rig.turn(&s.id, &tagged(&rig, "text", "first turn")).await;
+    assert_eq!(final_text(&first), (spec.reply)(1, "first turn"));
+    let after = first.last().unwrap().seq;
+    let native = client.get_session(&s.id).await.unwrap().native_session_id;
+
+    let mut stream = client.session_events(&s.id, Some(after));
+    let got = wait_for(&mut stream, Duration::from_secs(30), |e| e.event_type() == "agent.exited").await;
+    let EventBody::AgentExited(exited) = &got.last().unwrap().body else { unreachable!() };
+    assert!(exited.expected, "{exited:?}");
+    assert_eq!(exited.reason, Some(tether_sdk::AgentStopReason::Idle), "{exited:?}");
+    assert_eq!(exited.idle_ms, Some(2000));
+    assert!(of_type(&got, "turn.started").is_empty(), "nothing ran meanwhile: {}", describe(&got));
+    wait_no_processes(&s.id, Duration::from_secs(5)).await;
+    assert_eq!(client.get_session(&s.id).await.unwrap().status, SessionStatus::Idle);
+
+    let second = rig.turn(&s.id, &tagged(&rig, "text", "second turn")).await;
+    assert_eq!(final_text(&second), (spec.reply)(2, "second turn"));
+    assert_eq!(client.get_session(&s.id).await.unwrap().native_session_id, native);
+    if rig.agent != "mock" {
+        // The restarted CLI resumed the conversation: its request holds the first turn.
+        let last = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("second turn"));
+        let body = last.expect("no request for the second turn").to_string();
+        assert!(body.contains("first turn"), "the resumed request lacks the first turn");
+    }
+    let all = read_all(&client, &s.id).await;
+    assert_well_formed(&all);
+    assert!(of_type(&all, "server.restarted").is_empty(), "an idle stop is not a restart");
 }
 
 /// A reply that thinks first, in a session given the model `provider/model`:

@@ -8,6 +8,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use tether_e2e::events::*;
+use tether_e2e::http::send;
 use tether_e2e::sprite::{Call, FakeSprite, FAKE_SPRITE_URL};
 use tether_e2e::*;
 use tether_sdk::{EventBody, StopReason};
@@ -466,4 +467,98 @@ async fn info_and_the_server_view_show_the_sprite_and_its_network_policy() {
     assert!(sprite.network_policy.is_none());
     assert!(sprite.network_policy_error.is_some_and(|e| e.contains("network.json")));
     b.close().await;
+}
+
+/// How long any wait of the webhook tests may take.
+const WAIT: Duration = Duration::from_secs(60);
+
+const HOOK_SECRET: &str = "whsec-sprite-4e1b7a90c2d3f568";
+
+/// A keep-awake server whose webhook retries are fast (50 ms doubling up to
+/// 200 ms), undelivered events holding the Sprite for `webhook_secs`.
+fn keep_awake_webhook_server(fake: &FakeSprite, webhook_secs: u64) -> ServerOptions {
+    let mut options = keep_awake_server(fake, 200);
+    options.extra_args.extend(
+        ["--webhook-retry-min-ms", "50", "--webhook-retry-max-ms", "200", "--keep-awake-webhook-secs"]
+            .map(String::from)
+            .into_iter()
+            .chain([webhook_secs.to_string()]),
+    );
+    options
+}
+
+async fn create_hook(client: &tether_sdk::Client, url: &str) -> serde_json::Value {
+    let body = serde_json::json!({"url": url, "secret": HOOK_SECRET, "events": ["turn.completed"]});
+    let resp = send(client.request(reqwest::Method::POST, "/v1/webhooks").json(&body)).await;
+    assert_eq!(resp.status().as_u16(), 201);
+    resp.json().await.unwrap()
+}
+
+/// Whether a delivery carried a `turn.completed`, and what was answered.
+fn completed_deliveries(deliveries: &[tether_e2e::webhook_receiver::Delivery]) -> (usize, usize) {
+    let with = deliveries.iter().filter(|d| d.events.iter().any(|e| e.event_type == "turn.completed"));
+    with.fold((0, 0), |(failed, acked), d| if d.acknowledged() { (failed, acked + 1) } else { (failed + 1, acked) })
+}
+
+#[tokio::test]
+async fn undelivered_webhook_events_hold_the_task_after_the_last_turn_until_delivered() {
+    let fake = FakeSprite::start().await;
+    let server = TestServer::start_with(keep_awake_webhook_server(&fake, 600)).await;
+    let task = format!("/v1/tasks/tether-{}", server.port());
+    let delete = format!("DELETE {task}");
+    let client = server.client();
+    let receiver = tether_e2e::webhook_receiver::Receiver::start(HOOK_SECRET).await;
+    receiver.fail_next(u32::MAX);
+    create_hook(&client, &receiver.url()).await;
+
+    let session = mock_session(&client).await;
+    let mut stream = client.session_events(&session.id, Some(0));
+    client.send_text(&session.id, "[mock:text] hello").await.unwrap();
+    wait_for_type(&mut stream, TURN_TIMEOUT, "turn.completed").await;
+    // The turn is over, but its end is not delivered: the receiver fails it again and again.
+    receiver.wait_until(WAIT, "three failed deliveries of the turn's end", |d| completed_deliveries(d).0 >= 3).await;
+    // (A start deletes a task a killed run may have left: only what follows the first PUT counts.)
+    let calls = fake.call_lines();
+    let first_put = calls.iter().position(|c| c.starts_with("PUT ")).unwrap_or_else(|| panic!("no task: {calls:?}"));
+    assert!(!calls[first_put..].contains(&delete), "the task was released before the events were delivered: {calls:?}");
+    assert_eq!(fake.live_tasks(), vec![format!("tether-{}", server.port())]);
+
+    // The receiver comes back: the end is delivered, then the task is released.
+    receiver.fail_next(0);
+    receiver.wait_until(WAIT, "the turn's end acknowledged", |d| completed_deliveries(d).1 >= 1).await;
+    fake.wait_for_calls("the task deleted once delivered", WAIT, |c| c.last().is_some_and(|l| l.line() == delete))
+        .await;
+    assert!(fake.live_tasks().is_empty());
+}
+
+#[tokio::test]
+async fn a_receiver_that_stays_down_holds_the_task_only_for_the_limit_and_its_webhook_is_failing() {
+    let fake = FakeSprite::start().await;
+    let server = TestServer::start_with(keep_awake_webhook_server(&fake, 2)).await;
+    let delete = format!("DELETE /v1/tasks/tether-{}", server.port());
+    let client = server.client();
+    let receiver = tether_e2e::webhook_receiver::Receiver::start(HOOK_SECRET).await;
+    receiver.fail_next(u32::MAX);
+    let hook = create_hook(&client, &receiver.url()).await;
+
+    let session = mock_session(&client).await;
+    let mut stream = client.session_events(&session.id, Some(0));
+    client.send_text(&session.id, "[mock:text] hello").await.unwrap();
+    wait_for_type(&mut stream, TURN_TIMEOUT, "turn.completed").await;
+    let ended = std::time::Instant::now();
+    fake.wait_for_calls("the task released after the limit", WAIT, |c| c.last().is_some_and(|l| l.line() == delete))
+        .await;
+    assert!(ended.elapsed() >= Duration::from_millis(1500), "released {:?} after the turn", ended.elapsed());
+    assert!(fake.live_tasks().is_empty());
+    assert_eq!(completed_deliveries(&receiver.deliveries()).1, 0, "nothing was delivered");
+    let view: serde_json::Value =
+        send(client.request(reqwest::Method::GET, &format!("/v1/webhooks/{}", hook["id"].as_str().unwrap())))
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(view["state"], "failing", "{view}");
+    // Delivery goes on while the server is up: the receiver gets the events when it answers again.
+    receiver.fail_next(0);
+    receiver.wait_until(WAIT, "the turn's end acknowledged later", |d| completed_deliveries(d).1 >= 1).await;
 }

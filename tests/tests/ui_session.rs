@@ -243,6 +243,33 @@ async fn a_crash_is_told_once() {
 }
 
 #[tokio::test]
+async fn an_agent_stopped_for_idleness_is_a_sentence_and_the_next_message_runs() {
+    let options =
+        ServerOptions { extra_args: vec!["--agent-idle-secs".into(), "1".into()], ..ServerOptions::with_token(TOKEN) };
+    let server = TestServer::start_with(options).await;
+    let client = server.client();
+    let session = mock_with(&client, Some("[mock:text] first")).await;
+    let mut stream = client.session_events(&session.id, Some(0));
+    wait_for(&mut stream, TURN_TIMEOUT, |e| {
+        matches!(&e.body, tether_sdk::EventBody::AgentExited(x) if x.reason == Some(tether_sdk::AgentStopReason::Idle))
+    })
+    .await;
+    let b = signed_in(&server).await;
+    open_session(&b, &server, &session.id, true).await;
+    caught_up(&b, &client, &session.id).await;
+    let row =
+        b.wait_text(".row[data-type='agent.exited']", "The agent was stopped after 1 s idle, to free its memory").await;
+    assert!(row.contains("the next message starts it again"), "{row}");
+    assert_eq!(client.get_session(&session.id).await.unwrap().status, SessionStatus::Idle);
+    // The composer still works: the next message starts the agent and its turn runs.
+    b.fill("#message", "[mock:text] second").await;
+    b.click("#send").await;
+    let turn = wait_for_type(&mut stream, TURN_TIMEOUT, "turn.completed").await;
+    assert_eq!(the_turn_completed(&turn).stop_reason, tether_sdk::StopReason::EndTurn);
+    finish(&b, "ui_session_idle_stop").await;
+}
+
+#[tokio::test]
 async fn an_answered_permission_and_question_read_as_words_and_the_question_shows_no_raw_input() {
     let server = server().await;
     let client = server.client();

@@ -3,7 +3,7 @@
 // what happened ("You", "Assistant", "Tool", "Needs permission") and `text`
 // the gist of it on one line. Pure: no DOM, no network.
 
-import { statusWord, stopWord, endedWord, exitWord, decisionWord, answerWord, actionWord, itemStatusWord, plural } from "./words.js";
+import { statusWord, stopWord, endedWord, exitWord, durationWord, decisionWord, answerWord, actionWord, itemStatusWord, plural } from "./words.js";
 import { EventType } from "./event-types.js";
 
 /** The longest `text` returned. */
@@ -83,6 +83,7 @@ export function summarize(ev) {
     case EventType.SESSION_STATUS: return { label: "Status", text: statusWord(d.status) };
     case EventType.SESSION_ENDED: return { label: "Ended", text: oneLine([endedWord(d.reason), d.message].filter(Boolean).join(": ")) };
     case EventType.AGENT_EXITED:
+      if (d.reason === "idle") return { label: "Agent", text: `stopped after ${durationWord(d.idle_ms || 0)} idle` };
       return { label: "Agent", text: `${exitWord(d)}${d.expected ? "" : " unexpectedly"}${d.stderr_tail ? `: ${oneLine(d.stderr_tail, 100)}` : ""}` };
     case EventType.SERVER_RESTARTED: return { label: "Server", text: "restarted" };
     case EventType.SERVER_RESUMED: return { label: "Server", text: "woke from a pause" };

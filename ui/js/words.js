@@ -134,6 +134,28 @@ export function exitWord(d) {
   return "exited";
 }
 
+/** A duration in words: "45 s", "15 min", "2 h". */
+export function durationWord(ms) {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
+}
+
+/** Why the server stopped the agent (`agent.exited` with `expected`), as a sentence. */
+export function agentStoppedWord(d) {
+  switch (d?.reason) {
+    case "idle":
+      return `The agent was stopped after ${durationWord(d.idle_ms || 0)} idle, to free its memory; the next message starts it again and resumes the conversation`;
+    case "interrupt_timeout":
+      return "The agent did not stop its turn within 5 s of the interrupt, so it was stopped; the next message starts it again";
+    case "shutdown":
+      return "The agent process stopped with the server";
+    default:
+      return "The agent process stopped";
+  }
+}
+
 /** A process's state (`status`, `ended`, `exit_code`, `signal` of a
  *  process): "Running", "Exited with code 0", "Stopped", "Ended with the server". */
 export function processStateWord(p) {

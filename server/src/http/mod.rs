@@ -492,6 +492,7 @@ impl TestApp {
             keep_awake_expire: Duration::from_secs(300),
             keep_awake_refresh: Duration::from_secs(60),
             keep_awake_wait: crate::sprite::keepawake::DEFAULT_WAIT_LIMIT,
+            keep_awake_webhooks: crate::sprite::keepawake::DEFAULT_WEBHOOK_LIMIT,
             pause_threshold: crate::pause::DEFAULT_THRESHOLD,
             stream_idle: None,
             store_stall_limit: crate::config::DEFAULT_STORE_STALL_LIMIT,
@@ -505,6 +506,7 @@ impl TestApp {
             },
             max_streams_per_client: 8,
             ports_poll: None,
+            agent_idle: None,
         };
         let prepared = crate::serve::prepare(&config, Instant::now()).await.unwrap();
         TestApp {

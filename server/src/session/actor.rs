@@ -8,11 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tether_protocol::{Decision, EndReason, McpServer, Part, PermissionMode, QuestionReply};
+use tether_protocol::{
+    AgentStopReason, Decision, EndReason, McpServer, Part, PermissionMode, QuestionReply, SessionStatus,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::normalize::Normalizer;
+use super::normalize::{Normalizer, Stop};
 use super::SessionError;
 use super::Sessions;
 use crate::agents::{Adapter, LaunchContext};
@@ -95,6 +97,9 @@ pub struct Actor {
     pub proc: Option<Process>,
     pub queue: VecDeque<(String, Vec<Part>)>,
     pub interrupt_deadline: Option<Instant>,
+    /// When an idle agent is stopped (`--agent-idle-secs`): set while the
+    /// session is idle with a live agent, moved on by every command and line.
+    pub idle_deadline: Option<Instant>,
 }
 
 enum Flow {
@@ -106,6 +111,7 @@ impl Actor {
     pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         loop {
             let deadline = self.interrupt_deadline;
+            let idle_deadline = self.idle_deadline;
             let flow = tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => self.handle(cmd).await,
@@ -119,9 +125,14 @@ impl Actor {
                     self.interrupt_timed_out().await;
                     Flow::Continue
                 }
+                _ = sleep_until(idle_deadline) => {
+                    self.stop_idle_agent().await;
+                    Flow::Continue
+                }
             };
             self.write_adapter_output();
             self.flush().await;
+            self.idle_deadline = self.idle_since_now();
             if let Flow::Stop = flow {
                 break;
             }
@@ -180,7 +191,7 @@ impl Actor {
                 let _ = reply.send(r);
             }
             Command::Delete { reply } => {
-                self.stop_process(DELETE_GRACE, true).await;
+                self.stop_process(DELETE_GRACE, Stop::Because(AgentStopReason::Deleted)).await;
                 // The generated configs are not needed once the session is over.
                 let dir = super::session_dir(&self.shared.data_dir, &self.id);
                 if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
@@ -224,7 +235,7 @@ impl Actor {
             }
             Command::Shutdown { reply } => {
                 self.norm.server_stopping();
-                self.stop_process(SHUTDOWN_GRACE, true).await;
+                self.stop_process(SHUTDOWN_GRACE, Stop::Because(AgentStopReason::Shutdown)).await;
                 self.flush().await;
                 let _ = self.shared.store.flush().await;
                 let _ = reply.send(());
@@ -287,7 +298,7 @@ impl Actor {
         self.interrupt_deadline = None;
         if self.norm.turn_id().is_some() {
             tracing::warn!(session = %self.id, "agent did not stop the turn after an interrupt; killing it");
-            self.stop_process(Duration::from_millis(500), true).await;
+            self.stop_process(Duration::from_millis(500), Stop::Because(AgentStopReason::InterruptTimeout)).await;
             self.start_next_turn().await.ok();
         }
     }
@@ -304,7 +315,7 @@ impl Actor {
         let skills_dir = match prepared {
             Ok(dir) => dir,
             Err(e) => {
-                self.norm.agent_exited(ExitInfo { code: None, signal: None }, false);
+                self.norm.agent_exited(ExitInfo { code: None, signal: None }, None);
                 return Err(SessionError::Prepare { agent: self.launch.agent.clone(), reason: e.to_string() });
             }
         };
@@ -340,7 +351,7 @@ impl Actor {
                 Ok(())
             }
             Ok(Err(e)) => {
-                self.norm.agent_exited(ExitInfo { code: None, signal: None }, false);
+                self.norm.agent_exited(ExitInfo { code: None, signal: None }, None);
                 Err(SessionError::Spawn { agent: self.launch.agent.clone(), reason: e.to_string() })
             }
             Err(e) => Err(SessionError::Internal(e.to_string())),
@@ -374,8 +385,8 @@ impl Actor {
                     }
                 }
             }
-            Some(ProcEvent::Exited(info)) => self.on_exit(info, false).await,
-            None => self.on_exit(ExitInfo { code: None, signal: None }, false).await,
+            Some(ProcEvent::Exited(info)) => self.on_exit(info).await,
+            None => self.on_exit(ExitInfo { code: None, signal: None }).await,
         }
     }
 
@@ -388,13 +399,13 @@ impl Actor {
         }
     }
 
-    async fn on_exit(&mut self, info: ExitInfo, expected: bool) {
+    async fn on_exit(&mut self, info: ExitInfo) {
         if self.proc.take().is_some() {
             self.shared.metrics.agent_processes.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             self.shared.agent_pid(&self.id, None);
         }
         self.interrupt_deadline = None;
-        self.norm.agent_exited(info, expected);
+        self.norm.agent_exited(info, None);
         // A crashed agent leaves the session idle; anything queued respawns it.
         self.flush().await;
         if let Err(e) = self.start_next_turn().await {
@@ -403,7 +414,7 @@ impl Actor {
     }
 
     /// Ends the process group (SIGTERM, SIGKILL after `grace`), keeping every line it wrote.
-    async fn stop_process(&mut self, grace: Duration, expected: bool) {
+    async fn stop_process(&mut self, grace: Duration, stop: Stop) {
         let Some(mut p) = self.proc.take() else { return };
         let (lines, info) = p.terminate(grace).await;
         for line in lines {
@@ -412,7 +423,31 @@ impl Actor {
         self.shared.metrics.agent_processes.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.shared.agent_pid(&self.id, None);
         self.interrupt_deadline = None;
-        self.norm.agent_exited(info.unwrap_or(ExitInfo { code: None, signal: Some(libc::SIGKILL) }), expected);
+        self.norm.agent_exited(info.unwrap_or(ExitInfo { code: None, signal: Some(libc::SIGKILL) }), Some(stop));
+    }
+
+    /// When the agent should be stopped for idleness, counted from now: only
+    /// while it runs and the session is idle (no turn, nothing asked, nothing
+    /// queued); `None` otherwise or when agents are never stopped for it.
+    fn idle_since_now(&self) -> Option<Instant> {
+        let limit = self.shared.agent_idle()?;
+        let idle = self.proc.is_some()
+            && self.norm.turn_id().is_none()
+            && self.queue.is_empty()
+            && self.norm.status() == SessionStatus::Idle;
+        idle.then(|| Instant::now() + limit)
+    }
+
+    /// The session was idle for `--agent-idle-secs`: its agent is stopped (the
+    /// session stays idle; the next message starts it again and resumes).
+    async fn stop_idle_agent(&mut self) {
+        self.idle_deadline = None;
+        let Some(limit) = self.shared.agent_idle() else { return };
+        if self.idle_since_now().is_none() {
+            return;
+        }
+        tracing::info!(session = %self.id, idle_secs = limit.as_secs(), "stopping an idle agent");
+        self.stop_process(DELETE_GRACE, Stop::Idle(limit)).await;
     }
 }
 

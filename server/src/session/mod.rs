@@ -51,7 +51,12 @@ pub struct Sessions {
     /// The pid of each live agent process, and its session (`crate::ports`
     /// attributes a listening port to the session its pid leads).
     agent_pids: Mutex<HashMap<i32, Arc<str>>>,
+    /// `--agent-idle-secs` in milliseconds (0: idle agents are never stopped).
+    agent_idle_ms: std::sync::atomic::AtomicU64,
 }
+
+/// Default of `--agent-idle-secs`: an idle session's agent is stopped after 15 minutes.
+pub const DEFAULT_AGENT_IDLE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// How much of an agent's PTY output a session's terminal keeps.
 pub const TERMINAL_BYTES: usize = 256 * 1024;
@@ -96,7 +101,20 @@ impl Sessions {
             actors: Mutex::new(HashMap::new()),
             terminals: Mutex::new(HashMap::new()),
             agent_pids: Mutex::new(HashMap::new()),
+            agent_idle_ms: std::sync::atomic::AtomicU64::new(DEFAULT_AGENT_IDLE.as_millis() as u64),
         })
+    }
+
+    /// How long a session may be idle before its agent is stopped (`None`: never).
+    pub fn agent_idle(&self) -> Option<std::time::Duration> {
+        let ms = self.agent_idle_ms.load(std::sync::atomic::Ordering::Relaxed);
+        (ms > 0).then(|| std::time::Duration::from_millis(ms))
+    }
+
+    /// Sets [`Sessions::agent_idle`] (`None`: never stop an idle agent).
+    pub fn set_agent_idle(&self, idle: Option<std::time::Duration>) {
+        let ms = idle.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
+        self.agent_idle_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The PTY output of a session's agent, made when its first agent process starts.
@@ -395,6 +413,7 @@ impl Sessions {
             proc: None,
             queue: Default::default(),
             interrupt_deadline: None,
+            idle_deadline: None,
         };
         actors.insert(id, tx.clone());
         tokio::spawn(actor.run(rx));

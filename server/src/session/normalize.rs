@@ -15,6 +15,15 @@ use crate::ids::new_id;
 use crate::process::ExitInfo;
 use crate::store::{Effect, NewEvent};
 
+/// How the server stopped an agent process (`agent.exited` with `expected`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// For the reason it names.
+    Because(AgentStopReason),
+    /// The session had been idle this long.
+    Idle(std::time::Duration),
+}
+
 /// Lines of non-protocol output kept for `agent.exited.stderr_tail`.
 const LOG_TAIL_LINES: usize = 20;
 
@@ -654,7 +663,9 @@ impl Normalizer {
     }
 
     /// The agent process ended. `expected` when the server asked it to stop.
-    pub fn agent_exited(&mut self, info: ExitInfo, expected: bool) {
+    /// The agent process ended: by itself (`stop: None`) or stopped by the server.
+    pub fn agent_exited(&mut self, info: ExitInfo, stop: Option<Stop>) {
+        let expected = stop.is_some();
         if self.turn.is_some() || !self.items.is_empty() {
             let interrupted = expected || self.turn.as_ref().is_some_and(|t| t.interrupt_requested);
             if interrupted {
@@ -670,8 +681,21 @@ impl Normalizer {
         }
         let tail: Vec<String> = self.log_tail.drain(..).collect();
         let stderr_tail = (!tail.is_empty()).then(|| tail.join("\n"));
-        let body =
-            EventBody::AgentExited(AgentExited { exit_code: info.code, signal: info.signal, stderr_tail, expected });
+        let (reason, idle_ms) = match stop {
+            Some(Stop::Idle(idle)) => {
+                (Some(AgentStopReason::Idle), Some(u64::try_from(idle.as_millis()).unwrap_or(u64::MAX)))
+            }
+            Some(Stop::Because(reason)) => (Some(reason), None),
+            None => (None, None),
+        };
+        let body = EventBody::AgentExited(AgentExited {
+            exit_code: info.code,
+            signal: info.signal,
+            stderr_tail,
+            expected,
+            reason,
+            idle_ms,
+        });
         self.emit(Source::Server, body, vec![Effect::AgentLive(false)]);
         self.sync_status();
     }

@@ -11,6 +11,13 @@
 //! an agent blocked on its stdin. When a turn runs again the Task is taken
 //! again (`server.keep_awake {held: true}` to the sessions told before).
 //!
+//! Webhooks are work too: once no session is busy, events committed but not
+//! yet delivered to a subscription (its receiver slow or failing) keep the
+//! Task held, so a turn's last events reach the receiver before the Sprite
+//! sleeps — for at most `webhook_limit` of retries, after which the Task is
+//! released and the subscriptions still behind are marked failing (delivery
+//! goes on whenever the Sprite is awake).
+//!
 //! Busy-ness is read from the live log through the store's follower
 //! (`session.status` events, [`crate::store::follow`]), and from the store's
 //! sessions whenever the follower fell behind, so no status change is missed. The task
@@ -31,6 +38,7 @@ use super::api::SpriteApi;
 use crate::session::Sessions;
 use crate::store::follow::{Follower, Live, Scope};
 use crate::store::{reader, Committed};
+use crate::webhooks::Webhooks;
 
 /// How a keeper holds its task.
 #[derive(Debug, Clone)]
@@ -43,10 +51,15 @@ pub struct KeepAwakeConfig {
     pub refresh: Duration,
     /// How long sessions that only wait for a person keep the Sprite awake.
     pub wait_limit: Duration,
+    /// How long undelivered webhook events keep it awake once nothing else does.
+    pub webhook_limit: Duration,
 }
 
 /// Default of [`KeepAwakeConfig::wait_limit`].
 pub const DEFAULT_WAIT_LIMIT: Duration = Duration::from_secs(15 * 60);
+
+/// Default of [`KeepAwakeConfig::webhook_limit`].
+pub const DEFAULT_WEBHOOK_LIMIT: Duration = Duration::from_secs(10 * 60);
 
 impl KeepAwakeConfig {
     pub fn for_port(port: u16) -> KeepAwakeConfig {
@@ -55,9 +68,13 @@ impl KeepAwakeConfig {
             expire: Duration::from_secs(300),
             refresh: Duration::from_secs(60),
             wait_limit: DEFAULT_WAIT_LIMIT,
+            webhook_limit: DEFAULT_WEBHOOK_LIMIT,
         }
     }
 }
+
+/// How long undelivered webhook events wait before the Task is taken for them.
+const WEBHOOK_GRACE: Duration = Duration::from_secs(2);
 
 /// After a failed call, the next try comes this soon.
 const RETRY: Duration = Duration::from_secs(5);
@@ -70,11 +87,11 @@ pub struct Keeper {
 
 impl Keeper {
     /// Starts following the sessions; first deletes a stale task of a previous run.
-    pub fn start(api: SpriteApi, config: KeepAwakeConfig, shared: Arc<Sessions>) -> Keeper {
+    pub fn start(api: SpriteApi, config: KeepAwakeConfig, shared: Arc<Sessions>, webhooks: Arc<Webhooks>) -> Keeper {
         // Subscribe before reading the store, so no change falls between the two.
         let follower = Follower::subscribe(&shared.store, Scope::Global);
         let (stop, stop_rx) = watch::channel(false);
-        let done = tokio::spawn(run(api, config, shared, follower, stop_rx));
+        let done = tokio::spawn(run(api, config, shared, webhooks, follower, stop_rx));
         Keeper { stop, done }
     }
 
@@ -143,6 +160,25 @@ fn only_waiting(busy: &Busy, since: Option<Instant>, now: Instant) -> Option<Ins
     (!running && !busy.is_empty()).then(|| since.unwrap_or(now))
 }
 
+/// The last gseq of the store (0 if it cannot be read: nothing is waited for).
+async fn last_gseq(shared: &Sessions) -> u64 {
+    shared.store.read(reader::last_gseq).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "keep-awake could not read the store's last gseq");
+        0
+    })
+}
+
+/// Whether undelivered webhook events hold the task: `since` is when the
+/// subscriptions fell behind `last` (kept while they stay behind), and the
+/// hold ends `limit` after it.
+fn webhooks_hold(behind: bool, since: Option<Instant>, now: Instant, limit: Duration) -> (Option<Instant>, bool) {
+    if !behind {
+        return (None, false);
+    }
+    let since = since.unwrap_or(now);
+    (Some(since), now < since + limit)
+}
+
 async fn tell(shared: &Sessions, ids: impl IntoIterator<Item = Arc<str>>, data: &tether_protocol::ServerKeepAwake) {
     for id in ids {
         shared.notify_keep_awake(&id, data.clone()).await;
@@ -153,15 +189,22 @@ async fn run(
     api: SpriteApi,
     config: KeepAwakeConfig,
     shared: Arc<Sessions>,
+    webhooks: Arc<Webhooks>,
     mut follower: Follower,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut hooks_moved = webhooks.watch();
+    let mut hooks_open = true;
     match api.delete_task(&config.task).await {
         Ok(true) => tracing::info!(task = %config.task, "deleted the keep-awake task a previous run left"),
         Ok(false) => {}
         Err(e) => tracing::warn!(task = %config.task, error = %e, "could not delete a stale keep-awake task"),
     }
     let mut busy = busy_from_store(&shared).await.unwrap_or_default();
+    // The last event committed, and since when webhooks have been behind it.
+    let mut last = last_gseq(&shared).await;
+    let mut hooks_since: Option<Instant> = None;
+    let mut gave_up = false;
     let mut held = false;
     // The next refresh of a held task, and the earliest retry after a failed call.
     let mut refresh_at: Option<Instant> = None;
@@ -174,7 +217,23 @@ async fn run(
         waiting_since = only_waiting(&busy, waiting_since, now);
         let release_at = waiting_since.map(|t| t + config.wait_limit);
         let released = release_at.is_some_and(|r| r <= now);
-        let want = !busy.is_empty() && !released;
+        let behind = webhooks.lowest_cursor().is_some_and(|c| c < last);
+        let (since, hold_hooks) = webhooks_hold(behind, hooks_since, now, config.webhook_limit);
+        hooks_since = since;
+        if !behind {
+            gave_up = false;
+        } else if !hold_hooks && !gave_up {
+            gave_up = true;
+            let ids = webhooks.gave_up_on(last, config.webhook_limit);
+            tracing::warn!(task = %config.task, webhooks = ids.len(), "keep-awake stopped waiting for webhook deliveries");
+        }
+        // Events committed while nothing is busy are usually delivered at
+        // once: the Task is taken for them only if they stay undelivered a
+        // moment (a Sprite pauses ~30 s after its last activity); a held one
+        // is kept.
+        let take_at = hooks_since.map(|s| s + WEBHOOK_GRACE);
+        let hold_hooks = hold_hooks && !gave_up && (held || take_at.is_some_and(|t| t <= now));
+        let want = (!busy.is_empty() && !released) || hold_hooks;
         let needed = want != held || refresh_at.is_some_and(|d| d <= now);
         if needed && retry_at.is_none_or(|r| r <= now) {
             let r = if want {
@@ -186,7 +245,8 @@ async fn run(
                 Ok(()) => {
                     if want != held {
                         let what = if want { "created" } else { "deleted" };
-                        tracing::info!(task = %config.task, busy = busy.len(), released, "keep-awake task {what}");
+                        tracing::info!(task = %config.task, busy = busy.len(), released, webhooks = hold_hooks,
+                            "keep-awake task {what}");
                     }
                     if want && !released_to.is_empty() {
                         let data = tether_protocol::ServerKeepAwake {
@@ -221,23 +281,33 @@ async fn run(
         }
         // Sessions that ended or settled are not told the task is back.
         released_to.retain(|id| busy.contains_key(id));
-        let wake_at = [refresh_at, retry_at, release_at.filter(|_| !released)].into_iter().flatten().min();
+        let hooks_limit = hooks_since.filter(|_| hold_hooks).map(|s| s + config.webhook_limit);
+        let hooks_take = take_at.filter(|_| behind && !gave_up && !held && !hold_hooks);
+        let wake_at = [refresh_at, retry_at, release_at.filter(|_| !released), hooks_limit, hooks_take]
+            .into_iter()
+            .flatten()
+            .min();
         let wake_at = match retry_at {
             Some(r) => wake_at.map(|w| w.max(r)),
             None => wake_at,
         };
         tokio::select! {
             live = follower.recv() => match live {
-                Live::Event(e) => apply(&mut busy, &e),
+                Live::Event(e) => {
+                    last = last.max(e.gseq);
+                    apply(&mut busy, &e);
+                }
                 // Statuses were missed: the sessions' stored status says where they stand.
                 Live::Behind => {
                     if let Some(b) = busy_from_store(&shared).await {
                         busy = b;
                     }
+                    last = last.max(last_gseq(&shared).await);
                 }
                 Live::Closed => break,
             },
             _ = sleep_until(wake_at) => {}
+            moved = hooks_moved.changed(), if hooks_open => hooks_open = moved.is_ok(),
             _ = stop.changed() => break,
         }
     }
@@ -275,6 +345,18 @@ mod tests {
         assert_eq!(busy.keys().map(|s| &**s).collect::<Vec<_>>(), vec!["b"]);
         apply(&mut busy, &ev("b", event_type::SESSION_ENDED, r#"{"data":{"reason":"terminated"}}"#));
         assert!(busy.is_empty());
+    }
+
+    #[test]
+    fn webhooks_behind_hold_the_task_for_the_limit_from_when_they_fell_behind() {
+        let limit = Duration::from_secs(600);
+        let now = Instant::now();
+        assert_eq!(webhooks_hold(false, Some(now), now, limit), (None, false), "caught up: no hold, clock reset");
+        assert_eq!(webhooks_hold(true, None, now, limit), (Some(now), true), "behind: the clock starts");
+        let earlier = now - Duration::from_secs(599);
+        assert_eq!(webhooks_hold(true, Some(earlier), now, limit), (Some(earlier), true), "the clock keeps its start");
+        let long_ago = now - Duration::from_secs(600);
+        assert_eq!(webhooks_hold(true, Some(long_ago), now, limit), (Some(long_ago), false), "past the limit");
     }
 
     #[test]

@@ -252,6 +252,7 @@ pub(super) async fn run(ctx: Arc<Context>, hook: Arc<Hook>) {
                 p.cursor = p.cursor.max(batch.scanned_to);
             });
             if batch.scanned_to > p.cursor {
+                ctx.moved();
                 continue;
             }
             // Caught up: store where it stands, then sleep until a commit. An
@@ -309,6 +310,7 @@ async fn deliver(ctx: &Context, hook: &Hook, batch: &Batch) {
                     p.last_success_at = Some(now);
                     was
                 });
+                ctx.moved();
                 if was == WebhookState::Failing.as_str() {
                     tracing::info!(webhook = %hook.id, "webhook deliveries succeed again");
                 }

@@ -254,6 +254,15 @@ pub(crate) struct Context {
     retry: Retry,
     deliveries_ok: AtomicU64,
     deliveries_error: AtomicU64,
+    /// Bumped whenever a subscription's cursor moves or one comes or goes
+    /// (keep-awake waits on it for the events to be delivered).
+    moved: tokio::sync::watch::Sender<u64>,
+}
+
+impl Context {
+    fn moved(&self) {
+        self.moved.send_modify(|n| *n = n.wrapping_add(1));
+    }
 }
 
 struct Entry {
@@ -284,6 +293,7 @@ impl Webhooks {
             retry,
             deliveries_ok: AtomicU64::new(0),
             deliveries_error: AtomicU64::new(0),
+            moved: tokio::sync::watch::channel(0).0,
         });
         let webhooks = Arc::new(Webhooks { ctx, hooks: Mutex::new(BTreeMap::new()) });
         for row in rows {
@@ -379,6 +389,7 @@ impl Webhooks {
         let hook = Arc::new(Hook::from_row(row).map_err(WebhookError::Invalid)?);
         tracing::info!(webhook = %id, cursor, "webhook created");
         self.spawn(hook.clone());
+        self.ctx.moved();
         Ok(self.views(&[hook]).await?.remove(0))
     }
 
@@ -401,8 +412,44 @@ impl Webhooks {
         let entry = self.hooks.lock().ok().and_then(|mut h| h.remove(id)).ok_or_else(not_found)?;
         entry.task.abort();
         let _ = entry.task.await;
+        self.ctx.moved();
         tracing::info!(webhook = %id, "webhook deleted");
         Ok(self.views(&[entry.hook]).await?.remove(0))
+    }
+
+    /// The lowest cursor of the subscriptions (`None` without any): the
+    /// committed events after it have not all been delivered or passed over.
+    pub fn lowest_cursor(&self) -> Option<u64> {
+        self.all().iter().map(|h| h.progress().cursor).min()
+    }
+
+    /// Changes whenever a cursor moves or a subscription comes or goes.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ctx.moved.subscribe()
+    }
+
+    /// Keep-awake stopped waiting for the subscriptions still behind `gseq`:
+    /// each is marked failing (until its next acknowledged delivery). Their ids.
+    pub fn gave_up_on(&self, gseq: u64, waited: Duration) -> Vec<String> {
+        let mut ids = Vec::new();
+        for hook in self.all() {
+            let behind = hook.update(|p| {
+                if p.cursor >= gseq {
+                    return false;
+                }
+                p.state = WebhookState::Failing.as_str();
+                if p.last_error.is_none() {
+                    p.last_error = Some(format!("not delivered after {} s", waited.as_secs()));
+                }
+                true
+            });
+            if behind {
+                tracing::warn!(webhook = %hook.id, waited_secs = waited.as_secs(),
+                    "webhook events are still undelivered; keep-awake lets the Sprite sleep (delivery goes on when it wakes)");
+                ids.push(hook.id.clone());
+            }
+        }
+        ids
     }
 
     /// Stops every delivery task (the server is stopping; cursors are stored).

@@ -140,8 +140,8 @@ function system(row) {
       break;
     }
     case EventType.AGENT_EXITED:
-      text = row.exit.expected ? "The agent process stopped" : `The agent stopped unexpectedly: it ${words.exitWord(row.exit)}`;
-      if (row.exit.stderr_tail) more = details("What it printed last", row.exit.stderr_tail);
+      text = row.exit.expected ? words.agentStoppedWord(row.exit) : `The agent stopped unexpectedly: it ${words.exitWord(row.exit)}`;
+      if (row.exit.stderr_tail && !row.exit.expected) more = details("What it printed last", row.exit.stderr_tail);
       break;
     case EventType.SERVER_RESTARTED:
       text = "The server restarted; the turn that was open was closed";
