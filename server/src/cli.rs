@@ -333,6 +333,10 @@ struct ServeArgs {
     /// conversation. 0: never.
     #[arg(long, env = "TETHER_AGENT_IDLE_SECS", default_value_t = crate::session::DEFAULT_AGENT_IDLE.as_secs())]
     agent_idle_secs: u64,
+    /// Which ended sessions to keep: an age (`7d`, `12h`, `30m`, `45s`), a count of the newest (`500`), or both
+    /// (`7d,500`). Older or further ones are purged in the background with their events. Default: all are kept.
+    #[arg(long, env = "TETHER_RETAIN", value_parser = crate::retention::Retain::parse)]
+    retain: Option<crate::retention::Retain>,
     /// A JSON file declaring agents that speak ACP over stdio (`{"agents": [{"id", "command", "args", "env",
     /// "model_flag", "install"}]}`); by default `<data dir>/agents.json` when it exists.
     #[arg(long, env = "TETHER_AGENTS_FILE")]
@@ -663,6 +667,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         max_streams_per_client: usize::try_from(args.max_streams_per_client).unwrap_or(usize::MAX),
         ports_poll: (args.ports_poll_ms > 0).then(|| Duration::from_millis(args.ports_poll_ms)),
         agent_idle: (args.agent_idle_secs > 0).then(|| Duration::from_secs(args.agent_idle_secs)),
+        retain: args.retain,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

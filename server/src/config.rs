@@ -49,6 +49,8 @@ pub struct Config {
     pub ports_poll: Option<Duration>,
     /// How long a session may be idle before its agent process is stopped (`--agent-idle-secs`; None: never).
     pub agent_idle: Option<Duration>,
+    /// Which ended sessions are kept (`--retain`; None: all of them).
+    pub retain: Option<crate::retention::Retain>,
 }
 
 /// Default of [`Config::max_streams_per_client`].

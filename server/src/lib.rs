@@ -35,6 +35,7 @@ pub mod patterns;
 pub mod pause;
 pub mod ports;
 pub mod process;
+pub mod retention;
 pub mod serve;
 pub mod session;
 pub mod skills;

@@ -44,6 +44,7 @@ struct Platform {
     keep_awake_wait: Duration,
     keep_awake_webhooks: Duration,
     pause_threshold: Duration,
+    retain: Option<crate::retention::Retain>,
 }
 
 /// Checks, before anything is bound, that the data dir can be created and
@@ -128,6 +129,7 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         keep_awake_refresh: config.keep_awake_refresh,
         keep_awake_wait: config.keep_awake_wait,
         keep_awake_webhooks: config.keep_awake_webhooks,
+        retain: config.retain,
         pause_threshold: config.pause_threshold,
     };
     Ok(Prepared { app, shutdown_tx, platform })
@@ -290,6 +292,8 @@ pub async fn run(
     let shared = app.shared.clone();
     let webhooks = app.webhooks.clone();
     let pauses = tokio::spawn(crate::pause::watch(shared.clone(), platform.pause_threshold));
+    let retention =
+        platform.retain.map(|r| tokio::spawn(crate::retention::run(shared.store.clone(), webhooks.clone(), r)));
     let keeper = platform.sprite.map(|api| {
         let config = KeepAwakeConfig {
             expire: platform.keep_awake_expire,
@@ -335,6 +339,9 @@ pub async fn run(
     let _ = shutdown_tx.send(true);
     let _ = stop_tx.send(true);
     pauses.abort();
+    if let Some(r) = &retention {
+        r.abort();
+    }
     if let Some(w) = ports_watch {
         w.abort();
     }

@@ -33,6 +33,7 @@ mod qwen;
 mod recovery;
 mod release;
 mod remote;
+mod retention;
 mod schemathesis;
 mod service;
 mod session_config;

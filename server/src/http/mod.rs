@@ -507,6 +507,7 @@ impl TestApp {
             max_streams_per_client: 8,
             ports_poll: None,
             agent_idle: None,
+            retain: None,
         };
         let prepared = crate::serve::prepare(&config, Instant::now()).await.unwrap();
         TestApp {

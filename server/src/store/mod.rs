@@ -234,6 +234,22 @@ pub(crate) enum WriteCmd {
         session_id: String,
         ack: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Deletes up to `max` events of an ended session, and the session itself
+    /// once none are left; answers whether it is gone (retention, in steps
+    /// that leave the writer free for appends in between).
+    PurgeSome {
+        session_id: String,
+        max: u64,
+        /// Filled in by the writer: the events deleted, and whether the session is gone.
+        deleted: u64,
+        gone: bool,
+        ack: oneshot::Sender<Result<(u64, bool), StoreError>>,
+    },
+    /// Gives up to `pages` free pages back to the file system (incremental vacuum).
+    Vacuum {
+        pages: u32,
+        ack: oneshot::Sender<Result<(), StoreError>>,
+    },
     /// Adds or replaces a global MCP server; answers the config it replaced.
     PutMcpServer {
         name: String,
@@ -338,6 +354,10 @@ pub struct Store {
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
+    // A new store gives the space of purged sessions back to the file system
+    // (retention): only effective before the first table and before WAL mode
+    // is set; on an existing store it changes nothing.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "busy_timeout", 5000)?;
@@ -487,6 +507,25 @@ impl Store {
     /// Deletes a session and all its events (fails at once while the store is stalled).
     pub async fn purge(&self, session_id: &str) -> Result<(), StoreError> {
         self.control(|ack| WriteCmd::Purge { session_id: session_id.to_string(), ack }).await
+    }
+
+    /// Deletes up to `max` events of session `session_id` (an ended one), and
+    /// the session once none are left: (events deleted, whether it is gone).
+    pub async fn purge_some(&self, session_id: &str, max: u64) -> Result<(u64, bool), StoreError> {
+        self.control(|ack| WriteCmd::PurgeSome {
+            session_id: session_id.to_string(),
+            max,
+            deleted: 0,
+            gone: false,
+            ack,
+        })
+        .await
+    }
+
+    /// Returns up to `pages` free pages of the database file to the file
+    /// system (a store made before incremental vacuum was on keeps them for reuse).
+    pub async fn vacuum(&self, pages: u32) -> Result<(), StoreError> {
+        self.control(|ack| WriteCmd::Vacuum { pages, ack }).await
     }
 
     /// Adds or replaces the global MCP server `name` (its config as JSON);

@@ -121,6 +121,37 @@ pub fn busy_sessions(conn: &Connection) -> Result<Vec<(String, String)>, StoreEr
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The ended (or failed) sessions past a retention rule, oldest last: those
+/// that ended before `ended_before` (ms) and those beyond the newest `keep`.
+/// Each with the gseq of its last event (0 without events).
+pub fn retention_candidates(
+    conn: &Connection,
+    ended_before: Option<i64>,
+    keep: Option<u64>,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, updated_at FROM sessions WHERE status IN ('ended', 'failed') ORDER BY updated_at DESC, id DESC",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut last = conn.prepare("SELECT gseq FROM events WHERE session_id = ?1 ORDER BY seq DESC LIMIT 1")?;
+    let mut out = Vec::new();
+    for (i, row) in rows.enumerate() {
+        let (id, ended_at) = row?;
+        let too_many = keep.is_some_and(|k| i as u64 >= k);
+        let too_old = ended_before.is_some_and(|t| ended_at < t);
+        if too_many || too_old {
+            let gseq: Option<i64> = last.query_row([&id], |r| r.get(0)).optional()?;
+            out.push((id, gseq.unwrap_or(0) as u64));
+        }
+    }
+    Ok(out)
+}
+
+/// Pages of the database file that are free (given back by an incremental vacuum).
+pub fn freelist_count(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn.pragma_query_value(None, "freelist_count", |r| r.get::<_, i64>(0))? as u64)
+}
+
 /// The JSON of each item a session left open, oldest first.
 pub fn open_items(conn: &Connection, session_id: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare("SELECT item FROM open_items WHERE session_id = ?1 ORDER BY rowid")?;

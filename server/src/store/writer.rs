@@ -288,6 +288,26 @@ impl Writer {
                         tx.execute("DELETE FROM sessions WHERE id = ?1", [&*session_id])?;
                         self.last_seq.remove(session_id.as_str());
                     }
+                    WriteCmd::PurgeSome { session_id, max, deleted, gone, .. } => {
+                        let n = tx.execute(
+                            "DELETE FROM events WHERE gseq IN
+                               (SELECT gseq FROM events WHERE session_id = ?1 ORDER BY seq LIMIT ?2)",
+                            params![&*session_id, *max as i64],
+                        )? as u64;
+                        *deleted = n;
+                        if n < *max {
+                            tx.execute("DELETE FROM open_items WHERE session_id = ?1", [&*session_id])?;
+                            tx.execute("DELETE FROM sessions WHERE id = ?1", [&*session_id])?;
+                            self.last_seq.remove(session_id.as_str());
+                            *gone = true;
+                        }
+                    }
+                    WriteCmd::Vacuum { pages, .. } => {
+                        // Each step of the statement frees a page: run it to the end.
+                        let mut stmt = tx.prepare(&format!("PRAGMA incremental_vacuum({pages})"))?;
+                        let mut rows = stmt.query([])?;
+                        while rows.next()?.is_some() {}
+                    }
                     WriteCmd::PutMcpServer { name, config, previous, .. } => {
                         *previous = tx
                             .query_row("SELECT config FROM mcp_servers WHERE name = ?1", [&*name], |r| r.get(0))
@@ -454,9 +474,13 @@ fn answer(batch: &mut Vec<WriteCmd>) {
             }
             WriteCmd::CreateSession { ack, .. }
             | WriteCmd::Purge { ack, .. }
+            | WriteCmd::Vacuum { ack, .. }
             | WriteCmd::CreateWebhook { ack, .. }
             | WriteCmd::WebhookProgress { ack, .. } => {
                 let _ = ack.send(Ok(()));
+            }
+            WriteCmd::PurgeSome { ack, deleted, gone, .. } => {
+                let _ = ack.send(Ok((deleted, gone)));
             }
             WriteCmd::PutMcpServer { ack, previous, .. } | WriteCmd::DeleteMcpServer { ack, previous, .. } => {
                 let _ = ack.send(Ok(previous));
@@ -480,8 +504,12 @@ fn answer_control(batch: &mut Vec<WriteCmd>, error: impl Fn() -> StoreError) {
             WriteCmd::Append { .. } | WriteCmd::Flush { .. } => keep.push(cmd),
             WriteCmd::CreateSession { ack, .. }
             | WriteCmd::Purge { ack, .. }
+            | WriteCmd::Vacuum { ack, .. }
             | WriteCmd::CreateWebhook { ack, .. }
             | WriteCmd::WebhookProgress { ack, .. } => {
+                let _ = ack.send(Err(error()));
+            }
+            WriteCmd::PurgeSome { ack, .. } => {
                 let _ = ack.send(Err(error()));
             }
             WriteCmd::PutMcpServer { ack, .. } | WriteCmd::DeleteMcpServer { ack, .. } => {
