@@ -252,9 +252,11 @@ impl AcpConverter {
         call.clone()
     }
 
-    /// The call as tether shows it; an MCP call stays one whatever its later titles.
+    /// The call as tether shows it; an MCP call stays the call it was first
+    /// seen as, whatever its later titles (Copilot's bare `echo_upper` of the
+    /// server `echo` would read as OpenCode's `echo_` + `upper`).
     fn tool(&mut self, id: &str, call: &ToolCall) -> Tool {
-        let mcp = mcp_of(call, &self.mcp_servers).or_else(|| self.mcp_calls.get(id).cloned());
+        let mcp = self.mcp_calls.get(id).cloned().or_else(|| mcp_of(call, &self.mcp_servers));
         if let Some(mcp) = &mcp {
             self.mcp_calls.insert(id.to_string(), mcp.clone());
         }
