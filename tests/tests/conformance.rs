@@ -71,7 +71,7 @@ table! {
     model_error: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, mock;
     model_error_500: claude;
     resume: claude, codex, opencode, opencode_acp, claude_acp, qwen, copilot, pi, mock;
-    reasoning: pi, claude_acp;
+    reasoning: pi, claude_acp, copilot;
     edit_diff: pi;
     mcp_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
     mcp_sequence: claude, codex, gemini, claude_acp, qwen, copilot;
@@ -696,6 +696,8 @@ async fn reasoning<M: ScriptedModel>(rig: Rig<M>) {
     let (tag, model, thought) = match rig.agent {
         "pi" => ("thinking", "mock/mock-model", "Let me think about this scripted request."),
         "claude-acp" => ("thinking", "claude-scripted-model", "Let me think about this scripted request."),
+        // Not the model its environment names (`COPILOT_MODEL`): the session's, as `--model`.
+        "copilot" => ("reasoning", "gpt-5.5", "Let me think about this scripted request."),
         other => panic!("no reasoning script for {other}"),
     };
     let create = tether_sdk::CreateSession { agent: rig.agent.into(), model: Some(model.into()), ..Default::default() };
@@ -719,9 +721,10 @@ async fn reasoning<M: ScriptedModel>(rig: Rig<M>) {
     let EventBody::SessionStarted(started) = &of_type(&events, "session.started")[0].body else { unreachable!() };
     assert_eq!(started.model.as_deref(), Some(model), "{started:?}");
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
-    if rig.agent == "claude-acp" {
-        // The session's model reached the CLI behind the adapter (`ANTHROPIC_MODEL`).
-        let asked = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("[claude-acp:thinking]"));
+    if rig.agent == "claude-acp" || rig.agent == "copilot" {
+        // The session's model reached the CLI (`ANTHROPIC_MODEL` behind the adapter; Copilot's `--model`).
+        let asked =
+            rig.model.requests().into_iter().rfind(|r| r.to_string().contains(&format!("[{}:{tag}]", rig.agent)));
         assert_eq!(asked.expect("no request for the turn")["model"], model);
     }
 }
