@@ -527,6 +527,12 @@ async fn permission_deny<M: ScriptedModel>(rig: Rig<M>) {
             let diff = tools[0].tool.as_ref().unwrap().diff.as_deref().unwrap_or("");
             assert!(diff.starts_with("--- /dev/null") && diff.contains("+written by claude"), "{:?}", tools[0]);
         }
+        // Copilot ends its turn itself with a message of its own; the model is not asked again.
+        "copilot" => {
+            assert_eq!(final_text(&events), "Info: Operation cancelled by user", "{}", describe(&events));
+            let asked = rig.model.requests().into_iter().filter(|r| r.to_string().contains("[copilot:patch]")).count();
+            assert_eq!(asked, 1, "the model was asked again after the refusal");
+        }
         // A rejected call ends OpenCode's turn: the model is not asked again; the item keeps its diff.
         // So does Qwen's (it reports the call failed).
         "opencode-acp" | "qwen" => {
