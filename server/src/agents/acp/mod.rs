@@ -1,6 +1,7 @@
 //! Any agent that speaks the Agent Client Protocol (ACP, JSON-RPC 2.0 over
 //! stdio, protocol v1) — Gemini CLI, Qwen Code, OpenCode's ACP mode, the
-//! Claude and Codex adapters, or one a user declares — driven by one adapter:
+//! Claude and Codex adapters, GitHub Copilot CLI, or one a user declares —
+//! driven by one adapter:
 //! `initialize` → `session/new` with the session's MCP servers (or
 //! `session/load` with the stored session id, where the agent announced
 //! `loadSession`) → `session/prompt` per message, `session/cancel` to stop a
