@@ -29,6 +29,8 @@
 //!   against a scripted Anthropic model ([`ScriptedAnthropic`]);
 //! - [`openai`]: the real Codex CLI ([`codex_bin`], [`codex_env`]) against a
 //!   scripted OpenAI Responses model ([`ScriptedOpenAI`]);
+//! - [`copilot`]: the real GitHub Copilot CLI over ACP ([`copilot_bin`],
+//!   [`copilot_env`]) against the same Responses model (`[copilot:TAG]`);
 //! - [`opencode`]: the real OpenCode CLI ([`opencode_bin`], [`opencode_env`])
 //!   against a scripted OpenAI Chat Completions model ([`ScriptedChat`]);
 //! - [`pi`]: the real Pi CLI in RPC mode ([`pi_bin`], [`pi_env`]) against a
@@ -49,6 +51,7 @@
 
 pub mod anthropic;
 pub mod browser;
+pub mod copilot;
 pub mod events;
 pub mod gemini;
 pub mod http;
@@ -77,6 +80,7 @@ pub use anthropic::{
     claude_acp_bin, claude_acp_env, claude_bin, claude_env, ScriptedAnthropic, CLAUDE_ACP_VERSION, CLAUDE_VERSION,
 };
 pub use browser::Browser;
+pub use copilot::{copilot_bin, copilot_env, COPILOT_VERSION};
 pub use events::{
     assert_contiguous, assert_well_formed, assert_well_formed_prefix, collect_turn, collect_turns, read_after,
     read_all, wait_for, TURN_TIMEOUT,

@@ -3,7 +3,8 @@
 //! - [`codex_bin`]: the pinned CLI ([`CODEX_VERSION`]) that `scripts/install-agents`
 //!   installs from the npm registry (or `$TETHER_CODEX_PATH`);
 //! - [`ScriptedOpenAI`]: an OpenAI Responses API server on 127.0.0.1 whose
-//!   replies are chosen by a `[codex:TAG]` tag in the latest user prompt;
+//!   replies are chosen by a `[codex:TAG]` tag (or `[copilot:TAG]`, the
+//!   Copilot CLI's rig, [`crate::copilot`]) in the latest user prompt;
 //! - [`codex_env`]: the `$CODEX_HOME/config.toml` and the environment that run
 //!   the CLI offline against it.
 //!
@@ -14,7 +15,8 @@
 //! message whose text is not one Codex injects, like `<environment_context>`)
 //! picks the script by its first `[codex:TAG]` tag, and the number of
 //! `function_call_output` / `custom_tool_call_output` items after that prompt
-//! picks the step of the script.
+//! picks the step of the script. The tags below are `[codex:…]`;
+//! `[copilot:…]` picks the same scripts.
 //!
 //! | tag | first call | after the tool output |
 //! | --- | --- | --- |
@@ -26,7 +28,7 @@
 //! | `patch` | `apply_patch` adding `codex-patched.txt` (`patched by codex\n`) | text `Patch result: <output, 60 chars>` |
 //! | `edit` | `apply_patch` updating `codex-patched.txt` to `edited by codex\n` | text `Edit result: <output, 60 chars>` |
 //! | `slow` | text in 100 deltas `tick N `, 100 ms apart (~10 s) | |
-//! | `mcp:SERVER:TOOL` | `tool_search_call` `SERVER TOOL` while the tool is deferred, then the function `TOOL` in the namespace `mcp__SERVER` (`echo` gets `{"text": <prompt>}`) | text `MCP said: <output>` |
+//! | `mcp:SERVER:TOOL` | `tool_search_call` `SERVER TOOL` while the tool is deferred, then the function `TOOL` in the namespace `mcp__SERVER` (`echo` gets `{"text": <prompt>}`); where the request offers the function `SERVER-TOOL` (Copilot), that function | text `MCP said: <output>` |
 //! | `mcp-seq:SERVER` | the steps after the tag, `TOOL {json} ;; TOOL {json} ...`, called in order as functions of the namespace `mcp__SERVER`, each after a `tool_search_call` `SERVER TOOL` while it is deferred; a string `"$NAME"` in a step's arguments is the field NAME of the previous output (JSON) | after each output the next step; after the last, text `MCP said: <output, 4000 chars>` |
 //! | `failed` | `response.failed` (`server_error`, `scripted failure`) | |
 //! | `401` / `500` | HTTP 401 / 500 with OpenAI's error JSON | |
@@ -36,7 +38,8 @@
 //! "unified exec") and `apply_patch` as a *custom* (freeform) tool whose input
 //! is the patch text. Older shapes are answered too: a `shell` function
 //! (`{"command": ["bash", "-lc", ..]}`), `shell_command` (`{"command": ..}`)
-//! and a function `apply_patch` (`{"input": ..}`). `<output>` of `shell` is
+//! and a function `apply_patch` (`{"input": ..}`); Copilot's shell is the
+//! function `bash` (`{"command": .., "description": ..}`). `<output>` of `shell` is
 //! the text after the last `Output:` line of the tool output (unified exec
 //! prefixes the command's output with a header), trimmed.
 //!
@@ -45,7 +48,7 @@
 //! path `200 {}`; `CONNECT` (the CLI using the proxy trap of [`codex_env`])
 //! `403`. Everything is recorded.
 
-use crate::scripted::{content_text, find_tag, first_chars, mcp_script, pieces, McpNext, McpProgress, McpScript};
+use crate::scripted::{content_text, first_chars, first_tag, mcp_script, pieces, McpNext, McpProgress, McpScript};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -172,6 +175,8 @@ enum ShellTool {
     Shell,
     /// `shell_command {"command": ..}`.
     ShellCommand,
+    /// `bash {"command": .., "description": ..}` (Copilot).
+    Bash,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -208,6 +213,8 @@ fn shell_tool(request: &Value) -> ShellTool {
         ShellTool::ShellCommand
     } else if has("shell") {
         ShellTool::Shell
+    } else if has("bash") {
+        ShellTool::Bash
     } else {
         ShellTool::ExecCommand
     }
@@ -279,6 +286,7 @@ fn responses_reply(shared: &Recorder, _path: &str, request: &Value, request_id: 
                     ShellTool::ExecCommand => ("exec_command", json!({"cmd": command})),
                     ShellTool::ShellCommand => ("shell_command", json!({"command": command})),
                     ShellTool::Shell => ("shell", json!({"command": ["bash", "-lc", command]})),
+                    ShellTool::Bash => ("bash", json!({"command": command, "description": "Run the scripted command"})),
                 };
                 sse.function_call(name, &arguments.to_string());
             } else {
@@ -302,7 +310,7 @@ fn responses_reply(shared: &Recorder, _path: &str, request: &Value, request_id: 
             sse.completed();
         }
         tag if tag.starts_with("mcp:") || tag.starts_with("mcp-seq:") => {
-            match mcp_script(TAG_OPEN, tag, &prompt.text, &prompt.echo()) {
+            match mcp_script(prompt.open, tag, &prompt.text, &prompt.echo()) {
                 Some(Ok(script)) => match mcp_step(request, &prompt, &script) {
                     McpStep::Search(query) => sse.tool_search_call(&json!({"query": query, "limit": 8})),
                     McpStep::Call { namespace, name, arguments } => {
@@ -363,6 +371,10 @@ fn namespace_has(tools: Option<&Value>, namespace: &str, name: &str) -> bool {
 /// `MCP said: <output>`.
 fn mcp_step(request: &Value, prompt: &Prompt, script: &McpScript) -> McpStep {
     let server = script.server.as_str();
+    let flat = format!("{server}-");
+    if tool_names(request).iter().any(|(kind, name)| kind == "function" && name.starts_with(&flat)) {
+        return flat_mcp_step(request, prompt, script);
+    }
     let namespace = format!("mcp__{server}");
     let outputs: Vec<&Value> = prompt.following.iter().filter(|i| i["type"] == "tool_search_output").collect();
     let available = |tool: &str| {
@@ -402,6 +414,35 @@ fn mcp_step(request: &Value, prompt: &Prompt, script: &McpScript) -> McpStep {
     }
 }
 
+/// The next step of an MCP script where the request offers the server's
+/// tools as plain functions `SERVER-TOOL` (Copilot): the function is called
+/// directly; the script's results are the outputs of the calls of
+/// `SERVER-*` functions after the prompt.
+fn flat_mcp_step(request: &Value, prompt: &Prompt, script: &McpScript) -> McpStep {
+    let server = script.server.as_str();
+    let function = |tool: &str| format!("{server}-{tool}");
+    let names = tool_names(request);
+    let available = |tool: &str| names.iter().any(|(kind, name)| kind == "function" && *name == function(tool));
+    let results = prompt
+        .following
+        .iter()
+        .filter(|i| i["type"] == "function_call" && i["name"].as_str().is_some_and(|n| n.starts_with(&function(""))))
+        .filter_map(|call| {
+            let output = prompt
+                .following
+                .iter()
+                .find(|o| o["type"] == "function_call_output" && o["call_id"] == call["call_id"])?;
+            Some(content_text(output.get("output")))
+        })
+        .collect();
+    match script.next(&McpProgress { results, available: &available, searched: &|_| true }) {
+        McpNext::Call(call) => McpStep::Call { namespace: None, name: function(&call.tool), arguments: call.arguments },
+        McpNext::Search(tools) => McpStep::Text(format!("No function {}", function(tools.first().map_or("", |t| t)))),
+        McpNext::Missing(tool) => McpStep::Text(format!("No function {}", function(&tool))),
+        McpNext::Text(text) => McpStep::Text(text),
+    }
+}
+
 fn usage(input_tokens: usize, output_tokens: usize, reasoning_tokens: usize) -> Value {
     json!({
         "input_tokens": input_tokens,
@@ -417,8 +458,10 @@ fn usage(input_tokens: usize, output_tokens: usize, reasoning_tokens: usize) -> 
 struct Prompt {
     /// The text of the prompt's message.
     text: String,
-    /// The first `[codex:TAG]` tag of the prompt, lowercase; `text` when none.
+    /// The first `[codex:TAG]` (or `[copilot:TAG]`) tag of the prompt, lowercase; `text` when none.
     tag: String,
+    /// How its tag opens (`[codex:` when it has none).
+    open: &'static str,
     /// How many `function_call_output` / `custom_tool_call_output` items follow the prompt.
     tool_outputs: usize,
     /// The text of the last of them.
@@ -430,11 +473,12 @@ struct Prompt {
 impl Prompt {
     /// Up to 40 characters of the prompt without its tag, trimmed.
     fn echo(&self) -> String {
-        crate::scripted::echo(TAG_OPEN, &self.text)
+        crate::scripted::echo(self.open, &self.text)
     }
 }
 
-const TAG_OPEN: &str = "[codex:";
+/// How a tag opens: `[codex:TAG]`, or `[copilot:TAG]` for the Copilot CLI.
+const TAG_OPENS: [&str; 2] = ["[codex:", "[copilot:"];
 
 /// Whether a user message is one Codex writes itself: its environment
 /// context, AGENTS.md instructions, turn-aborted markers, ... (a text that is
@@ -442,6 +486,36 @@ const TAG_OPEN: &str = "[codex:";
 fn injected(text: &str) -> bool {
     let text = text.trim();
     (text.starts_with('<') && text.ends_with('>')) || text.starts_with("# AGENTS.md instructions")
+}
+
+/// A user message without the `<tag>...</tag>` elements an agent puts
+/// before or after the user's text in the same message (Copilot's
+/// `<current_datetime>`, `<reminder>`, ...).
+fn without_context(text: &str) -> String {
+    let mut rest = text.trim();
+    loop {
+        let element = |s: &str| -> Option<usize> {
+            let name = s.strip_prefix('<')?.split('>').next()?;
+            let simple = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            let close = format!("</{name}>");
+            simple.then(|| s.find(&close).map(|at| at + close.len()))?
+        };
+        if let Some(end) = element(rest) {
+            rest = rest[end..].trim_start();
+            continue;
+        }
+        // One at the end: the last `<name>` whose `</name>` closes the text.
+        let trailing = rest.strip_suffix('>').and_then(|r| {
+            let open = r.rfind("</")?;
+            let name = &r[open + 2..];
+            let start = rest[..open].rfind(&format!("<{name}>"))?;
+            Some(start)
+        });
+        match trailing {
+            Some(start) if start > 0 => rest = rest[..start].trim_end(),
+            _ => return rest.to_owned(),
+        }
+    }
 }
 
 /// Finds the latest user prompt of a Responses request (the last user
@@ -453,18 +527,18 @@ fn latest_prompt(request: &Value) -> Prompt {
         Some(Value::String(text)) => vec![json!({"type": "message", "role": "user", "content": text})],
         _ => Vec::new(),
     };
-    let mut prompt = Prompt { tag: "text".into(), ..Prompt::default() };
+    let mut prompt = Prompt { tag: "text".into(), open: TAG_OPENS[0], ..Prompt::default() };
     for item in &input {
         let kind = item.get("type").and_then(Value::as_str).unwrap_or("message");
         match kind {
             "message" if item.get("role").and_then(Value::as_str) == Some("user") => {
-                let text = content_text(item.get("content"));
+                let text = without_context(&content_text(item.get("content")));
                 let text = text.trim();
                 if text.is_empty() || injected(text) {
                     continue;
                 }
-                let tag = find_tag(TAG_OPEN, text).map(|(_, _, tag)| tag).unwrap_or_else(|| "text".into());
-                prompt = Prompt { text: text.to_owned(), tag, ..Prompt::default() };
+                let (open, tag) = first_tag(&TAG_OPENS, text).unwrap_or((TAG_OPENS[0], "text".into()));
+                prompt = Prompt { text: text.to_owned(), tag, open, ..Prompt::default() };
                 continue;
             }
             "function_call_output" | "custom_tool_call_output" => {

@@ -13,6 +13,7 @@ mod claude;
 mod codex;
 mod conformance;
 mod conversation;
+mod copilot;
 mod deploy;
 mod durability;
 mod edges;

@@ -60,23 +60,23 @@ macro_rules! table {
 }
 
 table! {
-    text_turn: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, pi, mock;
-    tool_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, pi, mock;
-    permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, mock;
-    permission_deny: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, mock;
-    shell_permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen;
-    shell_permission_deny: claude, codex, gemini, claude_acp, qwen;
+    text_turn: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, mock;
+    tool_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, mock;
+    permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, mock;
+    permission_deny: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, mock;
+    shell_permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
+    shell_permission_deny: claude, codex, gemini, claude_acp, qwen, copilot;
     question: claude, opencode, mock;
-    interrupt: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, pi, mock;
-    model_error: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, pi, mock;
+    interrupt: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, mock;
+    model_error: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, mock;
     model_error_500: claude;
-    resume: claude, codex, opencode, opencode_acp, claude_acp, qwen, pi, mock;
-    reasoning: pi, claude_acp;
+    resume: claude, codex, opencode, opencode_acp, claude_acp, qwen, copilot, pi, mock;
+    reasoning: pi, claude_acp, copilot;
     edit_diff: pi;
-    mcp_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen;
-    mcp_sequence: claude, codex, gemini, claude_acp, qwen;
-    mcp_deny: codex, opencode, gemini, opencode_acp, claude_acp, qwen;
-    mcp_remote_bypass: claude, opencode, gemini, opencode_acp, claude_acp, qwen;
+    mcp_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
+    mcp_sequence: claude, codex, gemini, claude_acp, qwen, copilot;
+    mcp_deny: codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
+    mcp_remote_bypass: claude, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
     mcp_global: claude, opencode, gemini, opencode_acp, claude_acp, qwen;
     skill: claude, opencode, pi;
     subagent: claude, claude_acp;
@@ -131,12 +131,14 @@ async fn every_claiming_agent_runs_each_scenario() {
         ("TETHER_QWEN_PATH", qwen_bin()),
         ("TETHER_PI_PATH", pi_bin()),
         ("TETHER_CLAUDE_ACP_PATH", claude_acp_bin()),
+        ("TETHER_COPILOT_PATH", copilot_bin()),
     ];
     let env = env.into_iter().map(|(k, v)| (k.to_owned(), v.display().to_string())).collect();
     let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
     let agents = server.client().agents().await.unwrap().agents;
     let installed: Vec<&str> = agents.iter().filter(|a| a.installed).map(|a| a.id.as_str()).collect();
-    for agent in ["mock", "claude", "codex", "opencode", "gemini", "opencode-acp", "claude-acp", "qwen", "pi"] {
+    let all = ["mock", "claude", "codex", "opencode", "gemini", "opencode-acp", "claude-acp", "qwen", "copilot", "pi"];
+    for agent in all {
         assert!(installed.contains(&agent), "{agent} is not installed: {installed:?}");
     }
     let mut missing = Vec::new();
@@ -185,6 +187,11 @@ mod rigs {
 
     pub async fn qwen() -> Rig<ScriptedQwen> {
         Rig::start("qwen", ScriptedQwen::start().await, qwen_env).await
+    }
+
+    /// The Copilot CLI over ACP, against the Codex rig's scripted Responses model.
+    pub async fn copilot() -> Rig<ScriptedOpenAI> {
+        Rig::start("copilot", ScriptedOpenAI::start().await, copilot_env).await
     }
 
     pub async fn pi() -> Rig<ScriptedPi> {
@@ -315,6 +322,17 @@ fn spec(agent: &str) -> Spec {
             shell_ask: ("touch", "touch qwen-touched.txt", Some(tether_e2e::qwen::TOUCHED_FILE)),
             // Qwen retries a 500 for about 100 s; a 400 fails at once.
             error: "400",
+            answered: "",
+        },
+        // The Codex rig's scripted model; Copilot asks before any command (even `echo`)
+        // and writes with `apply_patch`, asking with a git diff of the new file.
+        "copilot" => Spec {
+            version: Some(COPILOT_VERSION),
+            reply: scripted_reply,
+            shell: ("shell", PermissionMode::Bypass, "scripted-shell-output"),
+            write: ("patch", "codex-patched.txt", "patched by codex\n", PermissionAction::FileWrite),
+            shell_ask: ("touch", "touch codex-touched.txt", Some("codex-touched.txt")),
+            error: "401",
             answered: "",
         },
         // Pi has no permissions and asks no questions: `write` and `shell_ask` are never asked for.
@@ -510,6 +528,12 @@ async fn permission_deny<M: ScriptedModel>(rig: Rig<M>) {
             let diff = tools[0].tool.as_ref().unwrap().diff.as_deref().unwrap_or("");
             assert!(diff.starts_with("--- /dev/null") && diff.contains("+written by claude"), "{:?}", tools[0]);
         }
+        // Copilot ends its turn itself with a message of its own; the model is not asked again.
+        "copilot" => {
+            assert_eq!(final_text(&events), "Info: Operation cancelled by user", "{}", describe(&events));
+            let asked = rig.model.requests().into_iter().filter(|r| r.to_string().contains("[copilot:patch]")).count();
+            assert_eq!(asked, 1, "the model was asked again after the refusal");
+        }
         // A rejected call ends OpenCode's turn: the model is not asked again; the item keeps its diff.
         // So does Qwen's (it reports the call failed).
         "opencode-acp" | "qwen" => {
@@ -630,9 +654,9 @@ async fn model_error_of<M: ScriptedModel>(rig: Rig<M>, tag: &str) {
     let events = rig.turn(&s.id, &tagged(&rig, tag, "fail please")).await;
     assert!(!of_type(&events, "error").is_empty(), "{}", describe(&events));
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::Error, "{}", describe(&events));
-    if rig.agent == "opencode-acp" || rig.agent == "claude-acp" || rig.agent == "qwen" {
+    if ["opencode-acp", "claude-acp", "qwen", "copilot"].contains(&rig.agent) {
         // OpenCode's JSON-RPC error names an `APIError`, the Claude adapter's an `errorKind`,
-        // Qwen's the HTTP status: the model failed, not the agent.
+        // Qwen's the HTTP status, Copilot's text opens with `Error: `: the model failed, not the agent.
         let error = the_turn_completed(&events).error.clone().expect("the turn's error");
         assert_eq!(error.code, "model_error", "{error:?}");
     }
@@ -717,6 +741,8 @@ async fn reasoning<M: ScriptedModel>(rig: Rig<M>) {
     let (tag, model, thought) = match rig.agent {
         "pi" => ("thinking", "mock/mock-model", "Let me think about this scripted request."),
         "claude-acp" => ("thinking", "claude-scripted-model", "Let me think about this scripted request."),
+        // Not the model its environment names (`COPILOT_MODEL`): the session's, as `--model`.
+        "copilot" => ("reasoning", "gpt-5.5", "Let me think about this scripted request."),
         other => panic!("no reasoning script for {other}"),
     };
     let create = tether_sdk::CreateSession { agent: rig.agent.into(), model: Some(model.into()), ..Default::default() };
@@ -740,9 +766,10 @@ async fn reasoning<M: ScriptedModel>(rig: Rig<M>) {
     let EventBody::SessionStarted(started) = &of_type(&events, "session.started")[0].body else { unreachable!() };
     assert_eq!(started.model.as_deref(), Some(model), "{started:?}");
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
-    if rig.agent == "claude-acp" {
-        // The session's model reached the CLI behind the adapter (`ANTHROPIC_MODEL`).
-        let asked = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("[claude-acp:thinking]"));
+    if rig.agent == "claude-acp" || rig.agent == "copilot" {
+        // The session's model reached the CLI (`ANTHROPIC_MODEL` behind the adapter; Copilot's `--model`).
+        let asked =
+            rig.model.requests().into_iter().rfind(|r| r.to_string().contains(&format!("[{}:{tag}]", rig.agent)));
         assert_eq!(asked.expect("no request for the turn")["model"], model);
     }
 }
@@ -803,9 +830,18 @@ async fn mcp_turn<M: ScriptedModel>(
     }
 }
 
-/// The stdio test MCP server as the session's `tt`, logging to `log`.
-fn tt_server(log: &McpLog) -> BTreeMap<String, tether_sdk::McpServer> {
-    BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))])
+/// The test MCP server as the session's `tt`, logging to `log`: over stdio,
+/// or for an agent that takes only remote servers (Copilot) over streamable
+/// HTTP (served while the first value lives); and the label its calls log.
+fn tt_server<M>(
+    rig: &Rig<M>,
+    log: &McpLog,
+) -> (Option<McpHttpServer>, BTreeMap<String, tether_sdk::McpServer>, &'static str) {
+    if rig.agent == "copilot" {
+        let (http, entry) = remote_mcp_server(log.path(), "http");
+        return (Some(http), BTreeMap::from([("tt".to_string(), entry)]), "http");
+    }
+    (None, BTreeMap::from([("tt".to_string(), stdio_mcp_server(log.path(), "stdio", "s3cret"))]), "stdio")
 }
 
 /// A session MCP server's `echo`, asked for and allowed: one completed
@@ -814,7 +850,8 @@ async fn mcp_call<M: ScriptedModel>(rig: Rig<M>) {
     claims(&rig, "mcp", |c| c.mcp).await;
     let dir = tempfile::tempdir().unwrap();
     let log = McpLog::new(dir.path().join("calls.jsonl"));
-    let s = rig.session_with(PermissionMode::Default, tt_server(&log), vec![]).await;
+    let (_http, servers, label) = tt_server(&rig, &log);
+    let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
     let (events, asked) = mcp_turn(&rig, &s.id, &tagged(&rig, "mcp:tt:echo", "hello mcp"), Decision::AllowOnce).await;
     assert_eq!(asked.len(), 1, "{}", describe(&events));
     assert_eq!(asked[0].action, PermissionAction::Mcp);
@@ -827,10 +864,7 @@ async fn mcp_call<M: ScriptedModel>(rig: Rig<M>) {
     assert_eq!(final_text(&events), "MCP said: echo: hello mcp", "{}", describe(&events));
     let calls = log.calls_of("echo");
     assert_eq!(calls.len(), 1, "{calls:?}");
-    assert_eq!(
-        (calls[0]["label"].as_str(), calls[0]["arguments"]["text"].as_str()),
-        (Some("stdio"), Some("hello mcp"))
-    );
+    assert_eq!((calls[0]["label"].as_str(), calls[0]["arguments"]["text"].as_str()), (Some(label), Some("hello mcp")));
     if rig.agent != "claude" {
         assert_eq!(asked[0].item_id.as_deref(), Some(item.item_id.as_str()), "the permission names its call");
     }
@@ -843,7 +877,7 @@ async fn mcp_call<M: ScriptedModel>(rig: Rig<M>) {
             assert!(offered.contains("\"tt_echo\"") && offered.contains("\"tt_whoami\""), "{offered}");
         }
         // ACP reports nothing of an MCP server's connection: no `mcp.status`.
-        "gemini" | "opencode-acp" | "claude-acp" | "qwen" => {
+        "gemini" | "opencode-acp" | "claude-acp" | "qwen" | "copilot" => {
             let all = read_all(&rig.server.client(), &s.id).await;
             assert!(mcp_statuses(&all).is_empty(), "{}", describe(&all));
         }
@@ -881,7 +915,8 @@ async fn mcp_sequence<M: ScriptedModel>(rig: Rig<M>) {
     claims(&rig, "mcp", |c| c.mcp).await;
     let dir = tempfile::tempdir().unwrap();
     let log = McpLog::new(dir.path().join("calls.jsonl"));
-    let s = rig.session_with(PermissionMode::Default, tt_server(&log), vec![]).await;
+    let (_http, servers, _) = tt_server(&rig, &log);
+    let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
     let prompt = tagged(&rig, "mcp-seq:tt", r#"mint ;; echo {"text": "$token"}"#);
     let (events, asked) = mcp_turn(&rig, &s.id, &prompt, Decision::AllowOnce).await;
     tether_e2e::rig::assert_minted_token_echoed(&events, &asked, &log);
@@ -905,7 +940,8 @@ async fn mcp_deny<M: ScriptedModel>(rig: Rig<M>) {
     claims(&rig, "mcp", |c| c.mcp).await;
     let dir = tempfile::tempdir().unwrap();
     let log = McpLog::new(dir.path().join("calls.jsonl"));
-    let s = rig.session_with(PermissionMode::Default, tt_server(&log), vec![]).await;
+    let (_http, servers, _) = tt_server(&rig, &log);
+    let s = rig.session_with(PermissionMode::Default, servers, vec![]).await;
     let (events, asked) = mcp_turn(&rig, &s.id, &tagged(&rig, "mcp:tt:echo", "not this"), Decision::Deny).await;
     assert_eq!(asked.len(), 1, "{}", describe(&events));
     let mcp: Vec<_> = tool_items(&events)
@@ -997,6 +1033,25 @@ async fn an_agent_that_takes_no_mcp_runs_beside_global_servers_and_refuses_its_o
     let tether_sdk::Error::Api { status, problem, .. } = &err else { panic!("{err:?}") };
     assert_eq!((*status, problem.code()), (400, "invalid_request"), "{err:?}");
     assert!(problem.detail.contains("pi agent takes no local (stdio) MCP servers: remove `mine`"), "{problem:?}");
+}
+
+/// Copilot takes only remote MCP servers (it drops a stdio one from
+/// `session/new`, as its `mcpCapabilities` say): `GET /v1/agents` says it
+/// claims MCP, and a session that gives it a stdio server of its own is
+/// refused with a sentence saying what to remove.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copilot_refuses_a_sessions_own_stdio_mcp_server() {
+    let rig = rigs::copilot().await;
+    let client = rig.server.client();
+    assert!(client.agent("copilot").await.unwrap().capabilities.mcp);
+    let dir = tempfile::tempdir().unwrap();
+    let log = McpLog::new(dir.path().join("own.jsonl"));
+    let own = BTreeMap::from([("mine".to_string(), stdio_mcp_server(log.path(), "own", "o"))]);
+    let create = tether_sdk::CreateSession { agent: "copilot".into(), mcp_servers: own, ..Default::default() };
+    let err = client.create_session(&create).await.unwrap_err();
+    let tether_sdk::Error::Api { status, problem, .. } = &err else { panic!("{err:?}") };
+    assert_eq!((*status, problem.code()), (400, "invalid_request"), "{err:?}");
+    assert!(problem.detail.contains("copilot agent takes no local (stdio) MCP servers: remove `mine`"), "{problem:?}");
 }
 
 /// A subagent (`[AGENT:agent]`: Claude's `Agent` tool running a

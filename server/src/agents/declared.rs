@@ -123,6 +123,7 @@ pub fn load(path: &Path, required: bool) -> Result<usize, String> {
             env: Box::leak(env.into_boxed_slice()),
             model_flag: d.model_flag.map(leak),
             session_env: None,
+            error_text: None,
         }));
         defs.push(AgentDef {
             id,

@@ -214,10 +214,11 @@ pub async fn version_of(bin: &Path) -> Option<String> {
     version
 }
 
-/// `2.1.330 (Claude Code)` → `2.1.330`; `codex-cli 0.169.0` → `0.169.0`.
+/// `2.1.330 (Claude Code)` → `2.1.330`; `codex-cli 0.169.0` → `0.169.0`;
+/// `GitHub Copilot CLI 1.0.102.` → `1.0.102`.
 pub fn parse_version(text: &str) -> Option<String> {
     text.split(|c: char| c.is_whitespace() || c == 'v')
-        .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '.'))
+        .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '.').trim_end_matches('.'))
         .find(|w| {
             w.split('.').count() >= 2 && w.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
         })
@@ -233,6 +234,8 @@ mod tests {
         assert_eq!(parse_version("2.1.330 (Claude Code)\n").as_deref(), Some("2.1.330"));
         assert_eq!(parse_version("codex-cli 0.169.0").as_deref(), Some("0.169.0"));
         assert_eq!(parse_version("opencode v1.18.33").as_deref(), Some("1.18.33"));
+        let copilot = "GitHub Copilot CLI 1.0.102.\nRun 'copilot update' to check for updates.\n";
+        assert_eq!(parse_version(copilot).as_deref(), Some("1.0.102"));
         assert_eq!(parse_version("no version here"), None);
     }
 }

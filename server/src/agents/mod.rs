@@ -421,6 +421,13 @@ fn claude_acp_caps() -> Capabilities {
     Capabilities { questions: false, skills: false, ..real_agent_caps() }
 }
 
+/// GitHub Copilot CLI over ACP, as it announces itself (`loadSession`,
+/// images, MCP over HTTP and SSE only): no questions (its `ask_user` tool
+/// does not reach ACP clients), no skills (ACP has none).
+fn copilot_caps() -> Capabilities {
+    Capabilities { questions: false, skills: false, ..real_agent_caps() }
+}
+
 fn planned_caps() -> Capabilities {
     Capabilities::default()
 }
@@ -515,6 +522,18 @@ pub const AGENTS: &[AgentDef] = &[
         // Over ACP: MCP servers of both kinds in `session/new`; ACP has no skills.
         accepts: Accepts { mcp_stdio: true, mcp_http: true, skills: false },
         driver: Driver::Acp(&acp::QWEN),
+    },
+    AgentDef {
+        id: "copilot",
+        name: "GitHub Copilot CLI",
+        command: "copilot",
+        capabilities: copilot_caps,
+        pinned: pinned("@github/copilot", "1.0.102"),
+        install_hint: None,
+        // Over ACP: Copilot takes only remote MCP servers (HTTP, SSE) in `session/new`
+        // and drops a stdio one; ACP has no skills.
+        accepts: Accepts { mcp_stdio: false, mcp_http: true, skills: false },
+        driver: Driver::Acp(&acp::COPILOT),
     },
     AgentDef {
         id: "amp",

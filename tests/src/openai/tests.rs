@@ -86,7 +86,7 @@ fn mcp_sequences_search_each_deferred_tool_then_call_in_order() {
     let step = |items: &[Value]| {
         let r = request(json!(items));
         let prompt = latest_prompt(&r);
-        let script = mcp_script(TAG_OPEN, &prompt.tag, &prompt.text, &prompt.echo()).unwrap().unwrap();
+        let script = mcp_script(prompt.open, &prompt.tag, &prompt.text, &prompt.echo()).unwrap().unwrap();
         mcp_step(&r, &prompt, &script)
     };
     let search = |id: &str, query: &str| {
@@ -749,4 +749,13 @@ fn alternatives(pattern: &str) -> Vec<String> {
 fn alternatives_expand() {
     assert_eq!(alternatives("A(B|C)D(E|F)"), ["ABDE", "ABDF", "ACDE", "ACDF"]);
     assert_eq!(alternatives("Plain"), ["Plain"]);
+}
+
+#[test]
+fn context_elements_around_a_prompt_are_not_the_prompt() {
+    let text =
+        "<current_datetime>2026-12-07T05:38:01</current_datetime>\n\n[copilot:text] hello\n\n<reminder>x</reminder>";
+    assert_eq!(super::without_context(text), "[copilot:text] hello");
+    assert_eq!(super::without_context("<environment_context>a</environment_context>"), "");
+    assert_eq!(super::without_context("plain <b>text</b> here"), "plain <b>text</b> here");
 }

@@ -30,6 +30,11 @@ pub struct AcpConverter {
     usage: Option<Usage>,
     /// The session's MCP servers by name (an agent may name their tools only by a prefix).
     mcp_servers: Vec<String>,
+    /// The text of the turn's last update when it was a message chunk.
+    last_chunk: Option<String>,
+    /// The MCP server and tool of each call seen as one (Copilot's permission
+    /// request renames its `SERVER-TOOL` call to the bare tool).
+    mcp_calls: HashMap<String, (String, String)>,
 }
 
 impl AcpConverter {
@@ -40,6 +45,19 @@ impl AcpConverter {
 
     /// One `session/update`.
     pub fn update(&mut self, update: SessionUpdate) -> Vec<Draft> {
+        // The last message chunk, until the turn shows something else (figures and the
+        // session's own state do not count).
+        match &update {
+            SessionUpdate::AgentMessageChunk(ContentChunk { content: ContentBlock::Text(t), .. }) => {
+                self.last_chunk = Some(t.text.clone());
+            }
+            SessionUpdate::AgentMessageChunk(_)
+            | SessionUpdate::AgentThoughtChunk(_)
+            | SessionUpdate::ToolCall(_)
+            | SessionUpdate::ToolCallUpdate(_)
+            | SessionUpdate::Plan(_) => self.last_chunk = None,
+            _ => {}
+        }
         match update {
             SessionUpdate::AgentMessageChunk(chunk) => {
                 if let Some(meta) = &chunk.meta {
@@ -108,7 +126,7 @@ impl AcpConverter {
         let id = request.tool_call.tool_call_id.0.to_string();
         let known = self.tools.contains_key(&id);
         let call = self.merged(request.tool_call);
-        let tool = tool_of(&call, &self.mcp_servers);
+        let tool = self.tool(&id, &call);
         if !known {
             drafts.extend(parent_of(&id, &call, known));
             drafts.push(Draft::ItemStarted {
@@ -122,7 +140,9 @@ impl AcpConverter {
             (_, Kind::Mcp) => PermissionAction::Mcp,
             (ToolKind::Execute, _) => PermissionAction::Shell,
             (ToolKind::Edit | ToolKind::Delete | ToolKind::Move, _) => {
-                if tool.diff.as_deref().is_some_and(|d| d.starts_with("--- /dev/null")) {
+                // A new file's diff is from /dev/null (`a/dev/null` in Copilot's git diff).
+                let new_file = |d: &str| d.lines().any(|l| l == "--- /dev/null" || l == "--- a/dev/null");
+                if tool.diff.as_deref().is_some_and(new_file) {
                     PermissionAction::FileWrite
                 } else {
                     PermissionAction::FileEdit
@@ -152,11 +172,18 @@ impl AcpConverter {
         drafts
     }
 
+    /// The text of the turn's last update, if it was a message chunk.
+    pub fn last_chunk(&self) -> Option<&str> {
+        self.last_chunk.as_deref()
+    }
+
     /// The turn ended: the session closes what is still open (completed,
     /// cancelled or failed, as the turn ended). Answers the usage the
     /// updates carried (ACP's own `usage` shape), if any.
     pub fn turn_ended(&mut self) -> Option<Usage> {
         self.tools.clear();
+        self.mcp_calls.clear();
+        self.last_chunk = None;
         self.text = None;
         self.usage.take()
     }
@@ -225,9 +252,20 @@ impl AcpConverter {
         call.clone()
     }
 
+    /// The call as tether shows it; an MCP call stays the call it was first
+    /// seen as, whatever its later titles (Copilot's bare `echo_upper` of the
+    /// server `echo` would read as OpenCode's `echo_` + `upper`).
+    fn tool(&mut self, id: &str, call: &ToolCall) -> Tool {
+        let mcp = self.mcp_calls.get(id).cloned().or_else(|| mcp_of(call, &self.mcp_servers));
+        if let Some(mcp) = &mcp {
+            self.mcp_calls.insert(id.to_string(), mcp.clone());
+        }
+        tool_with(call, mcp)
+    }
+
     fn tool_changed(&mut self, id: String, call: ToolCall) -> Vec<Draft> {
         self.tools.insert(id.clone(), call.clone());
-        let tool = Some(tool_of(&call, &self.mcp_servers));
+        let tool = Some(self.tool(&id, &call));
         match call.status {
             ToolCallStatus::Completed | ToolCallStatus::Failed => vec![Draft::ItemCompleted {
                 native_id: id,
@@ -266,8 +304,9 @@ fn meta_tool_name(meta: &ToolMeta) -> Option<String> {
 
 /// (server, tool) of an MCP tool call: a `mcp__SERVER__TOOL` name (Qwen,
 /// Claude), a title `TOOL (SERVER MCP Server)` (Gemini), `_meta.provenance`,
-/// or a title `SERVER_TOOL` of kind `other` naming one of the session's
-/// `servers` as OpenCode spells them (the longest that fits).
+/// or a title `SERVER_TOOL` (OpenCode, which spells the server its own way)
+/// or `SERVER-TOOL` (Copilot) of kind `other` naming one of the session's
+/// `servers` (the longest that fits).
 fn mcp_of(call: &ToolCall, servers: &[String]) -> Option<(String, String)> {
     let meta = meta_of(call);
     if let Some(name) = meta_tool_name(&meta) {
@@ -290,7 +329,9 @@ fn mcp_of(call: &ToolCall, servers: &[String]) -> Option<(String, String)> {
     servers
         .iter()
         .filter_map(|server| {
-            let tool = call.title.strip_prefix(&crate::agents::opencode::tool_prefix(server))?.strip_prefix('_')?;
+            let opencode = || call.title.strip_prefix(&crate::agents::opencode::tool_prefix(server))?.strip_prefix('_');
+            let copilot = || call.title.strip_prefix(server.as_str())?.strip_prefix('-');
+            let tool = opencode().or_else(copilot)?;
             (!tool.is_empty()).then(|| (server.clone(), tool.to_string()))
         })
         .max_by_key(|(server, _)| server.len())
@@ -298,7 +339,11 @@ fn mcp_of(call: &ToolCall, servers: &[String]) -> Option<(String, String)> {
 
 /// The tool call as tether shows it (`servers`: the session's MCP servers).
 pub fn tool_of(call: &ToolCall, servers: &[String]) -> Tool {
-    let mcp = mcp_of(call, servers);
+    tool_with(call, mcp_of(call, servers))
+}
+
+/// The tool call as tether shows it, given the MCP server and tool it calls, if it does.
+fn tool_with(call: &ToolCall, mcp: Option<(String, String)>) -> Tool {
     // Claude's subagent tool (`Agent`, formerly `Task`; kind `think` in the adapter's calls).
     let claude_tool = meta_of(call).claude_code.get().and_then(|c| c.tool_name.get().cloned());
     let subagent = matches!(claude_tool.as_deref(), Some("Agent" | "Task"));
@@ -350,6 +395,12 @@ pub fn tool_of(call: &ToolCall, servers: &[String]) -> Tool {
                 }
             }
             _ => {}
+        }
+    }
+    // No diff shown, but one in its input (Copilot asks to write with `{fileName, diff}`, a git diff).
+    if diff.is_empty() {
+        if let Some(d) = call.raw_input.as_ref().and_then(|i| i.get("diff")).and_then(Value::as_str) {
+            diff = d.trim_start_matches('\n').to_string();
         }
     }
     // Output in `content`, else in `rawOutput` (a string, or an object's `output`), once

@@ -26,6 +26,10 @@ pub struct AcpAgent {
     /// how an agent without ACP modes for them takes the session's
     /// permission mode and model (OpenCode reads them from its config).
     pub session_env: Option<SessionEnv>,
+    /// How the text opens with which the agent reports a failed turn instead
+    /// of an error (Copilot: `Error: …` as its last message chunk, then
+    /// `end_turn` with no usage): such a turn ends as a model error.
+    pub error_text: Option<&'static str>,
 }
 
 /// Environment variables for one session, from its launch context.

@@ -1,6 +1,7 @@
 //! Any agent that speaks the Agent Client Protocol (ACP, JSON-RPC 2.0 over
 //! stdio, protocol v1) — Gemini CLI, Qwen Code, OpenCode's ACP mode, the
-//! Claude and Codex adapters, or one a user declares — driven by one adapter:
+//! Claude and Codex adapters, GitHub Copilot CLI, or one a user declares —
+//! driven by one adapter:
 //! `initialize` → `session/new` with the session's MCP servers (or
 //! `session/load` with the stored session id, where the agent announced
 //! `loadSession`) → `session/prompt` per message, `session/cancel` to stop a
@@ -31,6 +32,13 @@
 //! call: tether's default permission mode asks it for `default`. It names
 //! MCP tools `mcp__<server>__<tool>`, defers them behind its `tool_call`
 //! tool, and connects the servers in the background after `session/new`.
+//! Copilot's mode ids are URLs (`…/session-modes#plan`: matched by their
+//! fragment); it takes only HTTP and SSE MCP servers, names their tools
+//! `<server>-<tool>` but the bare tool in its permission request (a call
+//! once seen as MCP stays one), asks to write with a git diff in its input,
+//! puts a command's exit code in `rawOutput.contents` (`shell_exit`), and
+//! tells a failed model call only as a message `Error: …` before `end_turn`
+//! with no usage (its `error_text`).
 
 pub mod convert;
 pub mod launch;
@@ -56,6 +64,7 @@ pub const GEMINI: AcpAgent = AcpAgent {
     env: &[("GEMINI_CLI_NO_RELAUNCH", "true")],
     model_flag: Some("--model"),
     session_env: None,
+    error_text: None,
 };
 
 /// Qwen Code (`qwen --acp`). `QWEN_CODE_NO_RELAUNCH` keeps it one process
@@ -67,6 +76,7 @@ pub const QWEN: AcpAgent = AcpAgent {
     env: &[("QWEN_CODE_NO_RELAUNCH", "true")],
     model_flag: Some("--model"),
     session_env: None,
+    error_text: None,
 };
 
 /// OpenCode's ACP mode (`opencode acp`, the binary of the native agent):
@@ -78,6 +88,7 @@ pub const OPENCODE: AcpAgent = AcpAgent {
     env: &[("NO_COLOR", "1")],
     model_flag: None,
     session_env: Some(super::opencode::launch::acp_env),
+    error_text: None,
 };
 
 /// Claude Code's ACP adapter (`claude-agent-acp`, no arguments), running
@@ -94,7 +105,29 @@ pub const CLAUDE: AcpAgent = AcpAgent {
     ],
     model_flag: None,
     session_env: Some(super::claude::launch::acp_env),
+    error_text: None,
 };
+
+/// GitHub Copilot CLI's ACP mode (`copilot --acp`), without its self-update
+/// and its client telemetry. Its mode ids are URLs
+/// (`…/session-modes#plan`); it has no mode that approves everything, so
+/// `bypass` is its `COPILOT_ALLOW_ALL` (`on`: tools only, not "trust the
+/// directory's hooks" as `true` would), and every other mode turns it off.
+/// A model error is a message `Error: …` and `end_turn` (after its own
+/// retries of a 5xx, each an `Info: … Retrying...` message).
+pub const COPILOT: AcpAgent = AcpAgent {
+    id: "copilot",
+    args: &["--acp", "--no-auto-update", "--disable-client-telemetry"],
+    env: &[("COPILOT_AUTO_UPDATE", "false"), ("NO_COLOR", "1")],
+    model_flag: Some("--model"),
+    session_env: Some(copilot_env),
+    error_text: Some("Error: "),
+};
+
+fn copilot_env(ctx: &LaunchContext<'_>) -> Vec<(String, String)> {
+    let allow_all = if ctx.permission_mode == PermissionMode::Bypass { "on" } else { "off" };
+    vec![("COPILOT_ALLOW_ALL".to_string(), allow_all.to_string())]
+}
 
 /// Where the last `initialize` answer of an ACP agent is kept.
 pub fn announced_path(data_dir: &std::path::Path, id: &str) -> PathBuf {
@@ -362,7 +395,9 @@ impl AcpAdapter {
                     .map(|m| m.available_modes.iter().filter_map(|m| Some(m.get()?.id.as_str())).collect())
                     .unwrap_or_default();
                 let current = modes.and_then(|m| m.current_mode_id.get().map(String::as_str));
-                let wanted = mode_ids(self.mode).iter().find(|m| available.contains(m)).copied();
+                // A mode id may be a URL whose fragment names the mode (Copilot's `…#plan`).
+                let named = |id: &str, m: &str| id == m || id.rsplit_once('#').is_some_and(|(_, f)| f == m);
+                let wanted = mode_ids(self.mode).iter().find_map(|m| available.iter().find(|a| named(a, m))).copied();
                 let set_mode = wanted.filter(|m| Some(*m) != current);
                 if let (Some(mode), Some(sid)) = (set_mode, session_id.clone()) {
                     // Prompts wait for it: a turn runs in the mode asked for.
@@ -396,6 +431,16 @@ impl AcpAdapter {
                         Some(("max_tokens".to_string(), "the model reached its output token limit".to_string())),
                     ),
                     _ => (StopReason::EndTurn, None),
+                };
+                // An agent that tells a failed turn only as text: its last chunk
+                // opens with its error text, and no usage came with the answer.
+                let failed = match (stop, self.agent.error_text, answer.usage()) {
+                    ("end_turn", Some(open), None) => self.converter.last_chunk().and_then(|t| t.strip_prefix(open)),
+                    _ => None,
+                };
+                let (stop_reason, error) = match failed {
+                    Some(text) => (StopReason::Error, Some(("model_error".to_string(), text.trim().to_string()))),
+                    None => (stop_reason, error),
                 };
                 let streamed = self.converter.turn_ended();
                 let usage = answer.usage().or(streamed);

@@ -159,6 +159,9 @@ pub struct ToolOutput {
     pub exit_code: Lenient<i64>,
     #[serde(default)]
     pub metadata: Lenient<OutputMetadata>,
+    /// Copilot's: a command's `{"type": "shell_exit", "exitCode": N}` among them.
+    #[serde(default)]
+    pub contents: Lenient<Vec<Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,8 +172,12 @@ pub struct OutputMetadata {
 
 impl ToolOutput {
     pub fn exit_code(&self) -> Option<i32> {
-        let code = self.exit_code.get().or_else(|| self.metadata.get()?.exit.get());
-        code.map(|c| *c as i32)
+        let code = self.exit_code.get().or_else(|| self.metadata.get()?.exit.get()).copied();
+        let shell_exit = || {
+            let contents = self.contents.get()?;
+            contents.iter().find(|c| c["type"] == "shell_exit")?.get("exitCode")?.as_i64()
+        };
+        code.or_else(shell_exit).map(|c| c as i32)
     }
 }
 

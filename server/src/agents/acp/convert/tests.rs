@@ -12,7 +12,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use tether_protocol::{Decision, ItemKind, ItemStatus, Part, PermissionMode, StopReason, ToolKind};
 
-use crate::agents::acp::{AcpAdapter, CLAUDE, GEMINI, OPENCODE, QWEN};
+use crate::agents::acp::{AcpAdapter, CLAUDE, COPILOT, GEMINI, OPENCODE, QWEN};
 use crate::agents::{snapshots, Adapter, Draft, LaunchContext};
 
 fn context<'a>(
@@ -603,4 +603,94 @@ fn open_failing(workspace: &Path) -> AcpAdapter {
     adapter.convert(r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"agentCapabilities":{}}}"#);
     adapter.take_output();
     adapter
+}
+
+/// Copilot 1.0.102's lines (from `shared/agents/acp/captures/copilot`): its
+/// plan mode is a URL; an MCP call named `SERVER-TOOL` keeps its server when
+/// the permission request names the bare tool; a write asks with a git diff
+/// in its input; a command's exit code is in `rawOutput.contents`; a model
+/// error is a message `Error: …` and `end_turn` without usage.
+#[test]
+fn copilot_modes_mcp_calls_writes_exit_codes_and_errors_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = tether_protocol::McpServer::Http { url: "http://127.0.0.1:1/mcp".into(), headers: BTreeMap::new() };
+    let (mcp, env) = (BTreeMap::from([("echo".to_string(), http)]), BTreeMap::new());
+    let mut adapter = AcpAdapter::new("/agent".into(), &COPILOT);
+    let ctx = LaunchContext { permission_mode: PermissionMode::Plan, ..context(dir.path(), None, &mcp, &env) };
+    let spec = adapter.launch(&ctx);
+    assert!(spec.env.contains(&("COPILOT_ALLOW_ALL".to_string(), "off".to_string())), "{:?}", spec.env);
+    adapter.started();
+    adapter.convert(r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"agentCapabilities":{}}}"#);
+    adapter.take_output();
+    let modes = r#"{"availableModes":[{"id":"https://agentclientprotocol.com/protocol/session-modes#agent","name":"Agent"},{"id":"https://agentclientprotocol.com/protocol/session-modes#plan","name":"Plan"}],"currentModeId":"https://agentclientprotocol.com/protocol/session-modes#agent"}"#;
+    adapter.convert(&format!(r#"{{"jsonrpc":"2.0","id":2,"result":{{"sessionId":"s1","modes":{modes}}}}}"#));
+    let set = sent(&mut adapter);
+    assert_eq!(set[0]["params"]["modeId"], "https://agentclientprotocol.com/protocol/session-modes#plan");
+    adapter.convert(r#"{"jsonrpc":"2.0","id":3,"result":{}}"#);
+    adapter.user_message(&[Part::text("go")]);
+    adapter.take_output();
+    let update = |u: &str| {
+        format!(r#"{{"jsonrpc":"2.0","method":"session/update","params":{{"sessionId":"s1","update":{u}}}}}"#)
+    };
+    let mut drafts = Vec::new();
+    for line in [
+        update(r#"{"sessionUpdate":"tool_call","toolCallId":"m1","title":"echo-echo_upper","kind":"other","status":"pending","rawInput":{"text":"hi"}}"#),
+        r#"{"jsonrpc":"2.0","id":0,"method":"session/request_permission","params":{"sessionId":"s1","toolCall":{"toolCallId":"m1","title":"echo_upper","kind":"other","status":"pending","rawInput":{"text":"hi"}},"options":[{"optionId":"allow_once","kind":"allow_once","name":"Allow once"}]}}"#.to_string(),
+        update(r#"{"sessionUpdate":"tool_call_update","toolCallId":"m1","status":"completed","content":[{"type":"content","content":{"type":"text","text":"HI"}}]}"#),
+        update(r#"{"sessionUpdate":"tool_call","toolCallId":"w1","title":"apply_patch","kind":"edit","status":"pending","rawInput":"*** Begin Patch"}"#),
+        r#"{"jsonrpc":"2.0","id":1,"method":"session/request_permission","params":{"sessionId":"s1","toolCall":{"toolCallId":"w1","title":"Create file","kind":"edit","status":"pending","rawInput":{"fileName":"/p/new.txt","diff":"\ndiff --git a/p/new.txt b/p/new.txt\ncreate file mode 100644\nindex 0000000..0000000\n--- a/dev/null\n+++ b/p/new.txt\n@@ -1,0 +1,2 @@\n+hello\n"}},"options":[{"optionId":"allow_once","kind":"allow_once","name":"Allow once"}]}}"#.to_string(),
+        update(r#"{"sessionUpdate":"tool_call","toolCallId":"b1","title":"Prints","kind":"execute","status":"pending","rawInput":{"command":"echo hi"}}"#),
+        update(r#"{"sessionUpdate":"tool_call_update","toolCallId":"b1","status":"completed","content":[{"type":"content","content":{"type":"text","text":"hi\n<shellId: 0 completed with exit code 0>"}}],"rawOutput":{"content":"hi","contents":[{"type":"shell_exit","shellId":"0","exitCode":3}]}}"#),
+        update(r#"{"sessionUpdate":"agent_message_chunk","content":{"type":"text","text":"Error: 400 scripted bad request"}}"#),
+        update(r#"{"sessionUpdate":"usage_update","used":9459,"size":922000}"#),
+        r#"{"jsonrpc":"2.0","id":4,"result":{"stopReason":"end_turn"}}"#.to_string(),
+    ] {
+        drafts.extend(adapter.convert(&line));
+    }
+    let mcp_tools: Vec<_> = drafts
+        .iter()
+        .filter_map(|d| match d {
+            Draft::ItemStarted { tool: Some(t), .. }
+            | Draft::ItemUpdated { tool: Some(t), .. }
+            | Draft::ItemCompleted { tool: Some(t), .. }
+                if t.name == "echo_upper" =>
+            {
+                Some(t)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        mcp_tools.len() >= 2
+            && mcp_tools.iter().all(|t| t.kind == ToolKind::Mcp && t.server.as_deref() == Some("echo")),
+        "{mcp_tools:?}"
+    );
+    let asked: Vec<_> = drafts
+        .iter()
+        .filter_map(|d| match d {
+            Draft::PermissionRequested { action, title, diff, .. } => Some((*action, title.clone(), diff.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked[0].1, "Call echo_upper on the MCP server echo");
+    assert_eq!(asked[1].0, tether_protocol::PermissionAction::FileWrite);
+    assert!(
+        asked[1].2.as_deref().unwrap_or("").starts_with("diff --git")
+            && asked[1].2.as_deref().unwrap().contains("+hello"),
+        "{asked:?}"
+    );
+    let shell = completed_tools(&drafts).into_iter().find(|(t, _)| t.kind == ToolKind::Shell).unwrap();
+    assert_eq!(shell.0.exit_code, Some(3));
+    assert_eq!(
+        turns(&drafts),
+        vec![(StopReason::Error, Some(("model_error".into(), "400 scripted bad request".into())))]
+    );
+    // The same text from a turn that answered with usage is the model's own.
+    adapter.user_message(&[Part::text("again")]);
+    adapter.take_output();
+    adapter.convert(&update(
+        r#"{"sessionUpdate":"agent_message_chunk","content":{"type":"text","text":"Error: is a word"}}"#,
+    ));
+    let drafts = adapter.convert(r#"{"jsonrpc":"2.0","id":5,"result":{"stopReason":"end_turn","usage":{"inputTokens":4,"outputTokens":2,"totalTokens":6}}}"#);
+    assert_eq!(turns(&drafts), vec![(StopReason::EndTurn, None)]);
 }
