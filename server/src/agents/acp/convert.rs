@@ -12,8 +12,8 @@ use tether_protocol::{
 };
 
 use super::wire::{
-    ChunkMeta, ContentBlock, PermissionAsk, RequestPermissionRequest, SessionUpdate, ToolCall, ToolCallContent,
-    ToolCallStatus, ToolCallUpdate, ToolInput, ToolKind, ToolMeta, ToolOutput,
+    ChunkMeta, ContentBlock, DiffInput, PermissionAsk, RequestPermissionRequest, SessionUpdate, ToolCall,
+    ToolCallContent, ToolCallStatus, ToolCallUpdate, ToolInput, ToolKind, ToolMeta, ToolOutput,
 };
 use crate::agents::lenient::decode;
 use crate::agents::{Draft, NativeRequest};
@@ -399,7 +399,8 @@ fn tool_with(call: &ToolCall, mcp: Option<(String, String)>) -> Tool {
     }
     // No diff shown, but one in its input (Copilot asks to write with `{fileName, diff}`, a git diff).
     if diff.is_empty() {
-        if let Some(d) = call.raw_input.as_ref().and_then(|i| i.get("diff")).and_then(Value::as_str) {
+        let input: DiffInput = call.raw_input.as_ref().map(decode).unwrap_or_default();
+        if let Some(d) = input.diff.get() {
             diff = d.trim_start_matches('\n').to_string();
         }
     }

@@ -149,6 +149,13 @@ pub struct ToolInput {
     pub command: Lenient<String>,
 }
 
+/// The diff in a call's `rawInput` (Copilot asks to write with `{fileName, diff}`, a git diff).
+#[derive(Debug, Default, Deserialize)]
+pub struct DiffInput {
+    #[serde(default)]
+    pub diff: Lenient<String>,
+}
+
 /// What tether reads of an object `rawOutput` (Qwen's shell result;
 /// OpenCode's, with the exit code in `metadata.exit`).
 #[derive(Debug, Default, Deserialize)]
