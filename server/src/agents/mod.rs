@@ -153,7 +153,6 @@ pub struct Accepts {
 
 impl Accepts {
     const ALL: Accepts = Accepts { mcp_stdio: true, mcp_http: true, skills: true };
-    const NONE: Accepts = Accepts { mcp_stdio: false, mcp_http: false, skills: false };
 }
 
 /// An event as an adapter sees it: native ids, no seq, no time, no tether ids.
@@ -436,16 +435,15 @@ fn copilot_caps() -> Capabilities {
 
 /// Amp 0.0.1767830505-ga62310 in execute mode with stream-json: whole
 /// messages (no text deltas, no thinking), its tools with their results,
-/// SIGINT to interrupt, its threads to resume, usage. Over stream-json it
-/// cannot ask a permission or a question, takes text only, and runs its
-/// `smart` mode only (no model choice); MCP servers and skills are not
-/// wired yet.
+/// SIGINT to interrupt, its threads to resume, usage, MCP servers (whose
+/// tools it runs without asking). Over stream-json it cannot ask a
+/// permission or a question, takes text only, and runs its `smart` mode
+/// only (no model choice); skills are not wired.
 fn amp_caps() -> Capabilities {
     Capabilities {
         streaming_text: false,
         permissions: false,
         questions: false,
-        mcp: false,
         skills: false,
         models: false,
         reasoning: false,
@@ -564,7 +562,8 @@ pub const AGENTS: &[AgentDef] = &[
         capabilities: amp_caps,
         pinned: pinned("@sourcegraph/amp", "0.0.1767830505-ga62310"),
         install_hint: None,
-        accepts: Accepts::NONE,
+        // MCP servers of both kinds through `--mcp-config`; skills are not wired.
+        accepts: Accepts { mcp_stdio: true, mcp_http: true, skills: false },
         driver: Driver::Native(amp::adapter),
     },
     AgentDef {

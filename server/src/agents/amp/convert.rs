@@ -7,7 +7,8 @@
 //!   text block becomes an item started, one delta with the whole text and
 //!   completed; a tool_use block a tool item that runs until its result.
 //! - its tools: `Bash` (`cmd`), `create_file` (`path`, `content`),
-//!   `edit_file` (`path`, `old_str`, `new_str`), `Read`, `Grep`, `glob`, ...
+//!   `edit_file` (`path`, `old_str`, `new_str`), `Read`, `Grep`, `glob`,
+//!   ..., and the MCP servers' `mcp__SERVER__TOOL` (content: JSON text blocks).
 //! - a tool result's content is a string; `Bash`'s is JSON
 //!   `{"output": "...", "exitCode": 0}`.
 //! - with `--stream-json-input` a turn ends with the assistant message whose
@@ -17,10 +18,11 @@
 //!   `User cancelled (SIGINT/SIGTERM)` after an interrupt.
 
 use serde_json::Value;
-use tether_protocol::{Delta, ItemKind, ItemStatus, Part, Role, StopReason, Tool, ToolKind, Usage};
+use tether_protocol::{Delta, ItemKind, ItemStatus, McpServerState, Part, Role, StopReason, Tool, ToolKind, Usage};
 
+use crate::agents::claude::convert::mcp_tool_name;
 use crate::agents::claude::wire::{
-    ApiUsage, AssistantLine, ContentBlock, Line, ResultLine, ToolResultContent, UserContent, UserLine,
+    ApiUsage, AssistantLine, ContentBlock, Line, McpServerStatus, ResultLine, ToolResultContent, UserContent, UserLine,
 };
 use crate::agents::lenient::Lenient;
 use crate::agents::Draft;
@@ -47,6 +49,7 @@ pub fn tool_kind(name: &str) -> ToolKind {
         "Grep" | "glob" | "finder" => ToolKind::Search,
         "read_web_page" | "web_search" => ToolKind::Web,
         "Task" => ToolKind::Task,
+        n if mcp_tool_name(n).is_some() => ToolKind::Mcp,
         _ => ToolKind::Other,
     }
 }
@@ -68,16 +71,29 @@ fn tool_diff(name: &str, input: &Value) -> Option<String> {
 
 fn tool_of(name: &str, input: Value) -> Tool {
     let paths = input.get("path").and_then(Value::as_str).map(str::to_owned).into_iter().collect();
+    let mcp = mcp_tool_name(name);
     Tool {
-        name: name.to_string(),
+        name: mcp.map_or(name, |(_, tool)| tool).to_string(),
         kind: tool_kind(name),
-        server: None,
+        server: mcp.map(|(server, _)| server.to_string()),
         paths,
         diff: tool_diff(name, &input),
         input,
         output: None,
         exit_code: None,
     }
+}
+
+/// An MCP server of `init` (`{"name", "status"}`; Amp 0.0.1767830505-ga62310
+/// writes its status's type: `connected`, `connecting`, `failed`, ...).
+fn mcp_status(s: McpServerStatus) -> Draft {
+    let status = match &*s.status {
+        "connected" => McpServerState::Connected,
+        "connecting" | "pending" => McpServerState::Starting,
+        "disabled" => McpServerState::Disabled,
+        _ => McpServerState::Failed,
+    };
+    Draft::McpStatus { server: s.name, status, error: s.error }
 }
 
 fn usage_of(u: &ApiUsage) -> Usage {
@@ -92,7 +108,8 @@ fn usage_of(u: &ApiUsage) -> Usage {
 
 /// A tool result's output and exit code: `Bash`'s content is JSON
 /// `{"output": .., "exitCode": ..}`, `edit_file`'s `{"diff": "```diff\n..```", "lineRange": ..}`
-/// (the diff is the output, without its fence); anything else is its text.
+/// (the diff is the output, without its fence), an MCP tool's its content
+/// blocks `[{"type": "text", "text": ..}]` (their texts); anything else is its text.
 pub fn tool_output(content: ToolResultContent) -> (String, Option<i32>) {
     let text = match content {
         ToolResultContent::Text(s) => s,
@@ -106,6 +123,10 @@ pub fn tool_output(content: ToolResultContent) -> (String, Option<i32>) {
         Ok(Value::Object(o)) if o.get("output").is_some_and(Value::is_string) => {
             let code = o.get("exitCode").and_then(Value::as_i64).map(|c| c as i32);
             (o["output"].as_str().unwrap_or_default().to_string(), code)
+        }
+        Ok(Value::Array(blocks)) if !blocks.is_empty() && blocks.iter().all(|b| b["type"] == "text") => {
+            let texts: Vec<&str> = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
+            (texts.join("\n"), None)
         }
         Ok(Value::Object(o)) if o.get("diff").is_some_and(Value::is_string) => {
             let diff = o["diff"].as_str().unwrap_or_default();
@@ -141,7 +162,9 @@ impl AmpConverter {
     pub fn convert(&mut self, line: &str) -> Vec<Draft> {
         match Line::parse(line) {
             Ok(Line::System(s)) if s.subtype == "init" => {
-                vec![Draft::SessionStarted { native_session_id: s.session_id, model: s.model }]
+                let mut drafts = vec![Draft::SessionStarted { native_session_id: s.session_id, model: s.model }];
+                drafts.extend(s.mcp_servers.into_iter().map(mcp_status));
+                drafts
             }
             Ok(Line::Assistant(a)) => self.assistant(a),
             Ok(Line::User(u)) => user(u),

@@ -5,7 +5,8 @@
 //!
 //! Its stream-json is Claude Code's dialect without partial messages: one
 //! `assistant` line holds a whole message (text and tool_use blocks, no
-//! thinking), `user` lines carry tool results, and in this input mode a turn
+//! thinking), `user` lines carry tool results (MCP tools are
+//! `mcp__SERVER__TOOL`, from `--mcp-config`), and in this input mode a turn
 //! ends with the assistant message whose `stop_reason` is `end_turn` (the
 //! only `result` line comes when the process ends). It cannot ask for a
 //! permission: a call that needs one ends the run with an error. An

@@ -144,3 +144,21 @@ fn a_result_after_the_turn_ended_adds_nothing_and_garbage_is_unparsed() {
     assert!(matches!(c.convert(r#"{"type":"nope"}"#)[..], [Draft::Unparsed { .. }]));
     assert!(matches!(c.convert("{not json")[..], [Draft::Unparsed { .. }]));
 }
+
+#[test]
+fn an_mcp_call_is_an_mcp_item_with_the_servers_text() {
+    let drafts = run(include_str!("../testdata/mcp.jsonl"));
+    assert!(drafts.contains(&Draft::McpStatus { server: "tt".into(), status: McpServerState::Connected, error: None }));
+    let Some(Draft::ItemStarted { tool: Some(tool), .. }) =
+        drafts.iter().find(|d| matches!(d, Draft::ItemStarted { kind: ItemKind::ToolCall, .. }))
+    else {
+        panic!("no tool item: {drafts:?}")
+    };
+    assert_eq!((tool.name.as_str(), tool.kind, tool.server.as_deref()), ("echo", ToolKind::Mcp, Some("tt")));
+    assert!(drafts.contains(&Draft::ToolResult {
+        native_id: "toolu_m".into(),
+        output: "echo: hello mcp".into(),
+        is_error: false,
+        exit_code: None
+    }));
+}
