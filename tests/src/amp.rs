@@ -41,7 +41,11 @@
 //! | `bash` | tool_use `Bash` `echo scripted-bash-output` | text `The command printed: <result>` |
 //! | `hang` | tool_use `Bash` `tail -f /dev/null` (runs until stopped; Amp's default rules allow `tail *`, not `sleep`) | text `Stopped: <result, 60 chars>` |
 //! | `write` | tool_use `create_file` `<cwd>/amp-written.txt` | text `Write result: <result, 60 chars>` |
+//! | `mcp:SERVER:TOOL` | tool_use `mcp__SERVER__TOOL` (Amp lists MCP tools under that name; `echo` gets `{"text": <prompt>}`) | text `MCP said: <result>` |
 //! | `401` / `500` | HTTP 401 / 500 with Anthropic's error JSON | |
+//!
+//! (`mcp-seq:SERVER` as [`crate::anthropic`]'s, without its `ToolSearch`:
+//! Amp offers MCP tools directly.)
 
 use std::path::{Path, PathBuf};
 
@@ -51,7 +55,9 @@ use serde_json::{json, Value};
 
 use crate::anthropic::sse::Sse;
 use crate::anthropic::{latest_prompt_of, working_directory};
-use crate::scripted::{first_chars, pieces, Dialect, InjectedError, Recorder, ScriptedServer};
+use crate::scripted::{
+    first_chars, mcp_script, pieces, Dialect, InjectedError, McpNext, McpProgress, Recorder, ScriptedServer,
+};
 
 /// The Amp version the tests run (`scripts/install-agents` installs it).
 pub const AMP_VERSION: &str = "0.0.1767830505-ga62310";
@@ -207,6 +213,19 @@ fn messages_reply(shared: &Recorder, _path: &str, request: &Value, request_id: &
         )),
         _ => None,
     };
+    if let Some(step) = mcp_script(prompt.open, &prompt.tag, &prompt.text, &prompt.echo()) {
+        match step.map(|script| mcp_step(request, &prompt, &script)) {
+            Ok(McpStep::Call(name, input)) => {
+                sse.tool_use(&shared.next_id("toolu"), &name, &input);
+                sse.finish("tool_use");
+            }
+            Ok(McpStep::Text(text)) | Err(text) => {
+                sse.text(&pieces(&text));
+                sse.finish("end_turn");
+            }
+        }
+        return shared.sse_response(sse.frames, request_id);
+    }
     match tool {
         Some((name, input, _)) if prompt.tool_results == 0 => {
             sse.tool_use(&shared.next_id("toolu"), name, &input);
@@ -222,6 +241,31 @@ fn messages_reply(shared: &Recorder, _path: &str, request: &Value, request_id: &
         }
     }
     shared.sse_response(sse.frames, request_id)
+}
+
+enum McpStep {
+    Call(String, Value),
+    Text(String),
+}
+
+/// The next step of an MCP script: its tools are called as Amp offers them,
+/// `mcp__SERVER__TOOL`; the results are those of these calls after the prompt.
+fn mcp_step(request: &Value, prompt: &crate::anthropic::Prompt, script: &crate::scripted::McpScript) -> McpStep {
+    let prefix = format!("mcp__{}__", script.server);
+    let offered: Vec<String> = request
+        .get("tools")
+        .and_then(Value::as_array)
+        .map(|tools| tools.iter().filter_map(|t| t["name"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let available = |tool: &str| offered.contains(&format!("{prefix}{tool}"));
+    let results =
+        prompt.calls.iter().filter(|c| c.name.starts_with(&prefix)).filter_map(|c| c.result.clone()).collect();
+    match script.next(&McpProgress { results, available: &available, searched: &|_| true }) {
+        McpNext::Call(call) => McpStep::Call(format!("{prefix}{}", call.tool), call.arguments),
+        McpNext::Search(tools) => McpStep::Text(format!("No tools {tools:?} of {prefix} offered: {offered:?}")),
+        McpNext::Missing(tool) => McpStep::Text(format!("No tool {prefix}{tool} offered: {offered:?}")),
+        McpNext::Text(text) => McpStep::Text(text),
+    }
 }
 
 #[cfg(test)]

@@ -326,17 +326,17 @@ pub(crate) struct Prompt {
     /// The text content of the last of them.
     pub(crate) last_result: String,
     /// The tools the model called after the prompt, in order.
-    calls: Vec<ToolUse>,
+    pub(crate) calls: Vec<ToolUse>,
 }
 
 /// A `tool_use` block of the model and its result.
 #[derive(Debug, Default, PartialEq)]
-struct ToolUse {
+pub(crate) struct ToolUse {
     id: String,
-    name: String,
+    pub(crate) name: String,
     input: Value,
     /// The text of its `tool_result`, once there is one.
-    result: Option<String>,
+    pub(crate) result: Option<String>,
 }
 
 impl Prompt {

@@ -76,8 +76,8 @@ table! {
     mcp_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
     mcp_sequence: claude, codex, gemini, claude_acp, qwen, copilot;
     mcp_deny: codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
-    mcp_remote_bypass: claude, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
-    mcp_global: claude, opencode, gemini, opencode_acp, claude_acp, qwen;
+    mcp_remote_bypass: claude, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, amp;
+    mcp_global: claude, opencode, gemini, opencode_acp, claude_acp, qwen, amp;
     skill: claude, opencode, pi;
     subagent: claude, claude_acp;
     idle_agent_stop: claude, mock;
@@ -111,6 +111,11 @@ const GAPS: &[(&str, &str, &str)] = &[
     ("skill", "codex", "Codex has no skill tool: codex.rs checks its skills are listed to the model"),
     ("mcp_call", "mock", "the mock answers `[mock:mcp]` itself, without a permission or an MCP server"),
     ("skill", "mock", "the mock only names the skills it was given (`[mock:skills]`, mock_turns.rs)"),
+    (
+        "mcp_call",
+        "amp",
+        "Amp cannot ask over stream-json: its MCP tools run without asking (its rows: mcp_remote_bypass, mcp_global)",
+    ),
     (
         "resume",
         "gemini",
