@@ -20,11 +20,12 @@
 use serde_json::Value;
 use tether_protocol::{Delta, ItemKind, ItemStatus, McpServerState, Part, Role, StopReason, Tool, ToolKind, Usage};
 
+use super::wire::{ResultJson, ToolInput};
 use crate::agents::claude::convert::mcp_tool_name;
 use crate::agents::claude::wire::{
     ApiUsage, AssistantLine, ContentBlock, Line, McpServerStatus, ResultLine, ToolResultContent, UserContent, UserLine,
 };
-use crate::agents::lenient::Lenient;
+use crate::agents::lenient::{decode, Lenient};
 use crate::agents::Draft;
 
 /// What Amp writes as the error of a run ended by SIGINT or SIGTERM.
@@ -55,14 +56,13 @@ pub fn tool_kind(name: &str) -> ToolKind {
 }
 
 /// A small unified diff of a `create_file` or `edit_file` input.
-fn tool_diff(name: &str, input: &Value) -> Option<String> {
-    let field = |k: &str| input.get(k).and_then(Value::as_str);
-    let path = field("path").unwrap_or("file");
+fn tool_diff(name: &str, input: &ToolInput) -> Option<String> {
+    let path = input.path.get().map_or("file", String::as_str);
     let lines = |prefix: char, s: &str| s.lines().map(|l| format!("{prefix}{l}\n")).collect::<String>();
     match name {
-        "create_file" => Some(format!("--- /dev/null\n+++ {path}\n{}", lines('+', field("content")?))),
+        "create_file" => Some(format!("--- /dev/null\n+++ {path}\n{}", lines('+', input.content.get()?))),
         "edit_file" => {
-            let (old, new) = (field("old_str")?, field("new_str")?);
+            let (old, new) = (input.old_str.get()?, input.new_str.get()?);
             Some(format!("--- {path}\n+++ {path}\n{}{}", lines('-', old), lines('+', new)))
         }
         _ => None,
@@ -70,14 +70,14 @@ fn tool_diff(name: &str, input: &Value) -> Option<String> {
 }
 
 fn tool_of(name: &str, input: Value) -> Tool {
-    let paths = input.get("path").and_then(Value::as_str).map(str::to_owned).into_iter().collect();
+    let known: ToolInput = decode(&input);
     let mcp = mcp_tool_name(name);
     Tool {
         name: mcp.map_or(name, |(_, tool)| tool).to_string(),
         kind: tool_kind(name),
         server: mcp.map(|(server, _)| server.to_string()),
-        paths,
-        diff: tool_diff(name, &input),
+        paths: known.path.get().cloned().into_iter().collect(),
+        diff: tool_diff(name, &known),
         input,
         output: None,
         exit_code: None,
@@ -119,19 +119,17 @@ pub fn tool_output(content: ToolResultContent) -> (String, Option<i32>) {
         ToolResultContent::Other(None) => String::new(),
         ToolResultContent::Other(Some(other)) => other.to_string(),
     };
-    match serde_json::from_str::<Value>(&text) {
-        Ok(Value::Object(o)) if o.get("output").is_some_and(Value::is_string) => {
-            let code = o.get("exitCode").and_then(Value::as_i64).map(|c| c as i32);
-            (o["output"].as_str().unwrap_or_default().to_string(), code)
+    match serde_json::from_str::<ResultJson>(&text) {
+        Ok(ResultJson::Shell { output, exit_code }) => {
+            (output, exit_code.and_then(Lenient::into_inner).map(|c| c as i32))
         }
-        Ok(Value::Array(blocks)) if !blocks.is_empty() && blocks.iter().all(|b| b["type"] == "text") => {
-            let texts: Vec<&str> = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
-            (texts.join("\n"), None)
-        }
-        Ok(Value::Object(o)) if o.get("diff").is_some_and(Value::is_string) => {
-            let diff = o["diff"].as_str().unwrap_or_default();
-            let bare = diff.strip_prefix("```diff\n").and_then(|d| d.strip_suffix("```")).unwrap_or(diff);
+        Ok(ResultJson::Edit { diff }) => {
+            let bare = diff.strip_prefix("```diff\n").and_then(|d| d.strip_suffix("```")).unwrap_or(&diff);
             (bare.to_string(), None)
+        }
+        Ok(ResultJson::Blocks(blocks)) if !blocks.is_empty() && blocks.iter().all(|b| b.kind == "text") => {
+            let texts: Vec<String> = blocks.into_iter().filter_map(|b| b.text.into_inner()).collect();
+            (texts.join("\n"), None)
         }
         _ => (text, None),
     }

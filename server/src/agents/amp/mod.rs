@@ -15,12 +15,14 @@
 //! ([`Adapter::ending`]) and starts it again on the same thread
 //! (`amp threads continue <id>`).
 //!
-//! `launch` starts it, the typed lines are Claude's ([`super::claude::wire`]),
+//! `launch` starts it, the typed lines are Claude's ([`super::claude::wire`])
+//! with `wire`'s tool inputs and results,
 //! `convert` turns them into drafts (pure); this adapter encodes user
 //! messages.
 
 pub mod convert;
 pub mod launch;
+pub mod wire;
 
 use std::path::PathBuf;
 
