@@ -63,7 +63,7 @@ use serde_json::{json, Value};
 pub use crate::scripted::Recorded;
 use crate::scripted::{Dialect, Frames, InjectedError, Recorder, ScriptedServer};
 
-mod sse;
+pub(crate) mod sse;
 use sse::Sse;
 
 /// The Claude Code version the tests run (`scripts/install-agents` installs it).
@@ -153,7 +153,7 @@ impl ScriptedAnthropic {
                 errors: ERRORS,
                 sse_content_type: "text/event-stream; charset=utf-8",
                 reply: messages_reply,
-                other: |_, path| {
+                other: |_, path, _| {
                     if path == "/v1/messages/count_tokens" {
                         json!({"input_tokens": 10})
                     } else {
@@ -314,29 +314,29 @@ fn messages_reply(shared: &Recorder, _path: &str, request: &Value, request_id: &
 
 /// The latest user prompt of a request and what follows it.
 #[derive(Debug, Default, PartialEq)]
-struct Prompt {
+pub(crate) struct Prompt {
     /// The text of the prompt's block.
-    text: String,
+    pub(crate) text: String,
     /// The first `[claude:TAG]` tag of the prompt, lowercase; `text` when none.
-    tag: String,
+    pub(crate) tag: String,
     /// How its tag opens (`[claude:` when it has none).
-    open: &'static str,
+    pub(crate) open: &'static str,
     /// How many `tool_result` blocks follow the prompt.
-    tool_results: usize,
+    pub(crate) tool_results: usize,
     /// The text content of the last of them.
-    last_result: String,
+    pub(crate) last_result: String,
     /// The tools the model called after the prompt, in order.
-    calls: Vec<ToolUse>,
+    pub(crate) calls: Vec<ToolUse>,
 }
 
 /// A `tool_use` block of the model and its result.
 #[derive(Debug, Default, PartialEq)]
-struct ToolUse {
+pub(crate) struct ToolUse {
     id: String,
-    name: String,
+    pub(crate) name: String,
     input: Value,
     /// The text of its `tool_result`, once there is one.
-    result: Option<String>,
+    pub(crate) result: Option<String>,
 }
 
 impl Prompt {
@@ -355,7 +355,7 @@ impl Prompt {
         }
     }
 
-    fn echo(&self) -> String {
+    pub(crate) fn echo(&self) -> String {
         crate::scripted::echo(self.open, &self.text)
     }
 }
@@ -409,8 +409,14 @@ fn tool_result_text(block: &Value) -> String {
 /// no interrupt marker (`[Request interrupted by user...]`), and counts the
 /// tool results after it.
 fn latest_prompt(request: &Value) -> Prompt {
+    latest_prompt_of(request, &TAG_OPENS)
+}
+
+/// [`latest_prompt`] with another dialect's tag openings (Amp's `[amp:`,
+/// whose CLI speaks the same Messages API).
+pub(crate) fn latest_prompt_of(request: &Value, opens: &[&'static str]) -> Prompt {
     let messages = request.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut prompt = Prompt { tag: "text".into(), open: TAG_OPENS[0], ..Prompt::default() };
+    let mut prompt = Prompt { tag: "text".into(), open: opens[0], ..Prompt::default() };
     for message in &messages {
         let role = message.get("role").and_then(Value::as_str);
         if role == Some("assistant") {
@@ -438,7 +444,7 @@ fn latest_prompt(request: &Value) -> Prompt {
                     if text.is_empty() || text.starts_with("[Request interrupted") {
                         continue;
                     }
-                    let (open, tag) = first_tag(&TAG_OPENS, text).unwrap_or((TAG_OPENS[0], "text".into()));
+                    let (open, tag) = first_tag(opens, text).unwrap_or((opens[0], "text".into()));
                     prompt = Prompt { text: text.to_owned(), tag, open, ..Prompt::default() };
                 }
                 Some("tool_result") => {

@@ -205,7 +205,7 @@ fn model_info(model: &str) -> Value {
 }
 
 /// Answers what is not a model request: the model list, one model, `countTokens`.
-fn other(method: &Method, path: &str) -> Value {
+fn other(method: &Method, path: &str, _body: &Value) -> Value {
     let under_version = path.strip_prefix('/').and_then(|p| p.split_once('/')).map_or("", |(_, rest)| rest);
     let get = *method == Method::GET;
     if *method == Method::POST && model_method(path).is_some_and(|(_, m)| m == "countTokens") {

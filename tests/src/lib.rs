@@ -25,6 +25,8 @@
 //!   each model below is a `Dialect` of it plus its protocol's encoding;
 //! - [`rig`]: [`rig::Rig`], a server whose sessions run a real agent CLI
 //!   against one scripted model;
+//! - [`amp`]: the real Amp CLI ([`amp_bin`], [`amp_env`]) against a scripted
+//!   Amp server ([`ScriptedAmp`]: its Anthropic proxy and internal API);
 //! - [`anthropic`]: the real Claude Code CLI ([`claude_bin`], [`claude_env`])
 //!   against a scripted Anthropic model ([`ScriptedAnthropic`]);
 //! - [`openai`]: the real Codex CLI ([`codex_bin`], [`codex_env`]) against a
@@ -49,6 +51,7 @@
 //! - [`ws`]: a raw WebSocket client of the event-stream routes ([`ws::RawWs`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod amp;
 pub mod anthropic;
 pub mod browser;
 pub mod copilot;
@@ -76,6 +79,7 @@ pub mod tether_mcp;
 pub mod webhook_receiver;
 pub mod ws;
 
+pub use amp::{amp_bin, amp_env, ScriptedAmp, AMP_VERSION};
 pub use anthropic::{
     claude_acp_bin, claude_acp_env, claude_bin, claude_env, ScriptedAnthropic, CLAUDE_ACP_VERSION, CLAUDE_VERSION,
 };

@@ -145,7 +145,7 @@ impl ScriptedOpenAI {
                 errors: scripted::OPENAI_ERRORS,
                 sse_content_type: "text/event-stream; charset=utf-8",
                 reply: responses_reply,
-                other: |method, path| scripted::openai_other(CODEX_MODEL, method, path),
+                other: |method, path, _| scripted::openai_other(CODEX_MODEL, method, path),
             })
             .await,
         )

@@ -224,7 +224,7 @@ impl ScriptedChat {
                 errors: scripted::OPENAI_ERRORS,
                 sse_content_type: "text/event-stream",
                 reply: chat_reply,
-                other: |method, path| scripted::openai_other(OPENCODE_MODEL, method, path),
+                other: |method, path, _| scripted::openai_other(OPENCODE_MODEL, method, path),
             })
             .await,
         )

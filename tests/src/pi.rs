@@ -132,7 +132,7 @@ impl ScriptedPi {
                 errors: scripted::OPENAI_ERRORS,
                 sse_content_type: "text/event-stream",
                 reply: pi_reply,
-                other: |method, path| scripted::openai_other(PI_MODEL, method, path),
+                other: |method, path, _| scripted::openai_other(PI_MODEL, method, path),
             })
             .await,
         )

@@ -184,7 +184,7 @@ impl ScriptedQwen {
                 errors: ERRORS,
                 sse_content_type: "text/event-stream",
                 reply: qwen_reply,
-                other: |method, path| scripted::openai_other(QWEN_MODEL, method, path),
+                other: |method, path, _| scripted::openai_other(QWEN_MODEL, method, path),
             })
             .await,
         )

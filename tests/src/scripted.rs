@@ -53,8 +53,9 @@ pub struct Dialect {
     pub error_body: fn(&str, &str, &str) -> Value,
     /// The reply to a model request (already recorded), given its path, body and request id.
     pub reply: fn(&Recorder, &str, &Value, &str) -> Response,
-    /// The `200` JSON body for any other method and path.
-    pub other: fn(&Method, &str) -> Value,
+    /// The `200` JSON body for any other method and path, given the request's
+    /// body (JSON, a string, or `Null`; Amp's internal API names its method there).
+    pub other: fn(&Method, &str, &Value) -> Value,
     /// The HTTP errors tags inject (`[DIALECT:401]`, ...).
     pub errors: &'static [InjectedError],
     /// The `content-type` of a streamed reply.
@@ -339,7 +340,7 @@ async fn handle(
     let path = uri.path().to_owned();
     let uri_text = uri.path_and_query().map(|p| p.to_string()).unwrap_or_else(|| uri.to_string());
     if let Ok(mut all) = recorder.all.lock() {
-        all.push(Recorded { method: method.to_string(), uri: uri_text, body: recorded_body, api_key });
+        all.push(Recorded { method: method.to_string(), uri: uri_text, body: recorded_body.clone(), api_key });
     }
     let request_id = recorder.next_id("req");
     let dialect = &recorder.dialect;
@@ -358,7 +359,7 @@ async fn handle(
         }
         return (dialect.reply)(&recorder, &path, &request, &request_id);
     }
-    recorder.json_response(StatusCode::OK, &request_id, &(dialect.other)(&method, &path))
+    recorder.json_response(StatusCode::OK, &request_id, &(dialect.other)(&method, &path, &recorded_body))
 }
 
 /// `(start, end, tag)` of the first `<open>TAG]` in `text` (byte offsets), the

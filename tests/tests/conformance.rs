@@ -60,24 +60,24 @@ macro_rules! table {
 }
 
 table! {
-    text_turn: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, mock;
-    tool_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, mock;
+    text_turn: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, amp, mock;
+    tool_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, amp, mock;
     permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, mock;
     permission_deny: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, mock;
     shell_permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
     shell_permission_deny: claude, codex, gemini, claude_acp, qwen, copilot;
     question: claude, opencode, mock;
-    interrupt: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, mock;
-    model_error: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, mock;
+    interrupt: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, amp, mock;
+    model_error: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, amp, mock;
     model_error_500: claude;
-    resume: claude, codex, opencode, opencode_acp, claude_acp, qwen, copilot, pi, mock;
+    resume: claude, codex, opencode, opencode_acp, claude_acp, qwen, copilot, pi, amp, mock;
     reasoning: pi, claude_acp, copilot;
     edit_diff: pi;
     mcp_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
     mcp_sequence: claude, codex, gemini, claude_acp, qwen, copilot;
     mcp_deny: codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
-    mcp_remote_bypass: claude, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
-    mcp_global: claude, opencode, gemini, opencode_acp, claude_acp, qwen;
+    mcp_remote_bypass: claude, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, amp;
+    mcp_global: claude, opencode, gemini, opencode_acp, claude_acp, qwen, amp;
     skill: claude, opencode, pi;
     subagent: claude, claude_acp;
     idle_agent_stop: claude, mock;
@@ -93,13 +93,13 @@ type Claim = fn(&Capabilities) -> bool;
 
 /// The scenarios of issue 24, each with the capability an agent claims for it.
 const CORE: &[(&str, Claim)] = &[
-    ("text_turn", |c| c.streaming_text),
+    ("text_turn", text_turns),
     ("tool_call", |c| c.tool_calls),
     ("permission_allow", |c| c.permissions),
     ("permission_deny", |c| c.permissions),
     ("question", |c| c.questions),
     ("interrupt", |c| c.interrupt),
-    ("model_error", |c| c.streaming_text),
+    ("model_error", text_turns),
     ("resume", |c| c.resume),
     ("mcp_call", |c| c.mcp),
     ("skill", |c| c.skills),
@@ -111,6 +111,11 @@ const GAPS: &[(&str, &str, &str)] = &[
     ("skill", "codex", "Codex has no skill tool: codex.rs checks its skills are listed to the model"),
     ("mcp_call", "mock", "the mock answers `[mock:mcp]` itself, without a permission or an MCP server"),
     ("skill", "mock", "the mock only names the skills it was given (`[mock:skills]`, mock_turns.rs)"),
+    (
+        "mcp_call",
+        "amp",
+        "Amp cannot ask over stream-json: its MCP tools run without asking (its rows: mcp_remote_bypass, mcp_global)",
+    ),
     (
         "resume",
         "gemini",
@@ -132,12 +137,14 @@ async fn every_claiming_agent_runs_each_scenario() {
         ("TETHER_PI_PATH", pi_bin()),
         ("TETHER_CLAUDE_ACP_PATH", claude_acp_bin()),
         ("TETHER_COPILOT_PATH", copilot_bin()),
+        ("TETHER_AMP_PATH", amp_bin()),
     ];
     let env = env.into_iter().map(|(k, v)| (k.to_owned(), v.display().to_string())).collect();
     let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
     let agents = server.client().agents().await.unwrap().agents;
     let installed: Vec<&str> = agents.iter().filter(|a| a.installed).map(|a| a.id.as_str()).collect();
-    let all = ["mock", "claude", "codex", "opencode", "gemini", "opencode-acp", "claude-acp", "qwen", "copilot", "pi"];
+    let all =
+        ["mock", "claude", "codex", "opencode", "gemini", "opencode-acp", "claude-acp", "qwen", "copilot", "pi", "amp"];
     for agent in all {
         assert!(installed.contains(&agent), "{agent} is not installed: {installed:?}");
     }
@@ -196,6 +203,10 @@ mod rigs {
 
     pub async fn pi() -> Rig<ScriptedPi> {
         Rig::start("pi", ScriptedPi::start().await, pi_env).await
+    }
+
+    pub async fn amp() -> Rig<ScriptedAmp> {
+        Rig::start("amp", ScriptedAmp::start().await, amp_env).await
     }
 
     /// The built-in mock agent: no model behind it.
@@ -345,6 +356,22 @@ fn spec(agent: &str) -> Spec {
             error: "401",
             answered: "",
         },
+        // Amp cannot ask over stream-json: `write` and `shell_ask` are never asked for.
+        "amp" => Spec {
+            version: Some(AMP_VERSION),
+            reply: scripted_reply,
+            // Amp's own rules let `echo` run without asking.
+            shell: ("bash", PermissionMode::Default, "scripted-bash-output"),
+            write: (
+                "write",
+                tether_e2e::amp::WRITTEN_FILE,
+                tether_e2e::amp::WRITTEN_CONTENT,
+                PermissionAction::FileWrite,
+            ),
+            shell_ask: ("", "", None),
+            error: "401",
+            answered: "",
+        },
         other => panic!("no conformance spec for {other}"),
     }
 }
@@ -361,8 +388,14 @@ fn tagged<M>(rig: &Rig<M>, tag: &str, rest: &str) -> String {
     format!("[{}:{tag}] {rest}", rig.agent)
 }
 
+/// Every agent has text turns; `streaming_text` says whether the text comes
+/// in pieces: Amp's comes whole, as one delta per message.
+fn text_turns(c: &Capabilities) -> bool {
+    c.streaming_text || c.tool_calls
+}
+
 async fn text_turn<M: ScriptedModel>(rig: Rig<M>) {
-    let spec = claims(&rig, "streaming text", |c| c.streaming_text).await;
+    let spec = claims(&rig, "text turns", text_turns).await;
     let agent = rig.server.client().agent(rig.agent).await.unwrap();
     assert!(agent.installed, "{agent:?}");
     if let Some(version) = spec.version {
@@ -407,6 +440,14 @@ async fn text_turn<M: ScriptedModel>(rig: Rig<M>) {
             assert!(done.usage.as_ref().and_then(|u| u.output_tokens).unwrap_or(0) > 0, "{done:?}");
             assert!(of_type(&events, "agent.unparsed").is_empty(), "{}", describe(&events));
         }
+        "amp" => {
+            // The native session is Amp's thread; its text comes whole (one delta), with the usage.
+            let thread = started[0].native_session_id.as_deref().unwrap_or("");
+            assert!(thread.starts_with("T-"), "{:?}", started[0]);
+            assert_eq!(of_type(&events, "item.delta").len(), 1, "{}", describe(&events));
+            assert!(done.usage.as_ref().and_then(|u| u.output_tokens).unwrap_or(0) > 0, "{done:?}");
+            assert!(of_type(&events, "agent.unparsed").is_empty(), "{}", describe(&events));
+        }
         "pi" => {
             // The native session is Pi's session file (what `--session` reopens); the model its default.
             let file = started[0].native_session_id.as_deref().unwrap_or("");
@@ -429,7 +470,9 @@ async fn tool_call<M: ScriptedModel>(rig: Rig<M>) {
     assert_eq!(tools.len(), 1, "{}", describe(&events));
     let tool = tools[0].tool.as_ref().unwrap();
     assert_eq!(tool.kind, ToolKind::Shell);
-    assert!(tool.input["command"].as_str().unwrap_or("").contains(&format!("echo {printed}")), "{tool:?}");
+    // Amp's `Bash` names its command `cmd`.
+    let command = if rig.agent == "amp" { &tool.input["cmd"] } else { &tool.input["command"] };
+    assert!(command.as_str().unwrap_or("").contains(&format!("echo {printed}")), "{tool:?}");
     // Gemini never gives a command's output or exit code to its client (only to its model).
     if rig.agent != "gemini" {
         assert!(tool.output.as_deref().unwrap_or("").contains(printed), "{tool:?}");
@@ -445,6 +488,10 @@ async fn tool_call<M: ScriptedModel>(rig: Rig<M>) {
             assert!(text.starts_with(&format!("The command printed: {printed}")), "{text}");
         }
         "gemini" => assert_eq!(tool.output, None, "{tool:?}"),
+        "amp" => {
+            assert_eq!((tool.name.as_str(), tool.exit_code), ("Bash", Some(0)), "{tool:?}");
+            assert_eq!(tool.output.as_deref(), Some("scripted-bash-output\n"), "{tool:?}");
+        }
         _ => assert_eq!(tool.exit_code, Some(0)),
     }
 }
@@ -617,15 +664,32 @@ async fn interrupt<M: ScriptedModel>(rig: Rig<M>) {
     let spec = claims(&rig, "interrupt", |c| c.interrupt).await;
     let client = rig.server.client();
     let s = rig.session(PermissionMode::Default).await;
-    client.send_text(&s.id, &tagged(&rig, "slow", "go")).await.unwrap();
     let mut stream = client.session_events(&s.id, Some(0));
-    wait_for_count(&mut stream, rig.turn_timeout, "item.delta", 3).await;
+    if rig.agent == "amp" {
+        // Amp writes no partial messages: it is interrupted while a command runs (`tail -f /dev/null`).
+        client.send_text(&s.id, &tagged(&rig, "hang", "go")).await.unwrap();
+        wait_for(
+            &mut stream,
+            rig.turn_timeout,
+            |e| matches!(&e.body, EventBody::ItemStarted(i) if i.item.kind == ItemKind::ToolCall),
+        )
+        .await;
+    } else {
+        client.send_text(&s.id, &tagged(&rig, "slow", "go")).await.unwrap();
+        wait_for_count(&mut stream, rig.turn_timeout, "item.delta", 3).await;
+    }
     let asked = std::time::Instant::now();
     client.interrupt(&s.id).await.unwrap();
     let events = rig.until_turn_ends(&s.id, 0).await;
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::Interrupted, "{}", describe(&events));
     assert_well_formed(&events);
-    if rig.agent != "opencode" {
+    if rig.agent == "amp" {
+        // The command's item ends with the turn, not completed.
+        assert!(asked.elapsed() < Duration::from_secs(8), "the interrupt took {:?}", asked.elapsed());
+        let tools = tool_items(&events);
+        assert_eq!(tools.len(), 1, "{}", describe(&events));
+        assert_ne!(tools[0].status, ItemStatus::Completed, "{}", describe(&events));
+    } else if rig.agent != "opencode" {
         assert!(asked.elapsed() < Duration::from_secs(8), "the interrupt took {:?}", asked.elapsed());
         let messages = assistant_messages(&events);
         assert!(
@@ -649,7 +713,7 @@ async fn model_error_500<M: ScriptedModel>(rig: Rig<M>) {
 }
 
 async fn model_error_of<M: ScriptedModel>(rig: Rig<M>, tag: &str) {
-    let spec = claims(&rig, "streaming text", |c| c.streaming_text).await;
+    let spec = claims(&rig, "text turns", text_turns).await;
     let s = rig.session(PermissionMode::Default).await;
     let events = rig.turn(&s.id, &tagged(&rig, tag, "fail please")).await;
     assert!(!of_type(&events, "error").is_empty(), "{}", describe(&events));
@@ -674,6 +738,10 @@ async fn resume<M: ScriptedModel>(mut rig: Rig<M>) {
     let second = rig.turn(&s.id, &tagged(&rig, "text", "second turn")).await;
     assert_eq!(final_text(&second), (spec.reply)(2, "second turn"));
     let native = rig.server.client().get_session(&s.id).await.unwrap().native_session_id.unwrap();
+    if rig.agent == "amp" {
+        // Amp writes its thread 100 ms after the last change: a crash sooner loses the turn.
+        tether_e2e::amp::wait_thread_saved(rig.home(), &native, "second turn", Duration::from_secs(5)).await;
+    }
 
     rig.server.kill9().await;
     wait_no_processes(&s.id, Duration::from_secs(5)).await;
@@ -686,7 +754,7 @@ async fn resume<M: ScriptedModel>(mut rig: Rig<M>) {
     assert_eq!(rig.server.client().get_session(&s.id).await.unwrap().native_session_id.as_deref(), Some(&*native));
     if rig.agent != "mock" {
         // The model saw the whole conversation: the resumed CLI sent the earlier turns.
-        let last = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("third turn"));
+        let last = rig.model.agent_requests().into_iter().rfind(|r| r.to_string().contains("third turn"));
         let body = last.expect("no request for the third turn").to_string();
         assert!(body.contains("first turn") && body.contains("second turn"), "the resumed request lacks history");
     }

@@ -215,12 +215,20 @@ pub async fn version_of(bin: &Path) -> Option<String> {
 }
 
 /// `2.1.330 (Claude Code)` → `2.1.330`; `codex-cli 0.169.0` → `0.169.0`;
-/// `GitHub Copilot CLI 1.0.102.` → `1.0.102`.
+/// `GitHub Copilot CLI 1.0.102.` → `1.0.102`;
+/// `0.0.1767830505-ga62310 (released …)` → `0.0.1767830505-ga62310` (Amp's
+/// builds: a dotted number and one alphanumeric suffix after a `-`).
 pub fn parse_version(text: &str) -> Option<String> {
+    let dotted = |n: &str| {
+        n.split('.').count() >= 2 && n.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    };
     text.split(|c: char| c.is_whitespace() || c == 'v')
         .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '.').trim_end_matches('.'))
-        .find(|w| {
-            w.split('.').count() >= 2 && w.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        .find(|w| match w.split_once('-') {
+            Some((number, suffix)) => {
+                dotted(number) && !suffix.is_empty() && suffix.chars().all(|c| c.is_ascii_alphanumeric())
+            }
+            None => dotted(w),
         })
         .map(str::to_string)
 }
@@ -236,6 +244,10 @@ mod tests {
         assert_eq!(parse_version("opencode v1.18.33").as_deref(), Some("1.18.33"));
         let copilot = "GitHub Copilot CLI 1.0.102.\nRun 'copilot update' to check for updates.\n";
         assert_eq!(parse_version(copilot).as_deref(), Some("1.0.102"));
+        assert_eq!(
+            parse_version("0.0.1767830505-ga62310 (released 2026-01-08T00:07:21.653Z, 11mo ago)\n").as_deref(),
+            Some("0.0.1767830505-ga62310")
+        );
         assert_eq!(parse_version("no version here"), None);
     }
 }

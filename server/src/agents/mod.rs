@@ -43,6 +43,7 @@
 //!    keeps it equal to the registry's agents with an adapter).
 
 pub mod acp;
+pub mod amp;
 pub mod asked;
 pub mod claude;
 pub mod codex;
@@ -152,7 +153,6 @@ pub struct Accepts {
 
 impl Accepts {
     const ALL: Accepts = Accepts { mcp_stdio: true, mcp_http: true, skills: true };
-    const NONE: Accepts = Accepts { mcp_stdio: false, mcp_http: false, skills: false };
 }
 
 /// An event as an adapter sees it: native ids, no seq, no time, no tether ids.
@@ -317,6 +317,11 @@ pub trait Adapter: Send {
     fn convert(&mut self, line: &str) -> Vec<Draft>;
     /// The bytes queued for the agent's input since the last call.
     fn take_output(&mut self) -> Vec<u8>;
+    /// The process said its run is over and is exiting (Amp, after an error
+    /// or an interrupt): the next turn waits for the exit and a new process.
+    fn ending(&self) -> bool {
+        false
+    }
 }
 
 /// Makes a session's adapter, given the agent's binary.
@@ -428,8 +433,23 @@ fn copilot_caps() -> Capabilities {
     Capabilities { questions: false, skills: false, ..real_agent_caps() }
 }
 
-fn planned_caps() -> Capabilities {
-    Capabilities::default()
+/// Amp 0.0.1767830505-ga62310 in execute mode with stream-json: whole
+/// messages (no text deltas, no thinking), its tools with their results,
+/// SIGINT to interrupt, its threads to resume, usage, MCP servers (whose
+/// tools it runs without asking). Over stream-json it cannot ask a
+/// permission or a question, takes text only, and runs its `smart` mode
+/// only (no model choice); skills are not wired.
+fn amp_caps() -> Capabilities {
+    Capabilities {
+        streaming_text: false,
+        permissions: false,
+        questions: false,
+        skills: false,
+        models: false,
+        reasoning: false,
+        images: false,
+        ..real_agent_caps()
+    }
 }
 
 const fn pinned(package: &'static str, version: &'static str) -> Option<install::Pinned> {
@@ -539,11 +559,12 @@ pub const AGENTS: &[AgentDef] = &[
         id: "amp",
         name: "Amp",
         command: "amp",
-        capabilities: planned_caps,
+        capabilities: amp_caps,
         pinned: pinned("@sourcegraph/amp", "0.0.1767830505-ga62310"),
         install_hint: None,
-        accepts: Accepts::NONE,
-        driver: Driver::None,
+        // MCP servers of both kinds through `--mcp-config`; skills are not wired.
+        accepts: Accepts { mcp_stdio: true, mcp_http: true, skills: false },
+        driver: Driver::Native(amp::adapter),
     },
     AgentDef {
         id: "pi",

@@ -363,6 +363,10 @@ impl Actor {
         if self.norm.turn_id().is_some() || self.queue.is_empty() {
             return Ok(());
         }
+        if self.proc.is_some() && self.adapter.ending() {
+            // It takes no more input: the turn starts once it has exited (`on_exit`).
+            return Ok(());
+        }
         self.ensure_process().await?;
         if let Some((turn_id, parts)) = self.queue.pop_front() {
             self.adapter.user_message(&parts);

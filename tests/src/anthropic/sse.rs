@@ -6,14 +6,14 @@
 use super::*;
 
 /// An SSE reply being built: its frames, block index and output tokens.
-pub(super) struct Sse {
-    pub(super) frames: Frames,
-    pub(super) index: usize,
-    pub(super) output_tokens: usize,
+pub(crate) struct Sse {
+    pub(crate) frames: Frames,
+    pub(crate) index: usize,
+    pub(crate) output_tokens: usize,
 }
 
 impl Sse {
-    pub(super) fn new(id: &str, model: &str, input_tokens: usize) -> Self {
+    pub(crate) fn new(id: &str, model: &str, input_tokens: usize) -> Self {
         let mut sse = Self { frames: Frames::default(), index: 0, output_tokens: 1 };
         sse.event(
             "message_start",
@@ -27,15 +27,15 @@ impl Sse {
         sse
     }
 
-    pub(super) fn event(&mut self, name: &str, data: Value) {
+    pub(crate) fn event(&mut self, name: &str, data: Value) {
         self.event_after(Duration::ZERO, name, data);
     }
 
-    pub(super) fn event_after(&mut self, pause: Duration, name: &str, data: Value) {
+    pub(crate) fn event_after(&mut self, pause: Duration, name: &str, data: Value) {
         self.frames.event(pause, name, &data);
     }
 
-    pub(super) fn block(&mut self, start: Value, deltas: Vec<(Duration, Value)>) {
+    pub(crate) fn block(&mut self, start: Value, deltas: Vec<(Duration, Value)>) {
         let index = self.index;
         self.index += 1;
         self.event(
@@ -53,23 +53,23 @@ impl Sse {
         self.event("content_block_stop", json!({"type": "content_block_stop", "index": index}));
     }
 
-    pub(super) fn text(&mut self, pieces: &[String]) {
+    pub(crate) fn text(&mut self, pieces: &[String]) {
         self.text_paced(pieces, Duration::ZERO);
     }
 
-    pub(super) fn text_paced(&mut self, pieces: &[String], pause: Duration) {
+    pub(crate) fn text_paced(&mut self, pieces: &[String], pause: Duration) {
         let deltas = pieces.iter().map(|p| (pause, json!({"type": "text_delta", "text": p}))).collect();
         self.block(json!({"type": "text", "text": ""}), deltas);
     }
 
-    pub(super) fn thinking(&mut self, pieces: &[&str]) {
+    pub(crate) fn thinking(&mut self, pieces: &[&str]) {
         let mut deltas: Vec<(Duration, Value)> =
             pieces.iter().map(|p| (Duration::ZERO, json!({"type": "thinking_delta", "thinking": p}))).collect();
         deltas.push((Duration::ZERO, json!({"type": "signature_delta", "signature": "c2NyaXB0ZWQtc2lnbmF0dXJl"})));
         self.block(json!({"type": "thinking", "thinking": "", "signature": ""}), deltas);
     }
 
-    pub(super) fn tool_use(&mut self, id: &str, name: &str, input: &Value) {
+    pub(crate) fn tool_use(&mut self, id: &str, name: &str, input: &Value) {
         let json_text = input.to_string();
         let mut deltas = vec![(Duration::ZERO, json!({"type": "input_json_delta", "partial_json": ""}))];
         for piece in pieces(&json_text) {
@@ -78,7 +78,7 @@ impl Sse {
         self.block(json!({"type": "tool_use", "id": id, "name": name, "input": {}}), deltas);
     }
 
-    pub(super) fn finish(&mut self, stop_reason: &str) {
+    pub(crate) fn finish(&mut self, stop_reason: &str) {
         let output_tokens = self.output_tokens;
         self.event(
             "message_delta",

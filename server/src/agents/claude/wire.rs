@@ -140,6 +140,10 @@ pub struct ApiMessage {
     pub content: Vec<ContentBlock>,
     #[serde(default)]
     pub usage: Option<ApiUsage>,
+    /// Why the message ended (`end_turn`, `tool_use`, ...): Amp's assistant
+    /// lines carry it (one line holds a whole message).
+    #[serde(default)]
+    pub stop_reason: Option<Lenient<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -244,6 +248,9 @@ pub struct ResultLine {
     pub usage: Option<ApiUsage>,
     #[serde(default)]
     pub errors: Option<Vec<String>>,
+    /// Amp: why the run failed (`error_during_execution`).
+    #[serde(default)]
+    pub error: Option<Lenient<String>>,
 }
 
 #[derive(Debug, Deserialize)]
