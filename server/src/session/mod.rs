@@ -135,6 +135,10 @@ impl Sessions {
         if let Ok(mut a) = self.actors.lock() {
             a.remove(id);
         }
+        // Its agent's terminal is over too: kept, every session ever run would hold its history.
+        if let Ok(mut t) = self.terminals.lock() {
+            t.remove(id);
+        }
     }
 
     /// The actor of `id` runs its agent as `pid` (`Some`), or no longer (`None`).
@@ -654,4 +658,26 @@ fn ended(id: &str) -> SessionError {
 /// A session actor that went away while starting: a bug, not the client's doing.
 fn actor_stopped() -> SessionError {
     SessionError::Internal("session actor stopped".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_session_that_is_over_leaves_nothing_behind_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("tether.db")).unwrap();
+        let sessions = Sessions::new(store, dir.path().into(), dir.path().into());
+        let id: Arc<str> = Arc::from("ses_a");
+        sessions.terminal_log(&id).append(b"hello");
+        sessions.agent_pid(&id, Some(4242));
+        assert!(sessions.terminal("ses_a").is_some());
+        sessions.agent_pid(&id, None);
+        sessions.forget("ses_a");
+        assert!(sessions.terminal("ses_a").is_none(), "its terminal history is dropped");
+        assert!(sessions.terminals.lock().unwrap().is_empty());
+        assert!(sessions.agent_pids.lock().unwrap().is_empty());
+        assert!(sessions.actors.lock().unwrap().is_empty());
+    }
 }
