@@ -578,8 +578,13 @@ pub struct AgentList {
 /// recovers sessions after binding its port.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Health {
-    /// `ok` or `starting`.
+    /// `ok`, `starting`, or `degraded`: the server answers, but the disk
+    /// holding its data dir is low on space or full, or the store cannot
+    /// commit (`reasons` says which; `/v1/info` has the details).
     pub status: String,
+    /// Why it is `degraded`: `disk_low`, `disk_full`, `store_stalled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
 }
 
 /// How the event store stands (`store` of `GET /v1/info`).

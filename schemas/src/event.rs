@@ -155,6 +155,7 @@ event_types! {
     AgentUnparsed(AgentUnparsed) = "agent.unparsed" as AGENT_UNPARSED;
     McpStatus(McpStatus) = "mcp.status" as MCP_STATUS;
     ServerKeepAwake(ServerKeepAwake) = "server.keep_awake" as SERVER_KEEP_AWAKE;
+    ServerDisk(ServerDisk) = "server.disk" as SERVER_DISK;
     PortOpened(crate::PortOpened) = "port.opened" as PORT_OPENED;
     PortClosed(crate::PortClosed) = "port.closed" as PORT_CLOSED;
 }
@@ -283,6 +284,9 @@ pub enum AgentStopReason {
     Shutdown,
     /// The agent did not end its turn within 5 s of an interrupt.
     InterruptTimeout,
+    /// The disk holding the data dir was full: the turn was ended with
+    /// `store_full` and what the agent had not handed over was dropped.
+    DiskFull,
 }
 
 /// The server restarted while the session had a live agent.
@@ -347,6 +351,20 @@ pub struct ServerKeepAwake {
     /// How long every busy session had only waited for a person, when released.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waited_ms: Option<u64>,
+}
+
+/// The disk holding the data dir crossed a watermark (on the sandbox log,
+/// so on the global stream): `low` (below `--disk-low-mb` free: a warning,
+/// `/v1/health` is `degraded`), `full` (below `--disk-flood-mb` free, or the
+/// store could not commit for lack of space: new sessions and turns are
+/// refused with 507 and running turns end with `store_full`), `ok` (space is
+/// back; everything resumes by itself).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ServerDisk {
+    /// `ok`, `low` or `full`.
+    pub state: String,
+    pub free_bytes: u64,
+    pub total_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -337,6 +337,18 @@ struct ServeArgs {
     /// (`7d,500`). Older or further ones are purged in the background with their events. Default: all are kept.
     #[arg(long, env = "TETHER_RETAIN", value_parser = crate::retention::Retain::parse)]
     retain: Option<crate::retention::Retain>,
+    /// Free space (MiB) on the data dir's disk below which tether warns (`server.disk {state: low}`, `/v1/health`
+    /// `degraded`); at most a tenth of the disk.
+    #[arg(long, env = "TETHER_DISK_LOW_MB", default_value_t = 1024)]
+    disk_low_mb: u64,
+    /// Free space (MiB) below which the disk counts as full: new sessions and messages are refused (507) and
+    /// running turns end with `store_full`, until there is room again; at most a thirty-third of the disk.
+    #[arg(long, env = "TETHER_DISK_FLOOD_MB", default_value_t = 256)]
+    disk_flood_mb: u64,
+    /// Size (MiB) of the reserve file kept in the data dir and deleted when the disk is full, so the events that
+    /// end the running turns always have room.
+    #[arg(long, env = "TETHER_DISK_RESERVE_MB", default_value_t = 16)]
+    disk_reserve_mb: u64,
     /// A JSON file declaring agents that speak ACP over stdio (`{"agents": [{"id", "command", "args", "env",
     /// "model_flag", "install"}]}`); by default `<data dir>/agents.json` when it exists.
     #[arg(long, env = "TETHER_AGENTS_FILE")]
@@ -668,6 +680,11 @@ fn serve(args: ServeArgs) -> ExitCode {
         ports_poll: (args.ports_poll_ms > 0).then(|| Duration::from_millis(args.ports_poll_ms)),
         agent_idle: (args.agent_idle_secs > 0).then(|| Duration::from_secs(args.agent_idle_secs)),
         retain: args.retain,
+        disk: crate::disk::DiskLimits {
+            low: args.disk_low_mb << 20,
+            flood: args.disk_flood_mb.min(args.disk_low_mb) << 20,
+            reserve: args.disk_reserve_mb << 20,
+        },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

@@ -51,6 +51,8 @@ pub struct Config {
     pub agent_idle: Option<Duration>,
     /// Which ended sessions are kept (`--retain`; None: all of them).
     pub retain: Option<crate::retention::Retain>,
+    /// The data dir's disk watermarks and reserve (`--disk-low-mb`, `--disk-flood-mb`, `--disk-reserve-mb`).
+    pub disk: crate::disk::DiskLimits,
 }
 
 /// Default of [`Config::max_streams_per_client`].

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod connections;
+pub mod disk;
 pub mod error;
 pub mod exec;
 pub mod fs;

@@ -45,6 +45,7 @@ struct Platform {
     keep_awake_webhooks: Duration,
     pause_threshold: Duration,
     retain: Option<crate::retention::Retain>,
+    disk: crate::disk::DiskLimits,
 }
 
 /// Checks, before anything is bound, that the data dir can be created and
@@ -130,6 +131,7 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         keep_awake_wait: config.keep_awake_wait,
         keep_awake_webhooks: config.keep_awake_webhooks,
         retain: config.retain,
+        disk: config.disk,
         pause_threshold: config.pause_threshold,
     };
     Ok(Prepared { app, shutdown_tx, platform })
@@ -235,7 +237,8 @@ impl Gate {
 /// with `Retry-After: 1`.
 fn starting(req: &Request) -> Response {
     let mut resp = if req.uri().path() == "/v1/health" {
-        let body = serde_json::to_vec(&tether_protocol::Health { status: "starting".into() }).unwrap_or_default();
+        let body = serde_json::to_vec(&tether_protocol::Health { status: "starting".into(), reasons: Vec::new() })
+            .unwrap_or_default();
         (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/json")], body).into_response()
     } else {
         crate::http::starting()
@@ -292,6 +295,7 @@ pub async fn run(
     let shared = app.shared.clone();
     let webhooks = app.webhooks.clone();
     let pauses = tokio::spawn(crate::pause::watch(shared.clone(), platform.pause_threshold));
+    let disk = tokio::spawn(crate::disk::watch(shared.clone(), platform.disk));
     let retention =
         platform.retain.map(|r| tokio::spawn(crate::retention::run(shared.store.clone(), webhooks.clone(), r)));
     let keeper = platform.sprite.map(|api| {
@@ -339,6 +343,7 @@ pub async fn run(
     let _ = shutdown_tx.send(true);
     let _ = stop_tx.send(true);
     pauses.abort();
+    disk.abort();
     if let Some(r) = &retention {
         r.abort();
     }

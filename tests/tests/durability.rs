@@ -104,8 +104,9 @@ async fn a_full_disk_mid_flood_loses_no_event_and_ends_the_turn_well() {
     let disk = Tmpfs::mount("size=256m");
     let server = TestServer::start_with(ServerOptions {
         data_dir: Some(disk.path().to_path_buf()),
-        // A stall of a second or more ends the turns that ran through it.
-        extra_args: vec!["--store-stall-limit-ms".into(), "1000".into()],
+        // A stall of a second or more ends the turns that ran through it;
+        // no reserve: the agent is held back until space returns.
+        extra_args: ["--store-stall-limit-ms", "1000", "--disk-reserve-mb", "0"].map(String::from).to_vec(),
         ..Default::default()
     })
     .await;
@@ -218,6 +219,141 @@ async fn a_full_disk_mid_flood_loses_no_event_and_ends_the_turn_well() {
     client.send_text(&fresh.id, "[mock:text] fresh").await.unwrap();
     let fresh_turn = collect_turn(&client, &fresh.id, 0).await;
     assert_eq!(final_text(&fresh_turn), "Mock reply to turn 1: fresh");
+    drop(server);
+    drop(disk);
+}
+
+/// `GET /v1/health` as JSON (200 whatever it says).
+async fn health(client: &tether_sdk::Client) -> Value {
+    let resp = send(client.request(Method::GET, "/v1/health")).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.json().await.unwrap()
+}
+
+/// Waits (up to 10 s) for `server.disk {state}` on the global stream, after gseq `after`; its gseq.
+async fn wait_disk_state(client: &tether_sdk::Client, after: u64, state: &str) -> u64 {
+    let mut all = client.all_events(Some(after));
+    let got = wait_for(
+        &mut all,
+        Duration::from_secs(10),
+        |e| matches!(&e.body, EventBody::ServerDisk(d) if d.state == state),
+    )
+    .await;
+    got.last().unwrap().gseq
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_stays_full_ends_the_turn_with_store_full_refuses_new_work_and_recovers() {
+    let disk = Tmpfs::mount("size=128m");
+    let server = TestServer::start_with(ServerOptions {
+        data_dir: Some(disk.path().to_path_buf()),
+        extra_args: ["--disk-low-mb", "16", "--disk-flood-mb", "4", "--disk-reserve-mb", "16"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    })
+    .await;
+    let client = server.client();
+    // The reserve is made at start, while there is room.
+    let reserve = disk.path().join("reserve");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&reserve).map(|m| m.len()).unwrap_or(0) != 16 << 20 {
+        assert!(Instant::now() < deadline, "no reserve in the data dir");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let session = mock_session(&client).await;
+    let id = session.id.clone();
+    client.send_text(&id, "[mock:text] before").await.unwrap();
+    let after = collect_turn(&client, &id, 0).await.last().unwrap().seq;
+
+    let path = format!("/v1/sessions/{id}/events/stream");
+    let mut sse = RawSse::connect(client.request(Method::GET, &path).header("Last-Event-ID", after.to_string())).await;
+    let (seen_tx, mut seen_rx) = tokio::sync::watch::channel(0usize);
+    let reader = tokio::spawn(async move {
+        let mut frames: Vec<RawFrame> = Vec::new();
+        loop {
+            let frame = sse.next_frame(Duration::from_secs(120)).await.expect("the stream ended");
+            let done = frame.event_type() == "turn.completed";
+            frames.push(frame);
+            let _ = seen_tx.send(frames.len());
+            if done {
+                return frames;
+            }
+        }
+    });
+    let flood = client.send_text(&id, "[mock:flood:1000000]").await.unwrap();
+    seen_rx.wait_for(|n| *n >= 20_000).await.expect("the reader stopped before 20,000 events");
+
+    // The disk fills up and stays full.
+    let filler = disk.path().join("filler");
+    let filled = tokio::task::spawn_blocking({
+        let filler = filler.clone();
+        move || fill(&filler)
+    })
+    .await
+    .unwrap();
+    let full_at = Instant::now();
+    assert!(filled > 0);
+    // The turn ends within a bound, seen live: a store_full error, then its end.
+    let received = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .expect("the turn did not end on a full disk")
+        .unwrap();
+    eprintln!("filled {filled} bytes; the turn ended {:?} later", full_at.elapsed());
+    let last = received.last().unwrap();
+    assert_eq!(last.event_type(), "turn.completed");
+    assert_eq!(last.data["data"]["stop_reason"], "error", "{:?}", last.data);
+    assert_eq!(last.data["data"]["error"]["code"], "store_full", "{:?}", last.data);
+    assert!(received.iter().any(|f| f.event_type() == "error" && f.data["data"]["code"] == "store_full"));
+    // The disk is still full: health says so, new work is refused.
+    let h = health(&client).await;
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert!(h["reasons"].as_array().unwrap().iter().any(|r| r == "disk_full"), "{h}");
+    let create = send(client.request(Method::POST, "/v1/sessions").json(&serde_json::json!({"agent": "mock"}))).await;
+    assert_eq!(create.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("5"));
+    expect_problem(create, 507, "insufficient_storage", &["disk", "full", "free some space"]).await;
+    let message = send(
+        client.request(Method::POST, &format!("/v1/sessions/{id}/messages")).json(&serde_json::json!({"text": "hi"})),
+    )
+    .await;
+    expect_problem(message, 507, "insufficient_storage", &["full"]).await;
+    let full_gseq = wait_disk_state(&client, 0, "full").await;
+
+    // Everything the client saw is in the replay, the same, gap-free from 1.
+    let stored = events_json(&client, &id, 0).await;
+    for (i, e) in stored.iter().enumerate() {
+        assert_eq!(e["seq"].as_u64(), Some(i as u64 + 1), "replay gap at index {i}");
+    }
+    for (i, f) in received.iter().enumerate() {
+        assert_eq!(f.seq(), after + 1 + i as u64, "the client saw a gap or a duplicate");
+        assert_eq!(&stored[f.seq() as usize - 1], &f.data, "event {} differs in the replay", f.seq());
+    }
+    let events: Vec<Event> = stored.iter().map(|v| serde_json::from_value(v.clone()).unwrap()).collect();
+    assert_well_formed(&events);
+    let done = turns_completed(&events[after as usize..]);
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].turn_id, flood.turn_id);
+    let stopped = events.iter().rev().find_map(|e| match &e.body {
+        EventBody::AgentExited(x) => Some(x.clone()),
+        _ => None,
+    });
+    assert_eq!(stopped.and_then(|x| x.reason), Some(tether_sdk::AgentStopReason::DiskFull));
+
+    // Space returns: health is ok again, the reserve is back, a new turn runs.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while health(&client).await["status"] != "ok" {
+        assert!(Instant::now() < deadline, "health stayed degraded after space returned: {}", health(&client).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client.send_text(&id, "[mock:text] after").await.unwrap();
+    let next = collect_turn(&client, &id, stored.len() as u64).await;
+    assert!(final_text(&next).ends_with(": after"), "{}", describe(&next));
+    let fresh = mock_session(&client).await;
+    client.send_text(&fresh.id, "[mock:text] fresh").await.unwrap();
+    assert_eq!(final_text(&collect_turn(&client, &fresh.id, 0).await), "Mock reply to turn 1: fresh");
+    wait_disk_state(&client, full_gseq, "ok").await;
+    assert!(std::fs::metadata(&reserve).is_ok(), "the reserve was made again");
     drop(server);
     drop(disk);
 }

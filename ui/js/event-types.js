@@ -24,6 +24,7 @@ export const EventType = Object.freeze({
   AGENT_UNPARSED: "agent.unparsed",
   MCP_STATUS: "mcp.status",
   SERVER_KEEP_AWAKE: "server.keep_awake",
+  SERVER_DISK: "server.disk",
   PORT_OPENED: "port.opened",
   PORT_CLOSED: "port.closed",
 });

@@ -87,6 +87,8 @@ export function summarize(ev) {
       return { label: "Agent", text: `${exitWord(d)}${d.expected ? "" : " unexpectedly"}${d.stderr_tail ? `: ${oneLine(d.stderr_tail, 100)}` : ""}` };
     case EventType.SERVER_RESTARTED: return { label: "Server", text: "restarted" };
     case EventType.SERVER_RESUMED: return { label: "Server", text: "woke from a pause" };
+    case EventType.SERVER_DISK:
+      return { label: "Disk", text: d.state === "full" ? "full: turns end and new work waits for room" : d.state === "low" ? "low on space" : "has room again" };
     case EventType.SERVER_KEEP_AWAKE:
       return { label: "Server", text: d.held ? "keeps the Sprite awake again" : "lets the Sprite sleep while it waits for you" };
     case "stream.reset": return { label: "Server", text: "the store was reset" };

@@ -151,6 +151,8 @@ export function agentStoppedWord(d) {
       return "The agent did not stop its turn within 5 s of the interrupt, so it was stopped; the next message starts it again";
     case "shutdown":
       return "The agent process stopped with the server";
+    case "disk_full":
+      return "The agent was stopped: the disk holding tether's data is full";
     default:
       return "The agent process stopped";
   }

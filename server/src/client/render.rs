@@ -222,6 +222,13 @@ impl<O: Write, E: Write> Renderer<O, E> {
                  answer",
             )),
             EventBody::ServerKeepAwake(_) => Ok(()),
+            EventBody::ServerDisk(d) => match d.state.as_str() {
+                "full" => self.note(&s.red(
+                    "the disk holding tether's data dir is full: turns end and new work is refused until there is room",
+                )),
+                "low" => self.note(&s.yellow("the disk holding tether's data dir is low on space")),
+                _ => self.note(&s.dim("the disk holding tether's data dir has room again")),
+            },
             EventBody::PortOpened(d) => self.note(&s.dim(&format!(
                 "a server listens on port {} ({}): open it with `tether ports link {}`",
                 d.port, d.address, d.port

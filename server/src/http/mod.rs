@@ -508,6 +508,7 @@ impl TestApp {
             ports_poll: None,
             agent_idle: None,
             retain: None,
+            disk: Default::default(),
         };
         let prepared = crate::serve::prepare(&config, Instant::now()).await.unwrap();
         TestApp {

@@ -22,8 +22,19 @@ pub fn router() -> Router<AppRef> {
         .route("/metrics", get(metrics))
 }
 
-async fn health() -> Json<Health> {
-    Json(Health { status: "ok".into() })
+/// `ok`, or `degraded` (still 200: the server answers) with why.
+async fn health(State(app): State<AppRef>) -> Json<Health> {
+    let mut reasons = Vec::new();
+    match app.shared.disk.state() {
+        crate::disk::DiskState::Ok => {}
+        crate::disk::DiskState::Low => reasons.push("disk_low".to_string()),
+        crate::disk::DiskState::Full => reasons.push("disk_full".to_string()),
+    }
+    if app.shared.store.health().is_stalled() {
+        reasons.push("store_stalled".to_string());
+    }
+    let status = if reasons.is_empty() { "ok" } else { "degraded" };
+    Json(Health { status: status.into(), reasons })
 }
 
 async fn info(State(app): State<AppRef>) -> Result<Json<Info>, ApiError> {

@@ -62,6 +62,8 @@ pub enum Command {
     StoreStalled {
         stall: crate::store::StallEnded,
     },
+    /// The disk holding the data dir is full (`crate::disk`): end the running turn.
+    DiskFull,
     /// Keep-awake stopped or started holding the Sprite for this session.
     KeepAwake {
         data: tether_protocol::ServerKeepAwake,
@@ -110,6 +112,11 @@ enum Flow {
 impl Actor {
     pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         loop {
+            // A full disk ends the running turn before anything else is read from the agent.
+            if self.shared.disk.state() == crate::disk::DiskState::Full && self.norm.turn_id().is_some() {
+                self.handle(Command::DiskFull).await;
+                self.flush().await;
+            }
             let deadline = self.interrupt_deadline;
             let idle_deadline = self.idle_deadline;
             let flow = tokio::select! {
@@ -212,6 +219,19 @@ impl Actor {
                 }
             }
             Command::KeepAwake { data } => self.norm.keep_awake(data),
+            Command::DiskFull => {
+                if self.norm.turn_id().is_some() {
+                    let message = "the disk holding tether's data dir is full, so this turn was ended and the \
+                                   agent stopped; what it had written so far is kept. Free some space (GET \
+                                   /v1/health says when there is room again), then send the message again"
+                        .to_string();
+                    self.norm.fail_turn("store_full", message);
+                    self.stop_process(Duration::from_millis(500), Stop::Because(AgentStopReason::DiskFull)).await;
+                } else if let Some(p) = &self.proc {
+                    // No turn to end: the agent paused for the full disk goes on.
+                    p.signal(libc::SIGCONT);
+                }
+            }
             Command::Port { body, reply } => {
                 let _ = reply.send(self.norm.port(*body));
             }
@@ -421,8 +441,11 @@ impl Actor {
     async fn stop_process(&mut self, grace: Duration, stop: Stop) {
         let Some(mut p) = self.proc.take() else { return };
         let (lines, info) = p.terminate(grace).await;
-        for line in lines {
-            self.on_line(&line);
+        // A full disk has no room for what the agent had not handed over yet.
+        if stop != Stop::Because(AgentStopReason::DiskFull) {
+            for line in lines {
+                self.on_line(&line);
+            }
         }
         self.shared.metrics.agent_processes.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.shared.agent_pid(&self.id, None);

@@ -98,6 +98,9 @@ pub enum SessionError {
     /// The session's actor is gone, or a task of it failed (a bug).
     #[error("{0}")]
     Internal(String),
+    /// The disk holding the data dir is full (`crate::disk`): no new work until there is room.
+    #[error("the disk holding tether's data dir is full: new sessions and messages are refused until there is room again (GET /v1/health says when); free some space and try again")]
+    DiskFull,
     /// The store cannot commit; commands wait for it to recover.
     #[error("{}", stall_detail(.0))]
     Stalled(Stall),
@@ -135,6 +138,7 @@ impl AsProblem for SessionError {
             CursorAhead(_) => ErrorCode::CursorAhead,
             Internal(_) => ErrorCode::Internal,
             Stalled(stall) => stall_code(stall),
+            DiskFull => ErrorCode::InsufficientStorage,
             Store(e) => e.code(),
         }
     }

@@ -51,6 +51,8 @@ pub struct Sessions {
     /// The pid of each live agent process, and its session (`crate::ports`
     /// attributes a listening port to the session its pid leads).
     agent_pids: Mutex<HashMap<i32, Arc<str>>>,
+    /// The disk holding the data dir, as `crate::disk` last saw it.
+    pub disk: crate::disk::Disk,
     /// `--agent-idle-secs` in milliseconds (0: idle agents are never stopped).
     agent_idle_ms: std::sync::atomic::AtomicU64,
 }
@@ -101,6 +103,7 @@ impl Sessions {
             actors: Mutex::new(HashMap::new()),
             terminals: Mutex::new(HashMap::new()),
             agent_pids: Mutex::new(HashMap::new()),
+            disk: Default::default(),
             agent_idle_ms: std::sync::atomic::AtomicU64::new(DEFAULT_AGENT_IDLE.as_millis() as u64),
         })
     }
@@ -263,6 +266,7 @@ impl Sessions {
         self: &Arc<Self>,
         req: CreateSession,
     ) -> Result<(Session, Option<String>), SessionError> {
+        self.check_disk()?;
         let def = agents::find(&req.agent).ok_or_else(|| {
             let known: Vec<&str> = agents::all().map(|a| a.id).collect();
             SessionError::UnknownAgent { agent: req.agent.clone(), known: known.join(", ") }
@@ -466,6 +470,7 @@ impl Sessions {
     }
 
     pub async fn send(self: &Arc<Self>, id: &str, parts: Vec<Part>) -> Result<String, SessionError> {
+        self.check_disk()?;
         self.call(id, |reply| Command::Send { parts, reply }).await
     }
 
@@ -563,6 +568,33 @@ impl Sessions {
             Some(tx) => tx.send(Command::KeepAwake { data }).await.is_ok(),
             None => false,
         }
+    }
+
+    /// The disk is full: every live session ends its running turn (each in
+    /// its own task: an actor waiting on the store must not hold up the others).
+    pub async fn disk_full(&self) {
+        // Not one more line from any agent while the last events take the
+        // reserve: every agent is paused (its group SIGSTOPped); each
+        // session then stops its agent if a turn runs, or lets it go on.
+        let pids: Vec<i32> = self.agent_pids.lock().map(|p| p.keys().copied().collect()).unwrap_or_default();
+        for pid in pids {
+            crate::process::signal_group(pid, libc::SIGSTOP);
+        }
+        let actors: Vec<mpsc::Sender<Command>> =
+            self.actors.lock().map(|a| a.values().cloned().collect()).unwrap_or_default();
+        for tx in actors {
+            tokio::spawn(async move {
+                let _ = tx.send(Command::DiskFull).await;
+            });
+        }
+    }
+
+    /// 507 while the disk is full: new sessions and turns would only add to it.
+    fn check_disk(&self) -> Result<(), SessionError> {
+        if self.disk.state() == crate::disk::DiskState::Full {
+            return Err(SessionError::DiskFull);
+        }
+        Ok(())
     }
 
     /// Writes a `port.opened` or `port.closed` into the session `id`'s log;

@@ -92,6 +92,8 @@ pub struct StallEnded {
 }
 
 pub struct StoreHealth {
+    /// Set while the disk is full (`crate::disk`): no WAL checkpoint then.
+    hold_checkpoints: AtomicBool,
     stalled: AtomicBool,
     stall: Mutex<Option<Stall>>,
     last_error: Mutex<Option<(i64, String)>>,
@@ -103,6 +105,7 @@ pub struct StoreHealth {
 impl Default for StoreHealth {
     fn default() -> Self {
         StoreHealth {
+            hold_checkpoints: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
             stall: Mutex::new(None),
             last_error: Mutex::new(None),
@@ -120,6 +123,16 @@ impl StoreHealth {
             return None;
         }
         self.stall.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// Holds (or lets go) the WAL checkpoints: copying the WAL into the
+    /// database file takes as much room again, which a full disk has not.
+    pub fn hold_checkpoints(&self, hold: bool) {
+        self.hold_checkpoints.store(hold, Ordering::Release);
+    }
+
+    pub fn checkpoints_held(&self) -> bool {
+        self.hold_checkpoints.load(Ordering::Acquire)
     }
 
     pub fn is_stalled(&self) -> bool {

@@ -354,10 +354,6 @@ pub struct Store {
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
-    // A new store gives the space of purged sessions back to the file system
-    // (retention): only effective before the first table and before WAL mode
-    // is set; on an existing store it changes nothing.
-    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "busy_timeout", 5000)?;
@@ -368,11 +364,16 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 /// Copies the WAL back into the database file every so often (PASSIVE: never
 /// blocks the writer or readers), and truncates it when it has grown large
 /// and no reader is in the way. The writer's own auto-checkpoint is off.
-fn checkpointer(conn: Connection) {
+fn checkpointer(conn: Connection, health: Arc<StoreHealth>) {
     // A full disk fails every checkpoint: say so once per failing streak.
     let mut failing = false;
     loop {
         std::thread::sleep(std::time::Duration::from_millis(500));
+        // Copying the WAL into the database file grows the file: not while
+        // the disk is full and its reserve is kept for the last events.
+        if health.checkpoints_held() {
+            continue;
+        }
         let r: rusqlite::Result<(i64, i64, i64)> =
             conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)));
         let ok = r.is_ok();
@@ -417,6 +418,11 @@ impl Store {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
+            // A new store gives the space of purged sessions back to the file
+            // system (retention): set before the first table and WAL mode.
+            Connection::open(path)?.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        }
         let mut conn = open_connection(path)?;
         migrate(&mut conn)?;
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)", [crate::ids::new_id("sto_")])?;
@@ -433,7 +439,8 @@ impl Store {
         std::thread::Builder::new().name("tether-store".into()).spawn(move || state.run(queues))?;
         // Checkpoints run beside the writer, never inside a commit (no latency spikes).
         let checkpoint = open_connection(path)?;
-        std::thread::Builder::new().name("tether-checkpoint".into()).spawn(move || checkpointer(checkpoint))?;
+        let held = health.clone();
+        std::thread::Builder::new().name("tether-checkpoint".into()).spawn(move || checkpointer(checkpoint, held))?;
         Ok(Store {
             tx,
             control,
