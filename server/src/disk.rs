@@ -129,12 +129,20 @@ impl Reserve {
         let tmp = self.path.with_extension("new");
         let written = (|| -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
-            let chunk = vec![0u8; 1 << 20];
-            let mut left = self.size;
-            while left > 0 {
-                let n = left.min(chunk.len() as u64) as usize;
-                f.write_all(&chunk[..n])?;
-                left -= n as u64;
+            // Blocks allocated at once where the file system can (no bytes
+            // written); zeros written where it cannot.
+            let allocated = rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, self.size);
+            if let Err(e) = allocated {
+                if e == rustix::io::Errno::NOSPC {
+                    return Err(e.into());
+                }
+                let chunk = vec![0u8; 1 << 20];
+                let mut left = self.size;
+                while left > 0 {
+                    let n = left.min(chunk.len() as u64) as usize;
+                    f.write_all(&chunk[..n])?;
+                    left -= n as u64;
+                }
             }
             f.sync_all()?;
             std::fs::rename(&tmp, &self.path)
