@@ -12,7 +12,7 @@ use tether_protocol::{
 };
 
 use super::wire::{
-    ChunkMeta, ContentBlock, DiffInput, PermissionAsk, RequestPermissionRequest, SessionUpdate, ToolCall,
+    ChunkMeta, CodexMcpInput, ContentBlock, DiffInput, PermissionAsk, RequestPermissionRequest, SessionUpdate, ToolCall,
     ToolCallContent, ToolCallStatus, ToolCallUpdate, ToolInput, ToolKind, ToolMeta, ToolOutput,
 };
 use crate::agents::lenient::decode;
@@ -196,6 +196,10 @@ impl AcpConverter {
         let message_id = chunk.message_id.map(|m| m.0.to_string());
         let mut drafts = vec![];
         let same = matches!(&self.text, Some((_, k, m)) if *k == kind && (message_id.is_none() || *m == message_id));
+        if !same && kind == ItemKind::Reasoning && text.text.trim().is_empty() {
+            // Codex's adapter opens each reasoning summary with a blank `"\n\n"`: no thought yet.
+            return drafts;
+        }
         if !same {
             drafts.extend(self.close_text());
             self.items += 1;
@@ -227,7 +231,14 @@ impl AcpConverter {
         let call = self.tools.entry(id).or_insert_with(|| ToolCall::new(update.tool_call_id.clone(), ""));
         if update.meta.is_some() {
             let mut meta = call.meta.take().unwrap_or_default();
+            // Codex's adapter sends a command's output in pieces: the call keeps all of it.
+            let before = meta.get(TERMINAL_OUTPUT).and_then(|t| t["data"].as_str()).unwrap_or("").to_string();
             meta.extend(update.meta.clone().unwrap_or_default());
+            if let Some(Value::Object(delta)) = meta.get_mut(TERMINAL_OUTPUT) {
+                let piece = delta.get("data").and_then(Value::as_str).unwrap_or("");
+                let whole = format!("{before}{piece}");
+                delta.insert("data".into(), Value::String(whole));
+            }
             call.meta = Some(meta);
         }
         // A diff once shown stays with the call: OpenCode's last update replaces it with its result.
@@ -292,6 +303,9 @@ fn parent_of(id: &str, call: &ToolCall, known: bool) -> Option<Draft> {
     (parent != id).then(|| Draft::ItemParent { native_id: id.to_string(), parent_native_id: parent })
 }
 
+/// Where Codex's adapter puts a command's output (`_meta`).
+const TERMINAL_OUTPUT: &str = "terminal_output_delta";
+
 /// What tether reads of a tool call's `_meta`.
 fn meta_of(call: &ToolCall) -> ToolMeta {
     call.meta.as_ref().map(|m| decode(&Value::Object(m.clone()))).unwrap_or_default()
@@ -309,6 +323,16 @@ fn meta_tool_name(meta: &ToolMeta) -> Option<String> {
 /// `servers` (the longest that fits).
 fn mcp_of(call: &ToolCall, servers: &[String]) -> Option<(String, String)> {
     let meta = meta_of(call);
+    if meta.is_mcp_tool_call.get() == Some(&true) {
+        // Codex's adapter: `rawInput` `{server, tool, arguments}`, titled `mcp.SERVER.TOOL`.
+        let input: CodexMcpInput = call.raw_input.as_ref().map(decode).unwrap_or_default();
+        if let (Some(server), Some(tool)) = (input.server.get(), input.tool.get()) {
+            return Some((server.clone(), tool.clone()));
+        }
+        let rest = call.title.strip_prefix("mcp.")?;
+        let server = servers.iter().filter(|s| rest.starts_with(&format!("{s}."))).max_by_key(|s| s.len())?;
+        return Some((server.clone(), rest[server.len() + 1..].to_string()));
+    }
     if let Some(name) = meta_tool_name(&meta) {
         if let Some((server, tool)) = name.strip_prefix("mcp__").and_then(|r| r.split_once("__")) {
             return Some((server.to_string(), tool.to_string()));
@@ -409,17 +433,28 @@ fn tool_with(call: &ToolCall, mcp: Option<(String, String)>) -> Tool {
     let ended = matches!(call.status, ToolCallStatus::Completed | ToolCallStatus::Failed);
     let raw = call.raw_output.as_ref();
     let fields: ToolOutput = raw.map(decode).unwrap_or_default();
+    let meta = meta_of(call);
+    let codex_mcp = meta.is_mcp_tool_call.get() == Some(&true);
     let output = if !ended {
         None
     } else if !text.is_empty() {
         Some(text.join("\n"))
+    } else if codex_mcp {
+        raw.map(codex_mcp_output)
     } else {
-        raw.and_then(Value::as_str).map(str::to_string).or_else(|| fields.output.get().cloned())
+        raw.and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| fields.output.get().cloned())
+            // Codex's adapter: only in `_meta`.
+            .or_else(|| meta.terminal_output_delta.get().and_then(|t| t.data.get().cloned()))
     };
-    let exit_code = fields.exit_code();
+    let exit_code =
+        fields.exit_code().or_else(|| meta.terminal_exit.get().and_then(|e| e.exit_code.get()).map(|c| *c as i32));
     // Its input, else what the title says (Gemini sends no input; a shell call's title is its command).
     let input = match &call.raw_input {
         Some(Value::Object(o)) if o.is_empty() => None,
+        // Codex's adapter: the MCP tool's arguments, under the server's and the tool's names.
+        Some(Value::Object(o)) if codex_mcp && o.contains_key("arguments") => o.get("arguments").cloned(),
         other => other.clone(),
     }
     .unwrap_or_else(|| match call.kind {
@@ -436,6 +471,17 @@ fn tool_with(call: &ToolCall, mcp: Option<(String, String)>) -> Tool {
         diff: (!diff.is_empty()).then_some(diff),
         paths,
     }
+}
+
+/// The text of an MCP call's result as Codex's adapter sends it
+/// (`{"result": {"content": [..]}, "error": ..}`): its text blocks, or the error.
+fn codex_mcp_output(raw: &Value) -> String {
+    if let Some(error) = raw.get("error").filter(|e| !e.is_null()) {
+        return error.get("message").and_then(Value::as_str).map_or_else(|| error.to_string(), str::to_string);
+    }
+    let blocks = raw.pointer("/result/content").and_then(Value::as_array).cloned().unwrap_or_default();
+    let texts: Vec<&str> = blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect();
+    texts.join("\n")
 }
 
 #[cfg(test)]
