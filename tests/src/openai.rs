@@ -4,7 +4,8 @@
 //!   installs from the npm registry (or `$TETHER_CODEX_PATH`);
 //! - [`ScriptedOpenAI`]: an OpenAI Responses API server on 127.0.0.1 whose
 //!   replies are chosen by a `[codex:TAG]` tag (or `[copilot:TAG]`, the
-//!   Copilot CLI's rig, [`crate::copilot`]) in the latest user prompt;
+//!   Copilot CLI's rig, [`crate::copilot`]; or `[codex-acp:TAG]`, the same
+//!   CLI run by its ACP adapter, [`codex_acp_bin`]) in the latest user prompt;
 //! - [`codex_env`]: the `$CODEX_HOME/config.toml` and the environment that run
 //!   the CLI offline against it.
 //!
@@ -25,6 +26,7 @@
 //! | `shell` | shell call `echo scripted-shell-output` | text `The command printed: <output>` |
 //! | `ticks` | shell call printing `tick-1`..`tick-3` 300 ms apart, exiting 3 | text `The command printed: <output>` |
 //! | `touch` | shell call `touch codex-touched.txt` (asks when untrusted) | text `Touch result: <output, 60 chars>` |
+//! | `touch-escalated` | the same, asking to leave the sandbox (`sandbox_permissions: "require_escalated"`: asks when on-request) | text `Touch result: <output, 60 chars>` |
 //! | `patch` | `apply_patch` adding `codex-patched.txt` (`patched by codex\n`) | text `Patch result: <output, 60 chars>` |
 //! | `edit` | `apply_patch` updating `codex-patched.txt` to `edited by codex\n` | text `Edit result: <output, 60 chars>` |
 //! | `slow` | text in 100 deltas `tick N `, 100 ms apart (~10 s) | |
@@ -76,6 +78,28 @@ pub const CODEX_MODEL: &str = "gpt-5.5";
 /// When it does not exist: run `scripts/install-agents`.
 pub fn codex_bin() -> PathBuf {
     crate::pinned_tools::agent_cli("Codex", "codex", CODEX_VERSION, "TETHER_CODEX_PATH")
+}
+
+/// The version of Codex's ACP adapter the tests run (`codex-acp`;
+/// `scripts/install-agents` installs it).
+pub const CODEX_ACP_VERSION: &str = "2.6.0";
+
+/// Codex's ACP adapter: `$TETHER_CODEX_ACP_PATH` if set, else the pinned
+/// install `<agents_dir>/codex-acp-<CODEX_ACP_VERSION>/node_modules/.bin/codex-acp`.
+///
+/// # Panics
+/// When it does not exist: run `scripts/install-agents`.
+pub fn codex_acp_bin() -> PathBuf {
+    crate::pinned_tools::agent_cli("Codex ACP adapter", "codex-acp", CODEX_ACP_VERSION, "TETHER_CODEX_ACP_PATH")
+}
+
+/// [`codex_env`] for Codex's ACP adapter (`codex-acp`): the same pinned
+/// `codex` (which tether gives the adapter as `CODEX_PATH`) and config, and
+/// the adapter itself.
+pub fn codex_acp_env(model: &ScriptedOpenAI, home: &Path) -> Vec<(String, String)> {
+    let mut env = codex_env(model, home);
+    env.push(("TETHER_CODEX_ACP_PATH".to_owned(), codex_acp_bin().display().to_string()));
+    env
 }
 
 /// `$CODEX_HOME/config.toml` for `model`: the scripted server as the only
@@ -274,7 +298,7 @@ fn responses_reply(shared: &Recorder, _path: &str, request: &Value, request_id: 
             sse.text_paced(&ticks, Duration::from_millis(100));
             sse.completed();
         }
-        "shell" | "ticks" | "touch" => {
+        "shell" | "ticks" | "touch" | "touch-escalated" => {
             let printed = format!("The command printed: {}", command_output(&prompt.last_output));
             let (command, after) = match prompt.tag.as_str() {
                 "shell" => ("echo scripted-shell-output", printed),
@@ -282,12 +306,16 @@ fn responses_reply(shared: &Recorder, _path: &str, request: &Value, request_id: 
                 _ => ("touch codex-touched.txt", format!("Touch result: {}", first_chars(&prompt.last_output, 60))),
             };
             if prompt.tool_outputs == 0 {
-                let (name, arguments) = match shell_tool(request) {
+                let (name, mut arguments) = match shell_tool(request) {
                     ShellTool::ExecCommand => ("exec_command", json!({"cmd": command})),
                     ShellTool::ShellCommand => ("shell_command", json!({"command": command})),
                     ShellTool::Shell => ("shell", json!({"command": ["bash", "-lc", command]})),
                     ShellTool::Bash => ("bash", json!({"command": command, "description": "Run the scripted command"})),
                 };
+                if prompt.tag == "touch-escalated" {
+                    arguments["sandbox_permissions"] = json!("require_escalated");
+                    arguments["justification"] = json!("Create the file the user asked for?");
+                }
                 sse.function_call(name, &arguments.to_string());
             } else {
                 sse.text(&pieces(&after));
@@ -477,8 +505,9 @@ impl Prompt {
     }
 }
 
-/// How a tag opens: `[codex:TAG]`, or `[copilot:TAG]` for the Copilot CLI.
-const TAG_OPENS: [&str; 2] = ["[codex:", "[copilot:"];
+/// How a tag opens: `[codex:TAG]`, `[copilot:TAG]` for the Copilot CLI, or
+/// `[codex-acp:TAG]` for the same Codex run by its ACP adapter.
+const TAG_OPENS: [&str; 3] = ["[codex:", "[copilot:", "[codex-acp:"];
 
 /// Whether a user message is one Codex writes itself: its environment
 /// context, AGENTS.md instructions, turn-aborted markers, ... (a text that is

@@ -60,24 +60,24 @@ macro_rules! table {
 }
 
 table! {
-    text_turn: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, amp, mock;
-    tool_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, amp, mock;
-    permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, mock;
-    permission_deny: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, mock;
-    shell_permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
-    shell_permission_deny: claude, codex, gemini, claude_acp, qwen, copilot;
+    text_turn: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot, pi, amp, mock;
+    tool_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot, pi, amp, mock;
+    permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot, mock;
+    permission_deny: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot, mock;
+    shell_permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot;
+    shell_permission_deny: claude, codex, gemini, claude_acp, codex_acp, qwen, copilot;
     question: claude, opencode, mock;
-    interrupt: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, amp, mock;
+    interrupt: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot, pi, amp, mock;
     model_error: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, amp, mock;
     model_error_500: claude;
-    resume: claude, codex, opencode, opencode_acp, claude_acp, qwen, copilot, pi, amp, mock;
-    reasoning: pi, claude_acp, copilot;
+    resume: claude, codex, opencode, opencode_acp, claude_acp, codex_acp, qwen, copilot, pi, amp, mock;
+    reasoning: pi, claude_acp, codex_acp, copilot;
     edit_diff: pi;
-    mcp_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
-    mcp_sequence: claude, codex, gemini, claude_acp, qwen, copilot;
-    mcp_deny: codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
-    mcp_remote_bypass: claude, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, amp;
-    mcp_global: claude, opencode, gemini, opencode_acp, claude_acp, qwen, amp;
+    mcp_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot;
+    mcp_sequence: claude, codex, gemini, claude_acp, codex_acp, qwen, copilot;
+    mcp_deny: codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot;
+    mcp_remote_bypass: claude, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot, amp;
+    mcp_global: claude, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, amp;
     skill: claude, opencode, pi;
     subagent: claude, claude_acp;
     idle_agent_stop: claude, mock;
@@ -108,6 +108,13 @@ const CORE: &[(&str, Claim)] = &[
 /// (scenario, agent) pairs an agent claims but the table does not run, and why.
 const GAPS: &[(&str, &str, &str)] = &[
     ("question", "codex", "the scripted Responses model has no question script (Codex asks through its own tool)"),
+    (
+        "model_error",
+        "codex-acp",
+        "the Codex adapter (2.6.0) ends a turn whose model failed `end_turn`, with the error only as the agent's \
+         text (over ACP v1 it sends no JSON-RPC error and no marker: typed failures are for JetBrains AIR \
+         clients), so tether cannot tell it from a reply",
+    ),
     ("skill", "codex", "Codex has no skill tool: codex.rs checks its skills are listed to the model"),
     ("mcp_call", "mock", "the mock answers `[mock:mcp]` itself, without a permission or an MCP server"),
     ("skill", "mock", "the mock only names the skills it was given (`[mock:skills]`, mock_turns.rs)"),
@@ -138,13 +145,26 @@ async fn every_claiming_agent_runs_each_scenario() {
         ("TETHER_CLAUDE_ACP_PATH", claude_acp_bin()),
         ("TETHER_COPILOT_PATH", copilot_bin()),
         ("TETHER_AMP_PATH", amp_bin()),
+        ("TETHER_CODEX_ACP_PATH", codex_acp_bin()),
     ];
     let env = env.into_iter().map(|(k, v)| (k.to_owned(), v.display().to_string())).collect();
     let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
     let agents = server.client().agents().await.unwrap().agents;
     let installed: Vec<&str> = agents.iter().filter(|a| a.installed).map(|a| a.id.as_str()).collect();
-    let all =
-        ["mock", "claude", "codex", "opencode", "gemini", "opencode-acp", "claude-acp", "qwen", "copilot", "pi", "amp"];
+    let all = [
+        "mock",
+        "claude",
+        "codex",
+        "opencode",
+        "gemini",
+        "opencode-acp",
+        "claude-acp",
+        "codex-acp",
+        "qwen",
+        "copilot",
+        "pi",
+        "amp",
+    ];
     for agent in all {
         assert!(installed.contains(&agent), "{agent} is not installed: {installed:?}");
     }
@@ -190,6 +210,11 @@ mod rigs {
     /// Claude Code's ACP adapter, running the pinned Claude Code against the same scripted model as `claude`.
     pub async fn claude_acp() -> Rig<ScriptedAnthropic> {
         Rig::start("claude-acp", ScriptedAnthropic::start().await, claude_acp_env).await
+    }
+
+    /// Codex's ACP adapter, running the pinned Codex against the same scripted model and config as `codex`.
+    pub async fn codex_acp() -> Rig<ScriptedOpenAI> {
+        Rig::start("codex-acp", ScriptedOpenAI::start().await, codex_acp_env).await
     }
 
     pub async fn qwen() -> Rig<ScriptedQwen> {
@@ -300,6 +325,16 @@ fn spec(agent: &str) -> Spec {
         },
         // The same CLI (behind the adapter) and scripted model as `claude`; its error row is a 500.
         "claude-acp" => Spec { version: Some(CLAUDE_ACP_VERSION), error: "500", answered: "", ..spec("claude") },
+        // The same CLI (behind the adapter) and scripted model as `codex`. Tether's default
+        // mode is its `read-only`: the patch asks (a new file, so a write), and so does a
+        // command that asks to leave the sandbox.
+        "codex-acp" => Spec {
+            version: Some(CODEX_ACP_VERSION),
+            write: ("patch", "codex-patched.txt", "patched by codex\n", PermissionAction::FileWrite),
+            shell_ask: ("touch-escalated", "touch codex-touched.txt", Some("codex-touched.txt")),
+            answered: "",
+            ..spec("codex")
+        },
         "mock" => Spec {
             version: None,
             reply: |turn, echo| format!("Mock reply to turn {turn}: {echo}"),
@@ -811,6 +846,7 @@ async fn reasoning<M: ScriptedModel>(rig: Rig<M>) {
         "claude-acp" => ("thinking", "claude-scripted-model", "Let me think about this scripted request."),
         // Not the model its environment names (`COPILOT_MODEL`): the session's, as `--model`.
         "copilot" => ("reasoning", "gpt-5.5", "Let me think about this scripted request."),
+        "codex-acp" => ("reasoning", "gpt-5.4", "Let me think about this scripted request."),
         other => panic!("no reasoning script for {other}"),
     };
     let create = tether_sdk::CreateSession { agent: rig.agent.into(), model: Some(model.into()), ..Default::default() };
@@ -832,8 +868,17 @@ async fn reasoning<M: ScriptedModel>(rig: Rig<M>) {
     assert_eq!(streamed, thought);
     assert_eq!(final_text(&events), "Thought about it: why");
     let EventBody::SessionStarted(started) = &of_type(&events, "session.started")[0].body else { unreachable!() };
-    assert_eq!(started.model.as_deref(), Some(model), "{started:?}");
+    match rig.agent {
+        // The Codex adapter's model ids carry the reasoning effort: `gpt-5.4[medium]`.
+        "codex-acp" => assert_eq!(started.model.as_deref(), Some(&*format!("{model}[medium]")), "{started:?}"),
+        _ => assert_eq!(started.model.as_deref(), Some(model), "{started:?}"),
+    }
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+    if rig.agent == "codex-acp" {
+        // The session's model reached Codex behind the adapter (`CODEX_CONFIG`).
+        let asked = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("[codex-acp:reasoning]"));
+        assert_eq!(asked.expect("no request for the turn")["model"], model);
+    }
     if rig.agent == "claude-acp" || rig.agent == "copilot" {
         // The session's model reached the CLI (`ANTHROPIC_MODEL` behind the adapter; Copilot's `--model`).
         let asked =
@@ -945,7 +990,7 @@ async fn mcp_call<M: ScriptedModel>(rig: Rig<M>) {
             assert!(offered.contains("\"tt_echo\"") && offered.contains("\"tt_whoami\""), "{offered}");
         }
         // ACP reports nothing of an MCP server's connection: no `mcp.status`.
-        "gemini" | "opencode-acp" | "claude-acp" | "qwen" | "copilot" => {
+        "gemini" | "opencode-acp" | "claude-acp" | "codex-acp" | "qwen" | "copilot" => {
             let all = read_all(&rig.server.client(), &s.id).await;
             assert!(mcp_statuses(&all).is_empty(), "{}", describe(&all));
         }

@@ -12,8 +12,8 @@ use tether_protocol::{
 };
 
 use super::wire::{
-    ChunkMeta, CodexMcpInput, ContentBlock, DiffInput, PermissionAsk, RequestPermissionRequest, SessionUpdate, ToolCall,
-    ToolCallContent, ToolCallStatus, ToolCallUpdate, ToolInput, ToolKind, ToolMeta, ToolOutput,
+    ChunkMeta, CodexMcpInput, ContentBlock, DiffInput, PermissionAsk, RequestPermissionRequest, SessionUpdate,
+    ToolCall, ToolCallContent, ToolCallStatus, ToolCallUpdate, ToolInput, ToolKind, ToolMeta, ToolOutput,
 };
 use crate::agents::lenient::decode;
 use crate::agents::{Draft, NativeRequest};
