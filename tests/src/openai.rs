@@ -45,6 +45,11 @@
 //! the text after the last `Output:` line of the tool output (unified exec
 //! prefixes the command's output with a header), trimmed.
 //!
+//! A request whose prompt is the Codex ACP adapter's title request
+//! ([`TITLE_PROMPT`], followed by the user's first message) gets the text
+//! `{"title": "Scripted conversation title"}`, whatever tag it quotes; the
+//! model's `agent_requests` leave it out.
+//!
 //! Requests to `/v1/responses` without `stream: true` get a plain JSON
 //! response with a short text; `GET /v1/models` a one-model list; any other
 //! path `200 {}`; `CONNECT` (the CLI using the proxy trap of [`codex_env`])
@@ -155,7 +160,20 @@ pub fn codex_env(model: &ScriptedOpenAI, home: &Path) -> Vec<(String, String)> {
 /// module docs for the tags. Stops when dropped.
 pub struct ScriptedOpenAI(ScriptedServer);
 
-crate::scripted_model!(ScriptedOpenAI);
+crate::scripted_model!(ScriptedOpenAI, agent_requests = |r| !is_title_request(r));
+
+/// How the Codex ACP adapter's title request opens: after a session's first
+/// turn it runs a turn of its own (model `gpt-5.6-luna`, in an ephemeral
+/// thread) whose prompt is this, then the user's first message (tag and all).
+pub const TITLE_PROMPT: &str = "Your task is to generate a very short title for a conversation";
+
+/// The title the scripted model gives a [`TITLE_PROMPT`] request.
+pub const SCRIPTED_TITLE: &str = "Scripted conversation title";
+
+/// Whether `request` is the Codex ACP adapter's title request (not a turn of the session).
+pub fn is_title_request(request: &Value) -> bool {
+    latest_prompt(request).text.starts_with(TITLE_PROMPT)
+}
 
 impl ScriptedOpenAI {
     /// Binds 127.0.0.1:0 and serves in the current tokio runtime.
@@ -280,10 +298,16 @@ fn responses_reply(shared: &Recorder, _path: &str, request: &Value, request_id: 
         });
         return shared.json_response(StatusCode::OK, request_id, &response);
     }
+    let mut sse = Sse::new(shared, &response_id, &model, input_tokens);
+    if prompt.text.starts_with(TITLE_PROMPT) {
+        // The adapter's title request quotes the user's prompt: its tag is not for it.
+        sse.text(&pieces(&json!({ "title": SCRIPTED_TITLE }).to_string()));
+        sse.completed();
+        return shared.sse_response(sse.frames, request_id);
+    }
     if let Some(error) = shared.injected_error(&prompt.tag, request_id) {
         return error;
     }
-    let mut sse = Sse::new(shared, &response_id, &model, input_tokens);
     match prompt.tag.as_str() {
         "failed" => {
             sse.failed("server_error", "scripted failure");

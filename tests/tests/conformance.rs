@@ -789,6 +789,7 @@ async fn resume<M: ScriptedModel>(mut rig: Rig<M>) {
     assert_eq!(rig.server.client().get_session(&s.id).await.unwrap().native_session_id.as_deref(), Some(&*native));
     if rig.agent != "mock" {
         // The model saw the whole conversation: the resumed CLI sent the earlier turns.
+        // (Side requests, like the Codex adapter's title request, quote only a prompt.)
         let last = rig.model.agent_requests().into_iter().rfind(|r| r.to_string().contains("third turn"));
         let body = last.expect("no request for the third turn").to_string();
         assert!(body.contains("first turn") && body.contains("second turn"), "the resumed request lacks history");
@@ -876,7 +877,7 @@ async fn reasoning<M: ScriptedModel>(rig: Rig<M>) {
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
     if rig.agent == "codex-acp" {
         // The session's model reached Codex behind the adapter (`CODEX_CONFIG`).
-        let asked = rig.model.requests().into_iter().rfind(|r| r.to_string().contains("[codex-acp:reasoning]"));
+        let asked = rig.model.agent_requests().into_iter().rfind(|r| r.to_string().contains("[codex-acp:reasoning]"));
         assert_eq!(asked.expect("no request for the turn")["model"], model);
     }
     if rig.agent == "claude-acp" || rig.agent == "copilot" {

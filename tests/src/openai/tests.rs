@@ -759,3 +759,12 @@ fn context_elements_around_a_prompt_are_not_the_prompt() {
     assert_eq!(super::without_context("<environment_context>a</environment_context>"), "");
     assert_eq!(super::without_context("plain <b>text</b> here"), "plain <b>text</b> here");
 }
+
+/// The Codex ACP adapter's title request quotes the user's first message,
+/// tag and all: it is a title request (not the session's turn), whatever it quotes.
+#[test]
+fn the_adapters_title_request_is_told_apart() {
+    let title = format!("{TITLE_PROMPT}. The title must be short.\n\nUser's first message:\n[codex-acp:touch] please");
+    assert!(is_title_request(&request(json!([user(&title)]))));
+    assert!(!is_title_request(&request(json!([user("[codex-acp:touch] please")]))));
+}
