@@ -14,7 +14,9 @@
 //! The reply depends only on the request body (the server is stateless): the
 //! latest user *prompt* of the request's `input` (the last `role:"user"`
 //! message whose text is not one Codex injects, like `<environment_context>`)
-//! picks the script by its first `[codex:TAG]` tag, and the number of
+//! picks the script by its first `[codex:TAG]` tag (a subagent's prompt is
+//! the task its parent sent it: an `agent_message` item addressed to it),
+//! and the number of
 //! `function_call_output` / `custom_tool_call_output` items after that prompt
 //! picks the step of the script. The tags below are `[codex:…]`;
 //! `[copilot:…]` picks the same scripts.
@@ -32,6 +34,7 @@
 //! | `slow` | text in 100 deltas `tick N `, 100 ms apart (~10 s) | |
 //! | `mcp:SERVER:TOOL` | `tool_search_call` `SERVER TOOL` while the tool is deferred, then the function `TOOL` in the namespace `mcp__SERVER` (`echo` gets `{"text": <prompt>}`); where the request offers the function `SERVER-TOOL` (Copilot), that function | text `MCP said: <output>` |
 //! | `mcp-seq:SERVER` | the steps after the tag, `TOOL {json} ;; TOOL {json} ...`, called in order as functions of the namespace `mcp__SERVER`, each after a `tool_search_call` `SERVER TOOL` while it is deferred; a string `"$NAME"` in a step's arguments is the field NAME of the previous output (JSON) | after each output the next step; after the last, text `MCP said: <output, 4000 chars>` |
+//! | `agent` | `spawn_agent` (namespace `collaboration`, Codex's `multi_agent_v2`) of a subagent `check_shell` whose task is `[codex:shell] run it` (no parent history); after its output, `wait_agent` | text `Subagent said: <output, 80 chars>` |
 //! | `failed` | `response.failed` (`server_error`, `scripted failure`) | |
 //! | `401` / `500` | HTTP 401 / 500 with OpenAI's error JSON | |
 //!
@@ -278,6 +281,9 @@ pub const SCRIPTED_EDIT: &str =
 /// The command of `[codex:ticks]`: output over about a second, then exit code 3.
 pub const TICKS_COMMAND: &str = "for i in 1 2 3; do echo tick-$i; sleep 0.3; done; exit 3";
 
+/// The task `[codex:agent]` gives its subagent.
+pub const SUBAGENT_TASK: &str = "[codex:shell] run it";
+
 /// The patch of `[codex:patch]`.
 pub const SCRIPTED_PATCH: &str = "*** Begin Patch\n*** Add File: codex-patched.txt\n+patched by codex\n*** End Patch";
 
@@ -343,6 +349,20 @@ fn responses_reply(shared: &Recorder, _path: &str, request: &Value, request_id: 
                 sse.function_call(name, &arguments.to_string());
             } else {
                 sse.text(&pieces(&after));
+            }
+            sse.completed();
+        }
+        "agent" => {
+            match prompt.tool_outputs {
+                0 => {
+                    let arguments = json!({"task_name": "check_shell", "message": SUBAGENT_TASK, "fork_turns": "none"});
+                    sse.namespaced_function_call(Some("collaboration"), "spawn_agent", &arguments.to_string());
+                }
+                1 => {
+                    let arguments = json!({"timeout_ms": 30000});
+                    sse.namespaced_function_call(Some("collaboration"), "wait_agent", &arguments.to_string());
+                }
+                _ => sse.text(&pieces(&format!("Subagent said: {}", first_chars(&prompt.last_output, 80)))),
             }
             sse.completed();
         }
@@ -592,6 +612,19 @@ fn latest_prompt(request: &Value) -> Prompt {
                 }
                 let (open, tag) = first_tag(&TAG_OPENS, text).unwrap_or((TAG_OPENS[0], "text".into()));
                 prompt = Prompt { text: text.to_owned(), tag, open, ..Prompt::default() };
+                continue;
+            }
+            // A task a parent agent sent to this (sub)agent: its prompt. (A subagent's report
+            // to its parent, addressed to `/root`, is not.)
+            "agent_message" if item.get("recipient").and_then(Value::as_str).is_some_and(|r| r != "/root") => {
+                let parts = item.get("content").and_then(Value::as_array).cloned().unwrap_or_default();
+                let text: String = parts
+                    .iter()
+                    .filter_map(|p| p.get("text").or_else(|| p.get("encrypted_content")).and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let (open, tag) = first_tag(&TAG_OPENS, &text).unwrap_or((TAG_OPENS[0], "text".into()));
+                prompt = Prompt { text: text.trim().to_owned(), tag, open, ..Prompt::default() };
                 continue;
             }
             "function_call_output" | "custom_tool_call_output" => {

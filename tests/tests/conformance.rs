@@ -79,7 +79,7 @@ table! {
     mcp_remote_bypass: claude, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot, amp;
     mcp_global: claude, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, amp;
     skill: claude, opencode, pi;
-    subagent: claude, claude_acp;
+    subagent: claude, claude_acp, codex;
     idle_agent_stop: claude, mock;
 }
 
@@ -1174,11 +1174,26 @@ async fn copilot_refuses_a_sessions_own_stdio_mcp_server() {
 /// call's item from its first event; the Agent call and the main agent's
 /// answer have none. (Claude Code marks every line of its subagent with the
 /// Agent call's id, `parent_tool_use_id`; the Claude adapter sends the
-/// subagent's calls on the session, marked `parentToolUseId`.)
+/// subagent's calls on the session, marked `parentToolUseId`. Codex:
+/// `spawn_agent` of a subagent whose task is `[codex:shell]`, the
+/// subagent's items on a thread of its own.)
 async fn subagent<M: ScriptedModel>(rig: Rig<M>) {
     claims(&rig, "tool calls", |c| c.tool_calls).await;
+    // (the subagent's tool call, and what it printed)
+    let (call, printed) = match rig.agent {
+        // Codex's `spawn_agent` (its `multi_agent_v2` feature) runs a subagent whose
+        // task is `[codex:shell]`; its shell call is a `shell` item.
+        "codex" => {
+            let config = rig.home().join(".codex/config.toml");
+            let text = std::fs::read_to_string(&config).unwrap();
+            std::fs::write(&config, text.replace("[features]\n", "[features]\nmulti_agent_v2 = true\n")).unwrap();
+            ("shell", "scripted-shell-output")
+        }
+        _ => ("Bash", "scripted-bash-output"),
+    };
     let s = rig.session(PermissionMode::Default).await;
-    let events = rig.turn(&s.id, &tagged(&rig, "agent", "check the shell")).await;
+    // (Codex's subagent asks before its shell call, as Codex does in tether's default mode.)
+    let (events, _) = rig.turn_answering(&s.id, &tagged(&rig, "agent", "check the shell"), Decision::AllowOnce).await;
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn, "{}", describe(&events));
     let tools = tool_items(&events);
     let named = |name: &str| tools.iter().find(|i| i.tool.as_ref().is_some_and(|t| t.name == name)).copied();
@@ -1187,12 +1202,12 @@ async fn subagent<M: ScriptedModel>(rig: Rig<M>) {
         .find(|i| i.tool.as_ref().is_some_and(|t| t.kind == ToolKind::Task))
         .unwrap_or_else(|| panic!("no task item:\n{}", describe(&events)));
     assert_eq!((agent.parent_item_id.as_deref(), agent.status), (None, ItemStatus::Completed), "{agent:?}");
-    assert!(["Agent", "Task"].contains(&agent.tool.as_ref().unwrap().name.as_str()), "{agent:?}");
+    assert!(["Agent", "Task", "spawn_agent"].contains(&agent.tool.as_ref().unwrap().name.as_str()), "{agent:?}");
     let bash =
-        named("Bash").unwrap_or_else(|| panic!("the subagent's Bash call is not an item:\n{}", describe(&events)));
+        named(call).unwrap_or_else(|| panic!("the subagent's {call} call is not an item:\n{}", describe(&events)));
     assert_eq!(bash.parent_item_id.as_deref(), Some(agent.item_id.as_str()), "{}", describe(&events));
     let output = bash.tool.as_ref().unwrap().output.clone().unwrap_or_default();
-    assert!(output.contains("scripted-bash-output"), "{bash:?}");
+    assert!(output.contains(printed), "{bash:?}");
     let started: Vec<_> = events
         .iter()
         .filter_map(|e| match &e.body {

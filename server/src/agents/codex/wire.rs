@@ -111,6 +111,34 @@ pub enum ThreadItem {
         #[serde(default)]
         text: String,
     },
+    /// A call of Codex's multi-agent tools (`spawnAgent`, `wait`, ...); a
+    /// spawn's `receiverThreadIds` are the subagents' threads.
+    #[serde(rename_all = "camelCase")]
+    CollabAgentToolCall {
+        id: String,
+        #[serde(default)]
+        tool: String,
+        #[serde(default)]
+        prompt: Option<String>,
+        #[serde(default)]
+        receiver_thread_ids: Vec<String>,
+        #[serde(default)]
+        agents_states: serde_json::Map<String, Value>,
+        #[serde(default)]
+        status: String,
+    },
+    /// Codex's multi-agent v2: a subagent started (`kind: "started"`), was
+    /// talked to, interrupted or completed; `agentThreadId` is its thread.
+    #[serde(rename_all = "camelCase")]
+    SubAgentActivity {
+        id: String,
+        #[serde(default)]
+        agent_thread_id: String,
+        #[serde(default)]
+        agent_path: String,
+        #[serde(default)]
+        kind: String,
+    },
     #[serde(other)]
     Other,
 }
