@@ -12,8 +12,9 @@ use tether_protocol::{
 };
 
 use super::wire::{
-    ChunkMeta, CodexMcpInput, ContentBlock, DiffInput, PermissionAsk, RequestPermissionRequest, SessionUpdate,
-    ToolCall, ToolCallContent, ToolCallStatus, ToolCallUpdate, ToolInput, ToolKind, ToolMeta, ToolOutput,
+    ChunkMeta, CodexMcpError, CodexMcpInput, CodexMcpOutput, ContentBlock, DiffInput, PermissionAsk,
+    RequestPermissionRequest, SessionUpdate, ToolCall, ToolCallContent, ToolCallStatus, ToolCallUpdate, ToolInput,
+    ToolKind, ToolMeta, ToolOutput,
 };
 use crate::agents::lenient::decode;
 use crate::agents::{Draft, NativeRequest};
@@ -229,15 +230,16 @@ impl AcpConverter {
     fn merged(&mut self, update: ToolCallUpdate) -> ToolCall {
         let id = update.tool_call_id.0.to_string();
         let call = self.tools.entry(id).or_insert_with(|| ToolCall::new(update.tool_call_id.clone(), ""));
-        if update.meta.is_some() {
-            let mut meta = call.meta.take().unwrap_or_default();
+        if let Some(more) = update.meta.clone() {
             // Codex's adapter sends a command's output in pieces: the call keeps all of it.
-            let before = meta.get(TERMINAL_OUTPUT).and_then(|t| t["data"].as_str()).unwrap_or("").to_string();
-            meta.extend(update.meta.clone().unwrap_or_default());
-            if let Some(Value::Object(delta)) = meta.get_mut(TERMINAL_OUTPUT) {
-                let piece = delta.get("data").and_then(Value::as_str).unwrap_or("");
-                let whole = format!("{before}{piece}");
-                delta.insert("data".into(), Value::String(whole));
+            let output = |m: &ToolMeta| m.terminal_output_delta.get().and_then(|t| t.data.get().cloned());
+            let before = output(&meta_of(call));
+            let piece = output(&decode(&Value::Object(more.clone())));
+            let mut meta = call.meta.take().unwrap_or_default();
+            meta.extend(more);
+            if let Some(piece) = piece {
+                let whole = format!("{}{piece}", before.unwrap_or_default());
+                meta.insert(TERMINAL_OUTPUT.into(), json!({ "data": whole }));
             }
             call.meta = Some(meta);
         }
@@ -454,7 +456,7 @@ fn tool_with(call: &ToolCall, mcp: Option<(String, String)>) -> Tool {
     let input = match &call.raw_input {
         Some(Value::Object(o)) if o.is_empty() => None,
         // Codex's adapter: the MCP tool's arguments, under the server's and the tool's names.
-        Some(Value::Object(o)) if codex_mcp && o.contains_key("arguments") => o.get("arguments").cloned(),
+        Some(raw) if codex_mcp => decode::<CodexMcpInput>(raw).arguments.into_inner().or_else(|| Some(raw.clone())),
         other => other.clone(),
     }
     .unwrap_or_else(|| match call.kind {
@@ -476,11 +478,17 @@ fn tool_with(call: &ToolCall, mcp: Option<(String, String)>) -> Tool {
 /// The text of an MCP call's result as Codex's adapter sends it
 /// (`{"result": {"content": [..]}, "error": ..}`): its text blocks, or the error.
 fn codex_mcp_output(raw: &Value) -> String {
-    if let Some(error) = raw.get("error").filter(|e| !e.is_null()) {
-        return error.get("message").and_then(Value::as_str).map_or_else(|| error.to_string(), str::to_string);
+    let out: CodexMcpOutput = decode(raw);
+    match out.error {
+        Some(Value::String(text)) => return text,
+        Some(error) if !error.is_null() => {
+            let said: CodexMcpError = decode(&error);
+            return said.message.into_inner().unwrap_or_else(|| error.to_string());
+        }
+        _ => {}
     }
-    let blocks = raw.pointer("/result/content").and_then(Value::as_array).cloned().unwrap_or_default();
-    let texts: Vec<&str> = blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect();
+    let content = out.result.into_inner().map(|r| r.content).unwrap_or_default();
+    let texts: Vec<String> = content.into_iter().filter_map(|b| b.into_inner()?.text.into_inner()).collect();
     texts.join("\n")
 }
 

@@ -159,6 +159,36 @@ pub struct CodexMcpInput {
     pub server: Lenient<String>,
     #[serde(default)]
     pub tool: Lenient<String>,
+    /// The MCP tool's own arguments.
+    #[serde(default)]
+    pub arguments: Lenient<Value>,
+}
+
+/// Codex's adapter's MCP call `rawOutput`: `{"result": {"content": [..]}, "error": ..}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CodexMcpOutput {
+    #[serde(default)]
+    pub result: Lenient<CodexMcpResult>,
+    #[serde(default)]
+    pub error: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CodexMcpResult {
+    #[serde(default)]
+    pub content: Vec<Lenient<CodexMcpText>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CodexMcpText {
+    #[serde(default)]
+    pub text: Lenient<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CodexMcpError {
+    #[serde(default)]
+    pub message: Lenient<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -111,8 +111,7 @@ fn describe(item: &ThreadItem) -> Option<(String, ItemKind, Option<Role>, Option
             // `spawnAgent` starts a subagent (a `task`, as Claude's Agent call); the others talk to one.
             let kind = if name == "spawnAgent" { ToolKind::Task } else { ToolKind::Other };
             let mut t = tool(name, kind, json!({"prompt": prompt, "receivers": receiver_thread_ids}));
-            let said: Vec<&str> =
-                agents_states.values().filter_map(|s| s.get("message").and_then(Value::as_str)).collect();
+            let said: Vec<&str> = agents_states.values().filter_map(|s| s.get()?.message.as_deref()).collect();
             t.output = (!said.is_empty()).then(|| said.join("\n"));
             (id.clone(), ItemKind::ToolCall, None, Some(t))
         }
@@ -173,9 +172,9 @@ impl CodexConverter {
     /// `params` are of a thread other than the session's; `Some(None)` when
     /// no spawn is known.
     fn subagent_of(&self, params: &Value) -> Option<Option<String>> {
-        let thread = params.get("threadId").and_then(Value::as_str)?;
+        let thread = decode::<ThreadRef>(params).thread_id.into_inner()?;
         let main = self.main_thread.as_deref()?;
-        (thread != main).then(|| self.subagents.get(thread).cloned().or_else(|| self.last_spawn.clone()))
+        (thread != main).then(|| self.subagents.get(&thread).cloned().or_else(|| self.last_spawn.clone()))
     }
 
     /// A notification (a line with `method` and no `id`).

@@ -123,7 +123,7 @@ pub enum ThreadItem {
         #[serde(default)]
         receiver_thread_ids: Vec<String>,
         #[serde(default)]
-        agents_states: serde_json::Map<String, Value>,
+        agents_states: std::collections::BTreeMap<String, Lenient<CollabAgentState>>,
         #[serde(default)]
         status: String,
     },
@@ -141,6 +141,21 @@ pub enum ThreadItem {
     },
     #[serde(other)]
     Other,
+}
+
+/// What a collab call last knew of an agent.
+#[derive(Debug, Default, Deserialize)]
+pub struct CollabAgentState {
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// The thread a notification is about (`threadId`), where it names one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadRef {
+    #[serde(default)]
+    pub thread_id: Lenient<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
