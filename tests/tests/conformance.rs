@@ -68,7 +68,7 @@ table! {
     shell_permission_deny: claude, codex, gemini, claude_acp, codex_acp, qwen, copilot;
     question: claude, opencode, mock;
     interrupt: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot, pi, amp, mock;
-    model_error: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, amp, mock;
+    model_error: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot, pi, amp, mock;
     model_error_500: claude;
     resume: claude, codex, opencode, opencode_acp, claude_acp, codex_acp, qwen, copilot, pi, amp, mock;
     reasoning: pi, claude_acp, codex_acp, copilot;
@@ -108,13 +108,6 @@ const CORE: &[(&str, Claim)] = &[
 /// (scenario, agent) pairs an agent claims but the table does not run, and why.
 const GAPS: &[(&str, &str, &str)] = &[
     ("question", "codex", "the scripted Responses model has no question script (Codex asks through its own tool)"),
-    (
-        "model_error",
-        "codex-acp",
-        "the Codex adapter (2.6.0) ends a turn whose model failed `end_turn`, with the error only as the agent's \
-         text (over ACP v1 it sends no JSON-RPC error and no marker: typed failures are for JetBrains AIR \
-         clients), so tether cannot tell it from a reply",
-    ),
     ("skill", "codex", "Codex has no skill tool: codex.rs checks its skills are listed to the model"),
     ("mcp_call", "mock", "the mock answers `[mock:mcp]` itself, without a permission or an MCP server"),
     ("skill", "mock", "the mock only names the skills it was given (`[mock:skills]`, mock_turns.rs)"),
@@ -753,11 +746,16 @@ async fn model_error_of<M: ScriptedModel>(rig: Rig<M>, tag: &str) {
     let events = rig.turn(&s.id, &tagged(&rig, tag, "fail please")).await;
     assert!(!of_type(&events, "error").is_empty(), "{}", describe(&events));
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::Error, "{}", describe(&events));
-    if ["opencode-acp", "claude-acp", "qwen", "copilot"].contains(&rig.agent) {
+    if ["opencode-acp", "claude-acp", "codex-acp", "qwen", "copilot"].contains(&rig.agent) {
         // OpenCode's JSON-RPC error names an `APIError`, the Claude adapter's an `errorKind`,
-        // Qwen's the HTTP status, Copilot's text opens with `Error: `: the model failed, not the agent.
+        // Qwen's the HTTP status, Copilot's text opens with `Error: `, the Codex adapter's text
+        // comes without a `messageId`: the model failed, not the agent.
         let error = the_turn_completed(&events).error.clone().expect("the turn's error");
         assert_eq!(error.code, "model_error", "{error:?}");
+    }
+    if rig.agent == "codex-acp" {
+        let error = the_turn_completed(&events).error.clone().expect("the turn's error");
+        assert!(error.message.contains("scripted failure"), "{error:?}");
     }
     let next = rig.turn(&s.id, &tagged(&rig, "text", "recovered")).await;
     assert_eq!(final_text(&next), (spec.reply)(2, "recovered"));

@@ -33,6 +33,8 @@ pub struct AcpConverter {
     mcp_servers: Vec<String>,
     /// The text of the turn's last update when it was a message chunk.
     last_chunk: Option<String>,
+    /// Whether that chunk came without a `messageId`.
+    last_chunk_unnamed: bool,
     /// The MCP server and tool of each call seen as one (Copilot's permission
     /// request renames its `SERVER-TOOL` call to the bare tool).
     mcp_calls: HashMap<String, (String, String)>,
@@ -49,8 +51,9 @@ impl AcpConverter {
         // The last message chunk, until the turn shows something else (figures and the
         // session's own state do not count).
         match &update {
-            SessionUpdate::AgentMessageChunk(ContentChunk { content: ContentBlock::Text(t), .. }) => {
+            SessionUpdate::AgentMessageChunk(ContentChunk { content: ContentBlock::Text(t), message_id, .. }) => {
                 self.last_chunk = Some(t.text.clone());
+                self.last_chunk_unnamed = message_id.is_none();
             }
             SessionUpdate::AgentMessageChunk(_)
             | SessionUpdate::AgentThoughtChunk(_)
@@ -176,6 +179,12 @@ impl AcpConverter {
     /// The text of the turn's last update, if it was a message chunk.
     pub fn last_chunk(&self) -> Option<&str> {
         self.last_chunk.as_deref()
+    }
+
+    /// The text of the turn's last update, if it was a message chunk sent
+    /// without a `messageId` (how Codex's adapter reports a failed turn).
+    pub fn last_unnamed_chunk(&self) -> Option<&str> {
+        self.last_chunk.as_deref().filter(|_| self.last_chunk_unnamed)
     }
 
     /// The turn ended: the session closes what is still open (completed,

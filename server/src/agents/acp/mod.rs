@@ -35,7 +35,8 @@
 //! `cancelled`, sends a command's output only in `_meta`
 //! (`terminal_output_delta`, `terminal_exit`), names MCP calls
 //! `mcp.SERVER.TOOL` with the arguments under `rawInput.arguments`, and a
-//! model error only as the turn's text (`end_turn`).
+//! model error only as the turn's text (a chunk with no `messageId`, then
+//! `end_turn` with no usage: its `error_unnamed`).
 //! Qwen Code's own default mode (`auto`) has a model classifier judge each
 //! call: tether's default permission mode asks it for `default`. It names
 //! MCP tools `mcp__<server>__<tool>`, defers them behind its `tool_call`
@@ -73,6 +74,7 @@ pub const GEMINI: AcpAgent = AcpAgent {
     model_flag: Some("--model"),
     session_env: None,
     error_text: None,
+    error_unnamed: false,
 };
 
 /// Qwen Code (`qwen --acp`). `QWEN_CODE_NO_RELAUNCH` keeps it one process
@@ -85,6 +87,7 @@ pub const QWEN: AcpAgent = AcpAgent {
     model_flag: Some("--model"),
     session_env: None,
     error_text: None,
+    error_unnamed: false,
 };
 
 /// OpenCode's ACP mode (`opencode acp`, the binary of the native agent):
@@ -97,6 +100,7 @@ pub const OPENCODE: AcpAgent = AcpAgent {
     model_flag: None,
     session_env: Some(super::opencode::launch::acp_env),
     error_text: None,
+    error_unnamed: false,
 };
 
 /// Claude Code's ACP adapter (`claude-agent-acp`, no arguments), running
@@ -114,6 +118,7 @@ pub const CLAUDE: AcpAgent = AcpAgent {
     model_flag: None,
     session_env: Some(super::claude::launch::acp_env),
     error_text: None,
+    error_unnamed: false,
 };
 
 /// GitHub Copilot CLI's ACP mode (`copilot --acp`), without its self-update
@@ -130,6 +135,7 @@ pub const COPILOT: AcpAgent = AcpAgent {
     model_flag: Some("--model"),
     session_env: Some(copilot_env),
     error_text: Some("Error: "),
+    error_unnamed: false,
 };
 
 fn copilot_env(ctx: &LaunchContext<'_>) -> Vec<(String, String)> {
@@ -148,6 +154,7 @@ pub const CODEX: AcpAgent = AcpAgent {
     model_flag: None,
     session_env: Some(super::codex::launch::acp_env),
     error_text: None,
+    error_unnamed: true,
 };
 
 /// Where the last `initialize` answer of an ACP agent is kept.
@@ -460,6 +467,7 @@ impl AcpAdapter {
                 // opens with its error text, and no usage came with the answer.
                 let failed = match (stop, self.agent.error_text, answer.usage()) {
                     ("end_turn", Some(open), None) => self.converter.last_chunk().and_then(|t| t.strip_prefix(open)),
+                    ("end_turn", None, None) if self.agent.error_unnamed => self.converter.last_unnamed_chunk(),
                     _ => None,
                 };
                 let (stop_reason, error) = match failed {

@@ -499,6 +499,27 @@ fn codex_adapter_output_in_meta_and_its_mcp_calls() {
         (call.input.clone(), call.output.as_deref(), status),
         (json!({"text":"hello mcp"}), Some("HELLO MCP"), ItemStatus::Completed)
     );
+    // A failed turn: its error as a chunk without a `messageId`, `end_turn` with no usage.
+    let failure =
+        json!({"sessionUpdate":"agent_message_chunk","content":{"type":"text","text":"stream disconnected: boom\n\n"}});
+    adapter.convert(&update(failure));
+    let ended = adapter.convert(r#"{"jsonrpc":"2.0","id":3,"result":{"stopReason":"end_turn","usage":null}}"#);
+    let Some(Draft::TurnCompleted { stop_reason, error: Some((code, message)), .. }) = ended.last() else {
+        panic!("{ended:?}")
+    };
+    assert_eq!(
+        (*stop_reason, code.as_str(), message.as_str()),
+        (StopReason::Error, "model_error", "stream disconnected: boom")
+    );
+    // A reply's chunks have a `messageId`: a turn that ends with one is not a failure.
+    adapter.user_message(&[Part::text("again")]);
+    let reply = json!({"sessionUpdate":"agent_message_chunk","messageId":"m1","content":{"type":"text","text":"fine"}});
+    adapter.convert(&update(reply));
+    let ended = adapter.convert(r#"{"jsonrpc":"2.0","id":4,"result":{"stopReason":"end_turn","usage":null}}"#);
+    assert!(
+        matches!(ended.last(), Some(Draft::TurnCompleted { stop_reason: StopReason::EndTurn, error: None, .. })),
+        "{ended:?}"
+    );
 }
 
 /// OpenCode names an MCP tool `SERVER_TOOL` (kind `other`): it is an MCP call
