@@ -190,8 +190,20 @@ pub const HTTP_URL_PATTERN: &str = concat!(
     "([/?#][\\x21-\\x7e]*)?$",
 );
 /// The agents sessions can be created with in this build.
-pub const SESSION_AGENTS: &[&str] =
-    &["mock", "claude", "codex", "opencode", "gemini", "opencode-acp", "claude-acp", "qwen", "copilot", "amp", "pi"];
+pub const SESSION_AGENTS: &[&str] = &[
+    "mock",
+    "claude",
+    "codex",
+    "opencode",
+    "gemini",
+    "opencode-acp",
+    "claude-acp",
+    "codex-acp",
+    "qwen",
+    "copilot",
+    "amp",
+    "pi",
+];
 
 /// The JSON shape of [`McpServer`]: one object for both kinds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -91,7 +91,9 @@ pub use events::{
 };
 pub use gemini::{gemini_bin, gemini_env, ScriptedGemini, GEMINI_VERSION};
 pub use mcp::{mcp_test_server_bin, McpHttpServer, McpLog};
-pub use openai::{codex_bin, codex_env, ScriptedOpenAI, CODEX_VERSION};
+pub use openai::{
+    codex_acp_bin, codex_acp_env, codex_bin, codex_env, ScriptedOpenAI, CODEX_ACP_VERSION, CODEX_VERSION,
+};
 pub use opencode::{opencode_bin, opencode_env, ScriptedChat, OPENCODE_VERSION};
 pub use pi::{pi_bin, pi_env, ScriptedPi, PI_VERSION};
 pub use procs::{processes_of_session, wait_no_processes};

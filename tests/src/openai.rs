@@ -4,7 +4,8 @@
 //!   installs from the npm registry (or `$TETHER_CODEX_PATH`);
 //! - [`ScriptedOpenAI`]: an OpenAI Responses API server on 127.0.0.1 whose
 //!   replies are chosen by a `[codex:TAG]` tag (or `[copilot:TAG]`, the
-//!   Copilot CLI's rig, [`crate::copilot`]) in the latest user prompt;
+//!   Copilot CLI's rig, [`crate::copilot`]; or `[codex-acp:TAG]`, the same
+//!   CLI run by its ACP adapter, [`codex_acp_bin`]) in the latest user prompt;
 //! - [`codex_env`]: the `$CODEX_HOME/config.toml` and the environment that run
 //!   the CLI offline against it.
 //!
@@ -13,7 +14,9 @@
 //! The reply depends only on the request body (the server is stateless): the
 //! latest user *prompt* of the request's `input` (the last `role:"user"`
 //! message whose text is not one Codex injects, like `<environment_context>`)
-//! picks the script by its first `[codex:TAG]` tag, and the number of
+//! picks the script by its first `[codex:TAG]` tag (a subagent's prompt is
+//! the task its parent sent it: an `agent_message` item addressed to it),
+//! and the number of
 //! `function_call_output` / `custom_tool_call_output` items after that prompt
 //! picks the step of the script. The tags below are `[codex:…]`;
 //! `[copilot:…]` picks the same scripts.
@@ -25,11 +28,13 @@
 //! | `shell` | shell call `echo scripted-shell-output` | text `The command printed: <output>` |
 //! | `ticks` | shell call printing `tick-1`..`tick-3` 300 ms apart, exiting 3 | text `The command printed: <output>` |
 //! | `touch` | shell call `touch codex-touched.txt` (asks when untrusted) | text `Touch result: <output, 60 chars>` |
+//! | `touch-escalated` | the same, asking to leave the sandbox (`sandbox_permissions: "require_escalated"`: asks when on-request) | text `Touch result: <output, 60 chars>` |
 //! | `patch` | `apply_patch` adding `codex-patched.txt` (`patched by codex\n`) | text `Patch result: <output, 60 chars>` |
 //! | `edit` | `apply_patch` updating `codex-patched.txt` to `edited by codex\n` | text `Edit result: <output, 60 chars>` |
 //! | `slow` | text in 100 deltas `tick N `, 100 ms apart (~10 s) | |
 //! | `mcp:SERVER:TOOL` | `tool_search_call` `SERVER TOOL` while the tool is deferred, then the function `TOOL` in the namespace `mcp__SERVER` (`echo` gets `{"text": <prompt>}`); where the request offers the function `SERVER-TOOL` (Copilot), that function | text `MCP said: <output>` |
 //! | `mcp-seq:SERVER` | the steps after the tag, `TOOL {json} ;; TOOL {json} ...`, called in order as functions of the namespace `mcp__SERVER`, each after a `tool_search_call` `SERVER TOOL` while it is deferred; a string `"$NAME"` in a step's arguments is the field NAME of the previous output (JSON) | after each output the next step; after the last, text `MCP said: <output, 4000 chars>` |
+//! | `agent` | `spawn_agent` (namespace `collaboration`, Codex's `multi_agent_v2`) of a subagent `check_shell` whose task is `[codex:shell] run it` (no parent history); after its output, `wait_agent` | text `Subagent said: <output, 80 chars>` |
 //! | `failed` | `response.failed` (`server_error`, `scripted failure`) | |
 //! | `401` / `500` | HTTP 401 / 500 with OpenAI's error JSON | |
 //!
@@ -42,6 +47,11 @@
 //! function `bash` (`{"command": .., "description": ..}`). `<output>` of `shell` is
 //! the text after the last `Output:` line of the tool output (unified exec
 //! prefixes the command's output with a header), trimmed.
+//!
+//! A request whose prompt is the Codex ACP adapter's title request
+//! ([`TITLE_PROMPT`], followed by the user's first message) gets the text
+//! `{"title": "Scripted conversation title"}`, whatever tag it quotes; the
+//! model's `agent_requests` leave it out.
 //!
 //! Requests to `/v1/responses` without `stream: true` get a plain JSON
 //! response with a short text; `GET /v1/models` a one-model list; any other
@@ -76,6 +86,28 @@ pub const CODEX_MODEL: &str = "gpt-5.5";
 /// When it does not exist: run `scripts/install-agents`.
 pub fn codex_bin() -> PathBuf {
     crate::pinned_tools::agent_cli("Codex", "codex", CODEX_VERSION, "TETHER_CODEX_PATH")
+}
+
+/// The version of Codex's ACP adapter the tests run (`codex-acp`;
+/// `scripts/install-agents` installs it).
+pub const CODEX_ACP_VERSION: &str = "2.6.0";
+
+/// Codex's ACP adapter: `$TETHER_CODEX_ACP_PATH` if set, else the pinned
+/// install `<agents_dir>/codex-acp-<CODEX_ACP_VERSION>/node_modules/.bin/codex-acp`.
+///
+/// # Panics
+/// When it does not exist: run `scripts/install-agents`.
+pub fn codex_acp_bin() -> PathBuf {
+    crate::pinned_tools::agent_cli("Codex ACP adapter", "codex-acp", CODEX_ACP_VERSION, "TETHER_CODEX_ACP_PATH")
+}
+
+/// [`codex_env`] for Codex's ACP adapter (`codex-acp`): the same pinned
+/// `codex` (which tether gives the adapter as `CODEX_PATH`) and config, and
+/// the adapter itself.
+pub fn codex_acp_env(model: &ScriptedOpenAI, home: &Path) -> Vec<(String, String)> {
+    let mut env = codex_env(model, home);
+    env.push(("TETHER_CODEX_ACP_PATH".to_owned(), codex_acp_bin().display().to_string()));
+    env
 }
 
 /// `$CODEX_HOME/config.toml` for `model`: the scripted server as the only
@@ -131,7 +163,20 @@ pub fn codex_env(model: &ScriptedOpenAI, home: &Path) -> Vec<(String, String)> {
 /// module docs for the tags. Stops when dropped.
 pub struct ScriptedOpenAI(ScriptedServer);
 
-crate::scripted_model!(ScriptedOpenAI);
+crate::scripted_model!(ScriptedOpenAI, agent_requests = |r| !is_title_request(r));
+
+/// How the Codex ACP adapter's title request opens: after a session's first
+/// turn it runs a turn of its own (model `gpt-5.6-luna`, in an ephemeral
+/// thread) whose prompt is this, then the user's first message (tag and all).
+pub const TITLE_PROMPT: &str = "Your task is to generate a very short title for a conversation";
+
+/// The title the scripted model gives a [`TITLE_PROMPT`] request.
+pub const SCRIPTED_TITLE: &str = "Scripted conversation title";
+
+/// Whether `request` is the Codex ACP adapter's title request (not a turn of the session).
+pub fn is_title_request(request: &Value) -> bool {
+    latest_prompt(request).text.starts_with(TITLE_PROMPT)
+}
 
 impl ScriptedOpenAI {
     /// Binds 127.0.0.1:0 and serves in the current tokio runtime.
@@ -236,6 +281,9 @@ pub const SCRIPTED_EDIT: &str =
 /// The command of `[codex:ticks]`: output over about a second, then exit code 3.
 pub const TICKS_COMMAND: &str = "for i in 1 2 3; do echo tick-$i; sleep 0.3; done; exit 3";
 
+/// The task `[codex:agent]` gives its subagent.
+pub const SUBAGENT_TASK: &str = "[codex:shell] run it";
+
 /// The patch of `[codex:patch]`.
 pub const SCRIPTED_PATCH: &str = "*** Begin Patch\n*** Add File: codex-patched.txt\n+patched by codex\n*** End Patch";
 
@@ -256,10 +304,16 @@ fn responses_reply(shared: &Recorder, _path: &str, request: &Value, request_id: 
         });
         return shared.json_response(StatusCode::OK, request_id, &response);
     }
+    let mut sse = Sse::new(shared, &response_id, &model, input_tokens);
+    if prompt.text.starts_with(TITLE_PROMPT) {
+        // The adapter's title request quotes the user's prompt: its tag is not for it.
+        sse.text(&pieces(&json!({ "title": SCRIPTED_TITLE }).to_string()));
+        sse.completed();
+        return shared.sse_response(sse.frames, request_id);
+    }
     if let Some(error) = shared.injected_error(&prompt.tag, request_id) {
         return error;
     }
-    let mut sse = Sse::new(shared, &response_id, &model, input_tokens);
     match prompt.tag.as_str() {
         "failed" => {
             sse.failed("server_error", "scripted failure");
@@ -274,7 +328,7 @@ fn responses_reply(shared: &Recorder, _path: &str, request: &Value, request_id: 
             sse.text_paced(&ticks, Duration::from_millis(100));
             sse.completed();
         }
-        "shell" | "ticks" | "touch" => {
+        "shell" | "ticks" | "touch" | "touch-escalated" => {
             let printed = format!("The command printed: {}", command_output(&prompt.last_output));
             let (command, after) = match prompt.tag.as_str() {
                 "shell" => ("echo scripted-shell-output", printed),
@@ -282,15 +336,33 @@ fn responses_reply(shared: &Recorder, _path: &str, request: &Value, request_id: 
                 _ => ("touch codex-touched.txt", format!("Touch result: {}", first_chars(&prompt.last_output, 60))),
             };
             if prompt.tool_outputs == 0 {
-                let (name, arguments) = match shell_tool(request) {
+                let (name, mut arguments) = match shell_tool(request) {
                     ShellTool::ExecCommand => ("exec_command", json!({"cmd": command})),
                     ShellTool::ShellCommand => ("shell_command", json!({"command": command})),
                     ShellTool::Shell => ("shell", json!({"command": ["bash", "-lc", command]})),
                     ShellTool::Bash => ("bash", json!({"command": command, "description": "Run the scripted command"})),
                 };
+                if prompt.tag == "touch-escalated" {
+                    arguments["sandbox_permissions"] = json!("require_escalated");
+                    arguments["justification"] = json!("Create the file the user asked for?");
+                }
                 sse.function_call(name, &arguments.to_string());
             } else {
                 sse.text(&pieces(&after));
+            }
+            sse.completed();
+        }
+        "agent" => {
+            match prompt.tool_outputs {
+                0 => {
+                    let arguments = json!({"task_name": "check_shell", "message": SUBAGENT_TASK, "fork_turns": "none"});
+                    sse.namespaced_function_call(Some("collaboration"), "spawn_agent", &arguments.to_string());
+                }
+                1 => {
+                    let arguments = json!({"timeout_ms": 30000});
+                    sse.namespaced_function_call(Some("collaboration"), "wait_agent", &arguments.to_string());
+                }
+                _ => sse.text(&pieces(&format!("Subagent said: {}", first_chars(&prompt.last_output, 80)))),
             }
             sse.completed();
         }
@@ -477,8 +549,9 @@ impl Prompt {
     }
 }
 
-/// How a tag opens: `[codex:TAG]`, or `[copilot:TAG]` for the Copilot CLI.
-const TAG_OPENS: [&str; 2] = ["[codex:", "[copilot:"];
+/// How a tag opens: `[codex:TAG]`, `[copilot:TAG]` for the Copilot CLI, or
+/// `[codex-acp:TAG]` for the same Codex run by its ACP adapter.
+const TAG_OPENS: [&str; 3] = ["[codex:", "[copilot:", "[codex-acp:"];
 
 /// Whether a user message is one Codex writes itself: its environment
 /// context, AGENTS.md instructions, turn-aborted markers, ... (a text that is
@@ -539,6 +612,19 @@ fn latest_prompt(request: &Value) -> Prompt {
                 }
                 let (open, tag) = first_tag(&TAG_OPENS, text).unwrap_or((TAG_OPENS[0], "text".into()));
                 prompt = Prompt { text: text.to_owned(), tag, open, ..Prompt::default() };
+                continue;
+            }
+            // A task a parent agent sent to this (sub)agent: its prompt. (A subagent's report
+            // to its parent, addressed to `/root`, is not.)
+            "agent_message" if item.get("recipient").and_then(Value::as_str).is_some_and(|r| r != "/root") => {
+                let parts = item.get("content").and_then(Value::as_array).cloned().unwrap_or_default();
+                let text: String = parts
+                    .iter()
+                    .filter_map(|p| p.get("text").or_else(|| p.get("encrypted_content")).and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let (open, tag) = first_tag(&TAG_OPENS, &text).unwrap_or((TAG_OPENS[0], "text".into()));
+                prompt = Prompt { text: text.trim().to_owned(), tag, open, ..Prompt::default() };
                 continue;
             }
             "function_call_output" | "custom_tool_call_output" => {

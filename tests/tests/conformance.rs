@@ -60,26 +60,26 @@ macro_rules! table {
 }
 
 table! {
-    text_turn: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, amp, mock;
-    tool_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, amp, mock;
-    permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, mock;
-    permission_deny: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, mock;
-    shell_permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
-    shell_permission_deny: claude, codex, gemini, claude_acp, qwen, copilot;
+    text_turn: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot, pi, amp, mock;
+    tool_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot, pi, amp, mock;
+    permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot, mock;
+    permission_deny: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot, mock;
+    shell_permission_allow: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot;
+    shell_permission_deny: claude, codex, gemini, claude_acp, codex_acp, qwen, copilot;
     question: claude, opencode, mock;
-    interrupt: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, amp, mock;
-    model_error: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, pi, amp, mock;
+    interrupt: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot, pi, amp, mock;
+    model_error: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot, pi, amp, mock;
     model_error_500: claude;
-    resume: claude, codex, opencode, opencode_acp, claude_acp, qwen, copilot, pi, amp, mock;
-    reasoning: pi, claude_acp, copilot;
+    resume: claude, codex, opencode, opencode_acp, claude_acp, codex_acp, qwen, copilot, pi, amp, mock;
+    reasoning: pi, claude_acp, codex_acp, copilot;
     edit_diff: pi;
-    mcp_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
-    mcp_sequence: claude, codex, gemini, claude_acp, qwen, copilot;
-    mcp_deny: codex, opencode, gemini, opencode_acp, claude_acp, qwen, copilot;
-    mcp_remote_bypass: claude, opencode, gemini, opencode_acp, claude_acp, qwen, copilot, amp;
-    mcp_global: claude, opencode, gemini, opencode_acp, claude_acp, qwen, amp;
+    mcp_call: claude, codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot;
+    mcp_sequence: claude, codex, gemini, claude_acp, codex_acp, qwen, copilot;
+    mcp_deny: codex, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot;
+    mcp_remote_bypass: claude, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, copilot, amp;
+    mcp_global: claude, opencode, gemini, opencode_acp, claude_acp, codex_acp, qwen, amp;
     skill: claude, opencode, pi;
-    subagent: claude, claude_acp;
+    subagent: claude, claude_acp, codex;
     idle_agent_stop: claude, mock;
 }
 
@@ -138,13 +138,26 @@ async fn every_claiming_agent_runs_each_scenario() {
         ("TETHER_CLAUDE_ACP_PATH", claude_acp_bin()),
         ("TETHER_COPILOT_PATH", copilot_bin()),
         ("TETHER_AMP_PATH", amp_bin()),
+        ("TETHER_CODEX_ACP_PATH", codex_acp_bin()),
     ];
     let env = env.into_iter().map(|(k, v)| (k.to_owned(), v.display().to_string())).collect();
     let server = TestServer::start_with(ServerOptions { env, ..Default::default() }).await;
     let agents = server.client().agents().await.unwrap().agents;
     let installed: Vec<&str> = agents.iter().filter(|a| a.installed).map(|a| a.id.as_str()).collect();
-    let all =
-        ["mock", "claude", "codex", "opencode", "gemini", "opencode-acp", "claude-acp", "qwen", "copilot", "pi", "amp"];
+    let all = [
+        "mock",
+        "claude",
+        "codex",
+        "opencode",
+        "gemini",
+        "opencode-acp",
+        "claude-acp",
+        "codex-acp",
+        "qwen",
+        "copilot",
+        "pi",
+        "amp",
+    ];
     for agent in all {
         assert!(installed.contains(&agent), "{agent} is not installed: {installed:?}");
     }
@@ -190,6 +203,11 @@ mod rigs {
     /// Claude Code's ACP adapter, running the pinned Claude Code against the same scripted model as `claude`.
     pub async fn claude_acp() -> Rig<ScriptedAnthropic> {
         Rig::start("claude-acp", ScriptedAnthropic::start().await, claude_acp_env).await
+    }
+
+    /// Codex's ACP adapter, running the pinned Codex against the same scripted model and config as `codex`.
+    pub async fn codex_acp() -> Rig<ScriptedOpenAI> {
+        Rig::start("codex-acp", ScriptedOpenAI::start().await, codex_acp_env).await
     }
 
     pub async fn qwen() -> Rig<ScriptedQwen> {
@@ -300,6 +318,16 @@ fn spec(agent: &str) -> Spec {
         },
         // The same CLI (behind the adapter) and scripted model as `claude`; its error row is a 500.
         "claude-acp" => Spec { version: Some(CLAUDE_ACP_VERSION), error: "500", answered: "", ..spec("claude") },
+        // The same CLI (behind the adapter) and scripted model as `codex`. Tether's default
+        // mode is its `read-only`: the patch asks (a new file, so a write), and so does a
+        // command that asks to leave the sandbox.
+        "codex-acp" => Spec {
+            version: Some(CODEX_ACP_VERSION),
+            write: ("patch", "codex-patched.txt", "patched by codex\n", PermissionAction::FileWrite),
+            shell_ask: ("touch-escalated", "touch codex-touched.txt", Some("codex-touched.txt")),
+            answered: "",
+            ..spec("codex")
+        },
         "mock" => Spec {
             version: None,
             reply: |turn, echo| format!("Mock reply to turn {turn}: {echo}"),
@@ -718,11 +746,16 @@ async fn model_error_of<M: ScriptedModel>(rig: Rig<M>, tag: &str) {
     let events = rig.turn(&s.id, &tagged(&rig, tag, "fail please")).await;
     assert!(!of_type(&events, "error").is_empty(), "{}", describe(&events));
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::Error, "{}", describe(&events));
-    if ["opencode-acp", "claude-acp", "qwen", "copilot"].contains(&rig.agent) {
+    if ["opencode-acp", "claude-acp", "codex-acp", "qwen", "copilot"].contains(&rig.agent) {
         // OpenCode's JSON-RPC error names an `APIError`, the Claude adapter's an `errorKind`,
-        // Qwen's the HTTP status, Copilot's text opens with `Error: `: the model failed, not the agent.
+        // Qwen's the HTTP status, Copilot's text opens with `Error: `, the Codex adapter's text
+        // comes without a `messageId`: the model failed, not the agent.
         let error = the_turn_completed(&events).error.clone().expect("the turn's error");
         assert_eq!(error.code, "model_error", "{error:?}");
+    }
+    if rig.agent == "codex-acp" {
+        let error = the_turn_completed(&events).error.clone().expect("the turn's error");
+        assert!(error.message.contains("scripted failure"), "{error:?}");
     }
     let next = rig.turn(&s.id, &tagged(&rig, "text", "recovered")).await;
     assert_eq!(final_text(&next), (spec.reply)(2, "recovered"));
@@ -754,6 +787,7 @@ async fn resume<M: ScriptedModel>(mut rig: Rig<M>) {
     assert_eq!(rig.server.client().get_session(&s.id).await.unwrap().native_session_id.as_deref(), Some(&*native));
     if rig.agent != "mock" {
         // The model saw the whole conversation: the resumed CLI sent the earlier turns.
+        // (Side requests, like the Codex adapter's title request, quote only a prompt.)
         let last = rig.model.agent_requests().into_iter().rfind(|r| r.to_string().contains("third turn"));
         let body = last.expect("no request for the third turn").to_string();
         assert!(body.contains("first turn") && body.contains("second turn"), "the resumed request lacks history");
@@ -811,6 +845,7 @@ async fn reasoning<M: ScriptedModel>(rig: Rig<M>) {
         "claude-acp" => ("thinking", "claude-scripted-model", "Let me think about this scripted request."),
         // Not the model its environment names (`COPILOT_MODEL`): the session's, as `--model`.
         "copilot" => ("reasoning", "gpt-5.5", "Let me think about this scripted request."),
+        "codex-acp" => ("reasoning", "gpt-5.4", "Let me think about this scripted request."),
         other => panic!("no reasoning script for {other}"),
     };
     let create = tether_sdk::CreateSession { agent: rig.agent.into(), model: Some(model.into()), ..Default::default() };
@@ -832,8 +867,17 @@ async fn reasoning<M: ScriptedModel>(rig: Rig<M>) {
     assert_eq!(streamed, thought);
     assert_eq!(final_text(&events), "Thought about it: why");
     let EventBody::SessionStarted(started) = &of_type(&events, "session.started")[0].body else { unreachable!() };
-    assert_eq!(started.model.as_deref(), Some(model), "{started:?}");
+    match rig.agent {
+        // The Codex adapter's model ids carry the reasoning effort: `gpt-5.4[medium]`.
+        "codex-acp" => assert_eq!(started.model.as_deref(), Some(&*format!("{model}[medium]")), "{started:?}"),
+        _ => assert_eq!(started.model.as_deref(), Some(model), "{started:?}"),
+    }
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn);
+    if rig.agent == "codex-acp" {
+        // The session's model reached Codex behind the adapter (`CODEX_CONFIG`).
+        let asked = rig.model.agent_requests().into_iter().rfind(|r| r.to_string().contains("[codex-acp:reasoning]"));
+        assert_eq!(asked.expect("no request for the turn")["model"], model);
+    }
     if rig.agent == "claude-acp" || rig.agent == "copilot" {
         // The session's model reached the CLI (`ANTHROPIC_MODEL` behind the adapter; Copilot's `--model`).
         let asked =
@@ -945,7 +989,7 @@ async fn mcp_call<M: ScriptedModel>(rig: Rig<M>) {
             assert!(offered.contains("\"tt_echo\"") && offered.contains("\"tt_whoami\""), "{offered}");
         }
         // ACP reports nothing of an MCP server's connection: no `mcp.status`.
-        "gemini" | "opencode-acp" | "claude-acp" | "qwen" | "copilot" => {
+        "gemini" | "opencode-acp" | "claude-acp" | "codex-acp" | "qwen" | "copilot" => {
             let all = read_all(&rig.server.client(), &s.id).await;
             assert!(mcp_statuses(&all).is_empty(), "{}", describe(&all));
         }
@@ -1128,11 +1172,26 @@ async fn copilot_refuses_a_sessions_own_stdio_mcp_server() {
 /// call's item from its first event; the Agent call and the main agent's
 /// answer have none. (Claude Code marks every line of its subagent with the
 /// Agent call's id, `parent_tool_use_id`; the Claude adapter sends the
-/// subagent's calls on the session, marked `parentToolUseId`.)
+/// subagent's calls on the session, marked `parentToolUseId`. Codex:
+/// `spawn_agent` of a subagent whose task is `[codex:shell]`, the
+/// subagent's items on a thread of its own.)
 async fn subagent<M: ScriptedModel>(rig: Rig<M>) {
     claims(&rig, "tool calls", |c| c.tool_calls).await;
+    // (the subagent's tool call, and what it printed)
+    let (call, printed) = match rig.agent {
+        // Codex's `spawn_agent` (its `multi_agent_v2` feature) runs a subagent whose
+        // task is `[codex:shell]`; its shell call is a `shell` item.
+        "codex" => {
+            let config = rig.home().join(".codex/config.toml");
+            let text = std::fs::read_to_string(&config).unwrap();
+            std::fs::write(&config, text.replace("[features]\n", "[features]\nmulti_agent_v2 = true\n")).unwrap();
+            ("shell", "scripted-shell-output")
+        }
+        _ => ("Bash", "scripted-bash-output"),
+    };
     let s = rig.session(PermissionMode::Default).await;
-    let events = rig.turn(&s.id, &tagged(&rig, "agent", "check the shell")).await;
+    // (Codex's subagent asks before its shell call, as Codex does in tether's default mode.)
+    let (events, _) = rig.turn_answering(&s.id, &tagged(&rig, "agent", "check the shell"), Decision::AllowOnce).await;
     assert_eq!(the_turn_completed(&events).stop_reason, StopReason::EndTurn, "{}", describe(&events));
     let tools = tool_items(&events);
     let named = |name: &str| tools.iter().find(|i| i.tool.as_ref().is_some_and(|t| t.name == name)).copied();
@@ -1141,12 +1200,12 @@ async fn subagent<M: ScriptedModel>(rig: Rig<M>) {
         .find(|i| i.tool.as_ref().is_some_and(|t| t.kind == ToolKind::Task))
         .unwrap_or_else(|| panic!("no task item:\n{}", describe(&events)));
     assert_eq!((agent.parent_item_id.as_deref(), agent.status), (None, ItemStatus::Completed), "{agent:?}");
-    assert!(["Agent", "Task"].contains(&agent.tool.as_ref().unwrap().name.as_str()), "{agent:?}");
+    assert!(["Agent", "Task", "spawn_agent"].contains(&agent.tool.as_ref().unwrap().name.as_str()), "{agent:?}");
     let bash =
-        named("Bash").unwrap_or_else(|| panic!("the subagent's Bash call is not an item:\n{}", describe(&events)));
+        named(call).unwrap_or_else(|| panic!("the subagent's {call} call is not an item:\n{}", describe(&events)));
     assert_eq!(bash.parent_item_id.as_deref(), Some(agent.item_id.as_str()), "{}", describe(&events));
     let output = bash.tool.as_ref().unwrap().output.clone().unwrap_or_default();
-    assert!(output.contains("scripted-bash-output"), "{bash:?}");
+    assert!(output.contains(printed), "{bash:?}");
     let started: Vec<_> = events
         .iter()
         .filter_map(|e| match &e.body {

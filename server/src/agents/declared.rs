@@ -124,6 +124,7 @@ pub fn load(path: &Path, required: bool) -> Result<usize, String> {
             model_flag: d.model_flag.map(leak),
             session_env: None,
             error_text: None,
+            error_unnamed: false,
         }));
         defs.push(AgentDef {
             id,

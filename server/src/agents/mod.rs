@@ -426,6 +426,13 @@ fn claude_acp_caps() -> Capabilities {
     Capabilities { questions: false, skills: false, ..real_agent_caps() }
 }
 
+/// Codex through its ACP adapter: as the native agent, but no questions
+/// (its `request_user_input` does not reach ACP clients) and no skills (ACP
+/// has none).
+fn codex_acp_caps() -> Capabilities {
+    Capabilities { questions: false, skills: false, ..real_agent_caps() }
+}
+
 /// GitHub Copilot CLI over ACP, as it announces itself (`loadSession`,
 /// images, MCP over HTTP and SSE only): no questions (its `ask_user` tool
 /// does not reach ACP clients), no skills (ACP has none).
@@ -531,6 +538,17 @@ pub const AGENTS: &[AgentDef] = &[
         // Over ACP: MCP servers of both kinds in `session/new`; ACP has no skills.
         accepts: Accepts { mcp_stdio: true, mcp_http: true, skills: false },
         driver: Driver::Acp(&acp::CLAUDE),
+    },
+    AgentDef {
+        id: "codex-acp",
+        name: "Codex (ACP adapter)",
+        command: "codex-acp",
+        capabilities: codex_acp_caps,
+        pinned: pinned("@agentclientprotocol/codex-acp", "2.6.0"),
+        install_hint: None,
+        // Over ACP: MCP servers of both kinds in `session/new`; ACP has no skills.
+        accepts: Accepts { mcp_stdio: true, mcp_http: true, skills: false },
+        driver: Driver::Acp(&acp::CODEX),
     },
     AgentDef {
         id: "qwen",

@@ -759,3 +759,29 @@ fn context_elements_around_a_prompt_are_not_the_prompt() {
     assert_eq!(super::without_context("<environment_context>a</environment_context>"), "");
     assert_eq!(super::without_context("plain <b>text</b> here"), "plain <b>text</b> here");
 }
+
+/// The Codex ACP adapter's title request quotes the user's first message,
+/// tag and all: it is a title request (not the session's turn), whatever it quotes.
+#[test]
+fn the_adapters_title_request_is_told_apart() {
+    let title = format!("{TITLE_PROMPT}. The title must be short.\n\nUser's first message:\n[codex-acp:touch] please");
+    assert!(is_title_request(&request(json!([user(&title)]))));
+    assert!(!is_title_request(&request(json!([user("[codex-acp:touch] please")]))));
+}
+
+/// A subagent's prompt is the task its parent sent it (an `agent_message`
+/// addressed to it, the task in `encrypted_content`); the subagent's report
+/// to `/root` is not a prompt.
+#[test]
+fn a_subagents_task_is_its_prompt() {
+    let task = json!({"type": "agent_message", "author": "/root", "recipient": "/root/check_shell", "content": [
+        {"type": "input_text", "text": "Message Type: NEW_TASK\nTask name: /root/check_shell\nSender: /root\nPayload:\n"},
+        {"type": "encrypted_content", "encrypted_content": SUBAGENT_TASK}]});
+    let env = user("<environment_context>\n  <cwd>/x</cwd>\n</environment_context>");
+    let p = latest_prompt(&request(json!([env, task])));
+    assert_eq!((p.tag.as_str(), p.tool_outputs), ("shell", 0));
+    let report = json!({"type": "agent_message", "author": "/root/check_shell", "recipient": "/root",
+        "content": [{"type": "input_text", "text": "[codex:text] done"}]});
+    let p = latest_prompt(&request(json!([user("[codex:agent] go"), report])));
+    assert_eq!(p.tag, "agent");
+}

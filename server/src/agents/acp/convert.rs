@@ -12,8 +12,9 @@ use tether_protocol::{
 };
 
 use super::wire::{
-    ChunkMeta, ContentBlock, DiffInput, PermissionAsk, RequestPermissionRequest, SessionUpdate, ToolCall,
-    ToolCallContent, ToolCallStatus, ToolCallUpdate, ToolInput, ToolKind, ToolMeta, ToolOutput,
+    ChunkMeta, CodexMcpError, CodexMcpInput, CodexMcpOutput, ContentBlock, DiffInput, PermissionAsk,
+    RequestPermissionRequest, SessionUpdate, ToolCall, ToolCallContent, ToolCallStatus, ToolCallUpdate, ToolInput,
+    ToolKind, ToolMeta, ToolOutput,
 };
 use crate::agents::lenient::decode;
 use crate::agents::{Draft, NativeRequest};
@@ -32,6 +33,8 @@ pub struct AcpConverter {
     mcp_servers: Vec<String>,
     /// The text of the turn's last update when it was a message chunk.
     last_chunk: Option<String>,
+    /// Whether that chunk came without a `messageId`.
+    last_chunk_unnamed: bool,
     /// The MCP server and tool of each call seen as one (Copilot's permission
     /// request renames its `SERVER-TOOL` call to the bare tool).
     mcp_calls: HashMap<String, (String, String)>,
@@ -48,8 +51,9 @@ impl AcpConverter {
         // The last message chunk, until the turn shows something else (figures and the
         // session's own state do not count).
         match &update {
-            SessionUpdate::AgentMessageChunk(ContentChunk { content: ContentBlock::Text(t), .. }) => {
+            SessionUpdate::AgentMessageChunk(ContentChunk { content: ContentBlock::Text(t), message_id, .. }) => {
                 self.last_chunk = Some(t.text.clone());
+                self.last_chunk_unnamed = message_id.is_none();
             }
             SessionUpdate::AgentMessageChunk(_)
             | SessionUpdate::AgentThoughtChunk(_)
@@ -177,6 +181,12 @@ impl AcpConverter {
         self.last_chunk.as_deref()
     }
 
+    /// The text of the turn's last update, if it was a message chunk sent
+    /// without a `messageId` (how Codex's adapter reports a failed turn).
+    pub fn last_unnamed_chunk(&self) -> Option<&str> {
+        self.last_chunk.as_deref().filter(|_| self.last_chunk_unnamed)
+    }
+
     /// The turn ended: the session closes what is still open (completed,
     /// cancelled or failed, as the turn ended). Answers the usage the
     /// updates carried (ACP's own `usage` shape), if any.
@@ -196,6 +206,10 @@ impl AcpConverter {
         let message_id = chunk.message_id.map(|m| m.0.to_string());
         let mut drafts = vec![];
         let same = matches!(&self.text, Some((_, k, m)) if *k == kind && (message_id.is_none() || *m == message_id));
+        if !same && kind == ItemKind::Reasoning && text.text.trim().is_empty() {
+            // Codex's adapter opens each reasoning summary with a blank `"\n\n"`: no thought yet.
+            return drafts;
+        }
         if !same {
             drafts.extend(self.close_text());
             self.items += 1;
@@ -225,9 +239,17 @@ impl AcpConverter {
     fn merged(&mut self, update: ToolCallUpdate) -> ToolCall {
         let id = update.tool_call_id.0.to_string();
         let call = self.tools.entry(id).or_insert_with(|| ToolCall::new(update.tool_call_id.clone(), ""));
-        if update.meta.is_some() {
+        if let Some(more) = update.meta.clone() {
+            // Codex's adapter sends a command's output in pieces: the call keeps all of it.
+            let output = |m: &ToolMeta| m.terminal_output_delta.get().and_then(|t| t.data.get().cloned());
+            let before = output(&meta_of(call));
+            let piece = output(&decode(&Value::Object(more.clone())));
             let mut meta = call.meta.take().unwrap_or_default();
-            meta.extend(update.meta.clone().unwrap_or_default());
+            meta.extend(more);
+            if let Some(piece) = piece {
+                let whole = format!("{}{piece}", before.unwrap_or_default());
+                meta.insert(TERMINAL_OUTPUT.into(), json!({ "data": whole }));
+            }
             call.meta = Some(meta);
         }
         // A diff once shown stays with the call: OpenCode's last update replaces it with its result.
@@ -292,6 +314,9 @@ fn parent_of(id: &str, call: &ToolCall, known: bool) -> Option<Draft> {
     (parent != id).then(|| Draft::ItemParent { native_id: id.to_string(), parent_native_id: parent })
 }
 
+/// Where Codex's adapter puts a command's output (`_meta`).
+const TERMINAL_OUTPUT: &str = "terminal_output_delta";
+
 /// What tether reads of a tool call's `_meta`.
 fn meta_of(call: &ToolCall) -> ToolMeta {
     call.meta.as_ref().map(|m| decode(&Value::Object(m.clone()))).unwrap_or_default()
@@ -309,6 +334,16 @@ fn meta_tool_name(meta: &ToolMeta) -> Option<String> {
 /// `servers` (the longest that fits).
 fn mcp_of(call: &ToolCall, servers: &[String]) -> Option<(String, String)> {
     let meta = meta_of(call);
+    if meta.is_mcp_tool_call.get() == Some(&true) {
+        // Codex's adapter: `rawInput` `{server, tool, arguments}`, titled `mcp.SERVER.TOOL`.
+        let input: CodexMcpInput = call.raw_input.as_ref().map(decode).unwrap_or_default();
+        if let (Some(server), Some(tool)) = (input.server.get(), input.tool.get()) {
+            return Some((server.clone(), tool.clone()));
+        }
+        let rest = call.title.strip_prefix("mcp.")?;
+        let server = servers.iter().filter(|s| rest.starts_with(&format!("{s}."))).max_by_key(|s| s.len())?;
+        return Some((server.clone(), rest[server.len() + 1..].to_string()));
+    }
     if let Some(name) = meta_tool_name(&meta) {
         if let Some((server, tool)) = name.strip_prefix("mcp__").and_then(|r| r.split_once("__")) {
             return Some((server.to_string(), tool.to_string()));
@@ -409,17 +444,28 @@ fn tool_with(call: &ToolCall, mcp: Option<(String, String)>) -> Tool {
     let ended = matches!(call.status, ToolCallStatus::Completed | ToolCallStatus::Failed);
     let raw = call.raw_output.as_ref();
     let fields: ToolOutput = raw.map(decode).unwrap_or_default();
+    let meta = meta_of(call);
+    let codex_mcp = meta.is_mcp_tool_call.get() == Some(&true);
     let output = if !ended {
         None
     } else if !text.is_empty() {
         Some(text.join("\n"))
+    } else if codex_mcp {
+        raw.map(codex_mcp_output)
     } else {
-        raw.and_then(Value::as_str).map(str::to_string).or_else(|| fields.output.get().cloned())
+        raw.and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| fields.output.get().cloned())
+            // Codex's adapter: only in `_meta`.
+            .or_else(|| meta.terminal_output_delta.get().and_then(|t| t.data.get().cloned()))
     };
-    let exit_code = fields.exit_code();
+    let exit_code =
+        fields.exit_code().or_else(|| meta.terminal_exit.get().and_then(|e| e.exit_code.get()).map(|c| *c as i32));
     // Its input, else what the title says (Gemini sends no input; a shell call's title is its command).
     let input = match &call.raw_input {
         Some(Value::Object(o)) if o.is_empty() => None,
+        // Codex's adapter: the MCP tool's arguments, under the server's and the tool's names.
+        Some(raw) if codex_mcp => decode::<CodexMcpInput>(raw).arguments.into_inner().or_else(|| Some(raw.clone())),
         other => other.clone(),
     }
     .unwrap_or_else(|| match call.kind {
@@ -436,6 +482,23 @@ fn tool_with(call: &ToolCall, mcp: Option<(String, String)>) -> Tool {
         diff: (!diff.is_empty()).then_some(diff),
         paths,
     }
+}
+
+/// The text of an MCP call's result as Codex's adapter sends it
+/// (`{"result": {"content": [..]}, "error": ..}`): its text blocks, or the error.
+fn codex_mcp_output(raw: &Value) -> String {
+    let out: CodexMcpOutput = decode(raw);
+    match out.error {
+        Some(Value::String(text)) => return text,
+        Some(error) if !error.is_null() => {
+            let said: CodexMcpError = decode(&error);
+            return said.message.into_inner().unwrap_or_else(|| error.to_string());
+        }
+        _ => {}
+    }
+    let content = out.result.into_inner().map(|r| r.content).unwrap_or_default();
+    let texts: Vec<String> = content.into_iter().filter_map(|b| b.into_inner()?.text.into_inner()).collect();
+    texts.join("\n")
 }
 
 #[cfg(test)]

@@ -30,6 +30,10 @@ pub struct AcpAgent {
     /// of an error (Copilot: `Error: …` as its last message chunk, then
     /// `end_turn` with no usage): such a turn ends as a model error.
     pub error_text: Option<&'static str>,
+    /// The agent reports a failed turn as a message chunk with no
+    /// `messageId` (its replies' chunks have one), then `end_turn` with no
+    /// usage (Codex's adapter): such a turn ends as a model error.
+    pub error_unnamed: bool,
 }
 
 /// Environment variables for one session, from its launch context.

@@ -28,6 +28,15 @@
 //! updates without a `status`, a model error as text and then a JSON-RPC
 //! error with `data.errorKind`, and a subagent's calls on the session marked
 //! `_meta.claudeCode.parentToolUseId`; it writes files itself.
+//! Codex's adapter (the TypeScript `codex-acp`, running `codex app-server`)
+//! starts in a mode whose approvals a model call judges (`agent`): tether's
+//! default asks it for `read-only` (it asks before any edit, and before a
+//! command leaves its sandbox). It ends a turn whose call was refused
+//! `cancelled`, sends a command's output only in `_meta`
+//! (`terminal_output_delta`, `terminal_exit`), names MCP calls
+//! `mcp.SERVER.TOOL` with the arguments under `rawInput.arguments`, and a
+//! model error only as the turn's text (a chunk with no `messageId`, then
+//! `end_turn` with no usage: its `error_unnamed`).
 //! Qwen Code's own default mode (`auto`) has a model classifier judge each
 //! call: tether's default permission mode asks it for `default`. It names
 //! MCP tools `mcp__<server>__<tool>`, defers them behind its `tool_call`
@@ -65,6 +74,7 @@ pub const GEMINI: AcpAgent = AcpAgent {
     model_flag: Some("--model"),
     session_env: None,
     error_text: None,
+    error_unnamed: false,
 };
 
 /// Qwen Code (`qwen --acp`). `QWEN_CODE_NO_RELAUNCH` keeps it one process
@@ -77,6 +87,7 @@ pub const QWEN: AcpAgent = AcpAgent {
     model_flag: Some("--model"),
     session_env: None,
     error_text: None,
+    error_unnamed: false,
 };
 
 /// OpenCode's ACP mode (`opencode acp`, the binary of the native agent):
@@ -89,6 +100,7 @@ pub const OPENCODE: AcpAgent = AcpAgent {
     model_flag: None,
     session_env: Some(super::opencode::launch::acp_env),
     error_text: None,
+    error_unnamed: false,
 };
 
 /// Claude Code's ACP adapter (`claude-agent-acp`, no arguments), running
@@ -106,6 +118,7 @@ pub const CLAUDE: AcpAgent = AcpAgent {
     model_flag: None,
     session_env: Some(super::claude::launch::acp_env),
     error_text: None,
+    error_unnamed: false,
 };
 
 /// GitHub Copilot CLI's ACP mode (`copilot --acp`), without its self-update
@@ -122,12 +135,27 @@ pub const COPILOT: AcpAgent = AcpAgent {
     model_flag: Some("--model"),
     session_env: Some(copilot_env),
     error_text: Some("Error: "),
+    error_unnamed: false,
 };
 
 fn copilot_env(ctx: &LaunchContext<'_>) -> Vec<(String, String)> {
     let allow_all = if ctx.permission_mode == PermissionMode::Bypass { "on" } else { "off" };
     vec![("COPILOT_ALLOW_ALL".to_string(), allow_all.to_string())]
 }
+
+/// Codex's ACP adapter (`@agentclientprotocol/codex-acp`, no arguments),
+/// running `codex app-server` of the `codex` agent (`CODEX_PATH`), with the
+/// user's Codex config (`CODEX_HOME`); the session's model as its thread
+/// config (`CODEX_CONFIG`).
+pub const CODEX: AcpAgent = AcpAgent {
+    id: "codex-acp",
+    args: &[],
+    env: &[("NO_COLOR", "1")],
+    model_flag: None,
+    session_env: Some(super::codex::launch::acp_env),
+    error_text: None,
+    error_unnamed: true,
+};
 
 /// Where the last `initialize` answer of an ACP agent is kept.
 pub fn announced_path(data_dir: &std::path::Path, id: &str) -> PathBuf {
@@ -144,9 +172,12 @@ pub fn announced(data_dir: &std::path::Path, id: &str) -> Option<wire::Initializ
 /// The ACP session modes that mean a tether permission mode, in the order tried.
 fn mode_ids(mode: PermissionMode) -> &'static [&'static str] {
     match mode {
-        // An agent whose own default approves by itself (the Claude adapter's `auto`) is asked to ask.
-        PermissionMode::Default => &["default"],
-        PermissionMode::AcceptEdits => &["autoEdit", "auto-edit", "acceptEdits"],
+        // An agent whose own default approves by itself (the Claude adapter's `auto`, the
+        // Codex adapter's `agent`, a model's review) is asked to ask: Codex's `read-only`
+        // asks before an edit and before a command leaves the sandbox.
+        PermissionMode::Default => &["default", "read-only"],
+        // Codex's `workspace-write` edits the workspace without asking.
+        PermissionMode::AcceptEdits => &["autoEdit", "auto-edit", "acceptEdits", "workspace-write"],
         PermissionMode::Bypass => &["yolo", "bypassPermissions", "agent-full-access", "full-access"],
         PermissionMode::Plan => &["plan", "read-only"],
     }
@@ -436,6 +467,7 @@ impl AcpAdapter {
                 // opens with its error text, and no usage came with the answer.
                 let failed = match (stop, self.agent.error_text, answer.usage()) {
                     ("end_turn", Some(open), None) => self.converter.last_chunk().and_then(|t| t.strip_prefix(open)),
+                    ("end_turn", None, None) if self.agent.error_unnamed => self.converter.last_unnamed_chunk(),
                     _ => None,
                 };
                 let (stop_reason, error) = match failed {

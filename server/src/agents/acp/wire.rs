@@ -128,6 +128,67 @@ pub struct ToolMeta {
     pub server_id: Lenient<String>,
     #[serde(default)]
     pub claude_code: Lenient<ClaudeCodeMeta>,
+    /// Codex's adapter: an MCP call (`rawInput` `{server, tool, arguments}`).
+    #[serde(default, rename = "is_mcp_tool_call")]
+    pub is_mcp_tool_call: Lenient<bool>,
+    /// Codex's adapter: a command's output, in pieces (the converter keeps
+    /// the whole of it so far here).
+    #[serde(default, rename = "terminal_output_delta")]
+    pub terminal_output_delta: Lenient<TerminalOutput>,
+    /// Codex's adapter: how a command exited.
+    #[serde(default, rename = "terminal_exit")]
+    pub terminal_exit: Lenient<TerminalExit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TerminalOutput {
+    #[serde(default)]
+    pub data: Lenient<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TerminalExit {
+    #[serde(default)]
+    pub exit_code: Lenient<i64>,
+}
+
+/// Codex's adapter's MCP call `rawInput`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CodexMcpInput {
+    #[serde(default)]
+    pub server: Lenient<String>,
+    #[serde(default)]
+    pub tool: Lenient<String>,
+    /// The MCP tool's own arguments.
+    #[serde(default)]
+    pub arguments: Lenient<Value>,
+}
+
+/// Codex's adapter's MCP call `rawOutput`: `{"result": {"content": [..]}, "error": ..}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CodexMcpOutput {
+    #[serde(default)]
+    pub result: Lenient<CodexMcpResult>,
+    #[serde(default)]
+    pub error: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CodexMcpResult {
+    #[serde(default)]
+    pub content: Vec<Lenient<CodexMcpText>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CodexMcpText {
+    #[serde(default)]
+    pub text: Lenient<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CodexMcpError {
+    #[serde(default)]
+    pub message: Lenient<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

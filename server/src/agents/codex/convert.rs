@@ -29,6 +29,13 @@ pub struct CodexConverter {
     declined_mcp_calls: Vec<String>,
     /// The permission mode accepts file edits: their approvals are answered at once.
     accept_edits: bool,
+    /// The session's thread: notifications of any other are a subagent's.
+    main_thread: Option<String>,
+    /// A subagent's thread → the `spawnAgent` call (item id) that started it.
+    subagents: HashMap<String, String>,
+    /// The last `spawnAgent` call seen: the parent of a subagent whose
+    /// thread its call has not named yet.
+    last_spawn: Option<String>,
 }
 
 fn add(a: &mut Option<u64>, b: u64) {
@@ -94,8 +101,36 @@ fn describe(item: &ThreadItem) -> Option<(String, ItemKind, Option<Role>, Option
             (id.clone(), ItemKind::ToolCall, None, Some(tool("web_search", ToolKind::Web, json!({"query": query}))))
         }
         ThreadItem::Plan { id, .. } => (id.clone(), ItemKind::Plan, None, None),
+        // A subagent started: a `task` item, as Claude's Agent call, open until the
+        // subagent ends (see `item_completed`); its other activities are not items.
+        ThreadItem::SubAgentActivity { id, agent_path, kind, .. } if kind == "started" => {
+            (id.clone(), ItemKind::ToolCall, None, Some(spawn_tool(agent_path)))
+        }
+        ThreadItem::SubAgentActivity { .. } => return None,
+        ThreadItem::CollabAgentToolCall { id, tool: name, prompt, receiver_thread_ids, agents_states, .. } => {
+            // `spawnAgent` starts a subagent (a `task`, as Claude's Agent call); the others talk to one.
+            let kind = if name == "spawnAgent" { ToolKind::Task } else { ToolKind::Other };
+            let mut t = tool(name, kind, json!({"prompt": prompt, "receivers": receiver_thread_ids}));
+            let said: Vec<&str> = agents_states.values().filter_map(|s| s.get()?.message.as_deref()).collect();
+            t.output = (!said.is_empty()).then(|| said.join("\n"));
+            (id.clone(), ItemKind::ToolCall, None, Some(t))
+        }
         ThreadItem::UserMessage { .. } | ThreadItem::Other => return None,
     })
+}
+
+/// The `task` tool of a subagent Codex started (multi-agent v2).
+fn spawn_tool(agent_path: &str) -> Tool {
+    Tool {
+        name: "spawn_agent".to_string(),
+        kind: ToolKind::Task,
+        server: None,
+        input: json!({"agent": agent_path}),
+        output: None,
+        exit_code: None,
+        diff: None,
+        paths: vec![],
+    }
 }
 
 /// The text an MCP tool returned (its text content blocks), else its JSON.
@@ -128,8 +163,55 @@ impl CodexConverter {
         self.accept_edits = accept;
     }
 
+    /// The session's thread (notifications of any other thread are a subagent's).
+    pub fn set_thread(&mut self, thread: Option<String>) {
+        self.main_thread = thread;
+    }
+
+    /// The `spawnAgent` call a subagent's notification belongs under, if
+    /// `params` are of a thread other than the session's; `Some(None)` when
+    /// no spawn is known.
+    fn subagent_of(&self, params: &Value) -> Option<Option<String>> {
+        let thread = decode::<ThreadRef>(params).thread_id.into_inner()?;
+        let main = self.main_thread.as_deref()?;
+        (thread != main).then(|| self.subagents.get(&thread).cloned().or_else(|| self.last_spawn.clone()))
+    }
+
     /// A notification (a line with `method` and no `id`).
     pub fn notification(&mut self, method: &str, params: Value, line: &str) -> Vec<Draft> {
+        if let Some(spawn) = self.subagent_of(&params) {
+            return self.subagent_notification(method, params, line, spawn);
+        }
+        self.thread_notification(method, params, line)
+    }
+
+    /// A subagent's notification: its items are the session's, under the
+    /// call that spawned it; its turns, usage and errors are its own.
+    fn subagent_notification(&mut self, method: &str, params: Value, line: &str, spawn: Option<String>) -> Vec<Draft> {
+        match method {
+            "item/started"
+            | "item/completed"
+            | "item/agentMessage/delta"
+            | "item/reasoning/summaryTextDelta"
+            | "item/reasoning/textDelta"
+            | "item/commandExecution/outputDelta"
+            | "serverRequest/resolved" => {
+                let drafts = self.thread_notification(method, params, line);
+                let Some(parent) = spawn else { return drafts };
+                let mut out = Vec::with_capacity(drafts.len() + 1);
+                for draft in drafts {
+                    if let Draft::ItemStarted { native_id, .. } = &draft {
+                        out.push(Draft::ItemParent { native_id: native_id.clone(), parent_native_id: parent.clone() });
+                    }
+                    out.push(draft);
+                }
+                out
+            }
+            _ => vec![],
+        }
+    }
+
+    fn thread_notification(&mut self, method: &str, params: Value, line: &str) -> Vec<Draft> {
         let unparsed = |e: serde_json::Error| vec![Draft::Unparsed { line: line.to_string(), error: e.to_string() }];
         match method {
             "item/started" => match serde_json::from_value::<ItemNotification>(params) {
@@ -140,6 +222,7 @@ impl CodexConverter {
                     if let ThreadItem::McpToolCall { id, server, tool, .. } = &n.item {
                         self.open_mcp_calls.push((id.clone(), server.clone(), tool.clone()));
                     }
+                    self.spawned(&n.item);
                     describe(&n.item)
                         .map(|(native_id, kind, role, tool)| vec![Draft::ItemStarted { native_id, kind, role, tool }])
                         .unwrap_or_default()
@@ -282,11 +365,50 @@ impl CodexConverter {
         self.declined_mcp_calls.push(item_id.to_string());
     }
 
+    /// A `spawnAgent` call: the parent of the subagents it names (and, until
+    /// it names them, of any subagent).
+    fn spawned(&mut self, item: &ThreadItem) {
+        match item {
+            ThreadItem::CollabAgentToolCall { id, tool, receiver_thread_ids, .. } if tool == "spawnAgent" => {
+                self.last_spawn = Some(id.clone());
+                for thread in receiver_thread_ids {
+                    self.subagents.insert(thread.clone(), id.clone());
+                }
+            }
+            ThreadItem::SubAgentActivity { id, agent_thread_id, kind, .. } if kind == "started" => {
+                self.last_spawn = Some(id.clone());
+                self.subagents.insert(agent_thread_id.clone(), id.clone());
+            }
+            _ => {}
+        }
+    }
+
     fn item_completed(&mut self, item: ThreadItem) -> Vec<Draft> {
+        self.spawned(&item);
+        if let ThreadItem::SubAgentActivity { agent_thread_id, agent_path, kind, .. } = &item {
+            // Codex completes a subagent's `started` activity at once: its item stays open
+            // while the subagent runs (its items are nested under it), and ends with it.
+            let status = match kind.as_str() {
+                "completed" => ItemStatus::Completed,
+                "interrupted" => ItemStatus::Cancelled,
+                _ => return vec![],
+            };
+            let Some(spawn) = self.subagents.get(agent_thread_id) else { return vec![] };
+            return vec![Draft::ItemCompleted {
+                native_id: spawn.clone(),
+                kind: ItemKind::ToolCall,
+                role: None,
+                status,
+                content: vec![],
+                tool: Some(spawn_tool(agent_path)),
+                plan: None,
+            }];
+        }
         let mut status = match &item {
             ThreadItem::CommandExecution { status, .. }
             | ThreadItem::FileChange { status, .. }
-            | ThreadItem::McpToolCall { status, .. } => status_of(status),
+            | ThreadItem::McpToolCall { status, .. }
+            | ThreadItem::CollabAgentToolCall { status, .. } => status_of(status),
             _ => ItemStatus::Completed,
         };
         if let ThreadItem::McpToolCall { id, .. } = &item {

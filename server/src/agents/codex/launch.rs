@@ -91,6 +91,23 @@ pub fn launch(program: &Path, _ctx: &LaunchContext<'_>) -> LaunchSpec {
     }
 }
 
+/// The environment of Codex's ACP adapter (`codex-acp`) for one session: it
+/// runs `codex app-server` of the `codex` agent (`TETHER_CODEX_PATH` or its
+/// install) through `CODEX_PATH`, never the `@openai/codex` it brings; the
+/// session's model as the thread config it merges (`CODEX_CONFIG`). Its
+/// permission modes are ACP modes (`session/set_mode`); Codex's own config
+/// (`CODEX_HOME`, model providers) is the user's.
+pub fn acp_env(ctx: &LaunchContext<'_>) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    if let Some(codex) = crate::agents::find("codex").and_then(|def| crate::agents::locate(def, ctx.data_dir)) {
+        env.push(("CODEX_PATH".to_string(), codex.display().to_string()));
+    }
+    if let Some(model) = ctx.model {
+        env.push(("CODEX_CONFIG".to_string(), json!({ "model": model }).to_string()));
+    }
+    env
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

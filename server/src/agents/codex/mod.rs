@@ -171,6 +171,7 @@ impl CodexAdapter {
                 let thread_id = opened.thread.into_inner().map(|t| t.id);
                 let model = opened.model.into_inner();
                 self.thread_id = thread_id.clone();
+                self.converter.set_thread(thread_id.clone());
                 while let Some(parts) = self.waiting.pop_front() {
                     self.start_turn(parts);
                 }

@@ -111,8 +111,51 @@ pub enum ThreadItem {
         #[serde(default)]
         text: String,
     },
+    /// A call of Codex's multi-agent tools (`spawnAgent`, `wait`, ...); a
+    /// spawn's `receiverThreadIds` are the subagents' threads.
+    #[serde(rename_all = "camelCase")]
+    CollabAgentToolCall {
+        id: String,
+        #[serde(default)]
+        tool: String,
+        #[serde(default)]
+        prompt: Option<String>,
+        #[serde(default)]
+        receiver_thread_ids: Vec<String>,
+        #[serde(default)]
+        agents_states: std::collections::BTreeMap<String, Lenient<CollabAgentState>>,
+        #[serde(default)]
+        status: String,
+    },
+    /// Codex's multi-agent v2: a subagent started (`kind: "started"`), was
+    /// talked to, interrupted or completed; `agentThreadId` is its thread.
+    #[serde(rename_all = "camelCase")]
+    SubAgentActivity {
+        id: String,
+        #[serde(default)]
+        agent_thread_id: String,
+        #[serde(default)]
+        agent_path: String,
+        #[serde(default)]
+        kind: String,
+    },
     #[serde(other)]
     Other,
+}
+
+/// What a collab call last knew of an agent.
+#[derive(Debug, Default, Deserialize)]
+pub struct CollabAgentState {
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// The thread a notification is about (`threadId`), where it names one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadRef {
+    #[serde(default)]
+    pub thread_id: Lenient<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use tether_protocol::{Decision, ItemKind, ItemStatus, Part, PermissionMode, StopReason, ToolKind};
 
-use crate::agents::acp::{AcpAdapter, CLAUDE, COPILOT, GEMINI, OPENCODE, QWEN};
+use crate::agents::acp::{AcpAdapter, CLAUDE, CODEX, COPILOT, GEMINI, OPENCODE, QWEN};
 use crate::agents::{snapshots, Adapter, Draft, LaunchContext};
 
 fn context<'a>(
@@ -373,6 +373,153 @@ fn claude_adapter_runs_the_claude_agents_binary_in_the_mode_asked_for() {
     adapter.convert(r#"{"jsonrpc":"2.0","id":3,"result":{}}"#);
     let out = sent(&mut adapter);
     assert_eq!(out.iter().filter_map(|m| m["method"].as_str()).collect::<Vec<_>>(), ["session/prompt"]);
+}
+
+/// Codex's adapter (`codex-acp`): no arguments; it runs `codex app-server`
+/// of the `codex` agent (`CODEX_PATH`), the session's model in
+/// `CODEX_CONFIG`. Its own default mode (`agent`) has a model review
+/// approvals: tether's default asks it for `read-only`, `accept_edits` for
+/// `workspace-write`, `bypass` for `agent-full-access`.
+#[test]
+fn codex_adapter_runs_the_codex_agents_binary_in_the_mode_asked_for() {
+    let data = tempfile::tempdir().unwrap();
+    let installed = data.path().join("agents/codex/node_modules/.bin/codex");
+    std::fs::create_dir_all(installed.parent().unwrap()).unwrap();
+    std::fs::write(&installed, "").unwrap();
+    let (mcp, env) = (BTreeMap::new(), BTreeMap::new());
+    let mut ctx = context(data.path(), None, &mcp, &env);
+    let launched = |ctx: &LaunchContext<'_>| {
+        let spec = crate::agents::acp::launch::launch(Path::new("/bin/codex-acp"), &CODEX, ctx);
+        assert!(spec.args.is_empty(), "{:?}", spec.args);
+        spec.env.into_iter().collect::<BTreeMap<String, String>>()
+    };
+    let env = launched(&ctx);
+    let codex = match std::env::var_os("TETHER_CODEX_PATH") {
+        Some(path) => Some(std::path::PathBuf::from(path)).filter(|p| p.is_file()),
+        None => Some(installed.clone()),
+    };
+    assert_eq!(env.get("CODEX_PATH"), codex.map(|p| p.display().to_string()).as_ref());
+    assert!(!env.contains_key("CODEX_CONFIG"));
+    ctx.model = Some("gpt-scripted");
+    assert_eq!(launched(&ctx)["CODEX_CONFIG"], r#"{"model":"gpt-scripted"}"#);
+
+    let modes = r#"{"currentModeId":"agent","availableModes":[{"id":"read-only","name":"Read-only"},{"id":"workspace-write","name":"Workspace access"},{"id":"agent","name":"Auto review"},{"id":"agent-full-access","name":"Full access"}]}"#;
+    for (mode, id) in [
+        (PermissionMode::Default, "read-only"),
+        (PermissionMode::AcceptEdits, "workspace-write"),
+        (PermissionMode::Bypass, "agent-full-access"),
+        (PermissionMode::Plan, "read-only"),
+    ] {
+        let (mcp, env) = (BTreeMap::new(), BTreeMap::new());
+        let mut adapter = AcpAdapter::new("/agent".into(), &CODEX);
+        let mut ctx = context(data.path(), None, &mcp, &env);
+        ctx.permission_mode = mode;
+        adapter.launch(&ctx);
+        adapter.started();
+        adapter.convert(r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"agentCapabilities":{}}}"#);
+        adapter.convert(&format!(r#"{{"jsonrpc":"2.0","id":2,"result":{{"sessionId":"s1","modes":{modes}}}}}"#));
+        let out = sent(&mut adapter);
+        assert_eq!(out.last().unwrap()["params"]["modeId"], id, "{mode:?}: {out:?}");
+    }
+}
+
+/// What Codex's adapter does its own way (lines as `codex-acp` 2.6.0 sent
+/// them, running Codex 0.169.0): a reasoning summary that opens with a
+/// blank chunk; a command's output only in `_meta`, in
+/// pieces, and its exit code there; an MCP call titled `mcp.SERVER.TOOL`
+/// with `rawInput` `{server, tool, arguments}` and its result's content in
+/// `rawOutput`, asked for with a `toolCall` that has only its id and kind.
+#[test]
+fn codex_adapter_output_in_meta_and_its_mcp_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut mcp, env) = (BTreeMap::new(), BTreeMap::new());
+    let echo =
+        tether_protocol::McpServer::Stdio { command: "python3".into(), args: vec![], env: BTreeMap::new(), cwd: None };
+    mcp.insert("echo".to_string(), echo);
+    let mut adapter = AcpAdapter::new("/agent".into(), &CODEX);
+    adapter.launch(&context(dir.path(), None, &mcp, &env));
+    adapter.started();
+    adapter.convert(r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"agentCapabilities":{}}}"#);
+    adapter.convert(r#"{"jsonrpc":"2.0","id":2,"result":{"sessionId":"s1"}}"#);
+    adapter.user_message(&[Part::text("go")]);
+    let update = |u: Value| {
+        json!({"jsonrpc":"2.0","method":"session/update","params":{"sessionId":"s1","update":u}}).to_string()
+    };
+    // Each reasoning summary opens with a blank chunk: the thought is what follows.
+    let mut drafts = vec![];
+    for text in ["\n\n", "Let me think."] {
+        let thought = json!({"sessionUpdate":"agent_thought_chunk","content":{"type":"text","text":text}});
+        drafts.extend(adapter.convert(&update(thought)));
+    }
+    let thought: Vec<&Draft> = drafts.iter().filter(|d| matches!(d, Draft::ItemDelta { .. })).collect();
+    assert_eq!(
+        thought,
+        [&Draft::ItemDelta {
+            native_id: "thought-1".into(),
+            delta: tether_protocol::Delta::Reasoning("Let me think.".into())
+        }]
+    );
+    for line in [
+        update(json!({"sessionUpdate":"tool_call","toolCallId":"c1","name":"exec_command","kind":"execute",
+            "title":"echo hi","status":"in_progress","content":[{"type":"terminal","terminalId":"c1"}],
+            "rawInput":{"command":"echo hi; echo there","cwd":"/p"},"_meta":{"terminal_info":{"cwd":"/p","terminal_id":"c1"}}})),
+        update(json!({"sessionUpdate":"tool_call_update","toolCallId":"c1",
+            "_meta":{"terminal_output_delta":{"data":"hi\n","terminal_id":"c1"}}})),
+        update(json!({"sessionUpdate":"tool_call_update","toolCallId":"c1","status":"completed",
+            "_meta":{"terminal_output_delta":{"data":"there\n","terminal_id":"c1"},
+                     "terminal_exit":{"exit_code":3,"signal":null,"terminal_id":"c1"}}})),
+        update(json!({"sessionUpdate":"tool_call","toolCallId":"c2","kind":"execute","title":"mcp.echo.echo_upper",
+            "status":"in_progress","rawInput":{"server":"echo","tool":"echo_upper","arguments":{"text":"hello mcp"}},
+            "_meta":{"is_mcp_tool_call":true}})),
+    ] {
+        drafts.extend(adapter.convert(&line));
+    }
+    let asked = adapter.convert(
+        &json!({"jsonrpc":"2.0","id":0,"method":"session/request_permission","params":{"sessionId":"s1",
+            "toolCall":{"toolCallId":"c2","kind":"execute","status":"pending"},"_meta":{"is_mcp_tool_approval":true},
+            "options":[{"optionId":"allow_once","name":"Allow","kind":"allow_once"},
+                       {"optionId":"cancel","name":"Cancel","kind":"reject_once"}]}})
+        .to_string(),
+    );
+    let Some(Draft::PermissionRequested { action, title, native_item_id, .. }) = asked.last() else {
+        panic!("{asked:?}")
+    };
+    assert_eq!(
+        (*action, title.as_str(), native_item_id.as_deref()),
+        (tether_protocol::PermissionAction::Mcp, "Call echo_upper on the MCP server echo", Some("c2"))
+    );
+    drafts.extend(adapter.convert(&update(json!({"sessionUpdate":"tool_call_update","toolCallId":"c2",
+        "status":"completed","rawOutput":{"result":{"content":[{"type":"text","text":"HELLO MCP"}],
+        "structuredContent":null,"_meta":null},"error":null}}))));
+    let [(shell, _), (call, status)] = completed_tools(&drafts).try_into().unwrap();
+    assert_eq!((shell.kind, shell.output.as_deref(), shell.exit_code), (ToolKind::Shell, Some("hi\nthere\n"), Some(3)));
+    assert_eq!(shell.input["command"], "echo hi; echo there");
+    assert_eq!((call.kind, call.server.as_deref(), call.name.as_str()), (ToolKind::Mcp, Some("echo"), "echo_upper"));
+    assert_eq!(
+        (call.input.clone(), call.output.as_deref(), status),
+        (json!({"text":"hello mcp"}), Some("HELLO MCP"), ItemStatus::Completed)
+    );
+    // A failed turn: its error as a chunk without a `messageId`, `end_turn` with no usage.
+    let failure =
+        json!({"sessionUpdate":"agent_message_chunk","content":{"type":"text","text":"stream disconnected: boom\n\n"}});
+    adapter.convert(&update(failure));
+    let ended = adapter.convert(r#"{"jsonrpc":"2.0","id":3,"result":{"stopReason":"end_turn","usage":null}}"#);
+    let Some(Draft::TurnCompleted { stop_reason, error: Some((code, message)), .. }) = ended.last() else {
+        panic!("{ended:?}")
+    };
+    assert_eq!(
+        (*stop_reason, code.as_str(), message.as_str()),
+        (StopReason::Error, "model_error", "stream disconnected: boom")
+    );
+    // A reply's chunks have a `messageId`: a turn that ends with one is not a failure.
+    adapter.user_message(&[Part::text("again")]);
+    let reply = json!({"sessionUpdate":"agent_message_chunk","messageId":"m1","content":{"type":"text","text":"fine"}});
+    adapter.convert(&update(reply));
+    let ended = adapter.convert(r#"{"jsonrpc":"2.0","id":4,"result":{"stopReason":"end_turn","usage":null}}"#);
+    assert!(
+        matches!(ended.last(), Some(Draft::TurnCompleted { stop_reason: StopReason::EndTurn, error: None, .. })),
+        "{ended:?}"
+    );
 }
 
 /// OpenCode names an MCP tool `SERVER_TOOL` (kind `other`): it is an MCP call

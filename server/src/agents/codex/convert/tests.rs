@@ -396,3 +396,57 @@ fn the_converter_returns_the_replies_due_at_once() {
         serde_json::json!({"id": 9, "error": {"code": -32601, "message": "tether does not handle item/unknown"}})
     );
 }
+
+/// A subagent (Codex's multi-agent v2, as 0.169.0 sends it): the
+/// `subAgentActivity` that starts it is a `task` item, open while the
+/// subagent runs (Codex completes the activity at once) and completed by
+/// its `completed` activity; the subagent's items (notifications of its own
+/// thread) are nested under it from their start; its turn is not the session's.
+#[test]
+fn a_subagents_items_are_nested_under_the_activity_that_started_it() {
+    use crate::agents::codex::convert::CodexConverter;
+    use serde_json::json;
+    let mut c = CodexConverter::new();
+    c.set_thread(Some("main".into()));
+    let mut drafts = vec![];
+    let mut note = |c: &mut CodexConverter, method: &str, params: Value| {
+        drafts.extend(c.notification(method, params.clone(), &params.to_string()));
+    };
+    let started = json!({"type": "subAgentActivity", "id": "call_spawn", "agentThreadId": "child",
+        "agentPath": "/root/check_shell", "kind": "started"});
+    note(&mut c, "item/started", json!({"threadId": "main", "turnId": "t1", "item": started}));
+    note(&mut c, "item/completed", json!({"threadId": "main", "turnId": "t1", "item": started}));
+    note(&mut c, "turn/started", json!({"threadId": "child", "turn": {"id": "t2", "status": "inProgress"}}));
+    let shell = |status: &str| {
+        json!({"type": "commandExecution", "id": "call_shell", "command": "echo hi", "aggregatedOutput": "hi\n",
+            "exitCode": 0, "status": status})
+    };
+    note(&mut c, "item/started", json!({"threadId": "child", "turnId": "t2", "item": shell("inProgress")}));
+    note(&mut c, "item/completed", json!({"threadId": "child", "turnId": "t2", "item": shell("completed")}));
+    note(&mut c, "turn/completed", json!({"threadId": "child", "turn": {"id": "t2", "status": "completed"}}));
+    let ended = json!({"type": "subAgentActivity", "id": "subagent-completed-1", "agentThreadId": "child",
+        "agentPath": "/root/check_shell", "kind": "completed"});
+    note(&mut c, "item/started", json!({"threadId": "main", "turnId": "t1", "item": ended}));
+    note(&mut c, "item/completed", json!({"threadId": "main", "turnId": "t1", "item": ended}));
+    let shape: Vec<String> = drafts
+        .iter()
+        .map(|d| match d {
+            Draft::ItemStarted { native_id, tool, .. } => {
+                format!("started {native_id} {:?}", tool.as_ref().map(|t| (t.name.as_str(), t.kind)))
+            }
+            Draft::ItemParent { native_id, parent_native_id } => format!("parent {native_id} {parent_native_id}"),
+            Draft::ItemCompleted { native_id, status, .. } => format!("completed {native_id} {status:?}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            "started call_spawn Some((\"spawn_agent\", Task))",
+            "parent call_shell call_spawn",
+            "started call_shell Some((\"shell\", Shell))",
+            "completed call_shell Completed",
+            "completed call_spawn Completed",
+        ]
+    );
+}
