@@ -542,6 +542,19 @@ pub struct StreamEnded {
     pub last_seq: u64,
 }
 
+/// `stream.stalled`: the store cannot commit (a full disk, an I/O error), so
+/// no new event can come for now; sent instead of a keepalive while it
+/// lasts. Nothing is lost: events resume, gap-free, once it commits again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StreamStalled {
+    /// `disk_full`, `read_only` or `io_error`.
+    pub reason: String,
+    /// Since when (RFC 3339).
+    pub since: String,
+    /// What is wrong and what happens, in a sentence.
+    pub message: String,
+}
+
 /// A frame of an event stream that is not an event: on SSE `event:` is the
 /// `type` and `data:` the `data`; on a WebSocket it is a text frame of this
 /// JSON (`{"type":"stream.reset","data":{..}}`). Events never have a `type`
@@ -555,6 +568,8 @@ pub enum StreamControl {
     Idle(StreamIdle),
     #[serde(rename = "stream.ended")]
     Ended(StreamEnded),
+    #[serde(rename = "stream.stalled")]
+    Stalled(StreamStalled),
 }
 
 impl StreamControl {
@@ -564,6 +579,7 @@ impl StreamControl {
             StreamControl::Reset(_) => "stream.reset",
             StreamControl::Idle(_) => "stream.idle",
             StreamControl::Ended(_) => "stream.ended",
+            StreamControl::Stalled(_) => "stream.stalled",
         }
     }
 }

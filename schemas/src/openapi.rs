@@ -630,6 +630,7 @@ fn event_frames(event: &Value) -> Value {
         frame("stream.reset", "StreamReset", false),
         frame("stream.idle", "StreamIdle", false),
         frame("stream.ended", "StreamEnded", false),
+        frame("stream.stalled", "StreamStalled", false),
     ]})
 }
 
@@ -752,7 +753,7 @@ pub fn openapi() -> Value {
     let problem = schema::<Problem>(&mut g);
     let event = schema::<Event>(&mut g);
     let control = schema::<StreamControl>(&mut g);
-    for part in [schema::<StreamReset>, schema::<StreamIdle>, schema::<StreamEnded>] {
+    for part in [schema::<StreamReset>, schema::<StreamIdle>, schema::<StreamEnded>, schema::<StreamStalled>] {
         part(&mut g);
     }
     let mut paths = Map::new();

@@ -106,7 +106,21 @@ async fn a_full_disk_mid_flood_loses_no_event_and_ends_the_turn_well() {
         data_dir: Some(disk.path().to_path_buf()),
         // A stall of a second or more ends the turns that ran through it;
         // no reserve: the agent is held back until space returns.
-        extra_args: ["--store-stall-limit-ms", "1000", "--disk-reserve-mb", "0"].map(String::from).to_vec(),
+        // No watermarks (they would stop the flood before the disk is full).
+        extra_args: [
+            "--store-stall-limit-ms",
+            "1000",
+            "--disk-reserve-mb",
+            "0",
+            "--disk-low-mb",
+            "0",
+            "--disk-flood-mb",
+            "0",
+            "--keepalive-secs",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec(),
         ..Default::default()
     })
     .await;
@@ -121,14 +135,20 @@ async fn a_full_disk_mid_flood_loses_no_event_and_ends_the_turn_well() {
     let mut sse = RawSse::connect(client.request(Method::GET, &path).header("Last-Event-ID", after.to_string())).await;
     let (seen_tx, mut seen_rx) = tokio::sync::watch::channel(0usize);
     let reader = tokio::spawn(async move {
-        let mut frames: Vec<RawFrame> = Vec::new();
+        let (mut frames, mut stalled): (Vec<RawFrame>, Vec<RawFrame>) = (Vec::new(), Vec::new());
         loop {
             let frame = sse.next_frame(Duration::from_secs(120)).await.expect("the stream ended");
+            // While the store is stalled, the stream says so (not an event: no id, no seq).
+            if frame.event.as_deref() == Some("stream.stalled") {
+                assert!(frame.id.is_none(), "{frame:?}");
+                stalled.push(frame);
+                continue;
+            }
             let done = frame.event_type() == "turn.completed";
             frames.push(frame);
             let _ = seen_tx.send(frames.len());
             if done {
-                return frames;
+                return (frames, stalled);
             }
         }
     });
@@ -172,8 +192,11 @@ async fn a_full_disk_mid_flood_loses_no_event_and_ends_the_turn_well() {
     assert!(health_ok(&client).await, "health stopped answering during the stall");
     std::fs::remove_file(&filler).unwrap();
 
-    let received =
+    let (received, stalled) =
         tokio::time::timeout(Duration::from_secs(120), reader).await.expect("the flood never ended").unwrap();
+    let told = stalled.first().unwrap_or_else(|| panic!("the stream never said it was stalled"));
+    assert_eq!(told.data["reason"], "disk_full", "{:?}", told.data);
+    assert!(told.data["message"].as_str().unwrap().contains("nothing is lost"), "{:?}", told.data);
     let store = wait_store(&client, Duration::from_secs(10), "ok", |s| s["state"] == "ok").await;
     assert!(store["commit_failures"].as_u64().unwrap() >= 1, "{store}");
     assert!(store["last_error"].as_str().unwrap().contains("full"), "{store}");

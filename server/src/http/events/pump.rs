@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use tether_protocol::{event_type, StreamControl, StreamEnded, StreamIdle};
+use tether_protocol::{event_type, StreamControl, StreamEnded, StreamIdle, StreamStalled};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -98,6 +98,7 @@ impl Framing for Sse {
             StreamControl::Reset(r) => serde_json::to_writer(&mut self.buf, r),
             StreamControl::Idle(i) => serde_json::to_writer(&mut self.buf, i),
             StreamControl::Ended(e) => serde_json::to_writer(&mut self.buf, e),
+            StreamControl::Stalled(s) => serde_json::to_writer(&mut self.buf, s),
         };
         self.buf.extend_from_slice(b"\n\n");
     }
@@ -181,6 +182,18 @@ pub(super) async fn pump<F: Framing>(app: AppRef, opened: Opened, mut framing: F
 }
 
 /// Sleeps until `deadline`, or forever without one.
+/// The `stream.stalled` frame of a stall of the store.
+fn stalled(stall: &crate::store::Stall) -> StreamStalled {
+    StreamStalled {
+        reason: stall.kind.as_str().to_string(),
+        since: crate::ids::rfc3339_ms(stall.since_ms),
+        message: format!(
+            "{}: no new event can be stored for now; nothing is lost, and events resume here once it can",
+            stall.kind.describe()
+        ),
+    }
+}
+
 async fn until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -256,7 +269,15 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
             let first = tokio::select! {
                 live = follower.recv() => live,
                 _ = keepalive.tick() => {
-                    if tx.send(out.keepalive()).await.is_err() {
+                    // While the store cannot commit, the client is told so instead.
+                    let chunk = match app.shared.store.health().stall() {
+                        Some(stall) => {
+                            out.control(&StreamControl::Stalled(stalled(&stall)), None);
+                            out.take().unwrap_or_else(|| out.keepalive())
+                        }
+                        None => out.keepalive(),
+                    };
+                    if tx.send(chunk).await.is_err() {
                         return End::Gone;
                     }
                     continue;
