@@ -16,14 +16,13 @@
 //! is kept and retried by the store's writer until it does.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tether_protocol::{EventBody, ServerDisk, Source, SANDBOX_LOG};
 
 use crate::session::Sessions;
-use crate::store::{NewEvent, StallKind};
+use crate::store::{DiskState, NewEvent, StallKind};
 
 /// How often free space is read.
 const POLL: Duration = Duration::from_millis(500);
@@ -49,57 +48,6 @@ impl DiskLimits {
     /// (low) and 3% (flood) of it, so a small disk is not always "low".
     fn marks(&self, total: u64) -> (u64, u64) {
         (self.low.min(total / 10), self.flood.min(total / 33))
-    }
-}
-
-/// Where the disk stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DiskState {
-    Ok = 0,
-    Low = 1,
-    Full = 2,
-}
-
-impl DiskState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DiskState::Ok => "ok",
-            DiskState::Low => "low",
-            DiskState::Full => "full",
-        }
-    }
-
-    fn from_u8(v: u8) -> DiskState {
-        match v {
-            1 => DiskState::Low,
-            2 => DiskState::Full,
-            _ => DiskState::Ok,
-        }
-    }
-}
-
-/// What the watcher last saw; read by the HTTP layer and the sessions.
-#[derive(Debug, Default)]
-pub struct Disk {
-    state: AtomicU8,
-    free: AtomicU64,
-    total: AtomicU64,
-}
-
-impl Disk {
-    pub fn state(&self) -> DiskState {
-        DiskState::from_u8(self.state.load(Ordering::Acquire))
-    }
-
-    /// (free, total) bytes at the last look.
-    pub fn space(&self) -> (u64, u64) {
-        (self.free.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed))
-    }
-
-    fn set(&self, state: DiskState, free: u64, total: u64) {
-        self.free.store(free, Ordering::Relaxed);
-        self.total.store(total, Ordering::Relaxed);
-        self.state.store(state as u8, Ordering::Release);
     }
 }
 

@@ -26,9 +26,9 @@ pub fn router() -> Router<AppRef> {
 async fn health(State(app): State<AppRef>) -> Json<Health> {
     let mut reasons = Vec::new();
     match app.shared.disk.state() {
-        crate::disk::DiskState::Ok => {}
-        crate::disk::DiskState::Low => reasons.push("disk_low".to_string()),
-        crate::disk::DiskState::Full => reasons.push("disk_full".to_string()),
+        crate::store::DiskState::Ok => {}
+        crate::store::DiskState::Low => reasons.push("disk_low".to_string()),
+        crate::store::DiskState::Full => reasons.push("disk_full".to_string()),
     }
     if app.shared.store.health().is_stalled() {
         reasons.push("store_stalled".to_string());

@@ -113,7 +113,7 @@ impl Actor {
     pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         loop {
             // A full disk ends the running turn before anything else is read from the agent.
-            if self.shared.disk.state() == crate::disk::DiskState::Full && self.norm.turn_id().is_some() {
+            if self.shared.disk.state() == crate::store::DiskState::Full && self.norm.turn_id().is_some() {
                 self.handle(Command::DiskFull).await;
                 self.flush().await;
             }

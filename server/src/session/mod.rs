@@ -52,7 +52,7 @@ pub struct Sessions {
     /// attributes a listening port to the session its pid leads).
     agent_pids: Mutex<HashMap<i32, Arc<str>>>,
     /// The disk holding the data dir, as `crate::disk` last saw it.
-    pub disk: crate::disk::Disk,
+    pub disk: crate::store::Disk,
     /// `--agent-idle-secs` in milliseconds (0: idle agents are never stopped).
     agent_idle_ms: std::sync::atomic::AtomicU64,
 }
@@ -591,7 +591,7 @@ impl Sessions {
 
     /// 507 while the disk is full: new sessions and turns would only add to it.
     fn check_disk(&self) -> Result<(), SessionError> {
-        if self.disk.state() == crate::disk::DiskState::Full {
+        if self.disk.state() == crate::store::DiskState::Full {
             return Err(SessionError::DiskFull);
         }
         Ok(())

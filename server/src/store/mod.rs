@@ -20,6 +20,7 @@
 pub mod follow;
 pub mod health;
 pub mod reader;
+pub mod space;
 pub mod stored;
 mod writer;
 
@@ -32,6 +33,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use health::{Stall, StallEnded, StallKind, StoreHealth};
 pub use reader::ReadPool;
+pub use space::{Disk, DiskState};
 
 /// Migrations, applied in order; `PRAGMA user_version` counts the applied ones.
 const MIGRATIONS: &[(&str, &str)] = &[
