@@ -151,7 +151,10 @@ pub async fn watch(shared: Arc<Sessions>, limits: DiskLimits) {
             _ => (u64::MAX, u64::MAX),
         };
         let store_full = shared.store.health().stall().is_some_and(|s| s.kind == StallKind::DiskFull);
-        let now = judge(&limits, free, total, store_full, was);
+        // The reserve counts as used even while it is released: the room it
+        // freed is for the last events, not a sign that the disk has room.
+        let owed = if reserve.exists() { 0 } else { limits.reserve };
+        let now = judge(&limits, free.saturating_sub(owed), total, store_full, was);
         shared.disk.set(now, free, total);
         shared.store.health().hold_checkpoints(now == DiskState::Full);
         if now == DiskState::Full && was != DiskState::Full {
