@@ -239,9 +239,16 @@ pub fn stream_page(
     Ok((page, full))
 }
 
-/// The newest event's `gseq` (0 when the store is empty).
+/// The highest `gseq` ever given (0 when none was): the newest event's, or
+/// the one a purge of the newest events left in `meta` (`last_gseq`), so a
+/// gseq is never given twice, across purges and restarts.
 pub fn last_gseq(conn: &Connection) -> Result<u64, StoreError> {
-    Ok(conn.query_row("SELECT COALESCE(MAX(gseq), 0) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
+    Ok(conn.query_row(
+        "SELECT MAX(COALESCE((SELECT MAX(gseq) FROM events), 0),
+                    COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_gseq'), 0))",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
 }
 
 /// Number of events in the store.
