@@ -134,12 +134,19 @@ pub fn retention_candidates(
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
     let mut last = conn.prepare("SELECT gseq FROM events WHERE session_id = ?1 ORDER BY seq DESC LIMIT 1")?;
+    let mut first = conn.prepare("SELECT seq FROM events WHERE session_id = ?1 ORDER BY seq LIMIT 1")?;
     let mut out = Vec::new();
     for (i, row) in rows.enumerate() {
         let (id, ended_at) = row?;
         let too_many = keep.is_some_and(|k| i as u64 >= k);
         let too_old = ended_before.is_some_and(|t| ended_at < t);
-        if too_many || too_old {
+        // A purge in steps (oldest events first) cut short by a crash is
+        // finished whatever the rule says now (the sessions newer than this
+        // one may have gone since): a session is never left half there.
+        let mut begun = || -> Result<bool, StoreError> {
+            Ok(first.query_row([&id], |r| r.get::<_, i64>(0)).optional()?.is_some_and(|seq| seq > 1))
+        };
+        if too_many || too_old || begun()? {
             let gseq: Option<i64> = last.query_row([&id], |r| r.get(0)).optional()?;
             out.push((id, gseq.unwrap_or(0) as u64));
         }
