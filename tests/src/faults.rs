@@ -138,6 +138,9 @@ pub struct Report {
     /// Events of the surviving sessions the webhook deliveries were checked to cover.
     pub webhook_events_covered: u64,
     pub webhook_requests: usize,
+    /// Ended sessions read back part-purged by retention (which purges in
+    /// steps, oldest events first), then gone within the deadline.
+    pub seen_mid_purge: u64,
     /// From the start of each restart to `GET /v1/health` answering 200.
     pub recoveries: Vec<Duration>,
     pub elapsed: Duration,
@@ -176,6 +179,7 @@ impl Report {
              | events checked well formed, gap-free from 1 | {} |\n\
              | sessions created | {} |\n\
              | store `PRAGMA integrity_check` ok | {} of {} |\n\
+             | ended sessions read back part-purged by retention (then gone) | {} |\n\
              | webhook: events of surviving sessions covered | {} (in {} requests) |\n\
              | recovery (restart to healthy) p50 / p99 / max | {} / {} / {} ms |\n\
              | violations | {} |\n",
@@ -184,6 +188,7 @@ impl Report {
             self.sessions_created,
             self.integrity_checks,
             self.kills,
+            self.seen_mid_purge,
             self.webhook_events_covered,
             self.webhook_requests,
             self.recovery_percentile(50).as_millis(),
@@ -533,6 +538,26 @@ impl Loop {
         let events = read_events(client, id).await?;
         let whole =
             events.first().is_some_and(|e| e.seq == 1) && events.last().is_some_and(|e| e.seq >= session.last_seq);
+        if !whole && matches!(session.status, SessionStatus::Ended | SessionStatus::Failed) {
+            // Retention purges an ended session in steps, oldest events first
+            // (and goes on at start after a crash): it must then be wholly gone soon.
+            let deadline = Instant::now() + WAIT;
+            loop {
+                match client.get_session(id).await {
+                    Err(e) if e.status() == Some(404) => break,
+                    _ if Instant::now() > deadline => {
+                        return Err(format!(
+                            "session {id} reads back {} of its {} events and was not purged within {WAIT:?}",
+                            events.len(),
+                            session.last_seq
+                        ))
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+            self.report.seen_mid_purge += 1;
+            return Ok(());
+        }
         if !whole {
             let range = (events.first().map(|e| e.seq), events.last().map(|e| e.seq));
             return Err(format!(
