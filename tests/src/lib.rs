@@ -11,6 +11,8 @@
 //!   [`browser::artifacts_dir`], for the UI tests;
 //! - [`events`]: reading streams with deadlines, accessors and assertions on
 //!   event sequences ([`assert_well_formed`]);
+//! - [`faults`]: the `kill -9` fault loop (random kills mid-operation, restarts,
+//!   checks of the store, the streams, skills and webhook deliveries);
 //! - [`http`]: problem+json assertions and a raw SSE reader;
 //! - [`mcp`]: the test MCP server (rmcp; tools echo, add, whoami, mint) over stdio
 //!   ([`mcp_test_server_bin`]) or streamable HTTP ([`McpHttpServer`]), and
@@ -56,6 +58,7 @@ pub mod anthropic;
 pub mod browser;
 pub mod copilot;
 pub mod events;
+pub mod faults;
 pub mod gemini;
 pub mod http;
 pub mod mcp;

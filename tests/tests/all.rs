@@ -18,6 +18,7 @@ mod deploy;
 mod durability;
 mod edges;
 mod errors;
+mod faults;
 mod first_run;
 mod fs;
 mod hostile;

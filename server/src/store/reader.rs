@@ -134,12 +134,19 @@ pub fn retention_candidates(
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
     let mut last = conn.prepare("SELECT gseq FROM events WHERE session_id = ?1 ORDER BY seq DESC LIMIT 1")?;
+    let mut first = conn.prepare("SELECT seq FROM events WHERE session_id = ?1 ORDER BY seq LIMIT 1")?;
     let mut out = Vec::new();
     for (i, row) in rows.enumerate() {
         let (id, ended_at) = row?;
         let too_many = keep.is_some_and(|k| i as u64 >= k);
         let too_old = ended_before.is_some_and(|t| ended_at < t);
-        if too_many || too_old {
+        // A purge in steps (oldest events first) cut short by a crash is
+        // finished whatever the rule says now (the sessions newer than this
+        // one may have gone since): a session is never left half there.
+        let mut begun = || -> Result<bool, StoreError> {
+            Ok(first.query_row([&id], |r| r.get::<_, i64>(0)).optional()?.is_some_and(|seq| seq > 1))
+        };
+        if too_many || too_old || begun()? {
             let gseq: Option<i64> = last.query_row([&id], |r| r.get(0)).optional()?;
             out.push((id, gseq.unwrap_or(0) as u64));
         }
@@ -239,9 +246,16 @@ pub fn stream_page(
     Ok((page, full))
 }
 
-/// The newest event's `gseq` (0 when the store is empty).
+/// The highest `gseq` ever given (0 when none was): the newest event's, or
+/// the one a purge of the newest events left in `meta` (`last_gseq`), so a
+/// gseq is never given twice, across purges and restarts.
 pub fn last_gseq(conn: &Connection) -> Result<u64, StoreError> {
-    Ok(conn.query_row("SELECT COALESCE(MAX(gseq), 0) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
+    Ok(conn.query_row(
+        "SELECT MAX(COALESCE((SELECT MAX(gseq) FROM events), 0),
+                    COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_gseq'), 0))",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
 }
 
 /// Number of events in the store.

@@ -49,8 +49,9 @@ impl Writer {
         bus: broadcast::Sender<Arc<Committed>>,
         health: Arc<StoreHealth>,
     ) -> Result<Self, StoreError> {
-        let max: Option<i64> = conn.query_row("SELECT MAX(gseq) FROM events", [], |r| r.get(0))?;
-        Ok(Writer { conn, bus, health, next_gseq: max.unwrap_or(0) as u64 + 1, last_seq: HashMap::new() })
+        // Not just the newest stored event's: a purge may have taken it.
+        let last = super::reader::last_gseq(&conn)?;
+        Ok(Writer { conn, bus, health, next_gseq: last + 1, last_seq: HashMap::new() })
     }
 
     pub(crate) fn run(mut self, mut q: Queues) {
@@ -283,12 +284,14 @@ impl Writer {
                         self.last_seq.insert(Arc::from(row.id.as_str()), 0);
                     }
                     WriteCmd::Purge { session_id, .. } => {
+                        keep_last_gseq(&tx, self.next_gseq)?;
                         tx.execute("DELETE FROM events WHERE session_id = ?1", [&*session_id])?;
                         tx.execute("DELETE FROM open_items WHERE session_id = ?1", [&*session_id])?;
                         tx.execute("DELETE FROM sessions WHERE id = ?1", [&*session_id])?;
                         self.last_seq.remove(session_id.as_str());
                     }
                     WriteCmd::PurgeSome { session_id, max, deleted, gone, .. } => {
+                        keep_last_gseq(&tx, self.next_gseq)?;
                         let n = tx.execute(
                             "DELETE FROM events WHERE gseq IN
                                (SELECT gseq FROM events WHERE session_id = ?1 ORDER BY seq LIMIT ?2)",
@@ -387,6 +390,17 @@ impl Writer {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Before events are deleted: the highest gseq given so far (the one before
+/// `next_gseq`) goes to `meta`, so that after a purge of the newest events
+/// (and a restart) gseqs go on from it instead of being given again — a
+/// webhook's cursor or a client's `Last-Event-ID` past them would skip the
+/// new events.
+fn keep_last_gseq(tx: &rusqlite::Transaction<'_>, next_gseq: u64) -> Result<(), StoreError> {
+    let last = next_gseq.saturating_sub(1);
+    tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_gseq', ?1)", [last.to_string()])?;
+    Ok(())
 }
 
 fn apply_effect(tx: &rusqlite::Transaction<'_>, sid: &str, effect: &Effect) -> Result<(), StoreError> {
