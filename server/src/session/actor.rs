@@ -113,7 +113,10 @@ impl Actor {
     pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         loop {
             // A full disk ends the running turn before anything else is read from the agent.
-            if self.shared.disk.state() == crate::store::DiskState::Full && self.norm.turn_id().is_some() {
+            if self.shared.disk.state() == crate::store::DiskState::Full
+                && self.norm.turn_id().is_some()
+                && self.proc.is_some()
+            {
                 self.handle(Command::DiskFull).await;
                 self.flush().await;
             }
@@ -220,7 +223,7 @@ impl Actor {
             }
             Command::KeepAwake { data } => self.norm.keep_awake(data),
             Command::DiskFull => {
-                if self.norm.turn_id().is_some() {
+                if self.norm.turn_id().is_some() && self.proc.is_some() {
                     let message = "the disk holding tether's data dir is full, so this turn was ended and the \
                                    agent stopped; what it had written so far is kept. Free some space (GET \
                                    /v1/health says when there is room again), then send the message again"
