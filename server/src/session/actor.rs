@@ -223,6 +223,8 @@ impl Actor {
             }
             Command::KeepAwake { data } => self.norm.keep_awake(data),
             Command::DiskFull => {
+                // The turn that ran into the full disk ends, even if room came back meanwhile
+                // (this command can wait behind a blocked write): its agent is paused.
                 if self.norm.turn_id().is_some() && self.proc.is_some() {
                     let message = "the disk holding tether's data dir is full, so this turn was ended and the \
                                    agent stopped; what it had written so far is kept. Free some space (GET \

@@ -275,6 +275,10 @@ impl Normalizer {
     /// `stop_reason: error` and this error instead of `interrupted`.
     pub fn fail_turn(&mut self, code: &str, message: String) {
         let Some(turn) = &mut self.turn else { return };
+        // Failed once (a long stall, then a full disk): said once.
+        if turn.failure.is_some() {
+            return;
+        }
         turn.error_emitted = true;
         turn.failure = Some((code.to_string(), message.clone()));
         let body = EventBody::Error(ErrorData { code: code.to_string(), message, retryable: true, detail: None });
