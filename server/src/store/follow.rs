@@ -98,6 +98,9 @@ pub struct Follower {
     store: Store,
     scope: Scope,
     cursor: u64,
+    /// The `gseq` of the event at the cursor, when known: where the ring of
+    /// newest events ([`super::tail`]) can find a session's next one.
+    last_gseq: Option<u64>,
     bus: broadcast::Receiver<Arc<Committed>>,
 }
 
@@ -105,12 +108,13 @@ impl Follower {
     /// Subscribes to the bus now, with the cursor at 0 (see [`Follower::at`]):
     /// call it before the store reads that the cursor comes from.
     pub fn subscribe(store: &Store, scope: Scope) -> Follower {
-        Follower { bus: store.bus.subscribe(), store: store.clone(), scope, cursor: 0 }
+        Follower { bus: store.bus.subscribe(), store: store.clone(), scope, cursor: 0, last_gseq: None }
     }
 
     /// Moves the cursor: events after it are the ones still to come.
     pub fn at(mut self, cursor: u64) -> Follower {
         self.cursor = cursor;
+        self.last_gseq = None;
         self
     }
 
@@ -123,17 +127,25 @@ impl Follower {
         &self.scope
     }
 
-    /// Reads the events after the cursor from the store, in order, up to the
-    /// page's limits, and moves the cursor to the last one. `true` when the
-    /// page stopped at a limit (more may follow).
-    pub async fn page(&mut self, page: Page) -> Result<(Vec<Committed>, bool), StoreError> {
-        let (session, after) = (self.scope.session(), self.cursor);
-        let read = self
-            .store
-            .read(move |c| reader::stream_page(c, session.as_deref(), after, page.rows, page.bytes, page.include_raw))
-            .await?;
+    /// Reads the events after the cursor, in order, up to the page's limits
+    /// — from the newest events kept in memory when they hold the very next
+    /// one, else from the store — and moves the cursor to the last one.
+    /// `true` when the page stopped at a limit (more may follow).
+    pub async fn page(&mut self, page: Page) -> Result<(Vec<Arc<Committed>>, bool), StoreError> {
+        let read = match self.store.tail.page(&self.scope, self.cursor, self.last_gseq, page) {
+            Some(read) => read,
+            None => {
+                let (session, after) = (self.scope.session(), self.cursor);
+                self.store
+                    .read(move |c| {
+                        reader::stream_page(c, session.as_ref(), after, page.rows, page.bytes, page.include_raw)
+                    })
+                    .await?
+            }
+        };
         if let Some(last) = read.0.last() {
             self.cursor = self.scope.cursor(last);
+            self.last_gseq = Some(last.gseq);
         }
         Ok(read)
     }
@@ -175,6 +187,7 @@ impl Follower {
                     return Some(Live::Behind);
                 }
                 self.cursor = at;
+                self.last_gseq = Some(e.gseq);
                 Some(Live::Event(e))
             }
             Ok(_) => None,

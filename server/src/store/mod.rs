@@ -22,6 +22,7 @@ pub mod health;
 pub mod reader;
 pub mod space;
 pub mod stored;
+pub mod tail;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -345,6 +346,8 @@ pub struct Store {
     control: mpsc::Sender<WriteCmd>,
     health: Arc<StoreHealth>,
     bus: broadcast::Sender<Arc<Committed>>,
+    /// The newest committed events, for followers catching up ([`tail`]).
+    tail: Arc<tail::Tail>,
     pub reads: Arc<ReadPool>,
     /// Reads running at once: at most [`reader::READERS`], so a burst of
     /// readers (hundreds of streams catching up) queues here rather than
@@ -436,7 +439,8 @@ impl Store {
         let (control, control_rx) = mpsc::channel(64);
         let (bus, _) = broadcast::channel(BUS_CAPACITY);
         let health = Arc::new(StoreHealth::default());
-        let state = writer::Writer::new(conn, bus.clone(), health.clone())?;
+        let tail = Arc::new(tail::Tail::default());
+        let state = writer::Writer::new(conn, bus.clone(), tail.clone(), health.clone())?;
         let queues = writer::Queues { appends, control: control_rx };
         std::thread::Builder::new().name("tether-store".into()).spawn(move || state.run(queues))?;
         // Checkpoints run beside the writer, never inside a commit (no latency spikes).
@@ -448,6 +452,7 @@ impl Store {
             control,
             health,
             bus,
+            tail,
             reads: Arc::new(ReadPool::new(path.to_path_buf())),
             reading: Arc::new(tokio::sync::Semaphore::new(reader::READERS)),
             path: Arc::new(path.to_path_buf()),

@@ -212,12 +212,12 @@ pub fn global_events(conn: &Connection, after: u64, limit: u32) -> Result<Vec<Co
 /// flag says whether the page stopped at a limit (more may follow).
 pub fn stream_page(
     conn: &Connection,
-    session: Option<&str>,
+    session: Option<&Arc<str>>,
     after: u64,
     max_rows: u32,
     max_bytes: usize,
     with_raw: bool,
-) -> Result<(Vec<Committed>, bool), StoreError> {
+) -> Result<(Vec<Arc<Committed>>, bool), StoreError> {
     const COLUMNS: &str = "session_id, seq, gseq, type, json, CASE WHEN ?1 THEN raw END";
     let mut stmt;
     let mut rows = match session {
@@ -225,7 +225,7 @@ pub fn stream_page(
             stmt = conn.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM events WHERE session_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
             ))?;
-            stmt.query(params![with_raw, id, after as i64, max_rows])?
+            stmt.query(params![with_raw, &**id, after as i64, max_rows])?
         }
         None => {
             stmt =
@@ -234,16 +234,44 @@ pub fn stream_page(
         }
     };
     let (mut page, mut bytes) = (Vec::new(), 0usize);
+    // One session's page shares its id; the global one shares each run of one session's events.
+    let mut sid: Option<Arc<str>> = session.cloned();
     while let Some(row) = rows.next()? {
-        let e = committed_from_row(row)?;
+        let e = committed_from_row_sharing(row, &mut sid)?;
         bytes += e.json.len() + e.raw.as_ref().map_or(0, |r| r.len());
-        page.push(e);
+        page.push(Arc::new(e));
         if bytes >= max_bytes {
             return Ok((page, true));
         }
     }
     let full = page.len() == max_rows as usize;
     Ok((page, full))
+}
+
+/// [`committed_from_row`] without an allocation for the session id when it
+/// is the one in `sid` (which becomes this row's).
+fn committed_from_row_sharing(r: &Row<'_>, sid: &mut Option<Arc<str>>) -> rusqlite::Result<Committed> {
+    let id = r.get_ref(0)?.as_str()?;
+    let session_id = match sid {
+        Some(s) if **s == *id => s.clone(),
+        _ => {
+            let s: Arc<str> = Arc::from(id);
+            *sid = Some(s.clone());
+            s
+        }
+    };
+    let raw = match r.get_ref(5)? {
+        rusqlite::types::ValueRef::Null => None,
+        v => Some(Arc::from(v.as_str()?)),
+    };
+    Ok(Committed {
+        session_id,
+        seq: r.get::<_, i64>(1)? as u64,
+        gseq: r.get::<_, i64>(2)? as u64,
+        etype: super::intern_type(r.get_ref(3)?.as_str()?),
+        json: r.get(4)?,
+        raw,
+    })
 }
 
 /// The highest `gseq` ever given (0 when none was): the newest event's, or

@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::health::StoreHealth;
 use super::stored::StoredEvent;
+use super::tail::Tail;
 use super::{Committed, Effect, StoreError, WriteCmd};
 
 /// Most events committed in one transaction.
@@ -30,6 +31,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 pub(crate) struct Writer {
     conn: Connection,
     bus: broadcast::Sender<Arc<Committed>>,
+    tail: Arc<Tail>,
     health: Arc<StoreHealth>,
     next_gseq: u64,
     last_seq: HashMap<Arc<str>, u64>,
@@ -47,11 +49,12 @@ impl Writer {
     pub(crate) fn new(
         conn: Connection,
         bus: broadcast::Sender<Arc<Committed>>,
+        tail: Arc<Tail>,
         health: Arc<StoreHealth>,
     ) -> Result<Self, StoreError> {
         // Not just the newest stored event's: a purge may have taken it.
         let last = super::reader::last_gseq(&conn)?;
-        Ok(Writer { conn, bus, health, next_gseq: last + 1, last_seq: HashMap::new() })
+        Ok(Writer { conn, bus, tail, health, next_gseq: last + 1, last_seq: HashMap::new() })
     }
 
     pub(crate) fn run(mut self, mut q: Queues) {
@@ -106,6 +109,12 @@ impl Writer {
                             "the store commits again after a stall; the events held back are written"
                         );
                     }
+                    if batch.iter().any(|c| matches!(c, WriteCmd::Purge { .. } | WriteCmd::PurgeSome { .. })) {
+                        // Purged events must not be served from memory.
+                        self.tail.clear();
+                    }
+                    // Before the bus: a follower the bus lapped finds them there.
+                    self.tail.push(&published);
                     for c in published {
                         // No receivers is fine: the event is durable and replayable.
                         let _ = self.bus.send(c);

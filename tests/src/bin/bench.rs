@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt;
 use serde_json::json;
 use tether_e2e::{mock_session, tether_bin, TestServer};
-use tether_sdk::{Client, Delta, EventBody};
+use tether_sdk::{Delta, EventBody};
 
 /// Every measurement must finish within this.
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -75,36 +75,82 @@ async fn start_to_healthy(runs: usize) -> (f64, u64) {
     (percentile(&times, 0.5), idle_rss)
 }
 
-/// Reads a session stream until `turn.completed`; returns (events, when it arrived).
-async fn read_turn(client: Client, session: String, after: u64) -> (u64, Instant) {
-    let mut stream = client.session_events(&session, Some(after));
-    let mut n = 0;
-    while let Some(ev) = tokio::time::timeout(DEADLINE, stream.next()).await.expect("stream stalled") {
-        let ev = ev.unwrap();
-        n += 1;
-        if matches!(ev.body, EventBody::TurnCompleted(_)) {
-            return (n, Instant::now());
+/// Reads a session's SSE stream after `after` until `turn.completed`, the
+/// way a lean client does (frames split and ids read, no event decoded), and
+/// checks that its ids are exactly `after + 1, after + 2, ...`: nothing lost,
+/// nothing twice. Returns (the last id, when `turn.completed` arrived).
+async fn read_turn(server_url: String, session: String, after: u64) -> (u64, Instant) {
+    let url = format!("{server_url}/v1/sessions/{session}/events/stream?after={after}");
+    let resp = reqwest::get(&url).await.unwrap().error_for_status().unwrap();
+    let mut body = resp.bytes_stream();
+    let (mut buf, mut expect, mut completed) = (Vec::<u8>::new(), after + 1, false);
+    while let Some(chunk) = tokio::time::timeout(DEADLINE, body.next()).await.expect("stream stalled") {
+        buf.extend_from_slice(&chunk.unwrap());
+        // Whole frames only; a partial one waits for the next chunk.
+        let Some(end) = buf.windows(2).rposition(|w| w == b"\n\n") else { continue };
+        for line in buf[..end].split(|b| *b == b'\n') {
+            if let Some(id) = line.strip_prefix(b"id: ") {
+                let id: u64 = std::str::from_utf8(id).unwrap().parse().unwrap();
+                assert_eq!(id, expect, "a client got seq {id} where {expect} was next");
+                expect += 1;
+            } else if line == b"event: turn.completed" {
+                completed = true;
+            }
+        }
+        buf.drain(..end + 2);
+        if completed {
+            return (expect - 1, Instant::now());
         }
     }
     panic!("stream ended before turn.completed");
 }
 
-/// A flood turn of `events` deltas read by `clients` SSE clients at once.
-async fn flood(server: &TestServer, events: usize, clients: usize) -> (u64, f64) {
+/// A flood turn of `events` deltas read by `clients` SSE clients at once:
+/// (events each client received, seconds to the last `turn.completed`, the
+/// server's peak RSS meanwhile in KiB). Every client received every event
+/// (checked by [`read_turn`]), and they are the stored ones.
+async fn flood(server: &TestServer, events: usize, clients: usize) -> (u64, f64, u64) {
     let client = server.client();
     let session = mock_session(&client).await.id;
     let after = client.get_session(&session).await.unwrap().last_seq;
     let readers: Vec<_> =
-        (0..clients).map(|_| tokio::spawn(read_turn(client.clone(), session.clone(), after))).collect();
+        (0..clients).map(|_| tokio::spawn(read_turn(server.url.clone(), session.clone(), after))).collect();
     // Let every reader connect before the agent starts (they read from `after`, so none can miss events).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(300 + 10 * clients as u64)).await;
+    let pid = server.pid;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sampler = tokio::spawn(async move {
+        let mut peak = 0;
+        while !*stop_rx.borrow() {
+            peak = peak.max(rss_kib(pid, "VmRSS:"));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        peak
+    });
     let t0 = Instant::now();
     client.send_text(&session, format!("[mock:flood:{events}]")).await.unwrap();
     let results: Vec<(u64, Instant)> =
         futures_util::future::join_all(readers).await.into_iter().map(|r| r.unwrap()).collect();
-    let n = results.iter().map(|r| r.0).min().unwrap();
+    let _ = stop_tx.send(true);
+    let peak = sampler.await.unwrap();
+    let last = results[0].0;
+    assert!(results.iter().all(|r| r.0 == last), "clients stopped at different events");
+    // What they received is what was stored: the same seqs, in the same order.
+    let mut stored = Vec::new();
+    let mut cursor = after;
+    loop {
+        let page = client.events_page(&session, cursor, Some(1000), false).await.unwrap();
+        stored.extend(page.events.iter().map(|e| e.seq));
+        cursor = page.next_after;
+        if !page.has_more {
+            break;
+        }
+    }
+    assert!(
+        stored.len() as u64 >= last - after && stored.iter().copied().eq((after + 1)..=(after + stored.len() as u64))
+    );
     let secs = results.iter().map(|r| r.1.duration_since(t0).as_secs_f64()).fold(0.0, f64::max);
-    (n, secs)
+    (last - after, secs, peak)
 }
 
 /// `[mock:timed:N]`: each delta carries the agent's clock at its write.
@@ -136,22 +182,18 @@ async fn latency(server: &TestServer, n: usize) -> (f64, f64, f64) {
     (percentile(&lat, 0.5), percentile(&lat, 0.99), lat.len() as f64)
 }
 
-/// Replays a finished session from seq 0 through one SSE client.
+/// Replays a finished session of `events` deltas from seq 0 through one SSE client.
 async fn replay(server: &TestServer, events: usize) -> (u64, f64) {
     let client = server.client();
     let session = mock_session(&client).await.id;
     let (n, _) = {
-        let reader = tokio::spawn(read_turn(client.clone(), session.clone(), 0));
+        let reader = tokio::spawn(read_turn(server.url.clone(), session.clone(), 0));
         client.send_text(&session, format!("[mock:flood:{events}]")).await.unwrap();
         reader.await.unwrap()
     };
     let t0 = Instant::now();
-    let mut stream = client.session_events(&session, Some(0));
-    let mut got = 0;
-    while got < n {
-        tokio::time::timeout(DEADLINE, stream.next()).await.unwrap().unwrap().unwrap();
-        got += 1;
-    }
+    let (got, _) = read_turn(server.url.clone(), session.clone(), 0).await;
+    assert_eq!(got, n);
     (got, t0.elapsed().as_secs_f64())
 }
 
@@ -220,7 +262,7 @@ async fn stalled_clients(events: usize, clients: usize) -> (u64, u64, u64) {
         peak
     });
     let after_seq = client.get_session(&session).await.unwrap().last_seq;
-    let reader = tokio::spawn(read_turn(client.clone(), session.clone(), after_seq));
+    let reader = tokio::spawn(read_turn(server.url.clone(), session.clone(), after_seq));
     client.send_text(&session, format!("[mock:flood:{events}]")).await.unwrap();
     reader.await.unwrap();
     // Past the send timeout every stalled client has been dropped.
@@ -361,22 +403,53 @@ async fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(200_000);
+    let replay_events: usize = args
+        .iter()
+        .position(|a| a == "--replay-events")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
     let as_json = args.iter().any(|a| a == "--json");
+    // Only the event rows (start, idle RSS, floods, latency, replay): for working on the event path.
+    let events_only = args.iter().any(|a| a == "--events-only");
     eprintln!("building and measuring {} ...", tether_bin().display());
 
     let (healthy_ms, idle_rss) = start_to_healthy(15).await;
-    let (fs_write, fs_read, fs_peak) = {
+    let (fs_write, fs_read, fs_peak) = if events_only {
+        (0.0, 0.0, 0)
+    } else {
         let fresh = TestServer::start().await;
         fs_large(&fresh).await
     };
     let server = TestServer::start().await;
 
-    let (n1, s1) = flood(&server, events, 1).await;
-    let (n10, s10) = flood(&server, events, 10).await;
+    let (n1, s1, _) = flood(&server, events, 1).await;
+    let (n10, s10, _) = flood(&server, events, 10).await;
+    // Fan-out: every client of one busy session receives every event.
+    let mut fan_out = Vec::new();
+    for clients in [25, 50, 100] {
+        let (n, secs, peak) = flood(&server, events, clients).await;
+        fan_out.push((clients, n, secs, peak));
+    }
+    let (n100, s100, peak100) = fan_out.last().map(|f| (f.1, f.2, f.3)).unwrap();
     let (p50, p99, samples) = latency(&server, 2000).await;
-    let (nr, sr) = replay(&server, events).await;
+    let (nr, sr) = replay(&server, replay_events).await;
     let peak = rss_kib(server.pid, "VmHWM:");
     let after = rss_kib(server.pid, "VmRSS:");
+    if events_only {
+        print_event_rows(
+            events,
+            healthy_ms,
+            idle_rss,
+            (n1, s1),
+            (n10, s10),
+            (n100, s100, peak100),
+            (p50, p99),
+            (nr, sr),
+            (peak, after),
+        );
+        return;
+    }
     let (stalled_before, stalled_peak, stalled_after) = stalled_clients(events, 300).await;
     let (term_got, term_missed, term_s) = terminal_throughput(&server, 256 << 20).await;
     let (attach_ms, history_ms, history_p99) = terminal_attach(&server, 50).await;
@@ -389,6 +462,9 @@ async fn main() {
         "one_client_events_per_s": n1 as f64 / s1,
         "ten_clients_events_per_s_each": n10 as f64 / s10,
         "ten_clients_deliveries_per_s": 10.0 * n10 as f64 / s10,
+        "hundred_clients_deliveries_per_s": 100.0 * n100 as f64 / s100,
+        "hundred_clients_peak_rss_mib": peak100 as f64 / 1024.0,
+        "fan_out": fan_out.iter().map(|f| json!({"clients": f.0, "deliveries_per_s": f.0 as f64 * f.1 as f64 / f.2, "peak_rss_mib": f.3 as f64 / 1024.0})).collect::<Vec<_>>(),
         "latency_ms_p50": p50,
         "latency_ms_p99": p99,
         "latency_samples": samples,
@@ -411,25 +487,16 @@ async fn main() {
         println!("{report:#}");
         return;
     }
-    println!("| measure | value |");
-    println!("|---|---|");
-    println!("| start to healthy /v1/health (median of 15, fresh data dir) | {healthy_ms:.1} ms |");
-    println!("| idle RSS | {:.1} MiB |", idle_rss as f64 / 1024.0);
-    println!(
-        "| `[mock:flood:{events}]` → 1 SSE client, persisted | {:.0} events/s ({n1} events in {s1:.2} s) |",
-        n1 as f64 / s1
-    );
-    println!(
-        "| `[mock:flood:{events}]` → 10 SSE clients | {:.0} events/s per client, {:.0} deliveries/s |",
-        n10 as f64 / s10,
-        10.0 * n10 as f64 / s10
-    );
-    println!("| agent write → client receipt, `[mock:timed:2000]` (1 ms apart) | p50 {p50:.2} ms, p99 {p99:.2} ms |");
-    println!("| replay of a finished {nr}-event session | {:.0} events/s |", nr as f64 / sr);
-    println!(
-        "| server RSS: peak / after the runs | {:.1} MiB / {:.1} MiB |",
-        peak as f64 / 1024.0,
-        after as f64 / 1024.0
+    print_event_rows(
+        events,
+        healthy_ms,
+        idle_rss,
+        (n1, s1),
+        (n10, s10),
+        (n100, s100, peak100),
+        (p50, p99),
+        (nr, sr),
+        (peak, after),
     );
     println!(
         "| 1 GiB file through `PUT` / `GET /v1/fs/file` (streamed) | write {fs_write:.0} MiB/s, read {fs_read:.0} MiB/s, server peak RSS {:.1} MiB |",
@@ -451,5 +518,46 @@ async fn main() {
     );
     println!(
         "| a socket starts listening → `port.opened` on the global stream (poll every 250 ms; p50, p99 of 20) | {port_p50:.0} ms, p99 {port_p99:.0} ms |"
+    );
+}
+
+/// The table's head and its rows about events.
+#[allow(clippy::too_many_arguments)]
+fn print_event_rows(
+    events: usize,
+    healthy_ms: f64,
+    idle_rss: u64,
+    (n1, s1): (u64, f64),
+    (n10, s10): (u64, f64),
+    (n100, s100, peak100): (u64, f64, u64),
+    (p50, p99): (f64, f64),
+    (nr, sr): (u64, f64),
+    (peak, after): (u64, u64),
+) {
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| start to healthy /v1/health (median of 15, fresh data dir) | {healthy_ms:.1} ms |");
+    println!("| idle RSS | {:.1} MiB |", idle_rss as f64 / 1024.0);
+    println!(
+        "| `[mock:flood:{events}]` → 1 SSE client, persisted | {:.0} events/s ({n1} events in {s1:.2} s) |",
+        n1 as f64 / s1
+    );
+    println!(
+        "| `[mock:flood:{events}]` → 10 SSE clients | {:.0} events/s per client, {:.0} deliveries/s |",
+        n10 as f64 / s10,
+        10.0 * n10 as f64 / s10
+    );
+    println!(
+        "| `[mock:flood:{events}]` → 100 SSE clients, each receiving every event | {:.0} deliveries/s ({:.0} events/s per client), server peak RSS {:.1} MiB |",
+        100.0 * n100 as f64 / s100,
+        n100 as f64 / s100,
+        peak100 as f64 / 1024.0
+    );
+    println!("| agent write → client receipt, `[mock:timed:2000]` (1 ms apart) | p50 {p50:.2} ms, p99 {p99:.2} ms |");
+    println!("| replay of a finished {nr}-event session | {:.0} events/s |", nr as f64 / sr);
+    println!(
+        "| server RSS: peak / after the runs | {:.1} MiB / {:.1} MiB |",
+        peak as f64 / 1024.0,
+        after as f64 / 1024.0
     );
 }
