@@ -17,9 +17,11 @@
 //! `connections` (the accept loop: connection cap, read and send timeouts),
 //! `serve` (start, serve, shut down), `ids` and `token` (ids and time
 //! stamps; reading and comparing the API token), `client` (the terminal
-//! client: `tether run`, `sessions`, …), `cli` (the `tether` command).
+//! client: `tether run`, `sessions`, …), `cli` (the `tether` command),
+//! `alloc` (the binary's counting allocator).
 
 pub mod agents;
+pub mod alloc;
 pub mod app;
 pub mod cli;
 pub mod client;

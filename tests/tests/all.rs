@@ -14,6 +14,7 @@ mod codex;
 mod conformance;
 mod conversation;
 mod copilot;
+mod costs;
 mod deploy;
 mod durability;
 mod edges;

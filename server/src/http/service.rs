@@ -132,9 +132,11 @@ async fn metrics(State(app): State<AppRef>) -> Result<impl IntoResponse, ApiErro
     out.push_str(&format!(
         "# HELP tether_events_stored Events in the store.\n# TYPE tether_events_stored gauge\ntether_events_stored {events}\n\
          # HELP tether_sse_clients Open event streams (SSE and WebSocket).\n# TYPE tether_sse_clients gauge\ntether_sse_clients {}\n\
-         # HELP tether_agent_processes Running agent processes.\n# TYPE tether_agent_processes gauge\ntether_agent_processes {}\n",
+         # HELP tether_agent_processes Running agent processes.\n# TYPE tether_agent_processes gauge\ntether_agent_processes {}\n\
+         # HELP tether_allocations_total Memory allocations the server made (a cost count for benchmarks and tests).\n# TYPE tether_allocations_total counter\ntether_allocations_total {}\n",
         m.sse_clients.load(Ordering::Relaxed),
         m.agent_processes.load(Ordering::Relaxed),
+        crate::alloc::allocations(),
     ));
     out.push_str(&app.webhooks.metrics().await?);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
