@@ -695,7 +695,7 @@ async fn main() {
     }
     println!();
     println!(
-        "Every turn: one short streamed text answer from the scripted model (the same script each way); the \
+        "Targets (issue 28): at most 5 ms added to the first delta and 2 % to a turn. Every turn: one short streamed text answer from the scripted model (the same script each way); the \
          first turn of each way a warm-up, not counted; ways alternated round by round. No loss: {}.",
         runs.iter()
             .map(|r| format!("{} {} events streamed gap-free = stored", r.agent.title(), r.events))
