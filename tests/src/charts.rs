@@ -41,8 +41,8 @@ impl<'a> Chart<'a> {
 }
 
 /// The range a scale shows for values from `lo` to `hi`: linear from 0 (or
-/// below, for negative values) with a margin on top; log from the power of
-/// ten at or below `lo` to the one at or above `hi`.
+/// below, for negative values) with a margin on top; log with a margin on
+/// both ends (at least a factor of ten wide).
 fn span(scale: Scale, lo: f64, hi: f64) -> (f64, f64) {
     match scale {
         Scale::Linear => {
@@ -50,9 +50,8 @@ fn span(scale: Scale, lo: f64, hi: f64) -> (f64, f64) {
             (lo.min(0.0), hi)
         }
         Scale::Log => {
-            let lo = 10f64.powf(lo.max(f64::MIN_POSITIVE).log10().floor());
-            let hi = 10f64.powf(hi.max(lo).log10().ceil()).max(lo * 10.0);
-            (lo, hi)
+            let lo = lo.max(f64::MIN_POSITIVE);
+            (lo / 1.25, hi.max(lo * 10.0) * 1.25)
         }
     }
 }

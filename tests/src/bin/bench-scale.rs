@@ -7,14 +7,16 @@
 //! turn and a `[mock:flood:N]` turn; never written to SQLite directly) in
 //! stages of 1k, 10k, 100k, 1M, ... events; each stage adds one session
 //! holding a tenth of the stage's events (the largest) and spreads the rest
-//! over new sessions so that the last stage has S sessions. Several
+//! over new sessions so that the last stage has S sessions (every stage has
+//! at least 50, a full first page of sessions: the smallest is about 1.6k
+//! events, each session at least a tool turn). Several
 //! sessions' turns run at once; the server restarts every 100 sessions so
 //! the agents do not pile up. Each stage is kept (stopped cleanly) under
 //! the cache dir (`~/.cache/tether-bench-scale/e<N>-s<S>/` by default) and
 //! reused by later runs; `--rebuild` builds them again. At every stage: the
 //! store's bytes on disk per event (database + WAL after a clean stop), K
 //! timed starts (spawn → health ok → sessions page + first events page),
-//! and p50/p99 over R requests each of the first page of sessions, the
+//! and p50/p99 (medians over 5 rounds of R requests) of the first page of sessions, the
 //! first and the last page of events of the largest session, and its
 //! status. Verdict: each p99 within 2× of the smallest store's.
 //!
@@ -49,6 +51,8 @@ use tether_sdk::{Client, CreateSession};
 const WAVE: usize = 100;
 /// Sessions whose turns run at once while the store is built.
 const BUILD_CONCURRENCY: usize = 8;
+/// The sessions list's default page (`GET /v1/sessions`).
+const SESSIONS_PAGE: usize = 50;
 /// Deltas of each flood of the live part.
 const FLOOD_DELTAS: usize = 200_000;
 /// The longest any one turn may take.
@@ -228,7 +232,8 @@ async fn stores(a: &Args) -> Vec<(PathBuf, Stage)> {
         let home = std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
-        home.join("tether-bench-scale").join(format!("e{}-s{}", a.events, a.sessions))
+        // v2: every stage has a full first page of sessions.
+        home.join("tether-bench-scale").join(format!("e{}-s{}-v2", a.events, a.sessions))
     });
     if a.rebuild {
         let _ = std::fs::remove_dir_all(&cache);
@@ -243,7 +248,9 @@ async fn stores(a: &Args) -> Vec<(PathBuf, Stage)> {
                 stage
             }
             None => {
-                let sessions = (a.sessions * target).div_ceil(a.events).max(1);
+                // At least a full first page of sessions at every size, so the
+                // sessions page is the same size from the smallest store on.
+                let sessions = (a.sessions * target).div_ceil(a.events).max(a.sessions.min(SESSIONS_PAGE));
                 let stage = build_stage(&dir, built.last(), target, sessions).await;
                 eprintln!(
                     "stage {target}: built in {:.0} s ({} events, {} sessions) in {}",
@@ -264,6 +271,11 @@ async fn stores(a: &Args) -> Vec<(PathBuf, Stage)> {
 fn store_bytes(data: &Path) -> u64 {
     ["tether.db", "tether.db-wal"].iter().filter_map(|f| std::fs::metadata(data.join(f)).ok()).map(|m| m.len()).sum()
 }
+
+/// Rounds of [`timed_gets`] per request kind: a p99 is the median of the
+/// rounds' p99s, so one burst of load from elsewhere on a shared machine
+/// does not decide it.
+const ROUNDS: usize = 5;
 
 /// p50 and p99 (ms) of `n` GETs of `path` one after another (after a few
 /// unmeasured), and the body's size.
@@ -332,12 +344,18 @@ async fn measure_stage(dir: &Path, stage: &Stage, a: &Args) -> StoreRow {
     ];
     let mut gets = [(0.0, 0.0); GETS.len()];
     let mut last_page_bytes = 0;
-    for (i, (g, path)) in gets.iter_mut().zip(&paths).enumerate() {
-        let (times, size) = timed_gets(&http, path, a.requests).await;
-        *g = times;
-        if i == 2 {
-            last_page_bytes = size;
+    let mut rounds: Vec<Vec<(f64, f64)>> = vec![Vec::new(); GETS.len()];
+    for _ in 0..ROUNDS {
+        for (i, path) in paths.iter().enumerate() {
+            let (times, size) = timed_gets(&http, path, a.requests).await;
+            rounds[i].push(times);
+            if i == 2 {
+                last_page_bytes = size;
+            }
         }
+    }
+    for (g, r) in gets.iter_mut().zip(rounds) {
+        *g = (median(r.iter().map(|t| t.0).collect()), median(r.iter().map(|t| t.1).collect()));
     }
     // The last page is the session's end.
     let page: serde_json::Value = http.get(&paths[2]).send().await.unwrap().json().await.unwrap();
@@ -466,8 +484,11 @@ fn short_turn(i: usize) -> String {
 struct LiveRow {
     live: usize,
     turns: usize,
+    /// Turns completed per second over all sessions.
+    turns_per_s: f64,
     p50: f64,
     p99: f64,
+    max: f64,
     idle_rss_kib: u64,
     /// With the first session live.
     one_rss_kib: u64,
@@ -481,6 +502,7 @@ struct FloodRow {
     overlapped: usize,
     p50: f64,
     p99: f64,
+    max: f64,
 }
 
 /// `turns` short turns in each of `sessions` at once; the latencies (ms) and when each turn started.
@@ -534,9 +556,12 @@ async fn live_run(live: usize, floods: usize, turns: usize) -> (LiveRow, Option<
         futures_util::stream::iter(1..live).map(|_| open(client.clone())).buffer_unordered(10).collect().await;
     sessions.extend(rest);
     let live_rss_kib = status_kib(server.pid, "VmRSS:");
+    let t0 = Instant::now();
     let (mut sessions, lat) = run_short(&client, sessions, turns).await;
+    let turns_per_s = lat.len() as f64 / t0.elapsed().as_secs_f64();
     let (p50, p99) = p50_p99(lat.iter().map(|l| l.1).collect());
-    let row = LiveRow { live, turns: lat.len(), p50, p99, idle_rss_kib, one_rss_kib, live_rss_kib };
+    let max = lat.iter().map(|l| l.1).fold(0.0, f64::max);
+    let row = LiveRow { live, turns: lat.len(), turns_per_s, p50, p99, max, idle_rss_kib, one_rss_kib, live_rss_kib };
 
     let mut flood_row = None;
     if floods > 0 && live > floods {
@@ -566,6 +591,7 @@ async fn live_run(live: usize, floods: usize, turns: usize) -> (LiveRow, Option<
         let first_done = first_done.unwrap();
         let during: Vec<f64> = lat.iter().filter(|(start, _)| *start < first_done).map(|l| l.1).collect();
         let overlapped = during.len();
+        let max = during.iter().copied().fold(0.0, f64::max);
         let (p50, p99) = p50_p99(during);
         flood_row = Some(FloodRow {
             floods,
@@ -574,6 +600,7 @@ async fn live_run(live: usize, floods: usize, turns: usize) -> (LiveRow, Option<
             overlapped,
             p50,
             p99,
+            max,
         });
     }
     // No loss: each stream read exactly its session's stored seqs.
@@ -637,7 +664,7 @@ async fn main() {
     println!("<!-- bench-scale -->");
     if let Some(base) = store_rows.first() {
         println!(
-            "Store: built through the real server (mock agent), {} requests of each kind one after another, p50 / p99 in ms; ready = median of {} starts (spawn → health ok → sessions page + first events page); bytes per event = database + WAL after a clean stop.",
+            "Store: built through the real server (mock agent); {ROUNDS} rounds of {} requests of each kind one after another, p50 / p99 in ms (medians over the rounds); ready = median of {} starts (spawn → health ok → sessions page + first events page); bytes per event = database + WAL after a clean stop.",
             a.requests, a.starts
         );
         println!();
@@ -665,11 +692,13 @@ async fn main() {
             .enumerate()
             .map(|(i, name)| {
                 let ratio = last.gets[i].1 / base.gets[i].1;
-                format!("{name} {}{ratio:.2}×", if ratio <= 2.0 { "flat: " } else { "NOT flat: " })
+                let p50 = last.gets[i].0 / base.gets[i].0;
+                format!("{name} {}{ratio:.2}× (p50 {p50:.2}×)", if ratio <= 2.0 { "flat: " } else { "NOT flat: " })
             })
             .collect();
         let ratio = last.ready_ms / base.ready_ms;
-        verdicts.push(format!("start to ready {}{ratio:.2}×", if ratio <= 2.0 { "flat: " } else { "NOT flat: " }));
+        verdicts
+            .push(format!("start to ready (median) {}{ratio:.2}×", if ratio <= 2.0 { "flat: " } else { "NOT flat: " }));
         println!();
         println!(
             "The last page's size grows with the largest session (its final `item.completed` carries the whole text it streamed): {}.",
@@ -694,8 +723,8 @@ async fn main() {
             a.turns
         );
         println!();
-        println!("| live sessions | turns | turn latency p50 | p99 | server RSS idle → 1 live → all live | per live session | per session after the first |");
-        println!("|---|---|---|---|---|---|---|");
+        println!("| live sessions | turns | turns / s | turn latency p50 | p99 | server RSS idle → 1 live → all live | per live session | per session after the first |");
+        println!("|---|---|---|---|---|---|---|---|");
         for r in &live_rows {
             let per = (r.live_rss_kib.saturating_sub(r.idle_rss_kib)) as f64 / r.live as f64;
             let after_first = if r.live > 1 {
@@ -704,9 +733,10 @@ async fn main() {
                 "–".into()
             };
             println!(
-                "| {} | {} | {:.1} ms | {:.1} ms | {:.1} → {:.1} → {:.1} MiB | {:.0} KiB | {after_first} |",
+                "| {} | {} | {:.0} | {:.1} ms | {:.1} ms | {:.1} → {:.1} → {:.1} MiB | {:.0} KiB | {after_first} |",
                 r.live,
                 r.turns,
+                r.turns_per_s,
                 r.p50,
                 r.p99,
                 r.idle_rss_kib as f64 / 1024.0,
@@ -717,18 +747,22 @@ async fn main() {
         }
         if let (Some(f), Some(quiet)) = (&flood_row, live_rows.last()) {
             println!();
-            println!("| {} live sessions, short turns | turns | p50 | p99 |", quiet.live);
-            println!("|---|---|---|---|");
-            println!("| no flood | {} | {:.1} ms | {:.1} ms |", quiet.turns, quiet.p50, quiet.p99);
+            println!("| {} live sessions, short turns | turns | p50 | p99 | max |", quiet.live);
+            println!("|---|---|---|---|---|");
             println!(
-                "| while {} sessions each stream `[mock:flood:{FLOOD_DELTAS}]` ({:.1} s) | {} | {:.1} ms | {:.1} ms |",
-                f.floods, f.flood_s, f.overlapped, f.p50, f.p99
+                "| no flood | {} | {:.1} ms | {:.1} ms | {:.1} ms |",
+                quiet.turns, quiet.p50, quiet.p99, quiet.max
+            );
+            println!(
+                "| while {} sessions each stream `[mock:flood:{FLOOD_DELTAS}]` ({:.1} s) | {} | {:.1} ms | {:.1} ms | {:.1} ms |",
+                f.floods, f.flood_s, f.overlapped, f.p50, f.p99, f.max
             );
             let ratio = f.p99 / quiet.p99;
             println!();
             println!(
-                "Starvation: the short turns' p99 while the floods run is {ratio:.2}× the quiet one's{}.",
-                if ratio <= 2.0 { " (no starvation)" } else { "" }
+                "Starvation: the short turns' p99 while the floods run is {ratio:.2}× the quiet one's ({}), the longest {:.0} ms.",
+                if ratio <= 2.0 { "within 2×" } else { "over 2×" },
+                f.max
             );
         }
         println!();
