@@ -182,9 +182,8 @@ async fn build_stage(dir: &Path, prev: Option<&(PathBuf, Stage)>, target: usize,
     let big = if new_regular == 0 { deficit } else { (target / 10).min(deficit) };
     let (largest, largest_seq) = one_session(server.client(), big.saturating_sub(OVERHEAD).max(1)).await;
     let mut made = 0;
-    if new_regular > 0 {
-        let have = server.client().info().await.unwrap().last_gseq as usize;
-        let per = target.saturating_sub(have) / new_regular;
+    let have = server.client().info().await.unwrap().last_gseq as usize;
+    if let Some(per) = target.saturating_sub(have).checked_div(new_regular) {
         let deltas = per.saturating_sub(OVERHEAD).max(1);
         while made < new_regular {
             let n = WAVE.min(new_regular - made);
