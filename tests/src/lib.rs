@@ -9,6 +9,9 @@
 //! - [`browser`]: [`Browser`], a headless Chromium driven through
 //!   chromedriver (WebDriver), waits with deadlines, screenshots into
 //!   [`browser::artifacts_dir`], for the UI tests;
+//! - [`benchkit`]: what the benches share (data dirs, percentiles, timed
+//!   starts on a data dir, a light seq-only SSE reader);
+//! - [`charts`]: line charts as SVG for docs/ (plotters);
 //! - [`events`]: reading streams with deadlines, accessors and assertions on
 //!   event sequences ([`assert_well_formed`]);
 //! - [`faults`]: the `kill -9` fault loop (random kills mid-operation, restarts,
@@ -55,7 +58,9 @@
 
 pub mod amp;
 pub mod anthropic;
+pub mod benchkit;
 pub mod browser;
+pub mod charts;
 pub mod copilot;
 pub mod events;
 pub mod faults;

@@ -10,14 +10,12 @@
 //! session's events served).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tether_e2e::benchkit::{copy_dir, dir_size, median, time_start, StartTimes};
 use tether_e2e::events::collect_turns;
-use tether_e2e::server::scrub_env;
-use tether_e2e::{tether_bin, ServerOptions, TestServer};
+use tether_e2e::{ServerOptions, TestServer};
 use tether_sdk::{Client, CreateSession, ListSessions};
 
 /// Sessions whose agents run at once while the data dir is built (the
@@ -48,27 +46,6 @@ fn args() -> Args {
         }
     }
     a
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| if e.file_type().unwrap().is_dir() { dir_size(&e.path()) } else { e.metadata().unwrap().len() })
-        .sum()
 }
 
 /// One session: a tool turn, then a flood of `deltas` (about `deltas` + 20 events).
@@ -139,57 +116,14 @@ async fn build(root: &Path, a: &Args) -> (PathBuf, PathBuf, u64) {
     (clean, crashed, events)
 }
 
-struct Run {
-    bound_ms: f64,
-    health_ms: f64,
-    ok_ms: f64,
-    ready_ms: f64,
-}
-
 /// Starts the server on a fresh copy of `template` and times it.
-async fn measure(template: &Path, scratch: &Path) -> Run {
+async fn measure(template: &Path, scratch: &Path) -> StartTimes {
     let _ = std::fs::remove_dir_all(scratch);
     copy_dir(template, scratch);
-    let ws = tempfile::tempdir().unwrap();
-    let http = reqwest::Client::new();
-    let mut cmd = Command::new(tether_bin());
-    cmd.args(["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir"]).arg(scratch);
-    cmd.arg("--workspace").arg(ws.path());
-    scrub_env(&mut cmd);
-    cmd.env("TETHER_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-    let t0 = Instant::now();
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let bound = t0.elapsed();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let mut health = None;
-    let ok = loop {
-        if let Ok(r) = http.get(format!("{url}/v1/health")).send().await {
-            health.get_or_insert(t0.elapsed());
-            if r.status().is_success() {
-                break t0.elapsed();
-            }
-        }
-        assert!(t0.elapsed() < Duration::from_secs(120), "not ready in 120 s");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    };
-    let page: serde_json::Value =
-        http.get(format!("{url}/v1/sessions?limit=50")).send().await.unwrap().json().await.unwrap();
-    let newest = page["sessions"][0]["id"].as_str().expect("a session").to_string();
-    let events = http.get(format!("{url}/v1/sessions/{newest}/events?limit=100")).send().await.unwrap();
-    assert!(events.status().is_success());
-    let _ = events.bytes().await.unwrap();
-    let ready = t0.elapsed();
-    let _ = child.kill();
-    let _ = child.wait();
-    Run { bound_ms: ms(bound), health_ms: ms(health.unwrap()), ok_ms: ms(ok), ready_ms: ms(ready) }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    let started = time_start(scratch, &reqwest::Client::new()).await;
+    let times = started.times;
+    started.kill();
+    times
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -207,7 +141,7 @@ async fn main() {
     let scratch = root.path().join("run");
     let mut rows = Vec::new();
     for (name, template) in [("clean stop", &clean), ("after kill -9", &crashed)] {
-        let runs: Vec<Run> = {
+        let runs: Vec<StartTimes> = {
             let mut v = Vec::new();
             for _ in 0..a.runs {
                 v.push(measure(template, &scratch).await);
