@@ -1,9 +1,13 @@
-//! `cargo run --release -p tether-e2e --bin bench [-- --events N]`: measures the
+//! `cargo run --release -p tether-e2e --bin bench [-- --events N --replay-events N
+//! --events-only --charts DIR|none --json]`: measures the
 //! real binary end to end with the mock agent and prints a table (also as JSON
 //! with `--json`). Figures: start-to-healthy time, idle RSS, events/s from the
-//! agent to 1 and 10 SSE clients with persistence, write-to-receipt latency,
-//! replay rate of a finished session, peak RSS, and the server's RSS with
-//! 300 event-stream clients that never read during a flood.
+//! agent to 1, 10, 25, 50 and 100 SSE clients of one session with
+//! persistence (every client checked to receive every stored event; the
+//! fan-out drawn in docs/bench-fan-out.svg), write-to-receipt latency, replay
+//! rate of a finished 1M-event session, peak RSS, the server's RSS with 300
+//! event-stream clients that never read during a flood, files, terminals and
+//! ports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::io::{BufRead, BufReader};
@@ -12,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use serde_json::json;
+use tether_e2e::charts::{line_chart, Chart};
 use tether_e2e::sse::read_turn;
 use tether_e2e::{mock_session, tether_bin, TestServer};
 use tether_sdk::{Delta, EventBody};
@@ -381,6 +386,12 @@ async fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
     let as_json = args.iter().any(|a| a == "--json");
+    // Where the fan-out chart goes (`--charts none`: not drawn).
+    let charts = match args.iter().position(|a| a == "--charts").and_then(|i| args.get(i + 1)) {
+        Some(dir) if dir == "none" => None,
+        Some(dir) => Some(std::path::PathBuf::from(dir)),
+        None => Some(tether_e2e::workspace_root().join("docs")),
+    };
     // Only the event rows (start, idle RSS, floods, latency, replay): for working on the event path.
     let events_only = args.iter().any(|a| a == "--events-only");
     eprintln!("building and measuring {} ...", tether_bin().display());
@@ -403,6 +414,18 @@ async fn main() {
         fan_out.push((clients, n, secs, peak));
     }
     let (n100, s100, peak100) = fan_out.last().map(|f| (f.1, f.2, f.3)).unwrap();
+    if let Some(docs) = &charts {
+        let mut points = vec![(1.0, n1 as f64 / s1), (10.0, 10.0 * n10 as f64 / s10)];
+        points.extend(fan_out.iter().map(|f| (f.0 as f64, f.0 as f64 * f.1 as f64 / f.2)));
+        let per_client: Vec<_> = points.iter().map(|&(c, d)| (c, d / c)).collect();
+        let title = format!("[mock:flood:{events}] to N SSE clients of one session");
+        line_chart(
+            &docs.join("bench-fan-out.svg"),
+            Chart::new(&title, "SSE clients", "events/s").log_x().log_y(),
+            &[("deliveries/s, all clients", points), ("events/s, each client", per_client)],
+        )
+        .unwrap();
+    }
     let (p50, p99, samples) = latency(&server, 2000).await;
     let (nr, sr) = replay(&server, replay_events).await;
     let peak = rss_kib(server.pid, "VmHWM:");
