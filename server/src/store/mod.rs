@@ -369,11 +369,16 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 /// Copies the WAL back into the database file every so often (PASSIVE: never
 /// blocks the writer or readers), and truncates it when it has grown large
 /// and no reader is in the way. The writer's own auto-checkpoint is off.
-fn checkpointer(conn: Connection, health: Arc<StoreHealth>) {
+/// Also empties the idle ring of newest events ([`tail`]).
+fn checkpointer(conn: Connection, health: Arc<StoreHealth>, ring: Arc<tail::Tail>) {
     // A full disk fails every checkpoint: say so once per failing streak.
     let mut failing = false;
     loop {
         std::thread::sleep(std::time::Duration::from_millis(500));
+        // The same clock empties the ring of newest events once nothing comes, and hands its memory back.
+        if ring.drop_if_idle(tail::IDLE) {
+            crate::process::release_free_memory();
+        }
         // Copying the WAL into the database file grows the file: not while
         // the disk is full and its reserve is kept for the last events.
         if health.checkpoints_held() {
@@ -446,7 +451,10 @@ impl Store {
         // Checkpoints run beside the writer, never inside a commit (no latency spikes).
         let checkpoint = open_connection(path)?;
         let held = health.clone();
-        std::thread::Builder::new().name("tether-checkpoint".into()).spawn(move || checkpointer(checkpoint, held))?;
+        let ring = tail.clone();
+        std::thread::Builder::new()
+            .name("tether-checkpoint".into())
+            .spawn(move || checkpointer(checkpoint, held, ring))?;
         Ok(Store {
             tx,
             control,

@@ -10,9 +10,12 @@
 //! event not where it must be — is answered by the store. The ring is
 //! contiguous in `gseq` (the writer gives them in order and pushes every
 //! committed event); a purge empties it, so purged events are never served.
+//! It is emptied too once nothing was committed for [`IDLE`], so an idle
+//! server gives the memory back.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::follow::{Page, Scope};
 use super::Committed;
@@ -23,11 +26,15 @@ pub const MAX_BYTES: usize = 16 * 1024 * 1024;
 pub const MAX_EVENTS: usize = 65_536;
 /// What an event costs in the ring beyond its texts (the `Committed`, its `Arc`, the slot).
 const OVERHEAD: usize = 96;
+/// How long the ring is kept with nothing new committed.
+pub const IDLE: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct Ring {
     events: VecDeque<Arc<Committed>>,
     bytes: usize,
+    /// When the last batch came.
+    pushed_at: Option<Instant>,
 }
 
 /// See the module doc.
@@ -36,8 +43,9 @@ pub struct Tail {
     ring: Mutex<Ring>,
 }
 
+/// What the ring counts for an event: the memory its texts take.
 fn cost(e: &Committed) -> usize {
-    e.json.len() + e.raw.as_ref().map_or(0, |r| r.len()) + OVERHEAD
+    e.json.capacity() + e.raw.as_ref().map_or(0, |r| r.len()) + OVERHEAD
 }
 
 impl Tail {
@@ -55,10 +63,22 @@ impl Tail {
             ring.bytes += cost(e);
             ring.events.push_back(e.clone());
         }
+        ring.pushed_at = Some(Instant::now());
         while ring.bytes > MAX_BYTES || ring.events.len() > MAX_EVENTS {
             let Some(old) = ring.events.pop_front() else { break };
             ring.bytes -= cost(&old);
         }
+    }
+
+    /// Empties the ring if nothing was committed for `idle`; `true` when it held events.
+    pub(crate) fn drop_if_idle(&self, idle: Duration) -> bool {
+        let Ok(mut ring) = self.ring.lock() else { return false };
+        if ring.events.is_empty() || ring.pushed_at.is_some_and(|t| t.elapsed() < idle) {
+            return false;
+        }
+        ring.events = VecDeque::new();
+        ring.bytes = 0;
+        true
     }
 
     /// Forgets everything (events were purged from the store).
@@ -164,7 +184,7 @@ mod tests {
     }
 
     #[test]
-    fn the_ring_keeps_its_bounds_and_a_purge_or_a_gap_starts_it_over() {
+    fn the_ring_keeps_its_bounds_is_emptied_when_idle_and_a_purge_or_a_gap_starts_it_over() {
         let tail = Tail::default();
         let batch: Vec<_> = (1..=(MAX_EVENTS as u64 + 10)).map(|g| ev("a", g, g)).collect();
         tail.push(&batch);
@@ -176,6 +196,11 @@ mod tests {
         // A batch that does not follow the newest event replaces the ring.
         tail.push(&[ev("a", 1, last + 5)]);
         assert_eq!(tail.len().0, 1);
+        assert!(!tail.drop_if_idle(Duration::from_secs(60)), "emptied while new");
+        assert!(tail.drop_if_idle(Duration::ZERO));
+        assert_eq!(tail.len(), (0, 0));
+        assert!(!tail.drop_if_idle(Duration::ZERO), "nothing to drop");
+        tail.push(&[ev("a", 1, 1)]);
         tail.clear();
         assert_eq!(tail.len(), (0, 0));
         assert!(tail.page(&Scope::Global, last, None, Page::rows(10)).is_none());
