@@ -1,7 +1,8 @@
 //! What the benches share: data dirs on disk, percentiles, the server's
-//! memory, timed starts of the real binary on a data dir, and a light SSE
-//! reader that keeps only each frame's seq and type (no JSON decoding, so a
-//! bench's own reading costs little next to the server it measures).
+//! memory, timed starts of the real binary on a data dir, light SSE readers
+//! that keep only each frame's seq and type (no JSON decoding, so a bench's
+//! own reading costs little next to the server it measures), and the check
+//! that a session's stored events are gap-free.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -61,7 +62,8 @@ pub fn p50_p99(mut v: Vec<f64>) -> (f64, f64) {
     (percentile(&v, 0.5), percentile(&v, 0.99))
 }
 
-/// A field of `/proc/<pid>/status` in KiB (`VmRSS:`, `VmHWM:`); 0 if absent.
+/// A numeric field of `/proc/<pid>/status` (`VmRSS:` and `VmHWM:` in KiB,
+/// `Threads:`); 0 if absent.
 pub fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -240,4 +242,65 @@ impl Drop for SeqStream {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+#[derive(serde::Deserialize)]
+struct SeqOnly {
+    seq: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct SeqPage {
+    events: Vec<SeqOnly>,
+    has_more: bool,
+    next_after: u64,
+}
+
+/// Reads every stored event's seq through the events pages and checks they
+/// are 1, 2, 3, ...; answers the last.
+pub async fn stored_seqs(client: &Client, id: &str) -> u64 {
+    let mut last = 0;
+    for _ in 0..10_000 {
+        let page: SeqPage = client
+            .request(Method::GET, &format!("/v1/sessions/{id}/events?after={last}&limit=10000"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for e in &page.events {
+            assert_eq!(e.seq, last + 1, "session {id}: stored seq {} after {last}", e.seq);
+            last = e.seq;
+        }
+        if !page.has_more {
+            return last;
+        }
+        assert_eq!(page.next_after, last);
+    }
+    panic!("session {id}: more than 10,000 pages");
+}
+
+/// Reads a session's SSE stream after `after` until `turn.completed`, the
+/// way a lean client does (frames split, ids read, no event decoded), and
+/// checks that its ids are exactly `after + 1, after + 2, ...`: nothing lost,
+/// nothing twice. Returns (the last id, when `turn.completed` arrived).
+pub async fn read_turn(server_url: String, session: String, after: u64) -> (u64, Instant) {
+    const DEADLINE: Duration = Duration::from_secs(300);
+    let url = format!("{server_url}/v1/sessions/{session}/events/stream?after={after}");
+    let mut body = tether_sdk::reqwest::get(&url).await.unwrap().error_for_status().unwrap().bytes_stream();
+    let (mut parser, mut expect) = (SseParser::new(), after + 1);
+    while let Some(chunk) = tokio::time::timeout(DEADLINE, body.next()).await.expect("the stream stalled") {
+        parser.feed(&chunk.unwrap());
+        while let Some(frame) = parser.next_frame() {
+            // Control frames (stalls, resets) carry no event id.
+            let Some(id) = frame.id().and_then(|id| id.parse::<u64>().ok()) else { continue };
+            assert_eq!(id, expect, "a client got seq {id} where {expect} was next");
+            expect += 1;
+            if frame.event() == Some("turn.completed") {
+                return (id, Instant::now());
+            }
+        }
+    }
+    panic!("the stream ended before turn.completed");
 }

@@ -81,7 +81,6 @@ pub mod scripted;
 pub mod server;
 pub mod sprite;
 pub mod sprites_api;
-pub mod sse;
 pub mod tar;
 pub mod term_ws;
 pub mod tether_mcp;

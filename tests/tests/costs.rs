@@ -4,7 +4,7 @@
 //! on `/metrics`. A count is the same on any machine, so it can hold the
 //! line in CI where a throughput figure could not.
 
-use tether_e2e::sse::read_turn;
+use tether_e2e::benchkit::read_turn;
 use tether_e2e::{mock_session, TestServer};
 
 /// `tether_allocations_total` now.

@@ -167,17 +167,7 @@ pub fn open_items(conn: &Connection, session_id: &str) -> Result<Vec<String>, St
 }
 
 fn committed_from_row(r: &Row<'_>) -> rusqlite::Result<Committed> {
-    let sid: String = r.get(0)?;
-    let etype: String = r.get(3)?;
-    let raw: Option<String> = r.get(5)?;
-    Ok(Committed {
-        session_id: Arc::from(sid),
-        seq: r.get::<_, i64>(1)? as u64,
-        gseq: r.get::<_, i64>(2)? as u64,
-        etype: super::intern_type(&etype),
-        json: r.get(4)?,
-        raw: raw.map(Arc::from),
-    })
+    committed_from_row_sharing(r, &mut None)
 }
 
 /// Events of one session with `seq > after`, in order.
@@ -248,8 +238,8 @@ pub fn stream_page(
     Ok((page, full))
 }
 
-/// [`committed_from_row`] without an allocation for the session id when it
-/// is the one in `sid` (which becomes this row's).
+/// An event read back, without an allocation for its session id when it is
+/// the one in `sid` (which becomes this row's).
 fn committed_from_row_sharing(r: &Row<'_>, sid: &mut Option<Arc<str>>) -> rusqlite::Result<Committed> {
     let id = r.get_ref(0)?.as_str()?;
     let session_id = match sid {

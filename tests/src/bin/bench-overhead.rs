@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tether_e2e::anthropic::{claude_env, ScriptedAnthropic};
+use tether_e2e::benchkit::percentile;
 use tether_e2e::events::read_all;
 use tether_e2e::openai::{codex_env, ScriptedOpenAI};
 use tether_e2e::procs::processes_of_session;
@@ -474,14 +475,6 @@ impl ThroughTether {
 }
 
 // ---- the runs ---------------------------------------------------------------
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0

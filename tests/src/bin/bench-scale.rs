@@ -41,10 +41,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tether_e2e::benchkit::{copy_dir, median, p50_p99, status_kib, time_start, SeqStream};
+use tether_e2e::benchkit::{copy_dir, median, p50_p99, status_kib, stored_seqs, time_start, SeqStream};
 use tether_e2e::charts::{line_chart, Chart};
 use tether_e2e::{workspace_root, ServerOptions, TestServer};
-use tether_sdk::reqwest::Method;
 use tether_sdk::{Client, CreateSession};
 
 /// Sessions built between two restarts of the server (their agents end with it).
@@ -432,43 +431,6 @@ impl Live {
         assert_eq!(stored_seqs(client, &self.id).await, last, "session {}: stored events are not 1..={last}", self.id);
         last
     }
-}
-
-#[derive(Deserialize)]
-struct SeqOnly {
-    seq: u64,
-}
-
-#[derive(Deserialize)]
-struct Page {
-    events: Vec<SeqOnly>,
-    has_more: bool,
-    next_after: u64,
-}
-
-/// Reads every stored event's seq through the events pages and checks they
-/// are 1, 2, 3, ...; answers the last.
-async fn stored_seqs(client: &Client, id: &str) -> u64 {
-    let mut last = 0;
-    for _ in 0..10_000 {
-        let page: Page = client
-            .request(Method::GET, &format!("/v1/sessions/{id}/events?after={last}&limit=10000"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for e in &page.events {
-            assert_eq!(e.seq, last + 1, "session {id}: stored seq {} after {last}", e.seq);
-            last = e.seq;
-        }
-        if !page.has_more {
-            return last;
-        }
-        assert_eq!(page.next_after, last);
-    }
-    panic!("session {id}: more than 10,000 pages");
 }
 
 /// A short turn: a few deltas of text, or a tool call and its result.

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tether_e2e::benchkit::status_kib;
 use tether_e2e::events::wait_for_type;
 use tether_e2e::{ServerOptions, TestServer, TURN_TIMEOUT};
 use tether_sdk::{Client, CreateSession};
@@ -51,15 +52,6 @@ struct Sample {
     store_kib: u64,
 }
 
-fn status_field(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Processes whose parent is `pid` (the agents tether runs).
 fn children(pid: u32) -> u64 {
     let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
@@ -83,9 +75,9 @@ fn sample(server: &TestServer, started: Instant, turns: u64) -> Sample {
     Sample {
         at: started.elapsed(),
         turns,
-        rss_kib: status_field(pid, "VmRSS:"),
+        rss_kib: status_kib(pid, "VmRSS:"),
         fds,
-        threads: status_field(pid, "Threads:"),
+        threads: status_kib(pid, "Threads:"),
         agents: children(pid),
         store_kib: store / 1024,
     }

@@ -16,31 +16,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use serde_json::json;
+use tether_e2e::benchkit::{percentile, read_turn, status_kib as rss_kib, stored_seqs};
 use tether_e2e::charts::{line_chart, Chart};
-use tether_e2e::sse::read_turn;
 use tether_e2e::{mock_session, tether_bin, TestServer};
 use tether_sdk::{Delta, EventBody};
 
 /// Every measurement must finish within this.
 const DEADLINE: Duration = Duration::from_secs(300);
-
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
 
 /// Spawn → `GET /v1/health` answers 200, on a fresh data dir; the median of `runs`.
 async fn start_to_healthy(runs: usize) -> (f64, u64) {
@@ -112,19 +94,7 @@ async fn flood(server: &TestServer, events: usize, clients: usize) -> (u64, f64,
     let last = results[0].0;
     assert!(results.iter().all(|r| r.0 == last), "clients stopped at different events");
     // What they received is what was stored: the same seqs, in the same order.
-    let mut stored = Vec::new();
-    let mut cursor = after;
-    loop {
-        let page = client.events_page(&session, cursor, Some(1000), false).await.unwrap();
-        stored.extend(page.events.iter().map(|e| e.seq));
-        cursor = page.next_after;
-        if !page.has_more {
-            break;
-        }
-    }
-    assert!(
-        stored.len() as u64 >= last - after && stored.iter().copied().eq((after + 1)..=(after + stored.len() as u64))
-    );
+    assert!(stored_seqs(&client, &session).await >= last, "the clients received seqs past the stored ones");
     let secs = results.iter().map(|r| r.1.duration_since(t0).as_secs_f64()).fold(0.0, f64::max);
     (last - after, secs, peak)
 }
@@ -430,7 +400,7 @@ async fn main() {
     let (nr, sr) = replay(&server, replay_events).await;
     let peak = rss_kib(server.pid, "VmHWM:");
     let after = rss_kib(server.pid, "VmRSS:");
-    if events_only {
+    if !as_json || events_only {
         print_event_rows(
             events,
             healthy_ms,
@@ -442,6 +412,8 @@ async fn main() {
             (nr, sr),
             (peak, after),
         );
+    }
+    if events_only {
         return;
     }
     let (stalled_before, stalled_peak, stalled_after) = stalled_clients(events, 300).await;
@@ -481,17 +453,6 @@ async fn main() {
         println!("{report:#}");
         return;
     }
-    print_event_rows(
-        events,
-        healthy_ms,
-        idle_rss,
-        (n1, s1),
-        (n10, s10),
-        (n100, s100, peak100),
-        (p50, p99),
-        (nr, sr),
-        (peak, after),
-    );
     println!(
         "| 1 GiB file through `PUT` / `GET /v1/fs/file` (streamed) | write {fs_write:.0} MiB/s, read {fs_read:.0} MiB/s, server peak RSS {:.1} MiB |",
         fs_peak as f64 / 1024.0
