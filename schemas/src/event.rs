@@ -371,6 +371,33 @@ pub struct ServerDisk {
 pub struct TurnStarted {
     pub turn_id: String,
     pub input: Vec<Part>,
+    /// The turn's place in a distributed trace (W3C Trace Context): the
+    /// caller's trace when it sent a `traceparent`, else a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TurnTrace>,
+}
+
+/// Where a turn sits in a distributed trace: the ids its OpenTelemetry spans
+/// carry, and that webhook deliveries of its events send as `traceparent`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TurnTrace {
+    /// 32 lowercase hex digits.
+    pub trace_id: String,
+    /// The turn's own span (16 lowercase hex digits).
+    pub span_id: String,
+    /// The caller's span the turn is a child of, when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<String>,
+    /// Whether the caller asked for the trace to be recorded (its
+    /// `traceparent`'s sampled flag; true when it sent none).
+    pub sampled: bool,
+}
+
+impl TurnTrace {
+    /// The W3C `traceparent` header naming the turn's span.
+    pub fn traceparent(&self) -> String {
+        format!("00-{}-{}-{}", self.trace_id, self.span_id, if self.sampled { "01" } else { "00" })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -89,6 +89,8 @@ pub struct Client {
     /// That twin, built on the first attach and shared by the clones.
     #[cfg(feature = "terminal")]
     upgrade_http: Arc<std::sync::OnceLock<reqwest::Client>>,
+    /// The W3C `traceparent` the turns this client starts join (see [`Client::with_traceparent`]).
+    traceparent: Option<Arc<str>>,
 }
 
 /// Makes the builder of a client's `reqwest::Client` (transport, TLS roots,
@@ -125,6 +127,44 @@ impl Client {
             recipe: Some(Arc::new(client_builder)),
             #[cfg(feature = "terminal")]
             upgrade_http: Arc::default(),
+            traceparent: None,
+        }
+    }
+
+    /// The turns this client starts (a message, a session created with a
+    /// prompt) join the trace this W3C `traceparent` names: their spans are
+    /// children of that span, and `turn.started` records the trace. Without
+    /// it, and with the `otel` feature (on by default), the current
+    /// OpenTelemetry span's context is sent when there is one.
+    pub fn with_traceparent(mut self, traceparent: impl Into<String>) -> Client {
+        self.traceparent = Some(traceparent.into().into());
+        self
+    }
+
+    /// The `traceparent` a turn-starting request sends, if any.
+    fn traceparent(&self) -> Option<String> {
+        if let Some(t) = &self.traceparent {
+            return Some(t.to_string());
+        }
+        #[cfg(feature = "otel")]
+        {
+            use opentelemetry::trace::TraceContextExt;
+            let cx = opentelemetry::Context::current();
+            let span = cx.span();
+            let sc = span.span_context();
+            if sc.is_valid() {
+                return Some(format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()));
+            }
+        }
+        None
+    }
+
+    /// `request` with the caller's `traceparent`, for the routes that start a turn.
+    fn turn_request(&self, method: Method, path: &str) -> RequestBuilder {
+        let request = self.request(method, path);
+        match self.traceparent() {
+            Some(t) => request.header("traceparent", t),
+            None => request,
         }
     }
 
@@ -310,7 +350,7 @@ impl Client {
 
     /// `POST /v1/sessions`.
     pub async fn create_session(&self, body: &CreateSession) -> Result<Session> {
-        json(self.request(Method::POST, "/v1/sessions").json(body)).await
+        json(self.turn_request(Method::POST, "/v1/sessions").json(body)).await
     }
 
     /// `GET /v1/sessions?status=&agent=&limit=&cursor=`.
@@ -332,7 +372,7 @@ impl Client {
     /// `POST /v1/sessions/{id}/messages`: 202 with the turn id at once.
     pub async fn send_message(&self, id: impl AsRef<str>, message: &SendMessage) -> Result<MessageAccepted> {
         let path = session_path(id.as_ref(), &["messages"]);
-        json(self.request(Method::POST, &path).json(message)).await
+        json(self.turn_request(Method::POST, &path).json(message)).await
     }
 
     /// [`send_message`](Self::send_message) with `{"text": text}`.

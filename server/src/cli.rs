@@ -353,6 +353,16 @@ struct ServeArgs {
     /// "model_flag", "install"}]}`); by default `<data dir>/agents.json` when it exists.
     #[arg(long, env = "TETHER_AGENTS_FILE")]
     agents_file: Option<PathBuf>,
+    /// Export traces (one per turn) and metrics over OTLP/HTTP to this collector (e.g. `http://localhost:4318`;
+    /// `/v1/traces` and `/v1/metrics` are added). Off when neither this nor an `OTEL_EXPORTER_OTLP_*ENDPOINT`
+    /// variable is set; headers, timeout, service name, resource attributes and the sampler come from the
+    /// standard `OTEL_*` variables.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    otel_endpoint: Option<String>,
+    /// Put prompts, outputs, tool arguments and tool results on the exported spans (the GenAI conventions'
+    /// opt-in). Off by default: spans then carry names, ids, timings, token counts and statuses only.
+    #[arg(long, env = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")]
+    otel_capture_content: bool,
 }
 
 pub fn main() -> ExitCode {
@@ -685,7 +695,14 @@ fn serve(args: ServeArgs) -> ExitCode {
             flood: args.disk_flood_mb.min(args.disk_low_mb) << 20,
             reserve: args.disk_reserve_mb << 20,
         },
+        telemetry: crate::telemetry::TelemetryConfig {
+            endpoint: args.otel_endpoint.filter(|e| !e.trim().is_empty()),
+            capture_content: args.otel_capture_content,
+        },
     };
+    if let Err(e) = crate::telemetry::check(&config.telemetry) {
+        return fail(e);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),

@@ -53,6 +53,8 @@ pub struct Config {
     pub retain: Option<crate::retention::Retain>,
     /// The data dir's disk watermarks and reserve (`--disk-low-mb`, `--disk-flood-mb`, `--disk-reserve-mb`).
     pub disk: crate::disk::DiskLimits,
+    /// OpenTelemetry export (`--otel-endpoint`, `--otel-capture-content`, the `OTEL_*` variables).
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// Default of [`Config::max_streams_per_client`].

@@ -44,6 +44,7 @@ pub mod session;
 pub mod skills;
 pub mod sprite;
 pub mod store;
+pub mod telemetry;
 pub mod tether_mcp;
 pub mod token;
 pub mod webhooks;

@@ -46,6 +46,7 @@ struct Platform {
     pause_threshold: Duration,
     retain: Option<crate::retention::Retain>,
     disk: crate::disk::DiskLimits,
+    telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// Checks, before anything is bound, that the data dir can be created and
@@ -91,7 +92,9 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         tracing::info!(sessions = recovered, "closed turns left open by a previous run");
     }
     let webhooks =
-        crate::webhooks::Webhooks::start(shared.store.clone(), config.webhook_retry).await.map_err(StartError)?;
+        crate::webhooks::Webhooks::start(shared.store.clone(), config.webhook_retry, shared.turn_traces.clone())
+            .await
+            .map_err(StartError)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let sprite = config.sprite_socket.as_deref().and_then(SpriteApi::detect);
     if let Some(api) = &sprite {
@@ -133,6 +136,7 @@ pub async fn prepare(config: &Config, started: Instant) -> Result<Prepared, Star
         retain: config.retain,
         disk: config.disk,
         pause_threshold: config.pause_threshold,
+        telemetry: config.telemetry.clone(),
     };
     Ok(Prepared { app, shutdown_tx, platform })
 }
@@ -323,6 +327,27 @@ pub async fn run(
     app.ports.set_own_port(port);
     let owners: Arc<dyn crate::ports::Owners> = app.core.clone();
     let ports_watch = crate::ports::watch(app.ports.clone(), owners, shared.clone()).await;
+    let telemetry = {
+        let sprite_name = match (&app.sprite, crate::telemetry::enabled(&platform.telemetry)) {
+            (Some(here), true) => here.status().await.name,
+            _ => None,
+        };
+        let (a, b, c) = (shared.clone(), shared.clone(), shared.clone());
+        let gauges = crate::telemetry::Gauges {
+            sse_clients: Box::new(move || a.metrics.sse_clients.load(std::sync::atomic::Ordering::Relaxed)),
+            agent_processes: Box::new(move || b.metrics.agent_processes.load(std::sync::atomic::Ordering::Relaxed)),
+            store_stalled: Box::new(move || c.store.health().is_stalled()),
+        };
+        let store = shared.store.clone();
+        crate::telemetry::start(
+            &platform.telemetry,
+            store,
+            shared.telemetry.clone(),
+            &shared.boot_id,
+            sprite_name,
+            gauges,
+        )
+    };
     let _ = gate.0.set(router(app));
     tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
     tokio::select! {
@@ -356,6 +381,7 @@ pub async fn run(
     if let Some(keeper) = keeper {
         keeper.stop().await;
     }
+    telemetry.shutdown().await;
     if !shared.store.health().is_stalled() {
         match shared.store.checkpoint_wal().await {
             Ok(true) => {}

@@ -69,6 +69,7 @@ pub mod http;
 pub mod mcp;
 pub mod openai;
 pub mod opencode;
+pub mod otlp;
 pub mod pi;
 pub mod pinned_tools;
 pub mod ports;

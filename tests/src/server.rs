@@ -575,10 +575,10 @@ fn tempdir(prefix: &str) -> TempDir {
 fn leaking_vars() -> impl Iterator<Item = String> {
     std::env::vars_os()
         .filter_map(|(key, _)| key.into_string().ok())
-        .filter(|key| key.starts_with("TETHER_") && key != "TETHER_LOG")
+        .filter(|key| (key.starts_with("TETHER_") && key != "TETHER_LOG") || key.starts_with("OTEL_"))
 }
 
-/// No `TETHER_*` setting of the caller's environment (a token, an agent path
+/// No `TETHER_*` or `OTEL_*` setting of the caller's environment (a token, an agent path, a collector
 /// override, a data dir) leaks into the server, except the log filter.
 pub fn scrub_env(cmd: &mut Command) {
     for key in leaking_vars() {

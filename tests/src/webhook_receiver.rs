@@ -39,6 +39,8 @@ pub struct Delivery {
     /// `X-Tether-Event-Ids`, parsed.
     pub event_ids: Vec<u64>,
     pub events: Vec<Seen>,
+    /// The W3C `traceparent` it came with.
+    pub traceparent: Option<String>,
     /// What the receiver answered (0: held, never answered).
     pub status: u16,
 }
@@ -291,7 +293,8 @@ fn check(method: &hyper::Method, headers: &hyper::HeaderMap, body: &[u8], secret
     if event_ids.windows(2).any(|w| w[0] >= w[1]) {
         return Err(format!("gseqs out of order: {ids}"));
     }
-    Ok(Delivery { at: Instant::now(), webhook_id, event_ids, events, status: 0 })
+    let traceparent = header("traceparent");
+    Ok(Delivery { at: Instant::now(), webhook_id, event_ids, events, traceparent, status: 0 })
 }
 
 async fn handle(

@@ -44,6 +44,7 @@ mod skills;
 mod sprite;
 mod streams;
 mod streams_reset;
+mod telemetry;
 mod terminal;
 mod tools;
 mod ui;

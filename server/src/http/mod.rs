@@ -509,6 +509,7 @@ impl TestApp {
             agent_idle: None,
             retain: None,
             disk: Default::default(),
+            telemetry: Default::default(),
         };
         let prepared = crate::serve::prepare(&config, Instant::now()).await.unwrap();
         TestApp {

@@ -138,6 +138,7 @@ async fn metrics(State(app): State<AppRef>) -> Result<impl IntoResponse, ApiErro
         m.agent_processes.load(Ordering::Relaxed),
         crate::alloc::allocations(),
     ));
+    out.push_str(&app.shared.telemetry.prometheus());
     out.push_str(&app.webhooks.metrics().await?);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

@@ -2,7 +2,7 @@
 //! answers to permission requests and questions.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tether_protocol::{
@@ -23,11 +23,18 @@ pub fn router() -> Router<AppRef> {
         .route("/v1/sessions/{id}/questions/{question_id}", post(question))
 }
 
+/// The caller's W3C `traceparent`, when it sent one: the turn a request
+/// starts joins that trace.
+fn traceparent(headers: &HeaderMap) -> Option<&str> {
+    headers.get(crate::telemetry::TRACEPARENT).and_then(|v| v.to_str().ok())
+}
+
 async fn create(
     State(app): State<AppRef>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<CreateSession>,
 ) -> Result<(StatusCode, Json<Session>), ApiError> {
-    let session = app.shared.create(req).await?;
+    let session = app.shared.create(req, traceparent(&headers)).await?;
     Ok((StatusCode::CREATED, Json(session)))
 }
 
@@ -53,10 +60,11 @@ async fn delete(
 async fn message(
     State(app): State<AppRef>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<SendMessage>,
 ) -> Result<(StatusCode, Json<MessageAccepted>), ApiError> {
     let parts = body.into_parts().map_err(ApiError::invalid)?;
-    let turn_id = app.shared.send(&id, parts).await?;
+    let turn_id = app.shared.send(&id, parts, traceparent(&headers)).await?;
     Ok((StatusCode::ACCEPTED, Json(MessageAccepted { turn_id })))
 }
 

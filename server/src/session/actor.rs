@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_protocol::{
-    AgentStopReason, Decision, EndReason, McpServer, Part, PermissionMode, QuestionReply, SessionStatus,
+    AgentStopReason, Decision, EndReason, McpServer, Part, PermissionMode, QuestionReply, SessionStatus, TurnTrace,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -34,6 +34,7 @@ pub enum Command {
     },
     Send {
         parts: Vec<Part>,
+        trace: TurnTrace,
         reply: oneshot::Sender<Result<String, SessionError>>,
     },
     Interrupt {
@@ -97,7 +98,7 @@ pub struct Actor {
     pub adapter: Box<dyn Adapter>,
     pub norm: Normalizer,
     pub proc: Option<Process>,
-    pub queue: VecDeque<(String, Vec<Part>)>,
+    pub queue: VecDeque<(String, Vec<Part>, TurnTrace)>,
     pub interrupt_deadline: Option<Instant>,
     /// When an idle agent is stopped (`--agent-idle-secs`): set while the
     /// session is idle with a live agent, moved on by every command and line.
@@ -176,9 +177,9 @@ impl Actor {
                 }
                 let _ = reply.send(r);
             }
-            Command::Send { parts, reply } => {
+            Command::Send { parts, trace, reply } => {
                 let turn_id = crate::ids::new_id("trn");
-                self.queue.push_back((turn_id.clone(), parts));
+                self.queue.push_back((turn_id.clone(), parts, trace));
                 let r = self.start_next_turn().await.map(|_| turn_id);
                 let _ = reply.send(r);
             }
@@ -393,9 +394,10 @@ impl Actor {
             return Ok(());
         }
         self.ensure_process().await?;
-        if let Some((turn_id, parts)) = self.queue.pop_front() {
+        if let Some((turn_id, parts, trace)) = self.queue.pop_front() {
             self.adapter.user_message(&parts);
-            self.norm.begin_turn(turn_id, parts);
+            self.shared.turn_traces.lock().unwrap_or_else(|e| e.into_inner()).insert(self.id.clone(), trace.clone());
+            self.norm.begin_turn(turn_id, parts, Some(trace));
         }
         Ok(())
     }

@@ -55,6 +55,11 @@ pub struct Sessions {
     pub disk: crate::store::Disk,
     /// `--agent-idle-secs` in milliseconds (0: idle agents are never stopped).
     agent_idle_ms: std::sync::atomic::AtomicU64,
+    /// The trace of each session's latest turn (webhook deliveries of its
+    /// events send it as `traceparent`).
+    pub turn_traces: crate::telemetry::TurnTraces,
+    /// Tokens, costs and durations of the turns (`/metrics`, and OTLP when exported).
+    pub telemetry: Arc<crate::telemetry::Stats>,
 }
 
 /// Default of `--agent-idle-secs`: an idle session's agent is stopped after 15 minutes.
@@ -105,6 +110,8 @@ impl Sessions {
             agent_pids: Mutex::new(HashMap::new()),
             disk: Default::default(),
             agent_idle_ms: std::sync::atomic::AtomicU64::new(DEFAULT_AGENT_IDLE.as_millis() as u64),
+            turn_traces: Arc::default(),
+            telemetry: Arc::default(),
         })
     }
 
@@ -140,6 +147,9 @@ impl Sessions {
         }
         // Its agent's terminal is over too: kept, every session ever run would hold its history.
         if let Ok(mut t) = self.terminals.lock() {
+            t.remove(id);
+        }
+        if let Ok(mut t) = self.turn_traces.lock() {
             t.remove(id);
         }
     }
@@ -257,14 +267,21 @@ impl Sessions {
             .ok_or_else(|| SessionError::NotFound { id: id.to_string() })
     }
 
-    pub async fn create(self: &Arc<Self>, req: CreateSession) -> Result<Session, SessionError> {
-        Ok(self.create_with_turn(req).await?.0)
+    /// Creates a session; with a `prompt`, its first turn joins the trace
+    /// `traceparent` names (see [`Sessions::send`]).
+    pub async fn create(
+        self: &Arc<Self>,
+        req: CreateSession,
+        traceparent: Option<&str>,
+    ) -> Result<Session, SessionError> {
+        Ok(self.create_with_turn(req, traceparent).await?.0)
     }
 
     /// Creates a session; with a `prompt`, also the id of the turn it started.
     pub async fn create_with_turn(
         self: &Arc<Self>,
         req: CreateSession,
+        traceparent: Option<&str>,
     ) -> Result<(Session, Option<String>), SessionError> {
         self.check_disk()?;
         let def = agents::find(&req.agent).ok_or_else(|| {
@@ -319,7 +336,8 @@ impl Sessions {
         if let Some(prompt) = req.prompt {
             let (reply, rx) = oneshot::channel();
             let parts = vec![Part::Text { text: prompt }];
-            tx.send(Command::Send { parts, reply }).await.map_err(|_| actor_stopped())?;
+            let trace = crate::telemetry::turn_trace(traceparent);
+            tx.send(Command::Send { parts, trace, reply }).await.map_err(|_| actor_stopped())?;
             turn_id = Some(rx.await.map_err(|_| actor_stopped())??);
         }
         self.store.flush().await?;
@@ -469,9 +487,17 @@ impl Sessions {
         rx.await.map_err(|_| ended(id))?
     }
 
-    pub async fn send(self: &Arc<Self>, id: &str, parts: Vec<Part>) -> Result<String, SessionError> {
+    /// Queues a turn; `traceparent` (W3C) names the caller's span the turn's
+    /// trace joins.
+    pub async fn send(
+        self: &Arc<Self>,
+        id: &str,
+        parts: Vec<Part>,
+        traceparent: Option<&str>,
+    ) -> Result<String, SessionError> {
         self.check_disk()?;
-        self.call(id, |reply| Command::Send { parts, reply }).await
+        let trace = crate::telemetry::turn_trace(traceparent);
+        self.call(id, |reply| Command::Send { parts, trace, reply }).await
     }
 
     pub async fn interrupt(self: &Arc<Self>, id: &str) -> Result<(), SessionError> {

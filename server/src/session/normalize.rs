@@ -252,7 +252,7 @@ impl Normalizer {
         self.sync_status();
     }
 
-    pub fn begin_turn(&mut self, turn_id: String, input: Vec<Part>) {
+    pub fn begin_turn(&mut self, turn_id: String, input: Vec<Part>, trace: Option<TurnTrace>) {
         // The first text that says something (a blank one would stick as the
         // session's first prompt and show as none).
         let text = input.iter().find_map(|p| match p {
@@ -261,7 +261,7 @@ impl Normalizer {
         });
         self.emit(
             Source::Server,
-            EventBody::TurnStarted(TurnStarted { turn_id: turn_id.clone(), input }),
+            EventBody::TurnStarted(TurnStarted { turn_id: turn_id.clone(), input, trace }),
             vec![Effect::TurnOpen(turn_id.clone()), Effect::TurnStarted { text }],
         );
         self.turn = Some(TurnState { turn_id, interrupt_requested: false, error_emitted: false, failure: None });

@@ -401,6 +401,9 @@ fn tool_error(e: &impl AsProblem) -> CallToolResult {
 impl Tools {
     async fn call(&self, name: &str, arguments: Value, ctx: &RequestContext<RoleServer>) -> Result<Value, ToolError> {
         let shared = &self.app.shared;
+        // The caller's span, as MCP's `_meta` carries W3C Trace Context: a
+        // turn started here joins its trace.
+        let traceparent = ctx.meta.get(crate::telemetry::TRACEPARENT).and_then(Value::as_str);
         match name {
             "list_agents" => {
                 let NoArgs {} = args(arguments)?;
@@ -408,12 +411,12 @@ impl Tools {
             }
             "create_session" => {
                 let req: CreateSession = args(arguments)?;
-                let (session, turn_id) = shared.create_with_turn(req).await?;
+                let (session, turn_id) = shared.create_with_turn(req, traceparent).await?;
                 json(&SessionCreated { session_id: session.id.clone(), turn_id, session })
             }
             "send_message" => {
                 let a: SendMessageArgs = args(arguments)?;
-                let turn_id = shared.send(&a.session_id, vec![Part::Text { text: a.text }]).await?;
+                let turn_id = shared.send(&a.session_id, vec![Part::Text { text: a.text }], traceparent).await?;
                 json(&MessageAccepted { turn_id })
             }
             "wait_for_turn" => self.wait(args(arguments)?, ctx).await.and_then(|r| json(&r)),

@@ -98,6 +98,19 @@ impl Batch {
         Bytes::from(out)
     }
 
+    /// The `traceparent` of the turn the batch's first event belongs to (its
+    /// session's latest turn), when this server started it.
+    fn traceparent(&self, traces: &crate::telemetry::TurnTraces) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Of {
+            session_id: String,
+        }
+        let (_, first) = self.events.first()?;
+        let of: Of = serde_json::from_str(first).ok()?;
+        let traces = traces.lock().unwrap_or_else(|e| e.into_inner());
+        traces.get(of.session_id.as_str()).map(|t| t.traceparent())
+    }
+
     /// `X-Tether-Event-Ids`: the gseqs, comma-separated.
     pub fn ids(&self) -> String {
         self.events.iter().map(|(g, _)| g.to_string()).collect::<Vec<_>>().join(",")
@@ -170,12 +183,14 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 /// Sends one attempt of `body`; `Ok` when acknowledged.
-async fn attempt(ctx: &Context, hook: &Hook, body: &Bytes, ids: &str) -> Result<(), String> {
+async fn attempt(ctx: &Context, hook: &Hook, body: &Bytes, ids: &str, traceparent: Option<&str>) -> Result<(), String> {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let sig = signature::signature(hook.secret.as_bytes(), t, body);
-    let sent = ctx
-        .client
-        .post(hook.url.clone())
+    let mut request = ctx.client.post(hook.url.clone());
+    if let Some(t) = traceparent {
+        request = request.header(crate::telemetry::TRACEPARENT, t);
+    }
+    let sent = request
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("x-tether-webhook-id", &hook.id)
         .header("x-tether-event-ids", ids)
@@ -292,8 +307,9 @@ pub(super) async fn run(ctx: Arc<Context>, hook: Arc<Hook>) {
 async fn deliver(ctx: &Context, hook: &Hook, batch: &Batch) {
     let body = batch.body(&hook.id);
     let ids = batch.ids();
+    let traceparent = batch.traceparent(&ctx.traces);
     loop {
-        let outcome = attempt(ctx, hook, &body, &ids).await;
+        let outcome = attempt(ctx, hook, &body, &ids, traceparent.as_deref()).await;
         let now = crate::ids::now_ms();
         match outcome {
             Ok(()) => {

@@ -257,6 +257,8 @@ pub(crate) struct Context {
     /// Bumped whenever a subscription's cursor moves or one comes or goes
     /// (keep-awake waits on it for the events to be delivered).
     moved: tokio::sync::watch::Sender<u64>,
+    /// The sessions' latest turn traces: a delivery sends its first event's as `traceparent`.
+    traces: crate::telemetry::TurnTraces,
 }
 
 impl Context {
@@ -278,7 +280,11 @@ pub struct Webhooks {
 
 impl Webhooks {
     /// Loads the stored subscriptions and starts a delivery task for each.
-    pub async fn start(store: Store, retry: Retry) -> Result<Arc<Webhooks>, String> {
+    pub async fn start(
+        store: Store,
+        retry: Retry,
+        traces: crate::telemetry::TurnTraces,
+    ) -> Result<Arc<Webhooks>, String> {
         let client = tether_sdk::http_client(|| {
             reqwest::Client::builder()
                 .timeout(REQUEST_TIMEOUT)
@@ -294,6 +300,7 @@ impl Webhooks {
             deliveries_ok: AtomicU64::new(0),
             deliveries_error: AtomicU64::new(0),
             moved: tokio::sync::watch::channel(0).0,
+            traces,
         });
         let webhooks = Arc::new(Webhooks { ctx, hooks: Mutex::new(BTreeMap::new()) });
         for row in rows {
