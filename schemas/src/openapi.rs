@@ -192,6 +192,18 @@ fn mcp_session(route: Route, required: bool) -> Route {
     )
 }
 
+/// The W3C Trace Context header a turn-starting request may carry.
+fn traceparent(route: Route) -> Route {
+    route.header(
+        "traceparent",
+        false,
+        json!({"type": "string"}),
+        "W3C Trace Context: the turn this request starts joins this trace (its spans are children of this span, \
+         and `turn.started` records the trace). Ignored when malformed, as the W3C recommendation says: the turn \
+         starts a trace of its own.",
+    )
+}
+
 /// What the creating operations hand to the routes that need an id.
 fn session_links(route: Route) -> Route {
     let id = || json!({"id": "$response.body#/id"});
@@ -297,11 +309,11 @@ fn routes() -> Vec<Route> {
         .query::<McpToolsQuery>()
         .ok(200, Json(schema::<McpToolList>)),
         session_links(
-            op(
+            traceparent(op(
                 "post",
                 "/v1/sessions",
                 "Create a session (422 `agent_not_installed` when the agent's CLI is not installed)",
-            )
+            ))
             .body(Json(schema::<CreateSession>))
             .answer(201, "created", Json(schema::<Session>)),
         ),
@@ -317,7 +329,7 @@ fn routes() -> Vec<Route> {
         )
         .query::<SessionDeleteQuery>()
         .ok(200, Json(schema::<Session>)),
-        op("post", "/v1/sessions/{id}/messages", "Send a user message; the turn runs in the background")
+        traceparent(op("post", "/v1/sessions/{id}/messages", "Send a user message; the turn runs in the background"))
             .body(Json(schema::<SendMessage>))
             .answer(202, "accepted", Json(schema::<MessageAccepted>)),
         op("post", "/v1/sessions/{id}/interrupt", "Interrupt the running turn").answer(202, "accepted", None),

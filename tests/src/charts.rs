@@ -131,3 +131,51 @@ pub fn line_chart(path: &Path, chart: Chart, series: &[(&str, Vec<(f64, f64)>)])
     }
     root.present().map_err(|e| e.to_string())
 }
+
+/// One bar of a [`waterfall`]: a span of a trace.
+#[derive(Debug, Clone)]
+pub struct Bar {
+    /// How deep in the tree of spans (0: the root).
+    pub depth: usize,
+    pub label: String,
+    /// Milliseconds from the trace's start.
+    pub start_ms: f64,
+    pub end_ms: f64,
+    /// Drawn red (the span's status is an error).
+    pub error: bool,
+}
+
+/// A trace as a viewer draws it: one row per span, indented by depth, a bar
+/// from its start to its end on a common time axis, its duration beside it.
+pub fn waterfall(path: &Path, title: &str, bars: &[Bar]) -> Result<(), String> {
+    let (label_w, bar_w, row_h, top) = (330i32, 520i32, 26i32, 48i32);
+    let height = (top + row_h * bars.len() as i32 + 36) as u32;
+    let root = SVGBackend::new(path, ((label_w + bar_w + 110) as u32, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let font = ("sans-serif", 14).into_font();
+    let small = ("sans-serif", 12).into_font().color(&RGBColor(90, 90, 90));
+    root.draw(&Text::new(title.to_string(), (10, 14), font.clone())).map_err(|e| e.to_string())?;
+    let total = bars.iter().map(|b| b.end_ms).fold(1.0, f64::max);
+    let x = |ms: f64| label_w + ((ms / total) * bar_w as f64).round() as i32;
+    for (i, bar) in bars.iter().enumerate() {
+        let y = top + i as i32 * row_h;
+        if i % 2 == 0 {
+            root.draw(&Rectangle::new(
+                [(0, y - 4), (label_w + bar_w + 110, y + row_h - 4)],
+                RGBColor(246, 246, 248).filled(),
+            ))
+            .map_err(|e| e.to_string())?;
+        }
+        let label = format!("{}{}", "  ".repeat(bar.depth), bar.label);
+        root.draw(&Text::new(label, (10 + 12 * bar.depth as i32, y + 3), font.clone())).map_err(|e| e.to_string())?;
+        let color = if bar.error { RGBColor(200, 60, 60) } else { RGBColor(70, 110, 200) };
+        let (x0, x1) = (x(bar.start_ms), x(bar.end_ms).max(x(bar.start_ms) + 2));
+        root.draw(&Rectangle::new([(x0, y), (x1, y + row_h - 10)], color.filled())).map_err(|e| e.to_string())?;
+        let took = format!("{:.1} ms", bar.end_ms - bar.start_ms);
+        root.draw(&Text::new(took, (x1 + 6, y + 3), small.clone())).map_err(|e| e.to_string())?;
+    }
+    let axis = top + row_h * bars.len() as i32 + 6;
+    root.draw(&Text::new("0 ms".to_string(), (label_w, axis), small.clone())).map_err(|e| e.to_string())?;
+    root.draw(&Text::new(format!("{total:.0} ms"), (label_w + bar_w - 30, axis), small)).map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}

@@ -62,11 +62,23 @@ pub async fn call(client: &McpClient, tool: &str, arguments: Value) -> Result<Va
 
 /// [`call`], asking for progress notifications when `progress`.
 pub async fn call_with(client: &McpClient, tool: &str, arguments: Value, progress: bool) -> Result<Value, String> {
+    let mut meta = RequestMetaObject::new();
+    if progress {
+        meta.set_progress_token(ProgressToken(NumberOrString::Number(1)));
+    }
+    call_meta(client, tool, arguments, meta).await
+}
+
+/// [`call`] with the request's `_meta` (e.g. a W3C `traceparent`).
+pub async fn call_meta(
+    client: &McpClient,
+    tool: &str,
+    arguments: Value,
+    meta: RequestMetaObject,
+) -> Result<Value, String> {
     let mut params = CallToolRequestParams::new(tool.to_string());
     params.arguments = arguments.as_object().cloned();
-    if progress {
-        let mut meta = RequestMetaObject::new();
-        meta.set_progress_token(ProgressToken(NumberOrString::Number(1)));
+    if !meta.is_empty() {
         params.meta = Some(meta);
     }
     let result = client.call_tool(params).await.unwrap_or_else(|e| panic!("{tool}: protocol error {e}"));

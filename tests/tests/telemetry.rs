@@ -169,6 +169,30 @@ async fn a_turn_is_one_trace_joined_to_the_callers() {
 }
 
 #[tokio::test]
+async fn a_turn_started_through_the_mcp_tools_joins_the_trace_in_meta() {
+    use tether_e2e::tether_mcp::{call, call_meta, connect_with};
+    let collector = Collector::start().await;
+    let server = exporting_server(&collector.url, &[]).await;
+    let mcp = connect_with(&server, None).await.unwrap();
+    let created = call(&mcp, "create_session", serde_json::json!({"agent": "mock"})).await.unwrap();
+    let session = created["session_id"].as_str().unwrap().to_string();
+    let mut meta = rmcp::model::RequestMetaObject::new();
+    meta.insert("traceparent".into(), format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01").into());
+    let args = serde_json::json!({"session_id": session, "text": "[mock:tool]"});
+    call_meta(&mcp, "send_message", args, meta).await.unwrap();
+    collector.wait_for("the turn's span", WAIT, |s, _| s.iter().any(|s| s.name == "invoke_agent mock")).await;
+    let spans = collector.spans();
+    let turn = span(&spans, "invoke_agent mock");
+    assert_eq!((turn.trace_id.as_str(), turn.parent_span_id.as_str()), (CALLER_TRACE, CALLER_SPAN));
+    let events = read_all(&server.client(), &session).await;
+    let trace = events.iter().find_map(|e| match &e.body {
+        EventBody::TurnStarted(t) => t.trace.clone(),
+        _ => None,
+    });
+    assert_eq!(trace.map(|t| t.trace_id).as_deref(), Some(CALLER_TRACE));
+}
+
+#[tokio::test]
 async fn content_is_exported_only_when_enabled() {
     let collector = Collector::start().await;
     let server =

@@ -99,6 +99,29 @@ async fn flood(server: &TestServer, events: usize, clients: usize) -> (u64, f64,
     (last - after, secs, peak)
 }
 
+/// The one-client flood (median of 3) on a server exporting to an OTLP
+/// collector: none configured, one that works, one that is down (refuses
+/// connections), one that answers each request after 5 s. Events per second.
+async fn flood_with_export(events: usize) -> [f64; 4] {
+    use tether_e2e::otlp::{refusing_url, Collector};
+    let working = Collector::start().await;
+    let slow = Collector::slow(Duration::from_secs(5)).await;
+    let down = refusing_url().await;
+    let mut out = [0.0; 4];
+    for (i, url) in [None, Some(working.url.clone()), Some(down), Some(slow.url.clone())].into_iter().enumerate() {
+        let env = url.map(|u| vec![("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), u)]).unwrap_or_default();
+        let server = TestServer::start_with(tether_e2e::ServerOptions { env, ..Default::default() }).await;
+        let mut rates = Vec::new();
+        for _ in 0..3 {
+            let (n, secs, _) = flood(&server, events, 1).await;
+            rates.push(n as f64 / secs);
+        }
+        rates.sort_by(f64::total_cmp);
+        out[i] = rates[1];
+    }
+    out
+}
+
 /// `[mock:timed:N]`: each delta carries the agent's clock at its write.
 async fn latency(server: &TestServer, n: usize) -> (f64, f64, f64) {
     let client = server.client();
@@ -420,6 +443,7 @@ async fn main() {
     let (term_got, term_missed, term_s) = terminal_throughput(&server, 256 << 20).await;
     let (attach_ms, history_ms, history_p99) = terminal_attach(&server, 50).await;
     let (port_p50, port_p99) = port_detection(20).await;
+    let otel = flood_with_export(events).await;
 
     let report = json!({
         "events": events,
@@ -447,6 +471,7 @@ async fn main() {
         "terminal_attach_1mib_history_ms_p99": history_p99,
         "port_detection_ms_p50": port_p50,
         "port_detection_ms_p99": port_p99,
+        "flood_events_per_s_otel_none_working_down_slow": otel,
         "stalled_300_rss_mib": [stalled_before as f64 / 1024.0, stalled_peak as f64 / 1024.0, stalled_after as f64 / 1024.0],
     });
     if as_json {
@@ -470,6 +495,10 @@ async fn main() {
     );
     println!(
         "| terminal attach to a process with 1 MiB of history: to `attached` / to the whole history (p50, p99 of 50) | {attach_ms:.2} ms / {history_ms:.1} ms, p99 {history_p99:.1} ms |"
+    );
+    println!(
+        "| `[mock:flood:{events}]` → 1 SSE client (median of 3) with OpenTelemetry export: none / to a collector / to one that is down / to one that takes 5 s per request | {:.0} / {:.0} / {:.0} / {:.0} events/s |",
+        otel[0], otel[1], otel[2], otel[3]
     );
     println!(
         "| a socket starts listening → `port.opened` on the global stream (poll every 250 ms; p50, p99 of 20) | {port_p50:.0} ms, p99 {port_p99:.0} ms |"
