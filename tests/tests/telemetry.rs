@@ -298,3 +298,65 @@ async fn a_claude_turn_is_traced_with_its_model_and_usage() {
     assert_eq!(wait.parent_span_id, tool.span_id);
     assert!(spans.iter().any(|s| s.name.starts_with("chat ") && s.parent_span_id == turn.span_id), "{spans:#?}");
 }
+
+#[tokio::test]
+async fn inside_a_sprite_the_resource_names_it() {
+    let fake = tether_e2e::sprite::FakeSprite::start().await;
+    let collector = Collector::start().await;
+    let env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), collector.url.clone()),
+        ("OTEL_BSP_SCHEDULE_DELAY".to_string(), "0".to_string()),
+    ];
+    let extra_args = vec!["--sprite-socket".to_string(), fake.socket().to_str().unwrap().to_string()];
+    let server = TestServer::start_with(ServerOptions { env, extra_args, ..Default::default() }).await;
+    let client = server.client();
+    let session = mock_session(&client).await.id;
+    client.send_text(&session, "[mock:text] hello").await.unwrap();
+    collector.wait_for("the turn's span", WAIT, |s, _| s.iter().any(|s| s.name == "invoke_agent mock")).await;
+    let turn = span(&collector.spans(), "invoke_agent mock").clone();
+    // The name the Sprite's own API answers (tests/src/sprite.rs: "fake-sprite").
+    assert_eq!(turn.resource.get("tether.sprite.name").map(String::as_str), Some("fake-sprite"), "{:?}", turn.resource);
+}
+
+#[tokio::test]
+async fn the_sdk_sends_the_callers_current_span() {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+    let server = TestServer::start().await;
+    let client = server.client();
+    let session = mock_session(&client).await.id;
+    let caller = SpanContext::new(
+        TraceId::from_hex(CALLER_TRACE).unwrap(),
+        SpanId::from_hex(CALLER_SPAN).unwrap(),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    // The orchestrator's span is current (a current-thread runtime: the guard holds across the await).
+    let accepted = {
+        let _current = opentelemetry::Context::new().with_remote_span_context(caller).attach();
+        client.send_text(&session, "[mock:text] traced").await.unwrap()
+    };
+    let mut stream = client.session_events(&session, Some(0));
+    let events = wait_for_type(&mut stream, TURN_TIMEOUT, "turn.completed").await;
+    let trace = events.iter().find_map(|e| match &e.body {
+        EventBody::TurnStarted(t) if t.turn_id == accepted.turn_id => t.trace.clone(),
+        _ => None,
+    });
+    let trace = trace.expect("turn.started records its trace");
+    assert_eq!((trace.trace_id.as_str(), trace.parent_span_id.as_deref()), (CALLER_TRACE, Some(CALLER_SPAN)));
+    // Without a current span, a new trace.
+    let second = client.send_text(&session, "[mock:text] untraced").await.unwrap();
+    let events = wait_for(
+        &mut stream,
+        TURN_TIMEOUT,
+        |e| matches!(&e.body, EventBody::TurnCompleted(c) if c.turn_id == second.turn_id),
+    )
+    .await;
+    let trace = events.iter().find_map(|e| match &e.body {
+        EventBody::TurnStarted(t) if t.turn_id == second.turn_id => t.trace.clone(),
+        _ => None,
+    });
+    let trace = trace.expect("turn.started records its trace");
+    assert_ne!(trace.trace_id, CALLER_TRACE);
+    assert_eq!(trace.parent_span_id, None);
+}

@@ -142,6 +142,7 @@ impl Turns {
         self.stats.events(1);
         let wanted = [
             event_type::SESSION_STARTED,
+            event_type::SESSION_ENDED,
             event_type::TURN_STARTED,
             event_type::TURN_COMPLETED,
             event_type::ITEM_STARTED,
@@ -165,6 +166,11 @@ impl Turns {
                 state.agent = row.agent;
                 state.model = state.model.take().or(row.model);
             }
+        }
+        if e.etype == event_type::SESSION_ENDED {
+            // Its turns are over (the normalizer closed them first): nothing to keep.
+            self.sessions.remove(&*e.session_id);
+            return;
         }
         let Ok(event) = serde_json::from_str::<Event>(&e.json) else { return };
         self.event(event);

@@ -423,6 +423,7 @@ async fn main() {
     let (nr, sr) = replay(&server, replay_events).await;
     let peak = rss_kib(server.pid, "VmHWM:");
     let after = rss_kib(server.pid, "VmRSS:");
+    let otel = flood_with_export(events).await;
     if !as_json || events_only {
         print_event_rows(
             events,
@@ -435,6 +436,10 @@ async fn main() {
             (nr, sr),
             (peak, after),
         );
+        println!(
+            "| `[mock:flood:{events}]` → 1 SSE client (median of 3) with OpenTelemetry export: none / to a collector / to one that is down / to one that takes 5 s per request | {:.0} / {:.0} / {:.0} / {:.0} events/s |",
+            otel[0], otel[1], otel[2], otel[3]
+        );
     }
     if events_only {
         return;
@@ -443,7 +448,6 @@ async fn main() {
     let (term_got, term_missed, term_s) = terminal_throughput(&server, 256 << 20).await;
     let (attach_ms, history_ms, history_p99) = terminal_attach(&server, 50).await;
     let (port_p50, port_p99) = port_detection(20).await;
-    let otel = flood_with_export(events).await;
 
     let report = json!({
         "events": events,
@@ -495,10 +499,6 @@ async fn main() {
     );
     println!(
         "| terminal attach to a process with 1 MiB of history: to `attached` / to the whole history (p50, p99 of 50) | {attach_ms:.2} ms / {history_ms:.1} ms, p99 {history_p99:.1} ms |"
-    );
-    println!(
-        "| `[mock:flood:{events}]` → 1 SSE client (median of 3) with OpenTelemetry export: none / to a collector / to one that is down / to one that takes 5 s per request | {:.0} / {:.0} / {:.0} / {:.0} events/s |",
-        otel[0], otel[1], otel[2], otel[3]
     );
     println!(
         "| a socket starts listening → `port.opened` on the global stream (poll every 250 ms; p50, p99 of 20) | {port_p50:.0} ms, p99 {port_p99:.0} ms |"
