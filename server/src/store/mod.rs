@@ -43,6 +43,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_store_meta", include_str!("migrations/0003_store_meta.sql")),
     ("0004_webhooks", include_str!("migrations/0004_webhooks.sql")),
     ("0005_session_summary", include_str!("migrations/0005_session_summary.sql")),
+    ("0006_compact_events", include_str!("migrations/0006_compact_events.sql")),
 ];
 
 /// Capacity of the live bus; a subscriber that falls further behind is caught

@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tether_protocol::{PermissionMode, SessionStatus, SessionSummary};
 
+use super::stored::{source_of, StoredEvent, StoredTime};
 use super::{open_connection, Committed, SessionRow, StoreError, WebhookProgress, WebhookRow};
 
 /// Read connections kept open, and reads run at once through `Store::read`.
@@ -133,8 +135,8 @@ pub fn retention_candidates(
         "SELECT id, updated_at FROM sessions WHERE status IN ('ended', 'failed') ORDER BY updated_at DESC, id DESC",
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-    let mut last = conn.prepare("SELECT gseq FROM events WHERE session_id = ?1 ORDER BY seq DESC LIMIT 1")?;
-    let mut first = conn.prepare("SELECT seq FROM events WHERE session_id = ?1 ORDER BY seq LIMIT 1")?;
+    let mut last = conn.prepare(&format!("SELECT e.gseq {FROM_SESSION} ORDER BY e.seq DESC LIMIT 1"))?;
+    let mut first = conn.prepare(&format!("SELECT e.seq {FROM_SESSION} ORDER BY e.seq LIMIT 1"))?;
     let mut out = Vec::new();
     for (i, row) in rows.enumerate() {
         let (id, ended_at) = row?;
@@ -170,6 +172,14 @@ fn committed_from_row(r: &Row<'_>) -> rusqlite::Result<Committed> {
     committed_from_row_sharing(r, &mut None)
 }
 
+/// The columns [`committed_from_row_sharing`] reads, `raw` last (not read
+/// past `data` when not asked for).
+const EVENT_COLUMNS: &str = "k.id, e.seq, e.gseq, e.type, e.source, e.time, e.data";
+/// Events of the session `?1` (its id), joined to their log's key.
+const FROM_SESSION: &str = "FROM session_keys k JOIN events e ON e.session_key = k.key WHERE k.id = ?1";
+/// Events of every session, with their session's id.
+const FROM_ALL: &str = "FROM events e JOIN session_keys k ON k.key = e.session_key";
+
 /// Events of one session with `seq > after`, in order.
 pub fn session_events(
     conn: &Connection,
@@ -177,19 +187,18 @@ pub fn session_events(
     after: u64,
     limit: u32,
 ) -> Result<Vec<Committed>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT session_id, seq, gseq, type, json, raw FROM events
-         WHERE session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS}, e.raw {FROM_SESSION} AND e.seq > ?2 ORDER BY e.seq LIMIT ?3"
+    ))?;
     let rows = stmt.query_map(params![session_id, after as i64, limit], committed_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Events of every session with `gseq > after`, in order.
 pub fn global_events(conn: &Connection, after: u64, limit: u32) -> Result<Vec<Committed>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT session_id, seq, gseq, type, json, raw FROM events WHERE gseq > ?1 ORDER BY gseq LIMIT ?2",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS}, e.raw {FROM_ALL} WHERE e.gseq > ?1 ORDER BY e.gseq LIMIT ?2"
+    ))?;
     let rows = stmt.query_map(params![after as i64, limit], committed_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -208,19 +217,21 @@ pub fn stream_page(
     max_bytes: usize,
     with_raw: bool,
 ) -> Result<(Vec<Arc<Committed>>, bool), StoreError> {
-    const COLUMNS: &str = "session_id, seq, gseq, type, json, CASE WHEN ?1 THEN raw END";
     let mut stmt;
     let mut rows = match session {
         Some(id) => {
             stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM events WHERE session_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
+                "SELECT {EVENT_COLUMNS}, CASE WHEN ?4 THEN e.raw END {FROM_SESSION} AND e.seq > ?2
+                 ORDER BY e.seq LIMIT ?3"
             ))?;
-            stmt.query(params![with_raw, &**id, after as i64, max_rows])?
+            stmt.query(params![&**id, after as i64, max_rows, with_raw])?
         }
         None => {
-            stmt =
-                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE gseq > ?2 ORDER BY gseq LIMIT ?3"))?;
-            stmt.query(params![with_raw, after as i64, max_rows])?
+            stmt = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS}, CASE WHEN ?3 THEN e.raw END {FROM_ALL} WHERE e.gseq > ?1
+                 ORDER BY e.gseq LIMIT ?2"
+            ))?;
+            stmt.query(params![after as i64, max_rows, with_raw])?
         }
     };
     let (mut page, mut bytes) = (Vec::new(), 0usize);
@@ -250,18 +261,23 @@ fn committed_from_row_sharing(r: &Row<'_>, sid: &mut Option<Arc<str>>) -> rusqli
             s
         }
     };
-    let raw = match r.get_ref(5)? {
-        rusqlite::types::ValueRef::Null => None,
+    let raw = match r.get_ref(7)? {
+        ValueRef::Null => None,
         v => Some(Arc::from(v.as_str()?)),
     };
-    Ok(Committed {
-        session_id,
-        seq: r.get::<_, i64>(1)? as u64,
-        gseq: r.get::<_, i64>(2)? as u64,
-        etype: super::intern_type(r.get_ref(3)?.as_str()?),
-        json: r.get(4)?,
-        raw,
-    })
+    let (seq, gseq) = (r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64);
+    let type_text = r.get_ref(3)?.as_str()?;
+    let etype = super::intern_type(type_text);
+    let data_json = r.get_ref(6)?.as_str()?;
+    let time = match r.get_ref(5)? {
+        ValueRef::Integer(ms) => StoredTime::Ms(ms),
+        ValueRef::Text(t) => StoredTime::Text(std::str::from_utf8(t).map_err(|e| utf8_error(5, e))?),
+        // Carried over whole by migration 0006: `data` is the event's JSON.
+        _ => return Ok(Committed { session_id, seq, gseq, etype, json: data_json.to_owned(), raw }),
+    };
+    let source = source_of(r.get(4)?);
+    let json = StoredEvent { seq, gseq, session_id: &session_id, time, etype: type_text, source, data_json }.to_json();
+    Ok(Committed { session_id, seq, gseq, etype, json, raw })
 }
 
 /// The highest `gseq` ever given (0 when none was): the newest event's, or
@@ -318,4 +334,8 @@ pub fn events_after_count(conn: &Connection, after: u64) -> Result<u64, StoreErr
     let n: i64 =
         conn.prepare_cached("SELECT COUNT(*) FROM events WHERE gseq > ?1")?.query_row([after as i64], |r| r.get(0))?;
     Ok(n as u64)
+}
+
+fn utf8_error(column: usize, e: std::str::Utf8Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
 }

@@ -1,12 +1,18 @@
 //! The stored form of an event, written in this one place.
 //!
-//! An event is kept as the JSON text of its envelope,
+//! An event is served as the JSON text of its envelope,
 //! `{"seq":..,"gseq":..,"session_id":..,"time":..,"type":..,"source":..,"data":{..}}`
 //! (a [`tether_protocol::Event`] without `raw`), and its agent's native
-//! message (`raw`) beside it in a column of its own, spliced in as the last
-//! field only for a client that asks for it. That text is what the database
-//! holds and what every reader sends as it is: the pages, the streams (SSE
-//! and WebSocket) and the webhooks never decode or rebuild it.
+//! message (`raw`) spliced in as the last field only for a client that asks
+//! for it. That text is what every reader sends as it is: the pages, the
+//! streams (SSE and WebSocket) and the webhooks never decode or rebuild it.
+//!
+//! The database keeps only what its columns do not (migration 0006): a row
+//! holds the session's integer key, `seq`, `type`, `source` (1 agent, 0
+//! server), `time` as unix milliseconds ([`time_ms`]: when the text is the
+//! millisecond RFC 3339 those milliseconds print as; else the text) and the
+//! `data` JSON; [`StoredEvent::to_json`] rebuilds the envelope around it,
+//! the same bytes the writer published. `raw` has a column of its own.
 //!
 //! The way in is typed: the normalizer hands an [`EventBody`] to
 //! [`NewEvent::new`] (its `data`, serialized by the protocol crate), the
@@ -37,8 +43,8 @@ pub struct StoredEvent<'a> {
     pub gseq: u64,
     /// Server-made ids (`ses_…`): written as they are, no escaping needed.
     pub session_id: &'a str,
-    /// RFC 3339 (server-made): written as it is.
-    pub time: &'a str,
+    /// RFC 3339 with milliseconds (server-made).
+    pub time: StoredTime<'a>,
     pub etype: &'a str,
     pub source: Source,
     /// The serialized `data` object.
@@ -46,21 +52,66 @@ pub struct StoredEvent<'a> {
 }
 
 impl StoredEvent<'_> {
-    /// The stored JSON text (without `raw`).
+    /// The event's JSON text (without `raw`): what is published and served.
     pub fn to_json(&self) -> String {
         let mut json = String::with_capacity(self.data_json.len() + 160);
-        let _ = write!(
-            json,
-            "{{\"seq\":{},\"gseq\":{},\"session_id\":\"{}\",\"time\":\"{}\",\"type\":\"{}\",\"source\":\"{}\",\"data\":{}}}",
-            self.seq,
-            self.gseq,
-            self.session_id,
-            self.time,
-            self.etype,
-            source_str(self.source),
-            self.data_json
-        );
+        let _ = write!(json, "{{\"seq\":{},\"gseq\":{},\"session_id\":\"", self.seq, self.gseq);
+        json.push_str(self.session_id);
+        json.push_str("\",\"time\":\"");
+        match self.time {
+            StoredTime::Text(t) => json.push_str(t),
+            StoredTime::Ms(ms) => write_time(&mut json, ms),
+        }
+        json.push_str("\",\"type\":\"");
+        json.push_str(self.etype);
+        json.push_str("\",\"source\":\"");
+        json.push_str(source_str(self.source));
+        json.push_str("\",\"data\":");
+        json.push_str(self.data_json);
+        json.push('}');
         json
+    }
+}
+
+/// An event's time as a row holds it: unix milliseconds, or the text as it
+/// was when the milliseconds would not print it back ([`time_ms`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredTime<'a> {
+    Ms(i64),
+    Text(&'a str),
+}
+
+impl<'a> StoredTime<'a> {
+    /// How `time` is kept: as milliseconds when they print back to it exactly.
+    pub fn of(time: &'a str) -> Self {
+        time_ms(time).map_or(StoredTime::Text(time), StoredTime::Ms)
+    }
+}
+
+impl rusqlite::ToSql for StoredTime<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+        Ok(match *self {
+            StoredTime::Ms(ms) => ToSqlOutput::Owned(Value::Integer(ms)),
+            StoredTime::Text(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
+        })
+    }
+}
+
+/// The column value of a source: 1 for the agent, 0 for the server.
+pub fn source_code(source: Source) -> i64 {
+    match source {
+        Source::Agent => 1,
+        Source::Server => 0,
+    }
+}
+
+/// The source a column value stands for ([`source_code`]).
+pub fn source_of(code: i64) -> Source {
+    if code == 1 {
+        Source::Agent
+    } else {
+        Source::Server
     }
 }
 
@@ -69,6 +120,66 @@ fn source_str(source: Source) -> &'static str {
         Source::Agent => "agent",
         Source::Server => "server",
     }
+}
+
+/// The unix milliseconds of `YYYY-MM-DDTHH:MM:SS.mmmZ` (a valid date and
+/// time from 1970 to 9999), the only shape [`write_time`] prints; `None`
+/// for any other text, which is then kept as it is.
+pub fn time_ms(time: &str) -> Option<i64> {
+    let b = time.as_bytes();
+    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b[19] != b'.' || b[23] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> {
+        b[from..to].iter().try_fold(0i64, |n, c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
+    };
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hh, mm, ss, ms) = (num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if y < 1970 || !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
+        return None;
+    }
+    if hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    Some((days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss) * 1000 + ms)
+}
+
+/// Appends `ms` (unix milliseconds, not before 1970) as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+fn write_time(out: &mut String, ms: i64) {
+    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}", sod / 3600, (sod / 60) % 60, sod % 60);
+    out.push('Z');
+}
+
+/// Howard Hinnant's days-from-civil (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Howard Hinnant's civil-from-days, its inverse.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
 }
 
 impl Committed {
@@ -118,7 +229,7 @@ mod tests {
             seq: 3,
             gseq: 9,
             session_id: "ses_1",
-            time: &new.time,
+            time: StoredTime::of(&new.time),
             etype: new.etype,
             source: new.source,
             data_json: &new.data_json,
@@ -143,5 +254,52 @@ mod tests {
         let mut list = String::new();
         write_array(&mut list, ["{}", "{\"a\":1}"]);
         assert_eq!(list, r#"[{},{"a":1}]"#);
+    }
+
+    #[test]
+    fn a_time_is_kept_as_milliseconds_only_when_they_print_it_back() {
+        // Across days, months, leap years and centuries, as the server writes times.
+        let mut ms = 0i64;
+        while ms < 8_000_000_000_000 {
+            let text = crate::ids::rfc3339_ms(ms);
+            assert_eq!(time_ms(&text), Some(ms), "{text}");
+            let mut back = String::new();
+            write_time(&mut back, ms);
+            assert_eq!(back, text);
+            ms += 86_399_999 + 3_600_000 * 7 + 17;
+        }
+        for kept_as_text in [
+            "2026-12-06T00:00:00Z",
+            "2026-12-06T00:00:00.000+00:00",
+            "2026-02-29T00:00:00.000Z",
+            "2024-13-01T00:00:00.000Z",
+            "2024-01-01T24:00:00.000Z",
+            "1969-12-31T23:59:59.999Z",
+            "2026-12-06t00:00:00.000Z",
+            "2026-12-06T00:00:00.00aZ",
+            "",
+        ] {
+            assert_eq!(time_ms(kept_as_text), None, "{kept_as_text}");
+            assert_eq!(StoredTime::of(kept_as_text), StoredTime::Text(kept_as_text));
+        }
+        assert_eq!(time_ms("2024-02-29T23:59:59.999Z"), Some(1_709_251_199_999));
+        let event = |time| StoredEvent {
+            seq: 1,
+            gseq: 2,
+            session_id: "ses_1",
+            time,
+            etype: "session.status",
+            source: Source::Agent,
+            data_json: "{}",
+        };
+        assert_eq!(
+            event(StoredTime::of("2024-02-29T23:59:59.999Z")).to_json(),
+            event(StoredTime::Text("2024-02-29T23:59:59.999Z")).to_json()
+        );
+        assert!(event(StoredTime::Text("then")).to_json().contains(r#""time":"then","#));
+        assert_eq!(
+            (source_of(source_code(Source::Agent)), source_of(source_code(Source::Server))),
+            (Source::Agent, Source::Server)
+        );
     }
 }

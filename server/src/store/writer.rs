@@ -18,7 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{broadcast, mpsc};
 
 use super::health::StoreHealth;
-use super::stored::StoredEvent;
+use super::stored::{source_code, StoredEvent, StoredTime};
 use super::tail::Tail;
 use super::{Committed, Effect, StoreError, WriteCmd};
 
@@ -35,6 +35,8 @@ pub(crate) struct Writer {
     health: Arc<StoreHealth>,
     next_gseq: u64,
     last_seq: HashMap<Arc<str>, u64>,
+    /// Each log's key in `session_keys` (its events' `session_key`).
+    keys: HashMap<Arc<str>, i64>,
 }
 
 /// The two queues the writer reads: appends and flushes (bounded: this is
@@ -54,7 +56,7 @@ impl Writer {
     ) -> Result<Self, StoreError> {
         // Not just the newest stored event's: a purge may have taken it.
         let last = super::reader::last_gseq(&conn)?;
-        Ok(Writer { conn, bus, tail, health, next_gseq: last + 1, last_seq: HashMap::new() })
+        Ok(Writer { conn, bus, tail, health, next_gseq: last + 1, last_seq: HashMap::new(), keys: HashMap::new() })
     }
 
     pub(crate) fn run(mut self, mut q: Queues) {
@@ -126,6 +128,7 @@ impl Writer {
                     self.next_gseq = saved_gseq;
                     // Recomputed from the committed rows at the next use.
                     self.last_seq.clear();
+                    self.keys.clear();
                     let has_control =
                         batch.iter().any(|c| !matches!(c, WriteCmd::Append { .. } | WriteCmd::Flush { .. }));
                     if has_control && !is_storage_error(&e) {
@@ -196,7 +199,8 @@ impl Writer {
         let tx = self.conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO events (gseq, session_id, seq, type, json, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO events (gseq, session_key, seq, type, source, time, data, raw)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             // Sessions that got events: their new last activity, if any of
             // those events was activity (not [`Effect::Quiet`]).
@@ -209,7 +213,8 @@ impl Writer {
                             Some(v) => *v,
                             // The sandbox log has no session row: its last seq is its newest event's.
                             None if sandbox => tx.query_row(
-                                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?1",
+                                "SELECT COALESCE(MAX(seq), 0) FROM events
+                                 WHERE session_key = (SELECT key FROM session_keys WHERE id = ?1)",
                                 [&**session_id],
                                 |r| r.get::<_, i64>(0),
                             )? as u64,
@@ -228,28 +233,39 @@ impl Writer {
                                 }
                             }
                         };
+                        let key = match self.keys.get(session_id) {
+                            Some(k) => *k,
+                            None => {
+                                let k = log_key(&tx, session_id)?;
+                                self.keys.insert(session_id.clone(), k);
+                                k
+                            }
+                        };
                         for ev in events.iter() {
                             last += 1;
                             let gseq = self.next_gseq;
                             self.next_gseq += 1;
+                            let time = StoredTime::of(&ev.time);
+                            insert.execute(params![
+                                gseq as i64,
+                                key,
+                                last as i64,
+                                ev.etype,
+                                source_code(ev.source),
+                                time,
+                                ev.data_json,
+                                ev.raw.as_deref()
+                            ])?;
                             let json = StoredEvent {
                                 seq: last,
                                 gseq,
                                 session_id,
-                                time: &ev.time,
+                                time,
                                 etype: ev.etype,
                                 source: ev.source,
                                 data_json: &ev.data_json,
                             }
                             .to_json();
-                            insert.execute(params![
-                                gseq as i64,
-                                &**session_id,
-                                last as i64,
-                                ev.etype,
-                                json,
-                                ev.raw.as_deref()
-                            ])?;
                             if !sandbox {
                                 for effect in &ev.effects {
                                     apply_effect(&tx, session_id, effect)?;
@@ -294,23 +310,32 @@ impl Writer {
                     }
                     WriteCmd::Purge { session_id, .. } => {
                         keep_last_gseq(&tx, self.next_gseq)?;
-                        tx.execute("DELETE FROM events WHERE session_id = ?1", [&*session_id])?;
+                        tx.execute(
+                            "DELETE FROM events WHERE session_key = (SELECT key FROM session_keys WHERE id = ?1)",
+                            [&*session_id],
+                        )?;
+                        tx.execute("DELETE FROM session_keys WHERE id = ?1", [&*session_id])?;
                         tx.execute("DELETE FROM open_items WHERE session_id = ?1", [&*session_id])?;
                         tx.execute("DELETE FROM sessions WHERE id = ?1", [&*session_id])?;
                         self.last_seq.remove(session_id.as_str());
+                        self.keys.remove(session_id.as_str());
                     }
                     WriteCmd::PurgeSome { session_id, max, deleted, gone, .. } => {
                         keep_last_gseq(&tx, self.next_gseq)?;
                         let n = tx.execute(
                             "DELETE FROM events WHERE gseq IN
-                               (SELECT gseq FROM events WHERE session_id = ?1 ORDER BY seq LIMIT ?2)",
+                               (SELECT gseq FROM events
+                                WHERE session_key = (SELECT key FROM session_keys WHERE id = ?1)
+                                ORDER BY seq LIMIT ?2)",
                             params![&*session_id, *max as i64],
                         )? as u64;
                         *deleted = n;
                         if n < *max {
+                            tx.execute("DELETE FROM session_keys WHERE id = ?1", [&*session_id])?;
                             tx.execute("DELETE FROM open_items WHERE session_id = ?1", [&*session_id])?;
                             tx.execute("DELETE FROM sessions WHERE id = ?1", [&*session_id])?;
                             self.last_seq.remove(session_id.as_str());
+                            self.keys.remove(session_id.as_str());
                             *gone = true;
                         }
                     }
@@ -568,4 +593,11 @@ fn is_storage_error(e: &StoreError) -> bool {
         StoreError::Io(_) => true,
         _ => false,
     }
+}
+
+/// The key of the log `id` in `session_keys` (its events' `session_key`),
+/// given on its first event.
+fn log_key(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<i64, StoreError> {
+    tx.execute("INSERT OR IGNORE INTO session_keys (id) VALUES (?1)", [id])?;
+    Ok(tx.query_row("SELECT key FROM session_keys WHERE id = ?1", [id], |r| r.get(0))?)
 }
