@@ -9,7 +9,10 @@
 //! the chunks a transport sends (SSE bytes here, WebSocket messages in `ws`).
 //!
 //! What a client that does not read costs is bounded in bytes, whatever it
-//! asked for: a catch-up page holds at most [`CATCH_UP_BYTES`] of events, a
+//! asked for: a catch-up page holds at most [`CATCH_UP_BYTES`] of events
+//! (a client that keeps up gets pages that double up to
+//! [`CATCH_UP_MAX_BYTES`], fewer reads for a long replay; the first page and
+//! any after one it did not take at once are small again), a
 //! chunk at most [`CHUNK_BYTES`], and the transport takes one chunk at a
 //! time (the HTTP connection buffers at most `connections::WRITE_BUFFER`
 //! more, the kernel `connections::UNSENT_LOWAT`). A client that takes
@@ -32,8 +35,12 @@ use crate::store::Committed;
 
 /// Most events read from the store per catch-up query.
 const CATCH_UP_PAGE: u32 = 2000;
-/// Most bytes of events read per catch-up query (a page may pass it by one event).
+/// Most bytes of events read per catch-up query (a page may pass it by one
+/// event): the first page's, and any page's after the client did not take
+/// the last one's chunks at once.
 pub(super) const CATCH_UP_BYTES: usize = 16 * 1024;
+/// The most a page grows to, doubling after each page the client took at once.
+pub(super) const CATCH_UP_MAX_BYTES: usize = 256 * 1024;
 /// Most bytes gathered into one chunk (a chunk may pass it by one event).
 pub(super) const CHUNK_BYTES: usize = 16 * 1024;
 /// Chunks waiting for the transport: one, so a client that does not read
@@ -207,7 +214,7 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
     let sent = |e: &Committed| types.as_ref().is_none_or(|t| t.contains(&e.etype));
     // Only a session's own stream ends with it.
     let ends = |e: &Committed| matches!(scope, Scope::Session(_)) && e.etype == event_type::SESSION_ENDED;
-    let page = Page { rows: CATCH_UP_PAGE, bytes: CATCH_UP_BYTES, include_raw };
+    let mut page = Page { rows: CATCH_UP_PAGE, bytes: CATCH_UP_BYTES, include_raw };
     let mut shutdown = app.shutdown.clone();
     if let Some(first) = out.opened() {
         if tx.send(first).await.is_err() {
@@ -224,17 +231,25 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
     // The last time something other than a keepalive went out.
     let mut active = Instant::now();
     'outer: loop {
-        // Catch up from the store.
+        // Catch up from the store, from a small page (first-event latency; a
+        // client the bus left behind may be a slow one).
+        page.bytes = CATCH_UP_BYTES;
         loop {
-            let (page, full) = match follower.page(page).await {
+            let (events, full) = match follower.page(page).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "event stream catch-up read failed; closing the stream");
                     return End::Failed;
                 }
             };
+            // The transport took everything sent while the page was read: the
+            // client keeps up, and the next page may be larger.
+            page.bytes = match tx.capacity() == CHANNEL_CHUNKS {
+                true => (page.bytes * 2).min(CATCH_UP_MAX_BYTES),
+                false => CATCH_UP_BYTES,
+            };
             let mut ended = false;
-            for e in &page {
+            for e in &events {
                 if sent(e) {
                     out.event(e, scope.cursor(e), include_raw);
                 }
