@@ -21,7 +21,6 @@
 //! Nothing here does I/O.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use tether_protocol::{EventBody, Source};
@@ -55,7 +54,11 @@ impl StoredEvent<'_> {
     /// The event's JSON text (without `raw`): what is published and served.
     pub fn to_json(&self) -> String {
         let mut json = String::with_capacity(self.data_json.len() + 160);
-        let _ = write!(json, "{{\"seq\":{},\"gseq\":{},\"session_id\":\"", self.seq, self.gseq);
+        json.push_str("{\"seq\":");
+        push_u64(&mut json, self.seq);
+        json.push_str(",\"gseq\":");
+        push_u64(&mut json, self.gseq);
+        json.push_str(",\"session_id\":\"");
         json.push_str(self.session_id);
         json.push_str("\",\"time\":\"");
         match self.time {
@@ -149,13 +152,46 @@ pub fn time_ms(time: &str) -> Option<i64> {
     Some((days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss) * 1000 + ms)
 }
 
-/// Appends `ms` (unix milliseconds, not before 1970) as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+/// Appends `ms` (unix milliseconds, from 1970 to 9999) as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 fn write_time(out: &mut String, ms: i64) {
     let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
     let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}", sod / 3600, (sod / 60) % 60, sod % 60);
-    out.push('Z');
+    // Digits by hand: this runs for every event read back (core::fmt's padding showed in the profile).
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut n: i64| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, m);
+    put(8, 2, d);
+    put(11, 2, sod / 3600);
+    put(14, 2, (sod / 60) % 60);
+    put(17, 2, sod % 60);
+    put(20, 3, millis);
+    out.push_str(std::str::from_utf8(&b).unwrap_or_default());
+}
+
+/// Appends `n` in decimal.
+fn push_u64(out: &mut String, n: u64) {
+    out.push_str(std::str::from_utf8(decimal(n, &mut [0; 20])).unwrap_or_default());
+}
+
+/// `n`'s decimal digits, written into the end of `buf` (by hand, not
+/// core::fmt: this runs several times for every event served).
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
 }
 
 /// Howard Hinnant's days-from-civil (proleptic Gregorian).
@@ -196,8 +232,11 @@ impl Committed {
 
     /// Appends one SSE frame for this event, with `cursor` as its id.
     pub fn write_sse(&self, cursor: u64, include_raw: bool, out: &mut Vec<u8>) {
-        use std::io::Write;
-        let _ = write!(out, "id: {cursor}\nevent: {}\ndata: ", self.etype);
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(decimal(cursor, &mut [0; 20]));
+        out.extend_from_slice(b"\nevent: ");
+        out.extend_from_slice(self.etype.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
         out.extend_from_slice(self.json_with(include_raw).as_bytes());
         out.extend_from_slice(b"\n\n");
     }
@@ -251,6 +290,15 @@ mod tests {
         };
         assert!(committed.json_with(true).ends_with(r#""data":{"status":"idle"},"raw":{"n":1}}"#));
         assert_eq!(committed.json_with(false), committed.json);
+        let mut sse = Vec::new();
+        committed.write_sse(1234, false, &mut sse);
+        assert_eq!(sse, format!("id: 1234\nevent: session.status\ndata: {}\n\n", committed.json).into_bytes());
+        let mut digits = String::new();
+        for n in [0, 7, 10, 99, 100, u64::MAX] {
+            push_u64(&mut digits, n);
+            digits.push(' ');
+        }
+        assert_eq!(digits, format!("0 7 10 99 100 {} ", u64::MAX));
         let mut list = String::new();
         write_array(&mut list, ["{}", "{\"a\":1}"]);
         assert_eq!(list, r#"[{},{"a":1}]"#);

@@ -11,9 +11,9 @@
 //! What a client that does not read costs is bounded in bytes, whatever it
 //! asked for: a catch-up page holds at most [`CATCH_UP_BYTES`] of events
 //! (a client that keeps up gets pages that double up to
-//! [`CATCH_UP_MAX_BYTES`], fewer reads for a long replay; the first page and
-//! any after one it did not take at once are small again), a
-//! chunk at most [`CHUNK_BYTES`], and the transport takes one chunk at a
+//! [`CATCH_UP_MAX_BYTES`], and chunks of a quarter of that: fewer reads and
+//! writes for a long replay; the first page and any after one it did not
+//! take at once are small again), a chunk at most [`CHUNK_BYTES`] otherwise, and the transport takes one chunk at a
 //! time (the HTTP connection buffers at most `connections::WRITE_BUFFER`
 //! more, the kernel `connections::UNSENT_LOWAT`). A client that takes
 //! nothing of what waits for it for `--send-timeout-secs` is disconnected
@@ -43,6 +43,9 @@ pub(super) const CATCH_UP_BYTES: usize = 16 * 1024;
 pub(super) const CATCH_UP_MAX_BYTES: usize = 256 * 1024;
 /// Most bytes gathered into one chunk (a chunk may pass it by one event).
 pub(super) const CHUNK_BYTES: usize = 16 * 1024;
+/// Most bytes of a catch-up chunk once the pages have grown (fewer, larger
+/// writes to a client that keeps up): a quarter of the page.
+const CATCH_UP_CHUNK_MAX_BYTES: usize = CATCH_UP_MAX_BYTES / 4;
 /// Chunks waiting for the transport: one, so a client that does not read
 /// holds one chunk here and one in the pump.
 pub(super) const CHANNEL_CHUNKS: usize = 1;
@@ -248,13 +251,14 @@ async fn run<F: Framing>(app: &AppRef, opened: Opened, out: &mut F, tx: &mpsc::S
                 true => (page.bytes * 2).min(CATCH_UP_MAX_BYTES),
                 false => CATCH_UP_BYTES,
             };
+            let chunk_bytes = (page.bytes / 4).clamp(CHUNK_BYTES, CATCH_UP_CHUNK_MAX_BYTES);
             let mut ended = false;
             for e in &events {
                 if sent(e) {
                     out.event(e, scope.cursor(e), include_raw);
                 }
                 ended |= ends(e);
-                if out.buffered() >= CHUNK_BYTES {
+                if out.buffered() >= chunk_bytes {
                     if let Some(chunk) = out.take() {
                         if tx.send(chunk).await.is_err() {
                             return End::Gone;
