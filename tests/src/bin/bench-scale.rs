@@ -230,8 +230,8 @@ async fn stores(a: &Args) -> Vec<(PathBuf, Stage)> {
         let home = std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
-        // v2: every stage has a full first page of sessions.
-        home.join("tether-bench-scale").join(format!("e{}-s{}-v2", a.events, a.sessions))
+        // v2: every stage has a full first page of sessions; v3: the compact rows of migration 0006.
+        home.join("tether-bench-scale").join(format!("e{}-s{}-v3", a.events, a.sessions))
     });
     if a.rebuild {
         let _ = std::fs::remove_dir_all(&cache);
