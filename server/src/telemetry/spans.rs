@@ -128,8 +128,9 @@ impl Turns {
                             }
                         }
                         Err(e) => {
+                            // A stalled store: try again in a moment rather than spin.
                             tracing::warn!(error = %e, "telemetry: cannot read the events it missed");
-                            break;
+                            tokio::time::sleep(Duration::from_secs(1)).await;
                         }
                     }
                 },
