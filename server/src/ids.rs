@@ -31,12 +31,9 @@ pub fn now_ms() -> i64 {
 
 /// RFC 3339 UTC with milliseconds: `2026-11-23T12:00:00.123Z`.
 pub fn rfc3339_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", sod / 3600, (sod / 60) % 60, sod % 60)
+    let mut out = String::with_capacity(24);
+    write_time(&mut out, ms);
+    out
 }
 
 /// The current time as RFC 3339 with milliseconds.
@@ -44,41 +41,78 @@ pub fn now_rfc3339() -> String {
     rfc3339_ms(now_ms())
 }
 
-/// Milliseconds since the Unix epoch of a UTC RFC 3339 time as
-/// [`rfc3339_ms`] writes it (`2026-11-23T12:00:00.123Z`; fractions optional).
-pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let millis = match s.get(19..20) {
-        Some(".") => {
-            let digits: String = s[20..].chars().take_while(|c| c.is_ascii_digit()).take(3).collect();
-            format!("{digits:0<3}").parse::<i64>().ok()?
-        }
-        _ => 0,
+/// The unix milliseconds of `YYYY-MM-DDTHH:MM:SS.mmmZ` (a valid date and
+/// time from 1970 to 9999), the only shape [`write_time`] prints; `None`
+/// for any other text, which is then kept as it is.
+pub fn time_ms(time: &str) -> Option<i64> {
+    let b = time.as_bytes();
+    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b[19] != b'.' || b[23] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> {
+        b[from..to].iter().try_fold(0i64, |n, c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
     };
-    // Hinnant's days-from-civil.
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hh, mm, ss, ms) = (num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if y < 1970 || !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
+        return None;
+    }
+    if hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    Some((days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss) * 1000 + ms)
+}
+
+/// Appends `ms` (unix milliseconds, from 1970 to 9999) as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn write_time(out: &mut String, ms: i64) {
+    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    // Digits by hand: this runs for every event read back (core::fmt's padding showed in the profile).
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut n: i64| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, m);
+    put(8, 2, d);
+    put(11, 2, sod / 3600);
+    put(14, 2, (sod / 60) % 60);
+    put(17, 2, sod % 60);
+    put(20, 3, millis);
+    out.push_str(std::str::from_utf8(&b).unwrap_or_default());
+}
+
+/// Howard Hinnant's days-from-civil (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1000) + millis)
+    era * 146_097 + doe - 719_468
 }
 
-/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian, UTC).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// Howard Hinnant's civil-from-days, its inverse.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
+    let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
 }
 
 #[cfg(test)]
@@ -90,11 +124,6 @@ mod tests {
         assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_ms(1_795_435_200_123), "2026-11-23T12:00:00.123Z");
         assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        for ms in [0, 1_795_435_200_123, 951_782_400_000, 1_709_251_199_999] {
-            assert_eq!(parse_rfc3339_ms(&rfc3339_ms(ms)), Some(ms));
-        }
-        assert_eq!(parse_rfc3339_ms("2026-11-23T12:00:00Z"), Some(1_795_435_200_000));
-        assert_eq!(parse_rfc3339_ms("not a time"), None);
     }
 
     #[test]

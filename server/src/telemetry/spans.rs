@@ -589,7 +589,7 @@ fn secs(from: SystemTime, to: SystemTime) -> f64 {
 
 /// An event's `time` (RFC 3339 with milliseconds, as the server writes it).
 fn parse_time(time: &str) -> SystemTime {
-    crate::ids::parse_rfc3339_ms(time)
+    crate::store::stored::time_ms(time)
         .and_then(|ms| u64::try_from(ms).ok())
         .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
         .unwrap_or_else(SystemTime::now)
