@@ -414,11 +414,23 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 /// Applies the migrations not yet applied among the first `upto`.
 fn migrate_to(conn: &mut Connection, upto: usize) -> Result<(), StoreError> {
     let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, (_name, sql)) in MIGRATIONS.iter().enumerate().take(upto).skip(applied.max(0) as usize) {
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().take(upto).skip(applied.max(0) as usize) {
+        // An existing store's format changes: say so, a large one takes a while.
+        let started = std::time::Instant::now();
+        if applied > 0 {
+            tracing::info!(migration = name, "updating the store's format (a large store takes a while)");
+        }
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
+        if applied > 0 {
+            tracing::info!(
+                migration = name,
+                ms = started.elapsed().as_millis() as u64,
+                "the store's format is updated"
+            );
+        }
     }
     if (applied.max(0) as usize) < upto.min(MIGRATIONS.len()) && applied > 0 {
         // A migration that rewrote a table (0006) leaves the old one's pages
