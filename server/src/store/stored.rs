@@ -264,7 +264,7 @@ mod tests {
             gseq: 2,
             session_id: "ses_1",
             time,
-            etype: "session.status",
+            etype: tether_protocol::event_type::SESSION_STATUS,
             source: Source::Agent,
             data_json: "{}",
         };
