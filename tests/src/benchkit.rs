@@ -74,6 +74,40 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Where a command that draws into docs/ writes: `--out DIR`, else the repo's `docs/`.
+pub fn out_dir() -> std::path::PathBuf {
+    let args: Vec<String> = std::env::args().collect();
+    let given = args.iter().position(|a| a == "--out").and_then(|i| args.get(i + 1));
+    given.map(std::path::PathBuf::from).unwrap_or_else(|| crate::workspace_root().join("docs"))
+}
+
+/// A process's peak RSS while something runs, sampled every 20 ms.
+pub struct PeakRss {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl PeakRss {
+    pub fn start(pid: u32) -> PeakRss {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut peak = 0;
+            while !*stopped.borrow_and_update() {
+                peak = peak.max(status_kib(pid, "VmRSS:"));
+                let _ = tokio::time::timeout(Duration::from_millis(20), stopped.changed()).await;
+            }
+            peak.max(status_kib(pid, "VmRSS:"))
+        });
+        PeakRss { stop, task }
+    }
+
+    /// The highest RSS seen, in KiB.
+    pub async fn stop(self) -> u64 {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or(0)
+    }
+}
+
 /// How long a start took, from spawn, in ms.
 #[derive(Debug, Clone, Copy)]
 pub struct StartTimes {

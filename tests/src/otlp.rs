@@ -1,9 +1,11 @@
 //! [`Collector`]: an OTLP/HTTP receiver on 127.0.0.1 for the OpenTelemetry
 //! tests, decoding what tether exports with the protocol's own types
-//! (`opentelemetry-proto`, protobuf). It answers as an OpenTelemetry
-//! Collector's `otlphttp` receiver does: `200` with an empty
-//! `Export*ServiceResponse` (protobuf) for a request it took, `400` for a
-//! body it cannot decode, `404` for another path. It can also be slow
+//! (`opentelemetry-proto`, protobuf). It answers as the OTLP/HTTP
+//! specification has a receiver answer (opentelemetry-proto,
+//! `docs/specification.md`, "OTLP/HTTP Response"; the Collector's
+//! `otlpreceiver` does so): `200` with an `Export*ServiceResponse` in the
+//! request's encoding (`application/x-protobuf`) for a request it took,
+//! `400` for a body it cannot decode, `404` for another path. It can also be slow
 //! (answers each request only after a delay, as an overloaded collector
 //! does). [`refusing_url`] is a collector that is down. Waits are on a change
 //! counter with a deadline, never sleeps.
@@ -86,7 +88,6 @@ pub struct PointSeen {
 struct Seen {
     spans: Vec<SpanSeen>,
     points: Vec<PointSeen>,
-    requests: u64,
     /// Bodies it could not decode, with why.
     rejected: Vec<String>,
 }
@@ -123,20 +124,25 @@ fn protobuf(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/x-protobuf")], body).into_response()
 }
 
-async fn traces(State(s): State<Shared>, body: Bytes) -> Response {
+/// A request's body decoded, after the collector's delay; a body that is
+/// not a `R` is recorded and answered 400.
+async fn decode<R: Message + Default>(s: &Shared, body: Bytes) -> Result<R, Response> {
     if let Some(d) = s.delay {
         tokio::time::sleep(d).await;
     }
-    let req = match ExportTraceServiceRequest::decode(body) {
+    R::decode(body).map_err(|e| {
+        s.seen.lock().unwrap().rejected.push(e.to_string());
+        (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+    })
+}
+
+async fn traces(State(s): State<Shared>, body: Bytes) -> Response {
+    let req: ExportTraceServiceRequest = match decode(&s, body).await {
         Ok(r) => r,
-        Err(e) => {
-            s.seen.lock().unwrap().rejected.push(e.to_string());
-            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
-        }
+        Err(answer) => return answer,
     };
     {
         let mut seen = s.seen.lock().unwrap();
-        seen.requests += 1;
         for rs in req.resource_spans {
             let resource = rs.resource.as_ref().map(|r| attrs(&r.attributes)).unwrap_or_default();
             for ss in rs.scope_spans {
@@ -164,19 +170,12 @@ async fn traces(State(s): State<Shared>, body: Bytes) -> Response {
 }
 
 async fn metrics(State(s): State<Shared>, body: Bytes) -> Response {
-    if let Some(d) = s.delay {
-        tokio::time::sleep(d).await;
-    }
-    let req = match ExportMetricsServiceRequest::decode(body) {
+    let req: ExportMetricsServiceRequest = match decode(&s, body).await {
         Ok(r) => r,
-        Err(e) => {
-            s.seen.lock().unwrap().rejected.push(e.to_string());
-            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
-        }
+        Err(answer) => return answer,
     };
     {
         let mut seen = s.seen.lock().unwrap();
-        seen.requests += 1;
         for rm in req.resource_metrics {
             for sm in rm.scope_metrics {
                 for m in sm.metrics {

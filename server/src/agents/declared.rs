@@ -128,6 +128,7 @@ pub fn load(path: &Path, required: bool) -> Result<usize, String> {
         }));
         defs.push(AgentDef {
             id,
+            provider: "_OTHER",
             name: leak(d.name.unwrap_or_else(|| id.to_string())),
             command: leak(d.command),
             capabilities: declared_caps,

@@ -331,6 +331,10 @@ pub type NewAdapter = fn(PathBuf) -> Box<dyn Adapter>;
 /// entry of [`AGENTS`] per agent.
 pub struct AgentDef {
     pub id: &'static str,
+    /// Who serves the model it talks to, as OpenTelemetry's GenAI conventions
+    /// name it (`gen_ai.provider.name`); `_OTHER` when it is not one maker's
+    /// (an agent that takes any provider's models).
+    pub provider: &'static str,
     pub name: &'static str,
     /// The command name looked up on PATH.
     pub command: &'static str,
@@ -468,6 +472,7 @@ const fn pinned(package: &'static str, version: &'static str) -> Option<install:
 pub const AGENTS: &[AgentDef] = &[
     AgentDef {
         id: "mock",
+        provider: "tether.mock",
         name: "Mock agent (built in)",
         command: "",
         capabilities: mock::launch::capabilities,
@@ -478,6 +483,7 @@ pub const AGENTS: &[AgentDef] = &[
     },
     AgentDef {
         id: "claude",
+        provider: "anthropic",
         name: "Claude Code",
         command: "claude",
         capabilities: real_agent_caps,
@@ -488,6 +494,7 @@ pub const AGENTS: &[AgentDef] = &[
     },
     AgentDef {
         id: "codex",
+        provider: "openai",
         name: "Codex",
         command: "codex",
         capabilities: real_agent_caps,
@@ -498,6 +505,7 @@ pub const AGENTS: &[AgentDef] = &[
     },
     AgentDef {
         id: "opencode",
+        provider: "_OTHER",
         name: "OpenCode",
         command: "opencode",
         capabilities: real_agent_caps,
@@ -508,6 +516,7 @@ pub const AGENTS: &[AgentDef] = &[
     },
     AgentDef {
         id: "gemini",
+        provider: "gcp.gemini",
         name: "Gemini CLI",
         command: "gemini",
         capabilities: gemini_caps,
@@ -519,6 +528,7 @@ pub const AGENTS: &[AgentDef] = &[
     },
     AgentDef {
         id: "opencode-acp",
+        provider: "_OTHER",
         name: "OpenCode (ACP)",
         command: "opencode",
         capabilities: opencode_acp_caps,
@@ -530,6 +540,7 @@ pub const AGENTS: &[AgentDef] = &[
     },
     AgentDef {
         id: "claude-acp",
+        provider: "anthropic",
         name: "Claude (ACP adapter)",
         command: "claude-agent-acp",
         capabilities: claude_acp_caps,
@@ -541,6 +552,7 @@ pub const AGENTS: &[AgentDef] = &[
     },
     AgentDef {
         id: "codex-acp",
+        provider: "openai",
         name: "Codex (ACP adapter)",
         command: "codex-acp",
         capabilities: codex_acp_caps,
@@ -552,6 +564,7 @@ pub const AGENTS: &[AgentDef] = &[
     },
     AgentDef {
         id: "qwen",
+        provider: "_OTHER",
         name: "Qwen Code",
         command: "qwen",
         capabilities: qwen_caps,
@@ -563,6 +576,7 @@ pub const AGENTS: &[AgentDef] = &[
     },
     AgentDef {
         id: "copilot",
+        provider: "_OTHER",
         name: "GitHub Copilot CLI",
         command: "copilot",
         capabilities: copilot_caps,
@@ -575,6 +589,7 @@ pub const AGENTS: &[AgentDef] = &[
     },
     AgentDef {
         id: "amp",
+        provider: "_OTHER",
         name: "Amp",
         command: "amp",
         capabilities: amp_caps,
@@ -586,6 +601,7 @@ pub const AGENTS: &[AgentDef] = &[
     },
     AgentDef {
         id: "pi",
+        provider: "_OTHER",
         name: "Pi",
         command: "pi",
         capabilities: pi_caps,

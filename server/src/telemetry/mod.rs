@@ -117,7 +117,6 @@ struct Queue {
 
 impl spans::SpanSink for Queue {
     fn send(&self, span: SpanData) {
-        self.stats.spans_queued.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(Some(span)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {

@@ -178,7 +178,7 @@ impl Turns {
     }
 
     /// One event of the log (the ones about turns; others are ignored).
-    pub fn event(&mut self, event: Event) {
+    fn event(&mut self, event: Event) {
         let at = parse_time(&event.time);
         let session: Arc<str> = event.session_id.as_str().into();
         let state = self.sessions.entry(session.clone()).or_default();
@@ -538,15 +538,9 @@ fn self_span(
     }
 }
 
-/// Who makes the model the agent talks to (`gen_ai.provider.name`).
+/// Who serves the model the agent talks to (`gen_ai.provider.name`), as the registry says.
 fn provider(agent: &str) -> &'static str {
-    match agent {
-        "claude" | "claude-acp" => "anthropic",
-        "codex" => "openai",
-        "gemini" | "qwen" => "gcp.gemini",
-        "mock" => "tether.mock",
-        _ => "_OTHER",
-    }
+    crate::agents::find(agent).map_or("_OTHER", |a| a.provider)
 }
 
 fn tool_kind(kind: tether_protocol::ToolKind) -> &'static str {

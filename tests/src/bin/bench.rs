@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use serde_json::json;
-use tether_e2e::benchkit::{percentile, read_turn, status_kib as rss_kib, stored_seqs};
+use tether_e2e::benchkit::{percentile, read_turn, status_kib as rss_kib, stored_seqs, PeakRss};
 use tether_e2e::charts::{line_chart, Chart};
 use tether_e2e::{mock_session, tether_bin, TestServer};
 use tether_sdk::{Delta, EventBody};
@@ -76,22 +76,12 @@ async fn flood(server: &TestServer, events: usize, clients: usize) -> (u64, f64,
         (0..clients).map(|_| tokio::spawn(read_turn(server.url.clone(), session.clone(), after))).collect();
     // Let every reader connect before the agent starts (they read from `after`, so none can miss events).
     tokio::time::sleep(Duration::from_millis(300 + 10 * clients as u64)).await;
-    let pid = server.pid;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sampler = tokio::spawn(async move {
-        let mut peak = 0;
-        while !*stop_rx.borrow() {
-            peak = peak.max(rss_kib(pid, "VmRSS:"));
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        peak
-    });
+    let sampler = PeakRss::start(server.pid);
     let t0 = Instant::now();
     client.send_text(&session, format!("[mock:flood:{events}]")).await.unwrap();
     let results: Vec<(u64, Instant)> =
         futures_util::future::join_all(readers).await.into_iter().map(|r| r.unwrap()).collect();
-    let _ = stop_tx.send(true);
-    let peak = sampler.await.unwrap();
+    let peak = sampler.stop().await;
     let last = results[0].0;
     assert!(results.iter().all(|r| r.0 == last), "clients stopped at different events");
     // What they received is what was stored: the same seqs, in the same order.
@@ -221,24 +211,14 @@ async fn stalled_clients(events: usize, clients: usize) -> (u64, u64, u64) {
         tcp.write_all(head.as_bytes()).await.unwrap();
         idle.push(tcp);
     }
-    let pid = server.pid;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sampler = tokio::spawn(async move {
-        let mut peak = 0;
-        while !*stop_rx.borrow() {
-            peak = peak.max(rss_kib(pid, "VmRSS:"));
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        peak
-    });
+    let sampler = PeakRss::start(server.pid);
     let after_seq = client.get_session(&session).await.unwrap().last_seq;
     let reader = tokio::spawn(read_turn(server.url.clone(), session.clone(), after_seq));
     client.send_text(&session, format!("[mock:flood:{events}]")).await.unwrap();
     reader.await.unwrap();
     // Past the send timeout every stalled client has been dropped.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let _ = stop_tx.send(true);
-    let peak = sampler.await.unwrap();
+    let peak = sampler.stop().await;
     drop(idle);
     // Free memory is handed back about a second after the streams close.
     tokio::time::sleep(Duration::from_secs(3)).await;

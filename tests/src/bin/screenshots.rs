@@ -8,8 +8,6 @@
 //! open question, and a few finished ones.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
 
-use std::path::PathBuf;
-
 use tether_e2e::events::{wait_status, TURN_TIMEOUT};
 use tether_e2e::{Browser, TestServer};
 use tether_sdk::{CreateSession, SessionStatus};
@@ -26,13 +24,7 @@ async fn create(client: &tether_sdk::Client, prompt: &str, title: Option<&str>) 
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let out = args
-        .iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs"));
+    let out = tether_e2e::benchkit::out_dir();
     std::fs::create_dir_all(&out).unwrap();
 
     let server = TestServer::start().await;

@@ -14,20 +14,14 @@ use std::time::Duration;
 use tether_e2e::charts::{waterfall, Bar};
 use tether_e2e::events::wait_for_type;
 use tether_e2e::otlp::{Collector, SpanSeen};
-use tether_e2e::{mock_session, workspace_root, ServerOptions, TestServer, TURN_TIMEOUT};
+use tether_e2e::{mock_session, ServerOptions, TestServer, TURN_TIMEOUT};
 use tether_sdk::{Decision, EventBody, PermissionReply};
 
 const CALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let out = args
-        .iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("docs"));
+    let out = tether_e2e::benchkit::out_dir();
     let collector = Collector::start().await;
     let env = vec![
         ("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), collector.url.clone()),
